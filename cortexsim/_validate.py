@@ -1,0 +1,93 @@
+"""Small helpers that turn loose TOML mappings into checked values.
+
+They raise :class:`~cortexsim.errors.ConfigError` with one line naming the key
+(as a dotted path such as ``task.n_targets``), the value found and what is
+allowed, so the command line can print it as is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+
+def check_keys(mapping: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """Raise if ``mapping`` holds a key outside ``allowed``; suggest the closest one."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {type(mapping).__name__} {mapping!r}")
+    allowed = sorted(allowed)
+    for key in mapping:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(
+                f"{join(where, key)}: unknown key{hint}; allowed keys: {', '.join(allowed)}"
+            )
+
+
+def join(where: str, key: str) -> str:
+    """Dotted path of ``key`` inside ``where``."""
+    return f"{where}.{key}" if where else str(key)
+
+
+def number(
+    value: Any,
+    where: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> float | int:
+    """Check that ``value`` is a finite number inside the given bounds.
+
+    Parameters
+    ----------
+    value : Any
+        The value read from a config file.
+    where : str
+        Dotted name of the key, used in the error message.
+    low, high : float, optional
+        Inclusive bounds (``low`` is exclusive when ``low_open``).
+    integer : bool
+        Require a whole number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+    if integer and float(value) != int(value):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"{where}: {value!r} is outside the allowed range {bracket}{lo}, {hi}]")
+    return int(value) if integer else float(value)
+
+
+def choice(value: Any, where: str, options: Iterable[str]) -> str:
+    """Check that ``value`` is one of ``options``."""
+    options = list(options)
+    if value not in options:
+        near = difflib.get_close_matches(str(value), options, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{where}: {value!r} is not allowed{hint}; choose one of {', '.join(options)}")
+    return value
+
+
+def names(value: Any, where: str, known: Iterable[str]) -> tuple[str, ...]:
+    """Check that ``value`` is a list of known names (populations, channels, ...)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list of names, got {value!r}")
+    known = list(known)
+    for item in value:
+        choice(item, where, known)
+    return tuple(value)

@@ -1,0 +1,152 @@
+"""The ``cortexsim`` command.
+
+Subcommands::
+
+    cortexsim run [CONFIG.toml] [--out DIR]          the whole pipeline
+    cortexsim circuit [--config FILE.toml] [--n-units N] [--seed S] --out FILE.h5 [--plot FILE.png]
+    cortexsim inspect FILE.h5 [--json]               what a run file holds
+    cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
+
+User errors (bad arguments, bad config, unreadable files) print one line
+``cortexsim: error: ...`` and exit with status 2, never a traceback, and never
+leave a partly written output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, store
+from .config import load_config
+from .errors import CortexsimError
+
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
+
+
+def format_table(rows: Sequence[dict[str, object]]) -> str:
+    """Plain-text table of dict rows with aligned columns (numbers right-aligned)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    cells = [[f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    numeric = [all(isinstance(r[k], (int, float)) for r in rows) for k in keys]
+    def fmt(values: Sequence[str]) -> str:
+        return "  ".join(x.rjust(w) if num else x.ljust(w) for x, w, num in zip(values, widths, numeric))
+    return "\n".join([fmt(keys), fmt(["-" * w for w in widths])] + [fmt(c) for c in cells])
+
+
+def _config_with(args: argparse.Namespace):
+    config = load_config(args.config)
+    if getattr(args, "n_units", None) is not None:
+        config = config.with_section("circuit", n_units=args.n_units)
+    if getattr(args, "seed", None) is not None:
+        config = config.with_section("experiment", seed=args.seed)
+    return config
+
+
+def _out_file(path: str, suffixes: tuple[str, ...], flag: str) -> Path:
+    out = Path(path)
+    if out.is_dir():
+        raise CortexsimError(f"{flag} {out}: is a folder; give a file name such as {out / ('circuit' + suffixes[0])}")
+    if out.suffix.lower() not in suffixes:
+        raise CortexsimError(f"{flag} {out}: expected a file ending in {' or '.join(suffixes)}")
+    return out
+
+
+def cmd_circuit(args: argparse.Namespace) -> int:
+    from . import pipeline, plots  # heavy imports only when needed
+
+    out = _out_file(args.out, (".h5", ".hdf5"), "--out")
+    plot = _out_file(args.plot, (".png", ".pdf", ".svg"), "--plot") if args.plot else None
+    config = _config_with(args)
+    connectome = pipeline.build_circuit(config)
+    pipeline.write_circuit_file(config, connectome, out)
+    print(f"{connectome!r}  seed {config.experiment.seed}")
+    print(format_table(connectome.population_table()))
+    print("in_degree_*: mean synapses per unit from E / I units; signed_input: mean summed signed weight (mV/Hz)")
+    if plot:
+        plots.save(plots.plot_connectivity(connectome), plot)
+        print(f"wrote {plot}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = store.describe(args.file)
+    print(json.dumps(info, indent=1) if args.json else store.format_tree(info))
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    text = _config_with(args).circuit_spec().to_toml()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    config_path = Path(args.config) if args.config else DEFAULT_EXPERIMENT
+    config = load_config(config_path)
+    out = Path(args.out) if args.out else Path("results") / config.experiment.name
+    if out.exists() and not out.is_dir():
+        raise CortexsimError(f"--out {out}: exists and is not a folder")
+    pipeline.run_experiment(config, out)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cortexsim`` command."""
+    p = argparse.ArgumentParser(prog="cortexsim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"cortexsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the experiment pipeline")
+    r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
+    r.add_argument("--out", help="output folder (default results/<experiment name>)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("circuit", help="build a circuit, save it and print its populations")
+    c.add_argument("--config", help="experiment TOML whose [circuit] and [experiment] tables are used")
+    c.add_argument("--n-units", type=int, help="total number of units")
+    c.add_argument("--seed", type=int, help="random seed")
+    c.add_argument("--out", required=True, help="run file to write (.h5)")
+    c.add_argument("--plot", help="connectivity figure to write (.png, .pdf, .svg)")
+    c.set_defaults(func=cmd_circuit)
+
+    i = sub.add_parser("inspect", help="show what a run file holds")
+    i.add_argument("file", help="run file (.h5)")
+    i.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    i.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("spec", help="print the circuit spec (with the config's overrides) as TOML")
+    s.add_argument("--config", help="experiment TOML")
+    s.add_argument("--out", help="write to this file instead of printing")
+    s.set_defaults(func=cmd_spec)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CortexsimError as exc:
+        print(f"cortexsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cortexsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

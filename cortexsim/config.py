@@ -1,0 +1,206 @@
+"""Experiment configuration: TOML files checked into frozen dataclasses.
+
+An experiment file has one table per pipeline stage; every key is optional and
+defaults to the value documented here and in ``experiments/center_out.toml``::
+
+    [experiment]   name, seed
+    [circuit]      n_units, spec ("default" or a spec TOML path), [circuit.overrides]
+    [task]         the delayed center-out reach (see :class:`TaskConfig`)
+    [rate]         the rate network (see :class:`RateConfig`)
+    [train]        the trainer (see :class:`TrainConfig`)
+
+Unknown keys, wrong types and out-of-range values raise
+:class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from . import _validate as v
+from .anatomy import CircuitSpec, load_spec
+from .errors import ConfigError
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check ``value`` against the annotated type ``kind`` (int, float, str, bool, dict, tuple)."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):  # e.g. float | None
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        kind = next(k for k in options if k is not type(None))
+        origin = typing.get_origin(kind)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        return v.number(value, where, integer=True)
+    if kind is float:
+        return v.number(value, where)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if kind is dict or origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = typing.get_args(kind)[0]
+        return tuple(_coerce(x, inner, f"{where}[{i}]") for i, x in enumerate(value))
+    raise TypeError(f"unsupported config type {kind!r} at {where}")
+
+
+def section_from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    """Build config dataclass ``cls`` from a TOML table, checking keys and types."""
+    v.check_keys(data, [f.name for f in fields(cls)], where)
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(val, hints[k], v.join(where, k)) for k, val in data.items()}
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """``[experiment]``: what the run is called and its seed.
+
+    Attributes
+    ----------
+    name : str
+        Short name; used for the default output folder.
+    seed : int
+        Seeds every random draw (circuit, trials, initialisation, noise).
+    """
+
+    name: str = "experiment"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        v.number(self.seed, "experiment.seed", low=0, integer=True)
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    """``[circuit]``: which circuit, at what size.
+
+    Attributes
+    ----------
+    n_units : int
+        Total number of rate units (at least one per population).
+    spec : str
+        ``"default"`` (the M1 column of :func:`cortexsim.anatomy.default_m1_spec`)
+        or the path of a spec TOML file, relative to the config file.
+    overrides : dict
+        Per-experiment changes (see :meth:`cortexsim.anatomy.CircuitSpec.with_overrides`).
+    """
+
+    n_units: int = 500
+    spec: str = "default"
+    overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v.number(self.n_units, "circuit.n_units", low=1, integer=True)
+
+
+# Sections defined by later stages register here: name -> dataclass.
+SECTIONS: dict[str, type] = {"experiment": ExperimentConfig, "circuit": CircuitConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment configuration.
+
+    Attributes
+    ----------
+    sections : dict of str to dataclass
+        One checked dataclass per table of :data:`SECTIONS` (defaults where absent).
+    base : Path
+        Folder that relative paths in the config are resolved against.
+    """
+
+    sections: dict[str, Any]
+    base: Path = Path(".")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["sections"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base: Path = Path("."), where: str = "") -> Config:
+        """Check a parsed TOML mapping; missing tables take their defaults."""
+        v.check_keys(data, SECTIONS, where or "config")
+        sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
+                    for name, kind in SECTIONS.items()}
+        config = cls(sections, base)
+        config.circuit_spec()  # validate the spec and its overrides now
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data of every section (TOML-able)."""
+        return {name: asdict(section) for name, section in self.sections.items()}
+
+    def to_toml(self) -> str:
+        """The full configuration, defaults included, as TOML text."""
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+    def with_section(self, name: str, **changes: Any) -> Config:
+        """A copy with some keys of one section changed (validated)."""
+        data = self.to_dict()
+        data[name] = {**data[name], **changes}
+        return Config.from_dict(data, self.base)
+
+    def circuit_spec(self) -> CircuitSpec:
+        """The circuit spec with this config's overrides applied."""
+        spec = load_spec(self.circuit.spec, self.base)
+        return spec.with_overrides(self.circuit.overrides) if self.circuit.overrides else spec
+
+
+def _drop_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _drop_none(x) for k, x in d.items() if x is not None}
+    if isinstance(d, tuple):
+        return list(d)
+    return d
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and check an experiment TOML file (``None``: all defaults).
+
+    Raises
+    ------
+    ConfigError
+        Missing or unreadable file, invalid TOML, unknown key, bad value.
+    """
+    if path is None:
+        return Config.from_dict({})
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    return config_from_text(text, base=path.parent, where=str(path))
+
+
+def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:
+    """Parse and check config TOML text (as stored in a run file's ``config`` attribute)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    try:
+        return Config.from_dict(data, base)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

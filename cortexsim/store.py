@@ -1,0 +1,377 @@
+"""The HDF5 run file: schema v1, owned by this module alone.
+
+A run file explains itself to anyone with h5py: every dataset carries ``units``,
+``dims`` (comma-separated axis names) and ``description`` attributes, and the root
+records where the numbers came from (config, seed, versions, code commit).
+
+Layout (see ``docs/schema.md`` for every path)::
+
+    /                       attrs: schema_version, cortexsim_version, created_utc, seed,
+                                   config (TOML text), git_commit, *_version
+    /circuit                attrs: spec (TOML text), n_units, n_synapses
+    /circuit/populations    table: name, layer, cell_class, subtype, start, stop
+    /circuit/connectome/    pre, post, weight, sign (per synapse) [, weight_init]
+    /circuit/inputs/<group> bool per unit: receives that task input group
+    /circuit/output_mask    bool per unit: read by the motor readout
+
+Writes are atomic: everything goes to a temporary file in the same folder that is
+renamed over the target only when complete (:func:`open_for_update`), so a crash
+leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .anatomy import CircuitSpec
+from .circuit import Connectome, Population
+from .errors import RunFileError
+
+SCHEMA_VERSION = 1
+"""Version of the layout written by this module."""
+
+FILE_KIND = "cortexsim run"
+
+_STR = h5py.string_dtype("utf-8")
+_POPULATION_DTYPE = np.dtype([
+    ("name", _STR), ("layer", _STR), ("cell_class", _STR), ("subtype", _STR),
+    ("start", np.int64), ("stop", np.int64),
+])
+
+
+# ---------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_commit() -> str:
+    """Commit of the cortexsim source tree (``+dirty`` when modified), or ``"unknown"``."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def provenance(config_text: str, seed: int) -> dict[str, Any]:
+    """Root attributes recording where a run file came from."""
+    return {
+        "file_kind": FILE_KIND,
+        "schema_version": SCHEMA_VERSION,
+        "cortexsim_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "seed": int(seed),
+        "config": config_text,
+        "git_commit": git_commit(),
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        **{f"{pkg}_version": _package_version(pkg)
+           for pkg in ("numpy", "scipy", "h5py", "brian2", "matplotlib")},
+    }
+
+
+# ---------------------------------------------------------------------------
+# Opening and atomic writing
+# ---------------------------------------------------------------------------
+
+def check_run_file(f: h5py.File, path: str | Path) -> None:
+    """Raise :class:`RunFileError` unless ``f`` is a cortexsim run file this version reads."""
+    if "schema_version" not in f.attrs:
+        raise RunFileError(
+            f"{path}: not a cortexsim run file (no 'schema_version' attribute at the root); "
+            f"it was written by another program"
+        )
+    version = int(f.attrs["schema_version"])
+    if version > SCHEMA_VERSION:
+        raise RunFileError(
+            f"{path}: written with run-file schema {version}, but this cortexsim "
+            f"({__version__}) reads schema <= {SCHEMA_VERSION}; upgrade cortexsim"
+        )
+    if version < 1:
+        raise RunFileError(f"{path}: unknown run-file schema version {version}")
+
+
+def _open_h5(path: Path, mode: str) -> h5py.File:
+    if not path.exists():
+        raise RunFileError(f"{path}: no such file")
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip() or "unreadable"
+        raise RunFileError(
+            f"{path}: not a readable HDF5 file (truncated, corrupt or another format: {reason})"
+        ) from None
+
+
+def open_run(path: str | Path) -> h5py.File:
+    """Open a run file read-only after checking that it is one.
+
+    Raises
+    ------
+    RunFileError
+        The file is missing, not HDF5, truncated, foreign, or from a newer schema.
+    """
+    path = Path(path)
+    f = _open_h5(path, "r")
+    try:
+        check_run_file(f, path)
+    except RunFileError:
+        f.close()
+        raise
+    return f
+
+
+@contextmanager
+def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None
+                    ) -> Iterator[h5py.File]:
+    """Write a run file atomically.
+
+    With ``provenance_attrs`` a new file is started (replacing any existing run
+    file at ``path`` only once the new one is complete); without, the existing run
+    file is copied and updated.  Either way the work happens in a temporary file in
+    the same folder, renamed into place on success and removed on any error.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run file.
+    provenance_attrs : dict, optional
+        Root attributes of a new file (see :func:`provenance`).
+
+    Yields
+    ------
+    h5py.File
+        Writable handle on the temporary file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if path.exists():
+        open_run(path).close()  # never overwrite a foreign or corrupt file
+    if provenance_attrs is None:
+        if not path.exists():
+            raise RunFileError(f"{path}: no such run file to update")
+        shutil.copyfile(path, tmp)
+        f = h5py.File(tmp, "r+")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(tmp, "w")
+        f.attrs.update(provenance_attrs)
+    try:
+        yield f
+        f.flush()
+        f.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------
+
+def write_array(group: h5py.Group, name: str, data: Any, *, units: str, dims: Sequence[str] | str,
+                description: str, **attrs: Any) -> h5py.Dataset:
+    """Write one dataset with its ``units``, ``dims`` and ``description`` attributes.
+
+    Parameters
+    ----------
+    group : h5py.Group
+    name : str
+        Dataset name inside ``group`` (replaced if present).
+    data : array-like
+    units : str
+        Physical units (``"s"``, ``"mV"``, ``"Hz"``, ``"m"``, ``"1"`` for dimensionless).
+    dims : sequence of str or str
+        One axis name per dimension, e.g. ``("condition", "time", "unit")``.
+    description : str
+        One sentence saying what the numbers are.
+    """
+    data = np.asarray(data)
+    dims = tuple(dims.split(",")) if isinstance(dims, str) else tuple(dims)
+    if len(dims) != data.ndim:
+        raise ValueError(f"{name}: dims {dims} do not match the data's {data.ndim} dimensions")
+    if name in group:
+        del group[name]
+    big = data.nbytes > 1 << 20 and data.ndim >= 1 and data.dtype.kind in "iufb"
+    kwargs = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if big else {}
+    ds = group.create_dataset(name, data=data, **kwargs)
+    ds.attrs.update({"units": units, "dims": ",".join(dims), "description": description, **attrs})
+    return ds
+
+
+def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray | None = None) -> None:
+    """Write ``/circuit`` (populations, connectome, input and output masks)."""
+    if "circuit" in f:
+        del f["circuit"]
+    g = f.create_group("circuit")
+    g.attrs.update({
+        "spec": connectome.spec.to_toml(), "n_units": connectome.n_units,
+        "n_synapses": connectome.n_synapses,
+        "description": "The sampled circuit: populations (unit ranges) and signed synapses. "
+                       "Synapse k goes from unit pre[k] to unit post[k] with signed weight "
+                       "sign[k] * weight[k]; the attribute 'spec' holds the anatomy as TOML.",
+    })
+    table = np.array([(p.name, p.spec.layer, p.spec.cell_class, p.spec.subtype, p.start, p.stop)
+                      for p in connectome.populations], dtype=_POPULATION_DTYPE)
+    ds = g.create_dataset("populations", data=table)
+    ds.attrs.update({"units": "1", "dims": "population",
+                     "description": "One row per population; units start:stop (stop exclusive)."})
+    c = g.create_group("connectome")
+    c.attrs["description"] = "Synapses as parallel columns (one entry per synapse)."
+    write_array(c, "pre", connectome.pre, units="1", dims="synapse",
+                description="Index of the presynaptic unit.")
+    write_array(c, "post", connectome.post, units="1", dims="synapse",
+                description="Index of the postsynaptic unit.")
+    write_array(c, "weight", connectome.weight, units="mV/Hz", dims="synapse",
+                description="Weight magnitude (>= 0): change of the postsynaptic input per Hz "
+                            "of presynaptic rate. Signed weight = sign * weight.")
+    write_array(c, "sign", connectome.sign[connectome.pre], units="1", dims="synapse",
+                description="+1 excitatory, -1 inhibitory (Dale's law: the presynaptic unit's class).")
+    if weight_init is not None:
+        write_array(c, "weight_init", weight_init, units="mV/Hz", dims="synapse",
+                    description="Weight magnitudes before training.")
+    ins = g.create_group("inputs")
+    ins.attrs["description"] = "Per task input group: which units receive it."
+    for group, mask in connectome.input_masks.items():
+        write_array(ins, group, mask, units="1", dims="unit",
+                    description=f"True for units that receive the '{group}' input.")
+    write_array(g, "output_mask", connectome.output_mask, units="1", dims="unit",
+                description="True for units read by the motor readout.")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_circuit(f: h5py.File) -> Connectome:
+    """Read ``/circuit`` back into a :class:`~cortexsim.circuit.Connectome`."""
+    if "circuit" not in f:
+        raise RunFileError(f"{f.filename}: has no /circuit group")
+    g = f["circuit"]
+    spec = CircuitSpec.from_toml_text(_text(g.attrs["spec"]), where=f"{f.filename}:/circuit@spec")
+    table = g["populations"][()]
+    pops = tuple(Population(spec.population(_text(row["name"])), int(row["start"]), int(row["stop"]))
+                 for row in table)
+    c = g["connectome"]
+    pre = c["pre"][()]
+    n_units = int(g.attrs["n_units"])
+    sign = np.ones(n_units, np.int8)
+    for p in pops:
+        if p.spec.cell_class == "I":
+            sign[p.start:p.stop] = -1
+    inputs = {name: ds[()] for name, ds in g["inputs"].items()}
+    return Connectome(spec, pops, pre, c["post"][()], c["weight"][()], sign, inputs, g["output_mask"][()])
+
+
+# ---------------------------------------------------------------------------
+# Describing a file
+# ---------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.ndarray):
+        return [_jsonable(x) for x in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(x) for x in value]
+    return value
+
+
+def _dtype_text(dtype: np.dtype) -> str:
+    if dtype.names:
+        fields = ", ".join(f"{n}: {'str' if h5py.check_string_dtype(dtype[n]) else dtype[n]}"
+                           for n in dtype.names)
+        return f"table({fields})"
+    if h5py.check_string_dtype(dtype):
+        return "str"
+    return str(dtype)
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """The tree of a run file as plain data: every group and dataset with attributes.
+
+    Returns
+    -------
+    dict
+        ``{"file", "attrs", "items": [{"path", "kind", "shape", "dtype", "attrs"}, ...]}``.
+    """
+    with open_run(path) as f:
+        items: list[dict[str, Any]] = []
+
+        def visit(name: str, obj: Any) -> None:
+            entry: dict[str, Any] = {"path": "/" + name, "attrs": {k: _jsonable(v) for k, v in obj.attrs.items()}}
+            if isinstance(obj, h5py.Dataset):
+                entry.update(kind="dataset", shape=list(obj.shape), dtype=_dtype_text(obj.dtype))
+            else:
+                entry["kind"] = "group"
+            items.append(entry)
+
+        f.visititems(visit)
+        return {"file": str(path), "attrs": {k: _jsonable(v) for k, v in f.attrs.items()}, "items": items}
+
+
+def format_tree(info: dict[str, Any]) -> str:
+    """Human-readable text of :func:`describe`'s result."""
+    lines = [f"{info['file']}"]
+    for key, value in info["attrs"].items():
+        text = str(value)
+        if "\n" in text:
+            text = f"<{text.count(chr(10)) + 1} lines of text>"
+        lines.append(f"  @{key} = {text}")
+    for item in info["items"]:
+        depth = item["path"].count("/")
+        pad = "  " * depth
+        name = item["path"].rsplit("/", 1)[-1]
+        if item["kind"] == "group":
+            lines.append(f"{pad}{name}/")
+        else:
+            a = item["attrs"]
+            shape = "×".join(str(s) for s in item["shape"]) or "scalar"
+            lines.append(f"{pad}{name}  [{shape}] {item['dtype']}  units={a.get('units', '?')}  "
+                         f"dims={a.get('dims', '?')}")
+        desc = item["attrs"].get("description")
+        if desc:
+            lines.append(f"{pad}  # {desc}")
+        for key, value in item["attrs"].items():
+            if key in ("units", "dims", "description"):
+                continue
+            text = str(value)
+            if "\n" in text or len(text) > 80:
+                text = f"<{len(text)} characters>"
+            lines.append(f"{pad}  @{key} = {text}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "SCHEMA_VERSION", "check_run_file", "describe", "format_tree", "git_commit", "open_for_update",
+    "open_run", "provenance", "read_circuit", "write_array", "write_circuit",
+]
