@@ -328,7 +328,8 @@ class CircuitSpec:
         inputs = dict(self.inputs)
         for group, targets in overrides.get("inputs", {}).items():
             inputs[group] = tuple(v.names(targets, f"{where}.inputs.{group}", self.names))
-        silenced = tuple(dict.fromkeys(self.silenced + v.names(overrides.get("silence", []), f"{where}.silence", self.names)))
+        silence = v.names(overrides.get("silence", []), f"{where}.silence", self.names)
+        silenced = tuple(dict.fromkeys(self.silenced + silence))
         scalars = {k: overrides[k] for k in ("gain", "reference_slope", "weight_cv") if k in overrides}
         return replace(
             self,
