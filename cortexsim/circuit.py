@@ -233,16 +233,21 @@ def population_sizes(spec: CircuitSpec, n_units: int) -> np.ndarray:
 
 
 def _bernoulli_pairs(n_post: int, n_pre: int, p: float, rng: np.random.Generator) -> np.ndarray:
-    """Flat indices ``post * n_pre + pre`` of a Bernoulli(p) sample of all pairs.
+    """Sorted flat indices ``post * n_pre + pre`` of a Bernoulli(p) sample of all pairs.
 
     Draws geometric gaps between successive connected pairs, so the cost is
-    proportional to the number of synapses, not of pairs.
+    proportional to the number of synapses, not of pairs.  For tiny ``p`` (where
+    gaps could overflow) it draws the count from a binomial and the positions
+    without replacement instead.
     """
     total = n_post * n_pre
     if p <= 0 or total == 0:
         return np.zeros(0, np.int64)
     if p >= 1:
         return np.arange(total, dtype=np.int64)
+    if p < 1e-6:
+        count = int(rng.binomial(total, p))
+        return np.sort(rng.choice(total, size=count, replace=False)).astype(np.int64)
     expected = total * p
     chunk = int(expected + 6 * np.sqrt(expected) + 16)
     parts, last = [], -1

@@ -95,12 +95,19 @@ def cmd_spec(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
 
-    config_path = Path(args.config) if args.config else DEFAULT_EXPERIMENT
-    config = load_config(config_path)
+    if args.config:
+        config = load_config(args.config)
+    else:  # the main experiment; its defaults also live in the code, for non-editable installs
+        config = load_config(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None)
     out = Path(args.out) if args.out else Path("results") / config.experiment.name
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
-    pipeline.run_experiment(config, out)
+    try:
+        pipeline.run_experiment(config, out, force=args.force)
+    except KeyboardInterrupt:
+        print(f"cortexsim: interrupted; rerun `cortexsim run {args.config or ''} --out {out}` to resume",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -113,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the experiment pipeline")
     r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
     r.add_argument("--out", help="output folder (default results/<experiment name>)")
+    r.add_argument("--force", action="store_true",
+                   help="start afresh even if the folder holds a run (of any config)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("circuit", help="build a circuit, save it and print its populations")

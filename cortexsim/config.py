@@ -5,9 +5,11 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
 
     [experiment]   name, seed
     [circuit]      n_units, spec ("default" or a spec TOML path), [circuit.overrides]
-    [task]         the delayed center-out reach (see :class:`TaskConfig`)
-    [rate]         the rate network (see :class:`RateConfig`)
-    [train]        the trainer (see :class:`TrainConfig`)
+    [task]         the delayed center-out reach (:class:`cortexsim.tasks.CenterOutTask`)
+    [lif]          the LIF neuron whose transfer function the rate units use
+                   (:class:`cortexsim.transfer.LIFParams`)
+    [rate]         the rate network (:class:`RateConfig`)
+    [train]        the trainer (:class:`cortexsim.train.TrainConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
@@ -28,6 +30,9 @@ import tomli_w
 from . import _validate as v
 from .anatomy import CircuitSpec, load_spec
 from .errors import ConfigError
+from .tasks import CenterOutTask
+from .train import TrainConfig
+from .transfer import TRANSFERS, LIFParams
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -113,8 +118,52 @@ class CircuitConfig:
         v.number(self.n_units, "circuit.n_units", low=1, integer=True)
 
 
-# Sections defined by later stages register here: name -> dataclass.
-SECTIONS: dict[str, type] = {"experiment": ExperimentConfig, "circuit": CircuitConfig}
+@dataclass(frozen=True)
+class RateConfig:
+    """``[rate]``: the rate network.
+
+    Attributes
+    ----------
+    transfer : str
+        phi: ``"lif_softplus"`` (default; softplus fitted to the ``[lif]`` neuron's
+        Siegert rate), ``"lif"`` (the Siegert curve itself), ``"softplus"``,
+        ``"relu"``, ``"rectified_tanh"``.
+    transfer_gain, transfer_threshold : float, optional
+        Gain (Hz/mV) and threshold (mV) of the generic forms (default: from the LIF fit).
+    noise_std : float
+        Process noise during training (mV, stationary SD of x); evaluation reports
+        metrics with and without it.
+    dtype : str
+        ``"float32"`` (fast) or ``"float64"``.
+    rest_rate : float
+        Rate of every unit at the initial fixed point (Hz).
+    input_std : float
+        SD of initial input weights (mV).
+    """
+
+    transfer: str = "lif_softplus"
+    transfer_gain: float | None = None
+    transfer_threshold: float | None = None
+    noise_std: float = 1.5
+    dtype: str = "float32"
+    rest_rate: float = 5.0
+    input_std: float = 2.0
+
+    def __post_init__(self) -> None:
+        v.choice(self.transfer, "rate.transfer", TRANSFERS)
+        v.choice(self.dtype, "rate.dtype", ("float32", "float64"))
+        v.number(self.noise_std, "rate.noise_std", low=0)
+        v.number(self.rest_rate, "rate.rest_rate", low=0, low_open=True)
+        v.number(self.input_std, "rate.input_std", low=0)
+        if self.transfer_gain is not None:
+            v.number(self.transfer_gain, "rate.transfer_gain", low=0, low_open=True)
+
+
+SECTIONS: dict[str, type] = {
+    "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
+    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig,
+}
+"""The tables of an experiment file and the dataclass that checks each."""
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,105 @@ def plot_connectivity(connectome: Connectome) -> Figure:
         _layer_ticks(ax, connectome)
     fig.suptitle(f"{connectome!r}".strip("<>"))
     return fig
+
+
+def _epoch_lines(ax: plt.Axes, batch, k: int = 0) -> None:
+    """Vertical markers at target onset, go, movement onset and end of trial ``k``."""
+    p = batch.params
+    for key, style in (("target_on", ":"), ("go", "--"), ("move_on", "-."), ("move_off", "-.")):
+        value = p[key][k]
+        if np.isfinite(value):
+            ax.axvline(value, color="0.5", ls=style, lw=0.8)
+
+
+def plot_trajectories(evaluation, outputs: np.ndarray, catch_outputs: np.ndarray | None = None,
+                      test=None, test_outputs: np.ndarray | None = None, n_single: int = 40) -> Figure:
+    """Hand paths for every target: desired (dashed) vs produced (solid), in cm.
+
+    Parameters
+    ----------
+    evaluation : TrialBatch
+        One trial per condition.
+    outputs : ndarray, shape (conditions, time, 2)
+        Produced hand position (m), noise-free.
+    catch_outputs : ndarray, shape (conditions, time, 2), optional
+        Produced positions on the catch versions of the conditions.
+    test, test_outputs : TrialBatch and ndarray, optional
+        Held-out single trials (e.g. with process noise), drawn faintly.
+    """
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
+    colours = plt.cm.hsv(np.linspace(0, 1, evaluation.n_trials, endpoint=False))
+    if test is not None and test_outputs is not None:
+        reach = np.flatnonzero(~test.params["catch"])[:n_single]
+        for i in reach:
+            c = colours[int(test.params["condition"][i]) % len(colours)]
+            ax.plot(*(100 * test_outputs[i].T), color=c, alpha=0.15, lw=0.7)
+    for k in range(evaluation.n_trials):
+        ax.plot(*(100 * evaluation.targets[k].T), "--", color=colours[k], lw=1)
+        ax.plot(*(100 * outputs[k].T), color=colours[k], lw=2)
+        ax.plot(*(100 * evaluation.targets[k, -1]), "o", mfc="none", color=colours[k], ms=12)
+    if catch_outputs is not None:
+        for k in range(catch_outputs.shape[0]):
+            ax.plot(*(100 * catch_outputs[k].T), color="k", lw=1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (cm)")
+    ax.set_ylabel("y (cm)")
+    ax.set_title("Hand paths: desired (dashed), produced (solid), catch (black)")
+    t = evaluation.time
+    for k in range(evaluation.n_trials):
+        bx.plot(t, 100 * np.linalg.norm(outputs[k], axis=-1), color=colours[k], lw=1.5)
+    bx.plot(t, 100 * np.linalg.norm(evaluation.targets[0], axis=-1), "k--", lw=1, label="desired")
+    _epoch_lines(bx, evaluation)
+    bx.set_xlabel("time (s)   [: target on   -- go   -. movement]")
+    bx.set_ylabel("distance from centre (cm)")
+    bx.legend(loc="upper left")
+    bx.set_title("Distance from centre over the trial")
+    return fig
+
+
+def plot_training(history: dict[str, list[float]]) -> Figure:
+    """Training loss (log scale) and validation R^2 against iteration."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    it = np.arange(1, len(history["loss"]) + 1)
+    ax.semilogy(it, history["loss"], lw=0.6, label="total loss")
+    ax.semilogy(it, history["task_loss"], lw=0.6, label="task loss (position MSE / reach^2)")
+    if history["val_iteration"]:
+        ax.semilogy(history["val_iteration"], history["val_loss"], "k.-", ms=3, label="validation (no noise)")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.legend()
+    if history["val_iteration"]:
+        bx.plot(history["val_iteration"], history["val_r2"], "k.-", ms=3)
+        bx.set_ylim(max(min(history["val_r2"]), -0.1), 1.0)
+    bx.set_xlabel("iteration")
+    bx.set_ylabel("validation position R$^2$")
+    bx.grid(alpha=0.3)
+    return fig
+
+
+def plot_layer_rates(evaluation, rates: np.ndarray, connectome: Connectome) -> Figure:
+    """Population-averaged rates over the trial, one panel per layer (mean over conditions).
+
+    Parameters
+    ----------
+    evaluation : TrialBatch
+    rates : ndarray, shape (conditions, time, units)
+        Rates in Hz.
+    connectome : Connectome
+    """
+    layers = list(dict.fromkeys(p.spec.layer for p in connectome.populations))
+    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.7 * len(layers)), sharex=True,
+                             constrained_layout=True)
+    t = evaluation.time
+    mean = rates.mean(axis=0)
+    for ax, layer in zip(np.atleast_1d(axes), layers):
+        for pop in connectome.populations:
+            if pop.spec.layer == layer:
+                ls = "-" if pop.spec.cell_class == "E" else "--"
+                ax.plot(t, mean[:, pop.slice].mean(axis=1), ls, lw=1.5, label=pop.name)
+        _epoch_lines(ax, evaluation)
+        ax.set_ylabel(f"{layer}\nrate (Hz)")
+        ax.legend(loc="upper left", fontsize=7, ncol=4, frameon=False)
+    np.atleast_1d(axes)[-1].set_xlabel("time (s)   [: target on   -- go   -. movement]  (solid E, dashed I)")
+    fig.suptitle("Population-averaged rates per layer (mean over reach conditions)")
+    return fig

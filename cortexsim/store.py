@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -375,3 +376,119 @@ __all__ = [
     "SCHEMA_VERSION", "check_run_file", "describe", "format_tree", "git_commit", "open_for_update",
     "open_run", "provenance", "read_circuit", "write_array", "write_circuit",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Task, rate model, training, metrics
+# ---------------------------------------------------------------------------
+
+PARAM_UNITS = {"w": ("mV/Hz", "post,pre"), "w_in": ("mV", "unit,input"), "b": ("mV", "unit"),
+               "w_out": ("m/Hz", "output,readout_unit"), "b_out": ("m", "output"), "x0": ("mV", "unit")}
+PARAM_TEXT = {"w": "recurrent weight magnitudes (>= 0, zero off the connectome mask)",
+              "w_in": "input weights (zero outside the units receiving each input)",
+              "b": "bias input", "w_out": "readout weights from the output units",
+              "b_out": "readout offset", "x0": "initial state"}
+
+
+def _write_params(group: h5py.Group, params: dict[str, np.ndarray], what: str) -> None:
+    for key, value in params.items():
+        units, dims = PARAM_UNITS[key]
+        write_array(group, key, value, units=units, dims=dims, description=f"{what}: {PARAM_TEXT[key]}")
+
+
+def write_task(f: h5py.File, batch: Any, description: str) -> None:
+    """Write ``/task``: a trial batch (inputs, targets, mask, per-trial params)."""
+    if "task" in f:
+        del f["task"]
+    g = f.create_group("task")
+    g.attrs.update({"description": description, "dt": batch.dt, "dt_units": "s",
+                    "input_names": ",".join(batch.input_names), "input_groups": ",".join(batch.input_groups),
+                    "output_names": ",".join(batch.output_names)})
+    write_array(g, "inputs", batch.inputs, units="1", dims="condition,time,input",
+                description="Task input channels (target direction cos/sin, go pulse).")
+    write_array(g, "targets", batch.targets, units="m", dims="condition,time,output",
+                description="Desired hand position.")
+    write_array(g, "mask", batch.mask, units="1", dims="condition,time,output",
+                description="1 where the output counts in the loss.")
+    p = g.create_group("params")
+    units = {"angle": "rad", "condition": "1", "catch": "1", "delay": "s", "target_on": "s", "go": "s",
+             "move_on": "s", "move_off": "s"}
+    for key, value in batch.params.items():
+        write_array(p, key, value, units=units.get(key, "1"), dims="condition",
+                    description=f"Per-condition task parameter '{key}' (NaN: does not occur).")
+
+
+def write_rate(f: h5py.File, states: np.ndarray, rates: np.ndarray, outputs: np.ndarray,
+               params: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    """Write ``/rate``: evaluation-set activity and the trained parameters."""
+    if "rate" in f:
+        del f["rate"]
+    g = f.create_group("rate")
+    g.attrs.update({"description": "The trained rate network on the evaluation set (one trial per "
+                                   "condition of /task, no process noise).", **attrs})
+    write_array(g, "states", states, units="mV", dims="condition,time,unit", description="Unit input x.")
+    write_array(g, "rates", rates, units="Hz", dims="condition,time,unit", description="Unit rate r = phi(x).")
+    write_array(g, "outputs", outputs, units="m", dims="condition,time,output",
+                description="Decoded hand position y = W_out r[readout units] + b_out.")
+    names = {"w_in": "W_in", "w_out": "W_out", "b": "b", "b_out": "b_out", "x0": "x0"}
+    for key, name in names.items():
+        units, dims = PARAM_UNITS[key]
+        write_array(g, name, params[key], units=units, dims=dims, description=f"Trained {PARAM_TEXT[key]}.")
+
+
+def write_metrics(f: h5py.File, metrics: dict[str, float], description: str) -> None:
+    """Add headline numbers as attributes of ``/metrics`` (existing ones are kept)."""
+    g = f.require_group("metrics")
+    g.attrs["description"] = description
+    g.attrs.update({k: float(val) for k, val in metrics.items()})
+
+
+def write_training(f: h5py.File, state: Any, config_text: str) -> None:
+    """Write ``/training``: per-iteration histories and a resumable checkpoint."""
+    g = f.require_group("training")
+    g.attrs["description"] = ("Training histories (one entry per iteration; validation entries every "
+                              "eval_every iterations) and the checkpoint to resume from.")
+    h = state.history
+    texts = {"loss": ("1", "total loss"), "task_loss": ("1", "position MSE in units of the reach distance"),
+             "r2": ("1", "position R^2 on the training batch"), "grad_norm": ("1", "scaled gradient norm"),
+             "lr": ("1", "learning rate"), "mean_rate": ("Hz", "mean rate on the training batch"),
+             "val_iteration": ("1", "iteration of each validation"),
+             "val_loss": ("1", "noise-free validation MSE (reach units)"),
+             "val_r2": ("1", "noise-free validation position R^2")}
+    for key, (units, text) in texts.items():
+        dim = "validation" if key.startswith("val_") else "iteration"
+        write_array(g, key, np.asarray(h[key], float), units=units, dims=dim, description=text.capitalize() + ".")
+    if "checkpoint" in g:
+        del g["checkpoint"]
+    c = g.create_group("checkpoint")
+    c.attrs.update({
+        "description": "Complete trainer state; a run resumed from it continues exactly.",
+        "iteration": state.iteration, "elapsed_s": state.elapsed, "best_val_loss": state.best_val_loss,
+        "best_iteration": state.best_iteration, "bad_evals": state.bad_evals, "done": state.done,
+        "scales": json.dumps(state.scales), "rng_batch": json.dumps(state.rng_batch),
+        "rng_noise": json.dumps(state.rng_noise), "config": config_text,
+    })
+    for name, params in (("params", state.params), ("adam_m", state.m), ("adam_v", state.v),
+                         ("best_params", state.best_params)):
+        _write_params(c.create_group(name), params, name.replace("_", " "))
+
+
+def read_training_state(f: h5py.File) -> Any | None:
+    """The :class:`~cortexsim.train.TrainState` checkpointed in ``f``, or None."""
+    from .train import TrainState
+
+    if "training/checkpoint" not in f:
+        return None
+    c = f["training/checkpoint"]
+    a = c.attrs
+    def group(name: str) -> dict[str, np.ndarray]:
+        return {k: ds[()] for k, ds in c[name].items()}
+    history = {k: list(f["training"][k][()]) for k in TrainState.HISTORY_KEYS + TrainState.VALIDATION_KEYS}
+    history["val_iteration"] = [int(i) for i in history["val_iteration"]]
+    return TrainState(
+        params=group("params"), m=group("adam_m"), v=group("adam_v"), scales=json.loads(a["scales"]),
+        rng_batch=json.loads(a["rng_batch"]), rng_noise=json.loads(a["rng_noise"]),
+        iteration=int(a["iteration"]), elapsed=float(a["elapsed_s"]), best_params=group("best_params"),
+        best_val_loss=float(a["best_val_loss"]), best_iteration=int(a["best_iteration"]),
+        bad_evals=int(a["bad_evals"]), done=_text(a["done"]), history=history,
+    )

@@ -1,0 +1,61 @@
+"""Behavioural metrics of produced reaches (pure functions of arrays).
+
+All arrays are (trials, time, outputs) with positions in metres.  Higher R^2 is
+better; errors and drifts are in centimetres, lower is better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tasks import TrialBatch
+
+
+def position_r2(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Coefficient of determination of the hand position over all masked samples.
+
+    ``1 - SSE / SST`` with SST around the mean target of each output dimension;
+    1 is perfect, 0 is as good as always reporting the mean position.
+    """
+    mask = np.ones_like(targets) if mask is None else mask
+    axes = tuple(range(targets.ndim - 1))
+    mean = np.sum(targets * mask, axis=axes) / np.maximum(np.sum(mask, axis=axes), 1)
+    sse = np.sum(mask * (outputs - targets) ** 2)
+    sst = np.sum(mask * (targets - mean) ** 2)
+    return float(1.0 - sse / max(sst, 1e-30))
+
+
+def endpoint_error_cm(outputs: np.ndarray, batch: TrialBatch, window: float = 0.05) -> float:
+    """Mean distance (cm) between hand and target over the last ``window`` s, reach trials only."""
+    reach = ~batch.params["catch"]
+    if not np.any(reach):
+        return float("nan")
+    k = max(1, int(round(window / batch.dt)))
+    d = np.linalg.norm(outputs[reach, -k:] - batch.targets[reach, -k:], axis=-1)
+    return float(100.0 * d.mean())
+
+
+def catch_drift_cm(outputs: np.ndarray, batch: TrialBatch) -> float:
+    """Mean over catch trials of the largest distance (cm) of the hand from the centre."""
+    catch = batch.params["catch"]
+    if not np.any(catch):
+        return float("nan")
+    return float(100.0 * np.linalg.norm(outputs[catch], axis=-1).max(axis=1).mean())
+
+
+def reaction_time_ms(positions: np.ndarray, batch: TrialBatch, threshold: float = 0.01) -> float:
+    """Median time (ms) from go cue until the hand is ``threshold`` m (1 cm) from the centre.
+
+    Applied to the targets it gives the task's nominal value (reaction time plus
+    the time a minimum-jerk reach takes to cover the threshold); compare the two.
+    Reach trials that never cross count as NaN and are ignored.
+    """
+    reach = ~batch.params["catch"]
+    times = []
+    for i in np.flatnonzero(reach):
+        dist = np.linalg.norm(positions[i], axis=-1)
+        go_step = int(round(batch.params["go"][i] / batch.dt))
+        crossed = np.flatnonzero(dist[go_step:] >= threshold)
+        times.append(crossed[0] * batch.dt * 1e3 if crossed.size else np.nan)
+    times = np.asarray(times)
+    return float(np.nanmedian(times)) if np.any(np.isfinite(times)) else float("nan")

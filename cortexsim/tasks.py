@@ -1,0 +1,221 @@
+"""Motor tasks as data: trial batches of inputs, targets and loss masks.
+
+Axis order, for the whole package: **(trials, time, channels)**.  Time step ``k``
+covers ``[k*dt, (k+1)*dt)``; times are in seconds, positions in metres.
+
+The delayed center-out reach (after Churchland et al. 2012, *Nature* 487:51):
+
+=============  ===============================================================
+fixation       hand at the centre, no input
+target onset   channels ``target_x``, ``target_y`` = (cos, sin) of the target
+               direction, on from onset to the end of the trial
+delay          uniform in ``[delay_min, delay_max]`` (a share of trials: zero)
+go cue         channel ``go`` = 1 for ``go_duration``
+reaction time  the hand must not move before go + ``reaction_time``
+reach          minimum-jerk path (Flash & Hogan 1985) of ``reach_distance``
+               in ``reach_duration``
+hold           at the target until the trial ends
+=============  ===============================================================
+
+Catch trials (``catch_fraction``) show a target but no go cue: the hand must
+stay at the centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validate as v
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrialBatch:
+    """A batch of trials.
+
+    Attributes
+    ----------
+    inputs : ndarray, shape (trials, time, inputs)
+        Task input channels (dimensionless).
+    targets : ndarray, shape (trials, time, outputs)
+        Desired hand position (m).
+    mask : ndarray, shape (trials, time, outputs)
+        1 where the output counts in the loss, 0 elsewhere.
+    dt : float
+        Time step (s).
+    params : dict of str to ndarray, shape (trials,)
+        Per-trial parameters: ``angle`` (rad), ``condition`` (target index, -1 when
+        angles are drawn freely), ``catch`` (bool), ``target_on``, ``go``,
+        ``move_on``, ``move_off`` (s; ``go``, ``move_*`` are NaN on catch trials),
+        ``delay`` (s).
+    input_names, input_groups : tuple of str
+        Name of each input channel and the circuit input group it enters by.
+    output_names : tuple of str
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+    dt: float
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    input_names: tuple[str, ...] = ("target_x", "target_y", "go")
+    input_groups: tuple[str, ...] = ("target", "target", "go")
+    output_names: tuple[str, ...] = ("hand_x", "hand_y")
+
+    @property
+    def n_trials(self) -> int:
+        """Number of trials."""
+        return self.inputs.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        """Number of time steps."""
+        return self.inputs.shape[1]
+
+    @property
+    def time(self) -> np.ndarray:
+        """Start time of each step (s), shape (time,)."""
+        return np.arange(self.n_steps) * self.dt
+
+    def __repr__(self) -> str:
+        n_catch = int(np.sum(self.params.get("catch", 0)))
+        return (f"<TrialBatch: {self.n_trials} trials ({n_catch} catch) x {self.n_steps} steps of "
+                f"{self.dt * 1e3:g} ms, inputs {list(self.input_names)}>")
+
+
+def minimum_jerk(s: np.ndarray) -> np.ndarray:
+    """Minimum-jerk position profile 10 s^3 - 15 s^4 + 6 s^5 for phase ``s`` clipped to [0, 1]."""
+    s = np.clip(s, 0.0, 1.0)
+    return s**3 * (10 - 15 * s + 6 * s**2)
+
+
+@dataclass(frozen=True)
+class CenterOutTask:
+    """Delayed center-out reaching; every duration in seconds, distance in metres.
+
+    Attributes
+    ----------
+    dt : float
+        Time step (s).
+    n_targets : int
+        Number of targets evenly spaced on the circle (any K >= 1).
+    random_angles : bool
+        Draw target angles uniformly on the circle instead of from ``n_targets``.
+    reach_distance : float
+        Reach length (m).
+    reach_duration : float
+        Duration of the minimum-jerk movement (s).
+    reaction_time : float
+        From go cue to movement onset (s).
+    fixation : float
+        From trial start to target onset (s).
+    delay_min, delay_max : float
+        Range of the uniform delay between target onset and go cue (s).
+    zero_delay_fraction : float
+        Share of (non-catch) trials with no delay.
+    catch_fraction : float
+        Share of catch trials (target shown, no go cue, no movement).
+    go_duration : float
+        Length of the go pulse (s).
+    hold : float
+        Time after the latest possible movement end until the trial ends (s).
+    eval_delay : float
+        Delay of the evaluation set (one trial per target).
+    """
+
+    dt: float = 0.01
+    n_targets: int = 8
+    random_angles: bool = False
+    reach_distance: float = 0.10
+    reach_duration: float = 0.40
+    reaction_time: float = 0.15
+    fixation: float = 0.20
+    delay_min: float = 0.30
+    delay_max: float = 0.80
+    zero_delay_fraction: float = 0.10
+    catch_fraction: float = 0.20
+    go_duration: float = 0.10
+    hold: float = 0.20
+    eval_delay: float = 0.50
+
+    def __post_init__(self) -> None:
+        v.number(self.dt, "task.dt", low=0, low_open=True)
+        v.number(self.n_targets, "task.n_targets", low=1, integer=True)
+        for name in ("reach_distance", "reach_duration", "go_duration"):
+            v.number(getattr(self, name), f"task.{name}", low=0, low_open=True)
+        for name in ("reaction_time", "fixation", "delay_min", "delay_max", "hold", "eval_delay"):
+            v.number(getattr(self, name), f"task.{name}", low=0)
+        for name in ("zero_delay_fraction", "catch_fraction"):
+            v.number(getattr(self, name), f"task.{name}", low=0, high=1)
+        if self.delay_min > self.delay_max:
+            raise ConfigError(f"task.delay_min: {self.delay_min} exceeds task.delay_max {self.delay_max}")
+        if self.eval_delay > self.delay_max:
+            raise ConfigError(f"task.eval_delay: {self.eval_delay} exceeds task.delay_max {self.delay_max}")
+        if self.reach_duration < 2 * self.dt:
+            raise ConfigError(f"task.reach_duration: {self.reach_duration} s is under two time steps "
+                              f"(dt = {self.dt} s); lengthen it or lower dt")
+
+    @property
+    def duration(self) -> float:
+        """Trial length (s): long enough for the longest delay, reaction, reach and hold."""
+        return self.fixation + self.delay_max + self.reaction_time + self.reach_duration + self.hold
+
+    @property
+    def n_steps(self) -> int:
+        """Steps per trial."""
+        return int(round(self.duration / self.dt))
+
+    def target_angles(self) -> np.ndarray:
+        """Angles of the ``n_targets`` evenly spaced targets (rad), starting at 0 (rightward)."""
+        return 2 * np.pi * np.arange(self.n_targets) / self.n_targets
+
+    def sample(self, n_trials: int, rng: np.random.Generator) -> TrialBatch:
+        """Draw ``n_trials`` random trials (deterministic for ``rng``)."""
+        n_trials = v.number(n_trials, "n_trials", low=1, integer=True)
+        if self.random_angles:
+            angle = rng.uniform(0, 2 * np.pi, n_trials)
+            condition = np.full(n_trials, -1)
+        else:
+            condition = rng.integers(0, self.n_targets, n_trials)
+            angle = self.target_angles()[condition]
+        delay = rng.uniform(self.delay_min, self.delay_max, n_trials)
+        delay[rng.random(n_trials) < self.zero_delay_fraction] = 0.0
+        catch = rng.random(n_trials) < self.catch_fraction
+        return self.build(angle, delay, catch, condition)
+
+    def evaluation_set(self, catch: bool = False) -> TrialBatch:
+        """One trial per target at ``eval_delay`` (with ``catch``: the catch versions)."""
+        angle = self.target_angles()
+        k = angle.size
+        return self.build(angle, np.full(k, self.eval_delay), np.full(k, catch), np.arange(k))
+
+    def build(self, angle: np.ndarray, delay: np.ndarray, catch: np.ndarray,
+              condition: np.ndarray) -> TrialBatch:
+        """Trials with given angles (rad), delays (s) and catch flags, shape (trials,) each."""
+        angle, delay = np.asarray(angle, float), np.asarray(delay, float)
+        catch = np.asarray(catch, bool)
+        n, steps, dt = angle.size, self.n_steps, self.dt
+        t = np.arange(steps) * dt  # step start times
+        target_on = np.full(n, self.fixation)
+        go = np.where(catch, np.nan, target_on + delay)
+        move_on = go + self.reaction_time
+        move_off = move_on + self.reach_duration
+
+        inputs = np.zeros((n, steps, 3))
+        shown = t[None, :] >= target_on[:, None] - 1e-9
+        inputs[:, :, 0] = np.cos(angle)[:, None] * shown
+        inputs[:, :, 1] = np.sin(angle)[:, None] * shown
+        with np.errstate(invalid="ignore"):
+            pulse = (t[None, :] >= go[:, None] - 1e-9) & (t[None, :] < go[:, None] + self.go_duration - 1e-9)
+        inputs[:, :, 2] = pulse
+
+        with np.errstate(invalid="ignore"):
+            phase = (t[None, :] - move_on[:, None]) / self.reach_duration
+        progress = np.where(catch[:, None], 0.0, minimum_jerk(np.nan_to_num(phase, nan=0.0)))
+        targets = self.reach_distance * progress[:, :, None] * np.stack([np.cos(angle), np.sin(angle)], -1)[:, None]
+        mask = np.ones_like(targets)
+        params = {"angle": angle, "condition": np.asarray(condition, int), "catch": catch, "delay": delay,
+                  "target_on": target_on, "go": go, "move_on": move_on, "move_off": move_off}
+        return TrialBatch(inputs, targets, mask, dt, params)

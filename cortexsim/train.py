@@ -1,0 +1,310 @@
+"""Training by backpropagation through time: Adam, clipping, schedule, early stopping.
+
+The trainer works with any model that has ``params`` (dict of arrays),
+``loss_and_grad(batch, penalties, noise)``, ``noise(n_trials, n_steps, rng)``,
+``simulate(batch)`` and ``enforce_constraints()`` -- the rate network now, the ANN
+baselines later.
+
+Adam steps are taken in units of each parameter group's typical magnitude
+(``scales``): a learning rate of 2e-3 moves every group by about 0.2 % of its
+size per step, whether it is a weight in mV/Hz or a bias in mV.
+
+Everything that decides the next step -- parameters, Adam moments, both random
+generators, histories, early-stopping state -- is a :class:`TrainState`, so a run
+resumed from a checkpoint continues exactly as if never interrupted (the wall-clock
+limit ``max_seconds`` is the one exception, by nature).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _validate as v
+from .errors import TrainingError
+from .metrics import position_r2
+from .rate import Penalties
+from .tasks import CenterOutTask, TrialBatch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: how to train.
+
+    Attributes
+    ----------
+    batch_size : int
+        Trials per iteration (fresh trials every iteration).
+    max_iterations : int
+        Upper bound on iterations.
+    max_seconds : float
+        Wall-clock budget for training (s); training stops after the iteration
+        that crosses it.
+    learning_rate : float
+        Adam step size, relative to each group's typical magnitude.
+    lr_final : float
+        Learning rate at ``max_iterations`` as a fraction of the initial one
+        (exponential decay).
+    clip_norm : float
+        Global norm above which the (scaled) gradient is shrunk.
+    rate_l2, rate_cap, rate_cap_l2, weight_l2 : float
+        Penalties (see :class:`cortexsim.rate.Penalties`).
+    validation_trials : int
+        Size of the fixed, noise-free validation set.
+    eval_every : int
+        Iterations between validations.
+    patience : int
+        Validations without improvement before stopping early.
+    target_r2 : float
+        Stop as soon as validation R^2 reaches this (1 disables).
+    log_every : int
+        Iterations between progress lines.
+    checkpoint_every : int
+        Iterations between checkpoints written to the run file.
+    """
+
+    batch_size: int = 64
+    max_iterations: int = 6000
+    max_seconds: float = 540.0
+    learning_rate: float = 2e-3
+    lr_final: float = 0.1
+    clip_norm: float = 1.0
+    rate_l2: float = 1e-6
+    rate_cap: float = 50.0
+    rate_cap_l2: float = 1e-3
+    weight_l2: float = 1e-4
+    validation_trials: int = 128
+    eval_every: int = 50
+    patience: int = 30
+    target_r2: float = 1.0
+    log_every: int = 100
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_iterations", "validation_trials", "eval_every", "patience",
+                     "log_every", "checkpoint_every"):
+            v.number(getattr(self, name), f"train.{name}", low=1, integer=True)
+        v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
+        v.number(self.learning_rate, "train.learning_rate", low=0, low_open=True)
+        v.number(self.lr_final, "train.lr_final", low=0, high=1, low_open=True)
+        v.number(self.clip_norm, "train.clip_norm", low=0, low_open=True)
+        for name in ("rate_l2", "rate_cap_l2", "weight_l2"):
+            v.number(getattr(self, name), f"train.{name}", low=0)
+        v.number(self.rate_cap, "train.rate_cap", low=0, low_open=True)
+        v.number(self.target_r2, "train.target_r2", high=1)
+
+    @property
+    def penalties(self) -> Penalties:
+        """The loss penalties of this config."""
+        return Penalties(self.rate_l2, self.rate_cap, self.rate_cap_l2, self.weight_l2)
+
+
+@dataclass
+class TrainState:
+    """Everything that determines how training continues (checkpointed)."""
+
+    params: dict[str, np.ndarray]
+    m: dict[str, np.ndarray]
+    v: dict[str, np.ndarray]
+    scales: dict[str, float]
+    rng_batch: dict[str, Any]
+    rng_noise: dict[str, Any]
+    iteration: int = 0
+    elapsed: float = 0.0
+    best_params: dict[str, np.ndarray] = field(default_factory=dict)
+    best_val_loss: float = math.inf
+    best_iteration: int = 0
+    bad_evals: int = 0
+    done: str = ""
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    HISTORY_KEYS = ("loss", "task_loss", "r2", "grad_norm", "lr", "mean_rate")
+    VALIDATION_KEYS = ("val_iteration", "val_loss", "val_r2")
+
+
+def new_state(params: dict[str, np.ndarray], scales: dict[str, float], seed_batch: np.random.Generator,
+              seed_noise: np.random.Generator) -> TrainState:
+    """Fresh training state.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        Initial parameters (copied).
+    scales : dict of str to float
+        Step-size scale of each group (e.g. ``RateNetwork.param_scales()``).
+    seed_batch, seed_noise : numpy.random.Generator
+        Generators for trial batches and process noise; their current states are stored.
+    """
+    params = {k: p.copy() for k, p in params.items()}
+    state = TrainState(
+        params=params, m={k: np.zeros_like(p) for k, p in params.items()},
+        v={k: np.zeros_like(p) for k, p in params.items()}, scales={k: float(scales[k]) for k in params},
+        rng_batch=copy.deepcopy(seed_batch.bit_generator.state),
+        rng_noise=copy.deepcopy(seed_noise.bit_generator.state),
+        best_params={k: p.copy() for k, p in params.items()},
+    )
+    state.history = {k: [] for k in TrainState.HISTORY_KEYS + TrainState.VALIDATION_KEYS}
+    return state
+
+
+def _generator(state: dict[str, Any]) -> np.random.Generator:
+    bg = getattr(np.random, state["bit_generator"])()
+    bg.state = state
+    return np.random.Generator(bg)
+
+
+def adam_step(state: TrainState, grads: dict[str, np.ndarray], lr: float, clip_norm: float,
+              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> float:
+    """One Adam update in scaled units, after global-norm clipping.
+
+    Returns
+    -------
+    float
+        Global norm of the scaled gradient before clipping.
+    """
+    scaled = {k: g * state.scales[k] for k, g in grads.items()}
+    norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in scaled.values()))
+    factor = min(1.0, clip_norm / norm) if norm > 0 else 1.0
+    b1, b2 = betas
+    t = state.iteration + 1
+    for k, g in scaled.items():
+        g *= factor
+        m, v_ = state.m[k], state.v[k]
+        m *= b1
+        m += (1 - b1) * g
+        v_ *= b2
+        v_ += (1 - b2) * g * g
+        step = (lr * state.scales[k] * math.sqrt(1 - b2**t) / (1 - b1**t)) * m / (np.sqrt(v_) + eps)
+        state.params[k] -= step.astype(state.params[k].dtype)
+    return norm
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainState,
+          checkpoint: Callable[[TrainState], None] | None = None,
+          log: Callable[[str], None] = print) -> TrainState:
+    """Train ``model`` from ``state`` until done; returns the final state.
+
+    The best parameters by validation loss end up in ``state.best_params`` and
+    installed in the model.  Ctrl-C saves a checkpoint and re-raises
+    ``KeyboardInterrupt``; a NaN or infinite loss raises
+    :class:`~cortexsim.errors.TrainingError` (the last checkpoint stays as it was).
+
+    Parameters
+    ----------
+    model : RateNetwork or compatible
+    task : CenterOutTask
+    config : TrainConfig
+    state : TrainState
+        From :func:`new_state` or a checkpoint.
+    checkpoint : callable, optional
+        Called with the state every ``config.checkpoint_every`` iterations, at the
+        end, and on Ctrl-C.
+    log : callable
+        Receives progress lines.
+    """
+    rng_batch, rng_noise = _generator(state.rng_batch), _generator(state.rng_noise)
+    validation = task.sample(config.validation_trials, np.random.default_rng([7, 7, 7]))
+    penalties = config.penalties
+    model.set_params(state.params)
+    state.params = model.params  # train in place on the model's arrays
+    w_ref = state.scales.get("w")
+    start = time.perf_counter() - state.elapsed
+    first_iteration, elapsed0 = state.iteration, state.elapsed
+    try:
+        while not state.done:
+            state.done = _stop_reason(state, config)
+            if state.done:
+                break
+            batch = task.sample(config.batch_size, rng_batch)
+            noise = model.noise(batch.n_trials, batch.n_steps, rng_noise) if model.noise_std > 0 else None
+            loss, grads, stats = model.loss_and_grad(batch, penalties, noise, w_ref=w_ref)
+            if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
+                raise TrainingError(
+                    f"loss became {loss} at iteration {state.iteration}; stopped. The last checkpoint "
+                    f"(iteration {state.iteration - state.iteration % config.checkpoint_every}) is kept. "
+                    f"Lower train.learning_rate or train.clip_norm, or check the circuit gain."
+                )
+            lr = config.learning_rate * config.lr_final ** (state.iteration / config.max_iterations)
+            norm = adam_step(state, grads, lr, config.clip_norm)
+            model.enforce_constraints()
+            state.iteration += 1
+            state.elapsed = time.perf_counter() - start
+            for key, value in zip(TrainState.HISTORY_KEYS,
+                                  (loss, stats["task_loss"], stats["r2"], norm, lr, stats["mean_rate"])):
+                state.history[key].append(float(value))
+            if state.iteration % config.eval_every == 0:
+                _validate(model, validation, state, config)
+            if state.iteration % config.log_every == 0:
+                _progress(state, config, first_iteration, elapsed0, log)
+            if checkpoint and state.iteration % config.checkpoint_every == 0:
+                _save(state, rng_batch, rng_noise, checkpoint)
+    except KeyboardInterrupt:
+        if checkpoint:
+            _save(state, rng_batch, rng_noise, checkpoint)
+            log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command to resume")
+        raise
+    log(f"training stopped: {state.done} (best validation at iteration {state.best_iteration}, "
+        f"{state.elapsed:.0f} s)")
+    model.set_params(state.best_params)
+    state.params = {k: p.copy() for k, p in model.params.items()}
+    if checkpoint:
+        _save(state, rng_batch, rng_noise, checkpoint)
+    return state
+
+
+def _stop_reason(state: TrainState, config: TrainConfig) -> str:
+    if state.iteration >= config.max_iterations:
+        return f"reached max_iterations = {config.max_iterations}"
+    if state.elapsed >= config.max_seconds:
+        return f"reached max_seconds = {config.max_seconds:g}"
+    if state.bad_evals >= config.patience:
+        return f"no validation improvement in {config.patience} evaluations (early stopping)"
+    r2 = state.history["val_r2"]
+    if r2 and r2[-1] >= config.target_r2:
+        return f"validation R2 {r2[-1]:.4f} reached target_r2 = {config.target_r2}"
+    return ""
+
+
+def _validate(model: Any, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
+    _, _, outputs = model.simulate(validation)
+    r2 = position_r2(outputs, validation.targets, validation.mask)
+    err = (outputs - validation.targets) * validation.mask
+    val_loss = float(np.sum(err**2) / max(validation.mask.sum(), 1) / model.output_scale**2)
+    state.history["val_iteration"].append(state.iteration)
+    state.history["val_loss"].append(val_loss)
+    state.history["val_r2"].append(r2)
+    if val_loss < state.best_val_loss:
+        state.best_val_loss, state.best_iteration, state.bad_evals = val_loss, state.iteration, 0
+        state.best_params = {k: p.copy() for k, p in model.params.items()}
+    else:
+        state.bad_evals += 1
+
+
+def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: float,
+              log: Callable[[str], None]) -> None:
+    h = state.history
+    speed = (state.iteration - first) / max(state.elapsed - elapsed0, 1e-9)
+    left = min((config.max_iterations - state.iteration) / max(speed, 1e-9),
+               config.max_seconds - state.elapsed)
+    val = f"  val R2 {h['val_r2'][-1]:.4f}" if h["val_r2"] else ""
+    log(f"iter {state.iteration:5d}/{config.max_iterations}  loss {h['loss'][-1]:.3e}  "
+        f"R2 {h['r2'][-1]:.4f}{val}  rate {h['mean_rate'][-1]:.1f} Hz  {speed:.1f} it/s  "
+        f"ETA {_fmt_time(left)}")
+
+
+def _save(state: TrainState, rng_batch: np.random.Generator, rng_noise: np.random.Generator,
+          checkpoint: Callable[[TrainState], None]) -> None:
+    state.rng_batch = copy.deepcopy(rng_batch.bit_generator.state)
+    state.rng_noise = copy.deepcopy(rng_noise.bit_generator.state)
+    checkpoint(state)

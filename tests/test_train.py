@@ -1,0 +1,128 @@
+"""The trainer: learning happens, resume is exact, NaN stops cleanly, bad config is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortexsim import store
+from cortexsim.anatomy import default_m1_spec
+from cortexsim.circuit import build_connectome
+from cortexsim.config import config_from_text
+from cortexsim.errors import ConfigError, TrainingError
+from cortexsim.rate import RateNetwork
+from cortexsim.tasks import CenterOutTask
+from cortexsim.train import TrainConfig, new_state, train
+from cortexsim.transfer import make_transfer
+
+TASK = CenterOutTask(fixation=0.1, delay_min=0.1, delay_max=0.2, reaction_time=0.1, reach_duration=0.2,
+                     hold=0.1, eval_delay=0.1)
+QUIET = {"log": lambda line: None}
+
+
+def network(seed: int = 0, n_units: int = 80) -> RateNetwork:
+    rng = np.random.default_rng(seed)
+    net = RateNetwork(build_connectome(default_m1_spec(), n_units, rng), make_transfer("lif_softplus"),
+                      TASK.dt, noise_std=1.0)
+    net.init_params(rng)
+    return net
+
+
+def fresh_state(net: RateNetwork):
+    return new_state(net.params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
+
+
+def test_loss_falls_within_seconds():
+    net = network()
+    cfg = TrainConfig(batch_size=16, max_iterations=150, validation_trials=16, eval_every=25,
+                      learning_rate=0.01, log_every=1000)
+    state = train(net, TASK, cfg, fresh_state(net), **QUIET)
+    loss = np.asarray(state.history["task_loss"])
+    assert loss[-20:].mean() < 0.5 * loss[:10].mean()
+    assert state.history["val_r2"][-1] > state.history["val_r2"][0] + 0.2
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(batch_size=8, max_iterations=24, validation_trials=8, eval_every=4, log_every=1000,
+                      checkpoint_every=10, learning_rate=0.01)
+    net = network()
+    whole = train(net, TASK, cfg, fresh_state(net), **QUIET)
+
+    # the same run, checkpointed to HDF5 and "killed" at iteration 10
+    path = tmp_path / "run.h5"
+    with store.open_for_update(path, store.provenance("", 0)):
+        pass
+
+    class Stop(Exception):
+        pass
+
+    def checkpoint(state):
+        with store.open_for_update(path) as f:
+            store.write_training(f, state, "")
+        if state.iteration == 10:
+            raise Stop
+
+    net = network()
+    with pytest.raises(Stop):
+        train(net, TASK, cfg, fresh_state(net), checkpoint=checkpoint, **QUIET)
+    with store.open_run(path) as f:
+        resumed_state = store.read_training_state(f)
+    assert resumed_state.iteration == 10
+    net = network()
+    resumed = train(net, TASK, cfg, resumed_state, **QUIET)
+
+    for key in ("loss", "grad_norm", "val_r2"):
+        np.testing.assert_array_equal(resumed.history[key], whole.history[key])
+    for key in whole.params:
+        np.testing.assert_array_equal(resumed.params[key], whole.params[key])
+
+
+def test_nan_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
+    net = network()
+    cfg = TrainConfig(batch_size=4, max_iterations=50, validation_trials=4, eval_every=5, log_every=1000,
+                      checkpoint_every=5)
+    saved = []
+    original = net.loss_and_grad
+
+    def poisoned(batch, *args, **kwargs):
+        loss, grads, stats = original(batch, *args, **kwargs)
+        return (float("nan") if len(saved) >= 1 else loss), grads, stats
+
+    net.loss_and_grad = poisoned
+    with pytest.raises(TrainingError, match="loss became nan at iteration 5"):
+        train(net, TASK, cfg, fresh_state(net), checkpoint=lambda s: saved.append(s.iteration), **QUIET)
+    assert saved == [5]
+
+
+def test_interrupt_saves_a_checkpoint():
+    net = network()
+    cfg = TrainConfig(batch_size=4, max_iterations=50, validation_trials=4, eval_every=5, log_every=1000)
+    saved, lines, calls = [], [], []
+    original = net.loss_and_grad
+
+    def interrupted(batch, *args, **kwargs):  # Ctrl-C during the fourth iteration
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(batch, *args, **kwargs)
+
+    net.loss_and_grad = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        train(net, TASK, cfg, fresh_state(net), checkpoint=lambda s: saved.append(s.iteration), log=lines.append)
+    assert saved == [3]
+    assert "resume" in lines[-1]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[train]\nlearning_rate = -1", "train.learning_rate"),
+    ("[train]\nbatch_size = 0", "train.batch_size"),
+    ("[train]\nlearnig_rate = 0.1", "learning_rate"),
+    ("[rate]\ntransfer = 'sigmoid'", "rate.transfer"),
+    ("[rate]\nnoise_std = -1.0", "rate.noise_std"),
+    ("[task]\nn_targets = 0", "task.n_targets"),
+    ("[lif]\nreset = 30.0", "lif"),
+    ("[circuit.overrides.tau]\n'PV2/3' = -0.01", "tau"),
+])
+def test_bad_config_values(text, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config_from_text(text)
