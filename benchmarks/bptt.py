@@ -150,7 +150,7 @@ def make_problem(n_units: int, seed: int):
     connectome = build_connectome(default_m1_spec(), n_units, rng)
     net = RateNetwork(connectome, make_transfer("lif_softplus"), dt=DT, noise_std=NOISE_STD, dtype=np.float32)
     net.init_params(rng)
-    task = CenterOutTask(dt=DT, delay_max=0.55, eval_delay=0.5)
+    task = CenterOutTask(dt=DT, delay_max=0.54, eval_delay=0.5)
     assert task.n_steps == N_STEPS, f"task has {task.n_steps} steps, benchmark needs {N_STEPS}"
     batch = task.sample(BATCH, rng)
     assert batch.inputs.shape[:2] == (BATCH, N_STEPS)

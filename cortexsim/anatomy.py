@@ -180,6 +180,11 @@ class CircuitSpec:
             if self.population(name).cell_class != "E":
                 raise ConfigError(f"outputs: {name!r} is inhibitory; the readout must read excitatory cells")
         v.names(list(self.silenced), "silenced", names)
+        if all(name in self.silenced for name in self.outputs):
+            raise ConfigError(
+                f"silenced: every output population ({', '.join(self.outputs)}) is silenced, so the readout "
+                f"has nothing to read; silence other populations or change outputs"
+            )
         v.number(self.gain, "gain", low=0, low_open=True)
         v.number(self.reference_slope, "reference_slope", low=0, low_open=True)
         v.number(self.weight_cv, "weight_cv", low=0)
@@ -306,6 +311,12 @@ class CircuitSpec:
         allowed = ["size", "tau", "probability", "weight", "cut", "silence", "inputs", "outputs",
                    "gain", "reference_slope", "weight_cv"]
         v.check_keys(overrides, allowed, where)
+        examples = {"size": '{ "PV5B" = 300 }', "tau": '{ "PV5B" = 0.02 }',
+                    "probability": '{ "IT2/3 -> PT5B" = 0.05 }', "weight": '{ "IT2/3 -> PT5B" = 1.2 }',
+                    "inputs": '{ go = ["IT4", "PT5B"] }'}
+        for attr, example in examples.items():
+            if attr in overrides and not isinstance(overrides[attr], Mapping):
+                raise ConfigError(f"{where}.{attr}: expected a table such as {example}, got {overrides[attr]!r}")
         pops = list(self.populations)
         for attr in ("size", "tau"):
             for name, value in overrides.get(attr, {}).items():
@@ -321,7 +332,7 @@ class CircuitSpec:
                         f"as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file"
                     )
                 projs[key] = replace(projs[key], **{attr: value})
-        for key in overrides.get("cut", []):
+        for key in _name_list(overrides.get("cut", []), f"{where}.cut"):
             if key not in projs:
                 raise ConfigError(f"{where}.cut: no projection {key!r} to cut; use \"PRE -> POST\"")
             del projs[key]
@@ -336,10 +347,20 @@ class CircuitSpec:
             populations=tuple(pops),
             projections=tuple(projs.values()),
             inputs=inputs,
-            outputs=tuple(overrides.get("outputs", self.outputs)),
+            outputs=_name_list(overrides.get("outputs", self.outputs), f"{where}.outputs"),
             silenced=silenced,
             **scalars,
         )
+
+
+def _name_list(value: Any, where: str) -> tuple[str, ...]:
+    """Check that ``value`` is a list of strings (not a bare string)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list of names such as [\"PT5B\"], got {value!r}")
+    for item in value:
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}: expected names (strings), got {item!r}")
+    return tuple(value)
 
 
 # ---------------------------------------------------------------------------

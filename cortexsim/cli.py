@@ -83,10 +83,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    out = _out_file(args.out, (".toml",), "--out") if args.out else None
     text = _config_with(args).circuit_spec().to_toml()
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out}")
+    if out:
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise CortexsimError(f"--out {out}: cannot write ({exc.strerror})") from None
+        print(f"wrote {out}")
     else:
         print(text)
     return 0

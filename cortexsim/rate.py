@@ -309,8 +309,8 @@ class RateNetwork:
         y = self._forward(u, noise)
         x, r = self._buffers["x"], self._buffers["r"]
         n_steps, n_trials, n = x.shape
-        target = batch.targets.transpose(1, 0, 2)
-        mask = batch.mask.transpose(1, 0, 2)
+        target = batch.targets.transpose(1, 0, 2).astype(self.dtype)
+        mask = batch.mask.transpose(1, 0, 2).astype(self.dtype)
         scale = self.output_scale**2
         err = (y - target) * mask
         count = max(float(mask.sum()), 1.0)
@@ -351,6 +351,7 @@ class RateNetwork:
             "b_out": dy.sum((0, 1)),
             "x0": g[0].sum(0),
         }
+        grads = {k: g.astype(self.dtype, copy=False) for k, g in grads.items()}
         weight_loss = penalties.weight_l2 * float(np.sum(p["w"] ** 2)) / (n_syn * w_ref**2)
         ss_tot = float(np.sum(mask * (target - _masked_mean(target, mask)) ** 2))
         stats = {"task_loss": task, "r2": 1.0 - float(np.sum(err**2)) / max(ss_tot, 1e-30),

@@ -171,16 +171,17 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if path.exists():
         open_run(path).close()  # never overwrite a foreign or corrupt file
-    if provenance_attrs is None:
-        if not path.exists():
-            raise RunFileError(f"{path}: no such run file to update")
-        shutil.copyfile(path, tmp)
-        f = h5py.File(tmp, "r+")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(tmp, "w")
-        f.attrs.update(provenance_attrs)
+    elif provenance_attrs is None:
+        raise RunFileError(f"{path}: no such run file to update")
+    f = None
     try:
+        if provenance_attrs is None:
+            shutil.copyfile(path, tmp)
+            f = h5py.File(tmp, "r+")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = h5py.File(tmp, "w")
+            f.attrs.update(provenance_attrs)
         yield f
         f.flush()
         f.close()
@@ -188,7 +189,8 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        f.close()
+        if f is not None:
+            f.close()
         tmp.unlink(missing_ok=True)
         raise
 

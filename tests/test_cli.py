@@ -266,19 +266,12 @@ def test_inspect_bad_file_exits_2(make_bad_file, capsys, kind, as_json):
     assert_clean_error(rc, capsys.readouterr(), path.name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py cmd_spec: Path(args.out).write_text(text) is not guarded, so an unwritable --out "
-    "(missing folder, a folder) raises FileNotFoundError/IsADirectoryError with a traceback "
-    "instead of exit 2"))
 @pytest.mark.parametrize("target", ["missing_folder/spec.toml", "."])
 def test_spec_to_unwritable_path_exits_2(tmp_path, capsys, target):
     rc = main(["spec", "--out", str(tmp_path / target)])
     assert_clean_error(rc, capsys.readouterr(), "--out")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "anatomy.py CircuitSpec.with_overrides calls .items() on a scalar override such as "
-    "`size = 300`: AttributeError escapes cli.main as a traceback instead of exit 2"))
 def test_scalar_override_exits_2(tmp_path, capsys):
     cfg = tmp_path / "exp.toml"
     cfg.write_text("[circuit.overrides]\nsize = 300\n")

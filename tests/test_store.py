@@ -296,9 +296,6 @@ def test_update_of_missing_file_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store.py open_for_update: h5py.File(tmp, 'w') and f.attrs.update(provenance_attrs) run before "
-    "the try block, so an attribute h5py cannot store leaves the open '.NAME.PID.tmp' file behind"))
 def test_bad_provenance_attribute_leaves_no_temp_file(tmp_path):
     path = tmp_path / "c.h5"
     with pytest.raises(TypeError):
