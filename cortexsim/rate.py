@@ -227,7 +227,9 @@ class RateNetwork:
         x, r, drive = self._buffer("x", shape), self._buffer("r", shape), self._buffer("drive", shape)
         tmp = self._buffer("tmp", shape[1:])
         wt_alpha = np.ascontiguousarray((self.signed_weight() * alpha[:, None]).T)
-        np.matmul(inputs, (p["w_in"] * alpha[:, None]).T, out=drive)  # alpha (B u + b) [+ noise]
+        # drive = alpha (B u + b) [+ noise], one matrix product over all steps and trials
+        np.matmul(inputs.reshape(-1, self.n_inputs), (p["w_in"] * alpha[:, None]).T,
+                  out=drive.reshape(-1, self.n_units))
         drive += alpha * p["b"]
         if noise is not None:
             drive += noise

@@ -165,7 +165,7 @@ class CenterOutTask:
     @property
     def n_steps(self) -> int:
         """Steps per trial: the last one starts at ``duration``, so every reach ends inside the trial."""
-        return int(round(self.duration / self.dt)) + 1
+        return int(np.ceil(self.duration / self.dt - 1e-9)) + 1
 
     def target_angles(self) -> np.ndarray:
         """Angles of the ``n_targets`` evenly spaced targets (rad), starting at 0 (rightward)."""

@@ -35,7 +35,7 @@ def fresh_state(net: RateNetwork):
 def test_loss_falls_within_seconds():
     net = network()
     cfg = TrainConfig(batch_size=16, max_iterations=150, validation_trials=16, eval_every=25,
-                      learning_rate=0.01, log_every=1000)
+                      log_every=1000)
     state = train(net, TASK, cfg, fresh_state(net), **QUIET)
     loss = np.asarray(state.history["task_loss"])
     assert loss[-20:].mean() < 0.5 * loss[:10].mean()
