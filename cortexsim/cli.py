@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, store
-from .config import load_config
+from .config import Config, load_config
 from .errors import CortexsimError
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
@@ -40,7 +40,7 @@ def format_table(rows: Sequence[dict[str, object]]) -> str:
     return "\n".join([fmt(keys), fmt(["-" * w for w in widths])] + [fmt(c) for c in cells])
 
 
-def _config_with(args: argparse.Namespace):
+def _config_with(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
     if getattr(args, "n_units", None) is not None:
         config = config.with_section("circuit", n_units=args.n_units)
@@ -159,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cortexsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,225 @@
+"""Brain-like circuit versus ANNs (and recorded data): the comparison battery.
+
+Reads activity from run files -- the rate circuit as a whole, each layer and each
+population of it, each ANN baseline, the spiking twin when present -- and
+optionally recorded data, and compares every pair with the population-dynamics
+measures of :mod:`cortexsim.analysis`:
+
+=================  ==========================================  ===================
+column             measure                                     more similar when
+=================  ==========================================  ===================
+``cca``            mean canonical correlation of the top PCs   higher (max 1)
+``shape_distance`` Procrustes angular shape distance           lower (min 0)
+``cka``            linear CKA                                  higher (max 1)
+``rsa``            Spearman r of condition RDMs                higher (max 1)
+``*_null``         mean of the condition-shuffle null          --
+``cca_p``          share of shuffles with cca >= observed      lower = significant
+=================  ==========================================  ===================
+
+Every activity is first reduced to its top ``n_pcs`` principal components
+(computed over conditions x time), so that large and small populations are
+compared on equal footing and the battery stays fast; the measures above are
+invariant to the rotation this implies.  jPCA (Churchland et al. 2012) runs on a
+window around movement onset and reports how rotational each activity is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import analysis, store
+from .errors import CortexsimError
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Condition-averaged activity of one model, layer, population or data set.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"rate"``, ``"rate:L5B"``, ``"rate:PT5B"``, ``"ann:gru"``, ``"spiking"``, ``"data"``.
+    kind : str
+        ``"model"``, ``"layer"``, ``"population"`` or ``"data"``.
+    rates : ndarray, shape (conditions, time, units)
+    dt : float
+        Time step (s).
+    move_on : int
+        Time index of movement onset (for the jPCA window).
+    """
+
+    name: str
+    kind: str
+    rates: np.ndarray
+    dt: float
+    move_on: int
+
+    @property
+    def n_units(self) -> int:
+        """Number of units."""
+        return self.rates.shape[2]
+
+
+@dataclass
+class Comparison:
+    """Results of :func:`compare`.
+
+    Attributes
+    ----------
+    similarity : list of dict
+        One row per compared pair (columns in the module docstring).
+    jpca : list of dict
+        One row per activity: ``activity``, ``r2_best``, ``r2_skew``, ``ratio``,
+        ``frequency_hz`` (of the strongest plane), ``participation_ratio``.
+    jpca_results : dict
+        Activity name -> full :class:`cortexsim.analysis.jpca` result.
+    activities : dict
+        Activity name -> :class:`Activity`.
+    notes : list of str
+        Caveats (e.g. condition counts that differ from the data's).
+    """
+
+    similarity: list[dict] = field(default_factory=list)
+    jpca: list[dict] = field(default_factory=list)
+    jpca_results: dict = field(default_factory=dict)
+    activities: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_activities(path: str | Path, prefix: str = "", min_units: int = 3) -> list[Activity]:
+    """Activities stored in a run file: circuit, layers, populations, ANNs, spiking twin.
+
+    Populations with fewer than ``min_units`` units are left out.
+    """
+    out = []
+    with store.open_run(path) as f:
+        if "rate/rates" not in f:
+            raise CortexsimError(f"{path}: has no /rate/rates; run the rate stage first (cortexsim run)")
+        dt = float(f["task"].attrs["dt"])
+        move_on = int(round(float(f["task/params/move_on"][0]) / dt))
+        rates = f["rate/rates"][()]
+        out.append(Activity(prefix + "rate", "model", rates, dt, move_on))
+        table = f["circuit/populations"][()]
+        layers: dict[str, list[int]] = {}
+        for row in table:
+            layer = store.attr_text(row["layer"])
+            layers.setdefault(layer, []).extend(range(int(row["start"]), int(row["stop"])))
+        for layer, units in layers.items():
+            out.append(Activity(f"{prefix}rate:{layer}", "layer", rates[:, :, units], dt, move_on))
+        for row in table:
+            start, stop = int(row["start"]), int(row["stop"])
+            if stop - start >= min_units:
+                name = store.attr_text(row["name"])
+                out.append(Activity(f"{prefix}rate:{name}", "population", rates[:, :, start:stop], dt, move_on))
+        if "spiking/rates" in f:
+            out.append(Activity(prefix + "spiking", "model", f["spiking/rates"][()], dt, move_on))
+        if "ann" in f:
+            for arch in f["ann"]:
+                out.append(Activity(f"{prefix}ann:{arch}", "model", f[f"ann/{arch}/hidden"][()], dt, move_on))
+    return out
+
+
+def _reduce(x: np.ndarray, n_pcs: int) -> np.ndarray:
+    """Project (conditions, time, units) onto its top ``n_pcs`` PCs (fewer if fewer units)."""
+    c, t, n = x.shape
+    flat = x.reshape(c * t, n).astype(np.float64)
+    flat = flat - flat.mean(axis=0)
+    k = min(n_pcs, n, c * t)
+    if not np.any(flat):
+        return np.zeros((c, t, k))
+    _, s, vt = np.linalg.svd(flat, full_matrices=False)
+    return (flat @ vt[:k].T).reshape(c, t, k)
+
+
+def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null: int) -> dict[str, float]:
+    """All similarity measures of two reduced activities, with condition-shuffle nulls."""
+    row = {
+        "cca": analysis.cca_similarity(a, b, k=min(a.shape[2], b.shape[2])),
+        "shape_distance": analysis.shape_distance(a, b),
+        "cka": analysis.linear_cka(a, b),
+        "rsa": analysis.rsa(a, b),
+    }
+    if n_null and a.shape[0] > 2:
+        nulls = {k: [] for k in row}
+        for _ in range(n_null):
+            bp = b[rng.permutation(b.shape[0])]
+            nulls["cca"].append(analysis.cca_similarity(a, bp, k=min(a.shape[2], b.shape[2])))
+            nulls["shape_distance"].append(analysis.shape_distance(a, bp))
+            nulls["cka"].append(analysis.linear_cka(a, bp))
+            nulls["rsa"].append(analysis.rsa(a, bp))
+        for k, values in nulls.items():
+            row[f"{k}_null"] = float(np.mean(values))
+        row["cca_p"] = float((1 + np.sum(np.asarray(nulls["cca"]) >= row["cca"])) / (1 + n_null))
+    return {k: float(v) for k, v in row.items()}
+
+
+def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6) -> tuple[dict, object]:
+    """jPCA of an activity in a window around movement onset (s, relative)."""
+    start = max(0, act.move_on + int(round(window[0] / act.dt)))
+    stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
+    res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units - act.n_units % 2 or 2),
+                        window=(start, stop))
+    row = {"activity": act.name, "r2_best": res.r2_best, "r2_skew": res.r2_skew,
+           "ratio": res.r2_skew / max(res.r2_best, 1e-12),
+           "frequency_hz": float(res.frequencies_hz[0]) if len(res.frequencies_hz) else float("nan"),
+           "participation_ratio": analysis.participation_ratio(act.rates)}
+    return row, res
+
+
+def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
+            rng: np.random.Generator | None = None) -> Comparison:
+    """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA.
+
+    Parameters
+    ----------
+    activities : list of Activity
+        From :func:`run_activities` (and :func:`data_activity`).
+    n_pcs : int
+        Principal components each activity is reduced to before comparing.
+    n_null : int
+        Condition shuffles per pair for the null model (0: none).
+    rng : numpy.random.Generator, optional
+        For the shuffles (default: seeded 0, so reruns agree).
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    result = Comparison(activities={a.name: a for a in activities})
+    reduced = {a.name: _reduce(a.rates, n_pcs) for a in activities}
+    models = [a for a in activities if a.kind in ("model", "data")]
+    anns = [a for a in models if a.name.split(":")[0].endswith("ann")] or [a for a in models if a.kind == "data"]
+    pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1:]]
+    pairs += [(part, ann) for part in activities if part.kind in ("layer", "population") for ann in anns]
+    for x, y in pairs:
+        if x.rates.shape[:2] != y.rates.shape[:2]:
+            result.notes.append(f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
+                                f"differ (conditions, time); not compared")
+            continue
+        row = {"a": x.name, "b": y.name, **compare_pair(reduced[x.name], reduced[y.name], rng, n_null)}
+        result.similarity.append(row)
+    for act in activities:
+        if act.n_units >= 2:
+            row, res = jpca_row(act)
+            result.jpca.append(row)
+            result.jpca_results[act.name] = res
+    return result
+
+
+def headline(result: Comparison) -> dict[str, str | float]:
+    """The answers in words: which layer/population is most ANN-like, which most rotational."""
+    out: dict[str, str | float] = {}
+    for kind in ("layer", "population"):
+        parts = [n for n, a in result.activities.items() if a.kind == kind]
+        scores = {p: np.mean([r["cca"] for r in result.similarity if r["a"] == p]) for p in parts}
+        scores = {p: s for p, s in scores.items() if np.isfinite(s)}
+        if scores:
+            best = max(scores, key=scores.get)
+            out[f"most_ann_like_{kind}"] = best
+            out[f"most_ann_like_{kind}_cca"] = float(scores[best])
+    rot = {r["activity"]: r["ratio"] for r in result.jpca if result.activities[r["activity"]].kind == "layer"}
+    if rot:
+        best = max(rot, key=rot.get)
+        out["most_rotational_layer"] = best
+        out["most_rotational_layer_jpca_ratio"] = float(rot[best])
+    return out
