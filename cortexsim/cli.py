@@ -5,6 +5,7 @@ Subcommands::
     cortexsim run [CONFIG.toml] [--out DIR]          the whole pipeline
     cortexsim circuit [--config FILE.toml] [--n-units N] [--seed S] --out FILE.h5 [--plot FILE.png]
     cortexsim inspect FILE.h5 [--json]               what a run file holds
+    cortexsim compare RUN.h5 [OTHER.h5 ...] [--data FILE]   the comparison battery
     cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
 
 User errors (bad arguments, bad config, unreadable files) print one line
@@ -115,6 +116,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import pipeline
+    from .config import CompareConfig
+
+    run_file = Path(args.run)
+    store.open_run(run_file).close()  # a clear error for a missing or foreign file
+    others = tuple(Path(o) for o in args.others)
+    for other in others:
+        store.open_run(other).close()
+    cc = CompareConfig(n_pcs=args.n_pcs, n_null=args.n_null, data=str(Path(args.data).resolve()) if args.data else "")
+    figures = Path(args.figures) if args.figures else run_file.parent / "figures"
+    pipeline.compare_stage(run_file, figures, cc, others=others)
+    print(f"wrote /analysis into {run_file}, {run_file.parent / 'summary.md'} and {figures}/")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cortexsim`` command."""
     p = argparse.ArgumentParser(prog="cortexsim", description=__doc__.split("\n\n")[0])
@@ -135,6 +152,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="run file to write (.h5)")
     c.add_argument("--plot", help="connectivity figure to write (.png, .pdf, .svg)")
     c.set_defaults(func=cmd_circuit)
+
+    k = sub.add_parser("compare", help="compare a run's circuit, layers and populations with its ANNs (and data)")
+    k.add_argument("run", help="run file (.h5) from `cortexsim run`")
+    k.add_argument("others", nargs="*", help="more run files whose models join the comparison")
+    k.add_argument("--data", help="recorded condition-averaged data (.npz, .mat, .nwb)")
+    k.add_argument("--n-pcs", type=int, default=10, help="PCs each activity is reduced to (default 10)")
+    k.add_argument("--n-null", type=int, default=20, help="condition shuffles per pair (default 20)")
+    k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
+    k.set_defaults(func=cmd_compare)
 
     i = sub.add_parser("inspect", help="show what a run file holds")
     i.add_argument("file", help="run file (.h5)")

@@ -157,15 +157,14 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
 
 
 def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6) -> tuple[dict, object]:
-    """jPCA of an activity in a window around movement onset (s, relative)."""
+    """jPCA of an activity in a window around movement onset (s, relative to onset)."""
     start = max(0, act.move_on + int(round(window[0] / act.dt)))
     stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
-    res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units - act.n_units % 2 or 2),
-                        window=(start, stop))
-    row = {"activity": act.name, "r2_best": res.r2_best, "r2_skew": res.r2_skew,
-           "ratio": res.r2_skew / max(res.r2_best, 1e-12),
+    res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units), window=(start, stop))
+    row = {"activity": act.name, "r2_best": float(res.r2_best), "r2_skew": float(res.r2_skew),
+           "ratio": float(res.ratio),
            "frequency_hz": float(res.frequencies_hz[0]) if len(res.frequencies_hz) else float("nan"),
-           "participation_ratio": analysis.participation_ratio(act.rates)}
+           "participation_ratio": float(analysis.participation_ratio(act.rates))}
     return row, res
 
 
@@ -199,7 +198,7 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         row = {"a": x.name, "b": y.name, **compare_pair(reduced[x.name], reduced[y.name], rng, n_null)}
         result.similarity.append(row)
     for act in activities:
-        if act.n_units >= 2:
+        if act.n_units >= 2 and np.ptp(act.rates) > 0:
             row, res = jpca_row(act)
             result.jpca.append(row)
             result.jpca_results[act.name] = res
@@ -211,8 +210,8 @@ def headline(result: Comparison) -> dict[str, str | float]:
     out: dict[str, str | float] = {}
     for kind in ("layer", "population"):
         parts = [n for n, a in result.activities.items() if a.kind == kind]
-        scores = {p: np.mean([r["cca"] for r in result.similarity if r["a"] == p]) for p in parts}
-        scores = {p: s for p, s in scores.items() if np.isfinite(s)}
+        per_part = {p: [r["cca"] for r in result.similarity if r["a"] == p] for p in parts}
+        scores = {p: float(np.mean(v)) for p, v in per_part.items() if v}
         if scores:
             best = max(scores, key=scores.get)
             out[f"most_ann_like_{kind}"] = best
@@ -223,3 +222,141 @@ def headline(result: Comparison) -> dict[str, str | float]:
         out["most_rotational_layer"] = best
         out["most_rotational_layer_jpca_ratio"] = float(rot[best])
     return out
+
+
+def data_activity(path: str | Path, reference: Activity) -> tuple[Activity, list[str]]:
+    """Recorded data as an :class:`Activity` on the reference's time grid (aligned to movement onset).
+
+    Returns the activity and notes on what was resampled or left out.
+    """
+    from . import data as neural
+
+    rec = neural.load_neural_data(path)
+    model_time = (np.arange(reference.rates.shape[1]) - reference.move_on) * reference.dt
+    match = neural.match_time_base(rec, model_time)
+    notes = [f"data: {rec!r}", str(match)]
+    cond = neural.align_conditions(match.data, reference.rates.shape[0])
+    if cond.data is None:
+        notes.append(str(cond))
+    rates = np.zeros((rec.rates.shape[0], reference.rates.shape[1], rec.rates.shape[2]))
+    rates[:, match.model_index] = match.data.rates
+    if len(match.model_index) < reference.rates.shape[1]:
+        notes.append(f"data cover {len(match.model_index)} of {reference.rates.shape[1]} model time steps; "
+                     f"steps outside are zero-filled")
+    return Activity("data", "data", rates, reference.dt, reference.move_on), notes
+
+
+SIMILARITY_COLUMNS = {
+    "a": "first activity", "b": "second activity",
+    "cca": "mean canonical correlation of the top PCs (higher = more similar, max 1)",
+    "shape_distance": "Procrustes angular shape distance, rad (lower = more similar, min 0)",
+    "cka": "linear CKA (higher = more similar, max 1)",
+    "rsa": "Spearman r of condition dissimilarity matrices (higher = more similar)",
+    "cca_null": "mean cca over condition shuffles (the null model)",
+    "shape_distance_null": "mean shape distance over condition shuffles",
+    "cka_null": "mean CKA over condition shuffles", "rsa_null": "mean RSA over condition shuffles",
+    "cca_p": "share of condition shuffles with cca >= observed (small = significant)",
+}
+JPCA_COLUMNS = {
+    "activity": "activity", "r2_best": "R^2 of dx = M x, M unconstrained",
+    "r2_skew": "R^2 with M skew-symmetric (pure rotation)",
+    "ratio": "r2_skew / r2_best (higher = more rotational, max 1)",
+    "frequency_hz": "rotation frequency of the strongest jPCA plane (Hz)",
+    "participation_ratio": "dimensionality (participation ratio of the covariance eigenvalues)",
+}
+
+
+def format_report(result: Comparison) -> str:
+    """The comparison as plain-text tables (models, layers, populations, jPCA)."""
+    def table(rows: list[dict], keys: list[str]) -> str:
+        head = "  ".join(f"{k:>14s}" if i else f"{k:<22s}" for i, k in enumerate(keys))
+        lines = [head]
+        for r in rows:
+            cells = [f"{r[keys[0]]:<22s}"] + [f"{r[k]:>14s}" if isinstance(r.get(k), str)
+                                              else f"{r.get(k, float('nan')):>14.3f}" for k in keys[1:]]
+            lines.append("  ".join(cells))
+        return "\n".join(lines)
+
+    kinds = {n: a.kind for n, a in result.activities.items()}
+    out = []
+    keys = ["a", "b", "cca", "cca_null", "cca_p", "shape_distance", "shape_distance_null", "cka", "rsa"]
+    for title, sel in (("models", ("model", "data")), ("layers vs ANNs", ("layer",)),
+                       ("populations vs ANNs", ("population",))):
+        rows = [r for r in result.similarity if kinds.get(r["a"]) in sel]
+        if rows:
+            out += [f"== similarity: {title} (cca, cka, rsa: higher = more similar; shape_distance: lower) ==",
+                    table(rows, [k for k in keys if k in rows[0]]), ""]
+    if result.jpca:
+        out += ["== jPCA around movement onset (ratio: higher = more rotational) ==",
+                table(result.jpca, list(JPCA_COLUMNS)), ""]
+    for key, value in headline(result).items():
+        out.append(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    out += [f"note: {n}" for n in result.notes]
+    return "\n".join(out)
+
+
+def write_analysis(f, result: Comparison) -> None:
+    """Write ``/analysis``: similarity and jPCA tables and the headline answers."""
+    if "analysis" in f:
+        del f["analysis"]
+    g = f.create_group("analysis")
+    g.attrs["description"] = ("Comparison battery (cortexsim.compare): every activity reduced to its top PCs, "
+                              "compared pairwise with condition-shuffle nulls; jPCA around movement onset.")
+    g.attrs.update({k: v for k, v in headline(result).items()})
+    g.attrs["notes"] = "\n".join(result.notes)
+    store.write_table(g, "similarity", result.similarity, "One row per compared pair.", SIMILARITY_COLUMNS)
+    store.write_table(g, "jpca", result.jpca, "One row per activity.", JPCA_COLUMNS)
+
+
+def write_figures(result: Comparison, figures: Path) -> None:
+    """Similarity heat maps, jPCA planes and PCA trajectories."""
+    from . import plots
+
+    plots.save(plots.plot_similarity(result.similarity, [n for n, a in result.activities.items()
+                                                          if a.kind in ("model", "data")]),
+               figures / "similarity_models.png")
+    parts = [n for n, a in result.activities.items() if a.kind in ("layer", "population")]
+    if any(r["a"] in parts for r in result.similarity):
+        plots.save(plots.plot_similarity(result.similarity, parts, columns_from="b"),
+                   figures / "similarity_parts_vs_ann.png")
+    models = [n for n, a in result.activities.items() if a.kind in ("model", "data") and n in result.jpca_results]
+    plots.save(plots.plot_jpca({n: result.jpca_results[n] for n in models}), figures / "jpca.png")
+    plots.save(plots.plot_pca_trajectories({n: result.activities[n] for n in models}), figures / "pca.png")
+
+
+def summary_markdown(f, result: Comparison) -> str:
+    """``summary.md``: the headline numbers of a run in a few lines."""
+    m = dict(f["metrics"].attrs) if "metrics" in f else {}
+    lines = ["# cortexsim run summary", "", f"- file: `{f.filename}`",
+             f"- created {store.attr_text(f.attrs['created_utc'])}, seed {int(f.attrs['seed'])}, "
+             f"cortexsim {store.attr_text(f.attrs['cortexsim_version'])} ({store.attr_text(f.attrs['git_commit'])})",
+             "", "## Reaching (held-out trials)", "",
+             "| model | position R² | endpoint error (cm) | catch drift (cm) |", "| --- | --- | --- | --- |"]
+    for prefix, label in (("rate", "rate circuit"), ("rate_noisy", "rate circuit, with noise"),
+                          ("ann_rnn", "RNN"), ("ann_gru", "GRU"), ("ann_lstm", "LSTM"), ("spiking", "spiking twin")):
+        base, suffix = (prefix[:-6], "_noisy") if prefix.endswith("_noisy") else (prefix, "")
+        key = f"{base}_position_r2{suffix}"
+        if key in m:
+            lines.append(f"| {label} | {m[key]:.4f} | {m.get(f'{base}_endpoint_error_cm{suffix}', np.nan):.2f} | "
+                         f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} |")
+    lines += ["", "## Circuit vs ANNs", "", "Higher cca / cka / rsa and lower shape distance mean more similar; "
+              "`cca_null` is the condition-shuffle null.", "",
+              "| a | b | cca | cca_null | shape distance | cka | rsa |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    kinds = {n: a.kind for n, a in result.activities.items()}
+    for r in result.similarity:
+        if kinds.get(r["a"]) in ("model", "data", "layer"):
+            lines.append(f"| {r['a']} | {r['b']} | {r['cca']:.3f} | {r.get('cca_null', np.nan):.3f} | "
+                         f"{r['shape_distance']:.3f} | {r['cka']:.3f} | {r['rsa']:.3f} |")
+    lines += ["", "## Answers", ""]
+    for key, value in headline(result).items():
+        lines.append(f"- {key.replace('_', ' ')}: {value:.3f}" if isinstance(value, float)
+                     else f"- {key.replace('_', ' ')}: **{value}**")
+    lines += ["", "## jPCA (rotational dynamics around movement onset)", "",
+              "| activity | R² best | R² skew | ratio | frequency (Hz) |", "| --- | --- | --- | --- | --- |"]
+    for r in result.jpca:
+        if kinds.get(r["activity"]) in ("model", "data", "layer"):
+            lines.append(f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
+                         f"{r['frequency_hz']:.2f} |")
+    if result.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"

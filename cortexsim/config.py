@@ -10,6 +10,8 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
                    (:class:`cortexsim.transfer.LIFParams`)
     [rate]         the rate network (:class:`RateConfig`)
     [train]        the trainer (:class:`cortexsim.train.TrainConfig`)
+    [ann]          the ANN baselines (:class:`AnnConfig`)
+    [compare]      the comparison battery (:class:`CompareConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
@@ -159,9 +161,64 @@ class RateConfig:
             v.number(self.transfer_gain, "rate.transfer_gain", low=0, low_open=True)
 
 
+@dataclass(frozen=True)
+class AnnConfig:
+    """``[ann]``: the unconstrained ANN baselines trained on the same task.
+
+    Attributes
+    ----------
+    archs : tuple of str
+        Architectures to train, from ``"rnn"``, ``"gru"``, ``"lstm"`` (empty: none).
+    n_hidden : int
+        Hidden units of each.
+    max_seconds : float
+        Training budget per architecture (s).
+    dtype : str
+        ``"float32"`` or ``"float64"``.
+    """
+
+    archs: tuple[str, ...] = ("rnn", "gru", "lstm")
+    n_hidden: int = 128
+    max_seconds: float = 120.0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        from .ann import ARCHITECTURES
+
+        for arch in self.archs:
+            v.choice(arch, "ann.archs", ARCHITECTURES)
+        v.number(self.n_hidden, "ann.n_hidden", low=1, integer=True)
+        v.number(self.max_seconds, "ann.max_seconds", low=0, low_open=True)
+        v.choice(self.dtype, "ann.dtype", ("float32", "float64"))
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """``[compare]``: the comparison battery run at the end of the pipeline.
+
+    Attributes
+    ----------
+    n_pcs : int
+        Principal components each activity is reduced to before comparing.
+    n_null : int
+        Condition shuffles per compared pair (null model; 0 for none).
+    data : str
+        Optional recorded data (``.npz``, ``.mat``, ``.nwb``), relative to the config
+        file; compared like another model.
+    """
+
+    n_pcs: int = 10
+    n_null: int = 20
+    data: str = ""
+
+    def __post_init__(self) -> None:
+        v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
+        v.number(self.n_null, "compare.n_null", low=0, integer=True)
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
-    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig,
+    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "compare": CompareConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 

@@ -184,3 +184,87 @@ def plot_layer_rates(evaluation, rates: np.ndarray, connectome: Connectome) -> F
     np.atleast_1d(axes)[-1].set_xlabel("time (s)   [: target on   -- go   -. movement]  (solid E, dashed I)")
     fig.suptitle("Population-averaged rates per layer (mean over reach conditions)")
     return fig
+
+
+def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None = None,
+                    metric: str = "cca") -> Figure:
+    """Heat map of one similarity measure.
+
+    With ``columns_from=None``: a symmetric ``names`` x ``names`` matrix of the
+    pairs in ``rows``.  With ``columns_from="b"``: rows are ``names`` (e.g. layers and
+    populations) and columns the distinct ``b`` entries they were compared with (ANNs).
+    Higher ``cca`` means more similar; the null (condition shuffle) mean is printed
+    in brackets.
+    """
+    if columns_from is None:
+        cols = names
+        mat = np.full((len(names), len(names)), np.nan)
+        np.fill_diagonal(mat, 1.0)
+    else:
+        cols = list(dict.fromkeys(r[columns_from] for r in rows if r["a"] in names))
+        mat = np.full((len(names), len(cols)), np.nan)
+    null = np.full_like(mat, np.nan)
+    for r in rows:
+        if r["a"] in names and r["b"] in cols:
+            i, j = names.index(r["a"]), cols.index(r["b"])
+            mat[i, j], null[i, j] = r[metric], r.get(f"{metric}_null", np.nan)
+            if columns_from is None and r["b"] in names:
+                mat[j, i], null[j, i] = mat[i, j], null[i, j]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cols), 1.0 + 0.38 * len(names) + 0.6 * (columns_from is None)),
+                           constrained_layout=True)
+    im = ax.imshow(mat, cmap="magma", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(im, ax=ax, label=f"{metric} (higher = more similar)")
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if np.isfinite(mat[i, j]):
+                text = f"{mat[i, j]:.2f}" + (f"\n[{null[i, j]:.2f}]" if np.isfinite(null[i, j]) else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="w" if mat[i, j] < 0.6 else "k")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(f"{metric.upper()} similarity [condition-shuffle null]")
+    return fig
+
+
+def plot_jpca(results: dict, plane: int = 0) -> Figure:
+    """Projections onto the first jPCA plane of each model, side by side (one line per condition)."""
+    n = max(len(results), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), constrained_layout=True, squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items()):
+        proj = np.asarray(res.projections)
+        if proj.ndim == 4 and proj.shape[2] > plane:
+            colours = plt.cm.hsv(np.linspace(0, 1, proj.shape[0], endpoint=False))
+            for c in range(proj.shape[0]):
+                xy = proj[c, :, plane]
+                ax.plot(xy[:, 0], xy[:, 1], color=colours[c], lw=1.5)
+                ax.plot(xy[0, 0], xy[0, 1], "o", color=colours[c], ms=3)
+                ax.annotate("", xy=xy[-1], xytext=xy[-2],
+                            arrowprops={"arrowstyle": "->", "color": colours[c]})
+        freq = res.frequencies_hz[plane] if len(res.frequencies_hz) > plane else float("nan")
+        ax.set_title(f"{name}\nR² skew/best {res.ratio:.2f}, {freq:.1f} Hz", fontsize=9)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("jPCA plane 1 around movement onset (dot: window start)")
+    return fig
+
+
+def plot_pca_trajectories(activities: dict) -> Figure:
+    """Trajectories in the top two PCs of each model over the whole trial (one line per condition)."""
+    n = max(len(activities), 1)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), constrained_layout=True, squeeze=False)
+    for ax, (name, act) in zip(axes[0], activities.items()):
+        c, t, u = act.rates.shape
+        flat = act.rates.reshape(c * t, u) - act.rates.reshape(c * t, u).mean(axis=0)
+        _, s, vt = np.linalg.svd(flat, full_matrices=False)
+        proj = (flat @ vt[:2].T).reshape(c, t, -1)
+        var = (s[:2] ** 2).sum() / max((s**2).sum(), 1e-30)
+        colours = plt.cm.hsv(np.linspace(0, 1, c, endpoint=False))
+        for k in range(c):
+            ax.plot(proj[k, :, 0], proj[k, :, min(1, proj.shape[2] - 1)], color=colours[k], lw=1.2)
+            ax.plot(proj[k, act.move_on, 0], proj[k, act.move_on, min(1, proj.shape[2] - 1)], "k.", ms=4)
+        ax.set_title(f"{name}\nPC1-2: {100 * var:.0f} % of variance", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Population trajectories in the top two PCs (black dot: movement onset)")
+    return fig

@@ -269,7 +269,8 @@ def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray 
                 description="True for units read by the motor readout.")
 
 
-def _text(value: Any) -> str:
+def attr_text(value: Any) -> str:
+    """An HDF5 string attribute as ``str`` (h5py may return ``bytes``)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -278,9 +279,9 @@ def read_circuit(f: h5py.File) -> Connectome:
     if "circuit" not in f:
         raise RunFileError(f"{f.filename}: has no /circuit group")
     g = f["circuit"]
-    spec = CircuitSpec.from_toml_text(_text(g.attrs["spec"]), where=f"{f.filename}:/circuit@spec")
+    spec = CircuitSpec.from_toml_text(attr_text(g.attrs["spec"]), where=f"{f.filename}:/circuit@spec")
     table = g["populations"][()]
-    pops = tuple(Population(spec.population(_text(row["name"])), int(row["start"]), int(row["stop"]))
+    pops = tuple(Population(spec.population(attr_text(row["name"])), int(row["start"]), int(row["stop"]))
                  for row in table)
     c = g["connectome"]
     pre = c["pre"][()]
@@ -374,10 +375,6 @@ def format_tree(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = [
-    "SCHEMA_VERSION", "check_run_file", "describe", "format_tree", "git_commit", "open_for_update",
-    "open_run", "provenance", "read_circuit", "write_array", "write_circuit",
-]
 
 
 # ---------------------------------------------------------------------------
@@ -492,5 +489,46 @@ def read_training_state(f: h5py.File) -> Any | None:
         rng_batch=json.loads(a["rng_batch"]), rng_noise=json.loads(a["rng_noise"]),
         iteration=int(a["iteration"]), elapsed=float(a["elapsed_s"]), best_params=group("best_params"),
         best_val_loss=float(a["best_val_loss"]), best_iteration=int(a["best_iteration"]),
-        bad_evals=int(a["bad_evals"]), done=_text(a["done"]), history=history,
+        bad_evals=int(a["bad_evals"]), done=attr_text(a["done"]), history=history,
     )
+
+
+def write_ann(f: h5py.File, arch: str, hidden: np.ndarray, outputs: np.ndarray,
+              params: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    """Write ``/ann/<arch>``: evaluation-set hidden states, outputs and trained weights."""
+    g = f.require_group("ann")
+    g.attrs["description"] = ("Unconstrained ANN baselines trained on the same task and inputs as the "
+                              "rate circuit; activity on the evaluation set of /task, without noise.")
+    if arch in g:
+        del g[arch]
+    a = g.create_group(arch)
+    a.attrs.update({"description": f"{arch.upper()} baseline.", **attrs})
+    write_array(a, "hidden", hidden, units="1", dims="condition,time,unit",
+                description="Hidden state h (dimensionless).")
+    write_array(a, "outputs", outputs, units="m", dims="condition,time,output",
+                description="Decoded hand position.")
+    w = a.create_group("weights")
+    w.attrs["description"] = "Trained parameters (names as in cortexsim.ann; gates stacked along axis 0)."
+    for key, value in params.items():
+        dims = ",".join(f"{key}_axis{i}" for i in range(np.ndim(value)))
+        write_array(w, key, value, units="m" if key == "b_out" else ("m/1" if key == "w_out" else "1"),
+                    dims=dims, description=f"Trained '{key}'.")
+
+
+def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], description: str,
+                columns: dict[str, str] | None = None) -> None:
+    """Write a list of dict rows as a compound dataset (strings as UTF-8, numbers as float64).
+
+    ``columns`` maps column names to a one-line meaning, stored as attributes ``col_<name>``.
+    """
+    if name in group:
+        del group[name]
+    if not rows:
+        return
+    keys = list(rows[0])
+    dtype = np.dtype([(k, _STR if isinstance(rows[0][k], str) else np.float64) for k in keys])
+    data = np.array([tuple(r.get(k, np.nan) for k in keys) for r in rows], dtype=dtype)
+    ds = group.create_dataset(name, data=data)
+    ds.attrs.update({"units": "1", "dims": "row", "description": description})
+    for col, text in (columns or {}).items():
+        ds.attrs[f"col_{col}"] = text
