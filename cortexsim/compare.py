@@ -13,6 +13,7 @@ column             measure                                     more similar when
 ``cka``            linear CKA                                  higher (max 1)
 ``rsa``            Spearman r of condition RDMs                higher (max 1)
 ``*_null``         mean of the condition-shuffle null          --
+``cca_null_time``  mean cca with time courses circularly shifted  --
 ``cca_p``          share of shuffles with cca >= observed      lower = significant
 =================  ==========================================  ===================
 
@@ -153,6 +154,14 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
         for k, values in nulls.items():
             row[f"{k}_null"] = float(np.mean(values))
         row["cca_p"] = float((1 + np.sum(np.asarray(nulls["cca"]) >= row["cca"])) / (1 + n_null))
+        # time shuffle: each condition's time course circularly shifted by its own random lag
+        k = min(a.shape[2], b.shape[2])
+        shifted = []
+        for _ in range(n_null):
+            lags = rng.integers(1, b.shape[1], b.shape[0])
+            bt = np.stack([np.roll(b[c], lag, axis=0) for c, lag in enumerate(lags)])
+            shifted.append(analysis.cca_similarity(a, bt, k=k))
+        row["cca_null_time"] = float(np.mean(shifted))
     return {k: float(v) for k, v in row.items()}
 
 
@@ -256,6 +265,7 @@ SIMILARITY_COLUMNS = {
     "shape_distance_null": "mean shape distance over condition shuffles",
     "cka_null": "mean CKA over condition shuffles", "rsa_null": "mean RSA over condition shuffles",
     "cca_p": "share of condition shuffles with cca >= observed (small = significant)",
+    "cca_null_time": "mean cca when each condition's time course is circularly shifted (time-shuffle null)",
 }
 JPCA_COLUMNS = {
     "activity": "activity", "r2_best": "R^2 of dx = M x, M unconstrained",
@@ -279,7 +289,7 @@ def format_report(result: Comparison) -> str:
 
     kinds = {n: a.kind for n, a in result.activities.items()}
     out = []
-    keys = ["a", "b", "cca", "cca_null", "cca_p", "shape_distance", "shape_distance_null", "cka", "rsa"]
+    keys = ["a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null", "cka", "rsa"]
     for title, sel in (("models", ("model", "data")), ("layers vs ANNs", ("layer",)),
                        ("populations vs ANNs", ("population",))):
         rows = [r for r in result.similarity if kinds.get(r["a"]) in sel]
