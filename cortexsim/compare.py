@@ -135,25 +135,29 @@ def _reduce(x: np.ndarray, n_pcs: int) -> np.ndarray:
     return (flat @ vt[:k].T).reshape(c, t, k)
 
 
+def _measures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """The four similarity measures; NaN where one is undefined (e.g. a flat RDM for RSA)."""
+    k = min(a.shape[2], b.shape[2])
+    out = {}
+    for name, fn in (("cca", lambda: analysis.cca_similarity(a, b, k=k)),
+                     ("shape_distance", lambda: analysis.shape_distance(a, b)),
+                     ("cka", lambda: analysis.linear_cka(a, b)), ("rsa", lambda: analysis.rsa(a, b))):
+        try:
+            out[name] = float(fn())
+        except ValueError:
+            out[name] = float("nan")
+    return out
+
+
 def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null: int) -> dict[str, float]:
-    """All similarity measures of two reduced activities, with condition-shuffle nulls."""
-    row = {
-        "cca": analysis.cca_similarity(a, b, k=min(a.shape[2], b.shape[2])),
-        "shape_distance": analysis.shape_distance(a, b),
-        "cka": analysis.linear_cka(a, b),
-        "rsa": analysis.rsa(a, b),
-    }
+    """All similarity measures of two reduced activities, with condition- and time-shuffle nulls."""
+    row = _measures(a, b)
     if n_null and a.shape[0] > 2:
-        nulls = {k: [] for k in row}
-        for _ in range(n_null):
-            bp = b[rng.permutation(b.shape[0])]
-            nulls["cca"].append(analysis.cca_similarity(a, bp, k=min(a.shape[2], b.shape[2])))
-            nulls["shape_distance"].append(analysis.shape_distance(a, bp))
-            nulls["cka"].append(analysis.linear_cka(a, bp))
-            nulls["rsa"].append(analysis.rsa(a, bp))
-        for k, values in nulls.items():
-            row[f"{k}_null"] = float(np.mean(values))
-        row["cca_p"] = float((1 + np.sum(np.asarray(nulls["cca"]) >= row["cca"])) / (1 + n_null))
+        nulls = [_measures(a, b[rng.permutation(b.shape[0])]) for _ in range(n_null)]
+        for key in list(row):
+            row[f"{key}_null"] = float(np.nanmean([n[key] for n in nulls])) if any(
+                np.isfinite(n[key]) for n in nulls) else float("nan")
+        row["cca_p"] = float((1 + sum(n["cca"] >= row["cca"] for n in nulls)) / (1 + n_null))
         # time shuffle: each condition's time course circularly shifted by its own random lag
         k = min(a.shape[2], b.shape[2])
         shifted = []
@@ -162,7 +166,7 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
             bt = np.stack([np.roll(b[c], lag, axis=0) for c, lag in enumerate(lags)])
             shifted.append(analysis.cca_similarity(a, bt, k=k))
         row["cca_null_time"] = float(np.mean(shifted))
-    return {k: float(v) for k, v in row.items()}
+    return row
 
 
 def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6) -> tuple[dict, object]:

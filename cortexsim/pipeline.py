@@ -5,7 +5,9 @@ Stages (each a function of the config and what earlier stages wrote):
 1. **circuit** -- build the connectome, write ``/circuit`` and the connectivity figure;
 2. **rate** -- train the rate network by BPTT (checkpointing into ``/training``),
    evaluate it on held-out trials and write ``/task``, ``/rate``, ``/metrics``,
-   the trained connectome and figures.
+   the trained connectome and figures;
+3. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
+4. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
 
 The command line (``cortexsim run``) and tests call :func:`run_experiment`.
 Experiments hold no science: they only choose a config.
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import metrics, plots, store
 from .circuit import Connectome, build_connectome
@@ -70,7 +74,7 @@ def _resume_state(run_file: Path, config: Config, force: bool) -> TrainState | N
     if force or not run_file.exists():
         return None
     with store.open_run(run_file) as f:
-        stored = store._text(f.attrs["config"])
+        stored = store.attr_text(f.attrs["config"])
         if stored != config.to_toml():
             raise ConfigError(
                 f"{run_file}: holds a run of a different configuration; choose another --out, "
@@ -141,8 +145,71 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
     _rate_figures(results, state, net, figures)
     for key, value in results["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
-    log(f"wrote {run_file} and {figures}/")
+    for arch in config.ann.archs:
+        run_ann(config, arch, run_file, figures, log)
+    compare_stage(run_file, figures, config.compare, base=config.base, log=log)
+    log(f"wrote {run_file}, {out_dir / 'summary.md'} and {figures}/")
     return run_file
+
+
+def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Callable[[str], None] = print) -> None:
+    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>`` (skipped if done)."""
+    from .ann import DEFAULT_TRAIN, make_ann
+
+    ac = config.ann
+    with store.open_run(run_file) as f:
+        if f"ann/{arch}" in f and f[f"ann/{arch}"].attrs.get("config") == config.to_toml():
+            log(f"ann {arch}: already trained in {run_file}; skipped")
+            return
+    model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
+                     output_scale=config.task.reach_distance)
+    params = model.init_params(seeded_rng(config, f"ann-init-{arch}"))
+    train_config = replace(config.train, **{**DEFAULT_TRAIN[arch], "max_seconds": ac.max_seconds})
+    log(f"ann {arch}: {model!r}")
+    state = new_state(params, model.param_scales(), seeded_rng(config, f"ann-batches-{arch}"),
+                      seeded_rng(config, f"ann-noise-{arch}"))
+    # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        state = train(model, config.task, train_config, state, log=log)
+        results = evaluate(model, config, f"ann_{arch}")
+    results["metrics"][f"ann_{arch}_train_seconds"] = state.elapsed
+    hidden, _, outputs = results["eval_activity"]
+    with store.open_for_update(run_file) as f:
+        store.write_ann(f, arch, hidden, outputs, model.params,
+                        {"config": config.to_toml(), "n_hidden": ac.n_hidden, "iterations": state.iteration,
+                         "train_seconds": state.elapsed})
+        store.write_metrics(f, results["metrics"], METRICS_TEXT)
+    plots.save(plots.plot_trajectories(results["eval"], outputs, results["catch_outputs"]),
+               figures / f"trajectories_{arch}.png")
+    for key, value in results["metrics"].items():
+        log(f"  {key:32s} {value:.4g}")
+
+
+def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
+                  log: Callable[[str], None] = print) -> None:
+    """Run the comparison battery on a run file and write ``/analysis``, figures and ``summary.md``."""
+    from . import compare
+
+    activities = compare.run_activities(run_file)
+    for i, other in enumerate(others):
+        activities += compare.run_activities(other, prefix=f"run{i + 2}/")
+    notes = []
+    if cc.data:
+        act, note = compare.data_activity(base / cc.data, activities[0])
+        activities.append(act)
+        notes.extend(note)
+    t0 = time.perf_counter()
+    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null)
+    result.notes.extend(notes)
+    log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
+        f"({time.perf_counter() - t0:.1f} s)")
+    log(compare.format_report(result))
+    with store.open_for_update(run_file) as f:
+        compare.write_analysis(f, result)
+    compare.write_figures(result, figures)
+    with store.open_run(run_file) as f:
+        summary = compare.summary_markdown(f, result)
+    (run_file.parent / "summary.md").write_text(summary)
 
 
 METRICS_TEXT = (
@@ -154,28 +221,39 @@ METRICS_TEXT = (
 )
 
 
-def evaluate_rate(net: RateNetwork, config: Config) -> dict:
-    """Held-out metrics (with and without noise) and evaluation-set activity."""
+def evaluate(model, config: Config, prefix: str) -> dict:
+    """Held-out metrics (with and without noise, keys ``<prefix>_*``) and evaluation-set activity."""
     task = config.task
     test = task.sample(HELD_OUT_TRIALS, seeded_rng(config, "test"))
-    _, rates, clean = net.simulate(test)
-    _, _, noisy = net.simulate(test, seeded_rng(config, "test-noise"))
+    _, rates, clean = model.simulate(test)
+    _, _, noisy = model.simulate(test, seeded_rng(config, "test-noise"))
     out = {
-        "rate_position_r2": metrics.position_r2(clean, test.targets, test.mask),
-        "rate_endpoint_error_cm": metrics.endpoint_error_cm(clean, test),
-        "rate_catch_drift_cm": metrics.catch_drift_cm(clean, test),
-        "rate_position_r2_noisy": metrics.position_r2(noisy, test.targets, test.mask),
-        "rate_endpoint_error_cm_noisy": metrics.endpoint_error_cm(noisy, test),
-        "rate_catch_drift_cm_noisy": metrics.catch_drift_cm(noisy, test),
-        "rate_reaction_time_ms": metrics.reaction_time_ms(clean, test),
-        "target_reaction_time_ms": metrics.reaction_time_ms(test.targets, test),
-        "rate_mean_rate_hz": float(rates.mean()),
-        "rate_max_rate_hz": float(rates.max()),
+        f"{prefix}_position_r2": metrics.position_r2(clean, test.targets, test.mask),
+        f"{prefix}_endpoint_error_cm": metrics.endpoint_error_cm(clean, test),
+        f"{prefix}_catch_drift_cm": metrics.catch_drift_cm(clean, test),
+        f"{prefix}_reaction_time_ms": metrics.reaction_time_ms(clean, test),
     }
+    if model.noise_std > 0:
+        out.update({
+            f"{prefix}_position_r2_noisy": metrics.position_r2(noisy, test.targets, test.mask),
+            f"{prefix}_endpoint_error_cm_noisy": metrics.endpoint_error_cm(noisy, test),
+            f"{prefix}_catch_drift_cm_noisy": metrics.catch_drift_cm(noisy, test),
+        })
     evaluation = task.evaluation_set()
     catch = task.evaluation_set(catch=True)
-    return {"metrics": out, "eval": evaluation, "eval_activity": net.simulate(evaluation),
-            "catch_outputs": net.simulate(catch)[2], "test": test, "test_noisy": noisy}
+    return {"metrics": out, "eval": evaluation, "eval_activity": model.simulate(evaluation), "rates": rates,
+            "catch_outputs": model.simulate(catch)[2], "test": test, "test_noisy": noisy}
+
+
+def evaluate_rate(net: RateNetwork, config: Config) -> dict:
+    """:func:`evaluate` for the rate network, plus rate statistics and the nominal reaction time."""
+    results = evaluate(net, config, "rate")
+    results["metrics"].update({
+        "target_reaction_time_ms": metrics.reaction_time_ms(results["test"].targets, results["test"]),
+        "rate_mean_rate_hz": float(results["rates"].mean()),
+        "rate_max_rate_hz": float(results["rates"].max()),
+    })
+    return results
 
 
 def _rate_figures(results: dict, state: TrainState, net: RateNetwork, figures: Path) -> None:

@@ -40,15 +40,35 @@ def test_run_writes_the_contracted_file(smoke_run):
         assert "weight_init" in f["circuit/connectome"]
         assert len(f["training/loss"]) == f["metrics"].attrs["rate_train_iterations"]
         assert f.attrs["seed"] == 1
-    for figure in ("connectivity", "trajectories", "training", "layer_rates"):
-        assert (smoke_run / "figures" / f"{figure}.png").stat().st_size > 10_000
+    for figure in ("connectivity", "trajectories", "training", "layer_rates", "similarity_models",
+                   "similarity_parts_vs_ann", "jpca", "pca", "trajectories_gru"):
+        assert (smoke_run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
+
+
+def test_run_trains_the_anns_and_compares(smoke_run):
+    with h5py.File(smoke_run / "run.h5") as f:
+        for arch in ("rnn", "gru", "lstm"):
+            assert f[f"ann/{arch}/hidden"].attrs["dims"] == "condition,time,unit"
+            assert f[f"ann/{arch}/hidden"].shape[:2] == f["rate/rates"].shape[:2]
+            assert np.isfinite(f["metrics"].attrs[f"ann_{arch}_position_r2"])
+        sim = f["analysis/similarity"][()]
+        pairs = {(a.decode(), b.decode()) for a, b in zip(sim["a"], sim["b"])}
+        assert ("rate", "ann:gru") in pairs and ("rate:L5B", "ann:lstm") in pairs
+        assert np.all((sim["cca"] >= 0) & (sim["cca"] <= 1 + 1e-9))
+        jp = f["analysis/jpca"][()]
+        assert "rate" in {a.decode() for a in jp["activity"]}
+        assert "most_ann_like_layer" in f["analysis"].attrs
+    summary = (smoke_run / "summary.md").read_text()
+    assert "| rate circuit |" in summary and "ann:gru" in summary
 
 
 def test_rerun_resumes_and_a_different_config_is_refused(smoke_run, tmp_path, capsys):
     out = tmp_path / "again"
     shutil.copytree(smoke_run, out)
     assert cli.main(["run", str(SMOKE), "--out", str(out)]) == 0
-    assert "resuming training from iteration 40" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming training from iteration 40" in printed
+    assert "ann gru: already trained" in printed
     before = (out / "run.h5").read_bytes()
     other = tmp_path / "other.toml"
     other.write_text(SMOKE.read_text().replace("seed = 1", "seed = 2"))
@@ -62,3 +82,24 @@ def test_shipped_configs_are_valid():
     assert main.circuit.n_units == 500 and main.experiment.name == "center_out"
     smoke = load_config(SMOKE)
     assert smoke.circuit.n_units < 100
+
+
+def test_compare_with_recorded_data(smoke_run, tmp_path, capsys):
+    """Data made from the circuit's own PT5B-like activity plus noise: most similar to the rate model."""
+    run = tmp_path / "run.h5"
+    shutil.copy(smoke_run / "run.h5", run)
+    with h5py.File(run) as f:
+        rates = f["rate/rates"][()]
+        dt = f["task"].attrs["dt"]
+        move_on = int(round(f["task/params/move_on"][0] / dt))
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal((rates.shape[2], 30))
+    fake = rates @ mix + 0.01 * rng.standard_normal((*rates.shape[:2], 30))
+    time = (np.arange(rates.shape[1]) - move_on) * dt
+    np.savez(tmp_path / "data.npz", rates=fake.transpose(2, 1, 0), time=time)
+    assert cli.main(["compare", str(run), "--data", str(tmp_path / "data.npz"), "--n-null", "3"]) == 0
+    with h5py.File(run) as f:
+        sim = f["analysis/similarity"][()]
+    rows = {(a.decode(), b.decode()): c for a, b, c in zip(sim["a"], sim["b"], sim["cca"])}
+    assert rows[("rate", "data")] > 0.95
+    assert rows[("rate", "data")] >= max(v for (a, b), v in rows.items() if b == "data" and a != "rate") - 1e-9
