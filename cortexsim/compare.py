@@ -293,7 +293,8 @@ def format_report(result: Comparison) -> str:
 
     kinds = {n: a.kind for n, a in result.activities.items()}
     out = []
-    keys = ["a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null", "cka", "rsa"]
+    keys = ["a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null",
+            "cka", "rsa"]
     for title, sel in (("models", ("model", "data")), ("layers vs ANNs", ("layer",)),
                        ("populations vs ANNs", ("population",))):
         rows = [r for r in result.similarity if kinds.get(r["a"]) in sel]
