@@ -1,0 +1,209 @@
+"""Build and run the spiking twin in Brian2; spikes come back as plain numpy arrays.
+
+Everything Brian2-specific (units, devices, code generation) stays in this module;
+callers pass and receive SI floats / mV as documented.  One simulation per call:
+all trials are concatenated into one run (the task drive is one ``TimedArray``
+and every trial starts by putting the pool currents at the rate model's ``x0``),
+so ``cpp_standalone`` compiles once and the numpy/cython targets build once.
+Simulations use one thread (two OpenMP threads once gave wrong dynamics in this
+setup; parallelise over processes instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..transfer import LIFParams
+from . import equations as eq
+
+TARGETS = ("numpy", "cython", "cpp_standalone")
+"""Code generation targets accepted by :func:`simulate`."""
+
+
+@dataclass(frozen=True, eq=False)
+class Spikes:
+    """Spikes of one simulation.
+
+    Attributes
+    ----------
+    times : ndarray of float64, shape (spikes,)
+        Spike times (s), sorted.
+    ids : ndarray of int64, shape (spikes,)
+        Neuron index; neuron ``n`` belongs to pool (rate unit) ``n // k``.
+    n_neurons : int
+    duration : float
+        Simulated time (s).
+    wall_seconds : float
+        Wall time of the build and run (s), compilation included.
+    """
+
+    times: np.ndarray
+    ids: np.ndarray
+    n_neurons: int
+    duration: float
+    wall_seconds: float
+
+    def __repr__(self) -> str:
+        return (f"<Spikes: {self.times.size:,} spikes of {self.n_neurons:,} neurons in {self.duration:g} s, "
+                f"{self.times.size / max(self.n_neurons * self.duration, 1e-30):.2f} Hz mean>")
+
+
+def best_target() -> str:
+    """``"cpp_standalone"`` when a C++ compiler works, else ``"numpy"``."""
+    import shutil
+
+    return "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "numpy"
+
+
+@contextlib.contextmanager
+def _device(target: str, seed: int) -> Iterator[object]:
+    """Select the code generation target and seed Brian2; restore the previous state after."""
+    import brian2 as b2
+
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r} is not one of {TARGETS}")
+    previous = b2.prefs.codegen.target
+    b2.start_scope()
+    with tempfile.TemporaryDirectory(prefix="cortexsim_b2_") as build:
+        if target == "cpp_standalone":
+            b2.set_device("cpp_standalone", directory=build, build_on_run=True)
+            b2.prefs.devices.cpp_standalone.openmp_threads = 0
+        else:
+            b2.prefs.codegen.target = target
+        try:
+            b2.seed(seed)
+            yield b2
+        finally:
+            b2.prefs.codegen.target = previous
+            if target == "cpp_standalone":
+                b2.device.reinit()
+                b2.device.activate()
+                b2.set_device("runtime")
+
+
+def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt: float, **kwargs):
+    """NeuronGroup of ``n`` LIF neurons (one LIFParams, or one per neuron)."""
+    group = b2.NeuronGroup(n, eq.NEURON_EQUATIONS, threshold=eq.NEURON_THRESHOLD, reset=eq.NEURON_RESET,
+                           refractory=eq.NEURON_REFRACTORY, method="euler", namespace={}, dt=dt * b2.second,
+                           **kwargs)
+    per = [lif] * n if isinstance(lif, LIFParams) else lif
+    group.tau_m = np.array([p.tau_m for p in per]) * b2.second
+    group.theta = np.array([p.threshold for p in per]) * b2.mV
+    group.v_reset = np.array([p.reset for p in per]) * b2.mV
+    group.t_ref = np.array([p.refractory for p in per]) * b2.second
+    group.sigma = np.array([p.sigma for p in per]) * b2.mV
+    group.offset = offset_mv * b2.mV
+    return group
+
+
+def lif_rates(mu_mv: np.ndarray, lif: LIFParams, *, dt: float = 1e-4, offset_mv: float = 0.0,
+              neurons_per_input: int = 100, duration: float = 2.0, settle: float = 0.1,
+              target: str = "numpy", seed: int = 0) -> np.ndarray:
+    """Measured stationary rate (Hz) of the Brian2 LIF neuron for constant mean inputs.
+
+    Parameters
+    ----------
+    mu_mv : ndarray, shape (inputs,)
+        Mean input ``I_pool`` (mV above rest).
+    lif : LIFParams
+    dt : float
+        Simulation step (s).
+    offset_mv : float
+        The neuron's ``offset`` (mV).
+    neurons_per_input : int
+        Independent neurons per input value; the rate is their mean.
+    duration, settle : float
+        Counting window and the initial transient excluded from it (s).
+
+    Returns
+    -------
+    ndarray, shape (inputs,)
+    """
+    mu_mv = np.atleast_1d(np.asarray(mu_mv, float))
+    n = mu_mv.size * neurons_per_input
+    with _device(target, seed) as b2:
+        pool = b2.NeuronGroup(mu_mv.size, "I : volt", namespace={}, dt=dt * b2.second)
+        pool.I = mu_mv * b2.mV
+        group = _neurons(b2, n, lif, offset_mv, dt)
+        group.I_pool = b2.linked_var(pool, "I", index=np.repeat(np.arange(mu_mv.size), neurons_per_input))
+        rng = np.random.default_rng(seed)
+        group.v = rng.uniform(lif.reset, lif.threshold, n) * b2.mV
+        net = b2.Network(pool, group)
+        net.run(settle * b2.second, namespace={})
+        monitor = b2.SpikeMonitor(group)
+        net.add(monitor)
+        net.run(duration * b2.second, namespace={})
+        counts = np.asarray(monitor.count[:], float)
+    return counts.reshape(mu_mv.size, neurons_per_input).mean(axis=1) / duration
+
+
+def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, target: str = "numpy") -> Spikes:
+    """Run the twin on concatenated trials.
+
+    Parameters
+    ----------
+    params : SpikingParams
+        From :func:`cortexsim.spiking.mapping.map_rate_to_spiking`.
+    drive_mv : ndarray, shape (trials, time, units)
+        Task drive ``B u + b`` of each rate unit (mV) on the task grid; trial ``n``
+        occupies ``[n T, (n + 1) T)`` with ``T = time * task_dt``.
+    task_dt : float
+        Step of the task grid (s); a multiple of ``params.dt``.
+    seed : int
+        Seeds Brian2 (noise) and the initial membrane potentials.
+    target : str
+        One of :data:`TARGETS`.
+
+    Returns
+    -------
+    Spikes
+    """
+    n_trials, n_steps, n_units = drive_mv.shape
+    if n_units != params.n_units:
+        raise ValueError(f"drive has {n_units} units, the twin {params.n_units}")
+    if abs(task_dt / params.dt - round(task_dt / params.dt)) > 1e-6:
+        raise ValueError(f"task dt {task_dt} s is not a multiple of the simulation dt {params.dt} s")
+    duration = n_trials * n_steps * task_dt
+    t0 = time.perf_counter()
+    with _device(target, seed) as b2:
+        net, monitor = _build(b2, params, drive_mv, task_dt, seed)
+        net.run(duration * b2.second, namespace={})
+        times, ids = np.asarray(monitor.t[:] / b2.second, float), np.asarray(monitor.i[:], np.int64)
+    order = np.argsort(times, kind="stable")
+    return Spikes(times[order], ids[order], params.n_units * params.k, duration, time.perf_counter() - t0)
+
+
+def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
+    """The twin's Network and its SpikeMonitor."""
+    n_trials, n_steps, n_units = drive_mv.shape
+    k, dt = params.k, params.dt
+    drive = b2.TimedArray(drive_mv.reshape(-1, n_units) * b2.mV, dt=task_dt * b2.second)
+    starts = np.zeros(n_trials * n_steps)
+    starts[::n_steps] = 1.0
+    start = b2.TimedArray(starts, dt=task_dt * b2.second)
+    pools = b2.NeuronGroup(n_units, eq.POOL_EQUATIONS, method="exponential_euler",
+                           namespace={"I_ext": drive, "start": start}, dt=dt * b2.second, name="pools")
+    pools.tau = params.tau * b2.second
+    pools.x0 = params.x0 * b2.mV
+    pools.I = params.x0 * b2.mV
+    pools.run_regularly(eq.POOL_TRIAL_START, dt=task_dt * b2.second, when="start")
+    lifs = [params.lif_of_unit(u) for u in range(n_units) for _ in range(k)]
+    neurons = _neurons(b2, n_units * k, lifs, params.offset_mv, dt, name="neurons")
+    neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units), k))
+    rng = np.random.default_rng([seed, 1])
+    neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k) * b2.mV
+    syn = b2.Synapses(neurons, pools, model=eq.SYNAPSE_MODEL, on_pre=eq.SYNAPSE_ON_PRE, namespace={},
+                      dt=dt * b2.second, name="pool_coupling")
+    pre_neuron = (params.syn_pre[:, None] * k + np.arange(k)[None, :]).ravel()
+    post_pool = np.repeat(params.syn_post, k)
+    if pre_neuron.size:
+        syn.connect(i=pre_neuron, j=post_pool)
+        syn.w = np.repeat(params.syn_increment_mv, k) * b2.mV
+    monitor = b2.SpikeMonitor(neurons, name="spikes")
+    return b2.Network(pools, neurons, syn, monitor), monitor

@@ -1,0 +1,102 @@
+"""The spiking twin (cortexsim.spiking): LIF f-I curve, the mapping formula, a tiny twin that reaches.
+
+All run on Brian2's numpy target (no compilation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortexsim import pipeline
+from cortexsim.config import Config
+from cortexsim.transfer import LIFParams, make_transfer, siegert_rate
+
+pytestmark = [
+    pytest.mark.brian2,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:pyparsing"),
+]
+
+LIF = LIFParams()
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    """An untrained 80-unit rate network whose readout is fitted by least squares to the reach.
+
+    Without training the circuit still carries the target direction (inputs into L2/3 and
+    L5B), so a fitted readout reaches towards every target -- enough to test the twin.
+    """
+    from cortexsim.spiking import decode
+
+    cfg = Config.from_dict({"experiment": {"seed": 3}, "circuit": {"n_units": 80},
+                            "task": {"delay_max": 0.5, "eval_delay": 0.4}})
+    net = pipeline.make_rate_network(cfg, pipeline.build_circuit(cfg))
+    net.init_params(pipeline.seeded_rng(cfg, "init"), rest_rate=5.0, input_std=6.0)
+    batch = cfg.task.evaluation_set()
+    _, rates, _ = net.simulate(batch)
+    w_out, b_out = decode.refit_readout(rates, batch.targets, net.out_idx, ridge=1e-2)
+    net.set_params({**net.params, "w_out": w_out, "b_out": b_out})
+    return net, cfg
+
+
+def test_lif_f_i_curve_matches_siegert_after_calibration():
+    from cortexsim.spiking import calibrate_offset
+    from cortexsim.spiking.network import lif_rates
+
+    offset = calibrate_offset(LIF, make_transfer("lif", LIF), dt=1e-4)
+    # the Euler-Maruyama shortfall at dt = 0.1 ms is a fraction of a millivolt
+    assert 0.1 < offset < 0.8
+    mu = np.array([13.0, 15.0, 17.0, 19.0, 21.0])   # mV: about 7 ... 60 Hz
+    expected = siegert_rate(mu, LIF)
+    assert expected[0] > 5 and expected[-1] < 65
+    measured = lif_rates(mu, LIF, dt=1e-4, offset_mv=offset, neurons_per_input=250, duration=3.0, seed=11)
+    np.testing.assert_allclose(measured, expected, rtol=0.05)
+
+
+def test_uncalibrated_euler_neuron_fires_below_siegert():
+    from cortexsim.spiking.network import lif_rates
+
+    mu = np.array([14.0, 18.0])
+    measured = lif_rates(mu, LIF, dt=1e-4, offset_mv=0.0, neurons_per_input=200, duration=2.0, seed=2)
+    assert np.all(measured < siegert_rate(mu, LIF))
+
+
+def test_mean_field_round_trip(small_net):
+    from cortexsim.spiking import map_rate_to_spiking
+
+    net, cfg = small_net
+    for k in (1, 5):
+        params = map_rate_to_spiking(net, cfg.lif, k=k, offset_mv=0.4)
+        rates = np.random.default_rng(k).uniform(0, 30, net.n_units)
+        np.testing.assert_allclose(params.mean_current(rates), net.signed_weight() @ rates, rtol=1e-10, atol=1e-10)
+        # each spike's jump is W / (K tau): K times smaller for K times more neurons
+        np.testing.assert_allclose(params.syn_increment_mv * k * params.tau[params.syn_post], params.syn_weight)
+
+
+def test_mapping_preserves_populations_signs_and_inputs(small_net):
+    from cortexsim.spiking import map_rate_to_spiking
+
+    net, cfg = small_net
+    params = map_rate_to_spiking(net, cfg.lif, k=3, offset_mv=0.4)
+    c = net.connectome
+    assert [p[0] for p in params.populations] == [p.name for p in c.populations]
+    assert [(p[3], p[4]) for p in params.populations] == [(p.start, p.stop) for p in c.populations]
+    assert params.n_units == c.n_units
+    # exactly the rate model's synapses, each with its presynaptic unit's Dale sign
+    assert set(zip(params.syn_pre, params.syn_post)) == set(zip(*np.nonzero(net.signed_weight().T)))
+    assert np.all(np.sign(params.syn_weight) == c.sign[params.syn_pre])
+    np.testing.assert_allclose(params.tau, c.tau)
+    # inputs only into the units that receive them in the rate model; readout from PT5B
+    assert np.all(params.w_in[~net.in_mask] == 0)
+    np.testing.assert_array_equal(params.w_in, net.params["w_in"])
+    pt = c.population("PT5B")
+    np.testing.assert_array_equal(params.out_idx, np.arange(pt.start, pt.stop))
+
+
+def test_map_rejects_bad_k(small_net):
+    from cortexsim.spiking import map_rate_to_spiking
+
+    net, cfg = small_net
+    with pytest.raises(ValueError, match="k: 0"):
+        map_rate_to_spiking(net, cfg.lif, k=0, offset_mv=0.0)
