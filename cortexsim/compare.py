@@ -182,7 +182,7 @@ def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: i
 
 
 def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
-            rng: np.random.Generator | None = None) -> Comparison:
+            rng: np.random.Generator | None = None, positions: np.ndarray | None = None) -> Comparison:
     """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA.
 
     Parameters
@@ -195,6 +195,9 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         Condition shuffles per pair for the null model (0: none).
     rng : numpy.random.Generator, optional
         For the shuffles (default: seeded 0, so reruns agree).
+    positions : ndarray, shape (conditions, time, 2), optional
+        Hand position (m) of the conditions; adds cross-validated ridge decoding of
+        position and velocity (folds over conditions) to each activity's row.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     result = Comparison(activities={a.name: a for a in activities})
@@ -213,6 +216,11 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
     for act in activities:
         if act.n_units >= 2 and np.ptp(act.rates) > 0:
             row, res = jpca_row(act)
+            if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
+                dec = analysis.decode_kinematics(act.rates, positions, dt=act.dt,
+                                                 n_folds=min(5, act.rates.shape[0]), rng=np.random.default_rng(0))
+                row["decode_position_r2"] = float(dec.position_r2)
+                row["decode_velocity_r2"] = float(dec.velocity_r2)
             result.jpca.append(row)
             result.jpca_results[act.name] = res
     return result
@@ -277,6 +285,8 @@ JPCA_COLUMNS = {
     "ratio": "r2_skew / r2_best (higher = more rotational, max 1)",
     "frequency_hz": "rotation frequency of the strongest jPCA plane (Hz)",
     "participation_ratio": "dimensionality (participation ratio of the covariance eigenvalues)",
+    "decode_position_r2": "held-out R^2 of hand position by ridge regression, folds over conditions",
+    "decode_velocity_r2": "the same for hand velocity",
 }
 
 
@@ -302,8 +312,9 @@ def format_report(result: Comparison) -> str:
             out += [f"== similarity: {title} (cca, cka, rsa: higher = more similar; shape_distance: lower) ==",
                     table(rows, [k for k in keys if k in rows[0]]), ""]
     if result.jpca:
-        out += ["== jPCA around movement onset (ratio: higher = more rotational) ==",
-                table(result.jpca, list(JPCA_COLUMNS)), ""]
+        out += ["== per activity: jPCA around movement onset (ratio: higher = more rotational), "
+                "dimensionality, decoding of held-out conditions ==",
+                table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0]]), ""]
     for key, value in headline(result).items():
         out.append(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     out += [f"note: {n}" for n in result.notes]
@@ -366,12 +377,14 @@ def summary_markdown(f, result: Comparison) -> str:
     for key, value in headline(result).items():
         lines.append(f"- {key.replace('_', ' ')}: {value:.3f}" if isinstance(value, float)
                      else f"- {key.replace('_', ' ')}: **{value}**")
-    lines += ["", "## jPCA (rotational dynamics around movement onset)", "",
-              "| activity | R² best | R² skew | ratio | frequency (Hz) |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", "## jPCA (rotational dynamics around movement onset), dimensionality, decoding", "",
+              "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | "
+              "decoded position R² |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in result.jpca:
         if kinds.get(r["activity"]) in ("model", "data", "layer"):
             lines.append(f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
-                         f"{r['frequency_hz']:.2f} |")
+                         f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
+                         f"{r.get('decode_position_r2', np.nan):.3f} |")
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"

@@ -199,7 +199,9 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
         activities.append(act)
         notes.extend(note)
     t0 = time.perf_counter()
-    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null)
+    with store.open_run(run_file) as f:
+        positions = f["task/targets"][()]
+    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions)
     result.notes.extend(notes)
     log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
         f"({time.perf_counter() - t0:.1f} s)")
