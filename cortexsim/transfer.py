@@ -44,8 +44,9 @@ class LIFParams:
     refractory : float
         Absolute refractory period (s).
     sigma : float
-        Standard deviation of the membrane-potential fluctuations from
-        background noise (mV).
+        Amplitude of the background white noise (mV) in Brunel's (2000)
+        convention, ``tau_m dV = (-V + mu) dt + sigma sqrt(tau_m) dW``; the free
+        membrane potential then fluctuates with SD ``sigma / sqrt(2)``.
     """
 
     tau_m: float = 0.010
