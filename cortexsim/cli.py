@@ -5,6 +5,7 @@ Subcommands::
     cortexsim run [CONFIG.toml] [--out DIR]          the whole pipeline
     cortexsim circuit [--config FILE.toml] [--n-units N] [--seed S] --out FILE.h5 [--plot FILE.png]
     cortexsim inspect FILE.h5 [--json]               what a run file holds
+    cortexsim spiking RUN.h5 [--k K] [--trials N] [--target T]   the LIF twin of a trained run
     cortexsim compare RUN.h5 [OTHER.h5 ...] [--data FILE]   the comparison battery
     cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
 
@@ -132,6 +133,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spiking(args: argparse.Namespace) -> int:
+    from . import pipeline
+    from .config import config_from_text
+
+    run_file = Path(args.run)
+    with store.open_run(run_file) as f:
+        if "rate/rates" not in f:
+            raise CortexsimError(f"{run_file}: has no trained rate network (/rate); run `cortexsim run` first")
+        config = config_from_text(store.attr_text(f.attrs["config"]), where=f"{run_file}:config")
+    changes = {key: value for key, value in (("k", args.k), ("trials_per_condition", args.trials),
+                                             ("target", args.target)) if value is not None}
+    if changes:
+        config = config.with_section("spiking", **changes)
+    figures = Path(args.figures) if args.figures else run_file.parent / "figures"
+    pipeline.run_spiking(config, run_file, figures)
+    print(f"wrote /spikes and /spiking into {run_file} and figures into {figures}/")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cortexsim`` command."""
     p = argparse.ArgumentParser(prog="cortexsim", description=__doc__.split("\n\n")[0])
@@ -161,6 +181,14 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--n-null", type=int, default=20, help="condition shuffles per pair (default 20)")
     k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     k.set_defaults(func=cmd_compare)
+
+    sp = sub.add_parser("spiking", help="simulate a trained run's circuit as LIF neurons (Brian2)")
+    sp.add_argument("run", help="run file (.h5) with a trained rate network")
+    sp.add_argument("--k", type=int, help="LIF neurons per rate unit (default from the run's config, 5)")
+    sp.add_argument("--trials", type=int, help="trials per condition (default 3)")
+    sp.add_argument("--target", choices=("auto", "numpy", "cython", "cpp_standalone"), help="Brian2 code target")
+    sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
+    sp.set_defaults(func=cmd_spiking)
 
     i = sub.add_parser("inspect", help="show what a run file holds")
     i.add_argument("file", help="run file (.h5)")

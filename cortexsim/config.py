@@ -11,6 +11,7 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
     [rate]         the rate network (:class:`RateConfig`)
     [train]        the trainer (:class:`cortexsim.train.TrainConfig`)
     [ann]          the ANN baselines (:class:`AnnConfig`)
+    [spiking]      the LIF twin (:class:`SpikingConfig`)
     [compare]      the comparison battery (:class:`CompareConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
@@ -216,9 +217,42 @@ class CompareConfig:
         v.number(self.n_null, "compare.n_null", low=0, integer=True)
 
 
+@dataclass(frozen=True)
+class SpikingConfig:
+    """``[spiking]``: the LIF twin of the trained rate network.
+
+    Attributes
+    ----------
+    enabled : bool
+        Run the spiking stage in ``cortexsim run``.
+    k : int
+        LIF neurons per rate unit.
+    trials_per_condition : int
+        Independent trials per evaluation condition.
+    target : str
+        Brian2 code generation: ``"auto"`` (``cpp_standalone`` when a C++ compiler is
+        present, else ``numpy``), ``"numpy"``, ``"cython"``, ``"cpp_standalone"``.
+    dt : float
+        Simulation step (s).
+    """
+
+    enabled: bool = True
+    k: int = 5
+    trials_per_condition: int = 3
+    target: str = "auto"
+    dt: float = 1e-4
+
+    def __post_init__(self) -> None:
+        v.number(self.k, "spiking.k", low=1, integer=True)
+        v.number(self.trials_per_condition, "spiking.trials_per_condition", low=1, integer=True)
+        v.choice(self.target, "spiking.target", ("auto", "numpy", "cython", "cpp_standalone"))
+        v.number(self.dt, "spiking.dt", low=0, low_open=True, high=1e-3)
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
-    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "compare": CompareConfig,
+    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "spiking": SpikingConfig,
+    "compare": CompareConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 

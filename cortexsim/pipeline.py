@@ -6,8 +6,9 @@ Stages (each a function of the config and what earlier stages wrote):
 2. **rate** -- train the rate network by BPTT (checkpointing into ``/training``),
    evaluate it on held-out trials and write ``/task``, ``/rate``, ``/metrics``,
    the trained connectome and figures;
-3. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
-4. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
+3. **spiking** -- the trained circuit as LIF neurons in Brian2 (``/spikes``, ``/spiking``);
+4. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
+5. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
 
 The command line (``cortexsim run``) and tests call :func:`run_experiment`.
 Experiments hold no science: they only choose a config.
@@ -145,6 +146,8 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
     _rate_figures(results, state, net, figures)
     for key, value in results["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
+    if config.spiking.enabled:
+        run_spiking(config, run_file, figures, log)
     for arch in config.ann.archs:
         run_ann(config, arch, run_file, figures, log)
     compare_stage(run_file, figures, config.compare, base=config.base, log=log)
@@ -183,6 +186,34 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Calla
                figures / f"trajectories_{arch}.png")
     for key, value in results["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
+
+
+def run_spiking(config: Config, run_file: Path, figures: Path, log: Callable[[str], None] = print) -> dict:
+    """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures."""
+    from . import spiking
+    from .spiking.network import best_target
+
+    sc = config.spiking
+    target = best_target() if sc.target == "auto" else sc.target
+    log(f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
+        f"(Brian2 target {target})")
+    result = spiking.run_twin(run_file, k=sc.k, trials_per_condition=sc.trials_per_condition, target=target,
+                              dt=sc.dt)
+    with store.open_run(run_file) as f:
+        connectome = store.read_circuit(f)
+        n_reach = f["task/targets"].shape[0]
+    with store.open_for_update(run_file) as f:
+        store.write_spiking(f, result, connectome, n_reach)
+        store.write_metrics(f, result["metrics"], METRICS_TEXT)
+    plots.save(plots.plot_raster(result["spikes"], connectome, result["params"].k,
+                                 duration=result["batch"].n_steps * result["batch"].dt), figures / "raster.png")
+    mean_out = result["outputs"].mean(axis=1)
+    plots.save(plots.plot_trajectories(config.task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
+               figures / "trajectories_spiking.png")
+    plots.save(plots.plot_fidelity(result["fidelity"]), figures / "spiking_fidelity.png")
+    for key, value in result["metrics"].items():
+        log(f"  {key:32s} {value:.4g}")
+    return result
 
 
 def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),

@@ -268,3 +268,58 @@ def plot_pca_trajectories(activities: dict) -> Figure:
         ax.set_yticks([])
     fig.suptitle("Population trajectories in the top two PCs (black dot: movement onset)")
     return fig
+
+
+def plot_raster(spikes, connectome: Connectome, k: int, duration: float, max_neurons: int = 1500) -> Figure:
+    """Spike raster of the first trial, neurons grouped by layer and coloured by population.
+
+    Parameters
+    ----------
+    spikes : cortexsim.spiking.network.Spikes
+    connectome : Connectome
+        The rate circuit (pool ``u`` holds neurons ``u*k .. u*k+k-1``).
+    k : int
+        Neurons per rate unit.
+    duration : float
+        Length of the first trial (s).
+    max_neurons : int
+        At most this many neurons are drawn (every n-th neuron of each population).
+    """
+    fig, ax = plt.subplots(figsize=(11, 7), constrained_layout=True)
+    step = max(1, int(np.ceil(connectome.n_units * k / max_neurons)))
+    first = spikes.times < duration
+    times, ids = spikes.times[first], spikes.ids[first]
+    colours = plt.cm.tab20(np.linspace(0, 1, len(connectome.populations)))
+    ticks, labels = [], []
+    for colour, pop in zip(colours, connectome.populations):
+        lo, hi = pop.start * k, pop.stop * k
+        sel = (ids >= lo) & (ids < hi) & ((ids - lo) % step == 0)
+        ax.scatter(times[sel], ids[sel], s=1.5, color=colour, marker="|", linewidths=0.6)
+        ticks.append((lo + hi) / 2)
+        labels.append(f"{pop.name} ({pop.spec.layer})")
+        ax.axhline(lo, color="0.85", lw=0.5)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_ylim(connectome.n_units * k, 0)
+    ax.set_xlim(0, duration)
+    ax.set_xlabel("time in the first trial (s)")
+    ax.set_title(f"LIF twin: spikes of {'every neuron' if step == 1 else f'1 neuron in {step}'}, pools of K = {k}")
+    return fig
+
+
+def plot_fidelity(rows: list[dict]) -> Figure:
+    """Per-population fidelity of the spiking twin: PSTH correlation, rate ratio, rate, CV ISI."""
+    names = [r["population"] for r in rows]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4), sharey=True, constrained_layout=True)
+    for ax, (key, label, ref) in zip(axes, (("psth_r_mean", "PSTH r (twin vs rate unit)", 0.9),
+                                           ("rate_ratio", "rate ratio (twin / rate)", 1.0),
+                                           ("rate_hz", "twin rate (Hz)", None),
+                                           ("cv_isi", "CV of ISIs", 1.0))):
+        values = [float(r.get(key, np.nan)) for r in rows]
+        ax.barh(range(len(names)), values, color="0.4")
+        if ref is not None:
+            ax.axvline(ref, color="r", ls="--", lw=1)
+        ax.set_xlabel(label)
+    axes[0].set_yticks(range(len(names)), names, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle("Spiking twin fidelity per population")
+    return fig

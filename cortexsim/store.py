@@ -532,3 +532,69 @@ def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], descri
     ds.attrs.update({"units": "1", "dims": "row", "description": description})
     for col, text in (columns or {}).items():
         ds.attrs[f"col_{col}"] = text
+
+
+def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, n_reach: int) -> None:
+    """Write the spiking twin: SONATA ``/spikes/<population>`` and ``/spiking`` (rates, outputs, fidelity).
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`cortexsim.spiking.run_twin`.
+    connectome : Connectome
+        The rate circuit (for the population ranges).
+    n_reach : int
+        Number of reach conditions (those of ``/task``); later conditions are catch trials.
+    """
+    params, spikes, batch = result["params"], result["spikes"], result["batch"]
+    k = int(params.k)
+    n_cond, n_trials, n_steps, _ = result["rates"].shape
+    for name in ("spikes", "spiking"):
+        if name in f:
+            del f[name]
+    sp = f.create_group("spikes")
+    sp.attrs["description"] = (
+        f"Spikes of the LIF twin in the SONATA layout, one group per population. Rate unit u of a population "
+        f"is the pool of neurons u*K .. u*K+K-1 (K = {k}) counted from the population's first unit; trials run "
+        f"back to back, trial j of /spiking/trials starting at /spiking/trials/start[j].")
+    pools = spikes.ids // k
+    for pop in connectome.populations:
+        sel = (pools >= pop.start) & (pools < pop.stop)
+        g = sp.create_group(pop.name.replace("/", "_"))
+        g.attrs.update({"sorting": "by_time", "population": pop.name, "n_neurons": pop.size * k})
+        write_array(g, "timestamps", spikes.times[sel], units="s", dims="spike", description="Spike time.")
+        write_array(g, "node_ids", (spikes.ids[sel] - pop.start * k).astype(np.int64), units="1", dims="spike",
+                    description="Neuron index within the population (pool unit * K + member).")
+    g = f.create_group("spiking")
+    g.attrs.update({"description": "The spiking twin on the evaluation conditions (rows of /task, then catch).",
+                    "k": k, "n_reach_conditions": n_reach, "trials_per_condition": n_trials,
+                    "offset_mV": float(params.offset_mv), "sim_dt_s": float(params.dt)})
+    write_array(g, "rates", result["rates"][:n_reach].mean(axis=1), units="Hz", dims="condition,time,unit",
+                description="Pool rates (20 ms exponential filter) averaged over trials, reach conditions of /task.")
+    write_array(g, "rates_trials", result["rates"], units="Hz", dims="condition,trial,time,unit",
+                description="Single-trial pool rates, all conditions (reach, then catch).")
+    write_array(g, "outputs", result["outputs"], units="m", dims="condition,trial,time,output",
+                description="Hand position decoded with the rate model's trained readout.")
+    trials = g.create_group("trials")
+    duration = n_steps * batch.dt
+    write_array(trials, "condition", np.repeat(np.arange(n_cond), n_trials), units="1", dims="trial",
+                description="Condition of each simulated trial.")
+    write_array(trials, "start", np.arange(n_cond * n_trials) * duration, units="s", dims="trial",
+                description="Start time of each trial in the spike times.")
+    write_table(g, "fidelity", [{k_: (v if isinstance(v, str) else float(v)) for k_, v in row.items()}
+                                for row in result["fidelity"]],
+                "One row per population: how faithfully the twin follows its rate model.",
+                {"population": "population", "psth_r_mean": "mean Pearson r of unit PSTHs, twin vs rate model",
+                 "rate_ratio": "twin mean rate / rate-model mean rate", "rate_hz": "twin mean rate (Hz)",
+                 "cv_isi": "median coefficient of variation of inter-spike intervals"})
+    m = g.create_group("params")
+    m.attrs["description"] = "Rate -> spiking mapping (cortexsim.spiking.mapping.SpikingParams)."
+    units = {"tau": "s", "x0": "mV", "syn_weight": "mV/Hz", "syn_increment_mv": "mV", "w_in": "mV", "b": "mV",
+             "w_out": "m/Hz", "b_out": "m"}
+    for key, value in params.to_arrays().items():
+        value = np.asarray(value)
+        if value.ndim == 0:
+            m.attrs[key] = value.item()
+            continue
+        write_array(m, key, value, units=units.get(key, "1"),
+                    dims=",".join(f"axis{i}" for i in range(value.ndim)), description=f"SpikingParams.{key}")

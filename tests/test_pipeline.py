@@ -45,6 +45,35 @@ def test_run_writes_the_contracted_file(smoke_run):
         assert (smoke_run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
 
 
+@pytest.mark.brian2
+def test_run_writes_the_spiking_twin(smoke_run):
+    with h5py.File(smoke_run / "run.h5") as f:
+        for key in ("spiking_position_r2", "spiking_endpoint_error_cm", "spiking_position_r2_refit",
+                    "spiking_psth_r_median", "spiking_sim_seconds"):
+            assert np.isfinite(f["metrics"].attrs[key]), key
+        n_pops = len(f["circuit/populations"])
+        assert len(f["spikes"]) == n_pops
+        k = f["spiking"].attrs["k"]
+        total = 0
+        for group in f["spikes"].values():
+            assert group.attrs["sorting"] == "by_time"
+            t, ids = group["timestamps"][()], group["node_ids"][()]
+            assert np.all(np.diff(t) >= 0) and group["timestamps"].attrs["units"] == "s"
+            assert ids.size == 0 or (ids.min() >= 0 and ids.max() < group.attrs["n_neurons"])
+            total += t.size
+        assert total > 0
+        assert f["spiking/rates"].shape == f["rate/rates"].shape
+        assert f["spiking/rates"].attrs["dims"] == "condition,time,unit"
+        table = f["spiking/fidelity"][()]
+        assert set(table.dtype.names) >= {"population", "psth_r_mean", "rate_ratio", "rate_hz", "cv_isi"}
+        assert len(table) == n_pops
+        assert f["spiking/params"].attrs["k"] == k
+        sim = f["analysis/similarity"][()]
+        assert ("rate", "spiking") in {(a.decode(), b.decode()) for a, b in zip(sim["a"], sim["b"])}
+    for figure in ("raster", "trajectories_spiking", "spiking_fidelity"):
+        assert (smoke_run / "figures" / f"{figure}.png").stat().st_size > 10_000
+
+
 def test_run_trains_the_anns_and_compares(smoke_run):
     with h5py.File(smoke_run / "run.h5") as f:
         for arch in ("rnn", "gru", "lstm"):
