@@ -53,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as v
+from ._model import TimeMajorModel
 from .errors import ConfigError
 from .rate import Penalties, _masked_mean
 from .tasks import TrialBatch
@@ -88,7 +89,7 @@ def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Recurrent:
+class _Recurrent(TimeMajorModel):
     """What the three architectures share: parameters, noise, simulation, loss."""
 
     arch = ""
@@ -177,12 +178,6 @@ class _Recurrent:
         """Nothing to enforce: the baselines are unconstrained."""
 
     # -- simulation ----------------------------------------------------------------
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[name] = np.empty(shape, self.dtype)
-        return buf
-
     def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
         """Noise added to ``h`` (dimensionless), shape (time, trials, hidden); ``n[t]`` enters ``h[t+1]``."""
         xi = rng.standard_normal((n_steps, n_trials, self.n_units), dtype=self.dtype)
@@ -191,13 +186,6 @@ class _Recurrent:
 
     def _noise_factor(self) -> float:
         return 1.0
-
-    def _inputs(self, batch: TrialBatch) -> np.ndarray:
-        if abs(batch.dt - self.dt) > 1e-12:
-            raise ConfigError(f"trial batch dt {batch.dt} s differs from the network's dt {self.dt} s")
-        if batch.inputs.shape[2] != self.n_inputs:
-            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {self.n_inputs}")
-        return np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dtype=self.dtype)
 
     def _input_drive(self, u: np.ndarray) -> np.ndarray:
         """``B u + b`` for all steps and trials in one product, shape (time, trials, k H)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
 from .tasks import TrialBatch
@@ -63,7 +64,7 @@ class Penalties:
     weight_l2: float = 1e-4
 
 
-class RateNetwork:
+class RateNetwork(TimeMajorModel):
     """A connectome simulated as a rate network.
 
     Parameters
@@ -204,12 +205,6 @@ class RateNetwork:
         return c.with_weight(self.params["w"][c.post, c.pre].astype(np.float64))
 
     # -- simulation ------------------------------------------------------------
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[name] = np.empty(shape, self.dtype)
-        return buf
-
     def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
         """Process noise increments ``sigma sqrt(2 alpha) xi``, shape (time, trials, units)."""
         xi = rng.standard_normal((n_steps, n_trials, self.n_units), dtype=self.dtype)
@@ -270,13 +265,6 @@ class RateNetwork:
         y = self._forward(inputs, noise)
         return (self._buffers["x"].transpose(1, 0, 2).copy(), self._buffers["r"].transpose(1, 0, 2).copy(),
                 y.transpose(1, 0, 2).copy())
-
-    def _inputs(self, batch: TrialBatch) -> np.ndarray:
-        if abs(batch.dt - self.dt) > 1e-12:
-            raise ConfigError(f"trial batch dt {batch.dt} s differs from the network's dt {self.dt} s")
-        if batch.inputs.shape[2] != self.n_inputs:
-            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {self.n_inputs}")
-        return np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dtype=self.dtype)
 
     # -- loss and gradients ----------------------------------------------------------
     def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = Penalties(),
