@@ -135,38 +135,37 @@ def _reduce(x: np.ndarray, n_pcs: int) -> np.ndarray:
     return (flat @ vt[:k].T).reshape(c, t, k)
 
 
-def _measures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """The four similarity measures; NaN where one is undefined (e.g. a flat RDM for RSA)."""
-    k = min(a.shape[2], b.shape[2])
-    out = {}
-    for name, fn in (("cca", lambda: analysis.cca_similarity(a, b, k=k)),
-                     ("shape_distance", lambda: analysis.shape_distance(a, b)),
-                     ("cka", lambda: analysis.linear_cka(a, b)), ("rsa", lambda: analysis.rsa(a, b))):
-        try:
-            out[name] = float(fn())
-        except ValueError:
-            out[name] = float("nan")
-    return out
+def _metrics(k: int) -> dict[str, tuple]:
+    """Similarity measures by column name: (function, higher_is_more_similar)."""
+    return {"cca": (lambda x, y: analysis.cca_similarity(x, y, k=k), True),
+            "shape_distance": (analysis.shape_distance, False),
+            "cka": (analysis.linear_cka, True), "rsa": (analysis.rsa, True)}
 
 
 def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null: int) -> dict[str, float]:
-    """All similarity measures of two reduced activities, with condition- and time-shuffle nulls."""
-    row = _measures(a, b)
-    if n_null and a.shape[0] > 2:
-        nulls = [_measures(a, b[rng.permutation(b.shape[0])]) for _ in range(n_null)]
-        for key in list(row):
-            row[f"{key}_null"] = float(np.nanmean([n[key] for n in nulls])) if any(
-                np.isfinite(n[key]) for n in nulls) else float("nan")
-        row["cca_p"] = float((1 + sum(n["cca"] >= row["cca"] for n in nulls)) / (1 + n_null))
-        # time shuffle: each condition's time course circularly shifted by its own random lag
-        k = min(a.shape[2], b.shape[2])
-        shifted = []
-        for _ in range(n_null):
-            lags = rng.integers(1, b.shape[1], b.shape[0])
-            bt = np.stack([np.roll(b[c], lag, axis=0) for c, lag in enumerate(lags)])
-            shifted.append(analysis.cca_similarity(a, bt, k=k))
-        row["cca_null_time"] = float(np.mean(shifted))
-    return row
+    """All similarity measures of two reduced activities, with condition- and time-shuffle nulls.
+
+    A measure that is undefined for the pair (e.g. RSA of a flat dissimilarity
+    matrix) is NaN, and so is its null.
+    """
+    row: dict[str, float] = {}
+    nulls: dict[str, float] = {}
+    for key, (fn, higher) in _metrics(min(a.shape[2], b.shape[2])).items():
+        try:
+            row[key] = float(fn(a, b))
+            if n_null and a.shape[0] > 2:
+                res = analysis.shuffle_null(fn, a, b, kind="condition", n=n_null, rng=rng,
+                                            higher_is_more_similar=higher)
+                nulls[f"{key}_null"] = float(res.mean)
+                if key == "cca":
+                    nulls["cca_p"] = float(res.p_value)
+                    nulls["cca_null_time"] = float(analysis.shuffle_null(
+                        fn, a, b, kind="time", n=n_null, rng=rng, higher_is_more_similar=True).mean)
+        except ValueError:
+            row[key] = float("nan")
+            if n_null and a.shape[0] > 2:
+                nulls[f"{key}_null"] = float("nan")
+    return {**row, **nulls}
 
 
 def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6) -> tuple[dict, object]:
