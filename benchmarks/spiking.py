@@ -33,7 +33,7 @@ pool synapses, K per rate synapse of its pool).
 
 Run from the repository root::
 
-    python benchmarks/spiking.py                           # 1k and 10k neurons; about 2-3 minutes
+    python benchmarks/spiking.py                           # 1k and 10k neurons; about 1 minute
     python benchmarks/spiking.py --neurons 1000 --repeats 3 --json spiking.json
 """
 
@@ -74,9 +74,7 @@ def repeated_binary(repeats: int, record: list[dict]):
             t0 = time.perf_counter()
             original(self, *args, **kwargs)
             record.append({"run": float(self._last_run_time), "binary": float(self.timers.get("run_binary", np.nan)),
-                           "outer": time.perf_counter() - t0,
-                           "compile": float(self.timers.get("compile", {}).get("make", np.nan))
-                           if isinstance(self.timers.get("compile"), dict) else np.nan})
+                           "outer": time.perf_counter() - t0})
 
     CPPStandaloneDevice.run = run
     try:
@@ -121,7 +119,7 @@ def run_cortexsim(params, drive, task_dt: float, duration: float, seed: int, rep
 def run_handwritten(params, drive, duration: float, seed: int, repeats: int) -> dict:
     """The identical network in plain Brian2 ``cpp_standalone`` code."""
     import brian2 as b2
-    from brian2 import NeuronGroup, Synapses, SpikeMonitor, mV, second
+    from brian2 import NeuronGroup, SpikeMonitor, Synapses, mV, second
 
     lif = params.lif
     if any(params.lif_of_unit(u) != lif for u in range(params.n_units)):
@@ -151,7 +149,8 @@ def run_handwritten(params, drive, duration: float, seed: int, repeats: int) -> 
             neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units), k))
             neurons.v = np.random.default_rng([seed, 1]).uniform(lif.reset, lif.threshold, n) * mV
             syn = Synapses(neurons, pools, "w : volt (constant)", on_pre="I_post += w")
-            syn.connect(i=(params.syn_pre[:, None] * k + np.arange(k)[None, :]).ravel(), j=np.repeat(params.syn_post, k))
+            pre_neuron = (params.syn_pre[:, None] * k + np.arange(k)[None, :]).ravel()
+            syn.connect(i=pre_neuron, j=np.repeat(params.syn_post, k))
             syn.w = np.repeat(params.syn_increment_mv, k) * mV
             monitor = SpikeMonitor(neurons)
             with repeated_binary(repeats, record):
@@ -197,9 +196,10 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--neurons", type=int, nargs="+", default=[1000, 10000],
-                    help="twin sizes in LIF neurons (K = 5 per rate unit); 50000 is optional (~1 GB RAM, minutes)")
+                    help="twin sizes in LIF neurons (K = 5 per rate unit); 50000 is optional (GBs of RAM, ~2 min)")
     ap.add_argument("--duration", type=float, default=1.0, help="biological seconds per simulation (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="executions of each compiled binary (default 3)")
     ap.add_argument("--seed", type=int, default=0)
@@ -245,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         c, h = r["cortexsim"], r["handwritten"]
         verdict = "met" if r["ratio"] >= TARGET_RATIO else "MISS"
         print(f"{r['neurons']:>8,} {r['synapses']:>11,} {c['rate_hz']:>8.2f} | "
-              f"{c['wall_per_bio_s']:>8.3f} [{c['run_min_s'] / args.duration:.3f}-{c['run_max_s'] / args.duration:.3f}]"
+              f"{c['wall_per_bio_s']:>8.3f} "
+              f"[{c['run_min_s'] / args.duration:.3f}-{c['run_max_s'] / args.duration:.3f}]"
               f" {c['events_per_s'] / 1e6:>7.2f} {c['setup_s']:>8.1f} | "
-              f"{h['wall_per_bio_s']:>11.3f} [{h['run_min_s'] / args.duration:.3f}-{h['run_max_s'] / args.duration:.3f}]"
+              f"{h['wall_per_bio_s']:>11.3f} "
+              f"[{h['run_min_s'] / args.duration:.3f}-{h['run_max_s'] / args.duration:.3f}]"
               f" {h['events_per_s'] / 1e6:>7.2f} {h['setup_s']:>8.1f} | {r['ratio']:>6.2f} {r['ratio_min']:>6.2f}  "
               f"{verdict} (>= {TARGET_RATIO})")
     print()
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         c, h = r["cortexsim"], r["handwritten"]
         print(f"  {r['neurons']:,} neurons: whole binary (load + loop + write) {c['binary_median_s']:.2f} s vs "
               f"{h['binary_median_s']:.2f} s; spikes {c['spikes']:,} vs {h['spikes']:,}"
-              f"{'' if r['spike_count_equal'] else ' (differ: different random streams)'}")
+              f"{'' if r['spike_count_equal'] else ' (not bit-identical: see benchmarks/README.md)'}")
     info["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average at the end: {info['loadavg_end']}")
     if args.json:
