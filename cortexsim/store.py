@@ -598,3 +598,11 @@ def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, 
             continue
         write_array(m, key, value, units=units.get(key, "1"),
                     dims=",".join(f"axis{i}" for i in range(value.ndim)), description=f"SpikingParams.{key}")
+
+
+def read_spikes(f: h5py.File) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Spikes of the twin from the SONATA layout: population name -> (times in s, node ids)."""
+    if "spikes" not in f:
+        raise RunFileError(f"{f.filename}: has no /spikes; run `cortexsim spiking` first")
+    return {attr_text(g.attrs.get("population", name)): (g["timestamps"][()], g["node_ids"][()])
+            for name, g in f["spikes"].items()}

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cortexsim import cli
+from cortexsim import cli, store
 from cortexsim.config import load_config
 
 SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
@@ -62,6 +62,14 @@ def test_run_writes_the_spiking_twin(smoke_run):
             assert ids.size == 0 or (ids.min() >= 0 and ids.max() < group.attrs["n_neurons"])
             total += t.size
         assert total > 0
+        # read back: every population's spikes, and the pool rates they imply match /spiking
+        spikes = store.read_spikes(f)
+        assert set(spikes) == {p.decode() for p in f["circuit/populations"]["name"]}
+        pop = f["circuit/populations"][()]
+        duration = f["spiking/trials/start"][-1] + f["task/targets"].shape[1] * f["task"].attrs["dt"]
+        n_neurons = sum(int(r["stop"] - r["start"]) * k for r in pop)
+        rate = sum(t.size for t, _ in spikes.values()) / (n_neurons * duration)
+        assert rate == pytest.approx(f["metrics"].attrs["spiking_rate_mean_hz"], rel=1e-6)
         assert f["spiking/rates"].shape == f["rate/rates"].shape
         assert f["spiking/rates"].attrs["dims"] == "condition,time,unit"
         table = f["spiking/fidelity"][()]
