@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         ap.error("--scale and --k-scale must be in (0, 1]")
 
     import brian2 as b2
-    from brian2 import ms, mV, pA, pF, Hz, second
+    from brian2 import Hz, ms, mV, pA, pF, second
 
     rng = np.random.default_rng(args.seed)
     spec = pd14_spec()
