@@ -222,7 +222,8 @@ def main(argv=None) -> int:
     print(f"PD14 scaled: neurons x {args.scale} (N = {n_total}), in-degree x {k}, "
           f"{pre.size:,} synapses, seed {args.seed}")
     print(f"transient {args.transient} s discarded, measured {args.duration} s, dt {DT} ms")
-    print(f"{'population':<11}{'N':>7}{'measured Hz':>13}{'published Hz':>14}{'ratio':>8}  within ±{args.tolerance:.0%}")
+    print(f"{'population':<11}{'N':>7}{'measured Hz':>13}{'published Hz':>14}{'ratio':>8}"
+          f"  within ±{args.tolerance:.0%}")
     for r in rows:
         print(f"{r['population']:<11}{r['n']:>7}{r['measured_hz']:>13.2f}{r['published_hz']:>14.2f}"
               f"{r['ratio']:>8.2f}  {'yes' if r['within'] else 'NO'}")
