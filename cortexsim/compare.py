@@ -125,14 +125,8 @@ def run_activities(path: str | Path, prefix: str = "", min_units: int = 3) -> li
 
 def _reduce(x: np.ndarray, n_pcs: int) -> np.ndarray:
     """Project (conditions, time, units) onto its top ``n_pcs`` PCs (fewer if fewer units)."""
-    c, t, n = x.shape
-    flat = x.reshape(c * t, n).astype(np.float64)
-    flat = flat - flat.mean(axis=0)
-    k = min(n_pcs, n, c * t)
-    if not np.any(flat):
-        return np.zeros((c, t, k))
-    _, s, vt = np.linalg.svd(flat, full_matrices=False)
-    return (flat @ vt[:k].T).reshape(c, t, k)
+    k = min(n_pcs, x.shape[2], x.shape[0] * x.shape[1])
+    return analysis.pca(x, n_components=k).project(x)
 
 
 def _metrics(k: int) -> dict[str, tuple]:
@@ -346,7 +340,12 @@ def write_figures(result: Comparison, figures: Path) -> None:
                    figures / "similarity_parts_vs_ann.png")
     models = [n for n, a in result.activities.items() if a.kind in ("model", "data") and n in result.jpca_results]
     plots.save(plots.plot_jpca({n: result.jpca_results[n] for n in models}), figures / "jpca.png")
-    plots.save(plots.plot_pca_trajectories({n: result.activities[n] for n in models}), figures / "pca.png")
+    trajectories = {}
+    for name in models:
+        act = result.activities[name]
+        fit = analysis.pca(act.rates, n_components=min(2, act.n_units))
+        trajectories[name] = (fit.project(act.rates), float(fit.explained_variance_ratio.sum()), act.move_on)
+    plots.save(plots.plot_pca_trajectories(trajectories), figures / "pca.png")
 
 
 def summary_markdown(f, result: Comparison) -> str:

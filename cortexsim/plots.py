@@ -249,20 +249,24 @@ def plot_jpca(results: dict, plane: int = 0) -> Figure:
     return fig
 
 
-def plot_pca_trajectories(activities: dict) -> Figure:
-    """Trajectories in the top two PCs of each model over the whole trial (one line per condition)."""
-    n = max(len(activities), 1)
+def plot_pca_trajectories(trajectories: dict[str, tuple[np.ndarray, float, int]]) -> Figure:
+    """Trajectories in the top two PCs of each model over the whole trial (one line per condition).
+
+    Parameters
+    ----------
+    trajectories : dict
+        Model name -> (projection, shape (conditions, time, 1 or 2); fraction of variance
+        in those PCs; time index of movement onset).
+    """
+    n = max(len(trajectories), 1)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), constrained_layout=True, squeeze=False)
-    for ax, (name, act) in zip(axes[0], activities.items()):
-        c, t, u = act.rates.shape
-        flat = act.rates.reshape(c * t, u) - act.rates.reshape(c * t, u).mean(axis=0)
-        _, s, vt = np.linalg.svd(flat, full_matrices=False)
-        proj = (flat @ vt[:2].T).reshape(c, t, -1)
-        var = (s[:2] ** 2).sum() / max((s**2).sum(), 1e-30)
+    for ax, (name, (proj, var, move_on)) in zip(axes[0], trajectories.items()):
+        c = proj.shape[0]
+        second = min(1, proj.shape[2] - 1)
         colours = plt.cm.hsv(np.linspace(0, 1, c, endpoint=False))
         for k in range(c):
-            ax.plot(proj[k, :, 0], proj[k, :, min(1, proj.shape[2] - 1)], color=colours[k], lw=1.2)
-            ax.plot(proj[k, act.move_on, 0], proj[k, act.move_on, min(1, proj.shape[2] - 1)], "k.", ms=4)
+            ax.plot(proj[k, :, 0], proj[k, :, second], color=colours[k], lw=1.2)
+            ax.plot(proj[k, move_on, 0], proj[k, move_on, second], "k.", ms=4)
         ax.set_title(f"{name}\nPC1-2: {100 * var:.0f} % of variance", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
