@@ -175,6 +175,24 @@ class Connectome:
             raise ValueError("weight magnitudes must be >= 0 (the sign comes from the presynaptic unit)")
         return replace(self, weight=weight)
 
+    def population_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Empirical connection probability and summed signed input, population by population.
+
+        Returns
+        -------
+        probability : ndarray, shape (populations, populations)
+            ``[post, pre]``: fraction of possible pairs that are connected.
+        drive : ndarray, shape (populations, populations)
+            ``[post, pre]``: mean over post units of the summed signed weight from the
+            pre population, in mV/Hz.
+        """
+        sizes = np.array([p.size for p in self.populations])
+        unit_pop = self.unit_population
+        post, pre = unit_pop[self.post], unit_pop[self.pre]
+        count = block_sum(None, post, pre, sizes.size)
+        total = block_sum(self.signed_weight, post, pre, sizes.size)
+        return count / np.outer(sizes, sizes), total / sizes[:, None]
+
     def population_table(self) -> list[dict[str, object]]:
         """One row per population: units, mean in-degree from E and from I, mean signed input.
 
@@ -267,6 +285,18 @@ def _lognormal_unit_mean(size: int, cv: float, rng: np.random.Generator) -> np.n
     return rng.lognormal(-s2 / 2, np.sqrt(s2), size=size)
 
 
+def block_sum(values: np.ndarray | None, post_pop: np.ndarray, pre_pop: np.ndarray, n_pop: int) -> np.ndarray:
+    """Sum of per-synapse ``values`` (or the count, with None) in each population block.
+
+    Returns
+    -------
+    ndarray, shape (populations, populations)
+        ``[post, pre]``.
+    """
+    block = post_pop.astype(np.int64) * n_pop + pre_pop
+    return np.bincount(block, weights=values, minlength=n_pop**2).reshape(n_pop, n_pop)
+
+
 def estimate_spectral_radius(
     signed_weight: np.ndarray, pre_pop: np.ndarray, post_pop: np.ndarray, sizes: np.ndarray
 ) -> float:
@@ -285,13 +315,10 @@ def estimate_spectral_radius(
         ``max(sqrt(max eig(n_b var_ab)), max |eig(n_b mean_ab)|)``, same units as
         the weights.
     """
-    n_pop = sizes.size
-    block = post_pop.astype(np.int64) * n_pop + pre_pop
-    pairs = np.outer(sizes, sizes).astype(float).ravel()
-    mean = np.bincount(block, weights=signed_weight, minlength=n_pop**2) / pairs
-    second = np.bincount(block, weights=signed_weight**2, minlength=n_pop**2) / pairs
-    var = (second - mean**2).reshape(n_pop, n_pop)
-    mean = mean.reshape(n_pop, n_pop)
+    pairs = np.outer(sizes, sizes).astype(float)
+    mean = block_sum(signed_weight, post_pop, pre_pop, sizes.size) / pairs
+    second = block_sum(signed_weight**2, post_pop, pre_pop, sizes.size) / pairs
+    var = second - mean**2
     bulk = np.sqrt(max(np.max(np.abs(np.linalg.eigvals(var * sizes[None, :]))), 0.0))
     outlier = np.max(np.abs(np.linalg.eigvals(mean * sizes[None, :])))
     return float(max(bulk, outlier))

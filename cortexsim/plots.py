@@ -30,26 +30,6 @@ def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
     return path
 
 
-def population_matrices(connectome: Connectome) -> tuple[np.ndarray, np.ndarray]:
-    """Empirical connection probability and summed signed input, population by population.
-
-    Returns
-    -------
-    probability : ndarray, shape (populations, populations)
-        ``[post, pre]``: fraction of possible pairs that are connected.
-    drive : ndarray, shape (populations, populations)
-        ``[post, pre]``: mean over post units of the summed signed weight from the
-        pre population, in mV/Hz.
-    """
-    sizes = np.array([p.size for p in connectome.populations])
-    n_pop = sizes.size
-    unit_pop = connectome.unit_population
-    block = unit_pop[connectome.post].astype(np.int64) * n_pop + unit_pop[connectome.pre]
-    count = np.bincount(block, minlength=n_pop**2).reshape(n_pop, n_pop)
-    total = np.bincount(block, weights=connectome.signed_weight, minlength=n_pop**2).reshape(n_pop, n_pop)
-    return count / np.outer(sizes, sizes), total / sizes[:, None]
-
-
 def _layer_ticks(ax: plt.Axes, connectome: Connectome) -> None:
     names = [p.name for p in connectome.populations]
     layers = [p.spec.layer for p in connectome.populations]
@@ -69,7 +49,7 @@ def _layer_ticks(ax: plt.Axes, connectome: Connectome) -> None:
 
 def plot_connectivity(connectome: Connectome) -> Figure:
     """Population x population connection probability and signed drive, grouped by layer."""
-    prob, drive = population_matrices(connectome)
+    prob, drive = connectome.population_matrices()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), constrained_layout=True)
     im = axes[0].imshow(prob, cmap="viridis", vmin=0)
     fig.colorbar(im, ax=axes[0], label="connection probability")
