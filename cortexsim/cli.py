@@ -2,7 +2,8 @@
 
 Subcommands::
 
-    cortexsim run [CONFIG.toml] [--out DIR]          the whole pipeline
+    cortexsim run [CONFIG.toml] [--out DIR] [--force]   the whole pipeline
+    cortexsim sweep SWEEP.toml --out DIR [--scheduler ADDRESS]   many runs on Dask
     cortexsim circuit [--config FILE.toml] [--n-units N] [--seed S] --out FILE.h5 [--plot FILE.png]
     cortexsim inspect FILE.h5 [--json]               what a run file holds
     cortexsim spiking RUN.h5 [--k K] [--trials N] [--target T]   the LIF twin of a trained run
@@ -105,16 +106,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     else:  # the main experiment; its defaults also live in the code, for non-editable installs
         config = load_config(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None)
-    out = Path(args.out) if args.out else Path("results") / config.experiment.name
+    if args.out:
+        out = Path(args.out)
+    else:  # results/<experiment>/<timestamp>-<hash>/; a rerun continues the newest folder of this config
+        out = pipeline.run_folder(config, new=args.force)
+        print(f"output folder: {out}")
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
     try:
         pipeline.run_experiment(config, out, force=args.force)
     except KeyboardInterrupt:
-        print(f"cortexsim: interrupted; rerun `cortexsim run {args.config or ''} --out {out}` to resume",
-              file=sys.stderr)
+        again = " ".join(["cortexsim run", *([args.config] if args.config else []), *(["--out", str(out)]
+                                                                                      if args.out else [])])
+        print(f"cortexsim: interrupted; rerun `{again}` to continue where it stopped", file=sys.stderr)
         return 130
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    spec = sweep.load_sweep(args.sweep)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CortexsimError(f"--out {out}: exists and is not a folder")
+    if args.workers is not None and args.workers < 1:
+        raise CortexsimError(f"--workers {args.workers}: use a whole number >= 1")
+    if args.dry_run:
+        points = spec.points(out)
+        print(format_table([{"point": p.name, **{k: sweep.value_text(p.params.get(k, "")) for k in spec.params},
+                             "trains": "yes" if p.upstream is None else f"no: reuses {p.upstream.name}"}
+                            for p in points]))
+        print(f"{len(points)} points; nothing was run (--dry-run)")
+        return 0
+    rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
+    return 1 if any(r["status"] != "done" for r in rows) else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -160,10 +186,26 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the experiment pipeline")
     r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
-    r.add_argument("--out", help="output folder (default results/<experiment name>)")
+    r.add_argument("--out", help="output folder (default results/<experiment>/<UTC time>-<config hash>/, "
+                                 "continuing the newest folder of the same config)")
     r.add_argument("--force", action="store_true",
-                   help="start afresh even if the folder holds a run (of any config)")
+                   help="recompute every stage (with --out: even over a run of another config; "
+                        "without: into a new folder)")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", help="run many variants of an experiment on Dask and tabulate them",
+                       description="Run every point of a sweep file as its own run folder under --out, on a "
+                                   "Dask LocalCluster (or the scheduler at --scheduler), then gather "
+                                   "summary.csv, summary.h5 and figures. Finished points are skipped; exit "
+                                   "status 1 if any point failed. Needs the optional Dask extra: "
+                                   "pip install 'cortexsim[sweep]'.")
+    w.add_argument("sweep", help="sweep TOML (see experiments/sweeps/)")
+    w.add_argument("--out", required=True, help="output folder (one run folder per point)")
+    w.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                       "(default: a LocalCluster on this machine)")
+    w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the file's, or one per core)")
+    w.add_argument("--dry-run", action="store_true", help="list the points and what they share, run nothing")
+    w.set_defaults(func=cmd_sweep)
 
     c = sub.add_parser("circuit", help="build a circuit, save it and print its populations")
     c.add_argument("--config", help="experiment TOML whose [circuit] and [experiment] tables are used")

@@ -193,7 +193,12 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         position and velocity (folds over conditions) to each activity's row.
     """
     rng = np.random.default_rng(0) if rng is None else rng
-    result = Comparison(activities={a.name: a for a in activities})
+    result = Comparison()
+    for act in list(activities):
+        if not np.ptp(act.rates) > 0:  # e.g. a silenced population: nothing to compare
+            result.notes.append(f"{act.name}: constant activity (silenced?); left out of the battery")
+            activities = [a for a in activities if a is not act]
+    result.activities = {a.name: a for a in activities}
     reduced = {a.name: _reduce(a.rates, n_pcs) for a in activities}
     models = [a for a in activities if a.kind in ("model", "data")]
     anns = [a for a in models if a.name.split(":")[0].endswith("ann")] or [a for a in models if a.kind == "data"]
@@ -207,7 +212,7 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         row = {"a": x.name, "b": y.name, **compare_pair(reduced[x.name], reduced[y.name], rng, n_null)}
         result.similarity.append(row)
     for act in activities:
-        if act.n_units >= 2 and np.ptp(act.rates) > 0:
+        if act.n_units >= 2:
             row, res = jpca_row(act)
             if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
                 dec = analysis.decode_kinematics(act.rates, positions, dt=act.dt,
@@ -235,6 +240,37 @@ def headline(result: Comparison) -> dict[str, str | float]:
         best = max(rot, key=rot.get)
         out["most_rotational_layer"] = best
         out["most_rotational_layer_jpca_ratio"] = float(rot[best])
+    return out
+
+
+def headline_metrics(result: Comparison) -> dict[str, float]:
+    """Scalar summaries for ``/metrics`` (and sweep tables), named ``compare_*``.
+
+    Whole models only: the rate circuit vs every other model or data set (``compare_cca_rate_<b>``,
+    ``b`` = ``spiking``, ``rnn``, ``gru``, ``lstm``, ``data``), the spiking twin vs data, and
+    per-model jPCA ratio, participation ratio and decoding.
+    """
+    out: dict[str, float] = {}
+    def short(name: str) -> str:
+        return name.split(":", 1)[1] if name.startswith("ann:") else name
+    ann_cca = []
+    for r in result.similarity:
+        if r["a"] in ("rate", "spiking") and (r["b"] in ("spiking", "data") or r["b"].startswith("ann:")):
+            if r["a"] == "spiking" and r["b"] != "data":
+                continue
+            out[f"compare_cca_{r['a']}_{short(r['b'])}"] = float(r["cca"])
+            if r["a"] == "rate" and r["b"].startswith("ann:"):
+                ann_cca.append(float(r["cca"]))
+    if ann_cca:
+        out["compare_cca_rate_ann_mean"] = float(np.mean(ann_cca))
+    for r in result.jpca:
+        act = result.activities[r["activity"]]
+        if act.kind in ("model", "data") and "/" not in act.name:
+            name = short(act.name)
+            out[f"compare_jpca_ratio_{name}"] = float(r["ratio"])
+            out[f"compare_participation_ratio_{name}"] = float(r["participation_ratio"])
+            if "decode_position_r2" in r:
+                out[f"compare_decode_position_r2_{name}"] = float(r["decode_position_r2"])
     return out
 
 
@@ -351,9 +387,11 @@ def write_figures(result: Comparison, figures: Path) -> None:
 def summary_markdown(f, result: Comparison) -> str:
     """``summary.md``: the headline numbers of a run in a few lines."""
     m = dict(f["metrics"].attrs) if "metrics" in f else {}
+    lesion = store.attr_text(f["rate"].attrs.get("lesion", "intact")) if "rate" in f else "intact"
     lines = ["# cortexsim run summary", "", f"- file: `{f.filename}`",
              f"- created {store.attr_text(f.attrs['created_utc'])}, seed {int(f.attrs['seed'])}, "
              f"cortexsim {store.attr_text(f.attrs['cortexsim_version'])} ({store.attr_text(f.attrs['git_commit'])})",
+             *([f"- **lesion: {lesion}** (applied to the trained circuit)"] if lesion != "intact" else []),
              "", "## Reaching (held-out trials)", "",
              "| model | position R² | endpoint error (cm) | catch drift (cm) |", "| --- | --- | --- | --- |"]
     for prefix, label in (("rate", "rate circuit"), ("rate_noisy", "rate circuit, with noise"),
@@ -383,6 +421,13 @@ def summary_markdown(f, result: Comparison) -> str:
             lines.append(f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
                          f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
                          f"{r.get('decode_position_r2', np.nan):.3f} |")
+    stages = store.read_stages(f)
+    if stages:
+        lines += ["", "## Stages (wall time when computed)", "", "| stage | seconds | finished (UTC) |",
+                  "| --- | --- | --- |"]
+        lines += [f"| {n} | {i['seconds']:.1f} | {i['finished_utc']} |" for n, i in stages.items()]
+        if "derived_from" in f.attrs:
+            lines.append(f"\nStages with matching keys were reused from `{store.attr_text(f.attrs['derived_from'])}`.")
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"

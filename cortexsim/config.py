@@ -33,6 +33,7 @@ import tomli_w
 from . import _validate as v
 from .anatomy import CircuitSpec, load_spec
 from .errors import ConfigError
+from .lesion import LesionConfig
 from .tasks import CenterOutTask
 from .train import TrainConfig
 from .transfer import TRANSFERS, LIFParams
@@ -253,7 +254,7 @@ class SpikingConfig:
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
     "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "spiking": SpikingConfig,
-    "compare": CompareConfig,
+    "compare": CompareConfig, "lesion": LesionConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -286,7 +287,8 @@ class Config:
         sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
                     for name, kind in SECTIONS.items()}
         config = cls(sections, base)
-        config.circuit_spec()  # validate the spec and its overrides now
+        spec = config.circuit_spec()  # validate the spec and its overrides now
+        config.lesion.check(spec)
         return config
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,9 +16,12 @@ Experiments hold no science: they only choose a config.
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
+import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from . import metrics, plots, store
 from .circuit import Connectome, build_connectome
 from .config import Config
 from .errors import ConfigError
+from .lesion import apply_lesion
 from .rate import RateNetwork
 from .train import TrainState, new_state, train
 from .transfer import make_transfer
@@ -70,26 +74,120 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
                        output_scale=config.task.reach_distance)
 
 
-def _resume_state(run_file: Path, config: Config, force: bool) -> TrainState | None:
-    """Checkpoint to resume from, None to start afresh; refuses to clobber another run."""
-    if force or not run_file.exists():
-        return None
-    with store.open_run(run_file) as f:
-        stored = store.attr_text(f.attrs["config"])
-        if stored != config.to_toml():
-            raise ConfigError(
-                f"{run_file}: holds a run of a different configuration; choose another --out, "
-                f"or pass --force to replace it"
-            )
-        return store.read_training_state(f)
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline and what its result depends on.
+
+    Attributes
+    ----------
+    name : str
+        ``"train"``, ``"rate"``, ``"spiking"``, ``"ann:<arch>"`` or ``"compare"``.
+    depends : tuple of str
+        Config sections (``"rate"``) or keys (``"experiment.seed"``) the result depends on;
+        ``"*"``: the whole config.
+    after : tuple of str
+        Stages whose results it reads: it is recomputed whenever one of them is.
+    """
+
+    name: str
+    depends: tuple[str, ...]
+    after: tuple[str, ...] = ()
+
+    def key(self, config: Config) -> str:
+        """Hash of the config parts in :attr:`depends` (16 hex digits)."""
+        data = config.to_dict()
+        if "*" in self.depends:
+            part = data
+        else:
+            part = {}
+            for dep in self.depends:
+                section, _, key = dep.partition(".")
+                part[dep] = data[section][key] if key else data[section]
+        text = json.dumps(part, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_TRAINING = ("experiment.seed", "circuit", "task", "lif", "rate", "train")
+
+
+def stages(config: Config) -> list[Stage]:
+    """The stages ``config`` runs, in order.
+
+    ``train`` (BPTT of the rate network) -> ``rate`` (evaluate it, with the ``[lesion]``
+    applied) -> ``spiking`` (if enabled) -> ``ann:<arch>`` per baseline -> ``compare``.
+    Training does not depend on ``[lesion]``, ``[spiking]``, ``[ann]`` or ``[compare]``,
+    so runs that differ only there can share it (see :func:`run_experiment`'s ``upstream``).
+    """
+    out = [Stage("train", _TRAINING), Stage("rate", _TRAINING + ("lesion",), ("train",))]
+    if config.spiking.enabled:
+        out.append(Stage("spiking", _TRAINING + ("lesion", "spiking"), ("rate",)))
+    ann = ("experiment.seed", "task", "train", "ann.n_hidden", "ann.max_seconds", "ann.dtype")
+    out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
+    out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
+    return out
+
+
+def config_hash(config: Config) -> str:
+    """Short hash (8 hex digits) of the whole configuration, as in the run folder's name."""
+    return hashlib.sha256(config.to_toml().encode()).hexdigest()[:8]
+
+
+def run_folder(config: Config, root: str | Path = "results", new: bool = False) -> Path:
+    """The default output folder ``<root>/<experiment>/<UTC timestamp>-<config hash>/``.
+
+    The newest existing folder of the same configuration is returned (so a rerun
+    continues it) unless ``new``; otherwise a fresh name with the current time.
+    """
+    parent = Path(root) / config.experiment.name
+    tag = config_hash(config)
+    existing = sorted(parent.glob(f"*-{tag}")) if parent.is_dir() else []
+    if existing and not new:
+        return existing[-1]
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return parent / f"{stamp}-{tag}"
+
+
+def _completed(run_file: Path, config: Config, force: bool, upstream: Path | None,
+               log: Callable[[str], None]) -> dict[str, dict]:
+    """Stages already done for ``config`` in ``run_file`` (after deriving it from ``upstream``).
+
+    Refuses a run file holding a different configuration unless ``force``.
+    """
+    plan = {s.name: s.key(config) for s in stages(config)}
+    if force:
+        return {}
+    if run_file.exists():
+        with store.open_run(run_file) as f:
+            if store.attr_text(f.attrs["config"]) != config.to_toml():
+                raise ConfigError(
+                    f"{run_file}: holds a run of a different configuration; choose another --out, "
+                    f"or pass --force to replace it"
+                )
+            return {n: info for n, info in store.read_stages(f).items() if plan.get(n) == info["key"]}
+    if upstream is None:
+        return {}
+    with store.open_run(upstream) as f:
+        done = store.read_stages(f)
+    valid = {n: info for n, info in done.items() if plan.get(n) == info["key"]}
+    if "train" not in valid:
+        return {}
+    with store.open_for_update(run_file, source=upstream) as f:
+        f.attrs.update(store.provenance(config.to_toml(), config.experiment.seed))
+        f.attrs["derived_from"] = str(Path(upstream).resolve())
+        for name, info in done.items():
+            if name not in valid:
+                store.drop_stage(f, name, info)
+    log(f"reusing stages {', '.join(valid)} of {upstream}")
+    return valid
 
 
 def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], None] = print,
-                   force: bool = False) -> Path:
-    """Run every stage of the pipeline and write ``out_dir/run.h5`` and ``out_dir/figures/``.
+                   force: bool = False, upstream: str | Path | None = None) -> Path:
+    """Run every stage of the pipeline and write ``out_dir/run.h5``, ``figures/`` and ``summary.md``.
 
-    Re-running into the same folder with the same config resumes training from
-    the last checkpoint; a different config is refused unless ``force``.
+    Stages already completed in ``out_dir`` for the same config are reused, and an
+    interrupted training resumes from its last checkpoint; a different config is
+    refused unless ``force``.  Each finished stage is recorded in ``/stages``.
 
     Parameters
     ----------
@@ -98,24 +196,63 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
     log : callable
         Receives progress lines.
     force : bool
-        Start afresh even if ``out_dir/run.h5`` holds a run.
+        Recompute every stage even if ``out_dir/run.h5`` holds a run.
+    upstream : str or Path, optional
+        A finished run file whose stages with matching keys (:func:`stages`) seed a new
+        ``out_dir/run.h5`` -- e.g. the intact run a lesion run is derived from, so the
+        network is trained once.  Ignored when ``out_dir/run.h5`` exists.
 
     Returns
     -------
     Path
         The run file.
     """
-    out_dir, figures = Path(out_dir), Path(out_dir) / "figures"
-    run_file = out_dir / "run.h5"
-    state = _resume_state(run_file, config, force)
+    out_dir = Path(out_dir)
+    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log)
+    done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, log)
+    recomputed: set[str] = set()
+    timings = []
+    for stage in stages(config):
+        if stage.name in done and not recomputed.intersection(stage.after):
+            log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
+            timings.append((stage.name, done[stage.name]["seconds"], "reused"))
+            continue
+        log(f"[{stage.name}]")
+        t0 = time.perf_counter()
+        groups, written = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
+        seconds = time.perf_counter() - t0
+        with store.open_for_update(ctx.run_file) as f:
+            store.write_stage(f, stage.name, key=stage.key(config), seconds=seconds, groups=groups,
+                              metrics=written)
+        recomputed.add(stage.name)
+        timings.append((stage.name, seconds, "ran"))
+    log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
+    log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
+    return ctx.run_file
 
+
+@dataclass
+class _Context:
+    config: Config
+    run_file: Path
+    figures: Path
+    log: Callable[[str], None]
+
+
+def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+    """Build the circuit and train the rate network (resuming a checkpoint of the same config)."""
+    config, run_file, log = ctx.config, ctx.run_file, ctx.log
     t0 = time.perf_counter()
     connectome = build_circuit(config)
     log(f"circuit: {connectome!r} ({time.perf_counter() - t0:.2f} s)")
+    state = None
+    if run_file.exists():
+        with store.open_run(run_file) as f:
+            same = store.attr_text(f.attrs["config"]) == config.to_toml()
+            state = store.read_training_state(f) if same else None
     if state is None:
         write_circuit_file(config, connectome, run_file)
-    plots.save(plots.plot_connectivity(connectome), figures / "connectivity.png")
-
+    plots.save(plots.plot_connectivity(connectome), ctx.figures / "connectivity.png")
     net = make_rate_network(config, connectome)
     log(f"rate: {net!r}")
     if state is None:
@@ -132,38 +269,70 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
             store.write_training(f, s, config_text)
 
     state = train(net, config.task, config.train, state, checkpoint=checkpoint, log=log)
-    results = evaluate_rate(net, config)
-    results["metrics"]["rate_train_seconds"] = state.elapsed
-    results["metrics"]["rate_train_iterations"] = state.iteration
+    written = {"rate_train_seconds": state.elapsed, "rate_train_iterations": state.iteration}
     with store.open_for_update(run_file) as f:
-        store.write_circuit(f, net.to_connectome(), weight_init=connectome.weight)
+        store.write_metrics(f, written, METRICS_TEXT)
+    plots.save(plots.plot_training(state.history), ctx.figures / "training.png")
+    return ["training"], list(written)
+
+
+def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+    """Evaluate the trained rate network (lesioned as ``[lesion]`` says) on held-out trials."""
+    config, run_file = ctx.config, ctx.run_file
+    connectome = build_circuit(config)
+    net = make_rate_network(config, connectome)
+    with store.open_run(run_file) as f:
+        state = store.read_training_state(f)
+    net.set_params(state.best_params)
+    trained = net.to_connectome()
+    apply_lesion(net, config.lesion)
+    if config.lesion.active:
+        ctx.log(f"lesion: {config.lesion.label()}")
+    results = evaluate_rate(net, config)
+    with store.open_for_update(run_file) as f:
+        store.write_circuit(f, trained, weight_init=connectome.weight)
         store.write_task(f, results["eval"], "Evaluation set: one trial per target at the evaluation "
                                              "delay (task.eval_delay).")
         attrs = {"transfer": repr(net.transfer), "dt": net.dt, "noise_std_mV": net.noise_std,
-                 "readout_units": net.out_idx, "tau_s": net.connectome.tau}
+                 "readout_units": net.out_idx, "tau_s": net.connectome.tau, "lesion": config.lesion.label()}
         store.write_rate(f, *results["eval_activity"], params=net.params, attrs=attrs)
         store.write_metrics(f, results["metrics"], METRICS_TEXT)
-    _rate_figures(results, state, net, figures)
+    evaluation = results["eval"]
+    _, rates, outputs = results["eval_activity"]
+    plots.save(plots.plot_trajectories(evaluation, outputs, results["catch_outputs"], results["test"],
+                                       results["test_noisy"]), ctx.figures / "trajectories.png")
+    plots.save(plots.plot_layer_rates(evaluation, rates, net.connectome), ctx.figures / "layer_rates.png")
     for key, value in results["metrics"].items():
-        log(f"  {key:32s} {value:.4g}")
-    if config.spiking.enabled:
-        run_spiking(config, run_file, figures, log)
-    for arch in config.ann.archs:
-        run_ann(config, arch, run_file, figures, log)
-    compare_stage(run_file, figures, config.compare, base=config.base, log=log)
-    log(f"wrote {run_file}, {out_dir / 'summary.md'} and {figures}/")
-    return run_file
+        ctx.log(f"  {key:32s} {value:.4g}")
+    return ["task", "rate"], list(results["metrics"])
 
 
-def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Callable[[str], None] = print) -> None:
-    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>`` (skipped if done)."""
+def _stage_spiking(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+    result = run_spiking(ctx.config, ctx.run_file, ctx.figures, ctx.log)
+    return ["spikes", "spiking"], list(result["metrics"])
+
+
+def _stage_ann(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+    arch = name.split(":")[1]
+    written = run_ann(ctx.config, arch, ctx.run_file, ctx.figures, ctx.log)
+    return [f"ann/{arch}"], written
+
+
+def _stage_compare(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+    written = compare_stage(ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log)
+    return ["analysis"], written
+
+
+_RUNNERS = {"train": _stage_train, "rate": _stage_rate, "spiking": _stage_spiking, "ann": _stage_ann,
+            "compare": _stage_compare}
+
+
+def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Callable[[str], None] = print
+            ) -> list[str]:
+    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>``; returns the metric names."""
     from .ann import DEFAULT_TRAIN, make_ann
 
     ac = config.ann
-    with store.open_run(run_file) as f:
-        if f"ann/{arch}" in f and f[f"ann/{arch}"].attrs.get("config") == config.to_toml():
-            log(f"ann {arch}: already trained in {run_file}; skipped")
-            return
     model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
                      output_scale=config.task.reach_distance)
     params = model.init_params(seeded_rng(config, f"ann-init-{arch}"))
@@ -186,6 +355,7 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Calla
                figures / f"trajectories_{arch}.png")
     for key, value in results["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
+    return list(results["metrics"])
 
 
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Callable[[str], None] = print) -> dict:
@@ -217,8 +387,9 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Callable[[st
 
 
 def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
-                  log: Callable[[str], None] = print) -> None:
-    """Run the comparison battery on a run file and write ``/analysis``, figures and ``summary.md``."""
+                  log: Callable[[str], None] = print) -> list[str]:
+    """Run the comparison battery on a run file; write ``/analysis``, ``compare_*`` metrics, figures and
+    ``summary.md``.  Returns the metric names."""
     from . import compare
 
     activities = compare.run_activities(run_file)
@@ -237,12 +408,15 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
     log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
         f"({time.perf_counter() - t0:.1f} s)")
     log(compare.format_report(result))
+    written = compare.headline_metrics(result)
     with store.open_for_update(run_file) as f:
         compare.write_analysis(f, result)
+        store.write_metrics(f, written, METRICS_TEXT)
     compare.write_figures(result, figures)
     with store.open_run(run_file) as f:
         summary = compare.summary_markdown(f, result)
     (run_file.parent / "summary.md").write_text(summary)
+    return list(written)
 
 
 METRICS_TEXT = (
@@ -250,7 +424,12 @@ METRICS_TEXT = (
     "(rate_*_noisy: with the training noise). position_r2: 1 is perfect; endpoint_error_cm: mean hand-target "
     "distance over the last 50 ms of reach trials; catch_drift_cm: mean over catch trials of the largest "
     "distance from the centre; reaction_time_ms: median time from go until the hand is 1 cm out "
-    "(target_reaction_time_ms: the same for the desired trajectory)."
+    "(target_reaction_time_ms: the same for the desired trajectory). spiking_*: the LIF twin; ann_<arch>_*: the "
+    "ANN baselines. compare_*: the comparison battery -- compare_cca_<a>_<b>: mean canonical correlation of the "
+    "top PCs of activities a and b (1 = same dynamics up to a linear map), compare_cca_rate_ann_mean its mean "
+    "over the ANNs; compare_jpca_ratio_<a>: jPCA R^2 skew / R^2 best around movement onset (rotational "
+    "dynamics, the hallmark of M1 in Churchland et al. 2012); compare_participation_ratio_<a>: dimensionality; "
+    "compare_decode_position_r2_<a>: hand position decoded from the activity of held-out conditions."
 )
 
 
@@ -287,12 +466,3 @@ def evaluate_rate(net: RateNetwork, config: Config) -> dict:
         "rate_max_rate_hz": float(results["rates"].max()),
     })
     return results
-
-
-def _rate_figures(results: dict, state: TrainState, net: RateNetwork, figures: Path) -> None:
-    evaluation = results["eval"]
-    _, rates, outputs = results["eval_activity"]
-    plots.save(plots.plot_trajectories(evaluation, outputs, results["catch_outputs"],
-                                       results["test"], results["test_noisy"]), figures / "trajectories.png")
-    plots.save(plots.plot_training(state.history), figures / "training.png")
-    plots.save(plots.plot_layer_rates(evaluation, rates, net.connectome), figures / "layer_rates.png")

@@ -5,6 +5,8 @@ Dynamics (Euler step ``dt``; unit ``i`` has time constant ``tau_i`` of its popul
     tau_i dx_i/dt = -x_i + sum_j W_ij phi(x_j) + sum_k B_ik u_k + b_i + noise
     r = phi(x),   y = W_out r[output units] + b_out
 
+(units silenced by a lesion, :mod:`cortexsim.lesion`, have ``r = 0``)
+
 with ``x`` in mV, ``r`` in Hz, ``W`` in mV/Hz, inputs ``u`` dimensionless and
 the hand position ``y`` in metres.  Discretised with ``alpha = dt / tau``::
 
@@ -121,6 +123,8 @@ class RateNetwork(TimeMajorModel):
             raise ConfigError("circuit: no output units (is the output population silenced?)")
         self.n_units, self.n_inputs, self.n_outputs = n, len(input_groups), int(n_outputs)
         self.params: dict[str, np.ndarray] = {}
+        self.keep: np.ndarray | None = None
+        """0 on silenced units, 1 elsewhere, shape (units,); None: nothing silenced (see cortexsim.lesion)."""
         self._buffers: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
@@ -231,8 +235,11 @@ class RateNetwork(TimeMajorModel):
         leak = (1.0 - alpha).astype(self.dtype)
         x[0] = p["x0"]
         phi = self.transfer
+        keep = self.keep
         for t in range(n_steps):
             phi(x[t], out=r[t])
+            if keep is not None:
+                r[t] *= keep
             if t + 1 < n_steps:
                 np.multiply(x[t], leak, out=tmp)
                 tmp += drive[t]
@@ -317,6 +324,8 @@ class RateNetwork(TimeMajorModel):
 
         # backward through time; g[t] is replaced by dL/dx[t]
         dphi = phi.derivative(x, out=self._buffer("dphi", x.shape))
+        if self.keep is not None:
+            dphi *= self.keep  # silenced units: r = 0 whatever x is
         w_alpha = np.ascontiguousarray(self.signed_weight() * alpha[:, None])
         leak = (1.0 - alpha).astype(self.dtype)
         tmp = self._buffer("tmp", x.shape[1:])

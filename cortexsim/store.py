@@ -146,12 +146,13 @@ def open_run(path: str | Path) -> h5py.File:
 
 
 @contextmanager
-def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None
-                    ) -> Iterator[h5py.File]:
+def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None,
+                    source: str | Path | None = None) -> Iterator[h5py.File]:
     """Write a run file atomically.
 
     With ``provenance_attrs`` a new file is started (replacing any existing run
-    file at ``path`` only once the new one is complete); without, the existing run
+    file at ``path`` only once the new one is complete); with ``source``, a copy of
+    that run file is updated and becomes ``path``; with neither, the existing run
     file is copied and updated.  Either way the work happens in a temporary file in
     the same folder, renamed into place on success and removed on any error.
 
@@ -161,6 +162,8 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
         The run file.
     provenance_attrs : dict, optional
         Root attributes of a new file (see :func:`provenance`).
+    source : str or Path, optional
+        Run file to start from instead of ``path`` (checked like ``path``).
 
     Yields
     ------
@@ -171,12 +174,15 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if path.exists():
         open_run(path).close()  # never overwrite a foreign or corrupt file
-    elif provenance_attrs is None:
+    elif provenance_attrs is None and source is None:
         raise RunFileError(f"{path}: no such run file to update")
+    if source is not None:
+        open_run(source).close()
     f = None
     try:
         if provenance_attrs is None:
-            shutil.copyfile(path, tmp)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source if source is not None else path, tmp)
             f = h5py.File(tmp, "r+")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -440,6 +446,52 @@ def write_metrics(f: h5py.File, metrics: dict[str, float], description: str) -> 
     g = f.require_group("metrics")
     g.attrs["description"] = description
     g.attrs.update({k: float(val) for k, val in metrics.items()})
+
+
+STAGES_TEXT = ("Pipeline stages completed in this file, one subgroup each (cortexsim.pipeline). 'key' hashes "
+               "the parts of the config the stage depends on; a rerun reuses a stage whose key still matches.")
+
+
+def write_stage(f: h5py.File, name: str, *, key: str, seconds: float, groups: Sequence[str],
+                metrics: Sequence[str]) -> None:
+    """Record in ``/stages/<name>`` that a pipeline stage finished (wall time, what it wrote)."""
+    g = f.require_group("stages")
+    g.attrs["description"] = STAGES_TEXT
+    if name in g:
+        del g[name]
+    order = 1 + max((int(x.attrs["order"]) for x in g.values()), default=0)
+    s = g.create_group(name)
+    s.attrs.update({
+        "description": f"Stage '{name}' completed.", "key": key, "seconds": float(seconds), "order": order,
+        "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "groups": json.dumps(list(groups)), "metrics": json.dumps(list(metrics)),
+    })
+
+
+def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
+    """Completed stages in order of completion: name -> key, seconds, order, finished_utc, groups, metrics."""
+    if "stages" not in f:
+        return {}
+    out = {}
+    for name, g in f["stages"].items():
+        a = g.attrs
+        out[name] = {"key": attr_text(a["key"]), "seconds": float(a["seconds"]), "order": int(a["order"]),
+                     "finished_utc": attr_text(a["finished_utc"]), "groups": json.loads(attr_text(a["groups"])),
+                     "metrics": json.loads(attr_text(a["metrics"]))}
+    return dict(sorted(out.items(), key=lambda item: item[1]["order"]))
+
+
+def drop_stage(f: h5py.File, name: str, info: dict[str, Any]) -> None:
+    """Remove what a completed stage wrote (its groups and metrics) and its record."""
+    for group in info["groups"]:
+        if group in f:
+            del f[group]
+    if "metrics" in f:
+        for key in info["metrics"]:
+            if key in f["metrics"].attrs:
+                del f["metrics"].attrs[key]
+    if f"stages/{name}" in f:
+        del f[f"stages/{name}"]
 
 
 def write_training(f: h5py.File, state: Any, config_text: str) -> None:

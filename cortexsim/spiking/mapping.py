@@ -12,6 +12,8 @@ with ``r = phi(x)`` and ``phi`` fitted to the Siegert rate of the ``[lif]`` neur
 - the task drive ``B u + b`` enters ``I_i`` as a current (a ``TimedArray``), so exactly the
   units that receive an input in the rate model receive it here;
 - Dale signs come with ``W`` (the sign of the presynaptic unit);
+- units silenced by a lesion (:mod:`cortexsim.lesion`, ``r = 0`` in the rate model) become
+  pools held at ``SILENCE_MV`` with no task input: they never fire;
 - one calibrated constant, ``offset`` (mV, added to every neuron's input): Euler-Maruyama
   at step ``dt`` misses threshold crossings between steps, so the simulated neuron fires
   less than the Siegert formula (about +0.4 mV at 0.1 ms); :func:`calibrate_offset` finds it
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from ..lesion import SILENCE_MV
 from ..rate import RateNetwork
 from ..transfer import LIFParams, Transfer
 from .equations import lif_for_class
@@ -152,11 +155,16 @@ def map_rate_to_spiking(net: RateNetwork, lif: LIFParams, *, k: int = 5, dt: flo
     post, pre = np.nonzero(w)
     weight = w[post, pre]
     pops = tuple((pop.name, pop.spec.subtype, pop.spec.cell_class, pop.start, pop.stop) for pop in c.populations)
+    x0, w_in, b = p["x0"].astype(float), p["w_in"].astype(float), p["b"].astype(float)
+    if net.keep is not None:  # silenced by a lesion: held far below threshold, no task input
+        silenced = net.keep == 0
+        x0[silenced] = b[silenced] = SILENCE_MV
+        w_in[silenced] = 0.0
     return SpikingParams(
         k=int(k), dt=float(dt), lif=lif, offset_mv=float(offset_mv), tau=tau,
-        x0=p["x0"].astype(float), syn_pre=pre.astype(np.int64), syn_post=post.astype(np.int64),
+        x0=x0, syn_pre=pre.astype(np.int64), syn_post=post.astype(np.int64),
         syn_weight=weight, syn_increment_mv=weight / (k * tau[post]),
-        w_in=p["w_in"].astype(float), b=p["b"].astype(float), w_out=p["w_out"].astype(float),
+        w_in=w_in, b=b, w_out=p["w_out"].astype(float),
         b_out=p["b_out"].astype(float), out_idx=np.asarray(net.out_idx, np.int64), populations=pops,
     )
 

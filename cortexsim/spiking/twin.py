@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import metrics, store
 from ..config import config_from_text
+from ..lesion import apply_lesion
 from ..rate import RateNetwork
 from ..tasks import CenterOutTask, TrialBatch
 from . import decode
@@ -17,7 +18,10 @@ from .network import Spikes, best_target, simulate
 
 
 def load_rate_network(run_file: str | Path) -> tuple[RateNetwork, object]:
-    """The trained rate network of a run file (``/circuit`` weights, ``/rate`` parameters) and its config."""
+    """The trained rate network of a run file (``/circuit`` weights, ``/rate`` parameters) and its config.
+
+    The run's ``[lesion]``, if any, is applied (:func:`cortexsim.lesion.apply_lesion`).
+    """
     from ..pipeline import make_rate_network
 
     with store.open_run(run_file) as f:
@@ -32,6 +36,7 @@ def load_rate_network(run_file: str | Path) -> tuple[RateNetwork, object]:
     w = np.zeros((connectome.n_units, connectome.n_units))
     np.add.at(w, (connectome.post, connectome.pre), connectome.weight)
     net.set_params({"w": w, **params})
+    apply_lesion(net, config.lesion)
     return net, config
 
 

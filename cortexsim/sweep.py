@@ -1,0 +1,530 @@
+"""Many runs of the pipeline -- seeds, sizes, penalties, lesions -- on Dask.
+
+A sweep file names a base experiment and the parameters to vary::
+
+    [sweep]
+    experiment = "../center_out.toml"   # base config, relative to this file
+    workers = 2                         # LocalCluster worker processes (default: one per core)
+
+    [grid]                              # every combination of these values
+    "experiment.seed" = [0, 1, 2]
+    "train.weight_l2" = [1e-4, 1e-3]
+
+    [[points]]                          # and/or an explicit list (crossed with [grid])
+    "lesion.silence" = []
+    [[points]]
+    "lesion.silence" = ["PT5B"]
+
+A parameter is a dotted path into the experiment config (``section.key`` or deeper,
+e.g. ``circuit.overrides.gain``).  Every point is checked before anything runs.
+
+Each point is one ordinary run folder ``DIR/<label>-<config hash>/`` (``config.toml``,
+``run.h5``, ``figures/``, ``summary.md``, ``log.txt``; ``error.txt`` if it failed), run
+by :func:`run_point` on a Dask cluster: a :class:`distributed.LocalCluster` by
+default, or any scheduler by address (``dask-jobqueue`` on SLURM/PBS works unchanged;
+the workers must see ``DIR``).  Points that differ only in what happens after
+training (``[lesion]``, ``[spiking]``, ``[compare]``) share one trained network: the
+first of them trains, the others start from a copy of its run file
+(:func:`cortexsim.pipeline.run_experiment`'s ``upstream``).  Finished points are
+skipped when the sweep is run again; failed ones are reported and rerun.
+
+:func:`gather` collects ``DIR/summary.csv`` and ``DIR/summary.h5`` (one row per point:
+the swept parameters, status, and every ``/metrics`` attribute) and the summary
+figures in ``DIR/figures/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .config import SECTIONS, Config, config_from_text, load_config
+from .errors import ConfigError
+
+SWEEP_KEYS = ("experiment", "workers", "name")
+"""Keys of the ``[sweep]`` table."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep.
+
+    Attributes
+    ----------
+    params : dict
+        Swept parameter (dotted path) -> value at this point.
+    config : Config
+        The full experiment config of the point.
+    folder : Path
+        Its run folder.
+    upstream : Path or None
+        Folder of the point whose trained network it starts from (None: it trains).
+    """
+
+    params: dict[str, Any]
+    config: Config
+    folder: Path
+    upstream: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.folder.name
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed sweep file.
+
+    Attributes
+    ----------
+    path : Path
+        The sweep file.
+    base : Config
+        The base experiment.
+    params : tuple of str
+        Swept parameters (dotted paths), in file order.
+    rows : list of dict
+        Parameter values of every point, in order.
+    workers : int
+        LocalCluster worker processes.
+    text : str
+        The sweep file's text (stored with the results).
+    """
+
+    path: Path
+    base: Config
+    params: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    workers: int
+    text: str
+
+    def points(self, out: str | Path) -> list[Point]:
+        """Every point's config and folder under ``out`` (checked; raises :class:`ConfigError`)."""
+        from .pipeline import config_hash, stages
+
+        out = Path(out)
+        points: list[Point] = []
+        trainers: dict[tuple, Path] = {}
+        for i, row in enumerate(self.rows):
+            config = point_config(self.base, row, where=f"{self.path} point {i + 1} ({_describe(row)})",
+                                  params_base=self.path.parent)
+            folder = out / f"{slug(row)}-{config_hash(config)}"
+            if any(p.folder == folder for p in points):
+                raise ConfigError(f"{self.path}: point {i + 1} ({_describe(row)}) repeats an earlier point")
+            shared = tuple(s.key(config) for s in stages(config) if s.name == "train" or s.name.startswith("ann:"))
+            upstream = trainers.setdefault(shared, folder)
+            points.append(Point(row, config, folder, None if upstream == folder else upstream))
+        return points
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and check a sweep file (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown keys, a parameter outside the config, an empty grid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(data) - {"sweep", "grid", "points"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], [[points]]")
+    head = data.get("sweep", {})
+    bad = set(head) - set(SWEEP_KEYS)
+    if bad:
+        raise ConfigError(f"{path}: [sweep] has unknown key(s) {sorted(bad)}; allowed: {', '.join(SWEEP_KEYS)}")
+    if "experiment" not in head:
+        raise ConfigError(f"{path}: [sweep] needs experiment = \"<base experiment TOML>\" (relative to this file)")
+    base = load_config(path.parent / head["experiment"])
+    workers = head.get("workers", os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"{path}: [sweep] workers = {workers!r}; use a whole number >= 1")
+    grid = _flatten(data.get("grid", {}))
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: [grid] {key!r} = {values!r}; give a non-empty list of values")
+    listed = data.get("points", [])
+    if not isinstance(listed, list) or not all(isinstance(p, Mapping) for p in listed):
+        raise ConfigError(f"{path}: points must be an array of tables ([[points]])")
+    listed = [_flatten(p) for p in listed] or [{}]
+    combos = [dict(zip(grid, values)) for values in product(*grid.values())] or [{}]
+    rows = [{**p, **c} for p in listed for c in combos]
+    params = tuple(dict.fromkeys(k for row in rows for k in row))
+    if not params:
+        raise ConfigError(f"{path}: nothing to sweep; add a [grid] table or [[points]]")
+    for key in params:
+        if key.split(".")[0] not in SECTIONS or "." not in key:
+            raise ConfigError(f"{path}: parameter {key!r} is not a config key; write \"section.key\" with a "
+                              f"section from {', '.join(SECTIONS)}")
+    return Sweep(path, base, params, rows, int(workers), text)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (quoted dotted keys such as ``"a.b"`` are already flat)."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def _absolute_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the config's file paths absolute, so a point's config.toml works from its folder."""
+    if data["circuit"]["spec"] != "default":
+        data["circuit"]["spec"] = str((base / data["circuit"]["spec"]).resolve())
+    if data["compare"]["data"]:
+        data["compare"]["data"] = str((base / data["compare"]["data"]).resolve())
+
+
+def point_config(base: Config, params: Mapping[str, Any], where: str = "point",
+                 params_base: Path = Path(".")) -> Config:
+    """``base`` with the dotted-path ``params`` set (validated).
+
+    File paths are made absolute: the base config's relative to its file, swept ones
+    relative to ``params_base`` (the sweep file's folder).
+    """
+    data = base.to_dict()
+    _absolute_paths(data, base.base)
+    for key, value in params.items():
+        if key in ("circuit.spec", "compare.data") and isinstance(value, str) and value not in ("default", ""):
+            value = str((params_base / value).resolve())
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"{where}: {key!r} does not name a config key")
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return Config.from_dict(data, Path("."), where=where)
+
+
+def _describe(row: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in row.items())
+
+
+def value_text(value: Any) -> str:
+    """A swept value as table text (lists joined by ``+``, ``[]`` as ``none``)."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(value_text(v) for v in value) if value else "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def slug(row: Mapping[str, Any], limit: int = 60) -> str:
+    """Folder-safe label of a point, e.g. ``seed-1_weight_l2-0.001`` or ``silence-PT5B``."""
+    parts = [f"{key.split('.')[-1]}-{value_text(value)}" for key, value in row.items()]
+    text = re.sub(r"[^A-Za-z0-9.+_-]", "", "_".join(parts))
+    return text[:limit] or "point"
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+def point_finished(point: Point) -> bool:
+    """True if the point's run folder holds every stage of its config."""
+    from .pipeline import stages
+
+    run_file = point.folder / "run.h5"
+    if not run_file.exists():
+        return False
+    try:
+        with store.open_run(run_file) as f:
+            if store.attr_text(f.attrs["config"]) != point.config.to_toml():
+                return False
+            done = store.read_stages(f)
+    except store.RunFileError:
+        return False
+    return all(done.get(s.name, {}).get("key") == s.key(point.config) for s in stages(point.config))
+
+
+def run_point(config_text: str, folder: str, upstream: str | None = None, blas_threads: int | None = None,
+              _after: Any = None) -> dict[str, Any]:
+    """Run one point's pipeline (on a Dask worker); never raises.
+
+    Parameters
+    ----------
+    config_text : str
+        The point's full config (TOML).
+    folder : str
+        Its run folder; progress goes to ``folder/log.txt``, a failure's traceback to
+        ``folder/error.txt``.
+    upstream : str, optional
+        Folder of the point whose trained network this one reuses.
+    blas_threads : int, optional
+        BLAS threads in this worker (keeps workers from oversubscribing the cores).
+    _after : any
+        Ignored; a Dask future passed here makes this point wait for it.
+
+    Returns
+    -------
+    dict
+        ``status`` (``"done"`` or ``"failed"``), ``error`` (one line), ``seconds``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from .pipeline import run_experiment
+
+    folder_path = Path(folder)
+    folder_path.mkdir(parents=True, exist_ok=True)
+    (folder_path / "error.txt").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    with open(folder_path / "log.txt", "a") as log_file:
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        log(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} run on {os.uname().nodename} (pid {os.getpid()})")
+        try:
+            config = config_from_text(config_text, base=folder_path, where=f"{folder}/config.toml")
+            up = Path(upstream) / "run.h5" if upstream else None
+            with threadpool_limits(limits=blas_threads, user_api="blas"):
+                run_experiment(config, folder_path, log=log, upstream=up if up and up.exists() else None)
+        except Exception as exc:  # reported in the table; the sweep goes on
+            (folder_path / "error.txt").write_text(traceback.format_exc())
+            log(f"FAILED: {type(exc).__name__}: {exc}")
+            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                    "seconds": time.perf_counter() - t0}
+    return {"status": "done", "error": "", "seconds": time.perf_counter() - t0}
+
+
+def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, workers: int | None = None,
+              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run every unfinished point of ``sweep`` on Dask and gather the results.
+
+    Parameters
+    ----------
+    sweep : Sweep
+    out : str or Path
+        Output folder: one run folder per point, ``summary.csv``, ``summary.h5``, ``figures/``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); default: a
+        :class:`distributed.LocalCluster` of ``workers`` processes, one thread each.
+    workers : int, optional
+        Overrides the sweep file's ``workers``.
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    list of dict
+        The summary rows (see :func:`gather`).
+    """
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError("the sweep command needs Dask; install it with: pip install 'cortexsim[sweep]'") from None
+    out = Path(out)
+    points = sweep.points(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.toml").write_text(sweep.text)
+    status: dict[str, dict[str, Any]] = {}
+    todo = []
+    for p in points:
+        p.folder.mkdir(parents=True, exist_ok=True)
+        (p.folder / "config.toml").write_text(p.config.to_toml())
+        if point_finished(p):
+            status[p.name] = {"status": "done", "error": "", "seconds": 0.0, "reused": True}
+        else:
+            todo.append(p)
+    log(f"sweep {sweep.path}: {len(points)} points ({len(points) - len(todo)} finished earlier, "
+        f"{len(todo)} to run) -> {out}")
+    if todo:
+        n_workers = min(workers or sweep.workers, len(todo))
+        cores = os.cpu_count() or 1
+        if scheduler:
+            cluster, blas = None, None
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+            blas = max(1, cores // n_workers)
+        log(f"dask: scheduler {scheduler}" if scheduler else
+            f"dask: LocalCluster of {n_workers} worker processes x 1 thread, {blas} BLAS thread(s) each")
+        try:
+            futures, names = {}, {}
+            t0 = time.perf_counter()
+            for p in todo:
+                future = client.submit(run_point, p.config.to_toml(), str(p.folder),
+                                       str(p.upstream) if p.upstream else None, blas, futures.get(p.upstream),
+                                       key=f"cortexsim-{p.name}-{time.time_ns()}", pure=False)
+                futures[p.folder], names[future.key] = future, p.name
+            for i, future in enumerate(as_completed(list(futures.values())), start=1):
+                name = names[future.key]
+                result = future.result()
+                status[name] = result
+                word = "done" if result["status"] == "done" else f"FAILED: {result['error']}"
+                log(f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; "
+                    f"{time.perf_counter() - t0:.0f} s elapsed)")
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    rows = gather(sweep, points, status, out, log)
+    failed = [r for r in rows if r["status"] != "done"]
+    if failed:
+        log(f"{len(failed)} of {len(rows)} points failed:")
+        for r in failed:
+            log(f"  {r['point']}: {r['error']}\n    see {out / r['point'] / 'error.txt'}; rerun it alone with "
+                f"`cortexsim run {out / r['point'] / 'config.toml'} --out {out / r['point']}`, or rerun the "
+                f"sweep (finished points are skipped)")
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Gathering
+# ---------------------------------------------------------------------------
+
+LESION_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_jpca_ratio_rate",
+                  "compare_jpca_ratio_spiking", "compare_cca_rate_ann_mean", "compare_cca_rate_data")
+"""Metrics whose change from the intact circuit a lesion sweep reports (``delta_*``)."""
+
+
+def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[str, Any]], out: Path,
+           log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Collect one row per point into ``out/summary.csv`` and ``out/summary.h5``; draw the figures.
+
+    Columns: ``point`` (folder), the swept parameters, ``status`` (``done``, ``failed``,
+    ``missing``), ``error``, ``seconds``, then every ``/metrics`` attribute of the run
+    files (NaN where a point lacks it).  Lesion sweeps add ``lesion_cca_to_intact_rate``
+    (and ``_spiking``): CCA of the lesioned and the intact circuit's activity, and
+    ``delta_<metric>`` = lesioned - intact for :data:`LESION_METRICS`, against the
+    intact point with the same other parameters.
+    """
+    rows = []
+    for p in points:
+        st = status.get(p.name) or {"status": "missing", "error": "not run", "seconds": float("nan")}
+        row: dict[str, Any] = {"point": p.name, **{k: value_text(p.params.get(k, "")) for k in sweep.params},
+                               "status": st["status"], "error": st.get("error", ""),
+                               "seconds": float(st.get("seconds", float("nan")))}
+        run_file = p.folder / "run.h5"
+        if run_file.exists():
+            try:
+                with store.open_run(run_file) as f:
+                    if "metrics" in f:
+                        row.update({k: float(v) for k, v in f["metrics"].attrs.items() if k != "description"})
+            except store.RunFileError as exc:
+                row["error"] = row["error"] or str(exc)
+        rows.append(row)
+    lesioned = [k for k in sweep.params if k.startswith("lesion.")]
+    if lesioned:
+        _lesion_columns(sweep, points, rows, lesioned)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    text_keys = {"point", "status", "error", *sweep.params}
+    for r in rows:
+        for k in keys:
+            r.setdefault(k, "" if k in text_keys else float("nan"))
+    _write_csv(out / "summary.csv", rows, keys)
+    _write_h5(out / "summary.h5", rows, keys, sweep)
+    figures = summary_figures(sweep, rows, out / "figures")
+    log(f"wrote {out / 'summary.csv'}, {out / 'summary.h5'} and {len(figures)} figure(s) in {out / 'figures'}/")
+    return rows
+
+
+def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], lesioned: list[str]) -> None:
+    from .analysis import cca_similarity
+    from .compare import _reduce
+
+    def others(point: Point) -> tuple:
+        return tuple((k, value_text(v)) for k, v in point.params.items() if k not in lesioned)
+
+    intact = {others(p): (p, r) for p, r in zip(points, rows)
+              if not p.config.lesion.active and r["status"] == "done"}
+    for p, row in zip(points, rows):
+        ref = intact.get(others(p))
+        if ref is None or row["status"] != "done":
+            continue
+        ref_point, ref_row = ref
+        for key in LESION_METRICS:
+            if key in row and key in ref_row:
+                row[f"delta_{key}"] = row[key] - ref_row[key]
+        with store.open_run(p.folder / "run.h5") as f, store.open_run(ref_point.folder / "run.h5") as g:
+            for model in ("rate", "spiking"):
+                if f"{model}/rates" in f and f"{model}/rates" in g:
+                    a, b = f[f"{model}/rates"][()], g[f"{model}/rates"][()]
+                    k = min(p.config.compare.n_pcs, a.shape[2])
+                    row[f"lesion_cca_to_intact_{model}"] = float(cca_similarity(_reduce(a, k), _reduce(b, k), k=k))
+
+
+def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def _write_h5(path: Path, rows: list[dict], keys: list[str], sweep: Sweep) -> None:
+    import h5py
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "file_kind": "cortexsim sweep summary", "schema_version": store.SCHEMA_VERSION,
+                "description": "One row per sweep point (dataset 'points'): swept parameters, status and the "
+                               "/metrics attributes of its run file (see that file's /metrics description).",
+                "sweep": sweep.text, "base_config": sweep.base.to_toml(), "parameters": json.dumps(list(sweep.params)),
+                **{k: v for k, v in store.provenance("", 0).items() if k.endswith("version") or k in
+                   ("created_utc", "git_commit")},
+            })
+            store.write_table(f, "points", [{k: r[k] for k in keys} for r in rows],
+                              "One row per sweep point.",
+                              {"point": "run folder (relative to this file)", "status": "done, failed or missing",
+                               "error": "first line of the error of a failed point", "seconds": "wall time (s)"})
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+SUMMARY_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_cca_rate_ann_mean",
+                   "compare_jpca_ratio_rate")
+"""Metrics plotted against every swept parameter."""
+
+
+def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
+    """Metric vs each swept parameter (mean +- SD over seeds), and the lesion figure; returns the paths."""
+    from . import plots
+
+    done = [r for r in rows if r["status"] == "done"]
+    if not done:
+        return []
+    paths = []
+    metrics = [m for m in SUMMARY_METRICS if any(np.isfinite(r.get(m, np.nan)) for r in done)]
+    for param in sweep.params:
+        if param == "experiment.seed" or param.startswith("lesion.") or not metrics:
+            continue
+        paths.append(plots.save(plots.plot_sweep(done, param, metrics, seed_key="experiment.seed"),
+                                folder / f"{param.replace('.', '_')}.png"))
+    if "lesion.silence" in sweep.params:
+        pops = [(p.name, p.layer, p.cell_class) for p in sweep.base.circuit_spec().populations]
+        paths.append(plots.save(plots.plot_lesions(done, "lesion.silence", pops), folder / "lesions.png"))
+    return paths
