@@ -54,14 +54,15 @@ def build_circuit(config: Config) -> Connectome:
     return build_connectome(config.circuit_spec(), config.circuit.n_units, seeded_rng(config, "circuit"))
 
 
+RUN_FILE_TEXT = ("cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
+                 "Every dataset has 'units', 'dims' and 'description' attributes.")
+
+
 def write_circuit_file(config: Config, connectome: Connectome, path: str | Path) -> Path:
     """Write a fresh run file holding the provenance and ``/circuit`` (atomically)."""
     path = Path(path)
     with store.open_for_update(path, store.provenance(config.to_toml(), config.experiment.seed)) as f:
-        f.attrs["description"] = (
-            "cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
-            "Every dataset has 'units', 'dims' and 'description' attributes."
-        )
+        f.attrs["description"] = RUN_FILE_TEXT
         store.write_circuit(f, connectome)
     return path
 
@@ -171,12 +172,11 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
     valid = {n: info for n, info in done.items() if plan.get(n) == info["key"]}
     if "train" not in valid:
         return {}
-    with store.open_for_update(run_file, source=upstream) as f:
-        f.attrs.update(store.provenance(config.to_toml(), config.experiment.seed))
+    with store.open_run(upstream) as src, \
+            store.open_for_update(run_file, store.provenance(config.to_toml(), config.experiment.seed)) as f:
+        f.attrs["description"] = RUN_FILE_TEXT
         f.attrs["derived_from"] = str(Path(upstream).resolve())
-        for name, info in done.items():
-            if name not in valid:
-                store.drop_stage(f, name, info)
+        store.copy_stages(src, f, list(valid))
     log(f"reusing stages {', '.join(valid)} of {upstream}")
     return valid
 
@@ -273,7 +273,7 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     with store.open_for_update(run_file) as f:
         store.write_metrics(f, written, METRICS_TEXT)
     plots.save(plots.plot_training(state.history), ctx.figures / "training.png")
-    return ["training"], list(written)
+    return ["circuit", "training"], list(written)
 
 
 def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:

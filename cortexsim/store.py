@@ -146,13 +146,12 @@ def open_run(path: str | Path) -> h5py.File:
 
 
 @contextmanager
-def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None,
-                    source: str | Path | None = None) -> Iterator[h5py.File]:
+def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None
+                    ) -> Iterator[h5py.File]:
     """Write a run file atomically.
 
     With ``provenance_attrs`` a new file is started (replacing any existing run
-    file at ``path`` only once the new one is complete); with ``source``, a copy of
-    that run file is updated and becomes ``path``; with neither, the existing run
+    file at ``path`` only once the new one is complete); without, the existing run
     file is copied and updated.  Either way the work happens in a temporary file in
     the same folder, renamed into place on success and removed on any error.
 
@@ -162,8 +161,6 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
         The run file.
     provenance_attrs : dict, optional
         Root attributes of a new file (see :func:`provenance`).
-    source : str or Path, optional
-        Run file to start from instead of ``path`` (checked like ``path``).
 
     Yields
     ------
@@ -174,15 +171,12 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if path.exists():
         open_run(path).close()  # never overwrite a foreign or corrupt file
-    elif provenance_attrs is None and source is None:
+    elif provenance_attrs is None:
         raise RunFileError(f"{path}: no such run file to update")
-    if source is not None:
-        open_run(source).close()
     f = None
     try:
         if provenance_attrs is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source if source is not None else path, tmp)
+            shutil.copyfile(path, tmp)
             f = h5py.File(tmp, "r+")
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -481,17 +475,25 @@ def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items(), key=lambda item: item[1]["order"]))
 
 
-def drop_stage(f: h5py.File, name: str, info: dict[str, Any]) -> None:
-    """Remove what a completed stage wrote (its groups and metrics) and its record."""
-    for group in info["groups"]:
-        if group in f:
-            del f[group]
-    if "metrics" in f:
-        for key in info["metrics"]:
-            if key in f["metrics"].attrs:
-                del f["metrics"].attrs[key]
-    if f"stages/{name}" in f:
-        del f[f"stages/{name}"]
+def copy_stages(src: h5py.File, dst: h5py.File, names: Sequence[str]) -> None:
+    """Copy what the completed stages ``names`` of ``src`` wrote (groups, metrics, records) into ``dst``."""
+    done = read_stages(src)
+    for name in names:
+        info = done[name]
+        for group in info["groups"]:
+            if group in src and group not in dst:
+                parent = group.rsplit("/", 1)[0] if "/" in group else None
+                if parent:
+                    target = dst.require_group(parent)
+                    target.attrs.update(src[parent].attrs)
+                src.copy(src[group], dst, name=group)
+        if "metrics" in src:
+            g = dst.require_group("metrics")
+            g.attrs["description"] = src["metrics"].attrs["description"]
+            g.attrs.update({k: src["metrics"].attrs[k] for k in info["metrics"] if k in src["metrics"].attrs})
+        stages = dst.require_group("stages")
+        stages.attrs["description"] = STAGES_TEXT
+        src.copy(src[f"stages/{name}"], stages, name=name)
 
 
 def write_training(f: h5py.File, state: Any, config_text: str) -> None:

@@ -15,6 +15,9 @@ A sweep file names a base experiment and the parameters to vary::
     [[points]]
     "lesion.silence" = ["PT5B"]
 
+    [base.spiking]                      # fixed changes to the base experiment, not swept
+    trials_per_condition = 3
+
 A parameter is a dotted path into the experiment config (``section.key`` or deeper,
 e.g. ``circuit.overrides.gain``).  Every point is checked before anything runs.
 
@@ -99,6 +102,8 @@ class Sweep:
         Swept parameters (dotted paths), in file order.
     rows : list of dict
         Parameter values of every point, in order.
+    fixed : dict
+        Changes applied to every point (the ``[base]`` table, flattened).
     workers : int
         LocalCluster worker processes.
     text : str
@@ -111,6 +116,7 @@ class Sweep:
     rows: list[dict[str, Any]]
     workers: int
     text: str
+    fixed: dict[str, Any]
 
     def points(self, out: str | Path) -> list[Point]:
         """Every point's config and folder under ``out`` (checked; raises :class:`ConfigError`)."""
@@ -120,8 +126,8 @@ class Sweep:
         points: list[Point] = []
         trainers: dict[tuple, Path] = {}
         for i, row in enumerate(self.rows):
-            config = point_config(self.base, row, where=f"{self.path} point {i + 1} ({_describe(row)})",
-                                  params_base=self.path.parent)
+            where = f"{self.path} point {i + 1} ({_describe(row)})"
+            config = point_config(self.base, {**self.fixed, **row}, where=where, params_base=self.path.parent)
             folder = out / f"{slug(row)}-{config_hash(config)}"
             if any(p.folder == folder for p in points):
                 raise ConfigError(f"{self.path}: point {i + 1} ({_describe(row)}) repeats an earlier point")
@@ -147,9 +153,10 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(data) - {"sweep", "grid", "points"}
+    unknown = set(data) - {"sweep", "grid", "points", "base"}
     if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], [[points]]")
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], "
+                          f"[[points]] and [base]")
     head = data.get("sweep", {})
     bad = set(head) - set(SWEEP_KEYS)
     if bad:
@@ -173,11 +180,12 @@ def load_sweep(path: str | Path) -> Sweep:
     params = tuple(dict.fromkeys(k for row in rows for k in row))
     if not params:
         raise ConfigError(f"{path}: nothing to sweep; add a [grid] table or [[points]]")
-    for key in params:
+    fixed = _flatten(data.get("base", {}))
+    for key in (*params, *fixed):
         if key.split(".")[0] not in SECTIONS or "." not in key:
             raise ConfigError(f"{path}: parameter {key!r} is not a config key; write \"section.key\" with a "
                               f"section from {', '.join(SECTIONS)}")
-    return Sweep(path, base, params, rows, int(workers), text)
+    return Sweep(path, base, params, rows, int(workers), text, fixed)
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
