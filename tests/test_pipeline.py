@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cortexsim import cli, store
+from cortexsim import cli, pipeline, store
 from cortexsim.config import load_config
 
 SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
@@ -20,9 +22,44 @@ METRICS = ("rate_position_r2", "rate_endpoint_error_cm", "rate_catch_drift_cm", 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    assert cli.main(["run", str(SMOKE), "--out", str(out)]) == 0
+    """The smoke experiment run as a user runs it, without --out (from a fresh working folder)."""
+    cwd = tmp_path_factory.mktemp("work")
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert cli.main(["run", str(SMOKE)]) == 0
+    finally:
+        os.chdir(here)
+    (out,) = (cwd / "results" / "smoke").iterdir()
     return out
+
+
+def test_run_folder_is_named_by_time_and_config(smoke_run):
+    config = load_config(SMOKE)
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", smoke_run.name)
+    assert smoke_run.name.endswith(pipeline.config_hash(config))
+    assert sorted(p.name for p in smoke_run.iterdir()) == ["figures", "run.h5", "summary.md"]
+    # the same config continues its newest folder; another config (or new=True) gets its own
+    root = smoke_run.parent.parent
+    assert pipeline.run_folder(config, root) == smoke_run
+    assert pipeline.run_folder(config, root, new=True) != smoke_run
+    other = config.with_section("experiment", seed=9)
+    assert pipeline.run_folder(other, root).name.endswith(pipeline.config_hash(other))
+    with h5py.File(smoke_run / "run.h5") as f:
+        assert set(f["stages"]) == {s.name for s in pipeline.stages(config)}
+        for stage in f["stages"].values():
+            assert stage.attrs["seconds"] >= 0 and stage.attrs["key"]
+    assert "## Stages" in (smoke_run / "summary.md").read_text()
+
+
+def test_run_without_arguments_runs_the_main_experiment(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(pipeline, "run_experiment", lambda config, out, force: calls.append((config, out)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run"]) == 0
+    config, out = calls[0]
+    assert config.to_toml() == load_config(MAIN).to_toml()
+    assert out.parent == Path("results") / "center_out" and out.name.endswith(pipeline.config_hash(config))
 
 
 def test_run_writes_the_contracted_file(smoke_run):
@@ -99,13 +136,13 @@ def test_run_trains_the_anns_and_compares(smoke_run):
     assert "| rate circuit |" in summary and "ann:gru" in summary
 
 
-def test_rerun_resumes_and_a_different_config_is_refused(smoke_run, tmp_path, capsys):
+def test_rerun_reuses_every_stage_and_a_different_config_is_refused(smoke_run, tmp_path, capsys):
     out = tmp_path / "again"
     shutil.copytree(smoke_run, out)
     assert cli.main(["run", str(SMOKE), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "resuming training from iteration 40" in printed
-    assert "ann gru: already trained" in printed
+    for stage in ("train", "rate", "spiking", "ann:gru", "compare"):
+        assert f"[{stage}] done earlier" in printed, stage
     before = (out / "run.h5").read_bytes()
     other = tmp_path / "other.toml"
     other.write_text(SMOKE.read_text().replace("seed = 1", "seed = 2"))
@@ -140,3 +177,64 @@ def test_compare_with_recorded_data(smoke_run, tmp_path, capsys):
     rows = {(a.decode(), b.decode()): c for a, b, c in zip(sim["a"], sim["b"], sim["cca"])}
     assert rows[("rate", "data")] > 0.95
     assert rows[("rate", "data")] >= max(v for (a, b), v in rows.items() if b == "data" and a != "rate") - 1e-9
+
+
+TINY = {"experiment": {"name": "tiny", "seed": 1}, "circuit": {"n_units": 60},
+        "task": {"delay_max": 0.5, "eval_delay": 0.4},
+        "train": {"batch_size": 8, "max_iterations": 20, "validation_trials": 8, "eval_every": 5, "log_every": 5,
+                  "checkpoint_every": 5},
+        "ann": {"archs": ["rnn", "gru"], "n_hidden": 8, "max_seconds": 1.0}, "spiking": {"enabled": False},
+        "compare": {"n_null": 0}}
+
+
+class Interrupt:
+    """A log callback that raises KeyboardInterrupt (like Ctrl-C) at the first line starting with ``at``."""
+
+    def __init__(self, at: str):
+        self.at, self.lines = at, []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if self.at and line.startswith(self.at):
+            self.at = ""
+            raise KeyboardInterrupt
+
+
+def test_resume_after_an_interrupted_stage(tmp_path):
+    from cortexsim.config import Config
+
+    config = Config.from_dict(TINY)
+    out = tmp_path / "run"
+    # Ctrl-C while the second ANN trains: the stages before it are kept
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_experiment(config, out, log=Interrupt("[ann:gru]"))
+    with h5py.File(out / "run.h5") as f:
+        assert set(f["stages"]) == {"train", "rate", "ann:rnn"}
+        first = {n: g.attrs["finished_utc"] for n, g in f["stages"].items()}
+        trained = f["training/checkpoint/params/w"][()]
+    log = Interrupt("")
+    pipeline.run_experiment(config, out, log=log)
+    reused = [line.split("]")[0][1:] for line in log.lines if line.endswith("; reused")]
+    assert reused == ["train", "rate", "ann:rnn"]
+    assert "[ann:gru]" in log.lines and "[compare]" in log.lines and "[train]" not in log.lines
+    with h5py.File(out / "run.h5") as f:
+        assert set(f["stages"]) == {"train", "rate", "ann:rnn", "ann:gru", "compare"}
+        assert {n: f["stages"][n].attrs["finished_utc"] for n in first} == first
+        np.testing.assert_array_equal(f["training/checkpoint/params/w"][()], trained)
+        assert np.isfinite(f["metrics"].attrs["ann_gru_position_r2"])
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
+    from cortexsim.config import Config
+
+    config = Config.from_dict({**TINY, "ann": {"archs": []}})
+    whole = pipeline.run_experiment(config, tmp_path / "whole", log=lambda line: None)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_experiment(config, tmp_path / "cut", log=Interrupt("iter    10/20"))
+    log = Interrupt("")
+    pipeline.run_experiment(config, tmp_path / "cut", log=log)
+    assert any(line.startswith("resuming training from iteration 10") for line in log.lines)
+    with h5py.File(whole) as a, h5py.File(tmp_path / "cut" / "run.h5") as b:
+        for key in ("rate_position_r2", "rate_endpoint_error_cm", "rate_train_iterations"):
+            assert a["metrics"].attrs[key] == b["metrics"].attrs[key], key
+        np.testing.assert_array_equal(a["rate/rates"][()], b["rate/rates"][()])
