@@ -208,7 +208,7 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
         The run file.
     """
     out_dir = Path(out_dir)
-    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log)
+    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log, force)
     done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, log)
     recomputed: set[str] = set()
     timings = []
@@ -237,6 +237,7 @@ class _Context:
     run_file: Path
     figures: Path
     log: Callable[[str], None]
+    force: bool = False
 
 
 def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
@@ -246,7 +247,7 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     connectome = build_circuit(config)
     log(f"circuit: {connectome!r} ({time.perf_counter() - t0:.2f} s)")
     state = None
-    if run_file.exists():
+    if run_file.exists() and not ctx.force:
         with store.open_run(run_file) as f:
             same = store.attr_text(f.attrs["config"]) == config.to_toml()
             state = store.read_training_state(f) if same else None

@@ -238,3 +238,10 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
         for key in ("rate_position_r2", "rate_endpoint_error_cm", "rate_train_iterations"):
             assert a["metrics"].attrs[key] == b["metrics"].attrs[key], key
         np.testing.assert_array_equal(a["rate/rates"][()], b["rate/rates"][()])
+    # --force recomputes every stage from scratch (no resume, no reuse) and gets the same numbers
+    log = Interrupt("")
+    pipeline.run_experiment(config, tmp_path / "cut", log=log, force=True)
+    assert not any("resuming" in line or line.endswith("reused") for line in log.lines)
+    assert "[train]" in log.lines and "[compare]" in log.lines
+    with h5py.File(whole) as a, h5py.File(tmp_path / "cut" / "run.h5") as b:
+        np.testing.assert_array_equal(a["rate/rates"][()], b["rate/rates"][()])
