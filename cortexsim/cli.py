@@ -134,7 +134,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise CortexsimError(f"--workers {args.workers}: use a whole number >= 1")
     if args.dry_run:
         points = spec.points(out)
-        print(format_table([{"point": p.name, **{k: sweep.value_text(p.params.get(k, "")) for k in spec.params},
+        print(format_table([{"point": p.name, **{k: sweep.value_text(sweep.config_value(p.config, k))
+                                                  for k in spec.params},
                              "trains": "yes" if p.upstream is None else f"no: reuses {p.upstream.name}"}
                             for p in points]))
         print(f"{len(points)} points; nothing was run (--dry-run)")

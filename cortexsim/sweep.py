@@ -235,12 +235,20 @@ def _describe(row: Mapping[str, Any]) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A swept value as table text (lists joined by ``+``, ``[]`` as ``none``)."""
+    """A swept value as table text (lists joined by ``+``, ``[]`` and ``""`` as ``none``)."""
     if isinstance(value, (list, tuple)):
         return "+".join(value_text(v) for v in value) if value else "none"
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value)
+    return str(value) if value != "" else "none"
+
+
+def config_value(config: Config, key: str) -> Any:
+    """The value at a dotted path of ``config`` (e.g. ``"lesion.silence"``)."""
+    node: Any = config.to_dict()
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def slug(row: Mapping[str, Any], limit: int = 60) -> str:
@@ -428,7 +436,8 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
     rows = []
     for p in points:
         st = status.get(p.name) or {"status": "missing", "error": "not run", "seconds": float("nan")}
-        row: dict[str, Any] = {"point": p.name, **{k: value_text(p.params.get(k, "")) for k in sweep.params},
+        swept = {k: value_text(config_value(p.config, k)) for k in sweep.params}
+        row: dict[str, Any] = {"point": p.name, **swept,
                                "status": st["status"], "error": st.get("error", ""),
                                "seconds": float(st.get("seconds", float("nan")))}
         run_file = p.folder / "run.h5"
@@ -460,7 +469,7 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
     from .compare import _reduce
 
     def others(point: Point) -> tuple:
-        return tuple((k, value_text(v)) for k, v in point.params.items() if k not in lesioned)
+        return tuple((k, value_text(config_value(point.config, k))) for k in sweep.params if k not in lesioned)
 
     intact = {others(p): (p, r) for p, r in zip(points, rows)
               if not p.config.lesion.active and r["status"] == "done"}
@@ -527,8 +536,10 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
         return []
     paths = []
     metrics = [m for m in SUMMARY_METRICS if any(np.isfinite(r.get(m, np.nan)) for r in done)]
+    if not metrics:
+        return []
     for param in sweep.params:
-        if param == "experiment.seed" or param.startswith("lesion.") or not metrics:
+        if param == "experiment.seed" or param.startswith("lesion.") or len({r[param] for r in done}) < 2:
             continue
         paths.append(plots.save(plots.plot_sweep(done, param, metrics, seed_key="experiment.seed"),
                                 folder / f"{param.replace('.', '_')}.png"))
