@@ -406,10 +406,14 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
     failed = [r for r in rows if r["status"] != "done"]
     if failed:
         log(f"{len(failed)} of {len(rows)} points failed:")
+        by_error: dict[str, list[str]] = {}
         for r in failed:
-            log(f"  {r['point']}: {r['error']}\n    see {out / r['point'] / 'error.txt'}; rerun it alone with "
-                f"`cortexsim run {out / r['point'] / 'config.toml'} --out {out / r['point']}`, or rerun the "
-                f"sweep (finished points are skipped)")
+            by_error.setdefault(r["error"], []).append(r["point"])
+        for error, names in by_error.items():
+            more = f" and {len(names) - 1} more point(s) with the same error" if len(names) > 1 else ""
+            log(f"  {names[0]}{more}: {error}\n    traceback: {out / names[0] / 'error.txt'}")
+        log(f"Rerun the sweep to retry them (finished points are skipped), or one alone with "
+            f"`cortexsim run {out}/<point>/config.toml --out {out}/<point>`.")
     return rows
 
 

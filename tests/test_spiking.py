@@ -5,6 +5,9 @@ All run on Brian2's numpy target (no compilation).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -123,3 +126,23 @@ def test_tiny_twin_reaches_towards_every_target(small_net):
     rate = spikes.times.size / (spikes.n_neurons * spikes.duration)
     assert 1 < rate < 30
     assert out["rates"].shape == (8, 1, batch.n_steps, params.n_units)
+
+
+@pytest.mark.brian2
+def test_the_twin_runs_off_the_main_thread():
+    """Dask workers run tasks in threads; importing brian2 there must not fail (it installs a Ctrl-C handler)."""
+    code = (
+        "import threading\n"
+        "from cortexsim.spiking.network import lif_rates\n"
+        "from cortexsim.transfer import LIFParams\n"
+        "out = []\n"
+        "t = threading.Thread(target=lambda: out.append(lif_rates([18.0], LIFParams(), neurons_per_input=5,\n"
+        "                                                          duration=0.05, target='numpy')))\n"
+        "t.start(); t.join()\n"
+        "assert len(out) == 1 and out[0].shape == (1,), out\n"
+        "import brian2, signal\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+        "assert signal.signal.__module__ == 'signal'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -12,7 +12,10 @@ setup; parallelise over processes instead).
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,10 +64,30 @@ def best_target() -> str:
     return "cpp_standalone" if (shutil.which("g++") or shutil.which("c++")) else "numpy"
 
 
+def import_brian2():
+    """``import brian2``, from any thread.
+
+    Brian2 installs a Ctrl-C handler when first imported, which Python allows only in
+    the main thread; in a worker thread (a Dask worker, a GUI, a notebook's thread) the
+    import would fail.  There the handler is skipped (Ctrl-C still reaches the main thread).
+    """
+    if "brian2" in sys.modules or threading.current_thread() is threading.main_thread():
+        import brian2
+
+        return brian2
+    install = signal.signal
+    signal.signal = lambda signum, handler: signal.getsignal(signum)
+    try:
+        import brian2
+    finally:
+        signal.signal = install
+    return brian2
+
+
 @contextlib.contextmanager
 def _device(target: str, seed: int) -> Iterator[object]:
     """Select the code generation target and seed Brian2; restore the previous state after."""
-    import brian2 as b2
+    b2 = import_brian2()
 
     if target not in TARGETS:
         raise ValueError(f"target {target!r} is not one of {TARGETS}")
