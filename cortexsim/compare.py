@@ -213,7 +213,11 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         result.similarity.append(row)
     for act in activities:
         if act.n_units >= 2:
-            row, res = jpca_row(act)
+            try:
+                row, res = jpca_row(act)
+            except ValueError as exc:  # e.g. no change inside the window around movement onset
+                result.notes.append(f"{act.name}: no jPCA ({exc})")
+                continue
             if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
                 dec = analysis.decode_kinematics(act.rates, positions, dt=act.dt,
                                                  n_folds=min(5, act.rates.shape[0]), rng=np.random.default_rng(0))

@@ -56,3 +56,19 @@ def test_compare_command_on_a_foreign_file_fails_cleanly(tmp_path, capsys):
         f["x"] = 1
     assert cli.main(["compare", str(path)]) == 2
     assert "not a cortexsim run file" in capsys.readouterr().err
+
+
+def test_silent_or_static_activities_are_noted_not_fatal():
+    """A lesion can silence a population (all zero) or freeze activity around movement onset."""
+    x = rotating()
+    static = x.copy()
+    static[:, 15:, :] = static[:, 15:16, :]          # no change from just before movement onset on
+    acts = [Activity("rate", "model", x, 0.01, 20), Activity("ann:rnn", "model", x * 2, 0.01, 20),
+            Activity("rate:PT5B", "population", np.zeros_like(x[:, :, :5]), 0.01, 20),
+            Activity("rate:L5B", "layer", static, 0.01, 20)]
+    result = compare(acts, n_null=0)
+    assert "rate:PT5B" not in result.activities
+    assert any(n.startswith("rate:PT5B: constant activity") for n in result.notes)
+    assert any(n.startswith("rate:L5B: no jPCA") for n in result.notes)
+    assert {r["activity"] for r in result.jpca} == {"rate", "ann:rnn"}
+    assert ("rate:L5B", "ann:rnn") in {(r["a"], r["b"]) for r in result.similarity}
