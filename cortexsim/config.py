@@ -287,8 +287,10 @@ class Config:
         sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
                     for name, kind in SECTIONS.items()}
         config = cls(sections, base)
-        spec = config.circuit_spec()  # validate the spec and its overrides now
-        config.lesion.check(spec)
+        try:  # validate the spec, its overrides and the lesion now
+            config.lesion.check(config.circuit_spec())
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
         return config
 
     def to_dict(self) -> dict[str, Any]:

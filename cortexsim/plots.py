@@ -342,8 +342,9 @@ def plot_sweep(rows: list[dict], param: str, metrics: list[str], seed_key: str =
             ax.errorbar(xs, mean, yerr=sd, marker="o", capsize=3, label=label)
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xlabel(param)
-        if numeric is None:
-            ax.set_xticks(xs, values, rotation=45, ha="right", fontsize=8)
+        if numeric is None:  # long values (file paths) keep their end
+            labels = [v if len(v) <= 24 else "..." + v[-21:] for v in values]
+            ax.set_xticks(xs, labels, rotation=45, ha="right", fontsize=8)
         elif min(xs) > 0 and max(xs) / min(xs) >= 20:
             ax.set_xscale("log")
     if len(lines) > 1:
@@ -399,6 +400,6 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
         tick.set_color(LAYER_COLOURS.get(layer, "k"))
         tick.set_fontweight("bold" if cell_class == "E" else "normal")
     n_seeds = max(1, len({r.get("experiment.seed") for r in rows}))
-    fig.suptitle(f"Silencing each population of the trained circuit (vs intact; mean +- SD over {n_seeds} "
+    fig.suptitle(f"Silencing each population of the trained circuit\n(vs intact; mean +- SD over {n_seeds} "
                  f"seed(s); labels coloured by layer, excitatory bold)", fontsize=9)
     return fig
