@@ -57,8 +57,11 @@ from . import store
 from .config import SECTIONS, Config, config_from_text, load_config
 from .errors import ConfigError
 
-SWEEP_KEYS = ("experiment", "workers", "name")
+SWEEP_KEYS = ("experiment", "workers")
 """Keys of the ``[sweep]`` table."""
+
+SCHEDULER_TIMEOUT = "20s"
+"""How long ``--scheduler ADDRESS`` waits for the scheduler to answer."""
 
 
 @dataclass(frozen=True)
@@ -365,7 +368,7 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
         p.folder.mkdir(parents=True, exist_ok=True)
         (p.folder / "config.toml").write_text(p.config.to_toml())
         if point_finished(p):
-            status[p.name] = {"status": "done", "error": "", "seconds": 0.0, "reused": True}
+            status[p.name] = {"status": "done", "error": "", "seconds": 0.0}
         else:
             todo.append(p)
     log(f"sweep {sweep.path}: {len(points)} points ({len(points) - len(todo)} finished earlier, "
@@ -375,7 +378,11 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
         cores = os.cpu_count() or 1
         if scheduler:
             cluster, blas = None, None
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
+                                  f"give its address as tcp://HOST:PORT") from None
         else:
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
@@ -393,7 +400,11 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
                 futures[p.folder], names[future.key] = future, p.name
             for i, future in enumerate(as_completed(list(futures.values())), start=1):
                 name = names[future.key]
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker died (out of memory, killed) or the task could not run
+                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                              "seconds": float("nan")}
                 status[name] = result
                 word = "done" if result["status"] == "done" else f"FAILED: {result['error']}"
                 log(f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; "
@@ -409,9 +420,9 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
         by_error: dict[str, list[str]] = {}
         for r in failed:
             by_error.setdefault(r["error"], []).append(r["point"])
-        for error, names in by_error.items():
-            more = f" and {len(names) - 1} more point(s) with the same error" if len(names) > 1 else ""
-            log(f"  {names[0]}{more}: {error}\n    traceback: {out / names[0] / 'error.txt'}")
+        for error, where in by_error.items():
+            more = f" and {len(where) - 1} more point(s) with the same error" if len(where) > 1 else ""
+            log(f"  {where[0]}{more}: {error}\n    traceback: {out / where[0] / 'error.txt'}")
         log(f"Rerun the sweep to retry them (finished points are skipped), or one alone with "
             f"`cortexsim run {out}/<point>/config.toml --out {out}/<point>`.")
     return rows

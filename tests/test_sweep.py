@@ -218,3 +218,23 @@ def test_shipped_smoke_sweep_runs(tmp_path):
     assert len(rows) == 4 and all(r["status"] == "done" for r in rows)
     assert (out / "figures" / "circuit_n_units.png").exists()
     shutil.rmtree(out)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "SCHEDULER_TIMEOUT", "1s")
+    path = write_sweep(tmp_path, '[grid]\n"experiment.seed" = [1]\n')
+    assert cli.main(["sweep", str(path), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "--scheduler tcp://127.0.0.1:9: cannot connect" in capsys.readouterr().err
+
+
+def test_sweep_on_a_running_scheduler(tmp_path):
+    """--scheduler ADDRESS: the points go to an existing cluster (here a LocalCluster started by the test)."""
+    distributed = pytest.importorskip("distributed")
+    path = write_sweep(tmp_path, '[grid]\n"experiment.seed" = [1, 2]\n')
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert cli.main(["sweep", str(path), "--out", str(out), "--scheduler", cluster.scheduler_address]) == 0
+    rows = read_csv(out / "summary.csv")
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[0]["rate_position_r2"] != rows[1]["rate_position_r2"]  # two seeds, two networks
