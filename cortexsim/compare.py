@@ -194,10 +194,9 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
     """
     rng = np.random.default_rng(0) if rng is None else rng
     result = Comparison()
-    for act in list(activities):
-        if not np.ptp(act.rates) > 0:  # e.g. a silenced population: nothing to compare
-            result.notes.append(f"{act.name}: constant activity (silenced?); left out of the battery")
-            activities = [a for a in activities if a is not act]
+    result.notes += [f"{a.name}: constant activity (silenced?); left out of the battery"
+                     for a in activities if not np.ptp(a.rates) > 0]
+    activities = [a for a in activities if np.ptp(a.rates) > 0]  # e.g. a silenced population: nothing to compare
     result.activities = {a.name: a for a in activities}
     reduced = {a.name: _reduce(a.rates, n_pcs) for a in activities}
     models = [a for a in activities if a.kind in ("model", "data")]
@@ -259,11 +258,10 @@ def headline_metrics(result: Comparison) -> dict[str, float]:
         return name.split(":", 1)[1] if name.startswith("ann:") else name
     ann_cca = []
     for r in result.similarity:
-        if r["a"] in ("rate", "spiking") and (r["b"] in ("spiking", "data") or r["b"].startswith("ann:")):
-            if r["a"] == "spiking" and r["b"] != "data":
-                continue
-            out[f"compare_cca_{r['a']}_{short(r['b'])}"] = float(r["cca"])
-            if r["a"] == "rate" and r["b"].startswith("ann:"):
+        a, b = r["a"], r["b"]
+        if (a == "rate" and (b in ("spiking", "data") or b.startswith("ann:"))) or (a, b) == ("spiking", "data"):
+            out[f"compare_cca_{a}_{short(b)}"] = float(r["cca"])
+            if b.startswith("ann:"):
                 ann_cca.append(float(r["cca"]))
     if ann_cca:
         out["compare_cca_rate_ann_mean"] = float(np.mean(ann_cca))

@@ -132,6 +132,16 @@ def test_run_trains_the_anns_and_compares(smoke_run):
         jp = f["analysis/jpca"][()]
         assert "rate" in {a.decode() for a in jp["activity"]}
         assert "most_ann_like_layer" in f["analysis"].attrs
+        # the headline comparison numbers land in /metrics (and so in sweep tables)
+        m = f["metrics"].attrs
+        cca = {(a.decode(), b.decode()): c for a, b, c in zip(sim["a"], sim["b"], sim["cca"])}
+        assert m["compare_cca_rate_gru"] == cca[("rate", "ann:gru")]
+        assert m["compare_cca_rate_spiking"] == cca[("rate", "spiking")]
+        assert m["compare_cca_rate_ann_mean"] == pytest.approx(np.mean([cca[("rate", f"ann:{x}")]
+                                                                         for x in ("rnn", "gru", "lstm")]))
+        ratio = {a.decode(): r for a, r in zip(jp["activity"], jp["ratio"])}
+        assert m["compare_jpca_ratio_rate"] == ratio["rate"] and m["compare_jpca_ratio_lstm"] == ratio["ann:lstm"]
+        assert not [k for k in m if k.startswith("compare_cca_rate:")]  # layers stay in /analysis
     summary = (smoke_run / "summary.md").read_text()
     assert "| rate circuit |" in summary and "ann:gru" in summary
 
