@@ -156,6 +156,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cc = CompareConfig(n_pcs=args.n_pcs, n_null=args.n_null, data=str(Path(args.data).resolve()) if args.data else "")
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     pipeline.compare_stage(run_file, figures, cc, others=others)
+    with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it
+        store.forget_stages(f, ["compare"])
     print(f"wrote /analysis into {run_file}, {run_file.parent / 'summary.md'} and {figures}/")
     return 0
 
@@ -175,6 +177,8 @@ def cmd_spiking(args: argparse.Namespace) -> int:
         config = config.with_section("spiking", **changes)
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     pipeline.run_spiking(config, run_file, figures)
+    with store.open_for_update(run_file) as f:  # its settings may not be the run's: `cortexsim run` redoes them
+        store.forget_stages(f, ["spiking", "compare"])
     print(f"wrote /spikes and /spiking into {run_file} and figures into {figures}/")
     return 0
 

@@ -428,6 +428,8 @@ def summary_markdown(f, result: Comparison) -> str:
         lines += ["", "## Stages (wall time when computed)", "", "| stage | seconds | finished (UTC) |",
                   "| --- | --- | --- |"]
         lines += [f"| {n} | {i['seconds']:.1f} | {i['finished_utc']} |" for n, i in stages.items()]
+        if "compare" not in stages:
+            lines.append("| compare | (writing this summary) | |")
         if "derived_from" in f.attrs:
             lines.append(f"\nStages with matching keys were reused from `{store.attr_text(f.attrs['derived_from'])}`.")
     if result.notes:

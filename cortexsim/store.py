@@ -475,6 +475,13 @@ def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items(), key=lambda item: item[1]["order"]))
 
 
+def forget_stages(f: h5py.File, names: Sequence[str]) -> None:
+    """Drop the records of stages whose results were changed outside the pipeline (so a rerun redoes them)."""
+    for name in names:
+        if f"stages/{name}" in f:
+            del f[f"stages/{name}"]
+
+
 def copy_stages(src: h5py.File, dst: h5py.File, names: Sequence[str]) -> None:
     """Copy what the completed stages ``names`` of ``src`` wrote (groups, metrics, records) into ``dst``."""
     done = read_stages(src)

@@ -184,8 +184,11 @@ def test_compare_with_recorded_data(smoke_run, tmp_path, capsys):
     assert cli.main(["compare", str(run), "--data", str(tmp_path / "data.npz"), "--n-null", "3"]) == 0
     with h5py.File(run) as f:
         sim = f["analysis/similarity"][()]
+        stages = set(f["stages"])
     rows = {(a.decode(), b.decode()): c for a, b, c in zip(sim["a"], sim["b"], sim["cca"])}
     assert rows[("rate", "data")] > 0.95
+    # compared with other settings than the run's: `cortexsim run` would redo the comparison
+    assert "compare" not in stages and {"train", "rate", "ann:gru"} <= stages
     assert rows[("rate", "data")] >= max(v for (a, b), v in rows.items() if b == "data" and a != "rate") - 1e-9
 
 
