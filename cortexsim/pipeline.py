@@ -148,13 +148,18 @@ def run_folder(config: Config, root: str | Path = "results", new: bool = False) 
     return parent / f"{stamp}-{tag}"
 
 
+def matching_stages(f, config: Config) -> dict[str, dict]:
+    """Stages recorded in the open run file ``f`` that a run of ``config`` can reuse (keys match)."""
+    plan = {s.name: s.key(config) for s in stages(config)}
+    return {n: info for n, info in store.read_stages(f).items() if plan.get(n) == info["key"]}
+
+
 def _completed(run_file: Path, config: Config, force: bool, upstream: Path | None,
                log: Callable[[str], None]) -> dict[str, dict]:
     """Stages already done for ``config`` in ``run_file`` (after deriving it from ``upstream``).
 
     Refuses a run file holding a different configuration unless ``force``.
     """
-    plan = {s.name: s.key(config) for s in stages(config)}
     if force:
         return {}
     if run_file.exists():
@@ -164,19 +169,17 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
                     f"{run_file}: holds a run of a different configuration; choose another --out, "
                     f"or pass --force to replace it"
                 )
-            return {n: info for n, info in store.read_stages(f).items() if plan.get(n) == info["key"]}
+            return matching_stages(f, config)
     if upstream is None:
         return {}
-    with store.open_run(upstream) as f:
-        done = store.read_stages(f)
-    valid = {n: info for n, info in done.items() if plan.get(n) == info["key"]}
-    if "train" not in valid:
-        return {}
-    with store.open_run(upstream) as src, \
-            store.open_for_update(run_file, store.provenance(config.to_toml(), config.experiment.seed)) as f:
-        f.attrs["description"] = RUN_FILE_TEXT
-        f.attrs["derived_from"] = str(Path(upstream).resolve())
-        store.copy_stages(src, f, list(valid))
+    with store.open_run(upstream) as src:
+        valid = matching_stages(src, config)
+        if "train" not in valid:
+            return {}
+        with store.open_for_update(run_file, store.provenance(config.to_toml(), config.experiment.seed)) as f:
+            f.attrs["description"] = RUN_FILE_TEXT
+            f.attrs["derived_from"] = str(Path(upstream).resolve())
+            store.copy_stages(src, f, list(valid))
     log(f"reusing stages {', '.join(valid)} of {upstream}")
     return valid
 
@@ -247,10 +250,9 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     connectome = build_circuit(config)
     log(f"circuit: {connectome!r} ({time.perf_counter() - t0:.2f} s)")
     state = None
-    if run_file.exists() and not ctx.force:
+    if run_file.exists() and not ctx.force:  # same config: checked by _completed
         with store.open_run(run_file) as f:
-            same = store.attr_text(f.attrs["config"]) == config.to_toml()
-            state = store.read_training_state(f) if same else None
+            state = store.read_training_state(f)
     if state is None:
         write_circuit_file(config, connectome, run_file)
     plots.save(plots.plot_connectivity(connectome), ctx.figures / "connectivity.png")
