@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark: a sweep on a Dask LocalCluster versus the same points run one after another.
 
-Both sides run the same ``--points`` small experiments (the 60-unit smoke circuit, rate
-training for ``--iterations`` iterations, no spiking twin, one small ANN; distinct seeds so
-nothing is shared or reused) from scratch into fresh folders:
+Both sides run the same ``--points`` small experiments (``experiments/smoke.toml`` with rate
+training for ``--iterations`` iterations, no spiking twin and only its 16-unit GRU; distinct
+seeds so nothing is shared or reused) from scratch into fresh folders:
 
 * **reference**: ``pipeline.run_experiment`` for each point in turn, in this process, with
   the default BLAS threads;
@@ -31,31 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TINY = """
-[experiment]
-name = "bench"
-seed = 0
-[circuit]
-n_units = 60
-[task]
-delay_max = 0.5
-eval_delay = 0.4
-[train]
-batch_size = 16
-max_iterations = {iterations}
-validation_trials = 16
-eval_every = 10
-log_every = 1000
-checkpoint_every = 1000
-[ann]
-archs = ["gru"]
-n_hidden = 16
-max_seconds = 2.0
-[compare]
-n_null = 3
-[spiking]
-enabled = false
-"""
+SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
 
 
 def main() -> None:
@@ -70,14 +46,16 @@ def main() -> None:
     from cortexsim.config import load_config
 
     root = Path(tempfile.mkdtemp(prefix="cortexsim_bench_sweep_"))
+    config = (load_config(SMOKE).with_section("train", max_iterations=args.iterations, log_every=1000,
+                                              checkpoint_every=1000)
+              .with_section("ann", archs=["gru"]).with_section("spiking", enabled=False))
     base = root / "base.toml"
-    base.write_text(TINY.format(iterations=args.iterations))
+    base.write_text(config.to_toml())
     spec = root / "sweep.toml"
     seeds = ", ".join(str(s) for s in range(1, args.points + 1))
     spec.write_text(f'[sweep]\nexperiment = "base.toml"\nworkers = {args.workers}\n'
                     f'[grid]\n"experiment.seed" = [{seeds}]\n')
     parsed = sweep.load_sweep(spec)
-    config = load_config(base)
 
     def sequential(folder: Path) -> float:
         t0 = time.perf_counter()

@@ -10,11 +10,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from tiny import SMOKE, tiny_config
 
 from cortexsim import cli, pipeline, store
 from cortexsim.config import load_config
 
-SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
 MAIN = SMOKE.with_name("center_out.toml")
 METRICS = ("rate_position_r2", "rate_endpoint_error_cm", "rate_catch_drift_cm", "rate_position_r2_noisy",
            "rate_reaction_time_ms", "rate_train_seconds")
@@ -192,14 +192,6 @@ def test_compare_with_recorded_data(smoke_run, tmp_path, capsys):
     assert rows[("rate", "data")] >= max(v for (a, b), v in rows.items() if b == "data" and a != "rate") - 1e-9
 
 
-TINY = {"experiment": {"name": "tiny", "seed": 1}, "circuit": {"n_units": 60},
-        "task": {"delay_max": 0.5, "eval_delay": 0.4},
-        "train": {"batch_size": 8, "max_iterations": 20, "validation_trials": 8, "eval_every": 5, "log_every": 5,
-                  "checkpoint_every": 5},
-        "ann": {"archs": ["rnn", "gru"], "n_hidden": 8, "max_seconds": 1.0}, "spiking": {"enabled": False},
-        "compare": {"n_null": 0}}
-
-
 class Interrupt:
     """A log callback that raises KeyboardInterrupt (like Ctrl-C) at the first line starting with ``at``."""
 
@@ -214,9 +206,9 @@ class Interrupt:
 
 
 def test_resume_after_an_interrupted_stage(tmp_path):
-    from cortexsim.config import Config
 
-    config = Config.from_dict(TINY)
+    config = tiny_config(train={"max_iterations": 20}, ann={"archs": ["rnn", "gru"], "n_hidden": 8,
+                                                           "max_seconds": 1.0})
     out = tmp_path / "run"
     # Ctrl-C while the second ANN trains: the stages before it are kept
     with pytest.raises(KeyboardInterrupt):
@@ -238,9 +230,8 @@ def test_resume_after_an_interrupted_stage(tmp_path):
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
-    from cortexsim.config import Config
 
-    config = Config.from_dict({**TINY, "ann": {"archs": []}})
+    config = tiny_config(train={"max_iterations": 20})
     whole = pipeline.run_experiment(config, tmp_path / "whole", log=lambda line: None)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_experiment(config, tmp_path / "cut", log=Interrupt("iter    10/20"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from tiny import tiny_config
 
 from cortexsim import cli, sweep
 from cortexsim.config import Config
@@ -16,33 +17,8 @@ from cortexsim.errors import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
-TINY = """
-[experiment]
-name = "tiny"
-seed = 1
-[circuit]
-n_units = 60
-[task]
-delay_max = 0.5
-eval_delay = 0.4
-[train]
-batch_size = 8
-max_iterations = 10
-validation_trials = 8
-eval_every = 5
-log_every = 5
-checkpoint_every = 5
-[ann]
-archs = []
-[compare]
-n_null = 0
-[spiking]
-enabled = false
-"""
-
-
 def write_sweep(folder: Path, text: str) -> Path:
-    (folder / "base.toml").write_text(TINY)
+    (folder / "base.toml").write_text(tiny_config().to_toml())
     path = folder / "sweep.toml"
     path.write_text('[sweep]\nexperiment = "base.toml"\nworkers = 2\n' + text)
     return path
