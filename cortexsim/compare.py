@@ -123,7 +123,7 @@ def run_activities(path: str | Path, prefix: str = "", min_units: int = 3) -> li
     return out
 
 
-def _reduce(x: np.ndarray, n_pcs: int) -> np.ndarray:
+def reduce_to_pcs(x: np.ndarray, n_pcs: int) -> np.ndarray:
     """Project (conditions, time, units) onto its top ``n_pcs`` PCs (fewer if fewer units)."""
     k = min(n_pcs, x.shape[2], x.shape[0] * x.shape[1])
     return analysis.pca(x, n_components=k).project(x)
@@ -198,7 +198,7 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
                      for a in activities if not np.ptp(a.rates) > 0]
     activities = [a for a in activities if np.ptp(a.rates) > 0]  # e.g. a silenced population: nothing to compare
     result.activities = {a.name: a for a in activities}
-    reduced = {a.name: _reduce(a.rates, n_pcs) for a in activities}
+    reduced = {a.name: reduce_to_pcs(a.rates, n_pcs) for a in activities}
     models = [a for a in activities if a.kind in ("model", "data")]
     anns = [a for a in models if a.name.split(":")[0].endswith("ann")] or [a for a in models if a.kind == "data"]
     pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1:]]

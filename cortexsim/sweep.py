@@ -39,6 +39,7 @@ figures in ``DIR/figures/``.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import re
@@ -479,7 +480,12 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
 
 def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], lesioned: list[str]) -> None:
     from .analysis import cca_similarity
-    from .compare import _reduce
+    from .compare import reduce_to_pcs
+
+    @functools.cache  # an intact point is the reference of many lesions
+    def pcs(folder: Path, model: str, k: int) -> np.ndarray | None:
+        with store.open_run(folder / "run.h5") as f:
+            return reduce_to_pcs(f[f"{model}/rates"][()], k) if f"{model}/rates" in f else None
 
     def others(point: Point) -> tuple:
         return tuple((k, value_text(config_value(point.config, k))) for k in sweep.params if k not in lesioned)
@@ -494,12 +500,11 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
         for key in LESION_METRICS:
             if key in row and key in ref_row:
                 row[f"delta_{key}"] = row[key] - ref_row[key]
-        with store.open_run(p.folder / "run.h5") as f, store.open_run(ref_point.folder / "run.h5") as g:
-            for model in ("rate", "spiking"):
-                if f"{model}/rates" in f and f"{model}/rates" in g:
-                    a, b = f[f"{model}/rates"][()], g[f"{model}/rates"][()]
-                    k = min(p.config.compare.n_pcs, a.shape[2])
-                    row[f"lesion_cca_to_intact_{model}"] = float(cca_similarity(_reduce(a, k), _reduce(b, k), k=k))
+        k = p.config.compare.n_pcs
+        for model in ("rate", "spiking"):
+            lesioned_pcs, intact_pcs = pcs(p.folder, model, k), pcs(ref_point.folder, model, k)
+            if lesioned_pcs is not None and intact_pcs is not None:
+                row[f"lesion_cca_to_intact_{model}"] = float(cca_similarity(lesioned_pcs, intact_pcs, k=k))
 
 
 def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
