@@ -316,10 +316,12 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def plot_sweep(rows: list[dict], param: str, metrics: list[str], seed_key: str = "experiment.seed") -> Figure:
-    """Each metric against one swept parameter: mean +- SD over seeds (the other parameters as lines).
+def plot_sweep(rows: list[dict], param: str, metrics: list[str], others: list[str] = (),
+               seed_key: str = "experiment.seed") -> Figure:
+    """Each metric against one swept parameter: mean +- SD over seeds, one line per value of ``others``.
 
-    ``rows`` are sweep summary rows (parameter values as text, metrics as floats).
+    ``rows`` are sweep summary rows (parameter values as text, metrics as floats); ``others``
+    are the other swept parameters (the seed excluded).
     """
     values = list(dict.fromkeys(r[param] for r in rows))
     try:
@@ -329,7 +331,7 @@ def plot_sweep(rows: list[dict], param: str, metrics: list[str], seed_key: str =
         values = [values[i] for i in order]
     except ValueError:
         numeric, xs = None, list(range(len(values)))
-    others = [k for k in rows[0] if k not in (param, seed_key) and k.count(".") and isinstance(rows[0][k], str)]
+    others = [k for k in others if k not in (param, seed_key)]
     lines = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), constrained_layout=True,
                              squeeze=False)

@@ -559,7 +559,7 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
     for param in sweep.params:
         if param == "experiment.seed" or param.startswith("lesion.") or len({r[param] for r in done}) < 2:
             continue
-        paths.append(plots.save(plots.plot_sweep(done, param, metrics, seed_key="experiment.seed"),
+        paths.append(plots.save(plots.plot_sweep(done, param, metrics, others=list(sweep.params)),
                                 folder / f"{param.replace('.', '_')}.png"))
     if "lesion.silence" in sweep.params:
         pops = [(p.name, p.layer, p.cell_class) for p in sweep.base.circuit_spec().populations]
