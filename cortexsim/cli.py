@@ -116,8 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pipeline.run_experiment(config, out, force=args.force)
     except KeyboardInterrupt:
-        again = " ".join(["cortexsim run", *([args.config] if args.config else []), *(["--out", str(out)]
-                                                                                      if args.out else [])])
+        again = " ".join(["cortexsim run", *([args.config] if args.config else []), "--out", str(out)])
         print(f"cortexsim: interrupted; rerun `{again}` to continue where it stopped", file=sys.stderr)
         return 130
     return 0
