@@ -14,6 +14,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Range of the integers a run file (HDF5 int64 attributes) and a TOML file can hold."""
+
 
 def check_keys(mapping: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
     """Raise if ``mapping`` holds a key outside ``allowed``; suggest the closest one."""
@@ -54,23 +57,41 @@ def number(
     low, high : float, optional
         Inclusive bounds (``low`` is exclusive when ``low_open``).
     integer : bool
-        Require a whole number.
+        Require a whole number that fits in a 64-bit signed integer (:data:`INT64_MIN`,
+        :data:`INT64_MAX`), as run files and TOML store integers.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "a whole number" if integer else "a number"
         raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+    if integer and isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise ConfigError(f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
+                          f"integers as int64); allowed range {_int_range(low, high, low_open)}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    if not finite:
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if integer and float(value) != int(value):
         raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if integer and not INT64_MIN <= int(value) <= INT64_MAX:
+        raise ConfigError(f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
+                          f"integers as int64); allowed range {_int_range(low, high, low_open)}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
+        lo = "-inf" if low is None else (str(int(low)) if integer and float(low).is_integer() else f"{low:g}")
+        hi = "inf" if high is None else (str(int(high)) if integer and float(high).is_integer() else f"{high:g}")
         bracket = "(" if low_open else "["
         raise ConfigError(f"{where}: {value!r} is outside the allowed range {bracket}{lo}, {hi}]")
     return int(value) if integer else float(value)
+
+
+def _int_range(low: float | None, high: float | None, low_open: bool) -> str:
+    """The allowed range of a whole number, within the int64 range."""
+    lo = INT64_MIN if low is None else max(INT64_MIN, math.floor(low) + 1 if low_open else math.ceil(low))
+    hi = INT64_MAX if high is None else min(INT64_MAX, math.floor(high))
+    return f"[{lo}, {hi}]"
 
 
 def choice(value: Any, where: str, options: Iterable[str]) -> str:

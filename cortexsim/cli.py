@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    cortexsim run [CONFIG.toml] [--out DIR] [--force]   the whole pipeline
+    cortexsim run [CONFIG.toml] [--out DIR] [--force] [--strict]   the whole pipeline
     cortexsim sweep SWEEP.toml --out DIR [--scheduler ADDRESS]   many runs on Dask
     cortexsim circuit [--config FILE.toml] [--n-units N] [--seed S] --out FILE.h5 [--plot FILE.png]
     cortexsim inspect FILE.h5 [--json]               what a run file holds
@@ -13,6 +13,9 @@ Subcommands::
 User errors (bad arguments, bad config, unreadable files) print one line
 ``cortexsim: error: ...`` and exit with status 2, never a traceback, and never
 leave a partly written output.
+
+Exit status: 0 success; 1 a model failed its task under ``run --strict``, or a sweep
+point failed; 2 bad input; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, store
-from .config import Config, load_config
-from .errors import CortexsimError
+from . import __version__, preflight, store
+from .config import Config, load_config, read_text_file
+from .errors import ConfigError, CortexsimError
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
 
@@ -67,6 +70,11 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     out = _out_file(args.out, (".h5", ".hdf5"), "--out")
     plot = _out_file(args.plot, (".png", ".pdf", ".svg"), "--plot") if args.plot else None
     config = _config_with(args)
+    preflight.check_circuit(config, out)
+    if out.exists():
+        store.open_run(out).close()  # never replace a foreign or damaged file
+    if plot:
+        preflight.check_writable(plot.parent, "--plot")
     connectome = pipeline.build_circuit(config)
     pipeline.write_circuit_file(config, connectome, out)
     print(f"{connectome!r}  seed {config.experiment.seed}")
@@ -110,36 +118,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path(args.out)
     else:  # results/<experiment>/<timestamp>-<hash>/; a rerun continues the newest folder of this config
         out = pipeline.run_folder(config, new=args.force)
-        print(f"output folder: {out}")
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
+    preflight.check(config, out, force=args.force)  # before any folder or file is created
+    if not args.out:
+        print(f"output folder: {out}")
     try:
-        pipeline.run_experiment(config, out, force=args.force)
+        with store.hold_folder(out, _command_line("run", args)):
+            run_file = pipeline.run_experiment(config, out, force=args.force)
     except KeyboardInterrupt:
         again = " ".join(["cortexsim run", *([args.config] if args.config else []), "--out", str(out)])
         print(f"cortexsim: interrupted; rerun `{again}` to continue where it stopped", file=sys.stderr)
         return 130
+    verdict = pipeline.gate(run_file, config)
+    if args.strict and not verdict.passed:
+        print(f"cortexsim: quality gate failed (--strict): {'; '.join(verdict.lines()[:-1])}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweep
 
+    read_text_file(args.sweep, "sweep file")  # a clear error for a binary or non-UTF-8 file
     spec = sweep.load_sweep(args.sweep)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
-    if args.workers is not None and args.workers < 1:
-        raise CortexsimError(f"--workers {args.workers}: use a whole number >= 1")
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise CortexsimError(f"--workers {args.workers}: use a whole number from 1 to {MAX_WORKERS}")
+    if args.scheduler:
+        _check_scheduler(args.scheduler)
+    points = spec.points(out)
     if args.dry_run:
-        points = spec.points(out)
         print(format_table([{"point": p.name, **{k: sweep.value_text(sweep.config_value(p.config, k))
                                                   for k in spec.params},
                              "trains": "yes" if p.upstream is None else f"no: reuses {p.upstream.name}"}
                             for p in points]))
         print(f"{len(points)} points; nothing was run (--dry-run)")
         return 0
-    rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
+    preflight.check_sweep(points, out)  # every point, before any point runs or any folder is made
+    for point in points:
+        holder = store.lock_holder(point.folder)
+        if holder is not None:
+            raise CortexsimError(f"{point.folder}: in use by `{holder.get('command', '?')}` (pid {holder.get('pid')} "
+                                 f"on {holder.get('host', '?')}); wait for it to finish")
+    with store.hold_folder(out, _command_line("sweep", args)):
+        rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
     return 1 if any(r["status"] != "done" for r in rows) else 0
 
 
@@ -148,45 +173,128 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .config import CompareConfig
 
     run_file = Path(args.run)
-    store.open_run(run_file).close()  # a clear error for a missing or foreign file
+    config = _run_config(run_file, needs=("task", "rate"))
     others = tuple(Path(o) for o in args.others)
     for other in others:
-        store.open_run(other).close()
-    cc = CompareConfig(n_pcs=args.n_pcs, n_null=args.n_null, data=str(Path(args.data).resolve()) if args.data else "")
+        _run_config(other, needs=("task", "rate"), parse=False)
+    cc = _section("compare", CompareConfig, n_pcs=args.n_pcs, n_null=args.n_null,
+                  data=str(Path(args.data).resolve()) if args.data else "")
+    data_bytes = preflight.check_data_file(cc.data, config, key="--data") if cc.data else 0.0
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
-    pipeline.compare_stage(run_file, figures, cc, others=others)
-    with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it
-        store.forget_stages(f, ["compare"])
+    preflight.check_memory(config, ("compare",), data_bytes, what="the comparison")
+    _check_update(run_file, figures, 4 * preflight.MiB)
+    with store.hold_folder(run_file.parent, _command_line("compare", args)):
+        pipeline.compare_stage(run_file, figures, cc, others=others)
+        with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it
+            store.forget_stages(f, ["compare"])
     print(f"wrote /analysis into {run_file}, {run_file.parent / 'summary.md'} and {figures}/")
     return 0
 
 
 def cmd_spiking(args: argparse.Namespace) -> int:
     from . import pipeline
-    from .config import config_from_text
 
     run_file = Path(args.run)
-    with store.open_run(run_file) as f:
-        if "rate/rates" not in f:
-            raise CortexsimError(f"{run_file}: has no trained rate network (/rate); run `cortexsim run` first")
-        config = config_from_text(store.attr_text(f.attrs["config"]), where=f"{run_file}:config")
+    config = _run_config(run_file, needs=("circuit", "task", "rate"))
     changes = {key: value for key, value in (("k", args.k), ("trials_per_condition", args.trials),
                                              ("target", args.target)) if value is not None}
-    if changes:
-        config = config.with_section("spiking", **changes)
+    flags = {"k": "--k", "trials_per_condition": "--trials", "target": "--target"}
+    try:
+        config = config.with_section("spiking", **changes, enabled=True)
+    except ConfigError as exc:
+        text = str(exc)
+        for key, flag in flags.items():
+            text = text.replace(f"spiking.{key}:", f"{flag} (spiking.{key}):")
+        raise ConfigError(text) from None
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
-    pipeline.run_spiking(config, run_file, figures)
-    with store.open_for_update(run_file) as f:  # its settings may not be the run's: `cortexsim run` redoes them
-        store.forget_stages(f, ["spiking", "compare"])
+    preflight.check_spiking(config)
+    preflight.check_memory(config, ("spiking",), what="the spiking twin")
+    s = preflight.sizes(config)  # /spiking (rates of every trial, spikes) grows the run file by about this
+    _check_update(run_file, figures, 24 * (s.targets + 1) * s.trials * s.n_steps * s.n_units
+                  + 16 * preflight.SPIKE_RATE_HZ * s.k * s.n_units * s.sim_seconds)
+    with store.hold_folder(run_file.parent, _command_line("spiking", args)):
+        pipeline.run_spiking(config, run_file, figures)
+        with store.open_for_update(run_file) as f:  # its settings may not be the run's: `cortexsim run` redoes them
+            store.forget_stages(f, ["spiking", "compare"])
     print(f"wrote /spikes and /spiking into {run_file} and figures into {figures}/")
     return 0
 
 
+MAX_WORKERS = 1024
+"""Most LocalCluster worker processes ``--workers`` accepts."""
+
+
+def _command_line(name: str, args: argparse.Namespace) -> str:
+    """The command as typed (for the lock file and messages)."""
+    return " ".join(["cortexsim", *(sys.argv[1:] if sys.argv[1:2] == [name] else [name])])
+
+
+def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Config | None:
+    """The config stored in a run file (None unless ``parse``), after checking that the file is intact and
+    holds the groups ``needs``."""
+    from .config import config_from_text
+
+    with store.open_run(run_file) as f:
+        missing = [g for g in needs if g not in f]
+        if missing:
+            what = "a trained rate network" if "rate" in missing else f"/{missing[0]}"
+            raise CortexsimError(f"{run_file}: has no {what} (/{', /'.join(missing)}); run `cortexsim run` first")
+        text = store.attr_text(f.attrs["config"])
+    return config_from_text(text, where=f"{run_file}@config") if parse else None
+
+
+def _section(name: str, kind: type, **values: object) -> object:
+    """A config section built from command-line values; errors name the option (``--n-pcs``) as well as the key."""
+    try:
+        return kind(**values)
+    except ConfigError as exc:
+        text = str(exc)
+        for key in values:
+            text = text.replace(f"{name}.{key}:", f"--{key.replace('_', '-')} ({name}.{key}):")
+        raise ConfigError(text) from None
+
+
+def _check_update(run_file: Path, figures: Path, added: float) -> None:
+    """Before a command updates ``run_file`` and writes ``figures``: both writable, room for the copy and figures."""
+    preflight.check_writable(run_file.parent, "run file folder")
+    preflight.check_writable(figures, "--figures")
+    size = run_file.stat().st_size
+    preflight.check_free_space(run_file.parent, 2 * size + added + preflight.FIGURE_BYTES + preflight.DISK_MARGIN,
+                               f"the updated {run_file.name} (written as a copy) and its figures")
+
+
+def _check_scheduler(address: str) -> None:
+    """Refuse a ``--scheduler`` address that is malformed or where nothing listens (before anything is written)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme not in ("tcp", "tls") or not host or port is None:
+        raise CortexsimError(f"--scheduler {address}: not a Dask scheduler address; give it as tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise CortexsimError(f"--scheduler {address}: cannot connect to a Dask scheduler there "
+                             f"({exc.strerror or exc}); start the scheduler or check the address") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line ``cortexsim: error: ...`` (exit status 2)."""
+
+    def error(self, message: str) -> None:
+        """Print one line naming the bad argument and exit with status 2."""
+        self.exit(2, f"cortexsim: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cortexsim`` command."""
-    p = argparse.ArgumentParser(prog="cortexsim", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="cortexsim", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"cortexsim {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run the experiment pipeline")
     r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
@@ -195,6 +303,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="recompute every stage (with --out: even over a run of another config; "
                         "without: into a new folder)")
+    r.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when a trained model misses the [quality] bars of its task")
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("sweep", help="run many variants of an experiment on Dask and tabulate them",
@@ -249,8 +359,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = parser().parse_args(argv)
+    """Entry point; returns the exit status (0 success, 2 bad input, 130 interrupted)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return args.func(args)
     except CortexsimError as exc:

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import analysis, store
 from .errors import CortexsimError
+from .quality import QualityVerdict, model_label
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,8 @@ def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: i
     return row, res
 
 
-def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
-            rng: np.random.Generator | None = None, positions: np.ndarray | None = None) -> Comparison:
+def compare(activities: list[Activity], *, rng: np.random.Generator, n_pcs: int = 10, n_null: int = 20,
+            positions: np.ndarray | None = None) -> Comparison:
     """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA.
 
     Parameters
@@ -186,13 +187,14 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
         Principal components each activity is reduced to before comparing.
     n_null : int
         Condition shuffles per pair for the null model (0: none).
-    rng : numpy.random.Generator, optional
-        For the shuffles (default: seeded 0, so reruns agree).
+    rng : numpy.random.Generator
+        For the shuffles and the decoding folds (the pipeline passes the run's "compare" seed
+        stream, so reruns agree and nothing is seeded behind the user's back).
     positions : ndarray, shape (conditions, time, 2), optional
         Hand position (m) of the conditions; adds cross-validated ridge decoding of
         position and velocity (folds over conditions) to each activity's row.
     """
-    rng = np.random.default_rng(0) if rng is None else rng
+    fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
     result = Comparison()
     result.notes += [f"{a.name}: constant activity (silenced?); left out of the battery"
                      for a in activities if not np.ptp(a.rates) > 0]
@@ -219,7 +221,8 @@ def compare(activities: list[Activity], *, n_pcs: int = 10, n_null: int = 20,
                 continue
             if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
                 dec = analysis.decode_kinematics(act.rates, positions, dt=act.dt,
-                                                 n_folds=min(5, act.rates.shape[0]), rng=np.random.default_rng(0))
+                                                 n_folds=min(5, act.rates.shape[0]),
+                                                 rng=np.random.default_rng(fold_seed))
                 row["decode_position_r2"] = float(dec.position_r2)
                 row["decode_velocity_r2"] = float(dec.velocity_r2)
             result.jpca.append(row)
@@ -321,8 +324,35 @@ JPCA_COLUMNS = {
 }
 
 
-def format_report(result: Comparison) -> str:
-    """The comparison as plain-text tables (models, layers, populations, jPCA)."""
+ANSWER_SOURCES = {"most_ann_like_layer": "ann", "most_ann_like_population": "ann", "most_rotational_layer": "rate"}
+"""Which models each answer of :func:`headline` is drawn from: ``"rate"`` (the rate circuit) or ``"ann"``
+(the rate circuit and every ANN)."""
+
+
+def answer_caveat(key: str, verdict: QualityVerdict | None) -> str:
+    """Empty, or a warning that the answer ``key`` comes from a model that failed its task."""
+    source = next((v for k, v in ANSWER_SOURCES.items() if key.startswith(k)), None)
+    if verdict is None or verdict.passed or source is None:
+        return ""
+    failed = [m for m in verdict.failed_models if m == "rate" or (source == "ann" and m.startswith("ann_"))]
+    if not failed:
+        return ""
+    names = " and ".join(model_label(m) for m in failed)
+    return f"drawn from {names}, which FAILED {'its' if len(failed) == 1 else 'their'} task"
+
+
+def verdict_banner(verdict: QualityVerdict | None, budget_hits: list[str] = ()) -> list[str]:
+    """Plain-word lines that head the report and ``summary.md`` when a model failed or hit a time budget."""
+    lines = []
+    if verdict is not None and not verdict.passed:
+        lines += [f"WARNING: {line}" for line in verdict.lines()]
+    lines += [f"WARNING: training of {model_label(m)} was stopped by its wall-clock safety net (max_seconds); "
+              f"its numbers depend on the machine's speed and load" for m in budget_hits]
+    return lines
+
+
+def format_report(result: Comparison, verdict: QualityVerdict | None = None, budget_hits: list[str] = ()) -> str:
+    """The comparison as plain-text tables (models, layers, populations, jPCA), headed by any quality warning."""
     def table(rows: list[dict], keys: list[str]) -> str:
         head = "  ".join(f"{k:>14s}" if i else f"{k:<22s}" for i, k in enumerate(keys))
         lines = [head]
@@ -333,7 +363,8 @@ def format_report(result: Comparison) -> str:
         return "\n".join(lines)
 
     kinds = {n: a.kind for n, a in result.activities.items()}
-    out = []
+    out = verdict_banner(verdict, budget_hits)
+    out += [""] if out else []
     keys = ["a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null",
             "cka", "rsa"]
     for title, sel in (("models", ("model", "data")), ("layers vs ANNs", ("layer",)),
@@ -347,7 +378,9 @@ def format_report(result: Comparison) -> str:
                 "dimensionality, decoding of held-out conditions ==",
                 table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0]]), ""]
     for key, value in headline(result).items():
-        out.append(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+        caveat = answer_caveat(key, verdict)
+        out.append((f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+                   + (f"  [{caveat}]" if caveat else ""))
     out += [f"note: {n}" for n in result.notes]
     return "\n".join(out)
 
@@ -386,23 +419,34 @@ def write_figures(result: Comparison, figures: Path) -> None:
     plots.save(plots.plot_pca_trajectories(trajectories), figures / "pca.png")
 
 
-def summary_markdown(f, result: Comparison) -> str:
-    """``summary.md``: the headline numbers of a run in a few lines."""
-    m = dict(f["metrics"].attrs) if "metrics" in f else {}
+def summary_markdown(f, result: Comparison, verdict: QualityVerdict | None = None,
+                     budget_hits: list[str] = ()) -> str:
+    """``summary.md``: the headline numbers of a run in a few lines, headed by the quality verdict."""
+    m = store.read_metrics(f)
     lesion = store.attr_text(f["rate"].attrs.get("lesion", "intact")) if "rate" in f else "intact"
-    lines = ["# cortexsim run summary", "", f"- file: `{f.filename}`",
+    banner = verdict_banner(verdict, budget_hits)
+    lines = ["# cortexsim run summary", ""]
+    if banner:
+        lines += [f"> **{line}**" + ("  " if i < len(banner) - 1 else "") for i, line in enumerate(banner)] + [""]
+    elif verdict is not None:
+        lines += [f"Quality gate: passed ({', '.join(model_label(x) for x in verdict.models)} met the "
+                  f"[quality] bars).", ""]
+    lines += [f"- file: `{f.filename}`",
              f"- created {store.attr_text(f.attrs['created_utc'])}, seed {int(f.attrs['seed'])}, "
              f"cortexsim {store.attr_text(f.attrs['cortexsim_version'])} ({store.attr_text(f.attrs['git_commit'])})",
              *([f"- **lesion: {lesion}** (applied to the trained circuit)"] if lesion != "intact" else []),
              "", "## Reaching (held-out trials)", "",
-             "| model | position R² | endpoint error (cm) | catch drift (cm) |", "| --- | --- | --- | --- |"]
+             "| model | position R² | endpoint error (cm) | catch drift (cm) | task |",
+             "| --- | --- | --- | --- | --- |"]
     for prefix, label in (("rate", "rate circuit"), ("rate_noisy", "rate circuit, with noise"),
                           ("ann_rnn", "RNN"), ("ann_gru", "GRU"), ("ann_lstm", "LSTM"), ("spiking", "spiking twin")):
         base, suffix = (prefix[:-6], "_noisy") if prefix.endswith("_noisy") else (prefix, "")
         key = f"{base}_position_r2{suffix}"
         if key in m:
+            status = ("" if verdict is None or suffix or base not in verdict.models
+                      else "**FAILED**" if verdict.failed(base) else "passed")
             lines.append(f"| {label} | {m[key]:.4f} | {m.get(f'{base}_endpoint_error_cm{suffix}', np.nan):.2f} | "
-                         f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} |")
+                         f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} | {status} |")
     lines += ["", "## Circuit vs ANNs", "", "Higher cca / cka / rsa and lower shape distance mean more similar; "
               "`cca_null` is the condition-shuffle null.", "",
               "| a | b | cca | cca_null | shape distance | cka | rsa |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -413,8 +457,9 @@ def summary_markdown(f, result: Comparison) -> str:
                          f"{r['shape_distance']:.3f} | {r['cka']:.3f} | {r['rsa']:.3f} |")
     lines += ["", "## Answers", ""]
     for key, value in headline(result).items():
-        lines.append(f"- {key.replace('_', ' ')}: {value:.3f}" if isinstance(value, float)
-                     else f"- {key.replace('_', ' ')}: **{value}**")
+        caveat = answer_caveat(key, verdict)
+        lines.append((f"- {key.replace('_', ' ')}: {value:.3f}" if isinstance(value, float)
+                      else f"- {key.replace('_', ' ')}: **{value}**") + (f" (**{caveat}**)" if caveat else ""))
     lines += ["", "## jPCA (rotational dynamics around movement onset), dimensionality, decoding", "",
               "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | "
               "decoded position R² |", "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -13,6 +13,8 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
     [ann]          the ANN baselines (:class:`AnnConfig`)
     [spiking]      the LIF twin (:class:`SpikingConfig`)
     [compare]      the comparison battery (:class:`CompareConfig`)
+    [lesion]       lesions of the trained circuit (:class:`cortexsim.lesion.LesionConfig`)
+    [quality]      the reach bars of the quality gate (:class:`cortexsim.quality.QualityConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
@@ -20,10 +22,11 @@ Unknown keys, wrong types and out-of-range values raise
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,8 @@ from . import _validate as v
 from .anatomy import CircuitSpec, load_spec
 from .errors import ConfigError
 from .lesion import LesionConfig
-from .tasks import CenterOutTask
+from .quality import QualityConfig
+from .tasks import CenterOutTask, TrialBatch
 from .train import TrainConfig
 from .transfer import TRANSFERS, LIFParams
 
@@ -53,6 +57,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
         return value
     if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # its range (int64 at most) is checked with the section's own bounds
         return v.number(value, where, integer=True)
     if kind is float:
         return v.number(value, where)
@@ -77,7 +83,15 @@ def section_from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
     v.check_keys(data, [f.name for f in fields(cls)], where)
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(val, hints[k], v.join(where, k)) for k, val in data.items()}
-    return cls(**kwargs)
+    section = cls(**kwargs)
+    for key, val in kwargs.items():  # whole numbers a section leaves unbounded must still fit in int64
+        if isinstance(val, int) and not isinstance(val, bool):
+            v.number(val, v.join(where, key), integer=True)
+    return section
+
+
+SEED_MAX = 2**32 - 1
+"""Largest ``experiment.seed``: the spiking twin seeds Brian2 (numpy's legacy seeding) with it."""
 
 
 @dataclass(frozen=True)
@@ -89,14 +103,18 @@ class ExperimentConfig:
     name : str
         Short name; used for the default output folder.
     seed : int
-        Seeds every random draw (circuit, trials, initialisation, noise).
+        Seeds every random draw (circuit, trials, initialisation, noise); 0 to
+        :data:`SEED_MAX` (2**32 - 1).
     """
 
     name: str = "experiment"
     seed: int = 0
 
     def __post_init__(self) -> None:
-        v.number(self.seed, "experiment.seed", low=0, integer=True)
+        try:
+            v.number(self.seed, "experiment.seed", low=0, high=SEED_MAX, integer=True)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (Brian2 seeds its noise with a 32-bit seed)") from None
 
 
 @dataclass(frozen=True)
@@ -173,15 +191,21 @@ class AnnConfig:
         Architectures to train, from ``"rnn"``, ``"gru"``, ``"lstm"`` (empty: none).
     n_hidden : int
         Hidden units of each.
-    max_seconds : float
-        Training budget per architecture (s).
+    max_iterations : int, optional
+        Iteration limit per architecture (default: each architecture's recommended
+        limit in :data:`cortexsim.ann.DEFAULT_TRAIN`); training also stops once the
+        validation R^2 reaches 0.999 or stops improving.
+    max_seconds : float, optional
+        Wall-clock safety net per architecture (s); off (None) by default.  When it
+        stops training, ``ann_<arch>_budget_hit = 1`` says so.
     dtype : str
         ``"float32"`` or ``"float64"``.
     """
 
     archs: tuple[str, ...] = ("rnn", "gru", "lstm")
     n_hidden: int = 128
-    max_seconds: float = 120.0
+    max_iterations: int | None = None
+    max_seconds: float | None = None
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -190,8 +214,15 @@ class AnnConfig:
         for arch in self.archs:
             v.choice(arch, "ann.archs", ARCHITECTURES)
         v.number(self.n_hidden, "ann.n_hidden", low=1, integer=True)
-        v.number(self.max_seconds, "ann.max_seconds", low=0, low_open=True)
+        if self.max_iterations is not None:
+            v.number(self.max_iterations, "ann.max_iterations", low=1, integer=True)
+        if self.max_seconds is not None:
+            v.number(self.max_seconds, "ann.max_seconds", low=0, low_open=True)
         v.choice(self.dtype, "ann.dtype", ("float32", "float64"))
+
+
+MAX_NULL = 10_000
+"""Most shuffles per compared pair ``compare.n_null`` accepts (p-values down to 1e-4; more only costs time)."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +234,7 @@ class CompareConfig:
     n_pcs : int
         Principal components each activity is reduced to before comparing.
     n_null : int
-        Condition shuffles per compared pair (null model; 0 for none).
+        Condition shuffles per compared pair (null model; 0 for none, at most :data:`MAX_NULL`).
     data : str
         Optional recorded data (``.npz``, ``.mat``, ``.nwb``), relative to the config
         file; compared like another model.
@@ -215,7 +246,7 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
-        v.number(self.n_null, "compare.n_null", low=0, integer=True)
+        v.number(self.n_null, "compare.n_null", low=0, high=MAX_NULL, integer=True)
 
 
 @dataclass(frozen=True)
@@ -254,7 +285,7 @@ class SpikingConfig:
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
     "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "spiking": SpikingConfig,
-    "compare": CompareConfig, "lesion": LesionConfig,
+    "compare": CompareConfig, "lesion": LesionConfig, "quality": QualityConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -284,11 +315,18 @@ class Config:
     def from_dict(cls, data: Mapping[str, Any], base: Path = Path("."), where: str = "") -> Config:
         """Check a parsed TOML mapping; missing tables take their defaults."""
         v.check_keys(data, SECTIONS, where or "config")
-        sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
-                    for name, kind in SECTIONS.items()}
+        try:
+            sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
+                        for name, kind in SECTIONS.items()}
+        except ConfigError as exc:  # a section's own check names its key without ``where``
+            if not where or str(exc).startswith(where):
+                raise
+            raise ConfigError(f"{where}: {exc}") from None
         config = cls(sections, base)
-        try:  # validate the spec, its overrides and the lesion now
-            config.lesion.check(config.circuit_spec())
+        try:  # validate the spec, its overrides and the lesion now, every name with a did-you-mean hint
+            spec = config.circuit_spec()
+            check_lesion_names(config.lesion, spec)
+            config.lesion.check(spec)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
         return config
@@ -307,10 +345,137 @@ class Config:
         data[name] = {**data[name], **changes}
         return Config.from_dict(data, self.base)
 
+    def base_spec(self) -> CircuitSpec:
+        """The circuit spec named by ``circuit.spec``, before the overrides.
+
+        Raises
+        ------
+        ConfigError
+            Unreadable, non-UTF-8 or invalid spec file, or an input group the task does not feed.
+        """
+        if self.circuit.spec == "default":
+            return load_spec("default")
+        path = Path(self.circuit.spec)
+        if not path.is_absolute():
+            path = self.base / path
+        spec = CircuitSpec.from_toml_text(read_text_file(path, "spec file", "circuit.spec"), where=str(path))
+        check_input_groups(spec.inputs, f"circuit.spec ({path}): inputs")
+        return spec
+
     def circuit_spec(self) -> CircuitSpec:
-        """The circuit spec with this config's overrides applied."""
-        spec = load_spec(self.circuit.spec, self.base)
-        return spec.with_overrides(self.circuit.overrides) if self.circuit.overrides else spec
+        """The circuit spec with this config's overrides applied (every name checked, with hints)."""
+        spec = self.base_spec()
+        if not self.circuit.overrides:
+            return spec
+        check_override_names(spec, self.circuit.overrides)
+        return spec.with_overrides(self.circuit.overrides)
+
+
+TASK_INPUT_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(TrialBatch.__dataclass_fields__["input_groups"].default))
+"""The circuit input groups the task feeds (``target``, ``go``); a spec must wire each of them."""
+
+
+def _hint(name: Any, known: Sequence[str]) -> str:
+    near = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def check_population(name: Any, where: str, spec: CircuitSpec) -> str:
+    """Raise :class:`ConfigError` unless ``name`` is a population of ``spec`` (with a did-you-mean hint)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: expected a population name (a string), got {name!r}")
+    if name not in spec.names:
+        raise ConfigError(f"{where}: no population {name!r}{_hint(name, spec.names)}; populations: "
+                          f"{', '.join(spec.names)}")
+    return name
+
+
+def check_projection(key: Any, where: str, spec: CircuitSpec, exact: bool = True) -> str:
+    """Raise :class:`ConfigError` unless ``key`` names a projection ``"PRE -> POST"`` of ``spec``.
+
+    Parameters
+    ----------
+    key : Any
+        The projection as written in the config.
+    where : str
+        Dotted config key, for the message.
+    spec : CircuitSpec
+    exact : bool
+        Require the exact spelling ``"PRE -> POST"`` (overrides match keys exactly; lesions strip spaces).
+    """
+    if not isinstance(key, str) or key.count("->") != 1 or not all(p.strip() for p in key.split("->")):
+        raise ConfigError(f"{where}: {key!r} is not a projection; write \"PRE -> POST\", e.g. \"IT2/3 -> PT5B\"")
+    pre, post = (p.strip() for p in key.split("->"))
+    for role, name in (("presynaptic", pre), ("postsynaptic", post)):
+        if name not in spec.names:
+            raise ConfigError(f"{where}: {key!r}: no {role} population {name!r}{_hint(name, spec.names)}; "
+                              f"populations: {', '.join(spec.names)}")
+    canonical = f"{pre} -> {post}"
+    keys = [p.key for p in spec.projections]
+    if canonical not in keys:
+        raise ConfigError(f"{where}: no projection {key!r} in the spec{_hint(canonical, keys)}; name an existing "
+                          f"one as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file")
+    if exact and key != canonical:
+        raise ConfigError(f"{where}: write the projection {key!r} exactly as {canonical!r}")
+    return canonical
+
+
+def check_input_groups(groups: Iterable[Any], where: str) -> None:
+    """Raise :class:`ConfigError` if a group is not one the task feeds (:data:`TASK_INPUT_GROUPS`)."""
+    for group in groups:
+        if group not in TASK_INPUT_GROUPS:
+            raise ConfigError(f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
+                              f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}")
+
+
+def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where: str = "circuit.overrides") -> None:
+    """Check every population, projection and input group named in ``[circuit.overrides]`` and the values.
+
+    Runs before :meth:`CircuitSpec.with_overrides` so that each message names the override's own key
+    (``circuit.overrides.size.PV5B``) and suggests the closest existing name.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if not isinstance(overrides, Mapping):
+        return  # with_overrides says what is expected
+    bounds = {"size": {"low": 0, "low_open": True}, "tau": {"low": 0, "low_open": True},
+              "probability": {"low": 0, "high": 1}, "weight": {"low": 0}}
+    for attr, limits in bounds.items():
+        table = overrides.get(attr)
+        if not isinstance(table, Mapping):
+            continue
+        for name, value in table.items():
+            if attr in ("size", "tau"):
+                check_population(name, f"{where}.{attr}", spec)
+            else:
+                check_projection(name, f"{where}.{attr}", spec)
+            v.number(value, f"{where}.{attr}.{name}", **limits)
+    for attr, check in (("cut", check_projection), ("silence", check_population), ("outputs", check_population)):
+        names = overrides.get(attr)
+        if isinstance(names, (list, tuple)):
+            for name in names:
+                check(name, f"{where}.{attr}", spec)
+    inputs = overrides.get("inputs")
+    if isinstance(inputs, Mapping):
+        check_input_groups(inputs, f"{where}.inputs")
+        for group, targets in inputs.items():
+            if isinstance(targets, (list, tuple)):
+                for name in targets:
+                    check_population(name, f"{where}.inputs.{group}", spec)
+    for key, limits in (("gain", {"low": 0, "low_open": True}), ("reference_slope", {"low": 0, "low_open": True}),
+                        ("weight_cv", {"low": 0})):
+        if key in overrides:
+            v.number(overrides[key], f"{where}.{key}", **limits)
+
+
+def check_lesion_names(lesion: LesionConfig, spec: CircuitSpec) -> None:
+    """Check the populations and projections ``[lesion]`` names against the circuit (did-you-mean hints)."""
+    for name in lesion.silence:
+        check_population(name, "lesion.silence", spec)
+    for key in lesion.cut:
+        check_projection(key, "lesion.cut", spec, exact=False)
 
 
 def _drop_none(d: Any) -> Any:
@@ -332,11 +497,40 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config.from_dict({})
     path = Path(path)
+    return config_from_text(read_text_file(path, "config file"), base=path.parent, where=str(path))
+
+
+def read_text_file(path: str | Path, what: str, key: str = "") -> str:
+    """The text of a UTF-8 file the user named (config, spec or sweep file).
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file is, for the message (``"config file"``).
+    key : str, optional
+        The config key that named the file, for the message.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable, a folder, or not UTF-8 text (binary, latin-1, ...).
+    """
+    path = Path(path)
+    named = f"{key} = {str(path)!r}" if key else str(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    return config_from_text(text, base=path.parent, where=str(path))
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{named}: cannot read the {what} ({reason})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{named}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8 TOML") from None
+    if "\x00" in text:
+        raise ConfigError(f"{named}: the {what} is binary, not TOML text (it holds NUL bytes)")
+    return text
 
 
 def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:

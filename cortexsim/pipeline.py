@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import metrics, plots, store
+from . import metrics, plots, quality, store
 from .circuit import Connectome, build_connectome
-from .config import Config
+from .config import Config, config_from_text
 from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
@@ -43,10 +43,16 @@ HELD_OUT_TRIALS = 400
 def seeded_rng(config: Config, stream: str) -> np.random.Generator:
     """Independent generator for one named use of the experiment seed.
 
-    Different streams ("circuit", "init", "batches", "noise", "test") never share
-    draws, so changing, say, the batch size leaves the circuit unchanged.
+    Different streams ("circuit", "init", "batches", "noise", "validation", "test", ...)
+    never share draws, so changing, say, the batch size leaves the circuit unchanged.
+    Every random draw of a run comes from one of these streams.
     """
     return np.random.default_rng([config.experiment.seed, *(ord(c) for c in stream)])
+
+
+def validation_set(config: Config):
+    """The fixed, noise-free validation trials every model's training is checked on (stream "validation")."""
+    return config.task.sample(config.train.validation_trials, seeded_rng(config, "validation"))
 
 
 def build_circuit(config: Config) -> Connectome:
@@ -122,7 +128,7 @@ def stages(config: Config) -> list[Stage]:
     out = [Stage("train", _TRAINING), Stage("rate", _TRAINING + ("lesion",), ("train",))]
     if config.spiking.enabled:
         out.append(Stage("spiking", _TRAINING + ("lesion", "spiking"), ("rate",)))
-    ann = ("experiment.seed", "task", "train", "ann.n_hidden", "ann.max_seconds", "ann.dtype")
+    ann = ("experiment.seed", "task", "train", "ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype")
     out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
@@ -231,6 +237,13 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
         timings.append((stage.name, seconds, "ran"))
     log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
     log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
+    verdict = gate(ctx.run_file, config)
+    with store.open_run(ctx.run_file) as f:
+        hits = budget_hits(store.read_metrics(f))
+    for line in verdict.lines():
+        log(("QUALITY: " if verdict.passed else "WARNING: ") + line)
+    for model in hits:
+        log(f"WARNING: {quality.model_label(model)} stopped at its wall-clock safety net (max_seconds)")
     return ctx.run_file
 
 
@@ -264,6 +277,7 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
         state = new_state(params, net.param_scales(config.rate.rest_rate), seeded_rng(config, "batches"),
                           seeded_rng(config, "noise"))
     else:
+        state.checkpointed_at = state.iteration
         log(f"resuming training from iteration {state.iteration} ({run_file})")
     config_text = config.to_toml()
 
@@ -271,8 +285,15 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
         with store.open_for_update(run_file) as f:
             store.write_training(f, s, config_text)
 
-    state = train(net, config.task, config.train, state, checkpoint=checkpoint, log=log)
-    written = {"rate_train_seconds": state.elapsed, "rate_train_iterations": state.iteration}
+    info = net.kernel_info()
+    log(f"kernel: {info['kernel_path']} recurrent product (density {info['density']:.3f}), "
+        f"{info['gradient_threads']} weight-gradient thread(s), {info['blas_threads']} BLAS thread(s)")
+    # the thread counts follow from size, density and dtype alone (never load); results do not depend on them
+    with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
+        state = train(net, config.task, config.train, state, validation=validation_set(config),
+                      checkpoint=checkpoint, log=log)
+    written = {"rate_train_seconds": state.elapsed, "rate_train_iterations": state.iteration,
+               "rate_budget_hit": float(state.budget_hit)}
     with store.open_for_update(run_file) as f:
         store.write_metrics(f, written, METRICS_TEXT)
     plots.save(plots.plot_training(state.history), ctx.figures / "training.png")
@@ -291,13 +312,16 @@ def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     apply_lesion(net, config.lesion)
     if config.lesion.active:
         ctx.log(f"lesion: {config.lesion.label()}")
-    results = evaluate_rate(net, config)
+    info = net.kernel_info()
+    with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
+        results = evaluate_rate(net, config)
     with store.open_for_update(run_file) as f:
         store.write_circuit(f, trained, weight_init=connectome.weight)
         store.write_task(f, results["eval"], "Evaluation set: one trial per target at the evaluation "
                                              "delay (task.eval_delay).")
         attrs = {"transfer": repr(net.transfer), "dt": net.dt, "noise_std_mV": net.noise_std,
-                 "readout_units": net.out_idx, "tau_s": net.connectome.tau, "lesion": config.lesion.label()}
+                 "readout_units": net.out_idx, "tau_s": net.connectome.tau, "lesion": config.lesion.label(),
+                 **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")}}
         store.write_rate(f, *results["eval_activity"], params=net.params, attrs=attrs)
         store.write_metrics(f, results["metrics"], METRICS_TEXT)
     evaluation = results["eval"]
@@ -307,6 +331,7 @@ def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     plots.save(plots.plot_layer_rates(evaluation, rates, net.connectome), ctx.figures / "layer_rates.png")
     for key, value in results["metrics"].items():
         ctx.log(f"  {key:32s} {value:.4g}")
+    _log_gate(config, results["metrics"], ctx.log)
     return ["task", "rate"], list(results["metrics"])
 
 
@@ -322,7 +347,8 @@ def _stage_ann(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
 
 
 def _stage_compare(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
-    written = compare_stage(ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log)
+    written = compare_stage(ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log,
+                            config=ctx.config)
     return ["analysis"], written
 
 
@@ -339,15 +365,20 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Calla
     model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
                      output_scale=config.task.reach_distance)
     params = model.init_params(seeded_rng(config, f"ann-init-{arch}"))
-    train_config = replace(config.train, **{**DEFAULT_TRAIN[arch], "max_seconds": ac.max_seconds})
+    changes = {**DEFAULT_TRAIN[arch], "max_seconds": ac.max_seconds}
+    if ac.max_iterations is not None:
+        changes["max_iterations"] = ac.max_iterations
+    train_config = replace(config.train, **changes)
     log(f"ann {arch}: {model!r}")
     state = new_state(params, model.param_scales(), seeded_rng(config, f"ann-batches-{arch}"),
                       seeded_rng(config, f"ann-noise-{arch}"))
     # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
     with threadpool_limits(limits=1, user_api="blas"):
-        state = train(model, config.task, train_config, state, log=log)
+        state = train(model, config.task, train_config, state, validation=validation_set(config), log=log)
         results = evaluate(model, config, f"ann_{arch}")
-    results["metrics"][f"ann_{arch}_train_seconds"] = state.elapsed
+    results["metrics"].update({f"ann_{arch}_train_seconds": state.elapsed,
+                               f"ann_{arch}_train_iterations": float(state.iteration),
+                               f"ann_{arch}_budget_hit": float(state.budget_hit)})
     hidden, _, outputs = results["eval_activity"]
     with store.open_for_update(run_file) as f:
         store.write_ann(f, arch, hidden, outputs, model.params,
@@ -358,6 +389,7 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Calla
                figures / f"trajectories_{arch}.png")
     for key, value in results["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
+    _log_gate(config, results["metrics"], log)
     return list(results["metrics"])
 
 
@@ -386,14 +418,36 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Callable[[st
     plots.save(plots.plot_fidelity(result["fidelity"]), figures / "spiking_fidelity.png")
     for key, value in result["metrics"].items():
         log(f"  {key:32s} {value:.4g}")
+    _log_gate(config, result["metrics"], log)
     return result
 
 
+def _log_gate(config: Config, written: dict[str, float], log: Callable[[str], None]) -> None:
+    """Say at once, in plain words, if the model a stage just evaluated missed its ``[quality]`` bars."""
+    verdict = quality.check_quality(written, config.quality)
+    for model in verdict.failed_models:
+        log(f"  QUALITY: {verdict.describe(model)}")
+
+
+def gate(run_file: Path, config: Config) -> quality.QualityVerdict:
+    """The quality verdict on every model whose metrics ``run_file`` holds, against ``config.quality``."""
+    with store.open_run(run_file) as f:
+        return quality.check_quality(store.read_metrics(f), config.quality)
+
+
 def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
-                  log: Callable[[str], None] = print) -> list[str]:
-    """Run the comparison battery on a run file; write ``/analysis``, ``compare_*`` metrics, figures and
-    ``summary.md``.  Returns the metric names."""
+                  log: Callable[[str], None] = print, config: Config | None = None) -> list[str]:
+    """Run the comparison battery on a run file; write ``/analysis``, ``compare_*`` metrics, the quality
+    verdict (``quality_passed``, ``<model>_quality_passed``), figures and ``summary.md``.
+
+    ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
+    seed of the shuffles and decoding folds (stream "compare").  Returns the metric names.
+    """
     from . import compare
+
+    if config is None:
+        with store.open_run(run_file) as f:
+            config = config_from_text(store.attr_text(f.attrs["config"]), where=f"{run_file}:config")
 
     activities = compare.run_activities(run_file)
     for i, other in enumerate(others):
@@ -406,20 +460,30 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
     t0 = time.perf_counter()
     with store.open_run(run_file) as f:
         positions = f["task/targets"][()]
-    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions)
+    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions,
+                             rng=seeded_rng(config, "compare"))
     result.notes.extend(notes)
     log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
         f"({time.perf_counter() - t0:.1f} s)")
-    log(compare.format_report(result))
-    written = compare.headline_metrics(result)
+    with store.open_run(run_file) as f:
+        held = store.read_metrics(f)
+    verdict = quality.check_quality(held, config.quality)
+    hits = budget_hits(held)
+    log(compare.format_report(result, verdict, hits))
+    written = {**compare.headline_metrics(result), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
         compare.write_analysis(f, result)
         store.write_metrics(f, written, METRICS_TEXT)
     compare.write_figures(result, figures)
     with store.open_run(run_file) as f:
-        summary = compare.summary_markdown(f, result)
-    (run_file.parent / "summary.md").write_text(summary)
+        summary = compare.summary_markdown(f, result, verdict, hits)
+    store.write_text_atomic(run_file.parent / "summary.md", summary)
     return list(written)
+
+
+def budget_hits(held: dict[str, float]) -> list[str]:
+    """Model prefixes whose training the wall-clock safety net stopped (``<model>_budget_hit = 1``)."""
+    return [k.removesuffix("_budget_hit") for k, val in held.items() if k.endswith("_budget_hit") and val == 1]
 
 
 METRICS_TEXT = (

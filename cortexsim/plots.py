@@ -6,6 +6,7 @@ their inputs.  Matplotlib runs on the non-interactive ``Agg`` backend.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -22,11 +23,36 @@ LAYER_COLOURS = {"L1": "#8c564b", "L2/3": "#1f77b4", "L4": "#2ca02c", "L5A": "#f
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Write ``fig`` to ``path`` (folders created) and close it."""
+    """Write ``fig`` to ``path`` atomically (folders created) and close it.
+
+    The figure goes to a temporary file in the same folder that is renamed over ``path``
+    only once complete, so a crash or Ctrl-C leaves the old figure or the new one, never
+    half of one.
+
+    Parameters
+    ----------
+    fig : Figure
+    path : str or Path
+        The image file; its suffix (``.png``, ``.pdf``, ``.svg``) sets the format.
+    dpi : int
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+        try:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or None)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -24,19 +24,28 @@ populations (PT5B).
 Trainable groups: ``w`` (magnitudes, shape (units, units), zero off the mask),
 ``w_in`` (units, inputs), ``b`` (units,), ``w_out`` (outputs, readout units),
 ``b_out`` (outputs,), ``x0`` (units,).
+
+Speed (see :mod:`cortexsim._kernels` and ``benchmarks/bptt.py``): the recurrent
+product runs on the synapses only when the mask is sparse (:func:`kernel_path`),
+the weight gradient is a few large GEMMs shared by :func:`gradient_threads`
+threads while the backward pass runs, and BLAS should run single-threaded around
+training (:func:`training_threads`).  Results are bit-identical for any number of
+gradient or BLAS threads; the path is a fixed function of size, density and dtype.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import _kernels
 from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
 from .tasks import TrialBatch
-from .transfer import Transfer
+from .transfer import Softplus, Transfer
 
 GROUPS = ("w", "w_in", "b", "w_out", "b_out", "x0")
 """Names of the trainable parameter groups."""
@@ -88,11 +97,16 @@ class RateNetwork(TimeMajorModel):
     output_scale : float
         Typical output magnitude (m; the reach distance): the loss compares outputs
         in units of it.
+    kernel : str
+        Recurrent-product kernel: ``"auto"`` (default: :func:`kernel_path` of size,
+        density and dtype), ``"sparse"`` or ``"dense"``.  Every choice computes the
+        same function up to float rounding.
     """
 
     def __init__(self, connectome: Connectome, transfer: Transfer, dt: float,
                  input_groups: tuple[str, ...] = ("target", "target", "go"), n_outputs: int = 2,
-                 noise_std: float = 0.0, dtype: type = np.float64, output_scale: float = 0.1):
+                 noise_std: float = 0.0, dtype: type = np.float64, output_scale: float = 0.1,
+                 kernel: str = "auto"):
         tau = connectome.tau
         if dt >= tau.min():
             slowest = connectome.populations[int(np.argmin([p.spec.tau for p in connectome.populations]))]
@@ -106,6 +120,12 @@ class RateNetwork(TimeMajorModel):
                                   f"spec inputs: {sorted(connectome.input_masks)}")
         if noise_std < 0:
             raise ConfigError(f"rate.noise_std: {noise_std} mV is negative; use >= 0")
+        if kernel not in ("auto", *_kernels.PATHS):
+            raise ConfigError(f"rate kernel {kernel!r}; choose from {('auto', *_kernels.PATHS)}")
+        self.kernel = kernel
+        """Requested recurrent-product kernel (``"auto"``, ``"sparse"`` or ``"dense"``); see :attr:`kernel_path`."""
+        self.threads: int | None = None
+        """Weight-gradient threads; None: :func:`gradient_threads` of size, density and dtype."""
         self.connectome = connectome
         self.transfer = transfer
         self.dt = float(dt)
@@ -126,6 +146,7 @@ class RateNetwork(TimeMajorModel):
         self.keep: np.ndarray | None = None
         """0 on silenced units, 1 elsewhere, shape (units,); None: nothing silenced (see cortexsim.lesion)."""
         self._buffers: dict[str, np.ndarray] = {}
+        self._rec: _kernels.Recurrence | None = None
 
     def __repr__(self) -> str:
         return (f"<RateNetwork: {self.n_units} units, {int(self.mask.sum()):,} synapses, "
@@ -210,42 +231,93 @@ class RateNetwork(TimeMajorModel):
 
     # -- simulation ------------------------------------------------------------
     def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
-        """Process noise increments ``sigma sqrt(2 alpha) xi``, shape (time, trials, units)."""
-        xi = rng.standard_normal((n_steps, n_trials, self.n_units), dtype=self.dtype)
-        xi *= (self.noise_std * np.sqrt(2.0 * self.alpha)).astype(self.dtype)
-        return xi
+        """Process noise increments ``sigma sqrt(2 alpha) xi``, shape (time, trials, units).
 
-    def _forward(self, inputs: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
-        """Run the dynamics, filling buffers ``x`` and ``r`` of shape (time, trials, units).
+        The draws fill memory in (time, units, trials) order, the layout the
+        simulation works in; the array returned is that memory seen as (time,
+        trials, units) (a transposed view), so no copy is needed to use it.
+        """
+        xi = rng.standard_normal((n_steps, self.n_units, n_trials), dtype=self.dtype)
+        xi *= (self.noise_std * np.sqrt(2.0 * self.alpha)).astype(self.dtype)[:, None]
+        return xi.transpose(0, 2, 1)
 
-        ``inputs`` has shape (time, trials, inputs); returns outputs (time, trials, outputs).
+    def _forward(self, inputs: np.ndarray, noise: np.ndarray | None, store_states: bool = True,
+                 rate_stats: np.ndarray | None = None) -> np.ndarray:
+        """Run the dynamics, filling the unit-major buffer ``r`` (and ``x``) of shape (units, time, trials).
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (time, trials, inputs)
+        noise : ndarray, shape (time, trials, units), optional
+            Process-noise increments (mV); fastest when its memory is (time, units,
+            trials), as :meth:`noise` makes it.
+        store_states : bool
+            Also keep x (mV) in the buffer ``x``; the rates r (Hz) are always kept.
+        rate_stats : ndarray, shape (time, 3), optional
+            Filled with the sum, sum of squares and maximum of r over units and
+            trials at every step.
+
+        Returns
+        -------
+        ndarray, shape (time, trials, outputs)
+            y (m).
+
+        Each step works on contiguous (units, trials) arrays, so that the recurrent
+        product is one CSR multi-vector product (or one GEMM on the dense path) that
+        accumulates straight into ``x[t+1]``; the (units, time, trials) layout makes
+        ``r`` over all steps a (units, time * trials) matrix for the readout and the
+        weight gradient without any transpose.
         """
         p, alpha = self.params, self.alpha
         n_steps, n_trials, _ = inputs.shape
-        shape = (n_steps, n_trials, self.n_units)
-        x, r, drive = self._buffer("x", shape), self._buffer("r", shape), self._buffer("drive", shape)
-        tmp = self._buffer("tmp", shape[1:])
-        wt_alpha = np.ascontiguousarray((self.signed_weight() * alpha[:, None]).T)
-        # drive = alpha (B u + b) [+ noise], one matrix product over all steps and trials
-        np.matmul(inputs.reshape(-1, self.n_inputs), (p["w_in"] * alpha[:, None]).T,
-                  out=drive.reshape(-1, self.n_units))
-        drive += alpha * p["b"]
+        n = self.n_units
+        rec = self._recurrence()
+        rec.set_weights(p["w"])
+        rates = self._buffer("r", (n, n_steps, n_trials))
+        states = self._buffer("x", (n, n_steps, n_trials)) if store_states else None
+        # drive[t] = alpha (B u[t] + b), shape (time, units, trials); the noise is added step by step
+        drive = self._buffer("drive", (n_steps, n, n_trials))
+        np.matmul(p["w_in"] * alpha[:, None], inputs.transpose(0, 2, 1), out=drive)
+        drive += (alpha * p["b"])[:, None]
         if noise is not None:
-            drive += noise
-        leak = (1.0 - alpha).astype(self.dtype)
-        x[0] = p["x0"]
+            if noise.shape != (n_steps, n_trials, n):
+                raise ValueError(f"noise has shape {noise.shape}, expected {(n_steps, n_trials, n)}")
+            noise = noise.transpose(0, 2, 1)  # (time, units, trials); contiguous from self.noise()
+        leak = (1.0 - alpha).astype(self.dtype)[:, None]
+        x_now, x_next = self._buffer("x_now", (n, n_trials)), self._buffer("x_next", (n, n_trials))
+        r_now, tmp = self._buffer("r_now", (n, n_trials)), self._buffer("tmp", (n, n_trials))
+        x_now[...] = p["x0"][:, None]
         phi = self.transfer
-        keep = self.keep
-        for t in range(n_steps):
-            phi(x[t], out=r[t])
-            if keep is not None:
-                r[t] *= keep
-            if t + 1 < n_steps:
-                np.multiply(x[t], leak, out=tmp)
-                tmp += drive[t]
-                np.matmul(r[t], wt_alpha, out=x[t + 1])
-                x[t + 1] += tmp
-        return r[:, :, self.out_idx] @ p["w_out"].T + p["b_out"]
+        fast = (phi.gain, phi.threshold, phi.softness) if isinstance(phi, Softplus) else None
+        keep = None if self.keep is None else self.keep[:, None]
+        with np.errstate(over="ignore"):
+            for t in range(n_steps):
+                if fast is not None:
+                    top = _kernels.softplus(x_now, r_now, *fast)
+                    if not math.isfinite(top):  # exp overflowed (or x is not finite): the stable form
+                        phi(x_now, out=r_now)
+                else:
+                    phi(x_now, out=r_now)
+                if keep is not None:
+                    r_now *= keep
+                rates[:, t, :] = r_now
+                if states is not None:
+                    states[:, t, :] = x_now
+                if rate_stats is not None:
+                    rate_stats[t, 0] = r_now.sum()
+                    rate_stats[t, 2] = top if fast is not None and keep is None and math.isfinite(top) else r_now.max()
+                    np.multiply(r_now, r_now, out=tmp)
+                    rate_stats[t, 1] = tmp.sum()
+                if t + 1 < n_steps:
+                    np.multiply(x_now, leak, out=x_next)
+                    x_next += drive[t]
+                    if noise is not None:
+                        x_next += noise[t]
+                    rec.forward(r_now, x_next, tmp)
+                    x_now, x_next = x_next, x_now
+        y = p["w_out"] @ self._readout_rates(rates).reshape(self.out_idx.size, -1)
+        y = y.reshape(self.n_outputs, n_steps, n_trials).transpose(1, 2, 0)
+        return np.ascontiguousarray(y + p["b_out"])
 
     def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -270,7 +342,7 @@ class RateNetwork(TimeMajorModel):
         inputs = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(*inputs.shape[1::-1], rng)
         y = self._forward(inputs, noise)
-        return (self._buffers["x"].transpose(1, 0, 2).copy(), self._buffers["r"].transpose(1, 0, 2).copy(),
+        return (_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]),
                 y.transpose(1, 0, 2).copy())
 
     # -- loss and gradients ----------------------------------------------------------
@@ -297,15 +369,30 @@ class RateNetwork(TimeMajorModel):
         -------
         loss : float
         grads : dict of str to ndarray
-            Same keys and shapes as :attr:`params`.
+            Same keys and shapes as :attr:`params` (new arrays, not views of work buffers).
         stats : dict of str to float
             ``task_loss``, ``r2``, ``mean_rate``, ``max_rate``.
+
+        Notes
+        -----
+        The recurrent product runs on the path of :attr:`kernel_path`, the weight
+        gradient on :attr:`gradient_threads` threads; every sum is in an order fixed
+        by the shapes alone, so results are bit-identical from run to run, for any
+        number of gradient threads and of BLAS threads (``tests/test_kernels.py``).
+        For softplus transfers ``phi'(x) = a (1 - exp(-r / (a s)))`` is computed from
+        the stored rate (an identity of the softplus; 0 where a unit is silenced), so
+        ``x`` is not stored.
         """
         p, alpha, phi = self.params, self.alpha, self.transfer
         u = self._inputs(batch)
-        y = self._forward(u, noise)
-        x, r = self._buffers["x"], self._buffers["r"]
-        n_steps, n_trials, n = x.shape
+        softplus = isinstance(phi, Softplus)
+        n_steps = u.shape[0]
+        rate_stats = np.empty((n_steps, 3), np.float64)
+        y = self._forward(u, noise, store_states=not softplus, rate_stats=rate_stats)
+        rates = self._buffers["r"]
+        states = None if softplus else self._buffers["x"]
+        rec = self._rec
+        n, _, n_trials = rates.shape
         target = batch.targets.transpose(1, 0, 2).astype(self.dtype)
         mask = batch.mask.transpose(1, 0, 2).astype(self.dtype)
         scale = self.output_scale**2
@@ -313,49 +400,227 @@ class RateNetwork(TimeMajorModel):
         count = max(float(mask.sum()), 1.0)
         task = float(np.sum(err**2)) / (count * scale)
         dy = (2.0 / (count * scale)) * err
+        dy_t = np.ascontiguousarray(dy.transpose(2, 0, 1)).reshape(self.n_outputs, -1)  # (outputs, T B)
+        # dL/dr of the readout, shape (readout units, time, trials)
+        g_out = (p["w_out"].T @ dy_t).reshape(-1, n_steps, n_trials)
 
-        # dL/dr from the readout and the rate penalties, shape (time, trials, units)
-        g = self._buffer("g", x.shape)
-        np.multiply(r, 2.0 * penalties.rate_l2 / r.size, out=g)
-        over = np.maximum(r - penalties.rate_cap, 0.0)
-        g += (2.0 * penalties.rate_cap_l2 / r.size) * over
-        g[:, :, self.out_idx] += dy @ p["w_out"]
-        rate_loss = penalties.rate_l2 * float(np.mean(r * r)) + penalties.rate_cap_l2 * float(np.mean(over**2))
+        # backward through time (gx[:, t] = dL/dx[t]), the weight gradient in chunks alongside
+        gx = self._buffer("g", rates.shape)
+        dw = _kernels.WeightGradient(rec, gx, rates, self.gradient_threads)
+        try:
+            sum_over2 = self._backward(rates, states, rate_stats, g_out, penalties, gx, dw)
+        finally:
+            dw.close()
+        dw_syn = dw.result()  # sum_t dL/dx[t+1] r[t]^T at the synapses, (post, pre) order
 
-        # backward through time; g[t] is replaced by dL/dx[t]
-        dphi = phi.derivative(x, out=self._buffer("dphi", x.shape))
-        if self.keep is not None:
-            dphi *= self.keep  # silenced units: r = 0 whatever x is
-        w_alpha = np.ascontiguousarray(self.signed_weight() * alpha[:, None])
-        leak = (1.0 - alpha).astype(self.dtype)
-        tmp = self._buffer("tmp", x.shape[1:])
-        for t in range(n_steps - 1, -1, -1):
-            if t + 1 < n_steps:
-                g[t] += g[t + 1] @ w_alpha
-                g[t] *= dphi[t]
-                np.multiply(g[t + 1], leak, out=tmp)
-                g[t] += tmp
-            else:
-                g[t] *= dphi[t]
-
-        gx = g[1:].reshape(-1, n)  # dL/dx[t+1], paired with r[t] and u[t]
-        w_ref = float(np.sqrt(np.sum(p["w"] ** 2) / max(self.mask.sum(), 1))) if w_ref is None else w_ref
-        n_syn = max(int(self.mask.sum()), 1)
+        # the other parameter gradients: products over all steps and trials at once
+        gx1 = gx[:, 1:, :].reshape(n, -1)  # dL/dx[t+1], paired with r[t] and u[t]; (units, (T-1) B)
+        w_vals = rec.values
+        n_syn = max(rec.n_synapses, 1)
+        sum_w2 = float(np.sum(w_vals.astype(np.float64) ** 2))
+        w_ref = float(np.sqrt(sum_w2 / n_syn)) if w_ref is None else w_ref
+        c_weight = 2.0 * penalties.weight_l2 / (n_syn * w_ref**2)
+        grad_w = np.zeros((n, n), self.dtype)
+        grad_w.reshape(-1)[rec.flat] = dw_syn * rec.coef + self.dtype.type(c_weight) * w_vals
+        u0 = u[:-1].reshape(-1, self.n_inputs)
         grads = {
-            "w": ((gx.T @ r[:-1].reshape(-1, n)) * alpha[:, None]) * self.sign[None, :] * self.mask
-                 + (2.0 * penalties.weight_l2 / (n_syn * w_ref**2)) * p["w"],
-            "w_in": ((gx.T @ u[:-1].reshape(-1, self.n_inputs)) * alpha[:, None]) * self.in_mask,
-            "b": gx.sum(0) * alpha,
-            "w_out": dy.reshape(-1, self.n_outputs).T @ r[:, :, self.out_idx].reshape(-1, self.out_idx.size),
+            "w": grad_w,
+            "w_in": ((gx1 @ u0) * alpha[:, None]) * self.in_mask,
+            "b": gx1.sum(axis=1) * alpha,
+            "w_out": dy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T,
             "b_out": dy.sum((0, 1)),
-            "x0": g[0].sum(0),
+            "x0": gx[:, 0, :].sum(axis=1),
         }
         grads = {k: g.astype(self.dtype, copy=False) for k, g in grads.items()}
-        weight_loss = penalties.weight_l2 * float(np.sum(p["w"] ** 2)) / (n_syn * w_ref**2)
+        size = rates.size
+        sum_r, sum_r2 = (float(s) for s in rate_stats[:, :2].sum(axis=0))
+        rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
+        weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
         ss_tot = float(np.sum(mask * (target - _masked_mean(target, mask)) ** 2))
         stats = {"task_loss": task, "r2": 1.0 - float(np.sum(err**2)) / max(ss_tot, 1e-30),
-                 "mean_rate": float(r.mean()), "max_rate": float(r.max())}
+                 "mean_rate": sum_r / size, "max_rate": float(rate_stats[:, 2].max())}
         return task + rate_loss + weight_loss, grads, stats
+
+    def _backward(self, rates: np.ndarray, states: np.ndarray | None, rate_stats: np.ndarray,
+                  g_out: np.ndarray, penalties: Penalties, gx: np.ndarray, dw: _kernels.WeightGradient) -> float:
+        """Fill ``gx[:, t] = dL/dx[t]``, latest step first; returns ``sum(max(r - cap, 0)^2)``.
+
+        dL/dx[t] = (dL/dr[t] + W_alpha^T dL/dx[t+1]) phi'(x[t]) + (1 - alpha) dL/dx[t+1],
+        with dL/dr[t] from the rate penalties and the readout (``g_out``, (readout
+        units, time, trials)).  ``states`` is None for softplus transfers (phi' from r).
+        """
+        phi, rec = self.transfer, self._rec
+        n, n_steps, n_trials = rates.shape
+        size = rates.size
+        c_rate = self.dtype.type(2.0 * penalties.rate_l2 / size)
+        c_cap = self.dtype.type(2.0 * penalties.rate_cap_l2 / size)
+        cap = penalties.rate_cap
+        leak = (1.0 - self.alpha).astype(self.dtype)[:, None]
+        keep = None if self.keep is None else self.keep[:, None]
+        out_rows = self._out_rows
+        g_now, g_next = self._buffer("g_now", (n, n_trials)), self._buffer("g_next", (n, n_trials))
+        r_t, tmp, tmp2 = (self._buffer(k, (n, n_trials)) for k in ("r_now", "tmp", "tmp2"))
+        if states is None:
+            c_slope = self.dtype.type(-1.0 / (phi.gain * phi.softness))
+            c_gain = self.dtype.type(-phi.gain)
+        sum_over2 = 0.0
+        for t in range(n_steps - 1, -1, -1):
+            r_t[...] = rates[:, t, :]
+            np.multiply(r_t, c_rate, out=g_now)
+            if rate_stats[t, 2] > cap:  # else max(r - cap, 0) is zero at this step
+                np.subtract(r_t, self.dtype.type(cap), out=tmp)
+                np.maximum(tmp, 0.0, out=tmp)
+                np.multiply(tmp, tmp, out=tmp2)
+                sum_over2 += float(tmp2.sum())
+                tmp *= c_cap
+                g_now += tmp
+            g_now[out_rows] += g_out[:, t, :]
+            if t + 1 < n_steps:
+                rec.backward(g_next, g_now, tmp)
+            if states is None:  # softplus: phi'(x) = a (1 - exp(-r / (a s))); 0 where r = 0 (silenced units)
+                np.multiply(r_t, c_slope, out=tmp)
+                np.expm1(tmp, out=tmp)
+                tmp *= c_gain
+            else:
+                phi.derivative(states[:, t, :], out=tmp)
+                if keep is not None:
+                    tmp *= keep  # silenced units: r = 0 whatever x is
+            g_now *= tmp
+            if t + 1 < n_steps:
+                np.multiply(g_next, leak, out=tmp)
+                g_now += tmp
+            gx[:, t, :] = g_now
+            dw.step_done(t)
+            g_now, g_next = g_next, g_now
+        return sum_over2
+
+    # -- kernels -----------------------------------------------------------------------
+    @property
+    def density(self) -> float:
+        """Connection density: synapses / units^2 (of the connectome's fixed mask)."""
+        if getattr(self, "_density", None) is None:
+            self._density = float(self.mask.sum()) / self.n_units**2
+        return self._density
+
+    @property
+    def kernel_path(self) -> str:
+        """Kernel of the recurrent product this network uses: ``"sparse"`` or ``"dense"``.
+
+        ``kernel="auto"`` (the default) resolves to :func:`kernel_path` of the
+        network's size, density and dtype.
+        """
+        if self.kernel != "auto":
+            return self.kernel
+        return kernel_path(self.n_units, self.density, self.dtype)
+
+    @property
+    def gradient_threads(self) -> int:
+        """Threads that share the weight-gradient GEMM (:func:`gradient_threads`; results do not depend on it)."""
+        if self.threads is not None:
+            return self.threads
+        return gradient_threads(self.n_units, self.density, self.dtype)
+
+    def kernel_info(self) -> dict[str, object]:
+        """What to record about how this network trains (all fixed by size, density and dtype).
+
+        Returns
+        -------
+        dict
+            ``kernel_path`` (str, :attr:`kernel_path`), ``blas_threads`` (int,
+            :func:`training_threads`: what to limit BLAS to around training),
+            ``gradient_threads`` (int, :attr:`gradient_threads`), ``n_units``,
+            ``n_synapses`` (int), ``density`` (float), ``dtype`` (str).
+        """
+        return {"kernel_path": self.kernel_path,
+                "blas_threads": training_threads(self.n_units, self.density, self.dtype),
+                "gradient_threads": self.gradient_threads,
+                "n_units": self.n_units, "n_synapses": int(self.mask.sum()), "density": self.density,
+                "dtype": str(self.dtype)}
+
+    def _recurrence(self) -> _kernels.Recurrence:
+        """The recurrent matrix on the mask, for the current kernel path (built once per path)."""
+        path = self.kernel_path
+        rec = getattr(self, "_rec", None)
+        if rec is None or rec.path != path:
+            coef = self.alpha[:, None] * self.sign[None, :]
+            rec = self._rec = _kernels.Recurrence(self.mask, coef, path, self.dtype)
+        return rec
+
+    @property
+    def _out_rows(self) -> slice | np.ndarray:
+        """The readout units as a slice when they are consecutive (a view), else their indices."""
+        idx = self.out_idx
+        if idx.size and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size)):
+            return slice(int(idx[0]), int(idx[0]) + idx.size)
+        return idx
+
+    def _readout_rates(self, rates: np.ndarray) -> np.ndarray:
+        """Rates of the readout units, shape (readout units, time, trials) (a view when possible)."""
+        return rates[self._out_rows]
+
+
+def kernel_path(n_units: int, density: float, dtype=np.float32) -> str:
+    """Kernel of the recurrent product for a network of this size, density and dtype.
+
+    A fixed, documented rule (never a function of timing or load): ``"sparse"``
+    (scipy CSR multi-vector product on the synapses) when ``density <= 0.15``
+    (float32) or ``<= 0.2`` (float64), else ``"dense"`` (BLAS GEMM with the masked
+    matrix), at any size.  See :mod:`cortexsim._kernels` for the measurements
+    behind the thresholds.
+
+    Parameters
+    ----------
+    n_units : int
+    density : float
+        Synapses / n_units^2 (:attr:`RateNetwork.density`).
+    dtype : numpy dtype
+    """
+    return _kernels.recurrent_path(n_units, density, dtype)
+
+
+def gradient_threads(n_units: int, density: float, dtype=np.float32) -> int:
+    """Python threads that share the weight-gradient GEMM of one iteration (a fixed rule).
+
+    2 from 128 units on, else 1.  Each thread calls BLAS single-threaded (see
+    :func:`training_threads`); the GEMM is cut into fixed bands of rows that
+    either thread may take, and a band is one GEMM whichever thread does it, so
+    the result is bit-identical for any number of threads.  Threads that wait
+    block (no busy-waiting), so a busy machine slows them by its share only.
+    """
+    return _kernels.gradient_threads(n_units, density, dtype)
+
+
+def training_threads(n_units: int, density: float, dtype=np.float32) -> int:
+    """BLAS threads to train a rate network with (a fixed rule; never a function of timing or load).
+
+    Always 1.  The iteration's parallelism is its own: the weight-gradient GEMMs run
+    on :func:`gradient_threads` threads, each calling BLAS single-threaded, while the
+    per-step products are scipy CSR products (no BLAS) on the sparse path.  A
+    multi-threaded OpenBLAS busy-waits at every small product on a busy machine (an
+    iteration 21x slower with one competing process, measured before this rule),
+    while blocked Python threads cost nothing.  Results are bit-identical for 1 and
+    2 BLAS threads (``tests/test_kernels.py``), so the choice only affects speed.
+
+    Use as ``with threadpoolctl.threadpool_limits(training_threads(...), user_api="blas"):``
+    around training.
+
+    Parameters
+    ----------
+    n_units : int
+    density : float
+    dtype : numpy dtype
+    """
+    del n_units, density, dtype  # the rule is the same for every size today; the signature is the contract
+    return 1
+
+
+def _trials_first(a: np.ndarray) -> np.ndarray:
+    """A (units, time, trials) array as a new (trials, time, units) array, one time step at a time."""
+    n, n_steps, n_trials = a.shape
+    out = np.empty((n_trials, n_steps, n), a.dtype)
+    for t in range(n_steps):
+        out[:, t, :] = a[:, t, :].T
+    return out
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -22,13 +22,16 @@ leaves either the old file or the new one.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,12 +42,18 @@ import numpy as np
 from . import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
-from .errors import RunFileError
+from .errors import CortexsimError, RunFileError
 
 SCHEMA_VERSION = 1
 """Version of the layout written by this module."""
 
 FILE_KIND = "cortexsim run"
+
+COPY_MARGIN = 16 << 20
+"""Free disk space (bytes) kept beyond a run file's size when it is copied to be updated."""
+
+LOCK_NAME = ".cortexsim.lock"
+"""The lock file :func:`hold_folder` keeps in a folder while a command writes into it."""
 
 _STR = h5py.string_dtype("utf-8")
 _POPULATION_DTYPE = np.dtype([
@@ -105,7 +114,7 @@ def check_run_file(f: h5py.File, path: str | Path) -> None:
             f"{path}: not a cortexsim run file (no 'schema_version' attribute at the root); "
             f"it was written by another program"
         )
-    version = int(f.attrs["schema_version"])
+    version = _attr(f, "schema_version", int, path)
     if version > SCHEMA_VERSION:
         raise RunFileError(
             f"{path}: written with run-file schema {version}, but this cortexsim "
@@ -127,19 +136,27 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
         ) from None
 
 
-def open_run(path: str | Path) -> h5py.File:
-    """Open a run file read-only after checking that it is one.
+def open_run(path: str | Path, verify: bool = True) -> h5py.File:
+    """Open a run file read-only after checking that it is one, is complete and is intact.
+
+    Checks the schema (:func:`check_run_file`), the layout every reader relies on
+    (:func:`check_layout`) and, with ``verify``, every dataset's Fletcher-32 checksum
+    (:func:`verify_checksums`; once per version of the file in this process).
 
     Raises
     ------
     RunFileError
-        The file is missing, not HDF5, truncated, foreign, or from a newer schema.
+        The file is missing, not HDF5, truncated, foreign, from a newer schema, misses a
+        group or attribute a reader needs, holds a malformed attribute, or a corrupted byte.
     """
     path = Path(path)
     f = _open_h5(path, "r")
     try:
         check_run_file(f, path)
-    except RunFileError:
+        check_layout(f, path)
+        if verify:
+            verify_checksums(f, path)
+    except BaseException:
         f.close()
         raise
     return f
@@ -152,7 +169,8 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
 
     With ``provenance_attrs`` a new file is started (replacing any existing run
     file at ``path`` only once the new one is complete); without, the existing run
-    file is copied and updated.  Either way the work happens in a temporary file in
+    file is copied and updated -- after checking that its disk has room for the copy
+    (:func:`check_space_for_copy`).  Either way the work happens in a temporary file in
     the same folder, renamed into place on success and removed on any error.
 
     Parameters
@@ -174,6 +192,8 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
     elif provenance_attrs is None:
         raise RunFileError(f"{path}: no such run file to update")
     f = None
+    if provenance_attrs is None:
+        check_space_for_copy(path)
     try:
         if provenance_attrs is None:
             shutil.copyfile(path, tmp)
@@ -193,6 +213,398 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
             f.close()
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------------
+# Folder locks
+# ---------------------------------------------------------------------------
+
+def _process_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (clock ticks since boot, from /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` still runs on this host (and is the same process, where its start time is known)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def read_lock(folder: str | Path) -> dict[str, Any] | None:
+    """The holder recorded in ``folder``'s lock file (pid, host, command, started_utc), or None without one.
+
+    A lock file that cannot be parsed is returned as ``{"pid": 0, "host": "", "command": "?", "garbled": True}``.
+    """
+    lock = Path(folder) / LOCK_NAME
+    try:
+        text = lock.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {"pid": 0, "host": "", "command": "?", "garbled": True}
+    try:
+        info = json.loads(text)
+        if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+            raise ValueError
+    except ValueError:
+        return {"pid": 0, "host": "", "command": "?", "garbled": True}
+    return info
+
+
+def lock_holder(folder: str | Path) -> dict[str, Any] | None:
+    """The live holder of ``folder``'s lock, or None when it is free or its lock is stale.
+
+    A lock is stale when it names this host and a process that no longer runs (or a
+    process with another start time: its PID was reused).  A lock from another host is
+    taken as live; a garbled one as live for 10 s after it was written, stale after.
+    """
+    info = read_lock(folder)
+    if info is None:
+        return None
+    if info.get("garbled"):
+        try:
+            age = time.time() - (Path(folder) / LOCK_NAME).stat().st_mtime
+        except OSError:
+            return None
+        return info if age < 10 else None
+    if info.get("host") != platform.node():
+        return info
+    return info if _alive(int(info["pid"]), info.get("start")) else None
+
+
+def _describe_holder(info: dict[str, Any], lock: Path) -> str:
+    if info.get("garbled"):
+        return f"a process whose lock file {lock} is being written"
+    return (f"`{info.get('command', '?')}` (pid {info.get('pid')} on {info.get('host', '?')}, since "
+            f"{info.get('started_utc', '?')})")
+
+
+@contextmanager
+def hold_folder(folder: str | Path, command: str, log: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold ``folder`` for one command: a lock file that a second command on the same folder refuses on.
+
+    Creates ``folder`` (and its parents) and ``folder/.cortexsim.lock`` atomically
+    (``O_CREAT | O_EXCL``) holding this process's PID, start time, host, the command
+    and the start time; removes it on exit, including on Ctrl-C.  A stale lock (its
+    process is gone from this host) is taken over with a notice.  A folder inside a
+    held folder (a sweep's point) counts as held.
+
+    Parameters
+    ----------
+    folder : str or Path
+    command : str
+        The command line, shown to whoever finds the folder held.
+    log : callable, optional
+        Receives the notice of a stale lock taken over (default: standard error).
+
+    Yields
+    ------
+    Path
+        The lock file.
+
+    Raises
+    ------
+    CortexsimError
+        The folder, or one above it, is held by a live process; the message names it.
+    """
+    import sys
+
+    folder = Path(folder)
+    say = log or (lambda line: print(line, file=sys.stderr))
+    for above in [folder, *folder.absolute().parents]:
+        holder = lock_holder(above) if above != folder else None
+        if holder is not None:
+            raise CortexsimError(f"{folder}: in use: {above} is held by {_describe_holder(holder, above / LOCK_NAME)}; "
+                                 f"wait for it to finish")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CortexsimError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+    lock = folder / LOCK_NAME
+    info = {"pid": os.getpid(), "start": _process_start(os.getpid()), "host": platform.node(), "command": command,
+            "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = lock_holder(folder)
+            if holder is not None:
+                raise CortexsimError(f"{folder}: in use by {_describe_holder(holder, lock)}; wait for it to finish, "
+                                     f"or if that process is gone, remove {lock}") from None
+            stale = read_lock(folder) or {}
+            grave = lock.with_name(f"{LOCK_NAME}.{os.getpid()}.stale")
+            try:
+                os.rename(lock, grave)  # atomic: of two takers only one gets the stale lock
+            except FileNotFoundError:
+                continue
+            grave.unlink(missing_ok=True)
+            say(f"cortexsim: note: {folder} was locked by {_describe_holder(stale, lock)}, which is no longer "
+                f"running; taking the folder over")
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(info) + "\n")
+        break
+    else:  # pragma: no cover - five takers racing for one stale lock
+        raise CortexsimError(f"{folder}: could not take the lock {lock}; try again")
+    try:
+        yield lock
+    finally:
+        current = read_lock(folder)
+        if current is not None and current.get("pid") == info["pid"] and current.get("host") == info["host"]:
+            lock.unlink(missing_ok=True)
+
+
+def check_space_for_copy(path: Path, margin: int = COPY_MARGIN) -> None:
+    """Refuse to update ``path`` by copying when its disk lacks room for the copy (its size plus ``margin``).
+
+    Raises
+    ------
+    RunFileError
+        Naming the folder, the space needed and the space free.
+    """
+    size = path.stat().st_size
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    needed = size + margin + size // 20
+    if free < needed:
+        raise RunFileError(
+            f"{path.parent}: not enough free disk space to update {path.name}: the update writes a copy of it "
+            f"({_mib(size)} MiB) and needs about {_mib(needed)} MiB free, but {_mib(free)} MiB are; free some space"
+        )
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.1f}"
+
+
+# ---------------------------------------------------------------------------
+# Checking what a file holds
+# ---------------------------------------------------------------------------
+
+_KINDS = {int: "a whole number", float: "a number", str: "text"}
+
+
+def _reader(what: str) -> Callable:
+    """Decorate a reader ``fn(f, ...)`` so that a missing or malformed part of the file is a one-line RunFileError."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(f: h5py.File, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(f, *args, **kwargs)
+            except CortexsimError:
+                raise
+            except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError) as exc:
+                name = getattr(f, "filename", "run file")
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                raise RunFileError(f"{name}: {what} is incomplete or malformed ({text}); rerun the stage that "
+                                   f"writes it (with --force if need be)") from None
+        return wrapper
+    return decorate
+
+
+def _attr(obj: Any, name: str, kind: type, path: str | Path | None = None) -> Any:
+    """Attribute ``name`` of an HDF5 object as ``kind`` (int, float, str); a one-line RunFileError if missing or bad."""
+    path = path or obj.file.filename
+    where = f"{path}@{name}" if obj.name == "/" else f"{path}:{obj.name}@{name}"
+    try:
+        value = obj.attrs[name]
+    except KeyError:
+        raise RunFileError(f"{where}: the attribute is missing; the file is incomplete (rerun the stage that "
+                           f"writes it, with --force if need be)") from None
+    except Exception as exc:  # h5py cannot decode it
+        raise RunFileError(f"{where}: unreadable attribute ({type(exc).__name__}: {exc})") from None
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if kind is str:
+        if isinstance(value, (bytes, np.bytes_)):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                raise RunFileError(f"{where}: expected UTF-8 text, got undecodable bytes") from None
+        if isinstance(value, str):
+            return str(value)
+    elif not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating)):
+        if kind is float:
+            return float(value)
+        if float(value).is_integer():
+            return int(value)
+    raise RunFileError(f"{where}: expected {_KINDS[kind]}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_ROOT_TEXT = ("config", "created_utc", "cortexsim_version", "git_commit")
+REQUIRED: dict[str, dict[str, Any]] = {
+    "circuit": {"attrs": {"spec": str, "n_units": int},
+                "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight", "output_mask"),
+                "groups": ("inputs",)},
+    "task": {"attrs": {"dt": float}, "datasets": ("inputs", "targets", "mask", "params/move_on"), "groups": ()},
+    "rate": {"attrs": {}, "datasets": ("states", "rates", "outputs", "W_in", "W_out", "b", "b_out", "x0"),
+             "groups": ()},
+    "spiking": {"attrs": {"k": int}, "datasets": ("rates", "rates_trials", "outputs"), "groups": ()},
+    "training": {"attrs": {}, "datasets": ("loss", "val_iteration"), "groups": ("checkpoint",)},
+}
+"""What the readers need of each top-level group, when it is present: attributes (and their kind),
+datasets and subgroups.  ``/ann/<arch>`` needs ``hidden`` and ``outputs``; ``/stages/<name>`` the
+attributes of :func:`write_stage`; every ``/metrics`` attribute is a number."""
+
+_STAGE_ATTRS = {"key": str, "seconds": float, "order": int, "finished_utc": str, "groups": str, "metrics": str}
+
+
+def check_layout(f: h5py.File, path: str | Path) -> None:
+    """Raise :class:`RunFileError` if ``f`` lacks a group, dataset or attribute that a reader needs, or holds one
+    of the wrong kind (see :data:`REQUIRED`); also checks that each dataset's ``dims`` matches its shape.
+
+    Groups that are absent are not required (a run file grows stage by stage), except those that a
+    stage recorded in ``/stages`` says it wrote.
+    """
+    try:
+        _check_layout(f, path)
+    except RunFileError:
+        raise
+    except Exception as exc:  # h5py fails on damaged metadata
+        raise RunFileError(f"{path}: damaged file structure ({type(exc).__name__}: {exc})") from None
+
+
+def _check_layout(f: h5py.File, path: str | Path) -> None:
+    if attr_text(f.attrs.get("file_kind", FILE_KIND)) == FILE_KIND:
+        for name in _ROOT_TEXT:
+            _attr(f, name, str, path)
+        _attr(f, "seed", int, path)
+        try:
+            tomllib.loads(_attr(f, "config", str, path))
+        except tomllib.TOMLDecodeError as exc:
+            raise RunFileError(f"{path}@config: not valid TOML ({exc}); the file is damaged") from None
+    for group, need in REQUIRED.items():
+        if group not in f:
+            continue
+        g = f[group]
+        if not isinstance(g, h5py.Group):
+            raise RunFileError(f"{path}: /{group} is a dataset, expected a group")
+        for name, kind in need["attrs"].items():
+            _attr(g, name, kind, path)
+        for name in need["datasets"]:
+            if not isinstance(g.get(name), h5py.Dataset):
+                raise RunFileError(f"{path}: /{group}/{name} is missing; the file is incomplete (rerun the stage that "
+                                   f"writes /{group}, with --force if need be)")
+        for name in need["groups"]:
+            if not isinstance(g.get(name), h5py.Group):
+                raise RunFileError(f"{path}: /{group}/{name} is missing; the file is incomplete")
+    if "circuit" in f:
+        n_units = _attr(f["circuit"], "n_units", int, path)
+        c = f["circuit/connectome"]
+        lengths = {c[k].shape for k in ("pre", "post", "weight")}
+        if len(lengths) != 1:
+            raise RunFileError(f"{path}: /circuit/connectome: pre, post and weight differ in length")
+        if f["circuit/output_mask"].shape != (n_units,):
+            raise RunFileError(f"{path}: /circuit/output_mask has shape {f['circuit/output_mask'].shape}, "
+                               f"expected ({n_units},) (/circuit@n_units)")
+        if "rate" in f and f["rate/rates"].ndim == 3 and f["rate/rates"].shape[2] != n_units:
+            raise RunFileError(f"{path}: /rate/rates has {f['rate/rates'].shape[2]} units, /circuit {n_units}")
+    if "ann" in f:
+        for arch, g in f["ann"].items():
+            for name in ("hidden", "outputs"):
+                if not isinstance(g.get(name), h5py.Dataset):
+                    raise RunFileError(f"{path}: /ann/{arch}/{name} is missing; the file is incomplete")
+    if "metrics" in f:
+        for name in f["metrics"].attrs:
+            if name != "description":
+                _attr(f["metrics"], name, float, path)
+    if "stages" in f:
+        for name, g in f["stages"].items():
+            for attr, kind in _STAGE_ATTRS.items():
+                _attr(g, attr, kind, path)
+            try:
+                groups = json.loads(_attr(g, "groups", str, path))
+                json.loads(_attr(g, "metrics", str, path))
+            except json.JSONDecodeError:
+                raise RunFileError(f"{path}:/stages/{name}: malformed 'groups' or 'metrics' attribute") from None
+            for group in groups if isinstance(groups, list) else []:
+                if str(group) not in f:
+                    raise RunFileError(f"{path}: stage '{name}' is recorded as finished but /{group} is missing; "
+                                       f"rerun it with --force")
+
+    def dims(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and "dims" in obj.attrs:
+            text = attr_text(obj.attrs["dims"])
+            n = len(text.split(",")) if text else 0
+            if n != obj.ndim:
+                raise RunFileError(f"{path}: /{name} has {obj.ndim} dimensions, but its 'dims' attribute names "
+                                   f"{n} ({text!r}); the file is damaged")
+
+    f.visititems(dims)
+
+
+_VERIFIED: set[tuple] = set()
+VERIFY_BLOCK = 32 << 20
+"""Bytes read at a time when checking a dataset's checksums."""
+
+
+def verify_checksums(f: h5py.File, path: str | Path) -> int:
+    """Read every checksummed dataset so that HDF5 checks its Fletcher-32 sums; returns how many were checked.
+
+    Done once per version of the file (path, inode, size, modification time) in this process.
+
+    Raises
+    ------
+    RunFileError
+        Naming the first dataset whose data do not match their checksum (a corrupted byte).
+    """
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _VERIFIED:
+        return 0
+    checked = []
+
+    def visit(name: str, obj: Any) -> None:
+        if not isinstance(obj, h5py.Dataset) or not obj.fletcher32 or obj.size == 0:
+            return
+        try:
+            row = max(1, obj.nbytes // max(obj.shape[0], 1))
+            step = max(1, VERIFY_BLOCK // row)
+            for start in range(0, obj.shape[0], step):
+                obj[start:start + step]
+        except Exception as exc:
+            raise RunFileError(f"{path}: /{name} is corrupt: its data do not match their checksum "
+                               f"({str(exc).split('(')[-1].rstrip(')') or type(exc).__name__}); the file was damaged "
+                               f"after it was written -- restore a copy or rerun with --force") from None
+        checked.append(name)
+
+    try:
+        f.visititems(visit)
+    except RunFileError:
+        raise
+    except Exception as exc:
+        raise RunFileError(f"{path}: damaged file structure ({type(exc).__name__}: {exc})") from None
+    if key is not None:
+        _VERIFIED.add(key)
+    return len(checked)
+
+
+def _checksum(data: np.ndarray) -> dict[str, bool]:
+    """``fletcher32=True`` for the datasets HDF5 can checksum (not scalars, empty arrays or variable-length strings)."""
+    ok = data.ndim >= 1 and data.size > 0 and not h5py.check_string_dtype(data.dtype) and data.dtype.kind != "O"
+    return {"fletcher32": True} if ok else {}
 
 
 # ---------------------------------------------------------------------------
@@ -224,7 +636,7 @@ def write_array(group: h5py.Group, name: str, data: Any, *, units: str, dims: Se
         del group[name]
     big = data.nbytes > 1 << 20 and data.ndim >= 1 and data.dtype.kind in "iufb"
     kwargs = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if big else {}
-    ds = group.create_dataset(name, data=data, **kwargs)
+    ds = group.create_dataset(name, data=data, **kwargs, **_checksum(data))
     ds.attrs.update({"units": units, "dims": ",".join(dims), "description": description, **attrs})
     return ds
 
@@ -243,7 +655,7 @@ def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray 
     })
     table = np.array([(p.name, p.spec.layer, p.spec.cell_class, p.spec.subtype, p.start, p.stop)
                       for p in connectome.populations], dtype=_POPULATION_DTYPE)
-    ds = g.create_dataset("populations", data=table)
+    ds = g.create_dataset("populations", data=table, **_checksum(table))
     ds.attrs.update({"units": "1", "dims": "population",
                      "description": "One row per population; units start:stop (stop exclusive)."})
     c = g.create_group("connectome")
@@ -274,6 +686,7 @@ def attr_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@_reader('/circuit')
 def read_circuit(f: h5py.File) -> Connectome:
     """Read ``/circuit`` back into a :class:`~cortexsim.circuit.Connectome`."""
     if "circuit" not in f:
@@ -442,6 +855,28 @@ def write_metrics(f: h5py.File, metrics: dict[str, float], description: str) -> 
     g.attrs.update({k: float(val) for k, val in metrics.items()})
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file (e.g. ``summary.md``) atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@_reader('/metrics')
+def read_metrics(f: h5py.File) -> dict[str, float]:
+    """The headline numbers of ``/metrics`` (empty when the run has none yet)."""
+    if "metrics" not in f:
+        return {}
+    return {k: float(val) for k, val in f["metrics"].attrs.items() if k != "description"}
+
+
 STAGES_TEXT = ("Pipeline stages completed in this file, one subgroup each (cortexsim.pipeline). 'key' hashes "
                "the parts of the config the stage depends on; a rerun reuses a stage whose key still matches.")
 
@@ -462,6 +897,7 @@ def write_stage(f: h5py.File, name: str, *, key: str, seconds: float, groups: Se
     })
 
 
+@_reader('/stages')
 def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
     """Completed stages in order of completion: name -> key, seconds, order, finished_utc, groups, metrics."""
     if "stages" not in f:
@@ -533,6 +969,7 @@ def write_training(f: h5py.File, state: Any, config_text: str) -> None:
         _write_params(c.create_group(name), params, name.replace("_", " "))
 
 
+@_reader('/training (the checkpoint)')
 def read_training_state(f: h5py.File) -> Any | None:
     """The :class:`~cortexsim.train.TrainState` checkpointed in ``f``, or None."""
     from .train import TrainState
@@ -589,7 +1026,7 @@ def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], descri
     keys = list(rows[0])
     dtype = np.dtype([(k, _STR if isinstance(rows[0][k], str) else np.float64) for k in keys])
     data = np.array([tuple(r.get(k, np.nan) for k in keys) for r in rows], dtype=dtype)
-    ds = group.create_dataset(name, data=data)
+    ds = group.create_dataset(name, data=data, **_checksum(data))
     ds.attrs.update({"units": "1", "dims": "row", "description": description})
     for col, text in (columns or {}).items():
         ds.attrs[f"col_{col}"] = text
@@ -661,6 +1098,7 @@ def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, 
                     dims=",".join(f"axis{i}" for i in range(value.ndim)), description=f"SpikingParams.{key}")
 
 
+@_reader('/spikes')
 def read_spikes(f: h5py.File) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Spikes of the twin from the SONATA layout: population name -> (times in s, node ids)."""
     if "spikes" not in f:

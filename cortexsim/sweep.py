@@ -442,7 +442,8 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
 
     Columns: ``point`` (folder), the swept parameters, ``status`` (``done``, ``failed``,
     ``missing``), ``error``, ``seconds``, then every ``/metrics`` attribute of the run
-    files (NaN where a point lacks it).  Lesion sweeps add ``lesion_cca_to_intact_rate``
+    files (NaN where a point lacks it) -- the quality gate per point among them
+    (``quality_passed``, ``<model>_quality_passed``).  Lesion sweeps add ``lesion_cca_to_intact_rate``
     (and ``_spiking``): CCA of the lesioned and the intact circuit's activity, and
     ``delta_<metric>`` = lesioned - intact for :data:`LESION_METRICS`, against the
     intact point with the same other parameters.
@@ -458,8 +459,7 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
         if run_file.exists():
             try:
                 with store.open_run(run_file) as f:
-                    if "metrics" in f:
-                        row.update({k: float(v) for k, v in f["metrics"].attrs.items() if k != "description"})
+                    row.update(store.read_metrics(f))
             except store.RunFileError as exc:
                 row["error"] = row["error"] or str(exc)
         rows.append(row)
@@ -471,6 +471,9 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
     for r in rows:
         for k in keys:
             r.setdefault(k, "" if k in text_keys else float("nan"))
+    failed = [r["point"] for r in rows if r.get("quality_passed") == 0]
+    log(f"quality gate: {sum(r.get('quality_passed') == 1 for r in rows)} of {len(rows)} points passed"
+        + (f"; models that failed their task in {', '.join(failed)} (columns *_quality_passed)" if failed else ""))
     _write_csv(out / "summary.csv", rows, keys)
     _write_h5(out / "summary.h5", rows, keys, sweep)
     figures = summary_figures(sweep, rows, out / "figures")

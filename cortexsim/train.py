@@ -11,8 +11,14 @@ size per step, whether it is a weight in mV/Hz or a bias in mV.
 
 Everything that decides the next step -- parameters, Adam moments, both random
 generators, histories, early-stopping state -- is a :class:`TrainState`, so a run
-resumed from a checkpoint continues exactly as if never interrupted (the wall-clock
-limit ``max_seconds`` is the one exception, by nature).
+resumed from a checkpoint continues exactly as if never interrupted.  Ctrl-C is acted
+on between iterations only (:class:`~cortexsim.interrupts.InterruptGuard`), so the
+checkpoint it saves is always a whole iteration.
+
+Training stops on iteration counts and validation criteria only, so its result is a
+function of config, seed and code, never of how busy the machine is.  The optional
+wall-clock budget ``max_seconds`` (off by default) is a safety net that announces
+itself: :attr:`TrainState.budget_hit` is set and the pipeline reports it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from . import _validate as v
 from .errors import TrainingError
+from .interrupts import InterruptGuard
 from .metrics import position_r2
 from .rate import Penalties
 from .tasks import CenterOutTask, TrialBatch
@@ -43,9 +50,11 @@ class TrainConfig:
         Trials per iteration (fresh trials every iteration).
     max_iterations : int
         Upper bound on iterations.
-    max_seconds : float
-        Wall-clock budget for training (s); training stops after the iteration
-        that crosses it.
+    max_seconds : float, optional
+        Wall-clock safety net for training (s), off (None) by default.  When set and
+        crossed, training stops after that iteration and the run says so
+        (``<model>_budget_hit = 1`` in ``/metrics``); the result then depends on the
+        machine's speed and load, so reproducible studies leave it off.
     learning_rate : float
         Adam step size, relative to each group's typical magnitude (0.03: about 3 %
         of a group's scale per step).
@@ -71,8 +80,8 @@ class TrainConfig:
     """
 
     batch_size: int = 64
-    max_iterations: int = 6000
-    max_seconds: float = 540.0
+    max_iterations: int = 1000
+    max_seconds: float | None = None
     learning_rate: float = 3e-2
     lr_final: float = 0.1
     clip_norm: float = 1.0
@@ -91,7 +100,8 @@ class TrainConfig:
         for name in ("batch_size", "max_iterations", "validation_trials", "eval_every", "patience",
                      "log_every", "checkpoint_every"):
             v.number(getattr(self, name), f"train.{name}", low=1, integer=True)
-        v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
+        if self.max_seconds is not None:
+            v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
         v.number(self.learning_rate, "train.learning_rate", low=0, low_open=True)
         v.number(self.lr_final, "train.lr_final", low=0, high=1, low_open=True)
         v.number(self.clip_norm, "train.clip_norm", low=0, low_open=True)
@@ -124,9 +134,20 @@ class TrainState:
     bad_evals: int = 0
     done: str = ""
     history: dict[str, list[float]] = field(default_factory=dict)
+    checkpointed_at: int | None = None
+    """Iteration of the newest checkpoint written for this state (None: none yet); not stored."""
 
     HISTORY_KEYS = ("loss", "task_loss", "r2", "grad_norm", "lr", "mean_rate")
     VALIDATION_KEYS = ("val_iteration", "val_loss", "val_r2")
+
+    @property
+    def budget_hit(self) -> bool:
+        """True when training was stopped by the wall-clock safety net ``max_seconds``."""
+        return self.done.startswith(BUDGET_STOP)
+
+
+BUDGET_STOP = "wall-clock budget"
+"""How :attr:`TrainState.done` begins when the ``max_seconds`` safety net stopped training."""
 
 
 def new_state(params: dict[str, np.ndarray], scales: dict[str, float], seed_batch: np.random.Generator,
@@ -191,14 +212,15 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainState,
-          checkpoint: Callable[[TrainState], None] | None = None,
+def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainState, *,
+          validation: TrialBatch, checkpoint: Callable[[TrainState], None] | None = None,
           log: Callable[[str], None] = print) -> TrainState:
     """Train ``model`` from ``state`` until done; returns the final state.
 
     The best parameters by validation loss end up in ``state.best_params`` and
-    installed in the model.  Ctrl-C saves a checkpoint and re-raises
-    ``KeyboardInterrupt``; a NaN or infinite loss raises
+    installed in the model.  Ctrl-C finishes the current iteration, saves a
+    checkpoint of that whole iteration and re-raises ``KeyboardInterrupt`` (a second
+    Ctrl-C stops at once and saves nothing); a NaN or infinite loss raises
     :class:`~cortexsim.errors.TrainingError` (the last checkpoint stays as it was).
 
     Parameters
@@ -208,6 +230,9 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
     config : TrainConfig
     state : TrainState
         From :func:`new_state` or a checkpoint.
+    validation : TrialBatch
+        The fixed, noise-free validation set (e.g. ``task.sample(config.validation_trials,
+        rng)`` from a named seed stream); early stopping and ``target_r2`` read it.
     checkpoint : callable, optional
         Called with the state every ``config.checkpoint_every`` iterations, at the
         end, and on Ctrl-C.
@@ -215,46 +240,42 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
         Receives progress lines.
     """
     rng_batch, rng_noise = _generator(state.rng_batch), _generator(state.rng_noise)
-    validation = task.sample(config.validation_trials, np.random.default_rng([7, 7, 7]))
     penalties = config.penalties
     model.set_params(state.params)
     state.params = model.params  # train in place on the model's arrays
     w_ref = state.scales.get("w")
     start = time.perf_counter() - state.elapsed
     first_iteration, elapsed0 = state.iteration, state.elapsed
-    try:
-        while not state.done:
-            state.done = _stop_reason(state, config)
-            if state.done:
-                break
-            batch = task.sample(config.batch_size, rng_batch)
-            noise = model.noise(batch.n_trials, batch.n_steps, rng_noise) if model.noise_std > 0 else None
-            loss, grads, stats = model.loss_and_grad(batch, penalties, noise, w_ref=w_ref)
-            if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
-                raise TrainingError(
-                    f"loss became {loss} at iteration {state.iteration}; stopped. The last checkpoint "
-                    f"(iteration {state.iteration - state.iteration % config.checkpoint_every}) is kept. "
-                    f"Lower train.learning_rate or train.clip_norm, or check the circuit gain."
-                )
-            lr = config.learning_rate * config.lr_final ** (state.iteration / config.max_iterations)
-            norm = adam_step(state, grads, lr, config.clip_norm)
-            model.enforce_constraints()
-            state.iteration += 1
-            state.elapsed = time.perf_counter() - start
-            for key, value in zip(TrainState.HISTORY_KEYS,
-                                  (loss, stats["task_loss"], stats["r2"], norm, lr, stats["mean_rate"])):
-                state.history[key].append(float(value))
-            if state.iteration % config.eval_every == 0:
-                _validate(model, validation, state, config)
-            if state.iteration % config.log_every == 0:
-                _progress(state, config, first_iteration, elapsed0, log)
-            if checkpoint and state.iteration % config.checkpoint_every == 0:
+    whole = True  # the state holds whole iterations only (False while one is under way)
+    with InterruptGuard() as guard:
+        try:
+            while not state.done:
+                guard.check()
+                state.done = _stop_reason(state, config)
+                if state.done:
+                    break
+                whole = False
+                _iteration(model, task, config, state, rng_batch, rng_noise, penalties, w_ref, validation)
+                state.elapsed = time.perf_counter() - start
+                whole = True
+                if state.iteration % config.log_every == 0:
+                    _progress(state, config, first_iteration, elapsed0, log)
+                if checkpoint and state.iteration % config.checkpoint_every == 0:
+                    _save(state, rng_batch, rng_noise, checkpoint)
+        except KeyboardInterrupt:
+            if checkpoint and whole:
                 _save(state, rng_batch, rng_noise, checkpoint)
-    except KeyboardInterrupt:
-        if checkpoint:
-            _save(state, rng_batch, rng_noise, checkpoint)
-            log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command to resume")
-        raise
+                log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command "
+                    f"to resume")
+            elif checkpoint:
+                log(f"interrupted during iteration {state.iteration + 1}; "
+                    + (f"the checkpoint of iteration {state.checkpointed_at} is kept"
+                       if state.checkpointed_at is not None else "no checkpoint had been written yet"))
+            raise
+    if state.budget_hit:
+        log(f"WARNING: training was stopped by the wall-clock safety net after {state.iteration} iterations; "
+            f"its result depends on the machine's speed and load (unset train.max_seconds to train to the "
+            f"iteration and validation criteria)")
     log(f"training stopped: {state.done} (best validation at iteration {state.best_iteration}, "
         f"{state.elapsed:.0f} s)")
     model.set_params(state.best_params)
@@ -264,11 +285,36 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
     return state
 
 
+def _iteration(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainState,
+               rng_batch: np.random.Generator, rng_noise: np.random.Generator, penalties: Penalties,
+               w_ref: float | None, validation: TrialBatch) -> None:
+    """One training iteration: batch, gradient, Adam step, constraints, histories, validation."""
+    batch = task.sample(config.batch_size, rng_batch)
+    noise = model.noise(batch.n_trials, batch.n_steps, rng_noise) if model.noise_std > 0 else None
+    loss, grads, stats = model.loss_and_grad(batch, penalties, noise, w_ref=w_ref)
+    if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
+        kept = (f"the last checkpoint (iteration {state.checkpointed_at}) is kept" if state.checkpointed_at is not None
+                else "no checkpoint had been written yet")
+        raise TrainingError(
+            f"loss became {loss} at iteration {state.iteration}; stopped, {kept}. "
+            f"Lower train.learning_rate or train.clip_norm, or check the circuit gain."
+        )
+    lr = config.learning_rate * config.lr_final ** (state.iteration / config.max_iterations)
+    norm = adam_step(state, grads, lr, config.clip_norm)
+    model.enforce_constraints()
+    state.iteration += 1
+    for key, value in zip(TrainState.HISTORY_KEYS,
+                          (loss, stats["task_loss"], stats["r2"], norm, lr, stats["mean_rate"])):
+        state.history[key].append(float(value))
+    if state.iteration % config.eval_every == 0:
+        _validate(model, validation, state, config)
+
+
 def _stop_reason(state: TrainState, config: TrainConfig) -> str:
     if state.iteration >= config.max_iterations:
         return f"reached max_iterations = {config.max_iterations}"
-    if state.elapsed >= config.max_seconds:
-        return f"reached max_seconds = {config.max_seconds:g}"
+    if config.max_seconds is not None and state.elapsed >= config.max_seconds:
+        return f"{BUDGET_STOP} max_seconds = {config.max_seconds:g} s reached"
     if state.bad_evals >= config.patience:
         return f"no validation improvement in {config.patience} evaluations (early stopping)"
     r2 = state.history["val_r2"]
@@ -296,8 +342,9 @@ def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: floa
               log: Callable[[str], None]) -> None:
     h = state.history
     speed = (state.iteration - first) / max(state.elapsed - elapsed0, 1e-9)
-    left = min((config.max_iterations - state.iteration) / max(speed, 1e-9),
-               config.max_seconds - state.elapsed)
+    left = (config.max_iterations - state.iteration) / max(speed, 1e-9)
+    if config.max_seconds is not None:
+        left = min(left, config.max_seconds - state.elapsed)
     val = f"  val R2 {h['val_r2'][-1]:.4f}" if h["val_r2"] else ""
     log(f"iter {state.iteration:5d}/{config.max_iterations}  loss {h['loss'][-1]:.3e}  "
         f"R2 {h['r2'][-1]:.4f}{val}  rate {h['mean_rate'][-1]:.1f} Hz  {speed:.1f} it/s  "
@@ -309,3 +356,4 @@ def _save(state: TrainState, rng_batch: np.random.Generator, rng_noise: np.rando
     state.rng_batch = copy.deepcopy(rng_batch.bit_generator.state)
     state.rng_noise = copy.deepcopy(rng_noise.bit_generator.state)
     checkpoint(state)
+    state.checkpointed_at = state.iteration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,27 @@ def default_spec():
 def large_connectome(default_spec):
     """The default circuit at N = 10,000 (about 3.8 M synapses, < 1 s to build)."""
     return build_connectome(default_spec, 10_000, np.random.default_rng(20_240_611))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke experiment run as a user runs it, without --out (from a fresh working folder).
+
+    Shared by the tests of the pipeline, reproducibility and interrupts; copy before changing it.
+    """
+    from tiny import SMOKE
+
+    from cortexsim import cli
+
+    cwd = tmp_path_factory.mktemp("work")
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert cli.main(["run", str(SMOKE)]) == 0
+    finally:
+        os.chdir(here)
+    (out,) = (cwd / "results" / "smoke").iterdir()
+    return out
 
 
 @pytest.fixture(scope="session")

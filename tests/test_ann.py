@@ -189,7 +189,7 @@ def test_loss_falls_within_seconds(arch):
     state = new_state(params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
     cfg = TrainConfig(batch_size=16, max_iterations=200, validation_trials=16, eval_every=20, log_every=1000,
                       learning_rate=DEFAULT_TRAIN[arch]["learning_rate"])
-    state = train(net, SHORT, cfg, state, **QUIET)
+    state = train(net, SHORT, cfg, state, validation=SHORT.sample(16, np.random.default_rng(7)), **QUIET)
     loss = np.asarray(state.history["task_loss"])
     assert loss[-20:].mean() < 0.3 * loss[:10].mean()
     assert max(state.history["val_r2"]) > 0.7
@@ -227,9 +227,8 @@ def test_trains_to_the_task_with_the_defaults(arch, request):
     net = make_ann(arch, DEFAULT_HIDDEN, task.dt, dtype=np.float32, output_scale=task.reach_distance)
     params = net.init_params(np.random.default_rng(0))
     state = new_state(params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
-    # a generous wall-clock limit: the machine may be busy (the defaults need ~10-30 s alone)
-    cfg = TrainConfig(**{**DEFAULT_TRAIN[arch], "max_seconds": 600.0, "log_every": 10_000})
-    train(net, task, cfg, state, **QUIET)
+    cfg = TrainConfig(**{**DEFAULT_TRAIN[arch], "log_every": 10_000})
+    train(net, task, cfg, state, validation=task.sample(cfg.validation_trials, np.random.default_rng(7)), **QUIET)
     test = task.sample(400, np.random.default_rng(12345))
     _, _, outputs = net.simulate(test)
     assert metrics.position_r2(outputs, test.targets, test.mask) >= 0.98

@@ -26,7 +26,7 @@ def test_identical_and_rotated_activity_are_most_similar():
             Activity("ann:rnn", "model", (x - 10) @ q * 3.0, 0.01, 20),
             Activity("ann:gru", "model", np.random.default_rng(2).standard_normal(x.shape), 0.01, 20),
             Activity("rate:L5B", "layer", x[:, :, :10], 0.01, 20)]
-    result = compare(acts, n_pcs=4, n_null=10)
+    result = compare(acts, n_pcs=4, n_null=10, rng=np.random.default_rng(0))
     rows = {(r["a"], r["b"]): r for r in result.similarity}
     same = rows[("rate", "ann:rnn")]
     assert same["cca"] == pytest.approx(1.0, abs=1e-6)
@@ -43,7 +43,7 @@ def test_identical_and_rotated_activity_are_most_similar():
 def test_mismatched_shapes_are_noted_not_compared():
     x = rotating()
     acts = [Activity("rate", "model", x, 0.01, 20), Activity("data", "data", x[:6], 0.01, 20)]
-    result = compare(acts, n_pcs=3, n_null=0)
+    result = compare(acts, n_pcs=3, n_null=0, rng=np.random.default_rng(0))
     assert not result.similarity
     assert any("not compared" in n for n in result.notes)
 
@@ -66,7 +66,7 @@ def test_silent_or_static_activities_are_noted_not_fatal():
     acts = [Activity("rate", "model", x, 0.01, 20), Activity("ann:rnn", "model", x * 2, 0.01, 20),
             Activity("rate:PT5B", "population", np.zeros_like(x[:, :, :5]), 0.01, 20),
             Activity("rate:L5B", "layer", static, 0.01, 20)]
-    result = compare(acts, n_null=0)
+    result = compare(acts, n_null=0, rng=np.random.default_rng(0))
     assert "rate:PT5B" not in result.activities
     assert any(n.startswith("rate:PT5B: constant activity") for n in result.notes)
     assert any(n.startswith("rate:L5B: no jPCA") for n in result.notes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -14,24 +13,11 @@ from tiny import SMOKE, tiny_config
 
 from cortexsim import cli, pipeline, store
 from cortexsim.config import load_config
+from cortexsim.quality import check_quality
 
 MAIN = SMOKE.with_name("center_out.toml")
 METRICS = ("rate_position_r2", "rate_endpoint_error_cm", "rate_catch_drift_cm", "rate_position_r2_noisy",
            "rate_reaction_time_ms", "rate_train_seconds")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """The smoke experiment run as a user runs it, without --out (from a fresh working folder)."""
-    cwd = tmp_path_factory.mktemp("work")
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        assert cli.main(["run", str(SMOKE)]) == 0
-    finally:
-        os.chdir(here)
-    (out,) = (cwd / "results" / "smoke").iterdir()
-    return out
 
 
 def test_run_folder_is_named_by_time_and_config(smoke_run):
@@ -54,7 +40,8 @@ def test_run_folder_is_named_by_time_and_config(smoke_run):
 
 def test_run_without_arguments_runs_the_main_experiment(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(pipeline, "run_experiment", lambda config, out, force: calls.append((config, out)))
+    monkeypatch.setattr(pipeline, "run_experiment", lambda config, out, force: calls.append((config, out)) or out)
+    monkeypatch.setattr(pipeline, "gate", lambda run_file, config: check_quality({}, config.quality))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run"]) == 0
     config, out = calls[0]
@@ -208,7 +195,7 @@ class Interrupt:
 def test_resume_after_an_interrupted_stage(tmp_path):
 
     config = tiny_config(train={"max_iterations": 20}, ann={"archs": ["rnn", "gru"], "n_hidden": 8,
-                                                           "max_seconds": 1.0})
+                                                           "max_iterations": 20})
     out = tmp_path / "run"
     # Ctrl-C while the second ANN trains: the stages before it are kept
     with pytest.raises(KeyboardInterrupt):

@@ -108,7 +108,7 @@ def test_dale_and_mask_hold_after_training():
     state = new_state(net.params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
     cfg = TrainConfig(batch_size=8, max_iterations=25, validation_trials=8, eval_every=5, log_every=100,
                       learning_rate=0.05)
-    train(net, SHORT, cfg, state, log=lambda s: None)
+    train(net, SHORT, cfg, state, validation=SHORT.sample(8, np.random.default_rng(7)), log=lambda s: None)
     w = net.params["w"]
     assert np.all(w >= 0) and np.all(w[~net.mask] == 0)
     signed = net.signed_weight()

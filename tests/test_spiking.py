@@ -146,3 +146,47 @@ def test_the_twin_runs_off_the_main_thread():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("task_dt", [0.01, 0.0025, 0.003])
+def test_pool_rates_keep_time_for_any_task_dt(task_dt):
+    """Known answer: one spike gives the sampled impulse response of the exponential filter, in its own step.
+
+    With bins of ``task_dt / m`` (``m = ceil(task_dt / 1 ms)``), a spike in bin ``s`` gives
+    ``(1 - d) / bin * d ** (n - s)`` in bin ``n >= s`` (``d = exp(-bin / tau)``), sampled at the
+    last bin of every task step.
+    """
+    from cortexsim.spiking import decode
+    from cortexsim.spiking.network import Spikes
+
+    n_steps, spike_time = 100, 40.4 * task_dt
+    spikes = Spikes(np.array([spike_time]), np.array([0]), 1, n_steps * task_dt, 0.0)
+    rates = decode.pool_rates(spikes, k=1, n_units=1, n_trials=1, n_steps=n_steps, task_dt=task_dt)
+    m = int(np.ceil(task_dt / 1e-3 - 1e-9))
+    width = task_dt / m
+    d, s = np.exp(-width / decode.FILTER_TAU), int(spike_time / width)
+    last_bin = (np.arange(n_steps) + 1) * m - 1
+    expected = np.where(last_bin >= s, (1 - d) / width * d ** (last_bin - s), 0.0)
+    assert np.flatnonzero(rates[0, :, 0])[0] == 40  # the step [40 dt, 41 dt) holds the spike
+    np.testing.assert_allclose(rates[0, :, 0], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_pool_rates_of_a_regular_train_equal_its_rate():
+    from cortexsim.spiking import decode
+    from cortexsim.spiking.network import Spikes
+
+    task_dt, n_steps, k = 0.0025, 400, 2  # 1 s; two neurons at 100 Hz each
+    times = np.repeat(np.arange(0.0, 1.0, 0.01), 2) + 1e-4
+    spikes = Spikes(times, np.tile([0, 1], times.size // 2), k, n_steps * task_dt, 0.0)
+    rates = decode.pool_rates(spikes, k=k, n_units=1, n_trials=2, n_steps=n_steps // 2, task_dt=task_dt)
+    assert rates.shape == (2, 200, 1)
+    assert rates.reshape(-1)[200:].mean() == pytest.approx(100.0, rel=0.05)  # sampled 4 times per period
+
+
+def test_pool_rates_refuse_spikes_of_another_length():
+    from cortexsim.spiking import decode
+    from cortexsim.spiking.network import Spikes
+
+    spikes = Spikes(np.array([0.1]), np.array([0]), 1, 2.0, 0.0)
+    with pytest.raises(ValueError, match="cover 2 s"):
+        decode.pool_rates(spikes, k=1, n_units=1, n_trials=1, n_steps=100, task_dt=0.01)

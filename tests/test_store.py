@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -13,7 +19,7 @@ import cortexsim
 from cortexsim import pipeline, store
 from cortexsim.circuit import build_connectome
 from cortexsim.config import Config
-from cortexsim.errors import RunFileError
+from cortexsim.errors import CortexsimError, RunFileError
 
 BAD_FILE_KINDS = ("foreign", "truncated", "text", "newer_schema", "missing")
 ALL_LAYERS = {"L1", "L2/3", "L4", "L5A", "L5B", "L6"}
@@ -302,3 +308,258 @@ def test_bad_provenance_attribute_leaves_no_temp_file(tmp_path):
         with store.open_for_update(path, {**store.provenance("", 0), "bad": None}):
             pass
     assert _temp_files(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Checksums (Fletcher-32): a corrupted byte is reported, never used
+# ---------------------------------------------------------------------------
+
+def _flip(path: Path, dataset: str, at: int = 3) -> None:
+    with h5py.File(path, "r") as f:
+        offset = f[dataset].id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset + at)
+        byte = fh.read(1)[0]
+        fh.seek(offset + at)
+        fh.write(bytes([byte ^ 0x5A]))
+
+
+def test_every_non_scalar_dataset_carries_a_checksum(run_file):
+    unfiltered = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.size and obj.ndim and not h5py.check_string_dtype(obj.dtype):
+            if not obj.fletcher32:
+                unfiltered.append(name)
+
+    with h5py.File(run_file) as f:
+        f.visititems(visit)
+        assert f["circuit/connectome/pre"].fletcher32 and f["circuit/populations"].fletcher32
+    assert unfiltered == []
+
+
+def test_write_array_checksums_numbers_but_not_scalars_or_strings(tmp_path):
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        a = store.write_array(f, "a", np.arange(10.0), units="1", dims="x", description="d")
+        big = store.write_array(f, "big", np.arange(400_000.0), units="1", dims="x", description="d")
+        s = store.write_array(f, "s", np.float64(3.0), units="1", dims=(), description="d")
+        e = store.write_array(f, "e", np.zeros(0), units="1", dims="x", description="d")
+        t = store.write_array(f, "t", np.array(["a", "b"], dtype=object), units="1", dims="x", description="d")
+        assert a.fletcher32 and big.fletcher32 and big.compression == "gzip"
+        assert not s.fletcher32 and not e.fletcher32 and not t.fletcher32
+
+
+@pytest.mark.parametrize("dataset", ["circuit/connectome/pre", "circuit/connectome/weight", "circuit/populations",
+                                     "circuit/output_mask", "circuit/inputs/go"])
+def test_corrupted_byte_is_a_one_line_run_file_error(run_file, dataset):
+    _flip(run_file, dataset)
+    with pytest.raises(RunFileError, match=dataset) as info:
+        store.open_run(run_file)
+    message = str(info.value)
+    assert "\n" not in message and "checksum" in message and run_file.name in message
+    with pytest.raises(RunFileError, match=dataset):
+        store.describe(run_file)
+    with pytest.raises(RunFileError, match=dataset):
+        with store.open_for_update(run_file):
+            pytest.fail("a corrupt file must not be updated")
+
+
+def test_corrupted_byte_in_inspect_is_one_line(run_file, capsys):
+    from cortexsim.cli import main
+
+    _flip(run_file, "circuit/connectome/weight")
+    assert main(["inspect", str(run_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cortexsim: error: ") and "connectome/weight" in err[0]
+
+
+def test_intact_file_is_verified_once_per_version(run_file, monkeypatch):
+    store._VERIFIED.clear()
+    with store.open_run(run_file) as f:
+        assert store.verify_checksums(f, run_file) == 0  # already verified by open_run
+    store._VERIFIED.clear()
+    with h5py.File(run_file) as f:
+        assert store.verify_checksums(f, run_file) > 5
+
+
+def test_legacy_file_without_checksums_is_still_read(tmp_path, connectome):
+    path = tmp_path / "legacy.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(store.provenance("", 0))
+        f.create_dataset("extra", data=np.arange(5))
+    with store.open_run(path) as f:
+        assert not f["extra"].fletcher32
+
+
+# ---------------------------------------------------------------------------
+# Updating needs room for a copy
+# ---------------------------------------------------------------------------
+
+def test_update_without_room_for_the_copy_is_refused(run_file, monkeypatch):
+    before = run_file.read_bytes()
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=len(before)))
+    with pytest.raises(RunFileError) as info:
+        with store.open_for_update(run_file):
+            pytest.fail("must not start copying")
+    message = str(info.value)
+    assert str(run_file.parent) in message and "MiB" in message and "free" in message and "\n" not in message
+    assert run_file.read_bytes() == before
+    assert _temp_files(run_file.parent) == []
+
+
+def test_update_with_room_for_the_copy_proceeds(run_file, monkeypatch):
+    real = shutil.disk_usage
+    size = run_file.stat().st_size
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=2 * size + (32 << 20)))
+    with store.open_for_update(run_file) as f:
+        f.attrs["note"] = "ok"
+    with store.open_run(run_file) as f:
+        assert f.attrs["note"] == "ok"
+
+
+# ---------------------------------------------------------------------------
+# Figures are written atomically
+# ---------------------------------------------------------------------------
+
+def test_figure_write_that_fails_keeps_the_old_figure(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from cortexsim import plots
+
+    path = tmp_path / "fig.png"
+    fig, _ = plt.subplots()
+    plots.save(fig, path)
+    before = path.read_bytes()
+    fig, _ = plt.subplots()
+
+    def crash(target, *args, **kwargs):
+        Path(target).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig, "savefig", crash)
+    with pytest.raises(KeyboardInterrupt):
+        plots.save(fig, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf", ".svg"])
+def test_figure_format_follows_the_suffix(tmp_path, suffix):
+    import matplotlib.pyplot as plt
+
+    from cortexsim import plots
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = plots.save(fig, tmp_path / "sub" / f"f{suffix}")
+    head = path.read_bytes()[:16]
+    assert {".png": b"\x89PNG", ".pdf": b"%PDF", ".svg": b"<?xml"}[suffix] in head
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+# ---------------------------------------------------------------------------
+# A folder in use is held by a lock file
+# ---------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from cortexsim import store
+with store.hold_folder(sys.argv[1], "cortexsim run holder.toml --out " + sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def held(tmp_path):
+    """A folder held by a real second process (killed at the end)."""
+    folder = tmp_path / "busy"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield folder, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_command_on_a_held_folder_is_refused_naming_the_holder(held, capsys):
+    folder, proc = held
+    with pytest.raises(CortexsimError) as info:
+        with store.hold_folder(folder, "cortexsim run"):
+            pytest.fail("the folder is held")
+    message = str(info.value)
+    assert f"pid {proc.pid}" in message and "holder.toml" in message and "\n" not in message
+    assert store.read_lock(folder)["pid"] == proc.pid  # the holder's lock is untouched
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_cli_run_and_sweep_on_a_held_folder_exit_2(held, tmp_path, capsys, command):
+    from tiny import SMOKE
+
+    from cortexsim.cli import main
+
+    folder, proc = held
+    if command == "run":
+        args = ["run", str(SMOKE), "--out", str(folder)]
+    else:
+        sweep = tmp_path / "sweep.toml"
+        sweep.write_text(f'[sweep]\nexperiment = "{SMOKE}"\n[grid]\n"experiment.seed" = [0]\n'
+                         '[base.spiking]\nenabled = false\n[base.ann]\narchs = []\n')
+        args = ["sweep", str(sweep), "--out", str(folder)]
+    before = sorted(p.name for p in folder.iterdir())
+    rc = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"pid {proc.pid}" in err[0], err
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_folder_inside_a_held_folder_is_held(held):
+    folder, proc = held
+    with pytest.raises(CortexsimError, match=f"pid {proc.pid}"):
+        with store.hold_folder(folder / "point-1", "cortexsim run"):
+            pytest.fail("inside a held folder")
+    assert not (folder / "point-1").exists()
+
+
+def test_lock_is_released_on_exit_and_on_ctrl_c(tmp_path):
+    folder = tmp_path / "run"
+    with store.hold_folder(folder, "cortexsim run") as lock:
+        assert lock.exists() and store.read_lock(folder)["pid"] == os.getpid()
+        assert store.lock_holder(folder)["command"] == "cortexsim run"
+    assert not lock.exists()
+    with pytest.raises(KeyboardInterrupt), store.hold_folder(folder, "cortexsim run"):
+        raise KeyboardInterrupt
+    assert not lock.exists()
+    with store.hold_folder(folder, "again"):  # free again
+        pass
+
+
+def test_stale_lock_is_taken_over_with_a_notice(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    (folder / store.LOCK_NAME).write_text(json.dumps({"pid": pid, "host": platform.node(), "command": "cortexsim run",
+                                                      "started_utc": "2024-01-01T00:00:00+00:00"}))
+    notes = []
+    with store.hold_folder(folder, "cortexsim run again", log=notes.append):
+        assert store.read_lock(folder)["pid"] == os.getpid()
+    assert len(notes) == 1 and str(pid) in notes[0] and "no longer running" in notes[0]
+    assert not (folder / store.LOCK_NAME).exists()
+
+
+def test_lock_with_a_reused_pid_is_stale(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / store.LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "start": "1", "host": platform.node(),
+                                                      "command": "old"}))
+    assert store.lock_holder(folder) is None  # same PID, another process start time
+
+
+def test_lock_from_another_host_is_respected(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / store.LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere", "command": "cortexsim sweep"}))
+    with pytest.raises(CortexsimError, match="elsewhere"):
+        with store.hold_folder(folder, "cortexsim run"):
+            pass

@@ -109,7 +109,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
-    """Four points on two Dask workers: one fails (reported, the others finish); a rerun only runs it."""
+    """Four points on two Dask workers: one fails at run time (reported, the others finish); a rerun only runs
+    the point that changed."""
     pytest.importorskip("distributed")
     path = write_sweep(tmp_path, """
 [[points]]
@@ -121,15 +122,16 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
 "lesion.silence" = ["IT4"]
 [[points]]
 "experiment.seed" = 1
-"compare.data" = "recorded.npz"
+"train.learning_rate" = 1e9
 """)
     out = tmp_path / "out"
     assert cli.main(["sweep", str(path), "--out", str(out)]) == 1
     printed = capsys.readouterr().out
-    assert "1 of 4 points failed" in printed and "recorded.npz" in printed
+    assert "1 of 4 points failed" in printed and "loss became" in printed
     rows = read_csv(out / "summary.csv")
     assert [r["status"] for r in rows] == ["done", "done", "done", "failed"]
-    assert "recorded.npz: no such file" in rows[3]["error"]
+    assert "TrainingError: loss became" in rows[3]["error"]
+    assert [float(r["quality_passed"]) for r in rows[:3]] == [0.0] * 3  # the gate per point: tiny models fail it
     failed = out / rows[3]["point"]
     assert "Traceback" in (failed / "error.txt").read_text()
     assert (failed / "config.toml").exists()
@@ -154,12 +156,13 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
         assert [s.decode() for s in table["status"]] == ["done", "done", "done", "failed"]
     assert (out / "figures" / "lesions.png").stat().st_size > 10_000
 
-    # give the failing point its data; the rerun skips the finished points and runs only that one
+    # replace the failing point by one compared with recorded data; the rerun runs only that one
     with h5py.File(out / rows[0]["point"] / "run.h5") as f:
         rates, dt = f["rate/rates"][()], f["task"].attrs["dt"]
         time = (np.arange(rates.shape[1]) - round(f["task/params/move_on"][0] / dt)) * dt
     np.savez(tmp_path / "recorded.npz", rates=rates[:, :, :20].transpose(2, 1, 0), time=time)
     stamps = {r["point"]: (out / r["point"] / "run.h5").stat().st_mtime_ns for r in rows[:3]}
+    path.write_text(path.read_text().replace('"train.learning_rate" = 1e9', '"compare.data" = "recorded.npz"'))
     assert cli.main(["sweep", str(path), "--out", str(out)]) == 0
     assert "3 finished earlier, 1 to run" in capsys.readouterr().out
     assert {p: (out / p / "run.h5").stat().st_mtime_ns for p in stamps} == stamps

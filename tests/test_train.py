@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -20,6 +24,11 @@ TASK = CenterOutTask(fixation=0.1, delay_min=0.1, delay_max=0.2, reaction_time=0
 QUIET = {"log": lambda line: None}
 
 
+def val(cfg: TrainConfig, task: CenterOutTask = TASK):
+    """A fixed validation set for ``cfg``."""
+    return task.sample(cfg.validation_trials, np.random.default_rng([7, 7, 7]))
+
+
 def network(seed: int = 0, n_units: int = 80) -> RateNetwork:
     rng = np.random.default_rng(seed)
     net = RateNetwork(build_connectome(default_m1_spec(), n_units, rng), make_transfer("lif_softplus"),
@@ -36,7 +45,7 @@ def test_loss_falls_within_seconds():
     net = network()
     cfg = TrainConfig(batch_size=16, max_iterations=150, validation_trials=16, eval_every=25,
                       log_every=1000)
-    state = train(net, TASK, cfg, fresh_state(net), **QUIET)
+    state = train(net, TASK, cfg, fresh_state(net), validation=val(cfg), **QUIET)
     loss = np.asarray(state.history["task_loss"])
     assert loss[-20:].mean() < 0.5 * loss[:10].mean()
     assert state.history["val_r2"][-1] > state.history["val_r2"][0] + 0.2
@@ -46,7 +55,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     cfg = TrainConfig(batch_size=8, max_iterations=24, validation_trials=8, eval_every=4, log_every=1000,
                       checkpoint_every=10, learning_rate=0.01)
     net = network()
-    whole = train(net, TASK, cfg, fresh_state(net), **QUIET)
+    whole = train(net, TASK, cfg, fresh_state(net), validation=val(cfg), **QUIET)
 
     # the same run, checkpointed to HDF5 and "killed" at iteration 10
     path = tmp_path / "run.h5"
@@ -64,12 +73,12 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 
     net = network()
     with pytest.raises(Stop):
-        train(net, TASK, cfg, fresh_state(net), checkpoint=checkpoint, **QUIET)
+        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=checkpoint, **QUIET)
     with store.open_run(path) as f:
         resumed_state = store.read_training_state(f)
     assert resumed_state.iteration == 10
     net = network()
-    resumed = train(net, TASK, cfg, resumed_state, **QUIET)
+    resumed = train(net, TASK, cfg, resumed_state, validation=val(cfg), **QUIET)
 
     for key in ("loss", "grad_norm", "val_r2"):
         np.testing.assert_array_equal(resumed.history[key], whole.history[key])
@@ -90,27 +99,98 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
 
     net.loss_and_grad = poisoned
     with pytest.raises(TrainingError, match="loss became nan at iteration 5"):
-        train(net, TASK, cfg, fresh_state(net), checkpoint=lambda s: saved.append(s.iteration), **QUIET)
+        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(s.iteration),
+              **QUIET)
     assert saved == [5]
 
 
-def test_interrupt_saves_a_checkpoint():
-    net = network()
-    cfg = TrainConfig(batch_size=4, max_iterations=50, validation_trials=4, eval_every=5, log_every=1000)
-    saved, lines, calls = [], [], []
-    original = net.loss_and_grad
+def _sigint_during(net: RateNetwork, iterations: tuple[int, ...]) -> None:
+    """Make ``net`` send itself a real SIGINT while computing the gradient of these iterations (1-based)."""
+    original, calls = net.loss_and_grad, []
 
-    def interrupted(batch, *args, **kwargs):  # Ctrl-C during the fourth iteration
+    def interrupted(batch, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
+        if len(calls) in iterations:
+            os.kill(os.getpid(), signal.SIGINT)
         return original(batch, *args, **kwargs)
 
     net.loss_and_grad = interrupted
+
+
+def test_ctrl_c_finishes_the_iteration_and_the_resumed_run_equals_an_uninterrupted_one():
+    cfg = TrainConfig(batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000,
+                      checkpoint_every=100)
+    whole = train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET)
+    net, saved, lines = network(), [], []
+    _sigint_during(net, (4,))
     with pytest.raises(KeyboardInterrupt):
-        train(net, TASK, cfg, fresh_state(net), checkpoint=lambda s: saved.append(s.iteration), log=lines.append)
-    assert saved == [3]
-    assert "resume" in lines[-1]
+        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(
+            copy.deepcopy(s)), log=lines.append)
+    assert [s.iteration for s in saved] == [4]  # the iteration under way when Ctrl-C came was finished
+    assert "interrupted at iteration 4; checkpoint saved" in lines[-1]
+    resumed = train(network(), TASK, cfg, saved[0], validation=val(cfg), **QUIET)
+    for key in ("loss", "grad_norm", "val_r2"):
+        np.testing.assert_array_equal(resumed.history[key], whole.history[key])
+    for key in whole.params:
+        np.testing.assert_array_equal(resumed.params[key], whole.params[key])
+
+
+def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done():
+    cfg = TrainConfig(batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000,
+                      checkpoint_every=2)
+    net, saved, lines = network(), [], []
+    original, calls = net.loss_and_grad, []
+
+    def twice(batch, *args, **kwargs):  # two Ctrl-C inside the fifth iteration
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(batch, *args, **kwargs)
+
+    net.loss_and_grad = twice
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(s.iteration),
+              log=lines.append)
+    assert saved == [2, 4]
+    assert lines[-1] == "interrupted during iteration 5; the checkpoint of iteration 4 is kept"
+    assert signal.getsignal(signal.SIGINT) is before  # the guard restored the handler
+
+
+def _poison(net: RateNetwork, at: int) -> None:
+    """Make the loss of iteration ``at`` (1-based) infinite."""
+    original, calls = net.loss_and_grad, []
+
+    def poisoned(batch, *args, **kwargs):
+        calls.append(1)
+        loss, grads, stats = original(batch, *args, **kwargs)
+        return (float("inf") if len(calls) == at else loss), grads, stats
+
+    net.loss_and_grad = poisoned
+
+
+def test_divergence_message_names_the_checkpoint_only_when_there_is_one():
+    cfg = TrainConfig(batch_size=4, max_iterations=20, validation_trials=4, eval_every=5, log_every=1000,
+                      checkpoint_every=5)
+    for poison_at, expected in ((3, "no checkpoint had been written yet"),
+                                (7, r"the last checkpoint \(iteration 5\) is kept")):
+        net = network()
+        _poison(net, poison_at)
+        with pytest.raises(TrainingError, match=expected):
+            train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: None, **QUIET)
+
+
+def test_budget_is_off_by_default_and_announces_itself_when_set():
+    assert TrainConfig().max_seconds is None
+    cfg = TrainConfig(batch_size=4, max_iterations=1000, validation_trials=4, eval_every=5, log_every=1000,
+                      max_seconds=1e-9)
+    lines = []
+    state = train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), log=lines.append)
+    assert state.budget_hit and state.iteration == 1
+    assert any(line.startswith("WARNING: training was stopped by the wall-clock safety net") for line in lines)
+    cfg = TrainConfig(batch_size=4, max_iterations=3, validation_trials=4, eval_every=5, log_every=1000)
+    assert not train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET).budget_hit
 
 
 @pytest.mark.parametrize("text, key", [

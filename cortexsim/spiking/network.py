@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..interrupts import InterruptGuard
 from ..transfer import LIFParams
 from . import equations as eq
 
@@ -73,15 +74,67 @@ def import_brian2():
     """
     if "brian2" in sys.modules or threading.current_thread() is threading.main_thread():
         import brian2
-
-        return brian2
-    install = signal.signal
-    signal.signal = lambda signum, handler: signal.getsignal(signum)
-    try:
-        import brian2
-    finally:
-        signal.signal = install
+    else:
+        install = signal.signal
+        signal.signal = lambda signum, handler: signal.getsignal(signum)
+        try:
+            import brian2
+        finally:
+            signal.signal = install
+    # Brian2's handler turns the first Ctrl-C during a run into a silent early stop; cortexsim's
+    # own guard (run_network) stops cleanly instead and raises KeyboardInterrupt.
+    brian2.prefs.core.stop_on_keyboard_interrupt = False
     return brian2
+
+
+def _killed_by_ctrl_c(exc: BaseException) -> bool:
+    """True if a Brian2 standalone build or run failed because its child process got SIGINT.
+
+    ``os.system`` (Brian2's ``make``) ignores SIGINT in the parent and returns the raw wait
+    status, which is the signal number (2) when the child was killed by it.
+    """
+    text = str(exc)
+    return "error code: 2)" in text or "error code: -2)" in text
+
+
+def run_network(b2, net, duration: float, dt: float, standalone: bool = False) -> None:
+    """``net.run(duration)`` that Ctrl-C stops cleanly: it raises ``KeyboardInterrupt``, never truncates.
+
+    Under a runtime target the first Ctrl-C asks Brian2 to stop after the current step, then
+    ``KeyboardInterrupt`` is raised; under ``cpp_standalone`` it is raised at once (the
+    simulation binary is ended with it).  A run that ends early for any other reason is an error,
+    so a truncated simulation is never scored as if complete.
+
+    Parameters
+    ----------
+    b2 : module
+        brian2.
+    net : brian2.Network
+    duration : float
+        Simulated time (s).
+    dt : float
+        Simulation step (s).
+    standalone : bool
+        The ``cpp_standalone`` device is active.
+    """
+    def first_ctrl_c() -> None:
+        if standalone:
+            raise KeyboardInterrupt
+        net.stop()
+
+    start = float(net.t / b2.second) if not standalone else 0.0
+    with InterruptGuard(on_first=first_ctrl_c) as guard:
+        try:
+            net.run(duration * b2.second, namespace={})
+        except RuntimeError as exc:
+            if guard.requested or _killed_by_ctrl_c(exc):
+                raise KeyboardInterrupt from None
+            raise
+        guard.check()
+    if not standalone:
+        reached = float(net.t / b2.second) - start
+        if reached < duration - 0.5 * dt:
+            raise RuntimeError(f"the Brian2 simulation stopped at {reached:.4f} s of {duration:.4f} s")
 
 
 @contextlib.contextmanager
@@ -158,10 +211,11 @@ def lif_rates(mu_mv: np.ndarray, lif: LIFParams, *, dt: float = 1e-4, offset_mv:
         rng = np.random.default_rng(seed)
         group.v = rng.uniform(lif.reset, lif.threshold, n) * b2.mV
         net = b2.Network(pool, group)
-        net.run(settle * b2.second, namespace={})
+        standalone = target == "cpp_standalone"
+        run_network(b2, net, settle, dt, standalone)
         monitor = b2.SpikeMonitor(group)
         net.add(monitor)
-        net.run(duration * b2.second, namespace={})
+        run_network(b2, net, duration, dt, standalone)
         counts = np.asarray(monitor.count[:], float)
     return counts.reshape(mu_mv.size, neurons_per_input).mean(axis=1) / duration
 
@@ -196,7 +250,7 @@ def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, tar
     t0 = time.perf_counter()
     with _device(target, seed) as b2:
         net, monitor = _build(b2, params, drive_mv, task_dt, seed)
-        net.run(duration * b2.second, namespace={})
+        run_network(b2, net, duration, params.dt, standalone=target == "cpp_standalone")
         times, ids = np.asarray(monitor.t[:] / b2.second, float), np.asarray(monitor.i[:], np.int64)
     order = np.argsort(times, kind="stable")
     return Spikes(times[order], ids[order], params.n_units * params.k, duration, time.perf_counter() - t0)

@@ -1,0 +1,181 @@
+"""The quality gate: did each trained model actually do its task?
+
+A similarity or a rotation measured on a network that never learned to reach says
+nothing about motor cortex.  Every run therefore checks each trained model's held-out
+reach metrics (the ``/metrics`` attributes ``rate_*``, ``spiking_*``, ``ann_<arch>_*``)
+against bars that the experiment sets for its own task and effector in ``[quality]``.
+A model that misses a bar is named at the top of the console output and of
+``summary.md``, ``/metrics@quality_passed`` is 0, and every answer drawn from it is
+marked; ``cortexsim run --strict`` then exits with status 1.
+
+The default bars are those of the kinematic center-out task (issue 10): noise-free
+position R^2 >= 0.98, endpoint error < 1 cm and catch drift < 1 cm for the rate circuit
+and every ANN, and a single-trial decoded position R^2 >= 0.9 for the spiking twin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import _validate as v
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """``[quality]``: the reach bars every trained model must meet.
+
+    Attributes
+    ----------
+    position_r2 : float
+        Lowest acceptable noise-free held-out position R^2 of the rate circuit and the ANNs.
+    endpoint_error_cm : float
+        Largest acceptable mean endpoint error (cm) of the rate circuit and the ANNs.
+    catch_drift_cm : float
+        Largest acceptable mean catch-trial drift (cm) of the rate circuit and the ANNs.
+    spiking_position_r2 : float
+        Lowest acceptable single-trial decoded position R^2 of the spiking twin.
+    """
+
+    position_r2: float = 0.98
+    endpoint_error_cm: float = 1.0
+    catch_drift_cm: float = 1.0
+    spiking_position_r2: float = 0.9
+
+    def __post_init__(self) -> None:
+        v.number(self.position_r2, "quality.position_r2", high=1)
+        v.number(self.spiking_position_r2, "quality.spiking_position_r2", high=1)
+        v.number(self.endpoint_error_cm, "quality.endpoint_error_cm", low=0, low_open=True)
+        v.number(self.catch_drift_cm, "quality.catch_drift_cm", low=0, low_open=True)
+
+    def bars(self, model: str) -> list[tuple[str, str, float]]:
+        """``(metric, "min" | "max", bar)`` for one model prefix (``rate``, ``spiking``, ``ann_<arch>``)."""
+        if model == "spiking":
+            return [("spiking_position_r2", "min", self.spiking_position_r2)]
+        return [(f"{model}_position_r2", "min", self.position_r2),
+                (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
+                (f"{model}_catch_drift_cm", "max", self.catch_drift_cm)]
+
+
+LABELS = {"rate": "the rate circuit", "spiking": "the spiking twin", "ann_rnn": "the RNN", "ann_gru": "the GRU",
+          "ann_lstm": "the LSTM"}
+"""Plain-word names of the model prefixes used in ``/metrics``."""
+
+
+def model_label(model: str) -> str:
+    """Plain-word name of a metric prefix (``"rate"`` -> ``"the rate circuit"``)."""
+    return LABELS.get(model, f"the {model.removeprefix('ann_').upper()}")
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """One bar a model missed.
+
+    Attributes
+    ----------
+    model : str
+        Metric prefix (``rate``, ``spiking``, ``ann_<arch>``).
+    metric : str
+        The ``/metrics`` attribute.
+    value : float
+        Its value (NaN when it was not computed).
+    bar : float
+        The bar it had to meet.
+    kind : str
+        ``"min"`` (value must be >= bar) or ``"max"`` (value must be < bar).
+    """
+
+    model: str
+    metric: str
+    value: float
+    bar: float
+    kind: str
+
+    def text(self) -> str:
+        """E.g. ``rate_position_r2 = 0.65 (needs >= 0.98)``."""
+        need = f">= {self.bar:g}" if self.kind == "min" else f"< {self.bar:g}"
+        return f"{self.metric} = {self.value:.4g} (needs {need})"
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    """The gate's verdict on every model a run trained.
+
+    Attributes
+    ----------
+    models : tuple of str
+        Metric prefixes checked, in order.
+    shortfalls : tuple of Shortfall
+        Every missed bar.
+    """
+
+    models: tuple[str, ...]
+    shortfalls: tuple[Shortfall, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every checked model met every bar."""
+        return not self.shortfalls
+
+    @property
+    def failed_models(self) -> tuple[str, ...]:
+        """Prefixes of the models that missed at least one bar, in order."""
+        failed = {s.model for s in self.shortfalls}
+        return tuple(m for m in self.models if m in failed)
+
+    def failed(self, model: str) -> bool:
+        """True if ``model`` (a metric prefix) missed a bar."""
+        return model in self.failed_models
+
+    def describe(self, model: str) -> str:
+        """One line: which model failed and by how much."""
+        misses = "; ".join(s.text() for s in self.shortfalls if s.model == model)
+        return f"{model_label(model)} FAILED its task: {misses}"
+
+    def lines(self) -> list[str]:
+        """Plain-word lines for the console and ``summary.md`` (one per failed model, or one that all passed)."""
+        if self.passed:
+            return [f"quality gate passed: {', '.join(model_label(m) for m in self.models)} met the [quality] bars"]
+        return [self.describe(m) for m in self.failed_models] + [
+            "results drawn from a model that failed its task do not show how a working circuit solves it"]
+
+    def to_metrics(self) -> dict[str, float]:
+        """``quality_passed`` and ``<model>_quality_passed`` (1 or 0) for ``/metrics``."""
+        out = {"quality_passed": float(self.passed)}
+        out.update({f"{m}_quality_passed": float(not self.failed(m)) for m in self.models})
+        return out
+
+
+def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
+    """The trained models whose reach metrics ``metrics`` holds (rate, spiking, ann_<arch>, in that order)."""
+    models = [m for m in ("rate", "spiking") if f"{m}_position_r2" in metrics]
+    models += sorted(k.removesuffix("_position_r2") for k in metrics
+                     if k.startswith("ann_") and k.endswith("_position_r2"))
+    return tuple(models)
+
+
+def check_quality(metrics: Mapping[str, float], quality: QualityConfig) -> QualityVerdict:
+    """Check every model found in ``metrics`` against the bars of ``quality``.
+
+    A missing or non-finite metric counts as a miss.
+
+    Parameters
+    ----------
+    metrics : mapping of str to float
+        The run's ``/metrics`` attributes.
+    quality : QualityConfig
+
+    Returns
+    -------
+    QualityVerdict
+    """
+    models = model_prefixes(metrics)
+    shortfalls = []
+    for model in models:
+        for metric, kind, bar in quality.bars(model):
+            value = float(metrics.get(metric, math.nan))
+            ok = math.isfinite(value) and (value >= bar if kind == "min" else value < bar)
+            if not ok:
+                shortfalls.append(Shortfall(model, metric, value, bar, kind))
+    return QualityVerdict(models, tuple(shortfalls))
