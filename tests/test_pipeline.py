@@ -56,6 +56,9 @@ def test_run_writes_the_contracted_file(smoke_run):
         for name in ("states", "rates"):
             assert f[f"rate/{name}"].attrs["dims"] == "condition,time,unit"
         assert f["rate/outputs"].attrs["dims"] == "condition,time,output"
+        # how the network was computed, fixed by size, density and dtype (60 units, 3 % dense: CSR, one thread)
+        assert (f["rate"].attrs["kernel_path"], f["rate"].attrs["blas_threads"]) == ("sparse", 1)
+        assert f["rate"].attrs["gradient_threads"] == 1 and 0 < f["rate"].attrs["density"] < 1
         n_conditions = f["task/targets"].shape[0]
         assert f["rate/rates"].shape[0] == n_conditions == 8
         assert f["rate/rates"].shape[2] == f["circuit"].attrs["n_units"]

@@ -84,3 +84,15 @@ def test_strict_exits_non_zero_on_a_failed_gate_and_zero_on_a_passed_one(tmp_pat
     with h5py.File(tmp_path / "b" / "run.h5") as f:
         assert f["metrics"].attrs["quality_passed"] == 1
     assert (tmp_path / "b" / "summary.md").read_text().count("FAILED") == 0
+
+
+def test_a_budget_that_stops_training_is_reported_in_metrics_console_and_summary(tmp_path, capsys):
+    config = tmp_path / "budget.toml"
+    config.write_text(tiny_config(train={"max_seconds": 1e-6}).to_toml())
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: training was stopped by the wall-clock safety net after 1 iterations" in out
+    with h5py.File(tmp_path / "run" / "run.h5") as f:
+        assert f["metrics"].attrs["rate_budget_hit"] == 1 and f["metrics"].attrs["rate_train_iterations"] == 1
+    head = (tmp_path / "run" / "summary.md").read_text().split("## Reaching")[0]
+    assert "training of the rate circuit was stopped by its wall-clock safety net" in head
