@@ -340,8 +340,9 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("spiking", help="simulate a trained run's circuit as LIF neurons (Brian2)")
     sp.add_argument("run", help="run file (.h5) with a trained rate network")
-    sp.add_argument("--k", type=int, help="LIF neurons per rate unit (default from the run's config, 5)")
-    sp.add_argument("--trials", type=int, help="trials per condition (default 3)")
+    sp.add_argument("--k", type=int, help="LIF neurons per rate unit (default: the run's [spiking] k)")
+    sp.add_argument("--trials", type=int,
+                    help="trials per condition (default: the run's [spiking] trials_per_condition)")
     sp.add_argument("--target", choices=("auto", "numpy", "cython", "cpp_standalone"), help="Brian2 code target")
     sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     sp.set_defaults(func=cmd_spiking)

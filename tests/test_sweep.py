@@ -136,7 +136,7 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
     assert "Traceback" in (failed / "error.txt").read_text()
     assert (failed / "config.toml").exists()
     for row in rows[:3]:
-        assert float(row["rate_position_r2"]) == pytest.approx(float(row["rate_position_r2"]))  # a number
+        assert np.isfinite(float(row["rate_position_r2"]))
         assert (out / row["point"] / "run.h5").exists() and (out / row["point"] / "summary.md").exists()
     # the lesion point reused the seed-1 training: same trained weights, IT4 silent
     with h5py.File(out / rows[0]["point"] / "run.h5") as intact, h5py.File(out / rows[2]["point"] / "run.h5") as les:
