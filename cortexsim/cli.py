@@ -132,7 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     verdict = pipeline.gate(run_file, config)
     if args.strict and not verdict.passed:
-        print(f"cortexsim: quality gate failed (--strict): {'; '.join(verdict.lines()[:-1])}", file=sys.stderr)
+        failed = "; ".join(verdict.describe(m) for m in verdict.failed_models)
+        print(f"cortexsim: quality gate failed (--strict): {failed}", file=sys.stderr)
         return 1
     return 0
 
@@ -232,15 +233,12 @@ def _command_line(name: str, args: argparse.Namespace) -> str:
 def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Config | None:
     """The config stored in a run file (None unless ``parse``), after checking that the file is intact and
     holds the groups ``needs``."""
-    from .config import config_from_text
-
     with store.open_run(run_file) as f:
         missing = [g for g in needs if g not in f]
         if missing:
             what = "a trained rate network" if "rate" in missing else f"/{missing[0]}"
             raise CortexsimError(f"{run_file}: has no {what} (/{', /'.join(missing)}); run `cortexsim run` first")
-        text = store.attr_text(f.attrs["config"])
-    return config_from_text(text, where=f"{run_file}@config") if parse else None
+        return store.read_config(f) if parse else None
 
 
 def _section(name: str, kind: type, **values: object) -> object:

@@ -341,17 +341,7 @@ def answer_caveat(key: str, verdict: QualityVerdict | None) -> str:
     return f"drawn from {names}, which FAILED {'its' if len(failed) == 1 else 'their'} task"
 
 
-def verdict_banner(verdict: QualityVerdict | None, budget_hits: list[str] = ()) -> list[str]:
-    """Plain-word lines that head the report and ``summary.md`` when a model failed or hit a time budget."""
-    lines = []
-    if verdict is not None and not verdict.passed:
-        lines += [f"WARNING: {line}" for line in verdict.lines()]
-    lines += [f"WARNING: training of {model_label(m)} was stopped by its wall-clock safety net (max_seconds); "
-              f"its numbers depend on the machine's speed and load" for m in budget_hits]
-    return lines
-
-
-def format_report(result: Comparison, verdict: QualityVerdict | None = None, budget_hits: list[str] = ()) -> str:
+def format_report(result: Comparison, verdict: QualityVerdict | None = None) -> str:
     """The comparison as plain-text tables (models, layers, populations, jPCA), headed by any quality warning."""
     def table(rows: list[dict], keys: list[str]) -> str:
         head = "  ".join(f"{k:>14s}" if i else f"{k:<22s}" for i, k in enumerate(keys))
@@ -363,7 +353,7 @@ def format_report(result: Comparison, verdict: QualityVerdict | None = None, bud
         return "\n".join(lines)
 
     kinds = {n: a.kind for n, a in result.activities.items()}
-    out = verdict_banner(verdict, budget_hits)
+    out = verdict.warnings() if verdict is not None else []
     out += [""] if out else []
     keys = ["a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null",
             "cka", "rsa"]
@@ -419,12 +409,11 @@ def write_figures(result: Comparison, figures: Path) -> None:
     plots.save(plots.plot_pca_trajectories(trajectories), figures / "pca.png")
 
 
-def summary_markdown(f, result: Comparison, verdict: QualityVerdict | None = None,
-                     budget_hits: list[str] = ()) -> str:
+def summary_markdown(f, result: Comparison, verdict: QualityVerdict | None = None) -> str:
     """``summary.md``: the headline numbers of a run in a few lines, headed by the quality verdict."""
     m = store.read_metrics(f)
     lesion = store.attr_text(f["rate"].attrs.get("lesion", "intact")) if "rate" in f else "intact"
-    banner = verdict_banner(verdict, budget_hits)
+    banner = verdict.warnings() if verdict is not None else []
     lines = ["# cortexsim run summary", ""]
     if banner:
         lines += [f"> **{line}**" + ("  " if i < len(banner) - 1 else "") for i, line in enumerate(banner)] + [""]

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from . import metrics, plots, quality, store
 from .circuit import Connectome, build_connectome
-from .config import Config, config_from_text
+from .config import Config
 from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
@@ -170,7 +170,7 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
         return {}
     if run_file.exists():
         with store.open_run(run_file) as f:
-            if store.attr_text(f.attrs["config"]) != config.to_toml():
+            if store.read_config_text(f) != config.to_toml():
                 raise ConfigError(
                     f"{run_file}: holds a run of a different configuration; choose another --out, "
                     f"or pass --force to replace it"
@@ -238,12 +238,10 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
     log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
     log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
     verdict = gate(ctx.run_file, config)
-    with store.open_run(ctx.run_file) as f:
-        hits = budget_hits(store.read_metrics(f))
-    for line in verdict.lines():
-        log(("QUALITY: " if verdict.passed else "WARNING: ") + line)
-    for model in hits:
-        log(f"WARNING: {quality.model_label(model)} stopped at its wall-clock safety net (max_seconds)")
+    for line in verdict.lines() if verdict.passed else []:
+        log(f"QUALITY: {line}")
+    for line in verdict.warnings():
+        log(line)
     return ctx.run_file
 
 
@@ -445,10 +443,10 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
     """
     from . import compare
 
-    if config is None:
-        with store.open_run(run_file) as f:
-            config = config_from_text(store.attr_text(f.attrs["config"]), where=f"{run_file}:config")
-
+    with store.open_run(run_file) as f:
+        config = store.read_config(f) if config is None else config
+        positions = f["task/targets"][()]
+        verdict = quality.check_quality(store.read_metrics(f), config.quality)
     activities = compare.run_activities(run_file)
     for i, other in enumerate(others):
         activities += compare.run_activities(other, prefix=f"run{i + 2}/")
@@ -458,32 +456,21 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
         activities.append(act)
         notes.extend(note)
     t0 = time.perf_counter()
-    with store.open_run(run_file) as f:
-        positions = f["task/targets"][()]
     result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions,
                              rng=seeded_rng(config, "compare"))
     result.notes.extend(notes)
     log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
         f"({time.perf_counter() - t0:.1f} s)")
-    with store.open_run(run_file) as f:
-        held = store.read_metrics(f)
-    verdict = quality.check_quality(held, config.quality)
-    hits = budget_hits(held)
-    log(compare.format_report(result, verdict, hits))
+    log(compare.format_report(result, verdict))
     written = {**compare.headline_metrics(result), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
         compare.write_analysis(f, result)
         store.write_metrics(f, written, METRICS_TEXT)
     compare.write_figures(result, figures)
     with store.open_run(run_file) as f:
-        summary = compare.summary_markdown(f, result, verdict, hits)
+        summary = compare.summary_markdown(f, result, verdict)
     store.write_text_atomic(run_file.parent / "summary.md", summary)
     return list(written)
-
-
-def budget_hits(held: dict[str, float]) -> list[str]:
-    """Model prefixes whose training the wall-clock safety net stopped (``<model>_budget_hit = 1``)."""
-    return [k.removesuffix("_budget_hit") for k, val in held.items() if k.endswith("_budget_hit") and val == 1]
 
 
 METRICS_TEXT = (

@@ -691,7 +691,7 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
     if not run_file.exists():
         return 0.0
     with store.open_run(run_file) as f:
-        text = store.attr_text(f.attrs["config"])
+        text = store.read_config_text(f)
     if not force and text != config.to_toml():
         raise ConfigError(f"{run_file}: holds a run of a different configuration; choose another --out, or pass "
                           f"--force to replace it")

@@ -108,10 +108,14 @@ class QualityVerdict:
         Metric prefixes checked, in order.
     shortfalls : tuple of Shortfall
         Every missed bar.
+    budget_hits : tuple of str
+        Models whose training the wall-clock safety net stopped (``<model>_budget_hit = 1``):
+        not a failure, but their numbers depend on the machine's speed and load.
     """
 
     models: tuple[str, ...]
     shortfalls: tuple[Shortfall, ...]
+    budget_hits: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -140,6 +144,12 @@ class QualityVerdict:
         return [self.describe(m) for m in self.failed_models] + [
             "results drawn from a model that failed its task do not show how a working circuit solves it"]
 
+    def warnings(self) -> list[str]:
+        """``WARNING:`` lines: one per failed model (and the caveat), one per training stopped by its budget."""
+        lines = [] if self.passed else [f"WARNING: {line}" for line in self.lines()]
+        return lines + [f"WARNING: training of {model_label(m)} was stopped by its wall-clock safety net "
+                        f"(max_seconds); its numbers depend on the machine's speed and load" for m in self.budget_hits]
+
     def to_metrics(self) -> dict[str, float]:
         """``quality_passed`` and ``<model>_quality_passed`` (1 or 0) for ``/metrics``."""
         out = {"quality_passed": float(self.passed)}
@@ -158,7 +168,8 @@ def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
 def check_quality(metrics: Mapping[str, float], quality: QualityConfig) -> QualityVerdict:
     """Check every model found in ``metrics`` against the bars of ``quality``.
 
-    A missing or non-finite metric counts as a miss.
+    A missing or non-finite metric counts as a miss; ``<model>_budget_hit = 1`` attributes are
+    collected in :attr:`QualityVerdict.budget_hits`.
 
     Parameters
     ----------
@@ -171,6 +182,7 @@ def check_quality(metrics: Mapping[str, float], quality: QualityConfig) -> Quali
     QualityVerdict
     """
     models = model_prefixes(metrics)
+    hits = tuple(k.removesuffix("_budget_hit") for k, val in metrics.items() if k.endswith("_budget_hit") and val == 1)
     shortfalls = []
     for model in models:
         for metric, kind, bar in quality.bars(model):
@@ -178,4 +190,4 @@ def check_quality(metrics: Mapping[str, float], quality: QualityConfig) -> Quali
             ok = math.isfinite(value) and (value >= bar if kind == "min" else value < bar)
             if not ok:
                 shortfalls.append(Shortfall(model, metric, value, bar, kind))
-    return QualityVerdict(models, tuple(shortfalls))
+    return QualityVerdict(models, tuple(shortfalls), hits)

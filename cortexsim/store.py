@@ -42,6 +42,7 @@ import numpy as np
 from . import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
+from .config import Config, config_from_text
 from .errors import CortexsimError, RunFileError
 
 SCHEMA_VERSION = 1
@@ -208,6 +209,8 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        # this process wrote every byte (checksummed as written): the next open need not re-read them
+        _VERIFIED.add(_version(path))
     except BaseException:
         if f is not None:
             f.close()
@@ -557,6 +560,15 @@ VERIFY_BLOCK = 32 << 20
 """Bytes read at a time when checking a dataset's checksums."""
 
 
+def _version(path: str | Path) -> tuple | None:
+    """What identifies one version of a file (path, device, inode, size, modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def verify_checksums(f: h5py.File, path: str | Path) -> int:
     """Read every checksummed dataset so that HDF5 checks its Fletcher-32 sums; returns how many were checked.
 
@@ -567,11 +579,7 @@ def verify_checksums(f: h5py.File, path: str | Path) -> int:
     RunFileError
         Naming the first dataset whose data do not match their checksum (a corrupted byte).
     """
-    try:
-        st = os.stat(path)
-        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    except OSError:
-        key = None
+    key = _version(path)
     if key is not None and key in _VERIFIED:
         return 0
     checked = []
@@ -870,6 +878,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 
 @_reader('/metrics')
+def read_config_text(f: h5py.File) -> str:
+    """The full configuration the run was made with, as the TOML text stored in the root ``config`` attribute."""
+    return attr_text(f.attrs["config"])
+
+
+def read_config(f: h5py.File) -> Config:
+    """The run's configuration (:class:`~cortexsim.config.Config`), parsed and checked from ``config``."""
+    return config_from_text(read_config_text(f), where=f"{f.filename}@config")
+
+
 def read_metrics(f: h5py.File) -> dict[str, float]:
     """The headline numbers of ``/metrics`` (empty when the run has none yet)."""
     if "metrics" not in f:

@@ -275,7 +275,7 @@ def point_finished(point: Point) -> bool:
         return False
     try:
         with store.open_run(run_file) as f:
-            return (store.attr_text(f.attrs["config"]) == point.config.to_toml()
+            return (store.read_config_text(f) == point.config.to_toml()
                     and len(matching_stages(f, point.config)) == len(stages(point.config)))
     except store.RunFileError:
         return False

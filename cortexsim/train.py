@@ -141,6 +141,12 @@ class TrainState:
     HISTORY_KEYS = ("loss", "task_loss", "r2", "grad_norm", "lr", "mean_rate")
     VALIDATION_KEYS = ("val_iteration", "val_loss", "val_r2")
 
+    def kept_checkpoint(self) -> str:
+        """What a stop keeps, in words: the newest checkpoint of this state, or that none was written."""
+        if self.checkpointed_at is None:
+            return "no checkpoint had been written yet"
+        return f"the last checkpoint (iteration {self.checkpointed_at}) is kept"
+
     @property
     def budget_hit(self) -> bool:
         """True when training was stopped by the wall-clock safety net ``max_seconds``."""
@@ -270,9 +276,7 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
                 log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command "
                     f"to resume")
             elif checkpoint:
-                log(f"interrupted during iteration {state.iteration + 1}; "
-                    + (f"the checkpoint of iteration {state.checkpointed_at} is kept"
-                       if state.checkpointed_at is not None else "no checkpoint had been written yet"))
+                log(f"interrupted during iteration {state.iteration + 1}; {state.kept_checkpoint()}")
             raise
     if state.budget_hit:
         log(f"WARNING: training was stopped by the wall-clock safety net after {state.iteration} iterations; "
@@ -338,10 +342,8 @@ def _iteration(model: Any, config: TrainConfig, state: TrainState, draws: _Draws
     batch, noise = draws.take()
     loss, grads, stats = model.loss_and_grad(batch, penalties, noise, w_ref=w_ref)
     if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
-        kept = (f"the last checkpoint (iteration {state.checkpointed_at}) is kept" if state.checkpointed_at is not None
-                else "no checkpoint had been written yet")
         raise TrainingError(
-            f"loss became {loss} at iteration {state.iteration}; stopped, {kept}. "
+            f"loss became {loss} at iteration {state.iteration}; stopped, {state.kept_checkpoint()}. "
             f"Lower train.learning_rate or train.clip_norm, or check the circuit gain."
         )
     lr = config.learning_rate * config.lr_final ** (state.iteration / config.max_iterations)

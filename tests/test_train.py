@@ -154,7 +154,7 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done():
         train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(s.iteration),
               log=lines.append)
     assert saved == [2, 4]
-    assert lines[-1] == "interrupted during iteration 5; the checkpoint of iteration 4 is kept"
+    assert lines[-1] == "interrupted during iteration 5; the last checkpoint (iteration 4) is kept"
     assert signal.getsignal(signal.SIGINT) is before  # the guard restored the handler
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics, store
-from ..config import config_from_text
 from ..lesion import apply_lesion
 from ..rate import RateNetwork
 from ..tasks import CenterOutTask, TrialBatch
@@ -25,7 +24,7 @@ def load_rate_network(run_file: str | Path) -> tuple[RateNetwork, object]:
     from ..pipeline import make_rate_network
 
     with store.open_run(run_file) as f:
-        config = config_from_text(store.attr_text(f.attrs["config"]), where=f"{run_file}@config")
+        config = store.read_config(f)
         connectome = store.read_circuit(f)
         if "rate" not in f:
             raise ValueError(f"{run_file}: has no /rate group (train the rate network first)")
