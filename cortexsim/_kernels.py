@@ -51,7 +51,7 @@ import numpy as np
 
 try:  # the routine scipy.sparse's ``csr @ dense`` calls, here accumulating into a given output
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
-except ImportError:  # pragma: no cover - a future scipy that moved it: public (allocating) API instead
+except ImportError:  # pragma: no cover - a future scipy that moved it: recurrent_path then chooses "dense"
     _csr_matvecs = None
 
 PATHS = ("sparse", "dense")
@@ -141,11 +141,6 @@ class Csr:
         """``y += A @ x`` in place, for C-contiguous ``x`` (columns, k) and ``y`` (rows, k) of the dtype."""
         if not (x.flags.c_contiguous and y.flags.c_contiguous and x.dtype == self.dtype == y.dtype):
             raise ValueError("Csr.matvecs needs C-contiguous operands of the matrix dtype")
-        if _csr_matvecs is None:  # pragma: no cover
-            import scipy.sparse
-
-            y += scipy.sparse.csr_array((self.data, self.indices, self.indptr), shape=self.shape) @ x
-            return
         _csr_matvecs(self.shape[0], self.shape[1], x.shape[1], self.indptr, self.indices, self.data,
                      x.reshape(-1), y.reshape(-1))
 
