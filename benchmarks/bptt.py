@@ -69,7 +69,8 @@ from threadpoolctl import threadpool_limits
 
 from cortexsim.anatomy import default_m1_spec
 from cortexsim.circuit import build_connectome
-from cortexsim.rate import GROUPS, Penalties, RateNetwork, gradient_threads, kernel_path, training_threads
+from cortexsim.loss import Penalties
+from cortexsim.rate import GROUPS, RateNetwork, gradient_threads, kernel_path, training_threads
 from cortexsim.tasks import CenterOutTask, TrialBatch
 from cortexsim.transfer import Softplus, make_transfer
 

@@ -1,7 +1,33 @@
 """cortexsim: a six-layer motor-cortex circuit as rate RNN, spiking twin and ANN, compared.
 
-Data flow: :mod:`~cortexsim.anatomy` -> :mod:`~cortexsim.circuit` -> models ->
-:mod:`~cortexsim.store` (HDF5) -> analysis -> figures.
+The public API is small; every name below is documented in its module::
+
+    import cortexsim as cs
+
+    config = cs.load_experiment("experiments/smoke.toml")  # every value and name checked
+    circuit = cs.build_circuit(config)                     # the sampled six-layer M1 connectome
+    net, _ = cs.train_rate(config, circuit)                 # BPTT, exactly as `cortexsim run` trains it
+    rate = cs.evaluate(net, config, "rate")                 # held-out metrics, evaluation-set activity
+    twin = cs.run_twin(net, config.lif, cs.make_task(config), seed=config.experiment.seed, k=3)
+    gru, _ = cs.train_ann(config, "gru")
+    result = cs.compare_models({"rate": rate.activity, "ann:gru": cs.evaluate(gru, config, "ann_gru").activity,
+                                "spiking": twin.rates[:-1].mean(axis=1)}, config)
+
+Layers (``docs/architecture.md``): config -> anatomy -> circuit -> tasks/transfer -> loss ->
+models (rate, ann, spiking) -> lesion -> training -> store -> data -> analysis ->
+battery/report -> plots -> pipeline/assembly -> sweep -> cli.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .assembly import build_circuit, load_experiment, make_ann_model, make_rate_network, make_task
+from .battery import BatteryResult
+from .config import Config, load_config
+from .lesion import apply_lesion
+from .pipeline import Evaluation, compare_models, evaluate, run_experiment, train_ann, train_rate
+from .spiking.twin import TwinResult, run_twin
+
+__all__ = [
+    "BatteryResult", "Config", "Evaluation", "TwinResult", "__version__", "apply_lesion", "build_circuit",
+    "compare_models", "evaluate", "load_config", "load_experiment", "make_ann_model", "make_rate_network",
+    "make_task", "run_experiment", "run_twin", "train_ann", "train_rate",
+]

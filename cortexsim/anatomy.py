@@ -29,8 +29,9 @@ Specs are written to and read from TOML (:meth:`CircuitSpec.to_toml`,
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 import tomli_w
 
 from . import _validate as v
+from .config import Config, LesionConfig, read_text_file
 from .errors import ConfigError
 
 LAYERS: tuple[str, ...] = ("L1", "L2/3", "L4", "L5A", "L5B", "L6")
@@ -505,3 +507,160 @@ def load_spec(source: str | Path, base: Path | None = None) -> CircuitSpec:
     if base is not None and not path.is_absolute():
         path = base / path
     return CircuitSpec.from_toml(path)
+
+
+TASK_INPUT_GROUPS: tuple[str, ...] = ("target", "go")
+"""The circuit input groups the task feeds (:class:`cortexsim.tasks.TrialBatch` ``input_groups``); a spec must wire
+each of them."""
+
+
+def _hint(name: Any, known: Sequence[str]) -> str:
+    near = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def check_population(name: Any, where: str, spec: CircuitSpec) -> str:
+    """Raise :class:`ConfigError` unless ``name`` is a population of ``spec`` (with a did-you-mean hint)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: expected a population name (a string), got {name!r}")
+    if name not in spec.names:
+        raise ConfigError(f"{where}: no population {name!r}{_hint(name, spec.names)}; populations: "
+                          f"{', '.join(spec.names)}")
+    return name
+
+
+def check_projection(key: Any, where: str, spec: CircuitSpec, exact: bool = True) -> str:
+    """Raise :class:`ConfigError` unless ``key`` names a projection ``"PRE -> POST"`` of ``spec``.
+
+    Parameters
+    ----------
+    key : Any
+        The projection as written in the config.
+    where : str
+        Dotted config key, for the message.
+    spec : CircuitSpec
+    exact : bool
+        Require the exact spelling ``"PRE -> POST"`` (overrides match keys exactly; lesions strip spaces).
+    """
+    if not isinstance(key, str) or key.count("->") != 1 or not all(p.strip() for p in key.split("->")):
+        raise ConfigError(f"{where}: {key!r} is not a projection; write \"PRE -> POST\", e.g. \"IT2/3 -> PT5B\"")
+    pre, post = (p.strip() for p in key.split("->"))
+    for role, name in (("presynaptic", pre), ("postsynaptic", post)):
+        if name not in spec.names:
+            raise ConfigError(f"{where}: {key!r}: no {role} population {name!r}{_hint(name, spec.names)}; "
+                              f"populations: {', '.join(spec.names)}")
+    canonical = f"{pre} -> {post}"
+    keys = [p.key for p in spec.projections]
+    if canonical not in keys:
+        raise ConfigError(f"{where}: no projection {key!r} in the spec{_hint(canonical, keys)}; name an existing "
+                          f"one as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file")
+    if exact and key != canonical:
+        raise ConfigError(f"{where}: write the projection {key!r} exactly as {canonical!r}")
+    return canonical
+
+
+def check_input_groups(groups: Iterable[Any], where: str) -> None:
+    """Raise :class:`ConfigError` if a group is not one the task feeds (:data:`TASK_INPUT_GROUPS`)."""
+    for group in groups:
+        if group not in TASK_INPUT_GROUPS:
+            raise ConfigError(f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
+                              f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}")
+
+
+def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where: str = "circuit.overrides") -> None:
+    """Check every population, projection and input group named in ``[circuit.overrides]`` and the values.
+
+    Runs before :meth:`CircuitSpec.with_overrides` so that each message names the override's own key
+    (``circuit.overrides.size.PV5B``) and suggests the closest existing name.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if not isinstance(overrides, Mapping):
+        return  # with_overrides says what is expected
+    bounds = {"size": {"low": 0, "low_open": True}, "tau": {"low": 0, "low_open": True},
+              "probability": {"low": 0, "high": 1}, "weight": {"low": 0}}
+    for attr, limits in bounds.items():
+        table = overrides.get(attr)
+        if not isinstance(table, Mapping):
+            continue
+        for name, value in table.items():
+            if attr in ("size", "tau"):
+                check_population(name, f"{where}.{attr}", spec)
+            else:
+                check_projection(name, f"{where}.{attr}", spec)
+            v.number(value, f"{where}.{attr}.{name}", **limits)
+    for attr, check in (("cut", check_projection), ("silence", check_population), ("outputs", check_population)):
+        names = overrides.get(attr)
+        if isinstance(names, (list, tuple)):
+            for name in names:
+                check(name, f"{where}.{attr}", spec)
+    inputs = overrides.get("inputs")
+    if isinstance(inputs, Mapping):
+        check_input_groups(inputs, f"{where}.inputs")
+        for group, targets in inputs.items():
+            if isinstance(targets, (list, tuple)):
+                for name in targets:
+                    check_population(name, f"{where}.inputs.{group}", spec)
+    for key, limits in (("gain", {"low": 0, "low_open": True}), ("reference_slope", {"low": 0, "low_open": True}),
+                        ("weight_cv", {"low": 0})):
+        if key in overrides:
+            v.number(overrides[key], f"{where}.{key}", **limits)
+
+
+def check_lesion_names(lesion: LesionConfig, spec: CircuitSpec) -> None:
+    """Check the populations and projections ``[lesion]`` names against the circuit (did-you-mean hints)."""
+    for name in lesion.silence:
+        check_population(name, "lesion.silence", spec)
+    for key in lesion.cut:
+        check_projection(key, "lesion.cut", spec, exact=False)
+
+
+def circuit_spec(config: Config) -> CircuitSpec:
+    """The circuit spec of ``config``: ``circuit.spec`` with ``[circuit.overrides]`` applied.
+
+    Every name the overrides give is checked first, so that each message names the
+    override's own key and suggests the closest existing name.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable, non-UTF-8 or invalid spec file, an input group the task does not feed, an
+        unknown population or projection, or a bad override value.
+    """
+    path = config.spec_path()
+    if path is None:
+        spec = default_m1_spec()
+    else:
+        spec = CircuitSpec.from_toml_text(read_text_file(path, "spec file", "circuit.spec"), where=str(path))
+        check_input_groups(spec.inputs, f"circuit.spec ({path}): inputs")
+    if not config.circuit.overrides:
+        return spec
+    check_override_names(spec, config.circuit.overrides)
+    return spec.with_overrides(config.circuit.overrides)
+
+
+def check_config(config: Config, where: str = "") -> CircuitSpec:
+    """Check every name ``config`` gives against its circuit; returns the circuit spec.
+
+    Checks the spec file, ``[circuit.overrides]`` and ``[lesion]`` (the value checks
+    ran when the config was read).
+
+    Parameters
+    ----------
+    config : Config
+    where : str, optional
+        Prefix of every message (the config file's name).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, the unknown name and the closest existing one.
+    """
+    try:
+        spec = circuit_spec(config)
+        check_lesion_names(config.lesion, spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)) from None
+    return spec

@@ -54,14 +54,14 @@ import numpy as np
 
 from . import _validate as v
 from ._model import TimeMajorModel
+from .config import ANN_ARCHITECTURES
 from .errors import ConfigError
-from .rate import Penalties, _masked_mean
+from .loss import DEFAULT_PENALTIES, Penalties, task_error
 from .tasks import TrialBatch
 
-ARCHITECTURES = ("rnn", "gru", "lstm")
-"""Names accepted by :func:`make_ann`."""
+ARCHITECTURES = ANN_ARCHITECTURES
+"""Names accepted by :func:`make_ann` (the ``ann.archs`` choices of :mod:`cortexsim.config`)."""
 
-_PENALTIES = Penalties()  # the trainer's defaults
 
 DEFAULT_HIDDEN = 128
 """Recommended hidden size."""
@@ -230,7 +230,7 @@ class _Recurrent(TimeMajorModel):
         raise NotImplementedError
 
     # -- loss and gradients ------------------------------------------------------------
-    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = _PENALTIES,
+    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = DEFAULT_PENALTIES,
                       noise: np.ndarray | None = None, w_ref: float | None = None
                       ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
@@ -260,11 +260,8 @@ class _Recurrent(TimeMajorModel):
         y = h @ p["w_out"].T + p["b_out"]
         target = batch.targets.transpose(1, 0, 2).astype(self.dtype)
         mask = batch.mask.transpose(1, 0, 2).astype(self.dtype)
-        scale = self.output_scale**2
-        err = (y - target) * mask
-        count = max(float(mask.sum()), 1.0)
-        task = float(np.sum(err**2)) / (count * scale)
-        dy = err * (2.0 / (count * scale))
+        error = task_error(y, target, mask, self.output_scale)
+        task, dy = error.loss, error.grad
 
         act_l2 = penalties.rate_l2 * penalties.rate_cap**2
         g = self._buffer("g", h.shape)  # dL/dh[t] from the readout and the activity penalty
@@ -281,9 +278,8 @@ class _Recurrent(TimeMajorModel):
 
         act_loss = act_l2 * float(np.mean(h.astype(np.float64) ** 2))
         weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
-        ss_tot = float(np.sum(mask * (target - _masked_mean(target, mask)) ** 2))
         habs = np.abs(h)
-        stats = {"task_loss": task, "r2": 1.0 - float(np.sum(err**2)) / max(ss_tot, 1e-30),
+        stats = {"task_loss": task, "r2": error.r2,
                  "mean_rate": float(habs.mean()), "max_rate": float(habs.max())}
         return task + act_loss + weight_loss, grads, stats
 

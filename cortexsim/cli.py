@@ -21,13 +21,17 @@ point failed; 2 bad input; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import __version__, preflight, store
-from .config import Config, load_config, read_text_file
+from . import preflight, store
+from ._version import __version__
+from .assembly import build_circuit, circuit_spec, load_experiment
+from .config import Config, read_text_file
 from .errors import ConfigError, CortexsimError
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
@@ -47,7 +51,7 @@ def format_table(rows: Sequence[dict[str, object]]) -> str:
 
 
 def _config_with(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    config = load_experiment(args.config)
     if getattr(args, "n_units", None) is not None:
         config = config.with_section("circuit", n_units=args.n_units)
     if getattr(args, "seed", None) is not None:
@@ -75,7 +79,7 @@ def cmd_circuit(args: argparse.Namespace) -> int:
         store.open_run(out).close()  # never replace a foreign or damaged file
     if plot:
         preflight.check_writable(plot.parent, "--plot")
-    connectome = pipeline.build_circuit(config)
+    connectome = build_circuit(config)
     pipeline.write_circuit_file(config, connectome, out)
     print(f"{connectome!r}  seed {config.experiment.seed}")
     print(format_table(connectome.population_table()))
@@ -95,7 +99,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_spec(args: argparse.Namespace) -> int:
     out = _out_file(args.out, (".toml",), "--out") if args.out else None
-    text = _config_with(args).circuit_spec().to_toml()
+    text = circuit_spec(_config_with(args)).to_toml()
     if out:
         try:
             out.write_text(text)
@@ -111,9 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
 
     if args.config:
-        config = load_config(args.config)
+        config = load_experiment(args.config)
     else:  # the main experiment; its defaults also live in the code, for non-editable installs
-        config = load_config(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None)
+        config = load_experiment(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None)
     if args.out:
         out = Path(args.out)
     else:  # results/<experiment>/<timestamp>-<hash>/; a rerun continues the newest folder of this config
@@ -288,13 +292,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"cortexsim: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+def _verbosity() -> argparse.ArgumentParser:
+    """The options every command takes: how much progress it prints."""
+    common = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    talk.add_argument("-v", "--verbose", action="store_true", help="print debugging detail too")
+    return common
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the ``cortexsim`` command."""
     p = _Parser(prog="cortexsim", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"cortexsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = [_verbosity()]  # every command takes --quiet / --verbose
 
-    r = sub.add_parser("run", help="run the experiment pipeline")
+    r = sub.add_parser("run", parents=common, help="run the experiment pipeline")
     r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
     r.add_argument("--out", help="output folder (default results/<experiment>/<UTC time>-<config hash>/, "
                                  "continuing the newest folder of the same config)")
@@ -305,7 +319,7 @@ def parser() -> argparse.ArgumentParser:
                    help="exit with status 1 when a trained model misses the [quality] bars of its task")
     r.set_defaults(func=cmd_run)
 
-    w = sub.add_parser("sweep", help="run many variants of an experiment on Dask and tabulate them",
+    w = sub.add_parser("sweep", parents=common, help="run many variants of an experiment on Dask and tabulate them",
                        description="Run every point of a sweep file as its own run folder under --out, on a "
                                    "Dask LocalCluster (or the scheduler at --scheduler), then gather "
                                    "summary.csv, summary.h5 and figures. Finished points are skipped; exit "
@@ -319,7 +333,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="list the points and what they share, run nothing")
     w.set_defaults(func=cmd_sweep)
 
-    c = sub.add_parser("circuit", help="build a circuit, save it and print its populations")
+    c = sub.add_parser("circuit", parents=common, help="build a circuit, save it and print its populations")
     c.add_argument("--config", help="experiment TOML whose [circuit] and [experiment] tables are used")
     c.add_argument("--n-units", type=int, help="total number of units")
     c.add_argument("--seed", type=int, help="random seed")
@@ -327,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="connectivity figure to write (.png, .pdf, .svg)")
     c.set_defaults(func=cmd_circuit)
 
-    k = sub.add_parser("compare", help="compare a run's circuit, layers and populations with its ANNs (and data)")
+    k = sub.add_parser("compare", parents=common, help="compare a run's circuit, layers and populations with its ANNs (and data)")
     k.add_argument("run", help="run file (.h5) from `cortexsim run`")
     k.add_argument("others", nargs="*", help="more run files whose models join the comparison")
     k.add_argument("--data", help="recorded condition-averaged data (.npz, .mat, .nwb)")
@@ -336,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     k.set_defaults(func=cmd_compare)
 
-    sp = sub.add_parser("spiking", help="simulate a trained run's circuit as LIF neurons (Brian2)")
+    sp = sub.add_parser("spiking", parents=common, help="simulate a trained run's circuit as LIF neurons (Brian2)")
     sp.add_argument("run", help="run file (.h5) with a trained rate network")
     sp.add_argument("--k", type=int, help="LIF neurons per rate unit (default: the run's [spiking] k)")
     sp.add_argument("--trials", type=int,
@@ -345,16 +359,34 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     sp.set_defaults(func=cmd_spiking)
 
-    i = sub.add_parser("inspect", help="show what a run file holds")
+    i = sub.add_parser("inspect", parents=common, help="show what a run file holds")
     i.add_argument("file", help="run file (.h5)")
     i.add_argument("--json", action="store_true", help="print JSON instead of a tree")
     i.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("spec", help="print the circuit spec (with the config's overrides) as TOML")
+    s = sub.add_parser("spec", parents=common, help="print the circuit spec (with the config's overrides) as TOML")
     s.add_argument("--config", help="experiment TOML")
     s.add_argument("--out", help="write to this file instead of printing")
     s.set_defaults(func=cmd_spec)
     return p
+
+
+@contextlib.contextmanager
+def _progress_to_stdout(level: int) -> Iterator[None]:
+    """Print the ``cortexsim`` loggers' lines at ``level`` and above on stdout while a command runs."""
+    logger = logging.getLogger("cortexsim")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # an application's own root handlers would print every line twice
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -363,8 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
         return exc.code if isinstance(exc.code, int) else 0
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     try:
-        return args.func(args)
+        with _progress_to_stdout(level):
+            return args.func(args)
     except CortexsimError as exc:
         print(f"cortexsim: error: {exc}", file=sys.stderr)
         return 2

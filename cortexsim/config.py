@@ -5,42 +5,48 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
 
     [experiment]   name, seed
     [circuit]      n_units, spec ("default" or a spec TOML path), [circuit.overrides]
-    [task]         the delayed center-out reach (:class:`cortexsim.tasks.CenterOutTask`)
+    [task]         the delayed center-out reach (:class:`TaskConfig`)
     [lif]          the LIF neuron whose transfer function the rate units use
-                   (:class:`cortexsim.transfer.LIFParams`)
+                   (:class:`LIFParams`)
     [rate]         the rate network (:class:`RateConfig`)
-    [train]        the trainer (:class:`cortexsim.train.TrainConfig`)
+    [train]        the trainer (:class:`TrainConfig`)
     [ann]          the ANN baselines (:class:`AnnConfig`)
     [spiking]      the LIF twin (:class:`SpikingConfig`)
     [compare]      the comparison battery (:class:`CompareConfig`)
-    [lesion]       lesions of the trained circuit (:class:`cortexsim.lesion.LesionConfig`)
-    [quality]      the reach bars of the quality gate (:class:`cortexsim.quality.QualityConfig`)
+    [lesion]       lesions of the trained circuit (:class:`LesionConfig`)
+    [quality]      the reach bars of the quality gate (:class:`QualityConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
+
+This module is the base layer: it imports nothing of cortexsim but the errors and
+the validators, so every other module may read its sections.  The names a config
+gives to populations, projections and input groups are checked against the circuit
+by :func:`cortexsim.anatomy.check_config` (which :func:`cortexsim.assembly.load_experiment`
+and the command line run before anything is computed).
 """
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tomli_w
 
 from . import _validate as v
-from .anatomy import CircuitSpec, load_spec
 from .errors import ConfigError
-from .lesion import LesionConfig
-from .quality import QualityConfig
-from .tasks import CenterOutTask, TrialBatch
-from .train import TrainConfig
-from .transfer import TRANSFERS, LIFParams
+
+TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
+"""The transfer functions ``rate.transfer`` names (:func:`cortexsim.transfer.make_transfer` builds them)."""
+
+ANN_ARCHITECTURES = ("rnn", "gru", "lstm")
+"""The ANN baselines ``ann.archs`` names (:func:`cortexsim.ann.make_ann` builds them)."""
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -141,6 +147,264 @@ class CircuitConfig:
 
 
 @dataclass(frozen=True)
+class TaskConfig:
+    """``[task]``: the delayed center-out reach; every duration in seconds, distance in metres.
+
+    :class:`cortexsim.tasks.CenterOutTask` is the task these numbers define (it draws the trials).
+
+    Attributes
+    ----------
+    dt : float
+        Time step (s).
+    n_targets : int
+        Number of targets evenly spaced on the circle (any K >= 1).
+    random_angles : bool
+        Draw target angles uniformly on the circle instead of from ``n_targets``.
+    reach_distance : float
+        Reach length (m).
+    reach_duration : float
+        Duration of the minimum-jerk movement (s).
+    reaction_time : float
+        From go cue to movement onset (s).
+    fixation : float
+        From trial start to target onset (s).
+    delay_min, delay_max : float
+        Range of the uniform delay between target onset and go cue (s).
+    zero_delay_fraction : float
+        Share of (non-catch) trials with no delay.
+    catch_fraction : float
+        Share of catch trials (target shown, no go cue, no movement).
+    go_duration : float
+        Length of the go pulse (s).
+    hold : float
+        Time after the latest possible movement end until the trial ends (s).
+    eval_delay : float
+        Delay of the evaluation set (one trial per target).
+    """
+
+    dt: float = 0.01
+    n_targets: int = 8
+    random_angles: bool = False
+    reach_distance: float = 0.10
+    reach_duration: float = 0.40
+    reaction_time: float = 0.15
+    fixation: float = 0.20
+    delay_min: float = 0.30
+    delay_max: float = 0.80
+    zero_delay_fraction: float = 0.10
+    catch_fraction: float = 0.20
+    go_duration: float = 0.10
+    hold: float = 0.20
+    eval_delay: float = 0.50
+
+    def __post_init__(self) -> None:
+        v.number(self.dt, "task.dt", low=0, low_open=True)
+        v.number(self.n_targets, "task.n_targets", low=1, integer=True)
+        for name in ("reach_distance", "reach_duration", "go_duration"):
+            v.number(getattr(self, name), f"task.{name}", low=0, low_open=True)
+        for name in ("reaction_time", "fixation", "delay_min", "delay_max", "hold", "eval_delay"):
+            v.number(getattr(self, name), f"task.{name}", low=0)
+        for name in ("zero_delay_fraction", "catch_fraction"):
+            v.number(getattr(self, name), f"task.{name}", low=0, high=1)
+        if self.delay_min > self.delay_max:
+            raise ConfigError(f"task.delay_min: {self.delay_min} exceeds task.delay_max {self.delay_max}")
+        if self.eval_delay > self.delay_max:
+            raise ConfigError(f"task.eval_delay: {self.eval_delay} exceeds task.delay_max {self.delay_max}")
+        if self.reach_duration < 2 * self.dt:
+            raise ConfigError(f"task.reach_duration: {self.reach_duration} s is under two time steps "
+                              f"(dt = {self.dt} s); lengthen it or lower dt")
+
+    @property
+    def duration(self) -> float:
+        """Trial length (s): long enough for the longest delay, reaction, reach and hold."""
+        return self.fixation + self.delay_max + self.reaction_time + self.reach_duration + self.hold
+
+    @property
+    def n_steps(self) -> int:
+        """Steps per trial: the last one starts at ``duration``, so every reach ends inside the trial."""
+        return int(np.ceil(self.duration / self.dt - 1e-9)) + 1
+
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """``[lif]``: the noisy leaky integrate-and-fire neuron (voltages relative to rest, in mV).
+
+    Attributes
+    ----------
+    tau_m : float
+        Membrane time constant (s).
+    threshold, reset : float
+        Spike threshold and reset potential (mV above rest).
+    refractory : float
+        Absolute refractory period (s).
+    sigma : float
+        Amplitude of the background white noise (mV) in Brunel's (2000)
+        convention, ``tau_m dV = (-V + mu) dt + sigma sqrt(tau_m) dW``; the free
+        membrane potential then fluctuates with SD ``sigma / sqrt(2)``.
+    """
+
+    tau_m: float = 0.010
+    threshold: float = 20.0
+    reset: float = 10.0
+    refractory: float = 0.002
+    sigma: float = 6.0
+
+    def __post_init__(self) -> None:
+        v.number(self.tau_m, "lif.tau_m", low=0, low_open=True)
+        v.number(self.refractory, "lif.refractory", low=0)
+        v.number(self.sigma, "lif.sigma", low=0, low_open=True)
+        if not self.reset < self.threshold:
+            raise ConfigError(f"lif: reset {self.reset} mV must lie below threshold {self.threshold} mV")
+
+
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: how to train.
+
+    Attributes
+    ----------
+    batch_size : int
+        Trials per iteration (fresh trials every iteration).
+    max_iterations : int
+        Upper bound on iterations.
+    max_seconds : float, optional
+        Wall-clock safety net for training (s), off (None) by default.  When set and
+        crossed, training stops after that iteration and the run says so
+        (``<model>_budget_hit = 1`` in ``/metrics``); the result then depends on the
+        machine's speed and load, so reproducible studies leave it off.
+    learning_rate : float
+        Adam step size, relative to each group's typical magnitude (0.03: about 3 %
+        of a group's scale per step).
+    lr_final : float
+        Learning rate at ``max_iterations`` as a fraction of the initial one
+        (exponential decay).
+    clip_norm : float
+        Global norm above which the (scaled) gradient is shrunk.
+    rate_l2, rate_cap, rate_cap_l2, weight_l2 : float
+        Penalties (see :class:`cortexsim.loss.Penalties`).
+    validation_trials : int
+        Size of the fixed, noise-free validation set.
+    eval_every : int
+        Iterations between validations.
+    patience : int
+        Validations without improvement before stopping early.
+    target_r2 : float
+        Stop as soon as validation R^2 reaches this (1 disables).
+    log_every : int
+        Iterations between progress lines.
+    checkpoint_every : int
+        Iterations between checkpoints written to the run file.
+    """
+
+    batch_size: int = 64
+    max_iterations: int = 1000
+    max_seconds: float | None = None
+    learning_rate: float = 3e-2
+    lr_final: float = 0.1
+    clip_norm: float = 1.0
+    rate_l2: float = 1e-6
+    rate_cap: float = 50.0
+    rate_cap_l2: float = 1e-3
+    weight_l2: float = 1e-4
+    validation_trials: int = 128
+    eval_every: int = 50
+    patience: int = 30
+    target_r2: float = 1.0
+    log_every: int = 100
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_iterations", "validation_trials", "eval_every", "patience",
+                     "log_every", "checkpoint_every"):
+            v.number(getattr(self, name), f"train.{name}", low=1, integer=True)
+        if self.max_seconds is not None:
+            v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
+        v.number(self.learning_rate, "train.learning_rate", low=0, low_open=True)
+        v.number(self.lr_final, "train.lr_final", low=0, high=1, low_open=True)
+        v.number(self.clip_norm, "train.clip_norm", low=0, low_open=True)
+        for name in ("rate_l2", "rate_cap_l2", "weight_l2"):
+            v.number(getattr(self, name), f"train.{name}", low=0)
+        v.number(self.rate_cap, "train.rate_cap", low=0, low_open=True)
+        v.number(self.target_r2, "train.target_r2", high=1)
+
+
+@dataclass(frozen=True)
+class LesionConfig:
+    """``[lesion]``: silence populations and cut projections of the trained circuit.
+
+    The rate network is trained intact; the lesion applies to its evaluation, the
+    spiking twin and the comparison.  Empty lists (the default): no lesion.
+
+    Attributes
+    ----------
+    silence : tuple of str
+        Populations whose units are silenced (e.g. ``["PT5B"]``).
+    cut : tuple of str
+        Projections to remove, each ``"PRE -> POST"`` (e.g. ``["IT2/3 -> PT5B"]``).
+    """
+
+    silence: tuple[str, ...] = ()
+    cut: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("silence", "cut"):
+            value = getattr(self, key)
+            if isinstance(value, str) or not all(isinstance(x, str) for x in value):
+                example = '["PT5B"]' if key == "silence" else '["IT2/3 -> PT5B"]'
+                raise ConfigError(f"lesion.{key}: expected a list of names such as {example}, got {value!r}")
+
+    @property
+    def active(self) -> bool:
+        """True when anything is silenced or cut."""
+        return bool(self.silence or self.cut)
+
+    def label(self) -> str:
+        """Short description, e.g. ``"silence PT5B; cut IT2/3 -> PT5B"`` (``"intact"`` when none)."""
+        parts = ([f"silence {', '.join(self.silence)}"] if self.silence else []) + (
+            [f"cut {', '.join(self.cut)}"] if self.cut else [])
+        return "; ".join(parts) or "intact"
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """``[quality]``: the reach bars every trained model must meet.
+
+    Attributes
+    ----------
+    position_r2 : float
+        Lowest acceptable noise-free held-out position R^2 of the rate circuit and the ANNs.
+    endpoint_error_cm : float
+        Largest acceptable mean endpoint error (cm) of the rate circuit and the ANNs.
+    catch_drift_cm : float
+        Largest acceptable mean catch-trial drift (cm) of the rate circuit and the ANNs.
+    spiking_position_r2 : float
+        Lowest acceptable single-trial decoded position R^2 of the spiking twin.
+    """
+
+    position_r2: float = 0.98
+    endpoint_error_cm: float = 1.0
+    catch_drift_cm: float = 1.0
+    spiking_position_r2: float = 0.9
+
+    def __post_init__(self) -> None:
+        v.number(self.position_r2, "quality.position_r2", high=1)
+        v.number(self.spiking_position_r2, "quality.spiking_position_r2", high=1)
+        v.number(self.endpoint_error_cm, "quality.endpoint_error_cm", low=0, low_open=True)
+        v.number(self.catch_drift_cm, "quality.catch_drift_cm", low=0, low_open=True)
+
+    def bars(self, model: str) -> list[tuple[str, str, float]]:
+        """``(metric, "min" | "max", bar)`` for one model prefix (``rate``, ``spiking``, ``ann_<arch>``)."""
+        if model == "spiking":
+            return [("spiking_position_r2", "min", self.spiking_position_r2)]
+        return [(f"{model}_position_r2", "min", self.position_r2),
+                (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
+                (f"{model}_catch_drift_cm", "max", self.catch_drift_cm)]
+
+
+@dataclass(frozen=True)
 class RateConfig:
     """``[rate]``: the rate network.
 
@@ -172,7 +436,7 @@ class RateConfig:
     input_std: float = 2.0
 
     def __post_init__(self) -> None:
-        v.choice(self.transfer, "rate.transfer", TRANSFERS)
+        v.choice(self.transfer, "rate.transfer", TRANSFER_NAMES)
         v.choice(self.dtype, "rate.dtype", ("float32", "float64"))
         v.number(self.noise_std, "rate.noise_std", low=0)
         v.number(self.rest_rate, "rate.rest_rate", low=0, low_open=True)
@@ -209,10 +473,8 @@ class AnnConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        from .ann import ARCHITECTURES
-
         for arch in self.archs:
-            v.choice(arch, "ann.archs", ARCHITECTURES)
+            v.choice(arch, "ann.archs", ANN_ARCHITECTURES)
         v.number(self.n_hidden, "ann.n_hidden", low=1, integer=True)
         if self.max_iterations is not None:
             v.number(self.max_iterations, "ann.max_iterations", low=1, integer=True)
@@ -283,7 +545,7 @@ class SpikingConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": CenterOutTask,
+    "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": TaskConfig,
     "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "spiking": SpikingConfig,
     "compare": CompareConfig, "lesion": LesionConfig, "quality": QualityConfig,
 }
@@ -292,24 +554,35 @@ SECTIONS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment configuration.
+    """A whole experiment configuration: one checked section per table of :data:`SECTIONS`.
+
+    Every field defaults to its section's defaults.  Values are checked here (types,
+    ranges, choices); names of populations and projections against the circuit by
+    :func:`cortexsim.anatomy.check_config`.
 
     Attributes
     ----------
-    sections : dict of str to dataclass
-        One checked dataclass per table of :data:`SECTIONS` (defaults where absent).
     base : Path
-        Folder that relative paths in the config are resolved against.
+        Folder that relative paths in the config (``circuit.spec``, ``compare.data``) are resolved against.
     """
 
-    sections: dict[str, Any]
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    circuit: CircuitConfig = field(default_factory=CircuitConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    lif: LIFParams = field(default_factory=LIFParams)
+    rate: RateConfig = field(default_factory=RateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ann: AnnConfig = field(default_factory=AnnConfig)
+    spiking: SpikingConfig = field(default_factory=SpikingConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    lesion: LesionConfig = field(default_factory=LesionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     base: Path = Path(".")
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["sections"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def sections(self) -> dict[str, Any]:
+        """Section name -> its dataclass, in the order of :data:`SECTIONS`."""
+        return {name: getattr(self, name) for name in SECTIONS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: Path = Path("."), where: str = "") -> Config:
@@ -322,14 +595,7 @@ class Config:
             if not where or str(exc).startswith(where):
                 raise
             raise ConfigError(f"{where}: {exc}") from None
-        config = cls(sections, base)
-        try:  # validate the spec, its overrides and the lesion now, every name with a did-you-mean hint
-            spec = config.circuit_spec()
-            check_lesion_names(config.lesion, spec)
-            config.lesion.check(spec)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
-        return config
+        return cls(**sections, base=base)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data of every section (TOML-able)."""
@@ -345,137 +611,12 @@ class Config:
         data[name] = {**data[name], **changes}
         return Config.from_dict(data, self.base)
 
-    def base_spec(self) -> CircuitSpec:
-        """The circuit spec named by ``circuit.spec``, before the overrides.
-
-        Raises
-        ------
-        ConfigError
-            Unreadable, non-UTF-8 or invalid spec file, or an input group the task does not feed.
-        """
+    def spec_path(self) -> Path | None:
+        """The spec file ``circuit.spec`` names, resolved against :attr:`base` (None: the default spec)."""
         if self.circuit.spec == "default":
-            return load_spec("default")
+            return None
         path = Path(self.circuit.spec)
-        if not path.is_absolute():
-            path = self.base / path
-        spec = CircuitSpec.from_toml_text(read_text_file(path, "spec file", "circuit.spec"), where=str(path))
-        check_input_groups(spec.inputs, f"circuit.spec ({path}): inputs")
-        return spec
-
-    def circuit_spec(self) -> CircuitSpec:
-        """The circuit spec with this config's overrides applied (every name checked, with hints)."""
-        spec = self.base_spec()
-        if not self.circuit.overrides:
-            return spec
-        check_override_names(spec, self.circuit.overrides)
-        return spec.with_overrides(self.circuit.overrides)
-
-
-TASK_INPUT_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(TrialBatch.__dataclass_fields__["input_groups"].default))
-"""The circuit input groups the task feeds (``target``, ``go``); a spec must wire each of them."""
-
-
-def _hint(name: Any, known: Sequence[str]) -> str:
-    near = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
-def check_population(name: Any, where: str, spec: CircuitSpec) -> str:
-    """Raise :class:`ConfigError` unless ``name`` is a population of ``spec`` (with a did-you-mean hint)."""
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: expected a population name (a string), got {name!r}")
-    if name not in spec.names:
-        raise ConfigError(f"{where}: no population {name!r}{_hint(name, spec.names)}; populations: "
-                          f"{', '.join(spec.names)}")
-    return name
-
-
-def check_projection(key: Any, where: str, spec: CircuitSpec, exact: bool = True) -> str:
-    """Raise :class:`ConfigError` unless ``key`` names a projection ``"PRE -> POST"`` of ``spec``.
-
-    Parameters
-    ----------
-    key : Any
-        The projection as written in the config.
-    where : str
-        Dotted config key, for the message.
-    spec : CircuitSpec
-    exact : bool
-        Require the exact spelling ``"PRE -> POST"`` (overrides match keys exactly; lesions strip spaces).
-    """
-    if not isinstance(key, str) or key.count("->") != 1 or not all(p.strip() for p in key.split("->")):
-        raise ConfigError(f"{where}: {key!r} is not a projection; write \"PRE -> POST\", e.g. \"IT2/3 -> PT5B\"")
-    pre, post = (p.strip() for p in key.split("->"))
-    for role, name in (("presynaptic", pre), ("postsynaptic", post)):
-        if name not in spec.names:
-            raise ConfigError(f"{where}: {key!r}: no {role} population {name!r}{_hint(name, spec.names)}; "
-                              f"populations: {', '.join(spec.names)}")
-    canonical = f"{pre} -> {post}"
-    keys = [p.key for p in spec.projections]
-    if canonical not in keys:
-        raise ConfigError(f"{where}: no projection {key!r} in the spec{_hint(canonical, keys)}; name an existing "
-                          f"one as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file")
-    if exact and key != canonical:
-        raise ConfigError(f"{where}: write the projection {key!r} exactly as {canonical!r}")
-    return canonical
-
-
-def check_input_groups(groups: Iterable[Any], where: str) -> None:
-    """Raise :class:`ConfigError` if a group is not one the task feeds (:data:`TASK_INPUT_GROUPS`)."""
-    for group in groups:
-        if group not in TASK_INPUT_GROUPS:
-            raise ConfigError(f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
-                              f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}")
-
-
-def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where: str = "circuit.overrides") -> None:
-    """Check every population, projection and input group named in ``[circuit.overrides]`` and the values.
-
-    Runs before :meth:`CircuitSpec.with_overrides` so that each message names the override's own key
-    (``circuit.overrides.size.PV5B``) and suggests the closest existing name.
-
-    Raises
-    ------
-    ConfigError
-    """
-    if not isinstance(overrides, Mapping):
-        return  # with_overrides says what is expected
-    bounds = {"size": {"low": 0, "low_open": True}, "tau": {"low": 0, "low_open": True},
-              "probability": {"low": 0, "high": 1}, "weight": {"low": 0}}
-    for attr, limits in bounds.items():
-        table = overrides.get(attr)
-        if not isinstance(table, Mapping):
-            continue
-        for name, value in table.items():
-            if attr in ("size", "tau"):
-                check_population(name, f"{where}.{attr}", spec)
-            else:
-                check_projection(name, f"{where}.{attr}", spec)
-            v.number(value, f"{where}.{attr}.{name}", **limits)
-    for attr, check in (("cut", check_projection), ("silence", check_population), ("outputs", check_population)):
-        names = overrides.get(attr)
-        if isinstance(names, (list, tuple)):
-            for name in names:
-                check(name, f"{where}.{attr}", spec)
-    inputs = overrides.get("inputs")
-    if isinstance(inputs, Mapping):
-        check_input_groups(inputs, f"{where}.inputs")
-        for group, targets in inputs.items():
-            if isinstance(targets, (list, tuple)):
-                for name in targets:
-                    check_population(name, f"{where}.inputs.{group}", spec)
-    for key, limits in (("gain", {"low": 0, "low_open": True}), ("reference_slope", {"low": 0, "low_open": True}),
-                        ("weight_cv", {"low": 0})):
-        if key in overrides:
-            v.number(overrides[key], f"{where}.{key}", **limits)
-
-
-def check_lesion_names(lesion: LesionConfig, spec: CircuitSpec) -> None:
-    """Check the populations and projections ``[lesion]`` names against the circuit (did-you-mean hints)."""
-    for name in lesion.silence:
-        check_population(name, "lesion.silence", spec)
-    for key in lesion.cut:
-        check_projection(key, "lesion.cut", spec, exact=False)
+        return path if path.is_absolute() else self.base / path
 
 
 def _drop_none(d: Any) -> Any:

@@ -1,12 +1,13 @@
 """Lesions of the *trained* circuit: silence populations, cut projections.
 
-A lesion is applied after training, the way an experimenter silences a cell type
+A lesion is a pure transformation of a trained network (masks in, a new network
+out), applied after training the way an experimenter silences a cell type
 optogenetically in an animal that has learned the task:
 
 - **silence** a population: its units fire nothing.  In the rate model their rates
   are clamped to 0 Hz (``r = 0``; nothing they would have sent reaches anyone, the
   readout included); in the spiking twin their neurons receive a hyperpolarising
-  current of :data:`SILENCE_MV` and emit no spikes.
+  current of :data:`cortexsim.spiking.mapping.SILENCE_MV` and emit no spikes.
 - **cut** a projection ``"PRE -> POST"``: every trained synapse from a unit of
   ``PRE`` onto a unit of ``POST`` is set to zero, in both models.
 
@@ -17,65 +18,12 @@ projection) are ``[circuit.overrides]`` ``silence`` / ``cut`` instead; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from .anatomy import CircuitSpec
 from .circuit import Connectome
+from .config import LesionConfig
 from .errors import ConfigError
-
-SILENCE_MV = -100.0
-"""Hyperpolarising drive (mV) that keeps a silenced spiking pool below threshold."""
-
-
-@dataclass(frozen=True)
-class LesionConfig:
-    """``[lesion]``: silence populations and cut projections of the trained circuit.
-
-    The rate network is trained intact; the lesion applies to its evaluation, the
-    spiking twin and the comparison.  Empty lists (the default): no lesion.
-
-    Attributes
-    ----------
-    silence : tuple of str
-        Populations whose units are silenced (e.g. ``["PT5B"]``).
-    cut : tuple of str
-        Projections to remove, each ``"PRE -> POST"`` (e.g. ``["IT2/3 -> PT5B"]``).
-    """
-
-    silence: tuple[str, ...] = ()
-    cut: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        for key in ("silence", "cut"):
-            value = getattr(self, key)
-            if isinstance(value, str) or not all(isinstance(x, str) for x in value):
-                example = '["PT5B"]' if key == "silence" else '["IT2/3 -> PT5B"]'
-                raise ConfigError(f"lesion.{key}: expected a list of names such as {example}, got {value!r}")
-
-    @property
-    def active(self) -> bool:
-        """True when anything is silenced or cut."""
-        return bool(self.silence or self.cut)
-
-    def label(self) -> str:
-        """Short description, e.g. ``"silence PT5B; cut IT2/3 -> PT5B"`` (``"intact"`` when none)."""
-        parts = ([f"silence {', '.join(self.silence)}"] if self.silence else []) + (
-            [f"cut {', '.join(self.cut)}"] if self.cut else [])
-        return "; ".join(parts) or "intact"
-
-    def check(self, spec: CircuitSpec) -> None:
-        """Raise :class:`ConfigError` unless every name refers to the circuit of ``spec``."""
-        for name in self.silence:
-            if name not in spec.names:
-                raise ConfigError(f"lesion.silence: no population {name!r}; populations: {', '.join(spec.names)}")
-        keys = {p.key for p in spec.projections}
-        for key in self.cut:
-            pre, post = _split(key)
-            if f"{pre} -> {post}" not in keys:
-                raise ConfigError(f"lesion.cut: no projection {key!r} in the circuit; name an existing one "
-                                  f"as \"PRE -> POST\" (see `cortexsim spec`)")
+from .rate import RateNetwork
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -104,14 +52,21 @@ def cut_synapses(connectome: Connectome, lesion: LesionConfig) -> np.ndarray:
     return cut
 
 
-def apply_lesion(net, lesion: LesionConfig) -> None:
-    """Lesion a trained :class:`~cortexsim.rate.RateNetwork` in place (see the module docstring).
+def apply_lesion(net: RateNetwork, lesion: LesionConfig) -> RateNetwork:
+    """The trained network ``net`` with ``lesion`` applied (see the module docstring); ``net`` is unchanged.
 
-    Cut synapses lose their weight; silenced units get their rates clamped to zero
-    (``net.keep``).  An empty lesion leaves the network unchanged.
+    Cut synapses lose their weight; silenced units have their rates clamped to zero
+    (:attr:`RateNetwork.silenced`).  An empty lesion returns an unlesioned copy.
+
+    Parameters
+    ----------
+    net : RateNetwork
+    lesion : LesionConfig
+
+    Returns
+    -------
+    RateNetwork
+        A new network (:meth:`RateNetwork.lesioned` of the lesion's masks).
     """
-    if lesion.cut:
-        cut = cut_synapses(net.connectome, lesion)
-        net.params["w"][cut] = 0
-    silenced = silenced_units(net.connectome, lesion)
-    net.keep = (~silenced).astype(net.dtype) if silenced.any() else None
+    cut = cut_synapses(net.connectome, lesion) if lesion.cut else None
+    return net.lesioned(silenced_units(net.connectome, lesion), cut)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .loss import r2_score
 from .tasks import TrialBatch
 
 
@@ -15,14 +16,17 @@ def position_r2(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray | Non
     """Coefficient of determination of the hand position over all masked samples.
 
     ``1 - SSE / SST`` with SST around the mean target of each output dimension;
-    1 is perfect, 0 is as good as always reporting the mean position.
+    1 is perfect, 0 is as good as always reporting the mean position
+    (:func:`cortexsim.loss.r2_score`, the R^2 training reports).
+
+    Parameters
+    ----------
+    outputs, targets : ndarray, shape (trials, time, outputs)
+        Produced and desired hand positions (m).
+    mask : ndarray, same shape, optional
+        1 where a sample counts (default: all).
     """
-    mask = np.ones_like(targets) if mask is None else mask
-    axes = tuple(range(targets.ndim - 1))
-    mean = np.sum(targets * mask, axis=axes) / np.maximum(np.sum(mask, axis=axes), 1)
-    sse = np.sum(mask * (outputs - targets) ** 2)
-    sst = np.sum(mask * (targets - mean) ** 2)
-    return float(1.0 - sse / max(sst, 1e-30))
+    return r2_score(outputs, targets, mask)
 
 
 def endpoint_error_cm(outputs: np.ndarray, batch: TrialBatch, window: float = 0.05) -> float:

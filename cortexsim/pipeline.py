@@ -2,16 +2,24 @@
 
 Stages (each a function of the config and what earlier stages wrote):
 
-1. **circuit** -- build the connectome, write ``/circuit`` and the connectivity figure;
-2. **rate** -- train the rate network by BPTT (checkpointing into ``/training``),
-   evaluate it on held-out trials and write ``/task``, ``/rate``, ``/metrics``,
-   the trained connectome and figures;
+1. **train** -- build the connectome (``/circuit``, with ``weight_init``), train the rate
+   network by BPTT (checkpointing into ``/training``), then write ``weight_trained``;
+2. **rate** -- evaluate the trained network (lesioned as ``[lesion]`` says) on held-out
+   trials and write ``/task``, ``/rate``, ``/metrics`` and figures;
 3. **spiking** -- the trained circuit as LIF neurons in Brian2 (``/spikes``, ``/spiking``);
 4. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
 5. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
 
+This module is the only one below the command line that calls :mod:`cortexsim.store`:
+models, training, the twin and the battery receive objects and return typed records
+(:class:`Evaluation`, :class:`~cortexsim.train.TrainState`,
+:class:`~cortexsim.spiking.twin.TwinResult`, ...), and the pipeline writes them.  The
+objects themselves are built by :mod:`cortexsim.assembly`.
+
 The command line (``cortexsim run``) and tests call :func:`run_experiment`.
-Experiments hold no science: they only choose a config.
+Experiments hold no science: they only choose a config.  Progress goes to the
+``cortexsim`` loggers (the command line prints it; ``--quiet`` / ``--verbose``) unless
+a ``log`` callable is given.
 """
 
 from __future__ import annotations
@@ -19,45 +27,51 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import metrics, plots, quality, store
-from .circuit import Connectome, build_connectome
+from . import battery, metrics, plots, quality, store
+from .assembly import (
+    ann_train_config,
+    build_circuit,
+    initial_rate_network,
+    make_ann_model,
+    make_rate_network,
+    make_task,
+    seeded_rng,
+    trained_rate_network,
+    validation_set,
+)
+from .battery import BatteryResult
+from .circuit import Connectome
 from .config import Config
 from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
-from .train import TrainState, new_state, train
-from .transfer import make_transfer
+from .spiking.network import best_target
+from .spiking.twin import TwinResult, run_twin
+from .tasks import TrialBatch
+from .train import Trainable, TrainState, new_state, train
+
+LOG = logging.getLogger(__name__)
+"""Progress of the stages (INFO), their warnings (WARNING)."""
 
 HELD_OUT_TRIALS = 400
 """Trials in the held-out test set behind the headline metrics."""
 
-
-def seeded_rng(config: Config, stream: str) -> np.random.Generator:
-    """Independent generator for one named use of the experiment seed.
-
-    Different streams ("circuit", "init", "batches", "noise", "validation", "test", ...)
-    never share draws, so changing, say, the batch size leaves the circuit unchanged.
-    Every random draw of a run comes from one of these streams.
-    """
-    return np.random.default_rng([config.experiment.seed, *(ord(c) for c in stream)])
+Log = Callable[[str], None]
+"""Receives one progress line."""
 
 
-def validation_set(config: Config):
-    """The fixed, noise-free validation trials every model's training is checked on (stream "validation")."""
-    return config.task.sample(config.train.validation_trials, seeded_rng(config, "validation"))
-
-
-def build_circuit(config: Config) -> Connectome:
-    """The connectome of ``config`` (deterministic for its seed)."""
-    return build_connectome(config.circuit_spec(), config.circuit.n_units, seeded_rng(config, "circuit"))
+def _warn(log: Log | None, line: str) -> None:
+    """A warning line: to ``log`` when one is given, else to the logger at WARNING (shown under --quiet)."""
+    (log or LOG.warning)(line)
 
 
 RUN_FILE_TEXT = ("cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
@@ -71,14 +85,6 @@ def write_circuit_file(config: Config, connectome: Connectome, path: str | Path)
         f.attrs["description"] = RUN_FILE_TEXT
         store.write_circuit(f, connectome)
     return path
-
-
-def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
-    """The rate network of ``config`` on ``connectome`` (parameters not yet set)."""
-    rc = config.rate
-    phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    return RateNetwork(connectome, phi, config.task.dt, noise_std=rc.noise_std, dtype=np.dtype(rc.dtype),
-                       output_scale=config.task.reach_distance)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,22 @@ class Stage:
                 part[dep] = data[section][key] if key else data[section]
         text = json.dumps(part, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """What one stage wrote into the run file.
+
+    Attributes
+    ----------
+    groups : tuple of str
+        Top-level groups (or ``ann/<arch>``) the stage wrote.
+    metrics : tuple of str
+        ``/metrics`` attributes the stage wrote.
+    """
+
+    groups: tuple[str, ...]
+    metrics: tuple[str, ...]
 
 
 _TRAINING = ("experiment.seed", "circuit", "task", "lif", "rate", "train")
@@ -160,8 +182,7 @@ def matching_stages(f, config: Config) -> dict[str, dict]:
     return {n: info for n, info in store.read_stages(f).items() if plan.get(n) == info["key"]}
 
 
-def _completed(run_file: Path, config: Config, force: bool, upstream: Path | None,
-               log: Callable[[str], None]) -> dict[str, dict]:
+def _completed(run_file: Path, config: Config, force: bool, upstream: Path | None, log: Log) -> dict[str, dict]:
     """Stages already done for ``config`` in ``run_file`` (after deriving it from ``upstream``).
 
     Refuses a run file holding a different configuration unless ``force``.
@@ -190,8 +211,8 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
     return valid
 
 
-def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], None] = print,
-                   force: bool = False, upstream: str | Path | None = None) -> Path:
+def run_experiment(config: Config, out_dir: str | Path, log: Log | None = None, force: bool = False,
+                   upstream: str | Path | None = None) -> Path:
     """Run every stage of the pipeline and write ``out_dir/run.h5``, ``figures/`` and ``summary.md``.
 
     Stages already completed in ``out_dir`` for the same config are reused, and an
@@ -202,8 +223,8 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
     ----------
     config : Config
     out_dir : str or Path
-    log : callable
-        Receives progress lines.
+    log : callable, optional
+        Receives progress lines (default: the ``cortexsim.pipeline`` logger).
     force : bool
         Recompute every stage even if ``out_dir/run.h5`` holds a run.
     upstream : str or Path, optional
@@ -217,44 +238,105 @@ def run_experiment(config: Config, out_dir: str | Path, log: Callable[[str], Non
         The run file.
     """
     out_dir = Path(out_dir)
-    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log, force)
-    done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, log)
+    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log or LOG.info, log, force)
+    done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, ctx.log)
     recomputed: set[str] = set()
     timings = []
     for stage in stages(config):
         if stage.name in done and not recomputed.intersection(stage.after):
-            log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
+            ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
             timings.append((stage.name, done[stage.name]["seconds"], "reused"))
             continue
-        log(f"[{stage.name}]")
+        ctx.log(f"[{stage.name}]")
         t0 = time.perf_counter()
-        groups, written = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
+        output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
         seconds = time.perf_counter() - t0
         with store.open_for_update(ctx.run_file) as f:
-            store.write_stage(f, stage.name, key=stage.key(config), seconds=seconds, groups=groups,
-                              metrics=written)
+            store.write_stage(f, stage.name, key=stage.key(config), seconds=seconds, groups=list(output.groups),
+                              metrics=list(output.metrics))
         recomputed.add(stage.name)
         timings.append((stage.name, seconds, "ran"))
-    log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
-    log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
+    ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
+    ctx.log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
     verdict = gate(ctx.run_file, config)
     for line in verdict.lines() if verdict.passed else []:
-        log(f"QUALITY: {line}")
+        ctx.log(f"QUALITY: {line}")
     for line in verdict.warnings():
-        log(line)
+        _warn(ctx.user_log, line)
     return ctx.run_file
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Context:
     config: Config
     run_file: Path
     figures: Path
-    log: Callable[[str], None]
+    log: Log
+    user_log: Log | None = None
     force: bool = False
 
 
-def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+def train_rate(config: Config, connectome: Connectome | None = None, state: TrainState | None = None, *,
+               checkpoint: Callable[[TrainState], None] | None = None, log: Log | None = None
+               ) -> tuple[RateNetwork, TrainState]:
+    """Train the rate network of ``config`` by BPTT, as ``cortexsim run`` does (nothing is written).
+
+    Parameters
+    ----------
+    config : Config
+    connectome : Connectome, optional
+        Default: :func:`~cortexsim.assembly.build_circuit` of ``config``.
+    state : TrainState, optional
+        A checkpoint to resume from (default: a fresh start from the initial parameters).
+    checkpoint : callable, optional
+        Receives the state at every checkpoint (the pipeline writes it to the run file).
+    log : callable, optional
+        Receives progress lines (default: the ``cortexsim.pipeline`` logger).
+
+    Returns
+    -------
+    net : RateNetwork
+        With the best validation parameters installed.
+    state : TrainState
+    """
+    log = log or LOG.info
+    connectome = build_circuit(config) if connectome is None else connectome
+    net = initial_rate_network(config, connectome) if state is None else make_rate_network(config, connectome)
+    log(f"rate: {net!r}")
+    if state is None:
+        state = new_state(net.params, net.param_scales(config.rate.rest_rate), seeded_rng(config, "batches"),
+                          seeded_rng(config, "noise"))
+    else:
+        state.checkpointed_at = state.iteration
+        log(f"resuming training from iteration {state.iteration}")
+    info = net.kernel_info()
+    log(f"kernel: {info['kernel_path']} recurrent product (density {info['density']:.3f}), "
+        f"{info['gradient_threads']} weight-gradient thread(s), {info['blas_threads']} BLAS thread(s)")
+    # the thread counts follow from size, density and dtype alone (never load); results do not depend on them
+    with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
+        state = train(net, make_task(config), config.train, state, validation=validation_set(config),
+                      checkpoint=checkpoint, log=log)
+    return net, state
+
+
+def train_ann(config: Config, arch: str, log: Log | None = None) -> tuple[Trainable, TrainState]:
+    """Train ANN baseline ``arch`` (``"rnn"``, ``"gru"``, ``"lstm"``) of ``config`` on the same task.
+
+    Returns the model (best validation parameters installed) and its final :class:`TrainState`.
+    """
+    log = log or LOG.info
+    model = make_ann_model(config, arch)
+    log(f"ann {arch}: {model!r}")
+    state = new_state(model.params, model.param_scales(), seeded_rng(config, f"ann-batches-{arch}"),
+                      seeded_rng(config, f"ann-noise-{arch}"))
+    # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        state = train(model, make_task(config), ann_train_config(config, arch), state,
+                      validation=validation_set(config), log=log)
+    return model, state
+
+
+def _stage_train(ctx: _Context, name: str) -> StageOutput:
     """Build the circuit and train the rate network (resuming a checkpoint of the same config)."""
     config, run_file, log = ctx.config, ctx.run_file, ctx.log
     t0 = time.perf_counter()
@@ -266,39 +348,26 @@ def _stage_train(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
             state = store.read_training_state(f)
     if state is None:
         write_circuit_file(config, connectome, run_file)
-    plots.save(plots.plot_connectivity(connectome), ctx.figures / "connectivity.png")
-    net = make_rate_network(config, connectome)
-    log(f"rate: {net!r}")
-    if state is None:
-        params = net.init_params(seeded_rng(config, "init"), config.rate.rest_rate, config.rate.input_std,
-                                 output_scale=0.1 * config.task.reach_distance)
-        state = new_state(params, net.param_scales(config.rate.rest_rate), seeded_rng(config, "batches"),
-                          seeded_rng(config, "noise"))
     else:
-        state.checkpointed_at = state.iteration
-        log(f"resuming training from iteration {state.iteration} ({run_file})")
+        log(f"checkpoint found in {run_file}")
+    plots.save(plots.plot_connectivity(connectome), ctx.figures / "connectivity.png")
     config_text = config.to_toml()
 
     def checkpoint(s: TrainState) -> None:
         with store.open_for_update(run_file) as f:
             store.write_training(f, s, config_text)
 
-    info = net.kernel_info()
-    log(f"kernel: {info['kernel_path']} recurrent product (density {info['density']:.3f}), "
-        f"{info['gradient_threads']} weight-gradient thread(s), {info['blas_threads']} BLAS thread(s)")
-    # the thread counts follow from size, density and dtype alone (never load); results do not depend on them
-    with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
-        state = train(net, config.task, config.train, state, validation=validation_set(config),
-                      checkpoint=checkpoint, log=log)
+    net, state = train_rate(config, connectome, state, checkpoint=checkpoint, log=log)
     written = {"rate_train_seconds": state.elapsed, "rate_train_iterations": state.iteration,
                "rate_budget_hit": float(state.budget_hit)}
     with store.open_for_update(run_file) as f:
+        store.write_trained_weight(f, net.to_connectome().weight)
         store.write_metrics(f, written, METRICS_TEXT)
     plots.save(plots.plot_training(state.history), ctx.figures / "training.png")
-    return ["circuit", "training"], list(written)
+    return StageOutput(("circuit", "training"), tuple(written))
 
 
-def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     """Evaluate the trained rate network (lesioned as ``[lesion]`` says) on held-out trials."""
     config, run_file = ctx.config, ctx.run_file
     connectome = build_circuit(config)
@@ -306,121 +375,110 @@ def _stage_rate(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
     with store.open_run(run_file) as f:
         state = store.read_training_state(f)
     net.set_params(state.best_params)
-    trained = net.to_connectome()
-    apply_lesion(net, config.lesion)
-    if config.lesion.active:
-        ctx.log(f"lesion: {config.lesion.label()}")
+    net = _lesioned(net, config, ctx.log)
     info = net.kernel_info()
     with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
         results = evaluate_rate(net, config)
     with store.open_for_update(run_file) as f:
-        store.write_circuit(f, trained, weight_init=connectome.weight)
-        store.write_task(f, results["eval"], "Evaluation set: one trial per target at the evaluation "
-                                             "delay (task.eval_delay).")
+        store.write_task(f, results.evaluation, "Evaluation set: one trial per target at the evaluation "
+                                                "delay (task.eval_delay).")
         attrs = {"transfer": repr(net.transfer), "dt": net.dt, "noise_std_mV": net.noise_std,
                  "readout_units": net.out_idx, "tau_s": net.connectome.tau, "lesion": config.lesion.label(),
                  **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")}}
-        store.write_rate(f, *results["eval_activity"], params=net.params, attrs=attrs)
-        store.write_metrics(f, results["metrics"], METRICS_TEXT)
-    evaluation = results["eval"]
-    _, rates, outputs = results["eval_activity"]
-    plots.save(plots.plot_trajectories(evaluation, outputs, results["catch_outputs"], results["test"],
-                                       results["test_noisy"]), ctx.figures / "trajectories.png")
-    plots.save(plots.plot_layer_rates(evaluation, rates, net.connectome), ctx.figures / "layer_rates.png")
-    for key, value in results["metrics"].items():
-        ctx.log(f"  {key:32s} {value:.4g}")
-    _log_gate(config, results["metrics"], ctx.log)
-    return ["task", "rate"], list(results["metrics"])
+        store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
+        store.write_metrics(f, results.metrics, METRICS_TEXT)
+    plots.save(plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs, results.test,
+                                       results.test_noisy), ctx.figures / "trajectories.png")
+    plots.save(plots.plot_layer_rates(results.evaluation, results.activity, net.connectome),
+               ctx.figures / "layer_rates.png")
+    _log_metrics(config, results.metrics, ctx.log)
+    return StageOutput(("task", "rate"), tuple(results.metrics))
 
 
-def _stage_spiking(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+def _lesioned(net, config: Config, log: Log):
+    """``net`` with ``config.lesion`` applied (said in the log when there is one)."""
+    if config.lesion.active:
+        log(f"lesion: {config.lesion.label()}")
+    return apply_lesion(net, config.lesion)
+
+
+def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
     result = run_spiking(ctx.config, ctx.run_file, ctx.figures, ctx.log)
-    return ["spikes", "spiking"], list(result["metrics"])
+    return StageOutput(("spikes", "spiking"), tuple(result.metrics))
 
 
-def _stage_ann(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+def _stage_ann(ctx: _Context, name: str) -> StageOutput:
     arch = name.split(":")[1]
     written = run_ann(ctx.config, arch, ctx.run_file, ctx.figures, ctx.log)
-    return [f"ann/{arch}"], written
+    return StageOutput((f"ann/{arch}",), tuple(written))
 
 
-def _stage_compare(ctx: _Context, name: str) -> tuple[list[str], list[str]]:
+def _stage_compare(ctx: _Context, name: str) -> StageOutput:
     written = compare_stage(ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log,
                             config=ctx.config)
-    return ["analysis"], written
+    return StageOutput(("analysis",), tuple(written))
 
 
 _RUNNERS = {"train": _stage_train, "rate": _stage_rate, "spiking": _stage_spiking, "ann": _stage_ann,
             "compare": _stage_compare}
 
 
-def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Callable[[str], None] = print
-            ) -> list[str]:
+def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
     """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>``; returns the metric names."""
-    from .ann import DEFAULT_TRAIN, make_ann
-
-    ac = config.ann
-    model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
-                     output_scale=config.task.reach_distance)
-    params = model.init_params(seeded_rng(config, f"ann-init-{arch}"))
-    changes = {**DEFAULT_TRAIN[arch], "max_seconds": ac.max_seconds}
-    if ac.max_iterations is not None:
-        changes["max_iterations"] = ac.max_iterations
-    train_config = replace(config.train, **changes)
-    log(f"ann {arch}: {model!r}")
-    state = new_state(params, model.param_scales(), seeded_rng(config, f"ann-batches-{arch}"),
-                      seeded_rng(config, f"ann-noise-{arch}"))
-    # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
+    log = log or LOG.info
+    model, state = train_ann(config, arch, log)
     with threadpool_limits(limits=1, user_api="blas"):
-        state = train(model, config.task, train_config, state, validation=validation_set(config), log=log)
         results = evaluate(model, config, f"ann_{arch}")
-    results["metrics"].update({f"ann_{arch}_train_seconds": state.elapsed,
-                               f"ann_{arch}_train_iterations": float(state.iteration),
-                               f"ann_{arch}_budget_hit": float(state.budget_hit)})
-    hidden, _, outputs = results["eval_activity"]
+    written = {**results.metrics, f"ann_{arch}_train_seconds": state.elapsed,
+               f"ann_{arch}_train_iterations": float(state.iteration),
+               f"ann_{arch}_budget_hit": float(state.budget_hit)}
     with store.open_for_update(run_file) as f:
-        store.write_ann(f, arch, hidden, outputs, model.params,
-                        {"config": config.to_toml(), "n_hidden": ac.n_hidden, "iterations": state.iteration,
+        store.write_ann(f, arch, results.states, results.outputs, model.params,
+                        {"config": config.to_toml(), "n_hidden": config.ann.n_hidden, "iterations": state.iteration,
                          "train_seconds": state.elapsed})
-        store.write_metrics(f, results["metrics"], METRICS_TEXT)
-    plots.save(plots.plot_trajectories(results["eval"], outputs, results["catch_outputs"]),
+        store.write_metrics(f, written, METRICS_TEXT)
+    plots.save(plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
                figures / f"trajectories_{arch}.png")
-    for key, value in results["metrics"].items():
-        log(f"  {key:32s} {value:.4g}")
-    _log_gate(config, results["metrics"], log)
-    return list(results["metrics"])
+    _log_metrics(config, written, log)
+    return list(written)
 
 
-def run_spiking(config: Config, run_file: Path, figures: Path, log: Callable[[str], None] = print) -> dict:
+def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
     """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures."""
-    from . import spiking
-    from .spiking.network import best_target
-
+    log = log or LOG.info
     sc = config.spiking
     target = best_target() if sc.target == "auto" else sc.target
     log(f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
         f"(Brian2 target {target})")
-    result = spiking.run_twin(run_file, k=sc.k, trials_per_condition=sc.trials_per_condition, target=target,
-                              dt=sc.dt)
     with store.open_run(run_file) as f:
-        connectome = store.read_circuit(f)
-        n_reach = f["task/targets"].shape[0]
+        trained = store.read_trained_rate(f)
+        n_reach = store.read_task_targets(f).shape[0]
+    net = trained_rate_network(config, trained)
+    task = make_task(config)
+    result = run_twin(net, config.lif, task, seed=config.experiment.seed, k=sc.k,
+                      trials_per_condition=sc.trials_per_condition, target=target, dt=sc.dt)
+    connectome = trained.connectome
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
-        store.write_metrics(f, result["metrics"], METRICS_TEXT)
-    plots.save(plots.plot_raster(result["spikes"], connectome, result["params"].k,
-                                 duration=result["batch"].n_steps * result["batch"].dt), figures / "raster.png")
-    mean_out = result["outputs"].mean(axis=1)
-    plots.save(plots.plot_trajectories(config.task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
+        store.write_metrics(f, result.metrics, METRICS_TEXT)
+    plots.save(plots.plot_raster(result.spikes, connectome, result.params.k,
+                                 duration=result.batch.n_steps * result.batch.dt), figures / "raster.png")
+    mean_out = result.outputs.mean(axis=1)
+    plots.save(plots.plot_trajectories(task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
                figures / "trajectories_spiking.png")
-    plots.save(plots.plot_fidelity(result["fidelity"]), figures / "spiking_fidelity.png")
-    for key, value in result["metrics"].items():
-        log(f"  {key:32s} {value:.4g}")
-    _log_gate(config, result["metrics"], log)
+    plots.save(plots.plot_fidelity(result.fidelity), figures / "spiking_fidelity.png")
+    _log_metrics(config, result.metrics, log)
     return result
 
 
-def _log_gate(config: Config, written: dict[str, float], log: Callable[[str], None]) -> None:
+def _log_metrics(config: Config, written: dict[str, float], log: Log) -> None:
+    """One line per metric a stage wrote, then its quality verdict."""
+    for key, value in written.items():
+        log(f"  {key:32s} {value:.4g}")
+    _log_gate(config, written, log)
+
+
+def _log_gate(config: Config, written: dict[str, float], log: Log) -> None:
     """Say at once, in plain words, if the model a stage just evaluated missed its ``[quality]`` bars."""
     verdict = quality.check_quality(written, config.quality)
     for model in verdict.failed_models:
@@ -433,6 +491,29 @@ def gate(run_file: Path, config: Config) -> quality.QualityVerdict:
         return quality.check_quality(store.read_metrics(f), config.quality)
 
 
+def compare_models(activities: dict[str, np.ndarray], config: Config) -> BatteryResult:
+    """The comparison battery on evaluation-set activities computed in Python (nothing is read or written).
+
+    Parameters
+    ----------
+    activities : dict of str to ndarray, shape (conditions, time, units)
+        Name (``"rate"``, ``"ann:gru"``, ``"spiking"``, ...) -> activity on the evaluation set of
+        ``config`` (e.g. :attr:`Evaluation.activity`, or the twin's trial-averaged reach rates).
+    config : Config
+        Gives ``[compare]`` (PCs, shuffles), the task's dt and movement onset, and the seed
+        (stream "compare").
+
+    Returns
+    -------
+    BatteryResult
+    """
+    evaluation = make_task(config).evaluation_set()
+    move_on = int(round(float(evaluation.params["move_on"][0]) / evaluation.dt))
+    records = [store.Activity(name, "model", np.asarray(x), evaluation.dt, move_on) for name, x in activities.items()]
+    return battery.run_battery(records, n_pcs=config.compare.n_pcs, n_null=config.compare.n_null,
+                               positions=evaluation.targets, rng=seeded_rng(config, "compare"))
+
+
 def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
                   log: Callable[[str], None] = print, config: Config | None = None) -> list[str]:
     """Run the comparison battery on a run file; write ``/analysis``, ``compare_*`` metrics, the quality
@@ -441,34 +522,34 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
     ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
     seed of the shuffles and decoding folds (stream "compare").  Returns the metric names.
     """
-    from . import compare
+    from . import battery, report
+    from .data import load_neural_data
 
     with store.open_run(run_file) as f:
         config = store.read_config(f) if config is None else config
-        positions = f["task/targets"][()]
+        positions = store.read_task_targets(f)
         verdict = quality.check_quality(store.read_metrics(f), config.quality)
-    activities = compare.run_activities(run_file)
+        activities = store.read_activities(f)
     for i, other in enumerate(others):
-        activities += compare.run_activities(other, prefix=f"run{i + 2}/")
-    notes = []
-    if cc.data:
-        act, note = compare.data_activity(base / cc.data, activities[0])
-        activities.append(act)
-        notes.extend(note)
+        with store.open_run(other) as f:
+            activities += store.read_activities(f, prefix=f"run{i + 2}/")
+    notes: tuple[str, ...] = ()
+    if cc.data:  # recorded data, put on the run's time grid
+        data, notes = battery.activity_from_data(load_neural_data(base / cc.data), activities[0])
+        activities.append(data)
     t0 = time.perf_counter()
-    result = compare.compare(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions,
-                             rng=seeded_rng(config, "compare"))
-    result.notes.extend(notes)
+    result = battery.run_battery(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions,
+                                 rng=seeded_rng(config, "compare")).with_notes(notes)
     log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
         f"({time.perf_counter() - t0:.1f} s)")
-    log(compare.format_report(result, verdict))
-    written = {**compare.headline_metrics(result), **verdict.to_metrics()}
+    log(report.format_report(result, verdict))
+    written = {**battery.headline_metrics(result), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
-        compare.write_analysis(f, result)
+        store.write_analysis(f, result.similarity, result.jpca, battery.headline(result), result.notes)
         store.write_metrics(f, written, METRICS_TEXT)
-    compare.write_figures(result, figures)
+    plots.battery_figures(result, figures)
     with store.open_run(run_file) as f:
-        summary = compare.summary_markdown(f, result, verdict)
+        summary = report.summary_markdown(store.read_run_summary(f), result, verdict)
     store.write_text_atomic(run_file.parent / "summary.md", summary)
     return list(written)
 
@@ -487,9 +568,46 @@ METRICS_TEXT = (
 )
 
 
-def evaluate(model, config: Config, prefix: str) -> dict:
+@dataclass(frozen=True)
+class Evaluation:
+    """A trained model on held-out trials and on the evaluation set.
+
+    Attributes
+    ----------
+    metrics : dict of str to float
+        ``<prefix>_position_r2``, ``_endpoint_error_cm``, ``_catch_drift_cm``, ``_reaction_time_ms``
+        (noise-free) and, for a noisy model, the ``*_noisy`` versions.
+    evaluation : TrialBatch
+        One trial per target at the evaluation delay.
+    states, activity : ndarray, shape (conditions, time, units)
+        The model's state and activity on :attr:`evaluation` (rate model: x in mV and r in Hz; ANN:
+        its hidden state for both).
+    outputs : ndarray, shape (conditions, time, outputs)
+        Hand position on :attr:`evaluation` (m).
+    catch_outputs : ndarray, shape (conditions, time, outputs)
+        Hand position on the catch versions of :attr:`evaluation` (m).
+    test : TrialBatch
+        The held-out trials (:data:`HELD_OUT_TRIALS`, stream "test").
+    test_activity : ndarray, shape (trials, time, units)
+        Activity on :attr:`test`, noise-free.
+    test_noisy : ndarray, shape (trials, time, outputs)
+        Outputs on :attr:`test` with process noise (stream "test-noise").
+    """
+
+    metrics: dict[str, float]
+    evaluation: TrialBatch
+    states: np.ndarray
+    activity: np.ndarray
+    outputs: np.ndarray
+    catch_outputs: np.ndarray
+    test: TrialBatch
+    test_activity: np.ndarray
+    test_noisy: np.ndarray
+
+
+def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     """Held-out metrics (with and without noise, keys ``<prefix>_*``) and evaluation-set activity."""
-    task = config.task
+    task = make_task(config)
     test = task.sample(HELD_OUT_TRIALS, seeded_rng(config, "test"))
     _, rates, clean = model.simulate(test)
     _, _, noisy = model.simulate(test, seeded_rng(config, "test-noise"))
@@ -506,17 +624,17 @@ def evaluate(model, config: Config, prefix: str) -> dict:
             f"{prefix}_catch_drift_cm_noisy": metrics.catch_drift_cm(noisy, test),
         })
     evaluation = task.evaluation_set()
+    states, activity, outputs = model.simulate(evaluation)
     catch = task.evaluation_set(catch=True)
-    return {"metrics": out, "eval": evaluation, "eval_activity": model.simulate(evaluation), "rates": rates,
-            "catch_outputs": model.simulate(catch)[2], "test": test, "test_noisy": noisy}
+    return Evaluation(out, evaluation, states, activity, outputs, model.simulate(catch)[2], test, rates, noisy)
 
 
-def evaluate_rate(net: RateNetwork, config: Config) -> dict:
+def evaluate_rate(net, config: Config) -> Evaluation:
     """:func:`evaluate` for the rate network, plus rate statistics and the nominal reaction time."""
     results = evaluate(net, config, "rate")
-    results["metrics"].update({
-        "target_reaction_time_ms": metrics.reaction_time_ms(results["test"].targets, results["test"]),
-        "rate_mean_rate_hz": float(results["rates"].mean()),
-        "rate_max_rate_hz": float(results["rates"].max()),
+    results.metrics.update({
+        "target_reaction_time_ms": metrics.reaction_time_ms(results.test.targets, results.test),
+        "rate_mean_rate_hz": float(results.test_activity.mean()),
+        "rate_max_rate_hz": float(results.test_activity.max()),
     })
     return results

@@ -1,29 +1,47 @@
 """Figures.  Functions take data (and optionally an Axes) and return a Figure.
 
 They never compute science beyond the summary they display, and never change
-their inputs.  Matplotlib runs on the non-interactive ``Agg`` backend.
+their inputs.  Figures are plain :class:`matplotlib.figure.Figure` objects made
+directly, outside matplotlib's global figure manager: importing cortexsim never
+switches the user's backend, and nothing keeps a figure alive once it is saved
+(``Figure.savefig`` renders with the Agg canvas).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from . import analysis
+from .circuit import Connectome
 
-from .circuit import Connectome  # noqa: E402
+if TYPE_CHECKING:
+    from .battery import BatteryResult
 
 LAYER_COLOURS = {"L1": "#8c564b", "L2/3": "#1f77b4", "L4": "#2ca02c", "L5A": "#ff7f0e",
                  "L5B": "#d62728", "L6": "#9467bd"}
 
 
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], sharex: bool = False,
+              sharey: bool = False, squeeze: bool = True) -> tuple[Figure, Any]:
+    """A new Figure (constrained layout) and its grid of Axes, made directly (no global figure manager)."""
+    fig = Figure(figsize=figsize, constrained_layout=True)
+    return fig, fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=squeeze)
+
+
+def _colours(name: str, n: int) -> np.ndarray:
+    """``n`` colours (RGBA rows) spread evenly over the colormap ``name``, the end left out."""
+    return matplotlib.colormaps[name](np.linspace(0, 1, n, endpoint=False))
+
+
 def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """Write ``fig`` to ``path`` atomically (folders created) and close it.
+    """Write ``fig`` to ``path`` atomically (folders created).
 
     The figure goes to a temporary file in the same folder that is renamed over ``path``
     only once complete, so a crash or Ctrl-C leaves the old figure or the new one, never
@@ -42,21 +60,18 @@ def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
         ``path``.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        try:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or None)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    finally:
-        plt.close(fig)
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or None)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
-def _layer_ticks(ax: plt.Axes, connectome: Connectome) -> None:
+def _layer_ticks(ax: Axes, connectome: Connectome) -> None:
     names = [p.name for p in connectome.populations]
     layers = [p.spec.layer for p in connectome.populations]
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
@@ -76,7 +91,7 @@ def _layer_ticks(ax: plt.Axes, connectome: Connectome) -> None:
 def plot_connectivity(connectome: Connectome) -> Figure:
     """Population x population connection probability and signed drive, grouped by layer."""
     prob, drive = connectome.population_matrices()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), constrained_layout=True)
+    fig, axes = _subplots(1, 2, figsize=(12, 5.5))
     im = axes[0].imshow(prob, cmap="viridis", vmin=0)
     fig.colorbar(im, ax=axes[0], label="connection probability")
     axes[0].set_title("Connection probability (sampled)")
@@ -90,7 +105,7 @@ def plot_connectivity(connectome: Connectome) -> Figure:
     return fig
 
 
-def _epoch_lines(ax: plt.Axes, batch, k: int = 0) -> None:
+def _epoch_lines(ax: Axes, batch, k: int = 0) -> None:
     """Vertical markers at target onset, go, movement onset and end of trial ``k``."""
     p = batch.params
     for key, style in (("target_on", ":"), ("go", "--"), ("move_on", "-."), ("move_off", "-.")):
@@ -114,8 +129,8 @@ def plot_trajectories(evaluation, outputs: np.ndarray, catch_outputs: np.ndarray
     test, test_outputs : TrialBatch and ndarray, optional
         Held-out single trials (e.g. with process noise), drawn faintly.
     """
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
-    colours = plt.cm.hsv(np.linspace(0, 1, evaluation.n_trials, endpoint=False))
+    fig, (ax, bx) = _subplots(1, 2, figsize=(11, 5))
+    colours = _colours("hsv", evaluation.n_trials)
     if test is not None and test_outputs is not None:
         reach = np.flatnonzero(~test.params["catch"])[:n_single]
         for i in reach:
@@ -146,7 +161,7 @@ def plot_trajectories(evaluation, outputs: np.ndarray, catch_outputs: np.ndarray
 
 def plot_training(history: dict[str, list[float]]) -> Figure:
     """Training loss (log scale) and validation R^2 against iteration."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    fig, (ax, bx) = _subplots(1, 2, figsize=(11, 4))
     it = np.arange(1, len(history["loss"]) + 1)
     ax.semilogy(it, history["loss"], lw=0.6, label="total loss")
     ax.semilogy(it, history["task_loss"], lw=0.6, label="task loss (position MSE / reach^2)")
@@ -175,8 +190,7 @@ def plot_layer_rates(evaluation, rates: np.ndarray, connectome: Connectome) -> F
     connectome : Connectome
     """
     layers = list(dict.fromkeys(p.spec.layer for p in connectome.populations))
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.7 * len(layers)), sharex=True,
-                             constrained_layout=True)
+    fig, axes = _subplots(len(layers), 1, figsize=(8, 1.7 * len(layers)), sharex=True)
     t = evaluation.time
     mean = rates.mean(axis=0)
     for ax, layer in zip(np.atleast_1d(axes), layers):
@@ -216,8 +230,7 @@ def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None
             mat[i, j], null[i, j] = r[metric], r.get(f"{metric}_null", np.nan)
             if columns_from is None and r["b"] in names:
                 mat[j, i], null[j, i] = mat[i, j], null[i, j]
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cols), 1.0 + 0.38 * len(names) + 0.6 * (columns_from is None)),
-                           constrained_layout=True)
+    fig, ax = _subplots(figsize=(1.2 + 1.1 * len(cols), 1.0 + 0.38 * len(names) + 0.6 * (columns_from is None)))
     im = ax.imshow(mat, cmap="magma", vmin=0, vmax=1, aspect="auto")
     fig.colorbar(im, ax=ax, label=f"{metric} (higher = more similar)")
     for i in range(mat.shape[0]):
@@ -235,11 +248,11 @@ def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None
 def plot_jpca(results: dict, plane: int = 0) -> Figure:
     """Projections onto the first jPCA plane of each model, side by side (one line per condition)."""
     n = max(len(results), 1)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False)
     for ax, (name, res) in zip(axes[0], results.items()):
         proj = np.asarray(res.projections)
         if proj.ndim == 4 and proj.shape[2] > plane:
-            colours = plt.cm.hsv(np.linspace(0, 1, proj.shape[0], endpoint=False))
+            colours = _colours("hsv", proj.shape[0])
             for c in range(proj.shape[0]):
                 xy = proj[c, :, plane]
                 ax.plot(xy[:, 0], xy[:, 1], color=colours[c], lw=1.5)
@@ -265,11 +278,11 @@ def plot_pca_trajectories(trajectories: dict[str, tuple[np.ndarray, float, int]]
         in those PCs; time index of movement onset).
     """
     n = max(len(trajectories), 1)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False)
     for ax, (name, (proj, var, move_on)) in zip(axes[0], trajectories.items()):
         c = proj.shape[0]
         second = min(1, proj.shape[2] - 1)
-        colours = plt.cm.hsv(np.linspace(0, 1, c, endpoint=False))
+        colours = _colours("hsv", c)
         for k in range(c):
             ax.plot(proj[k, :, 0], proj[k, :, second], color=colours[k], lw=1.2)
             ax.plot(proj[k, move_on, 0], proj[k, move_on, second], "k.", ms=4)
@@ -295,11 +308,11 @@ def plot_raster(spikes, connectome: Connectome, k: int, duration: float, max_neu
     max_neurons : int
         At most this many neurons are drawn (every n-th neuron of each population).
     """
-    fig, ax = plt.subplots(figsize=(11, 7), constrained_layout=True)
+    fig, ax = _subplots(figsize=(11, 7))
     step = max(1, int(np.ceil(connectome.n_units * k / max_neurons)))
     first = spikes.times < duration
     times, ids = spikes.times[first], spikes.ids[first]
-    colours = plt.cm.tab20(np.linspace(0, 1, len(connectome.populations)))
+    colours = matplotlib.colormaps["tab20"](np.linspace(0, 1, len(connectome.populations)))
     ticks, labels = [], []
     for colour, pop in zip(colours, connectome.populations):
         lo, hi = pop.start * k, pop.stop * k
@@ -319,7 +332,7 @@ def plot_raster(spikes, connectome: Connectome, k: int, duration: float, max_neu
 def plot_fidelity(rows: list[dict]) -> Figure:
     """Per-population fidelity of the spiking twin: PSTH correlation, rate ratio, rate, CV ISI."""
     names = [r["population"] for r in rows]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4), sharey=True, constrained_layout=True)
+    fig, axes = _subplots(1, 4, figsize=(14, 4), sharey=True)
     for ax, (key, label, ref) in zip(axes, (("psth_r_mean", "PSTH r (twin vs rate unit)", 0.9),
                                            ("rate_ratio", "rate ratio (twin / rate)", 1.0),
                                            ("rate_hz", "twin rate (Hz)", None),
@@ -359,8 +372,7 @@ def plot_sweep(rows: list[dict], param: str, metrics: list[str], others: list[st
         numeric, xs = None, list(range(len(values)))
     others = [k for k in others if k not in (param, seed_key)]
     lines = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), constrained_layout=True,
-                             squeeze=False)
+    fig, axes = _subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for line in lines:
             sel = [r for r in rows if tuple(r[k] for k in others) == line]
@@ -409,8 +421,8 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
     )
     panels = [(t, [c for c in cols if any(np.isfinite(r.get(c[0], np.nan)) for r in rows)]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.45 * len(names) + 2), 2.4 * len(panels)),
-                             sharex=True, constrained_layout=True, squeeze=False)
+    fig, axes = _subplots(len(panels), 1, figsize=(max(6.0, 0.45 * len(names) + 2), 2.4 * len(panels)),
+                          sharex=True, squeeze=False)
     x = np.arange(len(names))
     for ax, (title, cols) in zip(axes[:, 0], panels):
         width = 0.8 / len(cols)
@@ -431,3 +443,38 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
     fig.suptitle(f"Silencing each population of the trained circuit\n(vs intact; mean +- SD over {n_seeds} "
                  f"seed(s); labels coloured by layer, excitatory bold)", fontsize=9)
     return fig
+
+
+def battery_figures(result: BatteryResult, folder: str | Path) -> list[Path]:
+    """The comparison battery's figures: similarity heat maps, jPCA planes and PCA trajectories.
+
+    Parameters
+    ----------
+    result : BatteryResult
+        From :func:`cortexsim.battery.run_battery`.
+    folder : str or Path
+        Written into (created): ``similarity_models.png``, ``similarity_parts_vs_ann.png`` (when layers or
+        populations were compared with the ANNs), ``jpca.png`` and ``pca.png``.
+
+    Returns
+    -------
+    list of Path
+        The figures written, in that order.
+    """
+    folder = Path(folder)
+    kinds = result.kinds()
+    models = [n for n, kind in kinds.items() if kind in ("model", "data")]
+    paths = [save(plot_similarity(list(result.similarity), models), folder / "similarity_models.png")]
+    parts = [n for n, kind in kinds.items() if kind in ("layer", "population")]
+    if any(r["a"] in parts for r in result.similarity):
+        paths.append(save(plot_similarity(list(result.similarity), parts, columns_from="b"),
+                          folder / "similarity_parts_vs_ann.png"))
+    fitted = [n for n in models if n in result.jpca_results]
+    paths.append(save(plot_jpca({n: result.jpca_results[n] for n in fitted}), folder / "jpca.png"))
+    trajectories = {}
+    for name in fitted:
+        act = result.activities[name]
+        fit = analysis.pca(act.rates, n_components=min(2, act.n_units))
+        trajectories[name] = (fit.project(act.rates), float(fit.explained_variance_ratio.sum()), act.move_on)
+    paths.append(save(plot_pca_trajectories(trajectories), folder / "pca.png"))
+    return paths

@@ -85,7 +85,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TASK_INPUT_GROUPS, Config
+from .anatomy import TASK_INPUT_GROUPS, circuit_spec
+from .config import Config
 from .errors import ConfigError, CortexsimError
 
 MEMORY_FRACTION = 0.8
@@ -224,7 +225,7 @@ def sizes(config: Config) -> Sizes:
     from .pipeline import HELD_OUT_TRIALS
 
     check_trial_length(config)
-    spec = config.circuit_spec()
+    spec = circuit_spec(config)
     n_synapses, n_readout = expected_synapses(spec, config.circuit.n_units)
     task, sc = config.task, config.spiking
     n_steps = task.n_steps
@@ -539,7 +540,7 @@ def check_runnable(config: Config) -> None:
     ConfigError
     """
     check_trial_length(config)
-    spec = config.circuit_spec()
+    spec = circuit_spec(config)
     where = "circuit.spec" if config.circuit.spec == "default" else f"circuit.spec ({config.circuit.spec})"
     for group in TASK_INPUT_GROUPS:
         if group not in spec.inputs:
@@ -617,7 +618,7 @@ def check_spiking(config: Config) -> None:
         ``spiking.dt`` not below every time constant or not dividing ``task.dt``, or a transfer
         function that the offset calibration cannot fit (fewer than 3 of its grid inputs in 2-50 Hz).
     """
-    spec = config.circuit_spec()
+    spec = circuit_spec(config)
     sim_dt, task_dt = config.spiking.dt, config.task.dt
     slowest = min(spec.populations, key=lambda p: p.tau)
     if sim_dt >= slowest.tau:

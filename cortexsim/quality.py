@@ -19,44 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import _validate as v
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """``[quality]``: the reach bars every trained model must meet.
-
-    Attributes
-    ----------
-    position_r2 : float
-        Lowest acceptable noise-free held-out position R^2 of the rate circuit and the ANNs.
-    endpoint_error_cm : float
-        Largest acceptable mean endpoint error (cm) of the rate circuit and the ANNs.
-    catch_drift_cm : float
-        Largest acceptable mean catch-trial drift (cm) of the rate circuit and the ANNs.
-    spiking_position_r2 : float
-        Lowest acceptable single-trial decoded position R^2 of the spiking twin.
-    """
-
-    position_r2: float = 0.98
-    endpoint_error_cm: float = 1.0
-    catch_drift_cm: float = 1.0
-    spiking_position_r2: float = 0.9
-
-    def __post_init__(self) -> None:
-        v.number(self.position_r2, "quality.position_r2", high=1)
-        v.number(self.spiking_position_r2, "quality.spiking_position_r2", high=1)
-        v.number(self.endpoint_error_cm, "quality.endpoint_error_cm", low=0, low_open=True)
-        v.number(self.catch_drift_cm, "quality.catch_drift_cm", low=0, low_open=True)
-
-    def bars(self, model: str) -> list[tuple[str, str, float]]:
-        """``(metric, "min" | "max", bar)`` for one model prefix (``rate``, ``spiking``, ``ann_<arch>``)."""
-        if model == "spiking":
-            return [("spiking_position_r2", "min", self.spiking_position_r2)]
-        return [(f"{model}_position_r2", "min", self.position_r2),
-                (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
-                (f"{model}_catch_drift_cm", "max", self.catch_drift_cm)]
-
+from .config import QualityConfig
 
 LABELS = {"rate": "the rate circuit", "spiking": "the spiking twin", "ann_rnn": "the RNN", "ann_gru": "the GRU",
           "ann_lstm": "the LSTM"}

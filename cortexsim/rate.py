@@ -30,13 +30,16 @@ product runs on the synapses only when the mask is sparse (:func:`kernel_path`),
 the weight gradient is a few large GEMMs shared by :func:`gradient_threads`
 threads while the backward pass runs, and BLAS should run single-threaded around
 training (:func:`training_threads`).  Results are bit-identical for any number of
-gradient or BLAS threads; the path is a fixed function of size, density and dtype.
+gradient threads; the path and the BLAS thread count are fixed functions of size,
+density and dtype, never of load.  (A multi-threaded OpenBLAS may split a GEMM's inner
+dimension -- 0.3.30's Haswell kernels do -- so *changing* the BLAS thread count may change
+the last bits; ``tests/test_kernels.py`` checks they agree to rounding.)
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,35 +47,12 @@ from . import _kernels
 from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
+from .loss import DEFAULT_PENALTIES, Penalties, task_error
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
 
 GROUPS = ("w", "w_in", "b", "w_out", "b_out", "x0")
 """Names of the trainable parameter groups."""
-
-
-@dataclass(frozen=True)
-class Penalties:
-    """Loss terms besides the task error (defaults favour simple dynamics; Sussillo et al. 2015).
-
-    Attributes
-    ----------
-    rate_l2 : float
-        Weight of the mean squared rate, per Hz^2.
-    rate_cap : float
-        Rates above this (Hz) are penalised by a hinge ...
-    rate_cap_l2 : float
-        ... of weight ``rate_cap_l2`` on the mean squared excess (per Hz^2).  Keeps
-        rates inside the transfer function's fitted range.
-    weight_l2 : float
-        Weight of the mean squared recurrent magnitude, relative to the initial
-        mean squared magnitude.
-    """
-
-    rate_l2: float = 1e-6
-    rate_cap: float = 50.0
-    rate_cap_l2: float = 1e-3
-    weight_l2: float = 1e-4
 
 
 class RateNetwork(TimeMajorModel):
@@ -143,8 +123,9 @@ class RateNetwork(TimeMajorModel):
             raise ConfigError("circuit: no output units (is the output population silenced?)")
         self.n_units, self.n_inputs, self.n_outputs = n, len(input_groups), int(n_outputs)
         self.params: dict[str, np.ndarray] = {}
-        self.keep: np.ndarray | None = None
-        """0 on silenced units, 1 elsewhere, shape (units,); None: nothing silenced (see cortexsim.lesion)."""
+        self.silenced: np.ndarray | None = None
+        """True on units silenced by a lesion (their rate is 0), shape (units,); None: none (see :meth:`lesioned`)."""
+        self._keep: np.ndarray | None = None  # 0 on silenced units, 1 elsewhere, in the network's dtype
         self._buffers: dict[str, np.ndarray] = {}
         self._rec: _kernels.Recurrence | None = None
 
@@ -224,6 +205,33 @@ class RateNetwork(TimeMajorModel):
         """Signed recurrent matrix ``W[post, pre]`` (mV/Hz)."""
         return self.params["w"] * self.sign[None, :]
 
+    def lesioned(self, silenced: np.ndarray | None = None, cut: np.ndarray | None = None) -> RateNetwork:
+        """A lesioned copy of this network; this one is left unchanged.
+
+        Parameters
+        ----------
+        silenced : ndarray of bool, shape (units,), optional
+            Units whose rate is clamped to 0 Hz (added to any already silenced).
+        cut : ndarray of bool, shape (post units, pre units), optional
+            Synapses whose weight is set to zero.
+
+        Returns
+        -------
+        RateNetwork
+            Same structure, transfer and settings, with its own copy of the parameters.
+        """
+        new = copy.copy(self)
+        new.params = {k: val.copy() for k, val in self.params.items()}
+        new._buffers, new._rec = {}, None
+        if cut is not None and np.any(cut):
+            new.params["w"][np.asarray(cut, bool)] = 0
+        mask = np.zeros(self.n_units, bool) if self.silenced is None else self.silenced.copy()
+        if silenced is not None:
+            mask |= np.asarray(silenced, bool)
+        new.silenced = mask if mask.any() else None
+        new._keep = (~mask).astype(self.dtype) if mask.any() else None
+        return new
+
     def to_connectome(self) -> Connectome:
         """The connectome with the current (trained) magnitudes."""
         c = self.connectome
@@ -289,7 +297,7 @@ class RateNetwork(TimeMajorModel):
         x_now[...] = p["x0"][:, None]
         phi = self.transfer
         fast = (phi.gain, phi.threshold, phi.softness) if isinstance(phi, Softplus) else None
-        keep = None if self.keep is None else self.keep[:, None]
+        keep = None if self._keep is None else self._keep[:, None]
         with np.errstate(over="ignore"):
             for t in range(n_steps):
                 if fast is not None:
@@ -346,7 +354,7 @@ class RateNetwork(TimeMajorModel):
                 y.transpose(1, 0, 2).copy())
 
     # -- loss and gradients ----------------------------------------------------------
-    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = Penalties(),
+    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = DEFAULT_PENALTIES,
                       noise: np.ndarray | None = None, w_ref: float | None = None
                       ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
@@ -377,8 +385,8 @@ class RateNetwork(TimeMajorModel):
         -----
         The recurrent product runs on the path of :attr:`kernel_path`, the weight
         gradient on :attr:`gradient_threads` threads; every sum is in an order fixed
-        by the shapes alone, so results are bit-identical from run to run, for any
-        number of gradient threads and of BLAS threads (``tests/test_kernels.py``).
+        by the shapes alone, so results are bit-identical from run to run and for any
+        number of gradient threads at a given BLAS thread count (``tests/test_kernels.py``).
         For softplus transfers ``phi'(x) = a (1 - exp(-r / (a s)))`` is computed from
         the stored rate (an identity of the softplus; 0 where a unit is silenced), so
         ``x`` is not stored.
@@ -395,11 +403,8 @@ class RateNetwork(TimeMajorModel):
         n, _, n_trials = rates.shape
         target = batch.targets.transpose(1, 0, 2).astype(self.dtype)
         mask = batch.mask.transpose(1, 0, 2).astype(self.dtype)
-        scale = self.output_scale**2
-        err = (y - target) * mask
-        count = max(float(mask.sum()), 1.0)
-        task = float(np.sum(err**2)) / (count * scale)
-        dy = (2.0 / (count * scale)) * err
+        error = task_error(y, target, mask, self.output_scale)
+        task, dy = error.loss, error.grad
         dy_t = np.ascontiguousarray(dy.transpose(2, 0, 1)).reshape(self.n_outputs, -1)  # (outputs, T B)
         # dL/dr of the readout, shape (readout units, time, trials)
         g_out = (p["w_out"].T @ dy_t).reshape(-1, n_steps, n_trials)
@@ -436,8 +441,7 @@ class RateNetwork(TimeMajorModel):
         sum_r, sum_r2 = (float(s) for s in rate_stats[:, :2].sum(axis=0))
         rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
         weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
-        ss_tot = float(np.sum(mask * (target - _masked_mean(target, mask)) ** 2))
-        stats = {"task_loss": task, "r2": 1.0 - float(np.sum(err**2)) / max(ss_tot, 1e-30),
+        stats = {"task_loss": task, "r2": error.r2,
                  "mean_rate": sum_r / size, "max_rate": float(rate_stats[:, 2].max())}
         return task + rate_loss + weight_loss, grads, stats
 
@@ -456,7 +460,7 @@ class RateNetwork(TimeMajorModel):
         c_cap = self.dtype.type(2.0 * penalties.rate_cap_l2 / size)
         cap = penalties.rate_cap
         leak = (1.0 - self.alpha).astype(self.dtype)[:, None]
-        keep = None if self.keep is None else self.keep[:, None]
+        keep = None if self._keep is None else self._keep[:, None]
         out_rows = self._out_rows
         g_now, g_next = self._buffer("g_now", (n, n_trials)), self._buffer("g_next", (n, n_trials))
         r_t, tmp, tmp2 = (self._buffer(k, (n, n_trials)) for k in ("r_now", "tmp", "tmp2"))
@@ -598,8 +602,9 @@ def training_threads(n_units: int, density: float, dtype=np.float32) -> int:
     per-step products are scipy CSR products (no BLAS) on the sparse path.  A
     multi-threaded OpenBLAS busy-waits at every small product on a busy machine (an
     iteration 21x slower with one competing process, measured before this rule),
-    while blocked Python threads cost nothing.  Results are bit-identical for 1 and
-    2 BLAS threads (``tests/test_kernels.py``), so the choice only affects speed.
+    while blocked Python threads cost nothing.  Because the rule never reads the load,
+    the same config gives the same bits on a quiet or a busy machine; 1 and 2 BLAS threads
+    agree to rounding (``tests/test_kernels.py``; OpenBLAS may split a GEMM's inner dimension).
 
     Use as ``with threadpoolctl.threadpool_limits(training_threads(...), user_api="blas"):``
     around training.
@@ -621,12 +626,6 @@ def _trials_first(a: np.ndarray) -> np.ndarray:
     for t in range(n_steps):
         out[:, t, :] = a[:, t, :].T
     return out
-
-
-def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean over all but the last axis, counting only masked entries, shape (outputs,)."""
-    axes = tuple(range(values.ndim - 1))
-    return np.sum(values * mask, axis=axes) / np.maximum(np.sum(mask, axis=axes), 1)
 
 
 def _inverse(transfer: Transfer, rate: float) -> float:

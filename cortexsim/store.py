@@ -1,4 +1,4 @@
-"""The HDF5 run file: schema v1, owned by this module alone.
+"""The HDF5 run file: schema v2, owned by this module alone.
 
 A run file explains itself to anyone with h5py: every dataset carries ``units``,
 ``dims`` (comma-separated axis names) and ``description`` attributes, and the root
@@ -10,7 +10,7 @@ Layout (see ``docs/schema.md`` for every path)::
                                    config (TOML text), git_commit, *_version
     /circuit                attrs: spec (TOML text), n_units, n_synapses
     /circuit/populations    table: name, layer, cell_class, subtype, start, stop
-    /circuit/connectome/    pre, post, weight, sign (per synapse) [, weight_init]
+    /circuit/connectome/    pre, post, sign, weight_init (per synapse) [, weight_trained after training]
     /circuit/inputs/<group> bool per unit: receives that task input group
     /circuit/output_mask    bool per unit: read by the motor readout
 
@@ -33,19 +33,23 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
 from .config import Config, config_from_text
 from .errors import CortexsimError, RunFileError
+from .spiking.twin import TwinResult
+from .tasks import TrialBatch
+from .train import TrainState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the layout written by this module."""
 
 FILE_KIND = "cortexsim run"
@@ -123,6 +127,12 @@ def check_run_file(f: h5py.File, path: str | Path) -> None:
         )
     if version < 1:
         raise RunFileError(f"{path}: unknown run-file schema version {version}")
+    if version < SCHEMA_VERSION:
+        raise RunFileError(
+            f"{path}: written with run-file schema {version} (before cortexsim 0.2 named the initial and the trained "
+            f"weights apart); rerun the experiment with this cortexsim (cortexsim run --force), or read it with "
+            f"cortexsim 0.1"
+        )
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -456,7 +466,8 @@ def _short(value: Any) -> str:
 _ROOT_TEXT = ("config", "created_utc", "cortexsim_version", "git_commit")
 REQUIRED: dict[str, dict[str, Any]] = {
     "circuit": {"attrs": {"spec": str, "n_units": int},
-                "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight", "output_mask"),
+                "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight_init",
+                             "output_mask"),
                 "groups": ("inputs",)},
     "task": {"attrs": {"dt": float}, "datasets": ("inputs", "targets", "mask", "params/move_on"), "groups": ()},
     "rate": {"attrs": {}, "datasets": ("states", "rates", "outputs", "W_in", "W_out", "b", "b_out", "x0"),
@@ -513,9 +524,9 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
     if "circuit" in f:
         n_units = _attr(f["circuit"], "n_units", int, path)
         c = f["circuit/connectome"]
-        lengths = {c[k].shape for k in ("pre", "post", "weight")}
+        lengths = {c[k].shape for k in ("pre", "post", "weight_init", "weight_trained") if k in c}
         if len(lengths) != 1:
-            raise RunFileError(f"{path}: /circuit/connectome: pre, post and weight differ in length")
+            raise RunFileError(f"{path}: /circuit/connectome: pre, post and the weights differ in length")
         if f["circuit/output_mask"].shape != (n_units,):
             raise RunFileError(f"{path}: /circuit/output_mask has shape {f['circuit/output_mask'].shape}, "
                                f"expected ({n_units},) (/circuit@n_units)")
@@ -649,8 +660,12 @@ def write_array(group: h5py.Group, name: str, data: Any, *, units: str, dims: Se
     return ds
 
 
-def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray | None = None) -> None:
-    """Write ``/circuit`` (populations, connectome, input and output masks)."""
+def write_circuit(f: h5py.File, connectome: Connectome) -> None:
+    """Write ``/circuit`` (populations, connectome, input and output masks) as sampled, before training.
+
+    The synapse magnitudes go to ``/circuit/connectome/weight_init``, which nothing changes
+    afterwards; the trained ones to ``weight_trained`` (:func:`write_trained_weight`).
+    """
     if "circuit" in f:
         del f["circuit"]
     g = f.create_group("circuit")
@@ -659,7 +674,8 @@ def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray 
         "n_synapses": connectome.n_synapses,
         "description": "The sampled circuit: populations (unit ranges) and signed synapses. "
                        "Synapse k goes from unit pre[k] to unit post[k] with signed weight "
-                       "sign[k] * weight[k]; the attribute 'spec' holds the anatomy as TOML.",
+                       "sign[k] * weight_init[k] as sampled and sign[k] * weight_trained[k] after "
+                       "training; the attribute 'spec' holds the anatomy as TOML.",
     })
     table = np.array([(p.name, p.spec.layer, p.spec.cell_class, p.spec.subtype, p.start, p.stop)
                       for p in connectome.populations], dtype=_POPULATION_DTYPE)
@@ -672,14 +688,11 @@ def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray 
                 description="Index of the presynaptic unit.")
     write_array(c, "post", connectome.post, units="1", dims="synapse",
                 description="Index of the postsynaptic unit.")
-    write_array(c, "weight", connectome.weight, units="mV/Hz", dims="synapse",
-                description="Weight magnitude (>= 0): change of the postsynaptic input per Hz "
-                            "of presynaptic rate. Signed weight = sign * weight.")
+    write_array(c, "weight_init", connectome.weight, units="mV/Hz", dims="synapse",
+                description="Weight magnitude (>= 0) as sampled, before training: change of the postsynaptic "
+                            "input per Hz of presynaptic rate. Signed weight = sign * weight_init.")
     write_array(c, "sign", connectome.sign[connectome.pre], units="1", dims="synapse",
                 description="+1 excitatory, -1 inhibitory (Dale's law: the presynaptic unit's class).")
-    if weight_init is not None:
-        write_array(c, "weight_init", weight_init, units="mV/Hz", dims="synapse",
-                    description="Weight magnitudes before training.")
     ins = g.create_group("inputs")
     ins.attrs["description"] = "Per task input group: which units receive it."
     for group, mask in connectome.input_masks.items():
@@ -689,16 +702,50 @@ def write_circuit(f: h5py.File, connectome: Connectome, weight_init: np.ndarray 
                 description="True for units read by the motor readout.")
 
 
+def write_trained_weight(f: h5py.File, weight: np.ndarray) -> None:
+    """Write ``/circuit/connectome/weight_trained``: the synapse magnitudes training ended with.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (synapses,)
+        Magnitudes (mV/Hz, >= 0) in the synapse order of ``/circuit/connectome``.
+    """
+    c = f["circuit/connectome"]
+    if weight.shape != c["pre"].shape:
+        raise ValueError(f"trained weights have shape {weight.shape}, the connectome {c['pre'].shape}")
+    if "weight_trained" in c:
+        del c["weight_trained"]
+    write_array(c, "weight_trained", weight, units="mV/Hz", dims="synapse",
+                description="Weight magnitude (>= 0) after training (the best validation parameters). Signed "
+                            "weight = sign * weight_trained; a [lesion] is applied on load, never stored here.")
+
+
 def attr_text(value: Any) -> str:
     """An HDF5 string attribute as ``str`` (h5py may return ``bytes``)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @_reader('/circuit')
-def read_circuit(f: h5py.File) -> Connectome:
-    """Read ``/circuit`` back into a :class:`~cortexsim.circuit.Connectome`."""
+def read_circuit(f: h5py.File, weights: str = "init") -> Connectome:
+    """Read ``/circuit`` back into a :class:`~cortexsim.circuit.Connectome`.
+
+    Parameters
+    ----------
+    weights : str
+        ``"init"`` (the magnitudes as sampled, ``weight_init``) or ``"trained"`` (``weight_trained``).
+
+    Raises
+    ------
+    RunFileError
+        No ``/circuit``, or ``"trained"`` asked of a file whose circuit is not trained yet.
+    """
     if "circuit" not in f:
         raise RunFileError(f"{f.filename}: has no /circuit group")
+    if weights not in ("init", "trained"):
+        raise ValueError(f"weights: {weights!r}; use 'init' or 'trained'")
+    if weights == "trained" and "weight_trained" not in f["circuit/connectome"]:
+        raise RunFileError(f"{f.filename}: the circuit is not trained yet (no /circuit/connectome/weight_trained); "
+                           f"run the train stage (cortexsim run)")
     g = f["circuit"]
     spec = CircuitSpec.from_toml_text(attr_text(g.attrs["spec"]), where=f"{f.filename}:/circuit@spec")
     table = g["populations"][()]
@@ -712,7 +759,47 @@ def read_circuit(f: h5py.File) -> Connectome:
         if p.spec.cell_class == "I":
             sign[p.start:p.stop] = -1
     inputs = {name: ds[()] for name, ds in g["inputs"].items()}
-    return Connectome(spec, pops, pre, c["post"][()], c["weight"][()], sign, inputs, g["output_mask"][()])
+    return Connectome(spec, pops, pre, c["post"][()], c[f"weight_{weights}"][()], sign, inputs,
+                      g["output_mask"][()])
+
+
+@dataclass(frozen=True)
+class TrainedRate:
+    """The trained rate network as a run file stores it.
+
+    Attributes
+    ----------
+    connectome : Connectome
+        The circuit with its trained magnitudes (``weight_trained``).
+    params : dict of str to ndarray
+        Every parameter group of :class:`~cortexsim.rate.RateNetwork` (``w`` dense, (post, pre), mV/Hz).
+    attrs : dict
+        The ``/rate`` attributes (transfer, dt, lesion label, kernel, ...).
+    """
+
+    connectome: Connectome
+    params: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+@_reader('/rate')
+def read_trained_rate(f: h5py.File) -> TrainedRate:
+    """The trained rate network: ``/circuit`` with ``weight_trained`` and the ``/rate`` parameters.
+
+    Raises
+    ------
+    RunFileError
+        The file holds no trained rate network (no ``/rate`` or no ``weight_trained``).
+    """
+    if "rate" not in f:
+        raise RunFileError(f"{f.filename}: has no /rate group (train the rate network first: cortexsim run)")
+    connectome = read_circuit(f, weights="trained")
+    g = f["rate"]
+    w = np.zeros((connectome.n_units, connectome.n_units))
+    np.add.at(w, (connectome.post, connectome.pre), connectome.weight)
+    params = {"w": w, "w_in": g["W_in"][()], "b": g["b"][()], "w_out": g["W_out"][()], "b_out": g["b_out"][()],
+              "x0": g["x0"][()]}
+    return TrainedRate(connectome, params, {k: _jsonable(val) for k, val in g.attrs.items()})
 
 
 # ---------------------------------------------------------------------------
@@ -816,7 +903,7 @@ def _write_params(group: h5py.Group, params: dict[str, np.ndarray], what: str) -
         write_array(group, key, value, units=units, dims=dims, description=f"{what}: {PARAM_TEXT[key]}")
 
 
-def write_task(f: h5py.File, batch: Any, description: str) -> None:
+def write_task(f: h5py.File, batch: TrialBatch, description: str) -> None:
     """Write ``/task``: a trial batch (inputs, targets, mask, per-trial params)."""
     if "task" in f:
         del f["task"]
@@ -836,6 +923,19 @@ def write_task(f: h5py.File, batch: Any, description: str) -> None:
     for key, value in batch.params.items():
         write_array(p, key, value, units=units.get(key, "1"), dims="condition",
                     description=f"Per-condition task parameter '{key}' (NaN: does not occur).")
+
+
+@_reader('/task')
+def read_task(f: h5py.File) -> TrialBatch:
+    """``/task`` back as the :class:`~cortexsim.tasks.TrialBatch` :func:`write_task` wrote."""
+    if "task" not in f:
+        raise RunFileError(f"{f.filename}: has no /task group (run the rate stage: cortexsim run)")
+    g = f["task"]
+    names = {key: tuple(attr_text(g.attrs[key]).split(",")) for key in ("input_names", "input_groups", "output_names")}
+    params = {key: ds[()] for key, ds in g["params"].items()}
+    if "catch" in params:
+        params["catch"] = params["catch"].astype(bool)
+    return TrialBatch(g["inputs"][()], g["targets"][()], g["mask"][()], float(g.attrs["dt"]), params, **names)
 
 
 def write_rate(f: h5py.File, states: np.ndarray, rates: np.ndarray, outputs: np.ndarray,
@@ -957,7 +1057,7 @@ def copy_stages(src: h5py.File, dst: h5py.File, names: Sequence[str]) -> None:
         src.copy(src[f"stages/{name}"], stages, name=name)
 
 
-def write_training(f: h5py.File, state: Any, config_text: str) -> None:
+def write_training(f: h5py.File, state: TrainState, config_text: str) -> None:
     """Write ``/training``: per-iteration histories and a resumable checkpoint."""
     g = f.require_group("training")
     g.attrs["description"] = ("Training histories (one entry per iteration; validation entries every "
@@ -988,10 +1088,8 @@ def write_training(f: h5py.File, state: Any, config_text: str) -> None:
 
 
 @_reader('/training (the checkpoint)')
-def read_training_state(f: h5py.File) -> Any | None:
+def read_training_state(f: h5py.File) -> TrainState | None:
     """The :class:`~cortexsim.train.TrainState` checkpointed in ``f``, or None."""
-    from .train import TrainState
-
     if "training/checkpoint" not in f:
         return None
     c = f["training/checkpoint"]
@@ -1031,6 +1129,41 @@ def write_ann(f: h5py.File, arch: str, hidden: np.ndarray, outputs: np.ndarray,
                     dims=dims, description=f"Trained '{key}'.")
 
 
+@dataclass(frozen=True)
+class AnnRecord:
+    """One ANN baseline as ``/ann/<arch>`` stores it.
+
+    Attributes
+    ----------
+    arch : str
+    hidden : ndarray, shape (conditions, time, units)
+        Hidden state on the evaluation set (dimensionless).
+    outputs : ndarray, shape (conditions, time, outputs)
+        Decoded hand position (m).
+    params : dict of str to ndarray
+        Trained parameters (names as in :mod:`cortexsim.ann`).
+    attrs : dict
+        ``config``, ``n_hidden``, ``iterations``, ``train_seconds``.
+    """
+
+    arch: str
+    hidden: np.ndarray
+    outputs: np.ndarray
+    params: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+@_reader('/ann')
+def read_ann(f: h5py.File, arch: str) -> AnnRecord:
+    """``/ann/<arch>`` as :func:`write_ann` wrote it."""
+    if f"ann/{arch}" not in f:
+        have = ", ".join(f["ann"]) if "ann" in f else "none"
+        raise RunFileError(f"{f.filename}: has no /ann/{arch} (ANNs in the file: {have})")
+    a = f[f"ann/{arch}"]
+    return AnnRecord(arch, a["hidden"][()], a["outputs"][()], {k: ds[()] for k, ds in a["weights"].items()},
+                     {k: _jsonable(val) for k, val in a.attrs.items() if k != "description"})
+
+
 def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], description: str,
                 columns: dict[str, str] | None = None) -> None:
     """Write a list of dict rows as a compound dataset (strings as UTF-8, numbers as float64).
@@ -1050,21 +1183,21 @@ def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], descri
         ds.attrs[f"col_{col}"] = text
 
 
-def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, n_reach: int) -> None:
+def write_spiking(f: h5py.File, result: TwinResult, connectome: Connectome, n_reach: int) -> None:
     """Write the spiking twin: SONATA ``/spikes/<population>`` and ``/spiking`` (rates, outputs, fidelity).
 
     Parameters
     ----------
-    result : dict
+    result : TwinResult
         From :func:`cortexsim.spiking.run_twin`.
     connectome : Connectome
         The rate circuit (for the population ranges).
     n_reach : int
         Number of reach conditions (those of ``/task``); later conditions are catch trials.
     """
-    params, spikes, batch = result["params"], result["spikes"], result["batch"]
+    params, spikes, batch = result.params, result.spikes, result.batch
     k = int(params.k)
-    n_cond, n_trials, n_steps, _ = result["rates"].shape
+    n_cond, n_trials, n_steps, _ = result.rates.shape
     for name in ("spikes", "spiking"):
         if name in f:
             del f[name]
@@ -1085,11 +1218,11 @@ def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, 
     g.attrs.update({"description": "The spiking twin on the evaluation conditions (rows of /task, then catch).",
                     "k": k, "n_reach_conditions": n_reach, "trials_per_condition": n_trials,
                     "offset_mV": float(params.offset_mv), "sim_dt_s": float(params.dt)})
-    write_array(g, "rates", result["rates"][:n_reach].mean(axis=1), units="Hz", dims="condition,time,unit",
+    write_array(g, "rates", result.rates[:n_reach].mean(axis=1), units="Hz", dims="condition,time,unit",
                 description="Pool rates (20 ms exponential filter) averaged over trials, reach conditions of /task.")
-    write_array(g, "rates_trials", result["rates"], units="Hz", dims="condition,trial,time,unit",
+    write_array(g, "rates_trials", result.rates, units="Hz", dims="condition,trial,time,unit",
                 description="Single-trial pool rates, all conditions (reach, then catch).")
-    write_array(g, "outputs", result["outputs"], units="m", dims="condition,trial,time,output",
+    write_array(g, "outputs", result.outputs, units="m", dims="condition,trial,time,output",
                 description="Hand position decoded with the rate model's trained readout.")
     trials = g.create_group("trials")
     duration = n_steps * batch.dt
@@ -1098,7 +1231,7 @@ def write_spiking(f: h5py.File, result: dict[str, Any], connectome: Connectome, 
     write_array(trials, "start", np.arange(n_cond * n_trials) * duration, units="s", dims="trial",
                 description="Start time of each trial in the spike times.")
     write_table(g, "fidelity", [{k_: (v if isinstance(v, str) else float(v)) for k_, v in row.items()}
-                                for row in result["fidelity"]],
+                                for row in result.fidelity],
                 "One row per population: how faithfully the twin follows its rate model.",
                 {"population": "population", "psth_r_mean": "mean Pearson r of unit PSTHs, twin vs rate model",
                  "rate_ratio": "twin mean rate / rate-model mean rate", "rate_hz": "twin mean rate (Hz)",
@@ -1123,3 +1256,364 @@ def read_spikes(f: h5py.File) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise RunFileError(f"{f.filename}: has no /spikes; run `cortexsim spiking` first")
     return {attr_text(g.attrs.get("population", name)): (g["timestamps"][()], g["node_ids"][()])
             for name, g in f["spikes"].items()}
+
+
+# --- comparison and sweep records ---
+
+@dataclass(frozen=True)
+class Activity:
+    """Condition-averaged activity of one model, layer, population or data set.
+
+    Attributes
+    ----------
+    name : str
+        E.g. ``"rate"``, ``"rate:L5B"``, ``"rate:PT5B"``, ``"ann:gru"``, ``"spiking"``, ``"data"``.
+    kind : str
+        ``"model"``, ``"layer"``, ``"population"`` or ``"data"``.
+    rates : ndarray, shape (conditions, time, units)
+        Rates (Hz) or hidden states (dimensionless, ANNs).
+    dt : float
+        Time step (s).
+    move_on : int
+        Time index of movement onset (for the jPCA window).
+    """
+
+    name: str
+    kind: str
+    rates: np.ndarray
+    dt: float
+    move_on: int
+
+    @property
+    def n_units(self) -> int:
+        """Number of units."""
+        return self.rates.shape[2]
+
+
+@_reader('/task, /rate, /circuit/populations, /spiking or /ann')
+def read_activities(f: h5py.File, prefix: str = "", min_units: int = 3) -> list[Activity]:
+    """Activities stored in a run file: circuit, layers, populations, spiking twin, ANNs (in that order).
+
+    Parameters
+    ----------
+    f : h5py.File
+        An open run file (:func:`open_run`).
+    prefix : str
+        Put in front of every name (e.g. ``"run2/"`` for a second run compared with the first).
+    min_units : int
+        Populations with fewer units are left out (layers are always kept).
+
+    Returns
+    -------
+    list of Activity
+        ``rate`` (``/rate/rates``), ``rate:<layer>`` and ``rate:<population>`` (its units), ``spiking``
+        (``/spiking/rates``) and ``ann:<arch>`` (``/ann/<arch>/hidden``) where present; all on the time grid
+        of ``/task``, shape (conditions, time, units).
+
+    Raises
+    ------
+    CortexsimError
+        The file has no ``/rate/rates`` (the rate stage has not run).
+    """
+    if "rate/rates" not in f:
+        raise CortexsimError(f"{f.filename}: has no /rate/rates; run the rate stage first (cortexsim run)")
+    dt = float(f["task"].attrs["dt"])
+    move_on = int(round(float(f["task/params/move_on"][0]) / dt))
+    rates = f["rate/rates"][()]
+    out = [Activity(prefix + "rate", "model", rates, dt, move_on)]
+    table = f["circuit/populations"][()]
+    layers: dict[str, list[int]] = {}
+    for row in table:
+        layer = attr_text(row["layer"])
+        layers.setdefault(layer, []).extend(range(int(row["start"]), int(row["stop"])))
+    for layer, units in layers.items():
+        out.append(Activity(f"{prefix}rate:{layer}", "layer", rates[:, :, units], dt, move_on))
+    for row in table:
+        start, stop = int(row["start"]), int(row["stop"])
+        if stop - start >= min_units:
+            name = attr_text(row["name"])
+            out.append(Activity(f"{prefix}rate:{name}", "population", rates[:, :, start:stop], dt, move_on))
+    if "spiking/rates" in f:
+        out.append(Activity(prefix + "spiking", "model", f["spiking/rates"][()], dt, move_on))
+    if "ann" in f:
+        for arch in f["ann"]:
+            out.append(Activity(f"{prefix}ann:{arch}", "model", f[f"ann/{arch}/hidden"][()], dt, move_on))
+    return out
+
+
+@_reader('/rate or /spiking')
+def read_rates(f: h5py.File, group: str) -> np.ndarray | None:
+    """``/<group>/rates`` (``group`` = ``"rate"`` or ``"spiking"``), or None when the file has none.
+
+    Returns
+    -------
+    ndarray, shape (conditions, time, units), or None
+        Rates (Hz) on the evaluation conditions of ``/task``.
+    """
+    key = f"{group}/rates"
+    return f[key][()] if key in f else None
+
+
+@_reader('/task/targets')
+def read_task_targets(f: h5py.File) -> np.ndarray:
+    """``/task/targets``: desired hand position (m), shape (conditions, time, outputs)."""
+    return f["task/targets"][()]
+
+
+ANALYSIS_TEXT = ("Comparison battery (cortexsim.battery): every activity reduced to its top PCs, "
+                 "compared pairwise with condition-shuffle nulls; jPCA around movement onset.")
+"""The ``description`` attribute of ``/analysis``."""
+
+SIMILARITY_COLUMNS = {
+    "a": "first activity", "b": "second activity",
+    "cca": "mean canonical correlation of the top PCs (higher = more similar, max 1)",
+    "shape_distance": "Procrustes angular shape distance, rad (lower = more similar, min 0)",
+    "cka": "linear CKA (higher = more similar, max 1)",
+    "rsa": "Spearman r of condition dissimilarity matrices (higher = more similar)",
+    "cca_null": "mean cca over condition shuffles (the null model)",
+    "shape_distance_null": "mean shape distance over condition shuffles",
+    "cka_null": "mean CKA over condition shuffles", "rsa_null": "mean RSA over condition shuffles",
+    "cca_p": "share of condition shuffles with cca >= observed (small = significant)",
+    "cca_null_time": "mean cca when each condition's time course is circularly shifted (time-shuffle null)",
+}
+"""Columns of ``/analysis/similarity`` and their meaning (attributes ``col_<name>``)."""
+
+JPCA_COLUMNS = {
+    "activity": "activity", "r2_best": "R^2 of dx = M x, M unconstrained",
+    "r2_skew": "R^2 with M skew-symmetric (pure rotation)",
+    "ratio": "r2_skew / r2_best (higher = more rotational, max 1)",
+    "frequency_hz": "rotation frequency of the strongest jPCA plane (Hz)",
+    "participation_ratio": "dimensionality (participation ratio of the covariance eigenvalues)",
+    "decode_position_r2": "held-out R^2 of hand position by ridge regression, folds over conditions",
+    "decode_velocity_r2": "the same for hand velocity",
+}
+"""Columns of ``/analysis/jpca`` and their meaning, in table order."""
+
+Row = dict[str, str | float]
+"""One table row: column name -> text or number."""
+
+
+def read_table(group: h5py.Group, name: str) -> tuple[Row, ...]:
+    """A table written by :func:`write_table` as dict rows (text columns as ``str``, numbers as ``float``).
+
+    Returns an empty tuple when ``group`` has no dataset ``name`` (:func:`write_table` writes none for no rows).
+    """
+    if name not in group:
+        return ()
+    ds = group[name]
+    data = ds[()]
+    text = {k for k in data.dtype.names if h5py.check_string_dtype(ds.dtype[k])}
+    return tuple({k: attr_text(row[k]) if k in text else float(row[k]) for k in data.dtype.names} for row in data)
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """What ``/analysis`` holds (see :func:`write_analysis`).
+
+    Attributes
+    ----------
+    similarity : tuple of dict
+        One row per compared pair (columns :data:`SIMILARITY_COLUMNS`).
+    jpca : tuple of dict
+        One row per activity (columns :data:`JPCA_COLUMNS`).
+    answers : dict
+        The headline answers (e.g. ``most_ann_like_layer``): text or numbers.
+    notes : tuple of str
+        The battery's caveats.
+    """
+
+    similarity: tuple[Row, ...]
+    jpca: tuple[Row, ...]
+    answers: dict[str, str | float]
+    notes: tuple[str, ...]
+
+
+def write_analysis(f: h5py.File, similarity: Sequence[Row], jpca: Sequence[Row], answers: dict[str, str | float],
+                   notes: Sequence[str]) -> None:
+    """Write ``/analysis`` (replacing any): the similarity and jPCA tables and the headline answers.
+
+    Parameters
+    ----------
+    f : h5py.File
+        Writable run file (:func:`open_for_update`).
+    similarity : sequence of dict
+        One row per compared pair (columns :data:`SIMILARITY_COLUMNS`); the table ``similarity``.
+    jpca : sequence of dict
+        One row per activity (columns :data:`JPCA_COLUMNS`); the table ``jpca``.
+    answers : dict
+        Headline answers, written as attributes of ``/analysis`` (text or numbers).
+    notes : sequence of str
+        Caveats, written one a line as the attribute ``notes``.
+    """
+    if "analysis" in f:
+        del f["analysis"]
+    g = f.create_group("analysis")
+    g.attrs["description"] = ANALYSIS_TEXT
+    g.attrs.update(dict(answers))
+    g.attrs["notes"] = "\n".join(notes)
+    write_table(g, "similarity", list(similarity), "One row per compared pair.", SIMILARITY_COLUMNS)
+    write_table(g, "jpca", list(jpca), "One row per activity.", JPCA_COLUMNS)
+
+
+@_reader('/analysis')
+def read_analysis(f: h5py.File) -> AnalysisRecord | None:
+    """``/analysis`` as an :class:`AnalysisRecord`, or None when the comparison has not run.
+
+    Notes are split at line breaks (as :func:`write_analysis` joined them).
+    """
+    if "analysis" not in f:
+        return None
+    g = f["analysis"]
+    answers = {k: attr_text(v) if isinstance(v, (str, bytes)) else float(v)
+               for k, v in g.attrs.items() if k not in ("description", "notes")}
+    notes = attr_text(g.attrs["notes"])
+    return AnalysisRecord(read_table(g, "similarity"), read_table(g, "jpca"), answers,
+                          tuple(notes.split("\n")) if notes else ())
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run file says about itself for ``summary.md`` (besides the comparison).
+
+    Attributes
+    ----------
+    filename : str
+        The file it was read from.
+    metrics : dict
+        ``/metrics`` (:func:`read_metrics`).
+    lesion : str
+        The lesion the evaluated circuit carries (``/rate@lesion``; ``"intact"`` without one).
+    created_utc, cortexsim_version, git_commit : str
+        Provenance (root attributes).
+    seed : int
+        The experiment's seed.
+    stages : dict
+        Completed stages in order (:func:`read_stages`).
+    derived_from : str or None
+        The run file whose stages this one reused, if any.
+    """
+
+    filename: str
+    metrics: dict[str, float]
+    lesion: str
+    created_utc: str
+    seed: int
+    cortexsim_version: str
+    git_commit: str
+    stages: dict[str, dict[str, Any]]
+    derived_from: str | None = None
+
+
+@_reader('the provenance attributes')
+def read_run_summary(f: h5py.File) -> RunSummary:
+    """The :class:`RunSummary` of an open run file."""
+    a = f.attrs
+    return RunSummary(
+        filename=str(f.filename), metrics=read_metrics(f),
+        lesion=attr_text(f["rate"].attrs.get("lesion", "intact")) if "rate" in f else "intact",
+        created_utc=attr_text(a["created_utc"]), seed=int(a["seed"]),
+        cortexsim_version=attr_text(a["cortexsim_version"]), git_commit=attr_text(a["git_commit"]),
+        stages=read_stages(f), derived_from=attr_text(a["derived_from"]) if "derived_from" in a else None)
+
+
+SWEEP_FILE_KIND = "cortexsim sweep summary"
+"""Root ``file_kind`` of a sweep's ``summary.h5``."""
+
+SWEEP_SUMMARY_TEXT = ("One row per sweep point (dataset 'points'): swept parameters, status and the "
+                      "/metrics attributes of its run file (see that file's /metrics description).")
+
+SWEEP_COLUMNS = {"point": "run folder (relative to this file)", "status": "done, failed or missing",
+                 "error": "first line of the error of a failed point", "seconds": "wall time (s)"}
+"""Columns of ``summary.h5``'s ``points`` explained in attributes (the others are parameters and metrics)."""
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep's ``summary.h5`` read back (:func:`read_sweep_summary`).
+
+    Attributes
+    ----------
+    rows : tuple of dict
+        One row per point: column -> text (point, parameters, status, error) or number.
+    columns : tuple of str
+        Column names in table order.
+    parameters : tuple of str
+        The swept parameters (dotted paths).
+    sweep_text : str
+        The sweep file's text.
+    base_config : str
+        The base experiment's config (TOML).
+    created_utc : str
+        When the summary was written.
+    """
+
+    rows: tuple[Row, ...]
+    columns: tuple[str, ...]
+    parameters: tuple[str, ...]
+    sweep_text: str
+    base_config: str
+    created_utc: str
+
+
+def write_sweep_summary(path: str | Path, rows: Sequence[dict[str, Any]], keys: Sequence[str], *,
+                        sweep_text: str, base_config: str, parameters: Sequence[str]) -> Path:
+    """Write a sweep's ``summary.h5`` atomically: one row per point in the table ``points``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (replaced only once the new one is complete).
+    rows : sequence of dict
+        One row per point; every row holds every key of ``keys``.
+    keys : sequence of str
+        The columns, in order.
+    sweep_text : str
+        The sweep file's text (root attribute ``sweep``).
+    base_config : str
+        The base experiment's config as TOML (``base_config``).
+    parameters : sequence of str
+        The swept parameters (``parameters``, a JSON list).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update({
+                "file_kind": SWEEP_FILE_KIND, "schema_version": SCHEMA_VERSION, "description": SWEEP_SUMMARY_TEXT,
+                "sweep": sweep_text, "base_config": base_config, "parameters": json.dumps(list(parameters)),
+                **{k: v for k, v in provenance("", 0).items() if k.endswith("version") or k in
+                   ("created_utc", "git_commit")},
+            })
+            write_table(f, "points", [{k: r[k] for k in keys} for r in rows], "One row per sweep point.",
+                        SWEEP_COLUMNS)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def read_sweep_summary(path: str | Path) -> SweepSummary:
+    """Read a sweep's ``summary.h5`` (:func:`write_sweep_summary`).
+
+    Raises
+    ------
+    RunFileError
+        The file is missing, not HDF5, not a sweep summary, or incomplete.
+    """
+    path = Path(path)
+    with _open_h5(path, "r") as f:
+        if attr_text(f.attrs.get("file_kind", "")) != SWEEP_FILE_KIND:
+            raise RunFileError(f"{path}: not a cortexsim sweep summary (file_kind is not {SWEEP_FILE_KIND!r})")
+        try:
+            rows = read_table(f, "points")
+            columns = tuple(f["points"].dtype.names) if "points" in f else ()
+            return SweepSummary(rows, columns, tuple(json.loads(_attr(f, "parameters", str, path))),
+                                _attr(f, "sweep", str, path), _attr(f, "base_config", str, path),
+                                _attr(f, "created_utc", str, path))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise RunFileError(f"{path}: incomplete or malformed sweep summary ({exc})") from None

@@ -55,7 +55,9 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .config import SECTIONS, Config, config_from_text, load_config
+from .anatomy import check_config, circuit_spec
+from .assembly import experiment_from_text, load_experiment
+from .config import SECTIONS, Config
 from .errors import ConfigError
 
 SWEEP_KEYS = ("experiment", "workers")
@@ -167,7 +169,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: [sweep] has unknown key(s) {sorted(bad)}; allowed: {', '.join(SWEEP_KEYS)}")
     if "experiment" not in head:
         raise ConfigError(f"{path}: [sweep] needs experiment = \"<base experiment TOML>\" (relative to this file)")
-    base = load_config(path.parent / head["experiment"])
+    base = load_experiment(path.parent / head["experiment"])
     workers = head.get("workers", os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"{path}: [sweep] workers = {workers!r}; use a whole number >= 1")
@@ -231,7 +233,9 @@ def point_config(base: Config, params: Mapping[str, Any], where: str = "point",
                 raise ConfigError(f"{where}: {key!r} does not name a config key")
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return Config.from_dict(data, Path("."), where=where)
+    config = Config.from_dict(data, Path("."), where=where)
+    check_config(config, where=where)
+    return config
 
 
 def _describe(row: Mapping[str, Any]) -> str:
@@ -319,7 +323,7 @@ def run_point(config_text: str, folder: str, upstream: str | None = None, blas_t
 
         log(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} run on {os.uname().nodename} (pid {os.getpid()})")
         try:
-            config = config_from_text(config_text, base=folder_path, where=f"{folder}/config.toml")
+            config = experiment_from_text(config_text, base=folder_path, where=f"{folder}/config.toml")
             up = Path(upstream) / "run.h5" if upstream else None
             with threadpool_limits(limits=blas_threads, user_api="blas"):
                 run_experiment(config, folder_path, log=log, upstream=up if up and up.exists() else None)
@@ -475,20 +479,22 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
     log(f"quality gate: {sum(r.get('quality_passed') == 1 for r in rows)} of {len(rows)} points passed"
         + (f"; models that failed their task in {', '.join(failed)} (columns *_quality_passed)" if failed else ""))
     _write_csv(out / "summary.csv", rows, keys)
-    _write_h5(out / "summary.h5", rows, keys, sweep)
+    store.write_sweep_summary(out / "summary.h5", rows, keys, sweep_text=sweep.text,
+                              base_config=sweep.base.to_toml(), parameters=sweep.params)
     figures = summary_figures(sweep, rows, out / "figures")
     log(f"wrote {out / 'summary.csv'}, {out / 'summary.h5'} and {len(figures)} figure(s) in {out / 'figures'}/")
     return rows
 
 
 def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], lesioned: list[str]) -> None:
-    from .analysis import cca_similarity
-    from .compare import reduce_to_pcs
+    """Add ``delta_<metric>`` and ``lesion_cca_to_intact_<model>`` to the rows of lesioned points (in place)."""
+    from .battery import lesion_similarity
 
-    @functools.cache  # an intact point is the reference of many lesions
-    def pcs(folder: Path, model: str, k: int) -> np.ndarray | None:
+    def rates(folder: Path, model: str) -> np.ndarray | None:
         with store.open_run(folder / "run.h5") as f:
-            return reduce_to_pcs(f[f"{model}/rates"][()], k) if f"{model}/rates" in f else None
+            return store.read_rates(f, model)
+
+    intact_rates = functools.cache(rates)  # an intact point is the reference of many lesions
 
     def others(point: Point) -> tuple:
         return tuple((k, value_text(config_value(point.config, k))) for k in sweep.params if k not in lesioned)
@@ -503,11 +509,11 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
         for key in LESION_METRICS:
             if key in row and key in ref_row:
                 row[f"delta_{key}"] = row[key] - ref_row[key]
-        k = p.config.compare.n_pcs
         for model in ("rate", "spiking"):
-            lesioned_pcs, intact_pcs = pcs(p.folder, model, k), pcs(ref_point.folder, model, k)
-            if lesioned_pcs is not None and intact_pcs is not None:
-                row[f"lesion_cca_to_intact_{model}"] = float(cca_similarity(lesioned_pcs, intact_pcs, k=k))
+            lesioned_rates, reference = rates(p.folder, model), intact_rates(ref_point.folder, model)
+            if lesioned_rates is not None and reference is not None:
+                row[f"lesion_cca_to_intact_{model}"] = lesion_similarity(reference, lesioned_rates,
+                                                                         p.config.compare.n_pcs)
 
 
 def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
@@ -518,29 +524,6 @@ def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
         for r in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     os.replace(tmp, path)
-
-
-def _write_h5(path: Path, rows: list[dict], keys: list[str], sweep: Sweep) -> None:
-    import h5py
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update({
-                "file_kind": "cortexsim sweep summary", "schema_version": store.SCHEMA_VERSION,
-                "description": "One row per sweep point (dataset 'points'): swept parameters, status and the "
-                               "/metrics attributes of its run file (see that file's /metrics description).",
-                "sweep": sweep.text, "base_config": sweep.base.to_toml(), "parameters": json.dumps(list(sweep.params)),
-                **{k: v for k, v in store.provenance("", 0).items() if k.endswith("version") or k in
-                   ("created_utc", "git_commit")},
-            })
-            store.write_table(f, "points", [{k: r[k] for k in keys} for r in rows],
-                              "One row per sweep point.",
-                              {"point": "run folder (relative to this file)", "status": "done, failed or missing",
-                               "error": "first line of the error of a failed point", "seconds": "wall time (s)"})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 SUMMARY_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_cca_rate_ann_mean",
@@ -565,6 +548,6 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
         paths.append(plots.save(plots.plot_sweep(done, param, metrics, others=list(sweep.params)),
                                 folder / f"{param.replace('.', '_')}.png"))
     if "lesion.silence" in sweep.params:
-        pops = [(p.name, p.layer, p.cell_class) for p in sweep.base.circuit_spec().populations]
+        pops = [(p.name, p.layer, p.cell_class) for p in circuit_spec(sweep.base).populations]
         paths.append(plots.save(plots.plot_lesions(done, "lesion.silence", pops), folder / "lesions.png"))
     return paths

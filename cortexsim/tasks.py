@@ -23,12 +23,12 @@ stay at the centre.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import _validate as v
-from .errors import ConfigError
+from .config import TaskConfig
 
 
 @dataclass(frozen=True)
@@ -92,80 +92,17 @@ def minimum_jerk(s: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class CenterOutTask:
-    """Delayed center-out reaching; every duration in seconds, distance in metres.
+class CenterOutTask(TaskConfig):
+    """The delayed center-out reach of a :class:`~cortexsim.config.TaskConfig`: draws and builds trials.
 
-    Attributes
-    ----------
-    dt : float
-        Time step (s).
-    n_targets : int
-        Number of targets evenly spaced on the circle (any K >= 1).
-    random_angles : bool
-        Draw target angles uniformly on the circle instead of from ``n_targets``.
-    reach_distance : float
-        Reach length (m).
-    reach_duration : float
-        Duration of the minimum-jerk movement (s).
-    reaction_time : float
-        From go cue to movement onset (s).
-    fixation : float
-        From trial start to target onset (s).
-    delay_min, delay_max : float
-        Range of the uniform delay between target onset and go cue (s).
-    zero_delay_fraction : float
-        Share of (non-catch) trials with no delay.
-    catch_fraction : float
-        Share of catch trials (target shown, no go cue, no movement).
-    go_duration : float
-        Length of the go pulse (s).
-    hold : float
-        Time after the latest possible movement end until the trial ends (s).
-    eval_delay : float
-        Delay of the evaluation set (one trial per target).
+    Its fields are those of ``[task]`` (see :class:`~cortexsim.config.TaskConfig`, every
+    duration in seconds, distance in metres); ``CenterOutTask.of(config.task)`` makes one.
     """
 
-    dt: float = 0.01
-    n_targets: int = 8
-    random_angles: bool = False
-    reach_distance: float = 0.10
-    reach_duration: float = 0.40
-    reaction_time: float = 0.15
-    fixation: float = 0.20
-    delay_min: float = 0.30
-    delay_max: float = 0.80
-    zero_delay_fraction: float = 0.10
-    catch_fraction: float = 0.20
-    go_duration: float = 0.10
-    hold: float = 0.20
-    eval_delay: float = 0.50
-
-    def __post_init__(self) -> None:
-        v.number(self.dt, "task.dt", low=0, low_open=True)
-        v.number(self.n_targets, "task.n_targets", low=1, integer=True)
-        for name in ("reach_distance", "reach_duration", "go_duration"):
-            v.number(getattr(self, name), f"task.{name}", low=0, low_open=True)
-        for name in ("reaction_time", "fixation", "delay_min", "delay_max", "hold", "eval_delay"):
-            v.number(getattr(self, name), f"task.{name}", low=0)
-        for name in ("zero_delay_fraction", "catch_fraction"):
-            v.number(getattr(self, name), f"task.{name}", low=0, high=1)
-        if self.delay_min > self.delay_max:
-            raise ConfigError(f"task.delay_min: {self.delay_min} exceeds task.delay_max {self.delay_max}")
-        if self.eval_delay > self.delay_max:
-            raise ConfigError(f"task.eval_delay: {self.eval_delay} exceeds task.delay_max {self.delay_max}")
-        if self.reach_duration < 2 * self.dt:
-            raise ConfigError(f"task.reach_duration: {self.reach_duration} s is under two time steps "
-                              f"(dt = {self.dt} s); lengthen it or lower dt")
-
-    @property
-    def duration(self) -> float:
-        """Trial length (s): long enough for the longest delay, reaction, reach and hold."""
-        return self.fixation + self.delay_max + self.reaction_time + self.reach_duration + self.hold
-
-    @property
-    def n_steps(self) -> int:
-        """Steps per trial: the last one starts at ``duration``, so every reach ends inside the trial."""
-        return int(np.ceil(self.duration / self.dt - 1e-9)) + 1
+    @classmethod
+    def of(cls, task: TaskConfig) -> CenterOutTask:
+        """The task ``task`` (a ``[task]`` section) defines."""
+        return task if isinstance(task, cls) else cls(**asdict(task))
 
     def target_angles(self) -> np.ndarray:
         """Angles of the ``n_targets`` evenly spaced targets (rad), starting at 0 (rightward)."""

@@ -1,9 +1,10 @@
 """Training by backpropagation through time: Adam, clipping, schedule, early stopping.
 
-The trainer works with any model that has ``params`` (dict of arrays),
+The trainer works with any :class:`Trainable` model -- ``params`` (dict of arrays),
 ``loss_and_grad(batch, penalties, noise)``, ``noise(n_trials, n_steps, rng)``,
-``simulate(batch)`` and ``enforce_constraints()`` -- the rate network now, the ANN
-baselines later.
+``simulate(batch)`` and ``enforce_constraints()``: the rate network and the ANN
+baselines.  It never touches a file: checkpoints leave through the ``checkpoint``
+callback (the pipeline writes them to the run file).
 
 Adam steps are taken in units of each parameter group's typical magnitude
 (``scales``): a learning rate of 0.03 moves every group by about 3 % of its
@@ -24,97 +25,56 @@ itself: :attr:`TrainState.budget_hit` is set and the pipeline reports it.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from . import _validate as v
+from .config import TrainConfig
 from .errors import TrainingError
 from .interrupts import InterruptGuard
-from .metrics import position_r2
-from .rate import Penalties
+from .loss import Penalties, r2_score
 from .tasks import CenterOutTask, TrialBatch
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """``[train]``: how to train.
+class Trainable(Protocol):
+    """What :func:`train` needs from a model (the rate circuit and the ANN baselines both are one).
 
     Attributes
     ----------
-    batch_size : int
-        Trials per iteration (fresh trials every iteration).
-    max_iterations : int
-        Upper bound on iterations.
-    max_seconds : float, optional
-        Wall-clock safety net for training (s), off (None) by default.  When set and
-        crossed, training stops after that iteration and the run says so
-        (``<model>_budget_hit = 1`` in ``/metrics``); the result then depends on the
-        machine's speed and load, so reproducible studies leave it off.
-    learning_rate : float
-        Adam step size, relative to each group's typical magnitude (0.03: about 3 %
-        of a group's scale per step).
-    lr_final : float
-        Learning rate at ``max_iterations`` as a fraction of the initial one
-        (exponential decay).
-    clip_norm : float
-        Global norm above which the (scaled) gradient is shrunk.
-    rate_l2, rate_cap, rate_cap_l2, weight_l2 : float
-        Penalties (see :class:`cortexsim.rate.Penalties`).
-    validation_trials : int
-        Size of the fixed, noise-free validation set.
-    eval_every : int
-        Iterations between validations.
-    patience : int
-        Validations without improvement before stopping early.
-    target_r2 : float
-        Stop as soon as validation R^2 reaches this (1 disables).
-    log_every : int
-        Iterations between progress lines.
-    checkpoint_every : int
-        Iterations between checkpoints written to the run file.
+    params : dict of str to ndarray
+        Trainable parameter groups; :func:`train` updates them in place.
+    noise_std : float
+        Process-noise SD (0: no noise is drawn).
+    output_scale : float
+        Typical output magnitude (m).
     """
 
-    batch_size: int = 64
-    max_iterations: int = 1000
-    max_seconds: float | None = None
-    learning_rate: float = 3e-2
-    lr_final: float = 0.1
-    clip_norm: float = 1.0
-    rate_l2: float = 1e-6
-    rate_cap: float = 50.0
-    rate_cap_l2: float = 1e-3
-    weight_l2: float = 1e-4
-    validation_trials: int = 128
-    eval_every: int = 50
-    patience: int = 30
-    target_r2: float = 1.0
-    log_every: int = 100
-    checkpoint_every: int = 500
+    params: dict[str, np.ndarray]
+    noise_std: float
+    output_scale: float
 
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_iterations", "validation_trials", "eval_every", "patience",
-                     "log_every", "checkpoint_every"):
-            v.number(getattr(self, name), f"train.{name}", low=1, integer=True)
-        if self.max_seconds is not None:
-            v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
-        v.number(self.learning_rate, "train.learning_rate", low=0, low_open=True)
-        v.number(self.lr_final, "train.lr_final", low=0, high=1, low_open=True)
-        v.number(self.clip_norm, "train.clip_norm", low=0, low_open=True)
-        for name in ("rate_l2", "rate_cap_l2", "weight_l2"):
-            v.number(getattr(self, name), f"train.{name}", low=0)
-        v.number(self.rate_cap, "train.rate_cap", low=0, low_open=True)
-        v.number(self.target_r2, "train.target_r2", high=1)
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Install (a copy of) ``params``."""
 
-    @property
-    def penalties(self) -> Penalties:
-        """The loss penalties of this config."""
-        return Penalties(self.rate_l2, self.rate_cap, self.rate_cap_l2, self.weight_l2)
+    def enforce_constraints(self) -> None:
+        """Project the parameters onto the model's constraints (e.g. Dale's law)."""
+
+    def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+        """Process-noise increments for a batch."""
+
+    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties, noise: np.ndarray | None = None,
+                      w_ref: float | None = None) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+        """Loss, gradient of every group and summary statistics (``task_loss``, ``r2``, ``mean_rate``, ...)."""
+
+    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """States, activities and outputs ``(trials, time, ...)`` of a batch."""
 
 
 @dataclass
@@ -152,6 +112,9 @@ class TrainState:
         """True when training was stopped by the wall-clock safety net ``max_seconds``."""
         return self.done.startswith(BUDGET_STOP)
 
+
+LOG = logging.getLogger(__name__)
+"""Training progress (INFO)."""
 
 BUDGET_STOP = "wall-clock budget"
 """How :attr:`TrainState.done` begins when the ``max_seconds`` safety net stopped training."""
@@ -219,9 +182,9 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainState, *,
+def train(model: Trainable, task: CenterOutTask, config: TrainConfig, state: TrainState, *,
           validation: TrialBatch, checkpoint: Callable[[TrainState], None] | None = None,
-          log: Callable[[str], None] = print) -> TrainState:
+          log: Callable[[str], None] | None = None) -> TrainState:
     """Train ``model`` from ``state`` until done; returns the final state.
 
     The best parameters by validation loss end up in ``state.best_params`` and
@@ -232,7 +195,8 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
 
     Parameters
     ----------
-    model : RateNetwork or compatible
+    model : Trainable
+        The rate network, an ANN, or anything with the methods of :class:`Trainable`.
     task : CenterOutTask
     config : TrainConfig
     state : TrainState
@@ -243,11 +207,12 @@ def train(model: Any, task: CenterOutTask, config: TrainConfig, state: TrainStat
     checkpoint : callable, optional
         Called with the state every ``config.checkpoint_every`` iterations, at the
         end, and on Ctrl-C.
-    log : callable
-        Receives progress lines.
+    log : callable, optional
+        Receives progress lines (default: the ``cortexsim.train`` logger, at INFO).
     """
+    log = log or LOG.info
     rng_batch, rng_noise = _generator(state.rng_batch), _generator(state.rng_noise)
-    penalties = config.penalties
+    penalties = Penalties.of(config)
     model.set_params(state.params)
     state.params = model.params  # train in place on the model's arrays
     w_ref = state.scales.get("w")
@@ -301,7 +266,7 @@ class _Draws:
     checkpoint resumes exactly: prefetched draws not yet used are simply drawn again.
     """
 
-    def __init__(self, model: Any, task: CenterOutTask, batch_size: int, rng_batch: np.random.Generator,
+    def __init__(self, model: Trainable, task: CenterOutTask, batch_size: int, rng_batch: np.random.Generator,
                  rng_noise: np.random.Generator) -> None:
         self.model, self.task, self.batch_size = model, task, batch_size
         self.rng_batch, self.rng_noise = rng_batch, rng_noise
@@ -336,7 +301,7 @@ class _Draws:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _iteration(model: Any, config: TrainConfig, state: TrainState, draws: _Draws, penalties: Penalties,
+def _iteration(model: Trainable, config: TrainConfig, state: TrainState, draws: _Draws, penalties: Penalties,
                w_ref: float | None, validation: TrialBatch) -> None:
     """One training iteration: batch, gradient, Adam step, constraints, histories, validation."""
     batch, noise = draws.take()
@@ -370,9 +335,9 @@ def _stop_reason(state: TrainState, config: TrainConfig) -> str:
     return ""
 
 
-def _validate(model: Any, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
+def _validate(model: Trainable, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
     _, _, outputs = model.simulate(validation)
-    r2 = position_r2(outputs, validation.targets, validation.mask)
+    r2 = r2_score(outputs, validation.targets, validation.mask)
     err = (outputs - validation.targets) * validation.mask
     val_loss = float(np.sum(err**2) / max(validation.mask.sum(), 1) / model.output_scale**2)
     state.history["val_iteration"].append(state.iteration)

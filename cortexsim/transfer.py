@@ -19,51 +19,21 @@ sigma 6 mV this gives a = 6.43 Hz/mV, c = 11.23 mV, s = 1.77 mV (max error
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate, optimize, special
 
 from . import _validate as v
-from .errors import ConfigError
+from .config import TRANSFER_NAMES, LIFParams
 
-TRANSFERS = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
-"""Names accepted by :func:`make_transfer`."""
+DEFAULT_LIF = LIFParams()
+"""The default ``[lif]`` neuron."""
 
-
-@dataclass(frozen=True)
-class LIFParams:
-    """Noisy leaky integrate-and-fire neuron (voltages relative to rest, in mV).
-
-    Attributes
-    ----------
-    tau_m : float
-        Membrane time constant (s).
-    threshold, reset : float
-        Spike threshold and reset potential (mV above rest).
-    refractory : float
-        Absolute refractory period (s).
-    sigma : float
-        Amplitude of the background white noise (mV) in Brunel's (2000)
-        convention, ``tau_m dV = (-V + mu) dt + sigma sqrt(tau_m) dW``; the free
-        membrane potential then fluctuates with SD ``sigma / sqrt(2)``.
-    """
-
-    tau_m: float = 0.010
-    threshold: float = 20.0
-    reset: float = 10.0
-    refractory: float = 0.002
-    sigma: float = 6.0
-
-    def __post_init__(self) -> None:
-        v.number(self.tau_m, "lif.tau_m", low=0, low_open=True)
-        v.number(self.refractory, "lif.refractory", low=0)
-        v.number(self.sigma, "lif.sigma", low=0, low_open=True)
-        if not self.reset < self.threshold:
-            raise ConfigError(f"lif: reset {self.reset} mV must lie below threshold {self.threshold} mV")
+TRANSFERS = TRANSFER_NAMES
+"""Names accepted by :func:`make_transfer` (the ``rate.transfer`` choices of :mod:`cortexsim.config`)."""
 
 
-def siegert_rate(mu: float | np.ndarray, lif: LIFParams = LIFParams()) -> np.ndarray:
+def siegert_rate(mu: float | np.ndarray, lif: LIFParams = DEFAULT_LIF) -> np.ndarray:
     """Stationary firing rate (Hz) of a LIF neuron with white-noise input.
 
     Parameters
@@ -88,7 +58,7 @@ def siegert_rate(mu: float | np.ndarray, lif: LIFParams = LIFParams()) -> np.nda
 
 
 @functools.lru_cache(maxsize=16)
-def fit_lif_softplus(lif: LIFParams = LIFParams(), fit_max_rate: float = 120.0
+def fit_lif_softplus(lif: LIFParams = DEFAULT_LIF, fit_max_rate: float = 120.0
                      ) -> tuple[float, float, float, float]:
     """Fit ``a * s * log(1 + exp((x - c)/s))`` to :func:`siegert_rate`.
 
@@ -242,7 +212,7 @@ class TabulatedLIF(Transfer):
         return d
 
 
-def make_transfer(name: str, lif: LIFParams = LIFParams(), gain: float | None = None,
+def make_transfer(name: str, lif: LIFParams = DEFAULT_LIF, gain: float | None = None,
                   threshold: float | None = None) -> Transfer:
     """Build a transfer function by name.
 

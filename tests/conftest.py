@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cortexsim import pipeline
+from cortexsim import assembly, pipeline
 from cortexsim.anatomy import default_m1_spec
 from cortexsim.circuit import build_connectome
 from cortexsim.config import Config
@@ -54,7 +54,7 @@ def reference_run_file(tmp_path_factory) -> Path:
     """A real run file (N = 200, seed 5) written through the pipeline; copy it before changing it."""
     config = Config.from_dict({"experiment": {"seed": 5}, "circuit": {"n_units": 200}})
     path = tmp_path_factory.mktemp("reference") / "reference.h5"
-    pipeline.write_circuit_file(config, pipeline.build_circuit(config), path)
+    pipeline.write_circuit_file(config, assembly.build_circuit(config), path)
     return path
 
 

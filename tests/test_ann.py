@@ -9,7 +9,7 @@ from gradcheck import directional_error
 from cortexsim import metrics
 from cortexsim.ann import ARCHITECTURES, DEFAULT_HIDDEN, DEFAULT_TRAIN, make_ann
 from cortexsim.errors import ConfigError
-from cortexsim.rate import Penalties
+from cortexsim.loss import Penalties
 from cortexsim.tasks import CenterOutTask, TrialBatch
 from cortexsim.train import TrainConfig, new_state, train
 

@@ -531,7 +531,7 @@ def _flip_byte(path: Path, dataset: str) -> None:
         fh.write(bytes([byte[0] ^ 0xFF]))
 
 
-@pytest.mark.parametrize("dataset", ["rate/rates", "task/targets", "circuit/connectome/weight", "ann/gru/hidden",
+@pytest.mark.parametrize("dataset", ["rate/rates", "task/targets", "circuit/connectome/weight_trained", "ann/gru/hidden",
                                      "spiking/rates"])
 @pytest.mark.parametrize("command", ["inspect", "compare", "spiking"])
 def test_corrupted_byte_is_reported_on_read(tmp_path, capsys, smoke_run, dataset, command):

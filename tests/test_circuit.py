@@ -11,7 +11,8 @@ import scipy.sparse.linalg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cortexsim.anatomy import LAYERS, SUBTYPES, CircuitSpec, PopulationSpec, ProjectionSpec
+from cortexsim.anatomy import LAYERS, SUBTYPES, CircuitSpec, PopulationSpec, ProjectionSpec, circuit_spec
+from cortexsim.assembly import experiment_from_text
 from cortexsim.circuit import build_connectome, estimate_spectral_radius, population_sizes
 from cortexsim.config import Config, config_from_text, load_config
 from cortexsim.errors import ConfigError
@@ -544,7 +545,7 @@ def test_config_toml_round_trip(text):
     back = config_from_text(config.to_toml())
     assert back.sections == config.sections
     assert back.to_toml() == config.to_toml()
-    assert back.circuit_spec() == config.circuit_spec()
+    assert circuit_spec(back) == circuit_spec(config)
 
 
 def test_config_values_and_file_loading(tmp_path, default_spec):
@@ -553,10 +554,10 @@ def test_config_values_and_file_loading(tmp_path, default_spec):
                     '[circuit.overrides]\ncut = ["IT2/3 -> IT5A"]\n')
     config = load_config(path)
     assert config.experiment.seed == 7 and config.circuit.n_units == 250
-    assert config.circuit_spec() == default_spec.with_overrides({"cut": ["IT2/3 -> IT5A"]})
+    assert circuit_spec(config) == default_spec.with_overrides({"cut": ["IT2/3 -> IT5A"]})
     changed = config.with_section("circuit", n_units=400)
     assert changed.circuit.n_units == 400 and config.circuit.n_units == 250
-    assert Config.from_dict({}).circuit_spec() == default_spec
+    assert circuit_spec(Config.from_dict({})) == default_spec
 
 
 def test_config_spec_file_is_resolved_relative_to_config(tmp_path, default_spec):
@@ -564,7 +565,7 @@ def test_config_spec_file_is_resolved_relative_to_config(tmp_path, default_spec)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "my_spec.toml").write_text(spec.to_toml())
     (tmp_path / "sub" / "exp.toml").write_text('[circuit]\nspec = "my_spec.toml"\n')
-    assert load_config(tmp_path / "sub" / "exp.toml").circuit_spec() == spec
+    assert circuit_spec(load_config(tmp_path / "sub" / "exp.toml")) == spec
 
 
 @pytest.mark.parametrize(("text", "needles"), [
@@ -581,7 +582,7 @@ def test_config_spec_file_is_resolved_relative_to_config(tmp_path, default_spec)
 ])
 def test_bad_config_text_raises_config_error(text, needles):
     with pytest.raises(ConfigError) as info:
-        config_from_text(text, where="exp.toml")
+        experiment_from_text(text, where="exp.toml")
     message = str(info.value)
     assert message.startswith("exp.toml")
     for needle in needles:

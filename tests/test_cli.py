@@ -72,15 +72,15 @@ def test_circuit_command_prints_a_row_per_population(circuit_run, default_spec):
 def test_inspect_json(circuit_run, capsys):
     assert main(["inspect", str(circuit_run["out"]), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["attrs"]["schema_version"] == 1
+    assert info["attrs"]["schema_version"] == store.SCHEMA_VERSION == 2
     assert info["attrs"]["seed"] == 3
     assert "[circuit]" in info["attrs"]["config"] and "n_units = 1000" in info["attrs"]["config"]
     items = {item["path"]: item for item in info["items"]}
     for path in ("/circuit/populations", "/circuit/connectome/pre", "/circuit/connectome/post",
-                 "/circuit/connectome/weight", "/circuit/connectome/sign"):
+                 "/circuit/connectome/weight_init", "/circuit/connectome/sign"):
         assert items[path]["kind"] == "dataset"
         assert {"units", "dims"} <= set(items[path]["attrs"]), path
-    assert items["/circuit/connectome/weight"]["attrs"]["units"] == "mV/Hz"
+    assert items["/circuit/connectome/weight_init"]["attrs"]["units"] == "mV/Hz"
     assert items["/circuit"]["kind"] == "group"
     n_syn = items["/circuit"]["attrs"]["n_synapses"]
     assert items["/circuit/connectome/pre"]["shape"] == [n_syn]
@@ -91,9 +91,9 @@ def test_inspect_tree(circuit_run, capsys):
     out = capsys.readouterr().out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out)
-    assert "@schema_version = 1" in out
+    assert f"@schema_version = {store.SCHEMA_VERSION}" in out
     assert "circuit/" in out and "connectome/" in out
-    weight_line = next(line for line in out.splitlines() if line.strip().startswith("weight "))
+    weight_line = next(line for line in out.splitlines() if line.strip().startswith("weight_init "))
     assert "units=mV/Hz" in weight_line and "dims=synapse" in weight_line
 
 

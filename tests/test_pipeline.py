@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tiny import SMOKE, tiny_config
 
-from cortexsim import cli, pipeline, store
+from cortexsim import assembly, cli, pipeline, store
 from cortexsim.config import load_config
 from cortexsim.quality import check_quality
 
@@ -64,7 +64,11 @@ def test_run_writes_the_contracted_file(smoke_run):
         assert f["rate/rates"].shape[2] == f["circuit"].attrs["n_units"]
         for name in ("W_in", "W_out", "b"):
             assert "units" in f[f"rate/{name}"].attrs
-        assert "weight_init" in f["circuit/connectome"]
+        c = f["circuit/connectome"]
+        assert "weight" not in c  # one meaning per name: as sampled, and as trained
+        np.testing.assert_array_equal(c["weight_init"][()], assembly.build_circuit(store.read_config(f)).weight)
+        assert c["weight_trained"].shape == c["weight_init"].shape
+        assert not np.array_equal(c["weight_trained"][()], c["weight_init"][()])
         assert len(f["training/loss"]) == f["metrics"].attrs["rate_train_iterations"]
         assert f.attrs["seed"] == 1
     for figure in ("connectivity", "trajectories", "training", "layer_rates", "similarity_models",

@@ -9,7 +9,8 @@ from gradcheck import directional_error
 from cortexsim.anatomy import default_m1_spec
 from cortexsim.circuit import build_connectome
 from cortexsim.errors import ConfigError
-from cortexsim.rate import GROUPS, Penalties, RateNetwork
+from cortexsim.loss import Penalties
+from cortexsim.rate import GROUPS, RateNetwork
 from cortexsim.tasks import CenterOutTask
 from cortexsim.train import TrainConfig, new_state, train
 from cortexsim.transfer import make_transfer

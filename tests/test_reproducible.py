@@ -74,8 +74,8 @@ def test_no_randomness_bypasses_the_named_seed_streams():
 
 
 def test_validation_trials_follow_the_experiment_seed():
-    from cortexsim import pipeline
+    from cortexsim import assembly
 
-    a, b = (pipeline.validation_set(tiny_config(experiment={"seed": s})) for s in (1, 2))
-    again = pipeline.validation_set(tiny_config(experiment={"seed": 1}))
+    a, b = (assembly.validation_set(tiny_config(experiment={"seed": s})) for s in (1, 2))
+    again = assembly.validation_set(tiny_config(experiment={"seed": 1}))
     assert np.array_equal(a.inputs, again.inputs) and not np.array_equal(a.inputs, b.inputs)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cortexsim import pipeline
+from cortexsim import assembly
 from cortexsim.config import Config
 from cortexsim.transfer import LIFParams, make_transfer, siegert_rate
 
@@ -36,11 +36,11 @@ def small_net():
 
     cfg = Config.from_dict({"experiment": {"seed": 3}, "circuit": {"n_units": 120},
                             "task": {"fixation": 0.1, "delay_min": 0.2, "delay_max": 0.3, "eval_delay": 0.3}})
-    net = pipeline.make_rate_network(cfg, pipeline.build_circuit(cfg))
-    net.init_params(pipeline.seeded_rng(cfg, "init"), rest_rate=5.0, input_std=5.0)
+    net = assembly.make_rate_network(cfg, assembly.build_circuit(cfg))
+    net.init_params(assembly.seeded_rng(cfg, "init"), rest_rate=5.0, input_std=5.0)
     net.set_params({**net.params, "w": 0.25 * net.params["w"]})
     net.set_params({**net.params, "b": net.params["x0"] - net.signed_weight() @ np.full(net.n_units, 5.0)})
-    batch = cfg.task.evaluation_set()
+    batch = assembly.make_task(cfg).evaluation_set()
     _, rates, _ = net.simulate(batch)
     w_out, b_out = decode.refit_readout(rates, batch.targets, net.out_idx, ridge=0.1)
     net.set_params({**net.params, "w_out": w_out, "b_out": b_out})
@@ -115,17 +115,17 @@ def test_tiny_twin_reaches_towards_every_target(small_net):
 
     net, cfg = small_net
     params = map_rate_to_spiking(net, cfg.lif, k=5, offset_mv=0.4)
-    batch = cfg.task.evaluation_set()
+    batch = assembly.make_task(cfg).evaluation_set()
     out = run_params(net, params, batch, 1, seed=5, target="numpy")
-    end = out["outputs"][:, 0, -10:].mean(axis=1)    # hold period (last 0.1 s), (conditions, 2)
+    end = out.outputs[:, 0, -10:].mean(axis=1)    # hold period (last 0.1 s), (conditions, 2)
     error = np.angle(np.exp(1j * (np.arctan2(end[:, 1], end[:, 0]) - batch.params["angle"])))
     assert np.all(np.abs(np.degrees(error)) < 45), np.degrees(error)
     assert np.all(np.linalg.norm(end, axis=1) > 0.01)
-    spikes = out["spikes"]
+    spikes = out.spikes
     assert spikes.ids.max() < params.n_units * params.k and np.all(np.diff(spikes.times) >= 0)
     rate = spikes.times.size / (spikes.n_neurons * spikes.duration)
     assert 1 < rate < 30
-    assert out["rates"].shape == (8, 1, batch.n_steps, params.n_units)
+    assert out.rates.shape == (8, 1, batch.n_steps, params.n_units)
 
 
 @pytest.mark.brian2

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import cortexsim
-from cortexsim import pipeline, store
+from cortexsim import assembly, pipeline, store
 from cortexsim.circuit import build_connectome
 from cortexsim.config import Config
 from cortexsim.errors import CortexsimError, RunFileError
@@ -75,18 +75,22 @@ def _datasets(f: h5py.File) -> dict[str, h5py.Dataset]:
 
 def test_every_dataset_has_units_dims_description(tmp_path, connectome):
     path = tmp_path / "c.h5"
-    _write(path, connectome, weight_init=connectome.weight * 2)
+    _write(path, connectome)
+    with store.open_for_update(path) as f:
+        store.write_trained_weight(f, connectome.weight * 2)
     with h5py.File(path, "r") as f:
         datasets = _datasets(f)
         assert {"circuit/populations", "circuit/connectome/pre", "circuit/connectome/post",
-                "circuit/connectome/weight", "circuit/connectome/sign", "circuit/connectome/weight_init",
+                "circuit/connectome/weight_trained", "circuit/connectome/sign", "circuit/connectome/weight_init",
                 "circuit/output_mask", "circuit/inputs/target", "circuit/inputs/go"} <= set(datasets)
         for name, ds in datasets.items():
             for key in ("units", "dims", "description"):
                 assert key in ds.attrs, f"{name} lacks '{key}'"
                 assert isinstance(ds.attrs[key], str) and ds.attrs[key].strip(), (name, key)
             assert len(ds.attrs["dims"].split(",")) == ds.ndim, name
-        assert datasets["circuit/connectome/weight"].attrs["units"] == "mV/Hz"
+        assert datasets["circuit/connectome/weight_init"].attrs["units"] == "mV/Hz"
+        assert datasets["circuit/connectome/weight_trained"].attrs["units"] == "mV/Hz"
+        assert "circuit/connectome/weight" not in datasets  # one name per meaning (issue 12)
 
 
 def test_pipeline_run_file_is_self_describing(reference_run_file):
@@ -108,7 +112,7 @@ def test_root_provenance_attributes(tmp_path, connectome):
         circuit_attrs = dict(f["circuit"].attrs)
     for key in ("schema_version", "seed", "config", "cortexsim_version", "created_utc", "git_commit"):
         assert key in attrs, key
-    assert attrs["schema_version"] == store.SCHEMA_VERSION == 1
+    assert attrs["schema_version"] == store.SCHEMA_VERSION == 2
     assert attrs["seed"] == 12
     assert attrs["config"] == text
     assert attrs["cortexsim_version"] == cortexsim.__version__
@@ -142,7 +146,7 @@ def test_sign_dataset_is_per_synapse_dale(tmp_path, connectome):
     with h5py.File(path, "r") as f:
         sign = f["/circuit/connectome/sign"][()]
         pre = f["/circuit/connectome/pre"][()]
-        weight = f["/circuit/connectome/weight"][()]
+        weight = f["/circuit/connectome/weight_init"][()]
     assert sign.shape == pre.shape == weight.shape
     assert np.array_equal(sign, connectome.sign[pre])
     assert np.all(weight >= 0)
@@ -188,6 +192,30 @@ def test_schema_version_zero_is_rejected(run_file):
         f.attrs["schema_version"] = 0
     with pytest.raises(RunFileError, match=run_file.name):
         store.open_run(run_file)
+
+
+def test_schema_1_file_is_refused_with_the_way_out(run_file):
+    """Schema 1 kept initial, then trained weights under one name; such a file is refused, not misread."""
+    with h5py.File(run_file, "r+") as f:
+        f.attrs["schema_version"] = 1
+    with pytest.raises(RunFileError, match="schema 1") as info:
+        store.open_run(run_file)
+    assert "cortexsim run --force" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_trained_weights_exist_only_after_training(tmp_path, connectome):
+    path = tmp_path / "c.h5"
+    _write(path, connectome)
+    with store.open_run(path) as f:
+        assert "weight_trained" not in f["circuit/connectome"]
+        with pytest.raises(RunFileError, match="not trained yet"):
+            store.read_circuit(f, weights="trained")
+        np.testing.assert_array_equal(store.read_circuit(f).weight, connectome.weight)
+    with store.open_for_update(path) as f:
+        store.write_trained_weight(f, connectome.weight * 3)
+    with store.open_run(path) as f:
+        np.testing.assert_array_equal(store.read_circuit(f, weights="trained").weight, connectome.weight * 3)
+        np.testing.assert_array_equal(store.read_circuit(f, weights="init").weight, connectome.weight)
 
 
 def test_read_circuit_without_circuit_group(tmp_path):
@@ -246,7 +274,7 @@ def test_successful_update_replaces_file_and_leaves_no_temp(run_file):
 def test_crash_half_way_through_pipeline_write_keeps_old_run_file(run_file, monkeypatch, fail_after):
     before = run_file.read_bytes()
     config = Config.from_dict({"experiment": {"seed": 9}, "circuit": {"n_units": 150}})
-    connectome = pipeline.build_circuit(config)
+    connectome = assembly.build_circuit(config)
     real = store.write_array
     calls = []
 
@@ -270,9 +298,9 @@ def test_crash_half_way_through_pipeline_write_keeps_old_run_file(run_file, monk
 def test_crash_in_write_circuit_keeps_old_run_file(run_file, monkeypatch):
     before = run_file.read_bytes()
     config = Config.from_dict({"experiment": {"seed": 9}, "circuit": {"n_units": 150}})
-    connectome = pipeline.build_circuit(config)
+    connectome = assembly.build_circuit(config)
 
-    def crash(f, c, weight_init=None):
+    def crash(f, c):
         f.create_group("circuit").create_dataset("partial", data=np.arange(3))
         raise Boom
 
@@ -349,7 +377,7 @@ def test_write_array_checksums_numbers_but_not_scalars_or_strings(tmp_path):
         assert not s.fletcher32 and not e.fletcher32 and not t.fletcher32
 
 
-@pytest.mark.parametrize("dataset", ["circuit/connectome/pre", "circuit/connectome/weight", "circuit/populations",
+@pytest.mark.parametrize("dataset", ["circuit/connectome/pre", "circuit/connectome/weight_init", "circuit/populations",
                                      "circuit/output_mask", "circuit/inputs/go"])
 def test_corrupted_byte_is_a_one_line_run_file_error(run_file, dataset):
     _flip(run_file, dataset)
@@ -367,10 +395,10 @@ def test_corrupted_byte_is_a_one_line_run_file_error(run_file, dataset):
 def test_corrupted_byte_in_inspect_is_one_line(run_file, capsys):
     from cortexsim.cli import main
 
-    _flip(run_file, "circuit/connectome/weight")
+    _flip(run_file, "circuit/connectome/weight_init")
     assert main(["inspect", str(run_file)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("cortexsim: error: ") and "connectome/weight" in err[0]
+    assert len(err) == 1 and err[0].startswith("cortexsim: error: ") and "connectome/weight_init" in err[0]
 
 
 def test_intact_file_is_verified_once_per_version(run_file, monkeypatch):

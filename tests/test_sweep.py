@@ -12,6 +12,7 @@ import pytest
 from tiny import tiny_config
 
 from cortexsim import cli, sweep
+from cortexsim.anatomy import circuit_spec
 from cortexsim.config import Config
 from cortexsim.errors import ConfigError
 
@@ -99,7 +100,7 @@ def test_shipped_sweeps_are_valid(tmp_path):
     lesions = sweep.load_sweep(EXPERIMENTS / "sweeps" / "lesions.toml")
     points = lesions.points(tmp_path)
     silenced = {p.config.lesion.silence for p in points}
-    assert silenced == {(), *((name,) for name in lesions.base.circuit_spec().names)}
+    assert silenced == {(), *((name,) for name in circuit_spec(lesions.base).names)}
     assert sum(p.upstream is None for p in points) == len({p.config.experiment.seed for p in points}) == 2
 
 
@@ -142,7 +143,8 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
     with h5py.File(out / rows[0]["point"] / "run.h5") as intact, h5py.File(out / rows[2]["point"] / "run.h5") as les:
         assert les.attrs["derived_from"].endswith(f"{rows[0]['point']}/run.h5")
         assert les["stages/train"].attrs["finished_utc"] == intact["stages/train"].attrs["finished_utc"]
-        np.testing.assert_array_equal(les["circuit/connectome/weight"][()], intact["circuit/connectome/weight"][()])
+        np.testing.assert_array_equal(les["circuit/connectome/weight_trained"][()],
+                                      intact["circuit/connectome/weight_trained"][()])
         it4 = [r for r in les["circuit/populations"][()] if r["name"] == b"IT4"][0]
         assert np.all(les["rate/rates"][:, :, it4["start"]:it4["stop"]] == 0)
         assert les["rate"].attrs["lesion"] == "silence IT4"

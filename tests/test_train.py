@@ -12,7 +12,7 @@ import pytest
 from cortexsim import store
 from cortexsim.anatomy import default_m1_spec
 from cortexsim.circuit import build_connectome
-from cortexsim.config import config_from_text
+from cortexsim.assembly import experiment_from_text as config_from_text
 from cortexsim.errors import ConfigError, TrainingError
 from cortexsim.rate import RateNetwork
 from cortexsim.tasks import CenterOutTask

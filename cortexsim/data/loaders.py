@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CortexsimError
-from .neural import _AXIS_NAMES, SUPPORTED_SUFFIXES, DataError, NeuralData, _scalar
+from .neural import AXIS_NAMES, SUPPORTED_SUFFIXES, DataError, NeuralData, plain_scalar
 
 # --------------------------------------------------------------------------- loading
 
@@ -89,7 +89,7 @@ def load_neural_data(
 def _parse_layout(layout: str | Sequence[str]) -> list[str]:
     """The axes named by ``layout`` as ``units``/``time``/``conditions``."""
     parts = layout.split(",") if isinstance(layout, str) else list(layout)
-    axes = [_AXIS_NAMES.get(str(p).strip().lower(), "?") for p in parts]
+    axes = [AXIS_NAMES.get(str(p).strip().lower(), "?") for p in parts]
     if sorted(axes) != ["conditions", "time", "units"]:
         raise ConfigError(
             f"layout={layout!r}: name the three axes of the rates array in order, each once, from neurons "
@@ -143,7 +143,7 @@ def _labels(value: Any, n: int, path: Path, key: str) -> tuple[Any, ...]:
     if array.dtype.kind in "US" and array.ndim == 0:
         items = [array.item()]
     else:
-        items = [_scalar(x) for x in array.ravel(order="F" if array.dtype == object else "C")]
+        items = [plain_scalar(x) for x in array.ravel(order="F" if array.dtype == object else "C")]
     items = [x.rstrip() if isinstance(x, str) else x for x in items]
     if len(items) != n:
         raise DataError(f"{path}: {key!r} has {len(items)} entries for {n} along that axis of the rates")
@@ -207,7 +207,7 @@ def _mat73_value(f: Any, dataset: Any) -> Any:
     if kind == "char":  # uint16 codes, one string per MATLAB row
         return np.array(["".join(map(chr, row)).rstrip() for row in np.atleast_2d(value)])
     if kind == "cell":  # object references to the cell contents
-        cells = [_scalar(_mat73_value(f, f[ref])) for ref in value.ravel(order="F")]
+        cells = [plain_scalar(_mat73_value(f, f[ref])) for ref in value.ravel(order="F")]
         out = np.empty(len(cells), dtype=object)
         out[:] = cells
         return out
@@ -303,7 +303,7 @@ def _nwb_trials(
         raise DataError(f"{path}: trials column {align_event!r} does not hold event times in seconds") from None
     if condition_column is None:
         return events, ["all"] * len(events), columns
-    return events, [_scalar(x) for x in trials[condition_column].data[:]], columns
+    return events, [plain_scalar(x) for x in trials[condition_column].data[:]], columns
 
 
 def _nwb_spikes(nwb: Any, path: Path) -> tuple[list[np.ndarray], tuple[int, ...]]:

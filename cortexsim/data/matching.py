@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ConfigError
-from .neural import CONDITION_FREE_MEASURES, TIME_TOLERANCE, DataError, NeuralData, _check_time, _describe
+from .neural import CONDITION_FREE_MEASURES, TIME_TOLERANCE, DataError, NeuralData, check_time, describe_time
 
 # --------------------------------------------------------------------------- time bases
 
@@ -38,13 +38,13 @@ def resample(data: NeuralData, time: np.ndarray | Sequence[float]) -> NeuralData
     new = np.asarray(time, dtype=float)
     if new.ndim != 1:
         raise DataError(f"resample: the new time base must be 1-D, got shape {new.shape}")
-    _check_time(new, "resample: the new time base")
+    check_time(new, "resample: the new time base")
     old = data.time
     tol = TIME_TOLERANCE * data.dt
     if new[0] < old[0] - tol or new[-1] > old[-1] + tol:
         raise DataError(
-            f"cannot resample {data.source}: the new time base ({_describe(new)}) reaches outside the data "
-            f"({_describe(old)}); interpolation does not extrapolate, so restrict the new time base to the data's range"
+            f"cannot resample {data.source}: the new time base ({describe_time(new)}) reaches outside the data "
+            f"({describe_time(old)}); interpolation does not extrapolate, so restrict the new time base to the data's range"
         )
     new_clipped = np.clip(new, old[0], old[-1])
     k = np.clip(np.searchsorted(old, new_clipped, side="right") - 1, 0, old.size - 2)
@@ -105,14 +105,14 @@ def match_time_base(data: NeuralData, model_time: np.ndarray | Sequence[float]) 
     model = np.asarray(model_time, dtype=float)
     if model.ndim != 1:
         raise DataError(f"match_time_base: model_time must be 1-D, got shape {model.shape}")
-    _check_time(model, "match_time_base: model_time")
+    check_time(model, "match_time_base: model_time")
     model_dt = float((model[-1] - model[0]) / (model.size - 1))
     tol = TIME_TOLERANCE * min(data.dt, model_dt)
     index = np.flatnonzero((model >= data.time[0] - tol) & (model <= data.time[-1] + tol))
     if index.size < 2:
         raise DataError(
-            f"time bases do not overlap: the data ({data.source}) cover {_describe(data.time)}, the model "
-            f"{_describe(model)}; give both times relative to the same event (the data's is {data.align_event!r})"
+            f"time bases do not overlap: the data ({data.source}) cover {describe_time(data.time)}, the model "
+            f"{describe_time(model)}; give both times relative to the same event (the data's is {data.align_event!r})"
         )
     phase = (model[index[0]] - data.time[0]) / data.dt
     if abs(data.dt - model_dt) <= tol and abs(phase - round(phase)) <= TIME_TOLERANCE:

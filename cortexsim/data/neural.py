@@ -12,7 +12,7 @@ from ..errors import CortexsimError
 SUPPORTED_SUFFIXES = (".npz", ".mat", ".nwb")
 TIME_TOLERANCE = 1e-3  # allowed deviation of a time step from the mean step, as a fraction of it
 CONDITION_FREE_MEASURES = ("dimensionality", "jPCA")
-_AXIS_NAMES = {"neurons": "units", "units": "units", "time": "time", "conditions": "conditions"}
+AXIS_NAMES = {"neurons": "units", "units": "units", "time": "time", "conditions": "conditions"}
 
 
 class DataError(CortexsimError, ValueError):
@@ -65,9 +65,9 @@ class NeuralData:
         time = np.array(self.time, dtype=float)
         if time.shape != (n_time,):
             raise DataError(f"{where}: time has shape {time.shape} but the rates have {n_time} time bins")
-        _check_time(time, f"{where}: time")
+        check_time(time, f"{where}: time")
         conditions = tuple(str(c) for c in self.conditions)
-        unit_ids = tuple(_scalar(u) for u in self.unit_ids)
+        unit_ids = tuple(plain_scalar(u) for u in self.unit_ids)
         for name, labels, n in (("conditions", conditions, n_cond), ("unit_ids", unit_ids, n_units)):
             if len(labels) != n:
                 raise DataError(f"{where}: {len(labels)} {name} for {n} along that axis of the rates")
@@ -115,7 +115,7 @@ class NeuralData:
         )
 
 
-def _check_time(time: np.ndarray, where: str) -> None:
+def check_time(time: np.ndarray, where: str) -> None:
     """Raise unless ``time`` has >= 2 finite, strictly increasing, uniformly spaced values."""
     if time.size < 2:
         raise DataError(f"{where}: need at least 2 time bins, got {time.size}")
@@ -136,7 +136,7 @@ def _check_time(time: np.ndarray, where: str) -> None:
         )
 
 
-def _describe(time: np.ndarray) -> str:
+def describe_time(time: np.ndarray) -> str:
     """``'-0.500 to +0.490 s in 10 ms steps'``."""
     dt = (time[-1] - time[0]) / (time.size - 1)
     return f"{time[0]:+.3f} to {time[-1]:+.3f} s in {dt * 1e3:g} ms steps"
@@ -146,7 +146,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _scalar(x: Any) -> Any:
+def plain_scalar(x: Any) -> Any:
     """A label as a plain Python str, int or float (unwrapping MATLAB cells and numpy scalars)."""
     if isinstance(x, np.ndarray):
         if x.size != 1:

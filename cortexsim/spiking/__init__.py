@@ -7,10 +7,10 @@ functions that simulate).  Modules:
 - :mod:`~cortexsim.spiking.mapping` -- rate parameters -> :class:`SpikingParams` (one function);
 - :mod:`~cortexsim.spiking.network` -- builds and runs the Brian2 network, returns spikes;
 - :mod:`~cortexsim.spiking.decode` -- spikes -> rates, decoded reaches and fidelity metrics;
-- :mod:`~cortexsim.spiking.twin` -- :func:`run_twin`, everything above from a run file.
+- :mod:`~cortexsim.spiking.twin` -- :func:`run_twin`, everything above for a trained network (no file I/O).
 """
 
 from .mapping import SpikingParams, calibrate_offset, map_rate_to_spiking
-from .twin import run_twin
+from .twin import TwinResult, run_twin
 
-__all__ = ["SpikingParams", "calibrate_offset", "map_rate_to_spiking", "run_twin"]
+__all__ = ["SpikingParams", "TwinResult", "calibrate_offset", "map_rate_to_spiking", "run_twin"]

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-from ..lesion import SILENCE_MV
 from ..rate import RateNetwork
 from ..transfer import LIFParams, Transfer
 from .equations import lif_for_class
+
+SILENCE_MV = -100.0
+"""Hyperpolarising drive (mV) that keeps a silenced spiking pool below threshold."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,8 +158,8 @@ def map_rate_to_spiking(net: RateNetwork, lif: LIFParams, *, k: int = 5, dt: flo
     weight = w[post, pre]
     pops = tuple((pop.name, pop.spec.subtype, pop.spec.cell_class, pop.start, pop.stop) for pop in c.populations)
     x0, w_in, b = p["x0"].astype(float), p["w_in"].astype(float), p["b"].astype(float)
-    if net.keep is not None:  # silenced by a lesion: held far below threshold, no task input
-        silenced = net.keep == 0
+    if net.silenced is not None:  # silenced by a lesion: held far below threshold, no task input
+        silenced = net.silenced
         x0[silenced] = b[silenced] = SILENCE_MV
         w_in[silenced] = 0.0
     return SpikingParams(

@@ -1,42 +1,24 @@
-"""The spiking twin of a trained run, end to end: :func:`run_twin` (computes, writes nothing)."""
+"""The spiking twin of a trained rate network, end to end: :func:`run_twin` (computes, reads and writes nothing).
+
+It receives objects -- the trained (and, if so configured, lesioned) network, the LIF
+neuron and the task -- and returns a :class:`TwinResult`; the pipeline reads the run
+file and writes the result (:func:`cortexsim.store.write_spiking`).
+"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import metrics, store
-from ..lesion import apply_lesion
+from .. import metrics
+from ..config import LIFParams
 from ..rate import RateNetwork
 from ..tasks import CenterOutTask, TrialBatch
 from . import decode
 from .mapping import SpikingParams, map_rate_to_spiking
 from .network import Spikes, best_target, simulate
-
-
-def load_rate_network(run_file: str | Path) -> tuple[RateNetwork, object]:
-    """The trained rate network of a run file (``/circuit`` weights, ``/rate`` parameters) and its config.
-
-    The run's ``[lesion]``, if any, is applied (:func:`cortexsim.lesion.apply_lesion`).
-    """
-    from ..pipeline import make_rate_network
-
-    with store.open_run(run_file) as f:
-        config = store.read_config(f)
-        connectome = store.read_circuit(f)
-        if "rate" not in f:
-            raise ValueError(f"{run_file}: has no /rate group (train the rate network first)")
-        g = f["rate"]
-        params = {"w_in": g["W_in"][()], "b": g["b"][()], "w_out": g["W_out"][()], "b_out": g["b_out"][()],
-                  "x0": g["x0"][()]}
-    net = make_rate_network(config, connectome)
-    w = np.zeros((connectome.n_units, connectome.n_units))
-    np.add.at(w, (connectome.post, connectome.pre), connectome.weight)
-    net.set_params({"w": w, **params})
-    apply_lesion(net, config.lesion)
-    return net, config
 
 
 def evaluation_conditions(task: CenterOutTask, catch: bool = True) -> TrialBatch:
@@ -49,11 +31,72 @@ def evaluation_conditions(task: CenterOutTask, catch: bool = True) -> TrialBatch
     return task.build(angles, np.full(angles.size, task.eval_delay), flags, np.arange(angles.size))
 
 
-def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trials_per_condition: int, *,
-               seed: int, target: str) -> dict:
-    """Simulate the twin on ``batch`` (each condition ``trials_per_condition`` times) and score it.
+@dataclass(frozen=True)
+class TwinResult:
+    """The spiking twin on a set of conditions, and how faithfully it follows its rate model.
 
-    Returns the dict described in :func:`run_twin` (without ``params``/``config``).
+    Attributes
+    ----------
+    metrics : dict of str to float
+        ``spiking_position_r2``, ``spiking_endpoint_error_cm`` (single trials, trained readout);
+        ``*_trial_avg``; ``spiking_position_r2_refit`` and ``spiking_endpoint_error_cm_refit``
+        (readout refit on all but the last trial of each condition, scored on the last);
+        ``spiking_psth_r_median``; rates (Hz), CV ISI, timings (s).
+    spikes : Spikes
+        Every spike, trials back to back.
+    rates : ndarray, shape (conditions, trials, time, units)
+        Pool rates (Hz).
+    outputs : ndarray, shape (conditions, trials, time, outputs)
+        Hand position decoded with the trained readout (m).
+    fidelity : list of dict
+        One row per population (see :func:`cortexsim.spiking.decode.fidelity_table`).
+    unit_psth_r : ndarray, shape (units,)
+        Pearson r of each unit's trial-averaged PSTH with its rate-model rate.
+    modulated : ndarray of bool, shape (units,)
+        Units whose rate-model rate is modulated (those ``unit_psth_r`` is summarised over).
+    rate_rates : ndarray, shape (conditions, time, units)
+        The rate model's rates on the same conditions (Hz).
+    rate_outputs : ndarray, shape (conditions, time, outputs)
+        The rate model's outputs (m).
+    batch : TrialBatch
+        The conditions.
+    params : SpikingParams
+        The rate -> spiking mapping simulated.
+    """
+
+    metrics: dict[str, float]
+    spikes: Spikes
+    rates: np.ndarray
+    outputs: np.ndarray
+    fidelity: list[dict]
+    unit_psth_r: np.ndarray
+    modulated: np.ndarray
+    rate_rates: np.ndarray
+    rate_outputs: np.ndarray
+    batch: TrialBatch
+    params: SpikingParams
+
+
+def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trials_per_condition: int, *,
+               seed: int, target: str) -> TwinResult:
+    """Simulate the twin of ``params`` on ``batch`` (each condition ``trials_per_condition`` times) and score it.
+
+    Parameters
+    ----------
+    net : RateNetwork
+        The rate model the twin was mapped from (for the fidelity measures).
+    params : SpikingParams
+    batch : TrialBatch
+        The conditions, one trial each.
+    trials_per_condition : int
+    seed : int
+        Seeds Brian2's noise.
+    target : str
+        Brian2 code-generation target.
+
+    Returns
+    -------
+    TwinResult
     """
     n_cond, n_steps, _ = batch.inputs.shape
     inputs = np.repeat(batch.inputs, trials_per_condition, axis=0)      # condition-major
@@ -87,9 +130,7 @@ def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trial
         held = decode.readout(rates[:, -1], w, b, params.out_idx)
         m["spiking_position_r2_refit"] = metrics.position_r2(held, batch.targets)
         m["spiking_endpoint_error_cm_refit"] = metrics.endpoint_error_cm(held, batch)
-    return {"metrics": m, "spikes": spikes, "rates": rates, "outputs": outputs, "fidelity": rows,
-            "unit_psth_r": unit_r, "modulated": modulated, "rate_rates": rate_rates,
-            "rate_outputs": rate_outputs, "batch": batch}
+    return TwinResult(m, spikes, rates, outputs, rows, unit_r, modulated, rate_rates, rate_outputs, batch, params)
 
 
 def _flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
@@ -99,22 +140,28 @@ def _flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
                       np.repeat(batch.mask, repeats, 0), batch.dt, rep)
 
 
-def run_twin(run_file: str | Path, *, k: int = 5, trials_per_condition: int = 3, target: str | None = None,
-             seed: int | None = None, dt: float = 1e-4, catch: bool = True) -> dict:
-    """Map the run's trained rate network to LIF pools, simulate the evaluation conditions, score it.
+def run_twin(net: RateNetwork, lif: LIFParams, task: CenterOutTask, *, seed: int, k: int = 5,
+             trials_per_condition: int = 3, target: str | None = None, dt: float = 1e-4,
+             catch: bool = True) -> TwinResult:
+    """Map a trained rate network to LIF pools, simulate the evaluation conditions, score it.
 
     Parameters
     ----------
-    run_file : str or Path
-        A run file with a trained ``/rate`` stage.
+    net : RateNetwork
+        The trained network, lesioned as the run's ``[lesion]`` says (a silenced unit's pool is
+        held at :data:`~cortexsim.spiking.mapping.SILENCE_MV`).
+    lif : LIFParams
+        The neuron the rate units' transfer function stands for.
+    task : CenterOutTask
+        The task whose evaluation conditions are simulated.
+    seed : int
+        Seeds the offset calibration and Brian2's noise (the run's ``experiment.seed``).
     k : int
         Neurons per rate unit.
     trials_per_condition : int
         Independent trials per condition (>= 2 for the refit readout; >= 3 recommended).
     target : str, optional
         Brian2 code generation target; default :func:`~cortexsim.spiking.network.best_target`.
-    seed : int, optional
-        Default: the run's ``experiment.seed``.
     dt : float
         Simulation step (s).
     catch : bool
@@ -122,27 +169,16 @@ def run_twin(run_file: str | Path, *, k: int = 5, trials_per_condition: int = 3,
 
     Returns
     -------
-    dict
-        ``metrics`` (dict of float: ``spiking_position_r2``, ``spiking_endpoint_error_cm`` -- single
-        trials, trained readout; ``*_trial_avg``; ``spiking_position_r2_refit`` and
-        ``spiking_endpoint_error_cm_refit`` -- readout refit on all but the last trial of each
-        condition, scored on the last; ``spiking_psth_r_median``; rates, CV ISI, timings),
-        ``spikes`` (:class:`~cortexsim.spiking.network.Spikes`), ``rates`` (condition, trial, time,
-        unit; Hz), ``outputs`` (condition, trial, time, output; m), ``fidelity`` (list of rows, one
-        per population), ``params`` (:class:`SpikingParams`), ``batch`` (the conditions),
-        ``rate_rates`` / ``rate_outputs`` (the rate model on the same conditions), ``config``.
+    TwinResult
+        With ``spiking_k`` and ``spiking_total_seconds`` added to its metrics.
     """
     t0 = time.perf_counter()
-    net, config = load_rate_network(run_file)
-    seed = config.experiment.seed if seed is None else int(seed)
     target = best_target() if target is None else target
-    params = map_rate_to_spiking(net, config.lif, k=k, dt=dt, seed=seed)
-    batch = evaluation_conditions(config.task, catch=catch)
-    out = run_params(net, params, batch, trials_per_condition, seed=seed, target=target)
-    out["metrics"]["spiking_k"] = float(k)
-    out["metrics"]["spiking_total_seconds"] = time.perf_counter() - t0
-    out.update(params=params, config=config)
-    return out
+    params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
+    batch = evaluation_conditions(task, catch=catch)
+    out = run_params(net, params, batch, trials_per_condition, seed=int(seed), target=target)
+    extra = {"spiking_k": float(k), "spiking_total_seconds": time.perf_counter() - t0}
+    return replace(out, metrics={**out.metrics, **extra})
 
 
-__all__ = ["Spikes", "evaluation_conditions", "load_rate_network", "run_params", "run_twin"]
+__all__ = ["Spikes", "TwinResult", "evaluation_conditions", "run_params", "run_twin"]

@@ -1,0 +1,137 @@
+"""Assembly: the objects an experiment config describes -- circuit, task, models -- built in one place.
+
+Every stage of the pipeline, the spiking twin's stage, the sweep and the Python API build
+their circuit, task and models here, from a :class:`~cortexsim.config.Config`, so that a
+config means the same objects everywhere.  Nothing here reads or writes a file except
+:func:`load_experiment`, which reads the experiment TOML the user names.
+
+Random draws come from named streams of the experiment seed (:func:`seeded_rng`):
+changing, say, the batch size leaves the circuit unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from . import anatomy
+from .anatomy import CircuitSpec
+from .ann import DEFAULT_TRAIN, make_ann
+from .circuit import Connectome, build_connectome
+from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
+from .lesion import apply_lesion
+from .rate import RateNetwork
+from .store import TrainedRate
+from .tasks import CenterOutTask, TrialBatch
+from .transfer import make_transfer
+
+
+def seeded_rng(config: Config, stream: str) -> np.random.Generator:
+    """Independent generator for one named use of the experiment seed.
+
+    Different streams ("circuit", "init", "batches", "noise", "validation", "test", ...)
+    never share draws, so changing, say, the batch size leaves the circuit unchanged.
+    Every random draw of a run comes from one of these streams.
+    """
+    return np.random.default_rng([config.experiment.seed, *(ord(c) for c in stream)])
+
+
+def load_experiment(path: str | Path | None = None) -> Config:
+    """Read an experiment TOML file and check everything it says, names included (``None``: defaults).
+
+    :func:`cortexsim.config.load_config` checks the values; this also checks every population,
+    projection and input group the file names against its circuit (with did-you-mean hints),
+    so that a bad name stops the run before anything is computed.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file, the key and what is allowed.
+    """
+    config = load_config(path)
+    anatomy.check_config(config, where=str(path) if path is not None else "")
+    return config
+
+
+def experiment_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:
+    """:func:`load_experiment` for TOML text (e.g. a run file's stored config)."""
+    config = config_from_text(text, base=base, where=where)
+    anatomy.check_config(config, where=where)
+    return config
+
+
+def circuit_spec(config: Config) -> CircuitSpec:
+    """The circuit spec of ``config`` with its overrides (:func:`cortexsim.anatomy.circuit_spec`)."""
+    return anatomy.circuit_spec(config)
+
+
+def build_circuit(config: Config) -> Connectome:
+    """The connectome of ``config`` (deterministic for its seed; stream "circuit")."""
+    return build_connectome(circuit_spec(config), config.circuit.n_units, seeded_rng(config, "circuit"))
+
+
+def make_task(config: Config) -> CenterOutTask:
+    """The task of ``config``."""
+    return CenterOutTask.of(config.task)
+
+
+def validation_set(config: Config) -> TrialBatch:
+    """The fixed, noise-free validation trials every model's training is checked on (stream "validation")."""
+    return make_task(config).sample(config.train.validation_trials, seeded_rng(config, "validation"))
+
+
+def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
+    """The rate network of ``config`` on ``connectome`` (parameters not yet set)."""
+    rc = config.rate
+    phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
+    return RateNetwork(connectome, phi, config.task.dt, noise_std=rc.noise_std, dtype=np.dtype(rc.dtype),
+                       output_scale=config.task.reach_distance)
+
+
+def initial_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
+    """The rate network of ``config`` with its initial parameters (stream "init"): every unit at rest."""
+    net = make_rate_network(config, connectome)
+    net.init_params(seeded_rng(config, "init"), config.rate.rest_rate, config.rate.input_std,
+                    output_scale=0.1 * config.task.reach_distance)
+    return net
+
+
+def trained_rate_network(config: Config, trained: TrainedRate, lesion: bool = True) -> RateNetwork:
+    """The trained rate network a run file stores, lesioned as ``config.lesion`` says (unless ``lesion=False``).
+
+    Parameters
+    ----------
+    config : Config
+        The run's config (transfer, dt, noise, lesion).
+    trained : TrainedRate
+        From :func:`cortexsim.store.read_trained_rate`.
+    lesion : bool
+        Apply ``[lesion]`` (:func:`cortexsim.lesion.apply_lesion`).
+    """
+    net = make_rate_network(config, trained.connectome)
+    net.set_params(trained.params)
+    return apply_lesion(net, config.lesion) if lesion else net
+
+
+def ann_train_config(config: Config, arch: str) -> TrainConfig:
+    """``[train]`` with the recommended settings of ANN ``arch`` and the ``[ann]`` limits applied."""
+    changes = {**DEFAULT_TRAIN[arch], "max_seconds": config.ann.max_seconds}
+    if config.ann.max_iterations is not None:
+        changes["max_iterations"] = config.ann.max_iterations
+    return replace(config.train, **changes)
+
+
+def make_ann_model(config: Config, arch: str):
+    """ANN baseline ``arch`` of ``config`` with its initial parameters (stream ``ann-init-<arch>``)."""
+    ac = config.ann
+    model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
+                     output_scale=config.task.reach_distance)
+    model.init_params(seeded_rng(config, f"ann-init-{arch}"))
+    return model
+
+
+__all__ = ["ann_train_config", "build_circuit", "circuit_spec", "experiment_from_text", "initial_rate_network",
+           "load_experiment", "make_ann_model", "make_rate_network", "make_task", "read_text_file", "seeded_rng",
+           "trained_rate_network", "validation_set"]
