@@ -442,6 +442,7 @@ class LSTM(_Recurrent):
 
     def init_params(self, rng: np.random.Generator, gain: float = 1.0, input_std: float = 1.0
                     ) -> dict[str, np.ndarray]:
+        """Initial parameters as for every ANN, with the forget-gate bias at 1 (Gers et al. 2000)."""
         params = super().init_params(rng, gain, input_std)
         params["b"][self.n_units:2 * self.n_units] = 1.0
         return params

@@ -140,7 +140,7 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
 
 def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6
              ) -> tuple[Row, analysis.JPCAResult]:
-    """jPCA of an activity in a window around movement onset.
+    """The jPCA of an activity in a window around movement onset.
 
     Parameters
     ----------

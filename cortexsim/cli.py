@@ -1,6 +1,6 @@
-"""The ``cortexsim`` command.
+"""cortexsim: a six-layer M1 circuit as a trained rate network, its spiking twin and ANN baselines, compared.
 
-Subcommands::
+Subcommands (each also takes -q/--quiet and -v/--verbose)::
 
     cortexsim run [CONFIG.toml] [--out DIR] [--force] [--strict]   the whole pipeline
     cortexsim sweep SWEEP.toml --out DIR [--scheduler ADDRESS]   many runs on Dask
@@ -69,6 +69,7 @@ def _out_file(path: str, suffixes: tuple[str, ...], flag: str) -> Path:
 
 
 def cmd_circuit(args: argparse.Namespace) -> int:
+    """`cortexsim circuit`: build a circuit, write it and print its populations. Returns the exit status."""
     from . import pipeline, plots  # heavy imports only when needed
 
     out = _out_file(args.out, (".h5", ".hdf5"), "--out")
@@ -92,12 +93,14 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """`cortexsim inspect`: print what a run file holds (a tree, or JSON). Returns the exit status."""
     info = store.describe(args.file)
     print(json.dumps(info, indent=1) if args.json else store.format_tree(info))
     return 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    """`cortexsim spec`: print or write the circuit spec with the config's overrides. Returns the exit status."""
     out = _out_file(args.out, (".toml",), "--out") if args.out else None
     text = circuit_spec(_config_with(args)).to_toml()
     if out:
@@ -112,6 +115,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`cortexsim run`: the whole pipeline, after every preflight check. Returns the exit status."""
     from . import pipeline
 
     if args.config:
@@ -143,6 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """`cortexsim sweep`: every point of a sweep file on Dask, then the summary tables and figures. Returns the exit status."""
     from . import sweep
 
     read_text_file(args.sweep, "sweep file")  # a clear error for a binary or non-UTF-8 file
@@ -174,6 +179,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """`cortexsim compare`: the comparison battery on a run file (and more runs, recorded data). Returns the exit status."""
     from . import pipeline
     from .config import CompareConfig
 
@@ -197,6 +203,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_spiking(args: argparse.Namespace) -> int:
+    """`cortexsim spiking`: the LIF twin of a trained run, with the run's or the given settings. Returns the exit status."""
     from . import pipeline
 
     run_file = Path(args.run)
@@ -235,8 +242,10 @@ def _command_line(name: str, args: argparse.Namespace) -> str:
 
 
 def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Config | None:
-    """The config stored in a run file (None unless ``parse``), after checking that the file is intact and
-    holds the groups ``needs``."""
+    """The config stored in a run file (None unless ``parse``).
+
+    First checks that the file is intact and holds the groups ``needs``.
+    """
     with store.open_run(run_file) as f:
         missing = [g for g in needs if g not in f]
         if missing:

@@ -10,11 +10,12 @@ Stages (each a function of the config and what earlier stages wrote):
 4. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
 5. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
 
-This module is the only one below the command line that calls :mod:`cortexsim.store`:
-models, training, the twin and the battery receive objects and return typed records
-(:class:`Evaluation`, :class:`~cortexsim.train.TrainState`,
-:class:`~cortexsim.spiking.twin.TwinResult`, ...), and the pipeline writes them.  The
-objects themselves are built by :mod:`cortexsim.assembly`.
+The pipeline reads and writes the run file through :mod:`cortexsim.store`; below it,
+models, training, the twin, lesions and analyses never touch a file: they receive
+objects and return typed records (:class:`Evaluation`, :class:`~cortexsim.train.TrainState`,
+:class:`~cortexsim.spiking.twin.TwinResult`, :class:`~cortexsim.battery.BatteryResult`),
+and the pipeline writes them (``tests/test_architecture.py`` checks it).  The objects
+themselves are built by :mod:`cortexsim.assembly`.
 
 The command line (``cortexsim run``) and tests call :func:`run_experiment`.
 Experiments hold no science: they only choose a config.  Progress goes to the
@@ -516,8 +517,10 @@ def compare_models(activities: dict[str, np.ndarray], config: Config) -> Battery
 
 def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
                   log: Callable[[str], None] = print, config: Config | None = None) -> list[str]:
-    """Run the comparison battery on a run file; write ``/analysis``, ``compare_*`` metrics, the quality
-    verdict (``quality_passed``, ``<model>_quality_passed``), figures and ``summary.md``.
+    """Run the comparison battery on a run file and write what it found.
+
+    Writes ``/analysis``, the ``compare_*`` metrics, the quality verdict (``quality_passed``,
+    ``<model>_quality_passed``), figures and ``summary.md``.
 
     ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
     seed of the shuffles and decoding folds (stream "compare").  Returns the metric names.

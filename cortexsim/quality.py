@@ -1,4 +1,4 @@
-"""The quality gate: did each trained model actually do its task?
+"""The quality gate: whether each trained model actually did its task.
 
 A similarity or a rotation measured on a network that never learned to reach says
 nothing about motor cortex.  Every run therefore checks each trained model's held-out

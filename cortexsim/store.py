@@ -483,8 +483,10 @@ _STAGE_ATTRS = {"key": str, "seconds": float, "order": int, "finished_utc": str,
 
 
 def check_layout(f: h5py.File, path: str | Path) -> None:
-    """Raise :class:`RunFileError` if ``f`` lacks a group, dataset or attribute that a reader needs, or holds one
-    of the wrong kind (see :data:`REQUIRED`); also checks that each dataset's ``dims`` matches its shape.
+    """Raise :class:`RunFileError` if ``f`` lacks a part a reader needs, or holds one of the wrong kind.
+
+    The parts are the groups, datasets and attributes of :data:`REQUIRED`; also checks that each
+    dataset's ``dims`` matches its shape.
 
     Groups that are absent are not required (a run file grows stage by stage), except those that a
     stage recorded in ``/stages`` says it wrote.

@@ -284,7 +284,7 @@ class _Draws:
         return batch, noise
 
     def take(self) -> tuple[TrialBatch, np.ndarray | None]:
-        """This iteration's trials and noise; starts drawing the next iteration's."""
+        """The trials and noise of the current iteration; starts drawing the next iteration's."""
         drawn = self._next.result() if self._next is not None else self._draw()
         self._states = self._current()  # no draw is under way here
         self._next = self._pool.submit(self._draw)

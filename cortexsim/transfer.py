@@ -94,9 +94,11 @@ class Transfer:
     name: str = "transfer"
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rate phi(x) (Hz) of input ``x`` (mV), any shape; written into ``out`` when given."""
         raise NotImplementedError
 
     def derivative(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Slope phi'(x) (Hz/mV), same shape as ``x``; written into ``out`` when given."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -113,6 +115,7 @@ class Softplus(Transfer):
         self.gain, self.threshold, self.softness, self.name = float(gain), float(threshold), float(softness), name
 
     def __call__(self, x, out=None):
+        """phi(x) (Hz) of input ``x`` (mV), into ``out`` when given."""
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)): stable, and numpy's exp/log1p are
         # SIMD-vectorised (about 5x faster than np.logaddexp in float32)
         z = np.subtract(x, self.threshold, out=out)
@@ -127,6 +130,7 @@ class Softplus(Transfer):
         return z
 
     def derivative(self, x, out=None):
+        """phi'(x) (Hz/mV), into ``out`` when given."""
         # gain * sigmoid(z), computed via tanh to avoid overflow warnings
         z = np.subtract(x, self.threshold, out=out)
         z *= 0.5 / self.softness
@@ -145,12 +149,14 @@ class ReLU(Transfer):
         self.gain, self.threshold = float(gain), float(threshold)
 
     def __call__(self, x, out=None):
+        """phi(x) (Hz) of input ``x`` (mV), into ``out`` when given."""
         z = np.subtract(x, self.threshold, out=out)
         np.maximum(z, 0.0, out=z)
         z *= self.gain
         return z
 
     def derivative(self, x, out=None):
+        """phi'(x) (Hz/mV), into ``out`` when given."""
         out = np.empty_like(x) if out is None else out
         np.greater(x, self.threshold, out=out)
         out *= self.gain
@@ -166,6 +172,7 @@ class RectifiedTanh(Transfer):
         self.gain, self.threshold, self.r_max = float(gain), float(threshold), float(r_max)
 
     def __call__(self, x, out=None):
+        """phi(x) (Hz) of input ``x`` (mV), into ``out`` when given."""
         z = np.subtract(x, self.threshold, out=out)
         np.maximum(z, 0.0, out=z)
         z *= self.gain / self.r_max
@@ -174,6 +181,7 @@ class RectifiedTanh(Transfer):
         return z
 
     def derivative(self, x, out=None):
+        """phi'(x) (Hz/mV), into ``out`` when given."""
         r = self(x)
         out = np.empty_like(r) if out is None else out
         np.multiply(r, r, out=out)
@@ -197,6 +205,7 @@ class TabulatedLIF(Transfer):
         self._slope = self._spline.derivative()
 
     def __call__(self, x, out=None):
+        """phi(x) (Hz) of input ``x`` (mV), into ``out`` when given."""
         r = self._spline(np.clip(x, self.lo, self.hi))
         np.maximum(r, 0.0, out=r)
         if out is not None:
@@ -205,6 +214,7 @@ class TabulatedLIF(Transfer):
         return r
 
     def derivative(self, x, out=None):
+        """phi'(x) (Hz/mV), into ``out`` when given."""
         d = self._slope(np.clip(x, self.lo, self.hi)) * ((x > self.lo) & (x < self.hi))
         if out is not None:
             out[...] = d

@@ -181,6 +181,19 @@ def test_only_store_and_data_import_h5py():
     assert _external("store", "h5py"), "store reads and writes run files with h5py"
 
 
+@pytest.mark.parametrize("package, allowed", [
+    ("brian2", ("spiking.network",)),
+    ("matplotlib", ("plots",)),
+    ("dask", ("sweep",)),
+    ("pynwb", ("data.loaders",)),
+])
+def test_heavy_dependencies_stay_in_their_module(package, allowed):
+    """Brian2, matplotlib, Dask and pynwb are each imported by one module, so the rest never loads them."""
+    offenders = [f"cortexsim/{m.replace('.', '/')}.py:{line}" for m in MODULES for line in _external(m, package)
+                 if m not in allowed]
+    assert not offenders, f"{package} imported outside {', '.join(allowed)}: " + ", ".join(offenders)
+
+
 def test_nothing_below_the_comparison_layer_touches_the_store():
     first = next(i for i, (name, _) in enumerate(LAYERS) if name == STORE_FROM)
     offenders = [f"cortexsim/{m.replace('.', '/')}.py:{line}" for m in MODULES for target, line, _ in _imports(m)

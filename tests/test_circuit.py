@@ -11,10 +11,8 @@ import scipy.sparse.linalg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cortexsim.anatomy import LAYERS, SUBTYPES, CircuitSpec, PopulationSpec, ProjectionSpec, circuit_spec
-from cortexsim.assembly import experiment_from_text
+from cortexsim.anatomy import LAYERS, SUBTYPES, CircuitSpec, PopulationSpec, ProjectionSpec
 from cortexsim.circuit import build_connectome, estimate_spectral_radius, population_sizes
-from cortexsim.config import Config, config_from_text, load_config
 from cortexsim.errors import ConfigError
 
 HYPOTHESIS = settings(max_examples=25, deadline=None,
@@ -534,56 +532,3 @@ def test_spec_from_toml_file_and_errors(tmp_path, default_spec):
         CircuitSpec.from_toml_text(default_spec.to_toml() + 'colour = "red"\n')
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("", id="empty"),
-    pytest.param('[experiment]\nname = "x"\nseed = 42\n[circuit]\nn_units = 321\n', id="seed-size"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 0.05 }\n'
-                 'size = { "PV5B" = 300 }\ncut = ["IT2/3 -> IT5A"]\nsilence = ["VIP2/3"]\n', id="overrides"),
-])
-def test_config_toml_round_trip(text):
-    config = config_from_text(text)
-    back = config_from_text(config.to_toml())
-    assert back.sections == config.sections
-    assert back.to_toml() == config.to_toml()
-    assert circuit_spec(back) == circuit_spec(config)
-
-
-def test_config_values_and_file_loading(tmp_path, default_spec):
-    path = tmp_path / "exp.toml"
-    path.write_text('[experiment]\nseed = 7\n[circuit]\nn_units = 250\n'
-                    '[circuit.overrides]\ncut = ["IT2/3 -> IT5A"]\n')
-    config = load_config(path)
-    assert config.experiment.seed == 7 and config.circuit.n_units == 250
-    assert circuit_spec(config) == default_spec.with_overrides({"cut": ["IT2/3 -> IT5A"]})
-    changed = config.with_section("circuit", n_units=400)
-    assert changed.circuit.n_units == 400 and config.circuit.n_units == 250
-    assert circuit_spec(Config.from_dict({})) == default_spec
-
-
-def test_config_spec_file_is_resolved_relative_to_config(tmp_path, default_spec):
-    spec = default_spec.with_overrides({"size": {"PV5B": 300}})
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "my_spec.toml").write_text(spec.to_toml())
-    (tmp_path / "sub" / "exp.toml").write_text('[circuit]\nspec = "my_spec.toml"\n')
-    assert circuit_spec(load_config(tmp_path / "sub" / "exp.toml")) == spec
-
-
-@pytest.mark.parametrize(("text", "needles"), [
-    pytest.param("[circut]\nn_units = 100\n", ["circut", "'circuit'"], id="unknown-section"),
-    pytest.param("[circuit]\nn_unit = 5\n", ["n_unit", "'n_units'"], id="unknown-key"),
-    pytest.param('[circuit.overrides]\nsizes = { "PV5B" = 3 }\n', ["sizes", "'size'"], id="unknown-override"),
-    pytest.param("[circuit]\nn_units = 0\n", ["n_units", "0"], id="zero-units"),
-    pytest.param("[circuit]\nn_units = 100.5\n", ["n_units", "100.5"], id="fractional-units"),
-    pytest.param('[circuit]\nn_units = "many"\n', ["n_units", "'many'"], id="text-units"),
-    pytest.param("[experiment]\nseed = -1\n", ["seed", "-1"], id="negative-seed"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 2.0 }\n',
-                 ["IT2/3 -> PT5B", "2.0"], id="probability"),
-    pytest.param("[circuit\nn_units = 5\n", ["not valid TOML"], id="bad-toml"),
-])
-def test_bad_config_text_raises_config_error(text, needles):
-    with pytest.raises(ConfigError) as info:
-        experiment_from_text(text, where="exp.toml")
-    message = str(info.value)
-    assert message.startswith("exp.toml")
-    for needle in needles:
-        assert needle in message

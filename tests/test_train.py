@@ -12,8 +12,7 @@ import pytest
 from cortexsim import store
 from cortexsim.anatomy import default_m1_spec
 from cortexsim.circuit import build_connectome
-from cortexsim.assembly import experiment_from_text as config_from_text
-from cortexsim.errors import ConfigError, TrainingError
+from cortexsim.errors import TrainingError
 from cortexsim.rate import RateNetwork
 from cortexsim.tasks import CenterOutTask
 from cortexsim.train import TrainConfig, new_state, train
@@ -193,16 +192,3 @@ def test_budget_is_off_by_default_and_announces_itself_when_set():
     assert not train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET).budget_hit
 
 
-@pytest.mark.parametrize("text, key", [
-    ("[train]\nlearning_rate = -1", "train.learning_rate"),
-    ("[train]\nbatch_size = 0", "train.batch_size"),
-    ("[train]\nlearnig_rate = 0.1", "learning_rate"),
-    ("[rate]\ntransfer = 'sigmoid'", "rate.transfer"),
-    ("[rate]\nnoise_std = -1.0", "rate.noise_std"),
-    ("[task]\nn_targets = 0", "task.n_targets"),
-    ("[lif]\nreset = 30.0", "lif"),
-    ("[circuit.overrides.tau]\n'PV2/3' = -0.01", "tau"),
-])
-def test_bad_config_values(text, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        config_from_text(text)
