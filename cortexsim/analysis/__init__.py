@@ -21,6 +21,21 @@ Rotational dynamics (:mod:`.jpca`)
 Decoding (:mod:`.decoding`)
     ``decode_kinematics(X, positions, *, dt, n_folds=5, alphas=..., rng=None) -> DecodingResult``
 
+Fixed and slow points (:mod:`.fixed_points`)
+    ``find_fixed_points(step, jacobian, starts, *, tol=1e-12, max_iter=200, dedup_tol=1e-3) -> FixedPoints``
+    ``rate_map(net, u)``, ``ann_map(model, u) -> (step, Jacobian)``  (a model under constant input)
+    ``sample_starts(states, n, rng, noise_std=0.0)``, ``mode_loadings(modes, groups) -> dict``
+    ``speed_and_gradient(step, jacobian, X) -> (q, grad q)``
+
+Dynamical similarity (:mod:`.dsa`)
+    ``dsa(x, y, *, n_delays=None, rank=None, rng=None) -> DSAResult``  (lower = more similar dynamics, radians)
+    ``fit_operator(X, ...) -> DMDFit``, ``hankel(X, n_delays)``, ``procrustes_angle(A, B) -> (angle, C)``
+
+Surrogates (:mod:`.surrogates`)
+    ``tme_surrogates(x, n, rng, *, preserve=...) -> ndarray (n, conditions, time, units)``
+    ``fit_tme(x) -> TMEModel``, ``tme_mean(x)``, ``marginal_covariances(x)``, ``shuffle_surrogates(x, n, rng)``
+    ``surrogate_p_value(statistic, x, n, rng, *, method="tme", greater=True) -> SurrogateTest``
+
 Statistics (:mod:`.nulls`)
     ``shuffle_null(metric, X, Y, *, kind="condition", n=100, rng, higher_is_more_similar) -> NullResult``
     ``bootstrap_ci(metric, X, Y, *, over="units", n=200, level=0.95, rng) -> Interval``
@@ -29,27 +44,70 @@ Statistics (:mod:`.nulls`)
 from __future__ import annotations
 
 from .decoding import DEFAULT_ALPHAS, DecodingResult, decode_kinematics
+from .dsa import DMDFit, DSAResult, dsa, fit_operator, hankel, procrustes_angle
+from .fixed_points import (
+    FixedPoints,
+    Jacobian,
+    ann_map,
+    find_fixed_points,
+    mode_loadings,
+    rate_map,
+    sample_starts,
+    speed_and_gradient,
+)
 from .jpca import JPCAResult, jpca
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .pca import PCAResult, participation_ratio, pca
 from .similarity import cca_similarity, linear_cka, rdm, rsa, shape_distance
+from .surrogates import (
+    SurrogateTest,
+    TMEModel,
+    fit_tme,
+    marginal_covariances,
+    shuffle_surrogates,
+    surrogate_p_value,
+    tme_mean,
+    tme_surrogates,
+)
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "DMDFit",
+    "DSAResult",
     "DecodingResult",
+    "FixedPoints",
     "Interval",
     "JPCAResult",
+    "Jacobian",
     "NullResult",
     "PCAResult",
+    "SurrogateTest",
+    "TMEModel",
+    "ann_map",
     "bootstrap_ci",
     "cca_similarity",
     "decode_kinematics",
+    "dsa",
+    "find_fixed_points",
+    "fit_operator",
+    "fit_tme",
+    "hankel",
     "jpca",
     "linear_cka",
+    "marginal_covariances",
+    "mode_loadings",
     "participation_ratio",
     "pca",
+    "procrustes_angle",
+    "rate_map",
     "rdm",
     "rsa",
+    "sample_starts",
     "shape_distance",
     "shuffle_null",
+    "shuffle_surrogates",
+    "speed_and_gradient",
+    "surrogate_p_value",
+    "tme_mean",
+    "tme_surrogates",
 ]

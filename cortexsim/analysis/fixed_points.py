@@ -1,0 +1,886 @@
+"""Fixed and slow points of a discrete-time map under constant input.
+
+For a map ``x[t+1] = F(x[t])`` (a recurrent network with its input held at a
+constant value ``u``) the fixed points solve ``F(x) = x``. Following Sussillo &
+Barak (2013, *Neural Comput.* 25:626) and Golub & Sussillo (2018, *JOSS* 3:1003,
+"FixedPointFinder") they are found as the minima of the speed
+
+    ``q(x) = 1/2 ||F(x) - x||^2``
+
+from many starting states sampled along the network's own trajectories. Minima
+with ``q = 0`` are fixed points; minima with small ``q > 0`` are slow points.
+Each point is then classified by the eigenvalues of the map's Jacobian there
+(for a discrete-time map, stable means every ``|lambda| < 1``).
+
+Minimisation: q is a nonlinear least-squares objective with residual
+``g(x) = F(x) - x`` and residual Jacobian ``K = J - I``, so its gradient is
+``grad q = K^T g = (J - I)^T (F(x) - x)`` (:func:`speed_and_gradient`). All
+starts are descended at once, each with its own step control:
+
+* ``method="dense"``: Levenberg-Marquardt steps ``(K^T K + mu I) delta = -K^T g``,
+  with the Jacobians formed ((starts, d, d), in chunks) and one batched
+  ``np.linalg.solve`` per iteration; the damping ``mu`` follows the gain ratio
+  (Nielsen 1999).
+* ``method="matrix-free"``: only the products ``J v`` and ``J^T v`` are used,
+  batched over starts as one matrix product each. Every iteration first
+  tries an inexact Newton step ``K delta = -g`` by GMRES (Saad & Schultz 1986;
+  forcing term of Eisenstat & Walker 1996) with up to two halvings; starts
+  where that does not lower q (near slow points, where K is singular) take
+  a Levenberg-Marquardt step solved by damped CGLS (conjugate gradients on
+  the normal equations) instead. Needs a :class:`Jacobian` with
+  ``linearize``, as :func:`rate_map` and :func:`ann_map` return. On the
+  N = 500 circuit one start costs about 70 Jacobian-vector products, and the
+  matrix-free path is about ten times faster than the dense one
+  (``benchmarks/fixed_points.py``).
+
+A start stops once ``q < 1e-4 tol``, when its step becomes negligible, or when
+no damping lowers q (a local minimum: a slow point, or a failure if ``q >= tol``).
+
+Units: ``q`` is in (state units)^2 per step^2 (mV^2 for the rate network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from . import _checks
+
+Step = Callable[[np.ndarray], np.ndarray]
+"""``step(X)``: states (n, d) -> next states (n, d)."""
+Products = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+"""``(jvp, vjp)``: the rows ``J V`` and ``J^T V`` for a fixed set of states."""
+
+KINDS = ("stable", "marginal", "saddle", "unstable")
+METHODS = ("auto", "dense", "matrix-free")
+DENSE_MAX_DIM = 128
+"""``method="auto"`` forms Jacobians up to this state dimension (or when no ``linearize`` is given)."""
+_CGLS_RTOL = 1e-6  # Levenberg-Marquardt steps by CGLS stop when ||K^T r|| has fallen by this
+_SPARSE_DENSITY = 0.2  # rate_map multiplies by W on its synapses (scipy CSR) up to this density
+_KRYLOV_ENTRIES = 2**21  # Krylov basis entries per GMRES block (16 MiB: faster than larger blocks, measured)
+_CHUNK_ENTRIES = 2**23  # Jacobian entries formed at once on the dense path (64 MiB of float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Jacobian:
+    """The Jacobian of a map: full matrices and, optionally, matrix-free products.
+
+    A plain function ``jacobian(X) -> (n, d, d)`` works everywhere this class is
+    accepted; the class adds ``linearize`` for the matrix-free solver.
+
+    Attributes
+    ----------
+    full : callable
+        ``full(X)``: states (n, d) -> Jacobians ``dF/dx`` (n, d, d), ``[k, i, j] = dF_i/dx_j``.
+    linearize : callable, optional
+        ``linearize(X) -> (jvp, vjp)`` for states (n, d): ``jvp(V)`` returns
+        the rows ``J(X[k]) V[k]`` and ``vjp(V)`` the rows ``J(X[k])^T V[k]``,
+        both (n, d). Work that depends only on ``X`` is done once per call.
+    """
+
+    full: Callable[[np.ndarray], np.ndarray]
+    linearize: Callable[[np.ndarray], Products] | None = None
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """``full(X)``: the Jacobians, shape (n, d, d)."""
+        return self.full(X)
+
+
+@dataclass(frozen=True, eq=False)
+class FixedPoints:
+    """Outcome of :func:`find_fixed_points`: the distinct fixed and slow points found.
+
+    Attributes
+    ----------
+    points : ndarray, shape (n_points, d)
+        The points, in state units, lowest ``q`` first.
+    q : ndarray, shape (n_points,)
+        Speed ``1/2 ||F(x) - x||^2`` at each point (0 for an exact fixed point).
+    eigenvalues : ndarray of complex, shape (n_points, d)
+        Eigenvalues of the Jacobian ``dF/dx`` at each point, sorted by ``|lambda|``
+        descending (slowest-decaying first).
+    kinds : tuple of str
+        ``"stable"`` (every ``|lambda| < 1 - marginal_tol``), ``"marginal"`` (none
+        above ``1 + marginal_tol``, at least one within ``marginal_tol`` of 1: a
+        continuous attractor direction), ``"unstable"`` (every ``|lambda| > 1 +
+        marginal_tol``) or ``"saddle"`` (the rest: some above, some not).
+    modes : ndarray of complex, shape (n_points, d, n_modes)
+        Unit-norm right eigenvectors of the ``n_modes`` largest ``|lambda|``
+        (the slowest modes), in the order of ``eigenvalues``; each is scaled so
+        that its largest entry is real and positive.
+    counts : ndarray of int, shape (n_points,)
+        Number of starts that converged onto each point.
+    n_starts : int
+        Number of starting states.
+    n_converged : int
+        Starts that reached ``q < tol`` (before deduplication).
+    marginal_tol : float
+        The tolerance used for ``kinds``.
+    """
+
+    points: np.ndarray
+    q: np.ndarray
+    eigenvalues: np.ndarray
+    kinds: tuple[str, ...]
+    modes: np.ndarray
+    counts: np.ndarray
+    n_starts: int
+    n_converged: int
+    marginal_tol: float
+
+    @property
+    def n_points(self) -> int:
+        """Number of distinct points."""
+        return int(self.points.shape[0])
+
+    def of_kind(self, kind: str) -> np.ndarray:
+        """The points classified as ``kind``, shape (n, d)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(KINDS)}")
+        return self.points[np.array([k == kind for k in self.kinds], bool)]
+
+    def __repr__(self) -> str:
+        tally = ", ".join(f"{self.kinds.count(k)} {k}" for k in KINDS if k in self.kinds) or "none"
+        return (
+            f"<FixedPoints: {self.n_points} points in {self.points.shape[1]} dimensions ({tally}) "
+            f"from {self.n_starts} starts, {self.n_converged} converged>"
+        )
+
+
+# -- input checks -------------------------------------------------------------------------------------------------
+def _states(X: Any, name: str) -> np.ndarray:
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim != 2 or min(arr.shape) == 0:
+        hint = " (for one state use X[None])" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be a non-empty 2-D array (n, d) of states; got shape {arr.shape}{hint}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds {np.count_nonzero(~np.isfinite(arr))} NaN or infinite values")
+    return arr
+
+
+def _call_step(step: Step, X: np.ndarray) -> np.ndarray:
+    out = np.asarray(step(X), dtype=float)
+    if out.shape != X.shape:
+        raise ValueError(f"step(X) must return an array of the shape of X {X.shape}; got {out.shape}")
+    return out
+
+
+def _call_jacobian(jacobian: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
+    out = np.asarray(jacobian(X), dtype=float)
+    n, d = X.shape
+    if out.shape != (n, d, d):
+        raise ValueError(f"jacobian(X) must return an array of shape {(n, d, d)} for X of shape {X.shape}; "
+                         f"got {out.shape}")
+    return out
+
+
+def _chunk_size(d: int) -> int:
+    """Rows whose (d, d) Jacobians are formed at once."""
+    return max(1, _CHUNK_ENTRIES // (d * d))
+
+
+def _chunks(n: int, d: int) -> list[slice]:
+    size = _chunk_size(d)
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+# -- the objective --------------------------------------------------------------------------------------------------
+def speed_and_gradient(step: Step, jacobian: Callable[[np.ndarray], np.ndarray],
+                       X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The speed ``q(x) = 1/2 ||F(x) - x||^2`` and its analytic gradient at each state.
+
+    ``grad q = (J - I)^T (F(x) - x)`` with ``J = dF/dx`` (Sussillo & Barak 2013).
+
+    Parameters
+    ----------
+    step : callable
+        ``step(X)``: states (n, d) -> ``F(X)`` (n, d).
+    jacobian : callable or Jacobian
+        ``jacobian(X)`` -> (n, d, d); a :class:`Jacobian` with ``linearize`` is
+        used matrix-free.
+    X : ndarray, shape (n, d)
+        States.
+
+    Returns
+    -------
+    q : ndarray, shape (n,)
+        In (state units)^2.
+    grad : ndarray, shape (n, d)
+        ``dq/dx``, in state units.
+    """
+    X = _states(X, "X")
+    g = _call_step(step, X) - X
+    linearize = getattr(jacobian, "linearize", None)
+    if linearize is not None:
+        _, vjp = linearize(X)
+        grad = vjp(g) - g
+    else:
+        grad = np.empty_like(X)
+        for sl in _chunks(*X.shape):
+            grad[sl] = np.einsum("nij,ni->nj", _call_jacobian(jacobian, X[sl]), g[sl]) - g[sl]
+    return 0.5 * np.sum(g * g, axis=1), grad
+
+
+# -- Levenberg-Marquardt steps ------------------------------------------------------------------------------------
+def _dense_steps(jacobian, X: np.ndarray, g: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LM steps from the full Jacobians; returns the steps (n, d) and the model's q after them (n,)."""
+    n, d = X.shape
+    delta = np.empty_like(X)
+    q_model = np.empty(n)
+    eye = np.eye(d)
+    for sl in _chunks(n, d):
+        K = _call_jacobian(jacobian, X[sl]) - eye
+        KtK = np.matmul(K.transpose(0, 2, 1), K)
+        KtK[:, np.arange(d), np.arange(d)] += mu[sl, None]
+        rhs = -np.einsum("nij,ni->nj", K, g[sl])
+        step = np.linalg.solve(KtK, rhs[..., None])[..., 0]
+        delta[sl] = step
+        r = g[sl] + np.einsum("nij,nj->ni", K, step)
+        q_model[sl] = 0.5 * np.sum(r * r, axis=1)
+    return delta, q_model
+
+
+def _cgls_steps(linearize, X: np.ndarray, g: np.ndarray, mu: np.ndarray, rtol: float,
+                max_cg: int) -> tuple[np.ndarray, np.ndarray]:
+    """LM steps by damped CGLS, matrix-free: minimise ``||K delta + g||^2 + mu ||delta||^2`` per row."""
+    jvp, vjp = linearize(X)
+    delta = np.zeros_like(X)
+    r = -g  # residual -g - K delta
+    s = vjp(r) - r  # K^T r - mu delta
+    p = s.copy()
+    gamma = np.sum(s * s, axis=1)
+    stop = (rtol**2) * gamma
+    active = gamma > 0
+    for _ in range(max_cg):
+        if not np.any(active):
+            break
+        t = jvp(p) - p
+        denom = np.sum(t * t, axis=1) + mu * np.sum(p * p, axis=1)
+        a = np.where(active & (denom > 0), gamma / np.where(denom > 0, denom, 1.0), 0.0)
+        delta += a[:, None] * p
+        r -= a[:, None] * t
+        s = vjp(r) - r - mu[:, None] * delta
+        gamma_new = np.sum(s * s, axis=1)
+        beta = np.where(active & (gamma > 0), gamma_new / np.where(gamma > 0, gamma, 1.0), 0.0)
+        p = np.where(active[:, None], s + beta[:, None] * p, p)
+        gamma = np.where(active, gamma_new, gamma)
+        active &= gamma > stop
+    return delta, 0.5 * np.sum(r * r, axis=1)
+
+
+def _gmres(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, rtol: np.ndarray,
+           max_krylov: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batched GMRES (Saad & Schultz 1986) from 0 for ``A x = b`` row by row: ``matvec(V)`` gives the rows ``A V``.
+
+    Classical Gram-Schmidt, repeated for rows that lost more than 30 % of their
+    norm (Kahan-Parlett "twice is enough"), Givens rotations for
+    the per-row residual; a row stops growing its space once its residual is
+    below ``rtol * ||b||`` (no restarts: after ``max_krylov`` vectors the best
+    iterate so far is returned). Returns the solutions (n, d) and residual norms (n,).
+    """
+    n, d = b.shape
+    m = max_krylov
+    beta = np.sqrt(np.sum(b * b, axis=1))
+    V = np.empty((n, m + 1, d))
+    V[:, 0] = b / np.where(beta > 0, beta, 1.0)[:, None]
+    R = np.zeros((n, m, m))
+    e = np.zeros((n, m + 1))
+    e[:, 0] = beta
+    cs, sn = np.ones((n, m)), np.zeros((n, m))
+    used = np.zeros(n, int)  # Krylov vectors each row uses
+    open_ = beta > 0
+    for k in range(m):
+        if not np.any(open_):
+            break
+        w = matvec(V[:, k])
+        basis = V[:, : k + 1]
+        size = np.sqrt(np.sum(w * w, axis=1))
+        h = np.matmul(basis, w[:, :, None])[:, :, 0]
+        w -= np.matmul(h[:, None, :], basis)[:, 0]
+        h_next = np.sqrt(np.sum(w * w, axis=1))
+        again = np.flatnonzero(h_next < 0.7 * size)  # cancellation: orthogonalise those rows once more
+        if again.size:
+            wa, ba = w[again], basis[again]
+            h2 = np.matmul(ba, wa[:, :, None])[:, :, 0]
+            wa -= np.matmul(h2[:, None, :], ba)[:, 0]
+            w[again], h[again] = wa, h[again] + h2
+            h_next[again] = np.sqrt(np.sum(wa * wa, axis=1))
+        V[:, k + 1] = w / np.where(h_next > 0, h_next, 1.0)[:, None]
+        for j in range(k):  # earlier rotations, applied to the new column
+            top = cs[:, j] * h[:, j] + sn[:, j] * h[:, j + 1]
+            h[:, j + 1] = -sn[:, j] * h[:, j] + cs[:, j] * h[:, j + 1]
+            h[:, j] = top
+        radius = np.hypot(h[:, k], h_next)
+        safe = np.where(radius > 0, radius, 1.0)
+        cs[:, k] = np.where(radius > 0, h[:, k] / safe, 1.0)
+        sn[:, k] = np.where(radius > 0, h_next / safe, 0.0)
+        h[:, k] = radius
+        R[open_, : k + 1, k] = h[open_]
+        e[open_, k + 1] = -sn[open_, k] * e[open_, k]
+        e[open_, k] = cs[open_, k] * e[open_, k]
+        used[open_] = k + 1
+        open_ &= (np.abs(e[:, k + 1]) > rtol * beta) & (h_next > 0)
+    k_max = int(used.max(initial=0))
+    if k_max == 0:
+        return np.zeros_like(b), beta
+    R, rhs = R[:, :k_max, :k_max].copy(), e[:, :k_max].copy()
+    cols = np.arange(k_max)
+    unused = cols[None, :] >= used[:, None]
+    R[unused[:, None, :] & np.ones((1, k_max, 1), bool)] = 0.0  # columns a row did not build
+    R[:, cols, cols] = np.where(unused | (R[:, cols, cols] == 0), 1.0, R[:, cols, cols])
+    rhs[unused] = 0.0
+    y = np.linalg.solve(R, rhs[:, :, None])[:, :, 0]
+    x = np.matmul(y[:, None, :], V[:, :k_max])[:, 0]
+    return x, np.abs(e[np.arange(n), used])
+
+
+def _newton_steps(linearize, X: np.ndarray, g: np.ndarray, eta: np.ndarray, max_krylov: int) -> np.ndarray:
+    """Inexact Newton steps ``(J - I) delta = -g`` by GMRES to relative residual ``eta``, in row blocks."""
+    n, d = X.shape
+    block = max(1, min(n, _KRYLOV_ENTRIES // ((max_krylov + 1) * d)))
+    delta = np.empty_like(X)
+    for i in range(0, n, block):
+        sl = slice(i, min(i + block, n))
+        jvp, _ = linearize(X[sl])
+        delta[sl] = _gmres(lambda V, jvp=jvp: jvp(V) - V, -g[sl], eta[sl], max_krylov)[0]
+    return delta
+
+
+def _minimise(step: Step, jacobian, X0: np.ndarray, *, matrix_free: bool, tol: float, max_iter: int,
+              krylov_rtol: float, max_krylov: int) -> tuple[np.ndarray, np.ndarray]:
+    """Descend q from every start at once; returns the final states (n, d) and their q (n,).
+
+    Dense: Levenberg-Marquardt steps. Matrix-free: an inexact Newton step by
+    GMRES (forcing term of Eisenstat & Walker 1996, choice 2, never tighter
+    than needed to reach the stopping speed) with up to two
+    halvings; rows where it does not lower q take a Levenberg-Marquardt step
+    by CGLS instead (near slow points and other singular Jacobians).
+    """
+    X = X0.copy()
+    n, d = X.shape
+    g = _call_step(step, X) - X
+    q = 0.5 * np.sum(g * g, axis=1)
+    linearize = getattr(jacobian, "linearize", None)
+    # initial damping: 1e-3 x a scale of K^T K (its largest diagonal entry, or ||K g||^2 / ||g||^2 matrix-free)
+    if matrix_free:
+        jvp, _ = linearize(X)
+        kg = jvp(g) - g
+        gg = np.sum(g * g, axis=1)
+        scale = np.where(gg > 0, np.sum(kg * kg, axis=1) / np.where(gg > 0, gg, 1.0), 1.0)
+    else:
+        scale = np.empty(n)
+        for sl in _chunks(n, d):
+            K = _call_jacobian(jacobian, X[sl]) - np.eye(d)
+            scale[sl] = np.max(np.sum(K * K, axis=1), axis=1)
+    scale = np.maximum(scale, np.finfo(float).tiny)
+    mu = 1e-3 * scale
+    nu = np.full(n, 2.0)
+    eta = np.full(n, 0.1)
+    q_done = tol * 1e-4  # well below the acceptance threshold, so duplicates coincide closely
+    active = q > q_done
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        x, gi, qi = X[idx], g[idx], q[idx]
+        x_new, g_new, q_new = x.copy(), gi.copy(), qi.copy()
+        ok = np.zeros(idx.size, bool)
+        step_size = np.zeros(idx.size)
+        if matrix_free:
+            delta = _newton_steps(linearize, x, gi, eta[idx], max_krylov)
+            for frac in (1.0, 0.5, 0.25):
+                rows = np.flatnonzero(~ok)
+                if rows.size == 0:
+                    break
+                xt = x[rows] + frac * delta[rows]
+                gt = _call_step(step, xt) - xt
+                qt = 0.5 * np.sum(gt * gt, axis=1)
+                good = np.isfinite(qt) & (qt < qi[rows])
+                r = rows[good]
+                x_new[r], g_new[r], q_new[r], ok[r] = xt[good], gt[good], qt[good], True
+                step_size[r] = frac * np.sqrt(np.sum(delta[r] * delta[r], axis=1))
+        lm = np.flatnonzero(~ok)
+        if lm.size:  # Levenberg-Marquardt for the rest (every row on the dense path)
+            rows = idx[lm]
+            if matrix_free:
+                dl, q_model = _cgls_steps(linearize, x[lm], gi[lm], mu[rows], _CGLS_RTOL, 2 * max_krylov)
+            else:
+                dl, q_model = _dense_steps(jacobian, x[lm], gi[lm], mu[rows])
+            xt = x[lm] + dl
+            gt = _call_step(step, xt) - xt
+            qt = 0.5 * np.sum(gt * gt, axis=1)
+            predicted = qi[lm] - q_model
+            rho = np.where(predicted > 0, (qi[lm] - qt) / np.where(predicted > 0, predicted, 1.0), -1.0)
+            good = np.isfinite(qt) & (qt < qi[lm]) & (rho > 0)
+            # Nielsen's damping update: shrink after a good step, grow geometrically after a rejected one
+            mu[rows] = np.where(good, mu[rows] * np.maximum(1 / 3, 1 - (2 * np.clip(rho, 0, 1) - 1) ** 3),
+                                mu[rows] * nu[rows])
+            nu[rows] = np.where(good, 2.0, nu[rows] * 2.0)
+            r = lm[good]
+            x_new[r], g_new[r], q_new[r], ok[r] = xt[good], gt[good], qt[good], True
+            step_size[r] = np.sqrt(np.sum(dl[good] * dl[good], axis=1))
+        # Eisenstat-Walker choice 2 (gamma = 0.9, alpha = 2) with their safeguard, within [krylov_rtol, 0.1]
+        ratio = np.where(ok, q_new / qi, 1.0)  # = (||g_new|| / ||g||)^2
+        new_eta = 0.9 * ratio
+        previous = 0.9 * eta[idx] ** 2
+        new_eta = np.where(previous > 0.1, np.maximum(new_eta, previous), new_eta)
+        # no need to solve more accurately than takes q below q_done: ||g_new|| ~ eta ||g||
+        floor = np.maximum(krylov_rtol, 0.5 * np.sqrt(q_done / np.maximum(q_new, q_done)))
+        eta[idx] = np.clip(new_eta, np.minimum(floor, 0.1), 0.1)
+        X[idx], g[idx], q[idx] = x_new, g_new, q_new
+        small_step = ok & (step_size <= 1e-12 * (1.0 + np.sqrt(np.sum(x * x, axis=1))))
+        stuck = mu[idx] > 1e16 * scale[idx]  # no decrease at any damping: a minimum of q (a slow point)
+        done = (q_new <= q_done) | small_step | stuck
+        active[idx[done]] = False
+    return X, q
+
+
+# -- classification ------------------------------------------------------------------------------------------------
+def _classify(moduli: np.ndarray, tol: float) -> str:
+    outside = moduli > 1.0 + tol
+    near = np.abs(moduli - 1.0) <= tol
+    if not outside.any():
+        return "marginal" if near.any() else "stable"
+    return "unstable" if outside.all() else "saddle"
+
+
+def _deduplicate(X: np.ndarray, q: np.ndarray, dedup_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy, lowest q first: keep a point unless it lies within ``dedup_tol`` of one kept; return kept, counts."""
+    order = np.argsort(q, kind="stable")
+    kept: list[int] = []
+    counts: list[int] = []
+    centres = np.empty((0, X.shape[1]))
+    for i in order:
+        if centres.shape[0]:
+            dist = np.sqrt(np.sum((centres - X[i]) ** 2, axis=1))
+            j = int(np.argmin(dist))
+            if dist[j] < dedup_tol:
+                counts[j] += 1
+                continue
+        kept.append(int(i))
+        counts.append(1)
+        centres = np.vstack([centres, X[i]])
+    return np.array(kept, int), np.array(counts, int)
+
+
+def find_fixed_points(
+    step: Step,
+    jacobian: Callable[[np.ndarray], np.ndarray] | Jacobian,
+    starts: np.ndarray,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 200,
+    dedup_tol: float = 1e-3,
+    marginal_tol: float = 1e-3,
+    n_modes: int = 3,
+    method: str = "auto",
+    krylov_rtol: float = 1e-10,
+    max_krylov: int = 40,
+) -> FixedPoints:
+    """Fixed and slow points of ``x[t+1] = F(x)`` by minimising ``q = 1/2 ||F(x) - x||^2`` from many starts.
+
+    The method of Sussillo & Barak (2013) as packaged by Golub & Sussillo
+    (2018): every start descends q (batched Levenberg-Marquardt, see the module
+    docstring), points with ``q < tol`` are kept, points closer than
+    ``dedup_tol`` are merged (the lowest ``q`` stands for the group) and each
+    is classified by the eigenvalues of ``dF/dx`` there.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(X)``: states (n, d) -> ``F(X)`` (n, d), vectorised over rows;
+        the map under a constant input (see :func:`rate_map`, :func:`ann_map`).
+    jacobian : callable or Jacobian
+        ``jacobian(X)``: states (n, d) -> ``dF/dx`` (n, d, d). A
+        :class:`Jacobian` with ``linearize`` also allows the matrix-free solver.
+    starts : ndarray, shape (n_starts, d)
+        Initial states, e.g. from :func:`sample_starts`.
+    tol : float
+        Points with ``q < tol`` are kept (state units squared per step squared).
+        Starts stop early once ``q < 1e-4 tol``.
+    max_iter : int
+        Levenberg-Marquardt iterations per start at most.
+    dedup_tol : float
+        Points closer than this (Euclidean, state units) count as one.
+    marginal_tol : float
+        ``|lambda|`` within this of 1 counts as marginal (see :class:`FixedPoints`).
+    n_modes : int
+        Number of slowest eigenvectors kept per point (capped at d).
+    method : {"auto", "dense", "matrix-free"}
+        ``"auto"``: matrix-free when ``jacobian`` has ``linearize`` and
+        ``d > DENSE_MAX_DIM``, dense otherwise.
+    krylov_rtol : float
+        Matrix-free only: the smallest relative residual asked of a Newton
+        step's GMRES (the forcing term adapts between it and 0.1).
+    max_krylov : int
+        Matrix-free only: Krylov vectors per Newton step at most (GMRES is not
+        restarted; CGLS steps take at most twice as many iterations).
+
+    Returns
+    -------
+    FixedPoints
+        Distinct points (lowest q first) with their q, Jacobian eigenvalues
+        (sorted by modulus, descending), kinds, slowest modes and counts.
+        Empty (``n_points == 0``) when no start reaches ``q < tol``.
+    """
+    starts = _states(starts, "starts")
+    n, d = starts.shape
+    tol = _checks.positive_float(tol, "tol")
+    dedup_tol = _checks.positive_float(dedup_tol, "dedup_tol")
+    marginal_tol = _checks.positive_float(marginal_tol, "marginal_tol")
+    krylov_rtol = _checks.positive_float(krylov_rtol, "krylov_rtol")
+    max_iter = _checks.positive_int(max_iter, "max_iter")
+    max_krylov = _checks.positive_int(max_krylov, "max_krylov")
+    n_modes = min(_checks.positive_int(n_modes, "n_modes"), d)
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if not callable(step) or not callable(jacobian):
+        raise ValueError("step and jacobian must be callables (see rate_map / ann_map)")
+    has_linearize = getattr(jacobian, "linearize", None) is not None
+    if method == "matrix-free" and not has_linearize:
+        raise ValueError("method='matrix-free' needs a Jacobian with linearize (as rate_map and ann_map return)")
+    matrix_free = method == "matrix-free" or (method == "auto" and has_linearize and d > DENSE_MAX_DIM)
+
+    X, q = _minimise(step, jacobian, starts, matrix_free=matrix_free, tol=tol, max_iter=max_iter,
+                     krylov_rtol=krylov_rtol, max_krylov=max_krylov)
+    good = np.flatnonzero(np.isfinite(q) & (q < tol))
+    kept, counts = _deduplicate(X[good], q[good], dedup_tol)
+    points, q_kept = X[good][kept], q[good][kept]
+
+    k = points.shape[0]
+    eigenvalues = np.empty((k, d), complex)
+    modes = np.empty((k, d, n_modes), complex)
+    for sl in _chunks(k, d):
+        J = _call_jacobian(jacobian, points[sl])
+        vals, vecs = np.linalg.eig(J)
+        order = np.argsort(-np.abs(vals), axis=1, kind="stable")
+        vals = np.take_along_axis(vals, order, axis=1)
+        vecs = np.take_along_axis(vecs, order[:, None, :], axis=2)[:, :, :n_modes]
+        vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+        lead = np.take_along_axis(vecs, np.argmax(np.abs(vecs), axis=1)[:, None, :], axis=1)
+        vecs = vecs * (np.abs(lead) / lead)  # largest entry real and positive
+        eigenvalues[sl] = vals
+        modes[sl] = vecs
+    kinds = tuple(_classify(np.abs(ev), marginal_tol) for ev in eigenvalues)
+    return FixedPoints(points=points, q=q_kept, eigenvalues=eigenvalues, kinds=kinds, modes=modes, counts=counts,
+                       n_starts=n, n_converged=int(good.size), marginal_tol=marginal_tol)
+
+
+# -- starts and loadings -------------------------------------------------------------------------------------------
+def sample_starts(states: np.ndarray, n: int, rng: np.random.Generator, noise_std: float = 0.0) -> np.ndarray:
+    """Starting states for :func:`find_fixed_points`, drawn from simulated trajectories.
+
+    As in Sussillo & Barak (2013) and Golub & Sussillo (2018): states visited by
+    the network, optionally jittered by isotropic Gaussian noise so that starts
+    also fall off the trajectories (where unstable points and saddles lie).
+
+    Parameters
+    ----------
+    states : ndarray, shape (trials, time, d)
+        Trajectories of the state (e.g. x in mV for the rate network; ``h``, or
+        ``[h, c]`` for the LSTM).
+    n : int
+        Number of starts. Drawn without replacement when ``n <= trials * time``,
+        else with replacement.
+    rng : numpy.random.Generator
+    noise_std : float
+        SD of the added noise, in state units (>= 0).
+
+    Returns
+    -------
+    ndarray, shape (n, d)
+    """
+    states = _checks.activity(states, "states")
+    n = _checks.positive_int(n, "n")
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)); got {rng!r}")
+    if isinstance(noise_std, bool) or not np.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"noise_std must be a finite number >= 0 (state units); got {noise_std!r}")
+    flat = states.reshape(-1, states.shape[-1])
+    pick = rng.choice(flat.shape[0], size=n, replace=n > flat.shape[0])
+    out = flat[pick].copy()
+    if noise_std > 0:
+        out += rng.normal(0.0, noise_std, out.shape)
+    return out
+
+
+def mode_loadings(modes: np.ndarray, groups: Mapping[str, Any]) -> dict[str, float]:
+    """Each group's (population's) share of a mode's squared norm.
+
+    Parameters
+    ----------
+    modes : ndarray, shape (d,) or (d, k)
+        A mode (e.g. ``FixedPoints.modes[i, :, 0]``), real or complex; with k
+        columns each is normalised to unit norm and the shares are averaged
+        over the k modes (the share of the subspace).
+    groups : dict of str to index
+        Units of each group: an integer index array, a boolean mask of length d
+        or a slice (e.g. ``{p.name: p.slice for p in connectome.populations}``).
+
+    Returns
+    -------
+    dict of str to float
+        ``sum_{i in group} |v_i|^2 / ||v||^2``, in [0, 1]. The shares sum to 1
+        when the groups partition the units; overlapping groups are each counted.
+    """
+    v = np.asarray(modes)
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"modes must be a finite, non-empty (d,) or (d, k) array; got shape {np.shape(modes)}")
+    power = np.abs(v) ** 2
+    norms = power.sum(axis=0)
+    if np.any(norms == 0):
+        raise ValueError("a mode is all zeros; its loadings are undefined")
+    share = (power / norms).mean(axis=1)
+    d = v.shape[0]
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError("groups must be a non-empty dict of name -> unit indices")
+    out = {}
+    for name, index in groups.items():
+        if isinstance(index, slice):
+            idx = np.arange(d)[index]
+        else:
+            idx = np.asarray(index)
+            if idx.dtype == bool:
+                if idx.shape != (d,):
+                    raise ValueError(f"group {name!r}: a boolean mask must have length {d}; got shape {idx.shape}")
+                idx = np.flatnonzero(idx)
+            elif idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < -d or idx.max() >= d):
+                raise ValueError(f"group {name!r}: indices must be integers in [0, {d}); got {index!r}")
+        out[str(name)] = float(share[np.unique(np.asarray(idx, int) % d)].sum()) if np.size(idx) else 0.0
+    return out
+
+
+# -- adapters for cortexsim models -----------------------------------------------------------------------------------
+def _constant_input(u: Any, n_inputs: int) -> np.ndarray:
+    u = np.asarray(u, dtype=float)
+    if u.shape != (n_inputs,) or not np.all(np.isfinite(u)):
+        raise ValueError(f"u must be a finite vector of the model's {n_inputs} inputs; got shape {u.shape}")
+    return u
+
+
+def rate_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
+    """The noise-free Euler map of a :class:`~cortexsim.rate.RateNetwork` under constant input ``u``.
+
+    ``F(x) = (1 - alpha) x + alpha (W phi(x) + B u + b)`` with ``alpha = dt / tau``
+    per unit, ``W`` the signed recurrent matrix (mV/Hz), ``B`` the input
+    weights, ``b`` the bias and ``phi`` the transfer (mV -> Hz); silenced units
+    (a lesion) have ``phi = 0``. Its Jacobian is
+    ``J = diag(1 - alpha) + diag(alpha) W diag(phi'(x))``.
+
+    Uses the network's public ``params``, ``alpha``, ``sign``, ``n_inputs``,
+    ``transfer`` and ``silenced`` (the lesion mask); the parameters are copied,
+    so later training does not change the map. Products with ``W`` run on its
+    synapses (scipy CSR) when at most 20 % of its entries are nonzero (the
+    default circuit: 4 %).
+
+    Parameters
+    ----------
+    net : RateNetwork
+    u : ndarray, shape (inputs,)
+        The constant input (dimensionless, the task's channels).
+
+    Returns
+    -------
+    step : callable
+        States x (n, units) in mV -> next states (n, units).
+    jacobian : Jacobian
+        Full (n, units, units) and matrix-free products.
+    """
+    u = _constant_input(u, int(net.n_inputs))
+    p = net.params
+    W = np.asarray(p["w"], float) * np.asarray(net.sign, float)[None, :]
+    alpha = np.asarray(net.alpha, float)
+    drive = np.asarray(p["w_in"], float) @ u + np.asarray(p["b"], float)
+    silenced = getattr(net, "silenced", None)  # the lesion mask (older networks: ``keep``, 0 on silenced units)
+    if silenced is not None:
+        keep = (~np.asarray(silenced, bool)).astype(float)
+    elif getattr(net, "keep", None) is not None:
+        keep = np.asarray(net.keep, float)
+    else:
+        keep = np.ones(W.shape[0])
+    phi = net.transfer
+    leak, c = 1.0 - alpha, alpha * drive
+    if np.count_nonzero(W) <= _SPARSE_DENSITY * W.size:  # products on the synapses only
+        W_csr, Wt_csr = scipy.sparse.csr_array(W), scipy.sparse.csr_array(W.T)
+
+        def times_wt(V: np.ndarray) -> np.ndarray:  # rows V[k] @ W.T
+            return (W_csr @ np.ascontiguousarray(V.T)).T
+
+        def times_w(V: np.ndarray) -> np.ndarray:  # rows V[k] @ W
+            return (Wt_csr @ np.ascontiguousarray(V.T)).T
+    else:
+        Wt = np.ascontiguousarray(W.T)
+
+        def times_wt(V: np.ndarray) -> np.ndarray:
+            return V @ Wt
+
+        def times_w(V: np.ndarray) -> np.ndarray:
+            return V @ W
+
+    def step(X: np.ndarray) -> np.ndarray:
+        r = phi(np.asarray(X, float)) * keep
+        return leak * X + alpha * times_wt(r) + c
+
+    def slope(X: np.ndarray) -> np.ndarray:
+        return phi.derivative(np.asarray(X, float)) * keep
+
+    def full(X: np.ndarray) -> np.ndarray:
+        J = (alpha[:, None] * W)[None] * slope(X)[:, None, :]
+        J[:, np.arange(W.shape[0]), np.arange(W.shape[0])] += leak
+        return J
+
+    def linearize(X: np.ndarray):
+        s = slope(X)
+        return (lambda V: leak * V + alpha * times_wt(s * V),
+                lambda V: leak * V + s * times_w(alpha * V))
+
+    return step, Jacobian(full, linearize)
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
+    """The noise-free update of a :mod:`cortexsim.ann` baseline under constant input ``u``.
+
+    The equations of :mod:`cortexsim.ann` (``B`` the input weights, ``W`` the
+    recurrent ones, blocks stacked as there):
+
+    * ``rnn``: ``h' = (1 - a) h + a tanh(W h + B u + b)``, ``a = dt / tau``; state ``h`` (H,).
+    * ``gru``: ``r = sig(B_r u + W_r h + b_r)``, ``z = sig(B_z u + W_z h + b_z)``,
+      ``m = tanh(B_m u + b_m + r * (W_m h + b_hn))``, ``h' = (1 - z) m + z h``; state ``h``.
+    * ``lstm``: ``[i, f, g, o] = [sig, sig, tanh, sig](B u + W h + b)``,
+      ``c' = f c + i g``, ``h' = o tanh(c')``; the state is ``[h, c]`` (2H,).
+
+    Uses the model's public ``arch``, ``n_units``, ``n_inputs``, ``params`` and
+    (rnn) ``alpha``; the parameters are copied.
+
+    Parameters
+    ----------
+    model : LeakyRNN, GRU or LSTM
+    u : ndarray, shape (inputs,)
+
+    Returns
+    -------
+    step : callable
+        States (n, H) (LSTM: (n, 2H), ``[h, c]``) -> next states.
+    jacobian : Jacobian
+        Full Jacobians and matrix-free products.
+    """
+    arch = getattr(model, "arch", None)
+    if arch not in ("rnn", "gru", "lstm"):
+        raise ValueError(f"model must be a cortexsim.ann LeakyRNN, GRU or LSTM; got {type(model).__name__}")
+    u = _constant_input(u, int(model.n_inputs))
+    H = int(model.n_units)
+    p = {k: np.asarray(v, float) for k, v in model.params.items()}
+    x_in = p["w_in"] @ u + p["b"]
+    W = p["w"]
+    eye = np.eye(H)
+    if arch == "rnn":
+        a = float(model.alpha)
+
+        def step(X):
+            return (1 - a) * X + a * np.tanh(X @ W.T + x_in)
+
+        def parts(X):
+            s = np.tanh(X @ W.T + x_in)
+            return a * (1.0 - s * s)
+
+        def full(X):
+            return (1 - a) * eye + parts(X)[:, :, None] * W[None]
+
+        def linearize(X):
+            gain = parts(X)
+            return (lambda V: (1 - a) * V + gain * (V @ W.T),
+                    lambda V: (1 - a) * V + (gain * V) @ W)
+
+        return step, Jacobian(full, linearize)
+
+    if arch == "gru":
+        Wr, Wz, Wm = W[:H], W[H:2 * H], W[2 * H:]
+        b_hn = p["b_hn"]
+
+        def gates(X):
+            r = _sig(x_in[:H] + X @ Wr.T)
+            z = _sig(x_in[H:2 * H] + X @ Wz.T)
+            hm = X @ Wm.T + b_hn
+            m = np.tanh(x_in[2 * H:] + r * hm)
+            return r, z, hm, m
+
+        def step(X):
+            _, z, _, m = gates(X)
+            return (1 - z) * m + z * X
+
+        def coefficients(X):
+            r, z, hm, m = gates(X)
+            cm = (1 - z) * (1 - m * m)  # dh'/d(candidate pre-activation)
+            return z, (X - m) * z * (1 - z), cm * hm * r * (1 - r), cm * r  # diag, W_z, W_r, W_m coefficients
+
+        def full(X):
+            dz, cz, cr, cm = coefficients(X)
+            J = cz[:, :, None] * Wz + cr[:, :, None] * Wr + cm[:, :, None] * Wm
+            J[:, np.arange(H), np.arange(H)] += dz
+            return J
+
+        def linearize(X):
+            dz, cz, cr, cm = coefficients(X)
+            return (lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
+                    lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm)
+
+        return step, Jacobian(full, linearize)
+
+    Wi, Wf, Wg, Wo = W[:H], W[H:2 * H], W[2 * H:3 * H], W[3 * H:]
+
+    def cell(X):
+        h, c = X[:, :H], X[:, H:]
+        pre = h @ W.T + x_in
+        i, f, o = _sig(pre[:, :H]), _sig(pre[:, H:2 * H]), _sig(pre[:, 3 * H:])
+        g = np.tanh(pre[:, 2 * H:3 * H])
+        c_new = f * c + i * g
+        return c, i, f, g, o, c_new, np.tanh(c_new)
+
+    def step(X):
+        *_, o, c_new, tc = cell(X)
+        return np.concatenate([o * tc, c_new], axis=1)
+
+    def coefficients(X):
+        c, i, f, g, o, _, tc = cell(X)
+        # dc'/dh = ci W_i + cf W_f + cg W_g ; dc'/dc = f ; dh'/dh = co W_o + k dc'/dh ; dh'/dc = k f
+        ci, cf, cg = g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)
+        co, k = tc * o * (1 - o), o * (1 - tc * tc)
+        return ci, cf, cg, co, k, f
+
+    def full(X):
+        ci, cf, cg, co, k, f = coefficients(X)
+        dc_dh = ci[:, :, None] * Wi + cf[:, :, None] * Wf + cg[:, :, None] * Wg
+        J = np.zeros((X.shape[0], 2 * H, 2 * H))
+        J[:, :H, :H] = co[:, :, None] * Wo + k[:, :, None] * dc_dh
+        J[:, H:, :H] = dc_dh
+        J[:, :H, H:] = (k * f)[:, :, None] * eye
+        J[:, H:, H:] = f[:, :, None] * eye
+        return J
+
+    def linearize(X):
+        ci, cf, cg, co, k, f = coefficients(X)
+
+        def jvp(V):
+            vh, vc = V[:, :H], V[:, H:]
+            dc = ci * (vh @ Wi.T) + cf * (vh @ Wf.T) + cg * (vh @ Wg.T) + f * vc
+            return np.concatenate([co * (vh @ Wo.T) + k * dc, dc], axis=1)
+
+        def vjp(V):
+            wh, wc = V[:, :H], V[:, H:]
+            gc = wc + k * wh  # weight on dc'
+            out_h = (co * wh) @ Wo + (ci * gc) @ Wi + (cf * gc) @ Wf + (cg * gc) @ Wg
+            return np.concatenate([out_h, f * gc], axis=1)
+
+        return jvp, vjp
+
+    return step, Jacobian(full, linearize)
