@@ -84,10 +84,19 @@ TARGET_JAX = 0.9
 TARGET_LOAD = 2.5
 CHECK_RTOL_32 = 1e-3
 CHECK_RTOL_64 = 1e-8
-ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS", "XLA_FLAGS")
-MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": "4000000000", "MALLOC_MMAP_THRESHOLD_": "2000000000",
-              "MALLOC_TOP_PAD_": "536870912"}
+ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "XLA_FLAGS",
+)
+MALLOC_ENV = {
+    "MALLOC_TRIM_THRESHOLD_": "4000000000",
+    "MALLOC_MMAP_THRESHOLD_": "2000000000",
+    "MALLOC_TOP_PAD_": "536870912",
+}
 """glibc malloc settings the script re-runs itself with: memory freed by one iteration is kept for the next.
 
 Without them glibc returns the autograd graph's freed memory (tens of MB per iteration) to the
@@ -116,8 +125,12 @@ def numpy_blas_info() -> dict:
         info["error"] = "threadpoolctl found no BLAS library"
         return info
     lib = mine[0]
-    info.update({k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                         "threading_layer", "filepath")})
+    info.update(
+        {
+            k: lib.get(k)
+            for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer", "filepath")
+        }
+    )
     return info
 
 
@@ -135,8 +148,10 @@ def cpu_model() -> str:
 def blas_line(info: dict) -> str:
     if "internal_api" not in info:
         return info.get("error", "unknown")
-    return (f"{info['internal_api']} {info['version']}, kernel {info['architecture']}, "
-            f"{info['num_threads']} threads by default ({info['threading_layer']})")
+    return (
+        f"{info['internal_api']} {info['version']}, kernel {info['architecture']}, "
+        f"{info['num_threads']} threads by default ({info['threading_layer']})"
+    )
 
 
 def _rate(call: Callable[[], object], flops: float, repeats: int = 7, min_time: float = 0.03) -> float:
@@ -200,9 +215,16 @@ def make_problem(n_units: int, seed: int):
 
 def twin(net: RateNetwork, dtype) -> RateNetwork:
     """The same network (connectome, parameters) in another dtype."""
-    other = RateNetwork(net.connectome, net.transfer, dt=net.dt, input_groups=net.input_groups,
-                        n_outputs=net.n_outputs, noise_std=net.noise_std, dtype=dtype,
-                        output_scale=net.output_scale)
+    other = RateNetwork(
+        net.connectome,
+        net.transfer,
+        dt=net.dt,
+        input_groups=net.input_groups,
+        n_outputs=net.n_outputs,
+        noise_std=net.noise_std,
+        dtype=dtype,
+        output_scale=net.output_scale,
+    )
     other.set_params(net.params)
     return other
 
@@ -226,20 +248,27 @@ def iteration_flops(net: RateNetwork, n_trials: int, n_steps: int) -> dict[str, 
     tb, tb1 = n_steps * n_trials, (n_steps - 1) * n_trials
     syn = int(net.mask.sum())
     small = 2.0 * tb * n * n_in + 2.0 * tb1 * n * n_in + 3 * 2.0 * tb * n_read * n_out
-    dense = {"forward": 2.0 * tb1 * n * n, "backward": 2.0 * tb1 * n * n, "weight_gradient": 2.0 * tb1 * n * n,
-             "small": small}
+    dense = {
+        "forward": 2.0 * tb1 * n * n,
+        "backward": 2.0 * tb1 * n * n,
+        "weight_gradient": 2.0 * tb1 * n * n,
+        "small": small,
+    }
     rec = dense["forward"] if net.kernel_path == "dense" else 2.0 * tb1 * syn
     done = {"forward": rec, "backward": rec, "weight_gradient": dense["weight_gradient"], "small": small}
-    return {"dense_equivalent": sum(dense.values()), "done": sum(done.values()), "parts_dense": dense,
-            "parts_done": done}
+    return {
+        "dense_equivalent": sum(dense.values()),
+        "done": sum(done.values()),
+        "parts_dense": dense,
+        "parts_done": done,
+    }
 
 
 # -- references ---------------------------------------------------------------------------
 class _Problem:
     """The network, batch, noise and penalties as plain float arrays, shared by the references."""
 
-    def __init__(self, net: RateNetwork, batch: TrialBatch, noise: np.ndarray, w_ref: float,
-                 penalties: Penalties):
+    def __init__(self, net: RateNetwork, batch: TrialBatch, noise: np.ndarray, w_ref: float, penalties: Penalties):
         if not isinstance(net.transfer, Softplus):
             raise TypeError(f"the references implement the softplus transfer only, not {net.transfer.name}")
         dt = net.dtype
@@ -251,10 +280,10 @@ class _Problem:
         self.leak = (1.0 - net.alpha).astype(dt)
         self.in_mask = net.in_mask.astype(dt)
         self.out_idx = net.out_idx
-        self.u = np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dt)       # (time, trials, inputs)
+        self.u = np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dt)  # (time, trials, inputs)
         self.target = np.ascontiguousarray(batch.targets.transpose(1, 0, 2), dt)  # (time, trials, outputs)
         self.tmask = np.ascontiguousarray(batch.mask.transpose(1, 0, 2), dt)
-        self.noise = np.ascontiguousarray(noise, dt)                              # (time, trials, units)
+        self.noise = np.ascontiguousarray(noise, dt)  # (time, trials, units)
         phi = net.transfer
         self.gain, self.threshold, self.softness = phi.gain, phi.threshold, phi.softness
         self.scale = net.output_scale**2
@@ -323,8 +352,10 @@ class JaxReference:
         jnp = jax.numpy
         self.jax = jax
         q = prob
-        c = {name: jnp.asarray(getattr(q, name)) for name in
-             ("mask", "sign", "alpha", "leak", "in_mask", "u", "target", "tmask", "noise")}
+        c = {
+            name: jnp.asarray(getattr(q, name))
+            for name in ("mask", "sign", "alpha", "leak", "in_mask", "u", "target", "tmask", "noise")
+        }
         out_idx = jnp.asarray(q.out_idx)
         gs, thr, soft, pen = q.gain * q.softness, q.threshold, q.softness, q.pen
 
@@ -402,9 +433,16 @@ class BusyLoop:
         self.proc.wait()
 
 
-def time_rounds(calls: dict[str, Callable[[], object]], repeats: int, warmup: int, pause: float, label: str,
-                load: BusyLoop | None, quiet_only: tuple[str, ...] = (),
-                prepare: dict[str, Callable[[], object]] | None = None) -> dict[str, list[float]]:
+def time_rounds(
+    calls: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+    pause: float,
+    label: str,
+    load: BusyLoop | None,
+    quiet_only: tuple[str, ...] = (),
+    prepare: dict[str, Callable[[], object]] | None = None,
+) -> dict[str, list[float]]:
     """Wall times (s): ``warmup`` untimed then ``repeats`` timed rounds of every call.
 
     The order of the calls rotates from round to round.  With ``load``, each round
@@ -419,7 +457,7 @@ def time_rounds(calls: dict[str, Callable[[], object]], repeats: int, warmup: in
         times.update({k + "_load": [] for k in names if k not in quiet_only})
     phases = ["quiet"] + (["load"] if load is not None else [])
     for i in range(warmup + repeats):
-        order = names[i % len(names):] + names[:i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         for phase in phases:
             if load is not None:
                 load.on() if phase == "load" else load.off()
@@ -460,22 +498,31 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 # -- main ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="network sizes N")
     ap.add_argument("--repeats", type=int, default=7, help="timed rounds per size (medians quoted; >= 7 advised)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds before timing")
-    ap.add_argument("--load", action="store_true",
-                    help="also time every round with one competing single-threaded busy loop")
+    ap.add_argument(
+        "--load", action="store_true", help="also time every round with one competing single-threaded busy loop"
+    )
     ap.add_argument("--no-torch", action="store_true", help="skip the torch reference")
-    ap.add_argument("--torch-threads", type=int, nargs="+",
-                    help="torch thread counts to time (default: torch's default and 1); torch_ms is the fastest")
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        nargs="+",
+        help="torch thread counts to time (default: torch's default and 1); torch_ms is the fastest",
+    )
     ap.add_argument("--no-jax", action="store_true", help="skip the JAX reference")
     ap.add_argument("--pause", type=float, default=0.05, help="seconds of idle before each timed call")
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
-    ap.add_argument("--no-malloc-tuning", action="store_true",
-                    help="run with the environment's glibc malloc settings (see MALLOC_ENV)")
+    ap.add_argument(
+        "--no-malloc-tuning",
+        action="store_true",
+        help="run with the environment's glibc malloc settings (see MALLOC_ENV)",
+    )
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         ap.error("need --repeats >= 1 and --warmup >= 0")
@@ -505,30 +552,45 @@ def main(argv: list[str] | None = None) -> int:
     info: dict = {}
     torch_threads: list[int] = []
     if torch is not None:
-        info["torch"] = {"version": torch.__version__, "num_threads": torch.get_num_threads(),
-                         "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        info["torch"] = {
+            "version": torch.__version__,
+            "num_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
         torch_threads = sorted(set(args.torch_threads or (torch.get_num_threads(), 1)), reverse=True)
         info["torch"]["timed_threads"] = torch_threads
     if jax is not None:
         info["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
 
     print("BPTT benchmark: RateNetwork.loss_and_grad, one training iteration (forward + backward)")
-    print(f"  batch {BATCH} trials x {N_STEPS} steps (dt {DT * 1e3:g} ms), float32, default M1 connectome, "
-          f"lif_softplus, noise_std {NOISE_STD} mV, Penalties() defaults")
-    print(f"  machine   {cpu_model()} ({platform.machine()}) | {os.cpu_count()} CPUs | load average "
-          f"{' '.join(map(str, load_start))} | python {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"  batch {BATCH} trials x {N_STEPS} steps (dt {DT * 1e3:g} ms), float32, default M1 connectome, "
+        f"lif_softplus, noise_std {NOISE_STD} mV, Penalties() defaults"
+    )
+    print(
+        f"  machine   {cpu_model()} ({platform.machine()}) | {os.cpu_count()} CPUs | load average "
+        f"{' '.join(map(str, load_start))} | python {platform.python_version()}, numpy {np.__version__}"
+    )
     print(f"  numpy BLAS {blas_line(blas)}")
     print("  env       " + "  ".join(f"{k}={v if v is not None else '(unset)'}" for k, v in blas["env"].items()))
-    print("  malloc    " + ("  ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in MALLOC_ENV)
-                           + ("" if args.no_malloc_tuning else " (set by the script: see MALLOC_ENV)")))
+    print(
+        "  malloc    "
+        + (
+            "  ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in MALLOC_ENV)
+            + ("" if args.no_malloc_tuning else " (set by the script: see MALLOC_ENV)")
+        )
+    )
     for name in ("torch", "jax"):
         if name in info:
             print(f"  {name:9s} {info[name]}")
         else:
             print(f"  {name:9s} not used ({errors.get(name, 'skipped by option')})")
-    print(f"  timing    medians of {args.repeats} rounds after {args.warmup} warm-ups, contenders interleaved "
-          f"(order rotating), {args.pause:g} s idle before each call"
-          + ("; every round also with one competing busy loop (--load)" if args.load else ""), flush=True)
+    print(
+        f"  timing    medians of {args.repeats} rounds after {args.warmup} warm-ups, contenders interleaved "
+        f"(order rotating), {args.pause:g} s idle before each call"
+        + ("; every round also with one competing busy loop (--load)" if args.load else ""),
+        flush=True,
+    )
 
     load = BusyLoop() if args.load else None
     results, all_ok, check64 = [], True, None
@@ -549,10 +611,12 @@ def main(argv: list[str] | None = None) -> int:
             loss_cs, grads_cs, stats = cortexsim_iteration()
             grads_cs = {k: v.copy() for k, v in grads_cs.items()}
             print(f"\n[N={n}] {net}")
-            print(f"  kernel    {kinfo['kernel_path']} recurrent product (density {kinfo['density']:.4f}), "
-                  f"{kinfo['gradient_threads']} weight-gradient thread(s), BLAS {threads} thread(s); one-thread "
-                  f"GFLOP/s: CSR step {rates['sparse_step_gflops']:.1f}, dense step {rates['dense_step_gflops']:.1f}, "
-                  f"GEMM {rates['gemm_gflops']:.1f}")
+            print(
+                f"  kernel    {kinfo['kernel_path']} recurrent product (density {kinfo['density']:.4f}), "
+                f"{kinfo['gradient_threads']} weight-gradient thread(s), BLAS {threads} thread(s); one-thread "
+                f"GFLOP/s: CSR step {rates['sparse_step_gflops']:.1f}, dense step {rates['dense_step_gflops']:.1f}, "
+                f"GEMM {rates['gemm_gflops']:.1f}"
+            )
             print(f"  rates     mean {stats['mean_rate']:.2f} Hz, max {stats['max_rate']:.1f} Hz; loss {loss_cs:.6g}")
 
             calls: dict[str, Callable[[], object]] = {"cortexsim": cortexsim_iteration}
@@ -574,8 +638,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, errs in checks.items():
                 ok = all(v < CHECK_RTOL_32 for v in errs.values())
                 all_ok &= ok
-                print(f"  check     float32 vs {name} (rel. error, tol {CHECK_RTOL_32:g}): "
-                      f"{'match' if ok else 'MISMATCH'}: {check_line(errs, CHECK_RTOL_32)}")
+                print(
+                    f"  check     float32 vs {name} (rel. error, tol {CHECK_RTOL_32:g}): "
+                    f"{'match' if ok else 'MISMATCH'}: {check_line(errs, CHECK_RTOL_32)}"
+                )
             if idx == 0 and torch is not None:  # float64: separates a real discrepancy from float32 rounding
                 net64, noise64 = twin(net, np.float64), noise.astype(np.float64)
                 l64, g64, _ = net64.loss_and_grad(batch, penalties, noise64, w_ref=w_ref)
@@ -584,14 +650,24 @@ def main(argv: list[str] | None = None) -> int:
                 ok64 = all(v < CHECK_RTOL_64 for v in errs64.values())
                 all_ok &= ok64
                 check64 = {"n": n, "rel_errors": errs64, "ok": ok64, "tol": CHECK_RTOL_64}
-                print(f"  check     float64 vs torch (tol {CHECK_RTOL_64:g}): {'match' if ok64 else 'MISMATCH'}: "
-                      f"{check_line(errs64, CHECK_RTOL_64)}")
+                print(
+                    f"  check     float64 vs torch (tol {CHECK_RTOL_64:g}): {'match' if ok64 else 'MISMATCH'}: "
+                    f"{check_line(errs64, CHECK_RTOL_64)}"
+                )
                 del net64
             sys.stdout.flush()
 
             load_before = loadavg()
-            times = time_rounds(calls, args.repeats, args.warmup, args.pause, label, load,
-                                quiet_only=tuple(k for k in calls if k.endswith("_t75")), prepare=prepare)
+            times = time_rounds(
+                calls,
+                args.repeats,
+                args.warmup,
+                args.pause,
+                label,
+                load,
+                quiet_only=tuple(k for k in calls if k.endswith("_t75")),
+                prepare=prepare,
+            )
             med = {k: summary(v) for k, v in times.items()}
             if torch is not None:  # the strongest torch: the faster thread count, quiet and loaded separately
                 for suffix in ("", "_load") if load is not None else ("",):
@@ -603,14 +679,23 @@ def main(argv: list[str] | None = None) -> int:
             def ms(key, med=med):
                 return med[key]["median_ms"] if key in med else None
 
-            entry = {"n": n, "n_synapses": kinfo["n_synapses"], "density": kinfo["density"],
-                     "kernel_path": kinfo["kernel_path"], "gradient_threads": kinfo["gradient_threads"],
-                     "blas_threads": threads,
-                     "cortexsim_ms": ms("cortexsim"), "torch_ms": ms("torch"), "jax_ms": ms("jax")}
+            entry = {
+                "n": n,
+                "n_synapses": kinfo["n_synapses"],
+                "density": kinfo["density"],
+                "kernel_path": kinfo["kernel_path"],
+                "gradient_threads": kinfo["gradient_threads"],
+                "blas_threads": threads,
+                "cortexsim_ms": ms("cortexsim"),
+                "torch_ms": ms("torch"),
+                "jax_ms": ms("jax"),
+            }
             entry["ratio_torch"] = _ratio(entry["cortexsim_ms"], entry["torch_ms"])
             entry["ratio_jax"] = _ratio(entry["cortexsim_ms"], entry["jax_ms"])
-            minima = {"jax": med["jax"]["min_ms"] if "jax" in med else None,
-                      "torch": min((med[f"torch{k}"]["min_ms"] for k in torch_threads), default=None)}
+            minima = {
+                "jax": med["jax"]["min_ms"] if "jax" in med else None,
+                "torch": min((med[f"torch{k}"]["min_ms"] for k in torch_threads), default=None),
+            }
             for k, v in minima.items():  # secondary: fastest rounds, less sensitive to bursts of other load
                 entry[f"ratio_{k}_of_minima"] = _ratio(med["cortexsim"]["min_ms"], v)
             entry["torch_threads"] = med["torch"]["threads"] if "torch" in med else None
@@ -631,18 +716,29 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("torch", "jax"):
                 if entry[f"{k}_ms"]:
                     entry[f"{k}_gflops"] = flops["dense_equivalent"] / (entry[f"{k}_ms"] * 1e-3) / 1e9
-            entry.update({"flops": flops, "machine_rates": rates, "timing": med, "checks": checks,
-                          "mean_rate": stats["mean_rate"], "max_rate": stats["max_rate"],
-                          "load_average_before": load_before, "load_average_after": loadavg()})
+            entry.update(
+                {
+                    "flops": flops,
+                    "machine_rates": rates,
+                    "timing": med,
+                    "checks": checks,
+                    "mean_rate": stats["mean_rate"],
+                    "max_rate": stats["max_rate"],
+                    "load_average_before": load_before,
+                    "load_average_after": loadavg(),
+                }
+            )
             results.append(entry)
             line = f"  cortexsim {entry['cortexsim_ms']:.1f} ms"
             for k in ("torch", "jax"):
                 if entry[f"{k}_ms"] is not None:
                     line += f", {k} {entry[k + '_ms']:.1f} ms (ratio {entry['ratio_' + k]:.2f})"
             if entry.get("torch_threads"):
-                line += (f"; torch fastest with {entry['torch_threads']} thread(s) "
-                         + ", ".join(f"{k}: {ms(f'torch{k}'):.1f} ms" for k in torch_threads)
-                         + f"; torch t150/t75 {entry['torch_t150_over_t75']:.2f}")
+                line += (
+                    f"; torch fastest with {entry['torch_threads']} thread(s) "
+                    + ", ".join(f"{k}: {ms(f'torch{k}'):.1f} ms" for k in torch_threads)
+                    + f"; torch t150/t75 {entry['torch_t150_over_t75']:.2f}"
+                )
             print(line, flush=True)
             del net, batch, noise, calls
     finally:
@@ -652,58 +748,98 @@ def main(argv: list[str] | None = None) -> int:
     def f(v, spec=".1f"):
         return "n/a" if v is None else format(v, spec)
 
-    print(f"\nResults (ms per iteration, medians of {args.repeats}; ratio = cortexsim / reference, below 1: "
-          f"cortexsim faster; targets: <= {TARGET_TORCH} x torch, <= {TARGET_JAX} x JAX"
-          + (f", loaded <= {TARGET_LOAD} x quiet" if args.load else "") + ")")
-    head = (f"{'N':>5} {'synapses':>9} {'path':>6} {'cortexsim':>9} {'torch':>8} {'jax':>8} {'/torch':>7} "
-            f"{'/jax':>6} {'t150/t75':>8} {'GF/s eq':>8} {'GF/s done':>9}")
+    print(
+        f"\nResults (ms per iteration, medians of {args.repeats}; ratio = cortexsim / reference, below 1: "
+        f"cortexsim faster; targets: <= {TARGET_TORCH} x torch, <= {TARGET_JAX} x JAX"
+        + (f", loaded <= {TARGET_LOAD} x quiet" if args.load else "")
+        + ")"
+    )
+    head = (
+        f"{'N':>5} {'synapses':>9} {'path':>6} {'cortexsim':>9} {'torch':>8} {'jax':>8} {'/torch':>7} "
+        f"{'/jax':>6} {'t150/t75':>8} {'GF/s eq':>8} {'GF/s done':>9}"
+    )
     if args.load:
         head += f" {'cs load':>8} {'torch ld':>8} {'jax load':>8} {'/torch':>7} {'/jax':>6} {'ld/qt':>6}"
     print(head)
     print("-" * len(head))
     for r in results:
-        row = (f"{r['n']:>5} {r['n_synapses']:>9,} {r['kernel_path']:>6} {f(r['cortexsim_ms']):>9} "
-               f"{f(r['torch_ms']):>8} {f(r['jax_ms']):>8} {f(r['ratio_torch'], '.2f'):>7} "
-               f"{f(r['ratio_jax'], '.2f'):>6} {f(r['torch_t150_over_t75'], '.2f'):>8} "
-               f"{r['gflops_dense_equivalent']:>8.1f} {r['gflops_done']:>9.1f}")
+        row = (
+            f"{r['n']:>5} {r['n_synapses']:>9,} {r['kernel_path']:>6} {f(r['cortexsim_ms']):>9} "
+            f"{f(r['torch_ms']):>8} {f(r['jax_ms']):>8} {f(r['ratio_torch'], '.2f'):>7} "
+            f"{f(r['ratio_jax'], '.2f'):>6} {f(r['torch_t150_over_t75'], '.2f'):>8} "
+            f"{r['gflops_dense_equivalent']:>8.1f} {r['gflops_done']:>9.1f}"
+        )
         if args.load:
-            row += (f" {f(r['cortexsim_ms_load']):>8} {f(r['torch_ms_load']):>8} {f(r['jax_ms_load']):>8} "
-                    f"{f(r['ratio_torch_load'], '.2f'):>7} {f(r['ratio_jax_load'], '.2f'):>6} "
-                    f"{f(r['cortexsim_load_over_quiet'], '.2f'):>6}")
+            row += (
+                f" {f(r['cortexsim_ms_load']):>8} {f(r['torch_ms_load']):>8} {f(r['jax_ms_load']):>8} "
+                f"{f(r['ratio_torch_load'], '.2f'):>7} {f(r['ratio_jax_load'], '.2f'):>6} "
+                f"{f(r['cortexsim_load_over_quiet'], '.2f'):>6}"
+            )
         print(row)
-    met = {"torch": all(r["ratio_torch"] is None or r["ratio_torch"] <= TARGET_TORCH for r in results),
-           "jax": all(r["ratio_jax"] is None or r["ratio_jax"] <= TARGET_JAX for r in results)}
+    met = {
+        "torch": all(r["ratio_torch"] is None or r["ratio_torch"] <= TARGET_TORCH for r in results),
+        "jax": all(r["ratio_jax"] is None or r["ratio_jax"] <= TARGET_JAX for r in results),
+    }
     if args.load:
         met["load"] = all(r["cortexsim_load_over_quiet"] <= TARGET_LOAD for r in results)
     print("targets   " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
     print("GF/s eq = dense-equivalent GFLOP / cortexsim time; GF/s done = GFLOP cortexsim actually does / its time")
     densities = (0.02, 0.04, 0.1, 0.15, 0.2, 0.3)
-    grid = "; ".join(f"{np.dtype(dt).name} " + " ".join(kernel_path(n, d, dt)[0] for d in densities)
-                     for dt in (np.float32, np.float64) for n in (1024,))
-    print(f"kernel path rule (any N; s = sparse, d = dense at density {'/'.join(map(str, densities))}): {grid}; "
-          f"weight-gradient threads: " + ", ".join(f"N={n}: {gradient_threads(n, 0.04, np.float32)}"
-                                                  for n in (128, 256, 1024)))
+    grid = "; ".join(
+        f"{np.dtype(dt).name} " + " ".join(kernel_path(n, d, dt)[0] for d in densities)
+        for dt in (np.float32, np.float64)
+        for n in (1024,)
+    )
+    print(
+        f"kernel path rule (any N; s = sparse, d = dense at density {'/'.join(map(str, densities))}): {grid}; "
+        f"weight-gradient threads: "
+        + ", ".join(f"N={n}: {gradient_threads(n, 0.04, np.float32)}" for n in (128, 256, 1024))
+    )
     elapsed = time.perf_counter() - t_start
     load_end = loadavg()
-    print(f"load average at start {' '.join(map(str, load_start))}, at end {' '.join(map(str, load_end))}; "
-          f"total {elapsed:.0f} s; read the ratios, not the absolute times")
+    print(
+        f"load average at start {' '.join(map(str, load_start))}, at end {' '.join(map(str, load_end))}; "
+        f"total {elapsed:.0f} s; read the ratios, not the absolute times"
+    )
     if not all_ok:
-        print("REFERENCE MISMATCH: a reference does not compute the same loss/gradients; ratios are not comparable",
-              file=sys.stderr)
+        print(
+            "REFERENCE MISMATCH: a reference does not compute the same loss/gradients; ratios are not comparable",
+            file=sys.stderr,
+        )
 
     if args.json:
         out = {
-            "benchmark": "bptt", "batch": BATCH, "n_steps": N_STEPS, "dt": DT, "dtype": "float32",
-            "noise_std": NOISE_STD, "penalties": asdict(penalties),
+            "benchmark": "bptt",
+            "batch": BATCH,
+            "n_steps": N_STEPS,
+            "dt": DT,
+            "dtype": "float32",
+            "noise_std": NOISE_STD,
+            "penalties": asdict(penalties),
             "targets": {"ratio_torch": TARGET_TORCH, "ratio_jax": TARGET_JAX, "load_over_quiet": TARGET_LOAD},
-            "targets_met": met, "repeats": args.repeats, "warmup": args.warmup, "pause_s": args.pause,
-            "seed": args.seed, "load": args.load,
-            "machine": {"machine": platform.machine(), "cpu": cpu_model(), "cpus": os.cpu_count(),
-                        "python": platform.python_version(), "numpy": np.__version__},
-            "numpy_blas": blas, "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
-            "references": info, "reference_errors": errors,
-            "load_average_start": load_start, "load_average_end": load_end,
-            "float64_check": check64, "all_checks_ok": all_ok, "results": results, "elapsed_s": elapsed,
+            "targets_met": met,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "pause_s": args.pause,
+            "seed": args.seed,
+            "load": args.load,
+            "machine": {
+                "machine": platform.machine(),
+                "cpu": cpu_model(),
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+            },
+            "numpy_blas": blas,
+            "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
+            "references": info,
+            "reference_errors": errors,
+            "load_average_start": load_start,
+            "load_average_end": load_end,
+            "float64_check": check64,
+            "all_checks_ok": all_ok,
+            "results": results,
+            "elapsed_s": elapsed,
         }
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

@@ -118,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         top = np.abs(fp.eigenvalues[:, 0]).max() if fp.n_points else np.nan
         ok = fp.n_points >= 1 and gap < 1e-6 and fp.n_converged == fp.n_starts
         failures += not ok
-        print(f"  condition {i}: {fp.n_points} point(s) {sorted(set(fp.kinds))}, max q {fp.q.max():.1e}, "
-              f"max |lambda| {top:.4f}, {fp.n_converged}/{fp.n_starts} converged, "
-              f"distance to the iterated state {gap:.1e} mV{'' if ok else '  FAIL'}")
-    print(f"median of {len(times)}: {statistics.median(times):.2f} s for {len(maps) * args.starts} starts "
-          f"(target <= 30 s)")
+        print(
+            f"  condition {i}: {fp.n_points} point(s) {sorted(set(fp.kinds))}, max q {fp.q.max():.1e}, "
+            f"max |lambda| {top:.4f}, {fp.n_converged}/{fp.n_starts} converged, "
+            f"distance to the iterated state {gap:.1e} mV{'' if ok else '  FAIL'}"
+        )
+    print(
+        f"median of {len(times)}: {statistics.median(times):.2f} s for {len(maps) * args.starts} starts "
+        f"(target <= 30 s)"
+    )
     return 1 if failures else 0
 
 

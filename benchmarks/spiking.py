@@ -82,8 +82,13 @@ def repeated_binary(repeats: int, record: list[dict]):
         for _ in range(repeats):
             t0 = time.perf_counter()
             original(self, *args, **kwargs)
-            record.append({"run": float(self._last_run_time), "binary": float(self.timers.get("run_binary", np.nan)),
-                           "outer": time.perf_counter() - t0})
+            record.append(
+                {
+                    "run": float(self._last_run_time),
+                    "binary": float(self.timers.get("run_binary", np.nan)),
+                    "outer": time.perf_counter() - t0,
+                }
+            )
 
     CPPStandaloneDevice.run = run
     try:
@@ -144,17 +149,32 @@ def run_handwritten(params, drive, duration: float, seed: int, repeats: int) -> 
         try:
             b2.seed(seed)
             b2.defaultclock.dt = dt * second
-            pools = NeuronGroup(n_units, "dI/dt = (-I + I_ext) / tau : volt\nI_ext : volt (constant)\n"
-                                         "tau : second (constant)", method="exponential_euler")
+            pools = NeuronGroup(
+                n_units,
+                "dI/dt = (-I + I_ext) / tau : volt\nI_ext : volt (constant)\ntau : second (constant)",
+                method="exponential_euler",
+            )
             pools.tau = params.tau * second
             pools.I_ext = drive * mV
             pools.I = params.x0 * mV
-            ns = {"tau_m": lif.tau_m * second, "theta": lif.threshold * mV, "v_reset": lif.reset * mV,
-                  "t_ref": lif.refractory * second, "sigma": lif.sigma * mV, "offset": params.offset_mv * mV}
+            ns = {
+                "tau_m": lif.tau_m * second,
+                "theta": lif.threshold * mV,
+                "v_reset": lif.reset * mV,
+                "t_ref": lif.refractory * second,
+                "sigma": lif.sigma * mV,
+                "offset": params.offset_mv * mV,
+            }
             neurons = NeuronGroup(
-                n, "dv/dt = (-v + I_pool + offset) / tau_m + sigma * sqrt(1 / tau_m) * xi : volt (unless refractory)\n"
-                   "I_pool : volt (linked)",
-                threshold="v > theta", reset="v = v_reset", refractory="t_ref", method="euler", namespace=ns)
+                n,
+                "dv/dt = (-v + I_pool + offset) / tau_m + sigma * sqrt(1 / tau_m) * xi : volt (unless refractory)\n"
+                "I_pool : volt (linked)",
+                threshold="v > theta",
+                reset="v = v_reset",
+                refractory="t_ref",
+                method="euler",
+                namespace=ns,
+            )
             neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units), k))
             neurons.v = np.random.default_rng([seed, 1]).uniform(lif.reset, lif.threshold, n) * mV
             syn = Synapses(neurons, pools, "w : volt (constant)", on_pre="I_post += w")
@@ -213,23 +233,38 @@ def nest_neurons(nest, n: int, lif, dt: float, mu_mv: np.ndarray, tau_syn_s: np.
     """``n`` ``iaf_psc_exp`` neurons (mV above rest) with constant input ``mu_mv`` and independent diffusive noise."""
     tau_m_ms = lif.tau_m * 1e3
     pa_per_mv = NEST_C_M / tau_m_ms
-    neurons = nest.Create("iaf_psc_exp", n, params={
-        "C_m": NEST_C_M, "tau_m": tau_m_ms, "E_L": 0.0, "V_th": lif.threshold, "V_reset": lif.reset,
-        "t_ref": lif.refractory * 1e3})
+    neurons = nest.Create(
+        "iaf_psc_exp",
+        n,
+        params={
+            "C_m": NEST_C_M,
+            "tau_m": tau_m_ms,
+            "E_L": 0.0,
+            "V_th": lif.threshold,
+            "V_reset": lif.reset,
+            "t_ref": lif.refractory * 1e3,
+        },
+    )
     tau_ms = np.broadcast_to(np.asarray(tau_syn_s, float) * 1e3, (n,))
-    neurons.set(tau_syn_ex=tau_ms.tolist(), tau_syn_in=tau_ms.tolist(),
-                I_e=(np.broadcast_to(mu_mv, (n,)) * pa_per_mv).tolist(), V_m=np.asarray(v0, float).tolist())
+    neurons.set(
+        tau_syn_ex=tau_ms.tolist(),
+        tau_syn_in=tau_ms.tolist(),
+        I_e=(np.broadcast_to(mu_mv, (n,)) * pa_per_mv).tolist(),
+        V_m=np.asarray(v0, float).tolist(),
+    )
     # one generator, independent noise for each target; piecewise constant over dt = the resolution
-    noise = nest.Create("noise_generator", params={"mean": 0.0, "std": nest_noise_std_mv(lif, dt) * pa_per_mv,
-                                                   "dt": dt * 1e3})
+    noise = nest.Create(
+        "noise_generator", params={"mean": 0.0, "std": nest_noise_std_mv(lif, dt) * pa_per_mv, "dt": dt * 1e3}
+    )
     nest.Connect(noise, neurons, syn_spec={"delay": dt * 1e3})
     return neurons, pa_per_mv
 
 
 def nest_reset(nest, dt: float, seed: int) -> None:
     nest.ResetKernel()
-    nest.SetKernelStatus({"local_num_threads": 1, "resolution": dt * 1e3, "rng_seed": int(seed) + 1,
-                          "print_time": False})
+    nest.SetKernelStatus(
+        {"local_num_threads": 1, "resolution": dt * 1e3, "rng_seed": int(seed) + 1, "print_time": False}
+    )
 
 
 def run_nest(params, drive, duration: float, seed: int, repeats: int) -> dict:
@@ -256,15 +291,27 @@ def run_nest(params, drive, duration: float, seed: int, repeats: int) -> dict:
         nest_reset(nest, dt, seed)
         neurons, pa_per_mv = nest_neurons(nest, n, lif, dt, drive[pool] + params.offset_mv, params.tau[pool], v0)
         first = neurons[0].global_id
-        nest.Connect(src + first, tgt + first, "one_to_one",
-                     syn_spec={"weight": np.repeat(params.syn_increment_mv * pa_per_mv, k * k),
-                               "delay": np.full(src.size, dt * 1e3)})
+        nest.Connect(
+            src + first,
+            tgt + first,
+            "one_to_one",
+            syn_spec={
+                "weight": np.repeat(params.syn_increment_mv * pa_per_mv, k * k),
+                "delay": np.full(src.size, dt * 1e3),
+            },
+        )
         # initial pool current x0: NEST cannot set I_syn, so one spike sent at t = dt puts x0 - drive into every
         # neuron's synaptic current from t = 2 dt on, at the value the decay from x0 at t = 0 would have reached
         kick = nest.Create("spike_generator", params={"spike_times": [dt * 1e3]})
-        nest.Connect(np.full(n, kick[0].global_id), np.arange(n) + first, "one_to_one",
-                     syn_spec={"weight": (params.x0 - drive)[pool] * pa_per_mv * np.exp(-2 * dt / params.tau[pool]),
-                               "delay": np.full(n, dt * 1e3)})
+        nest.Connect(
+            np.full(n, kick[0].global_id),
+            np.arange(n) + first,
+            "one_to_one",
+            syn_spec={
+                "weight": (params.x0 - drive)[pool] * pa_per_mv * np.exp(-2 * dt / params.tau[pool]),
+                "delay": np.full(n, dt * 1e3),
+            },
+        )
         rec = nest.Create("spike_recorder")
         nest.Connect(neurons, rec)
         build = time.perf_counter() - t0
@@ -272,23 +319,47 @@ def run_nest(params, drive, duration: float, seed: int, repeats: int) -> dict:
         nest.Simulate(duration * 1e3)
         sim = time.perf_counter() - t1
         ks = nest.GetKernelStatus()
-        record.append({"run": sim, "binary": float(ks.get("time_simulate", np.nan)), "outer": sim, "build": build,
-                       "synapses": int(ks.get("num_connections", -1))})
+        record.append(
+            {
+                "run": sim,
+                "binary": float(ks.get("time_simulate", np.nan)),
+                "outer": sim,
+                "build": build,
+                "synapses": int(ks.get("num_connections", -1)),
+            }
+        )
         counts = np.bincount(np.asarray(rec.get("events", "senders"), np.int64) - first, minlength=n)
     nest.ResetKernel()
     return {"record": record, "total_wall": time.perf_counter() - t_all, "counts": counts}
 
 
-def nest_faithfulness_check(lif, offset_mv: float, dt: float, seed: int, mus=(14.0, 20.0), per_mu: int = 200,
-                            duration: float = 2.0, settle: float = 0.1) -> list[dict]:
+def nest_faithfulness_check(
+    lif,
+    offset_mv: float,
+    dt: float,
+    seed: int,
+    mus=(14.0, 20.0),
+    per_mu: int = 200,
+    duration: float = 2.0,
+    settle: float = 0.1,
+) -> list[dict]:
     """Firing rate of unconnected neurons (constant input ``mu + offset``) in Brian2 (cortexsim's
     ``lif_rates``, the twin's neuron) and in NEST, plus NEST's free-membrane SD against Brian2's theory."""
     from cortexsim.spiking.network import lif_rates
 
     nest = nest_import()
     mus = np.asarray(mus, float)
-    b2_rates = lif_rates(mus, lif, dt=dt, offset_mv=offset_mv, neurons_per_input=per_mu, duration=duration,
-                         settle=settle, seed=seed, target="numpy")
+    b2_rates = lif_rates(
+        mus,
+        lif,
+        dt=dt,
+        offset_mv=offset_mv,
+        neurons_per_input=per_mu,
+        duration=duration,
+        settle=settle,
+        seed=seed,
+        target="numpy",
+    )
     nest_reset(nest, dt, seed)
     n = mus.size * per_mu
     mu = np.repeat(mus, per_mu) + offset_mv
@@ -308,9 +379,15 @@ def nest_faithfulness_check(lif, offset_mv: float, dt: float, seed: int, mus=(14
     nest.ResetKernel()
     a = dt / lif.tau_m
     sd_b2 = lif.sigma / np.sqrt(2.0 - a)
-    return [{"mu_mv": float(m), "brian2_hz": float(b), "nest_hz": float(r)} for m, b, r in zip(mus, b2_rates, per)] + \
-        [{"free_membrane_sd_mv": {"brian2_theory": float(sd_b2), "nest_measured": sd_nest,
-                                  "brunel_continuous": float(lif.sigma / np.sqrt(2))}}]
+    return [{"mu_mv": float(m), "brian2_hz": float(b), "nest_hz": float(r)} for m, b, r in zip(mus, b2_rates, per)] + [
+        {
+            "free_membrane_sd_mv": {
+                "brian2_theory": float(sd_b2),
+                "nest_measured": sd_nest,
+                "brunel_continuous": float(lif.sigma / np.sqrt(2)),
+            }
+        }
+    ]
 
 
 # -- measurements -----------------------------------------------------------------------------------
@@ -321,36 +398,61 @@ def summarise(result: dict, out_degree: np.ndarray, duration: float) -> dict:
     events = float(counts @ out_degree)
     med = statistics.median(runs)
     return {
-        "run_s": runs, "binary_s": binaries, "run_median_s": med, "run_min_s": min(runs), "run_max_s": max(runs),
+        "run_s": runs,
+        "binary_s": binaries,
+        "run_median_s": med,
+        "run_min_s": min(runs),
+        "run_max_s": max(runs),
         "binary_median_s": statistics.median(binaries),
         "setup_s": result["total_wall"] - sum(r["outer"] for r in result["record"]),
         "total_wall_s": result["total_wall"],
-        "wall_per_bio_s": med / duration, "spikes": int(counts.sum()), "rate_hz": float(counts.mean() / duration),
-        "synaptic_events": events, "events_per_s": events / med,
-    } | ({"build_s": [r["build"] for r in result["record"]],
-          "setup_s": statistics.median(r["build"] for r in result["record"]),
-          "kernel_time_simulate_s": [r["binary"] for r in result["record"]],
-          "nest_synapses": result["record"][0]["synapses"],
-          "delivered_events": events * K, "delivered_events_per_s": events * K / med}
-         if "build" in result["record"][0] else {})
+        "wall_per_bio_s": med / duration,
+        "spikes": int(counts.sum()),
+        "rate_hz": float(counts.mean() / duration),
+        "synaptic_events": events,
+        "events_per_s": events / med,
+    } | (
+        {
+            "build_s": [r["build"] for r in result["record"]],
+            "setup_s": statistics.median(r["build"] for r in result["record"]),
+            "kernel_time_simulate_s": [r["binary"] for r in result["record"]],
+            "nest_synapses": result["record"][0]["synapses"],
+            "delivered_events": events * K,
+            "delivered_events_per_s": events * K / med,
+        }
+        if "build" in result["record"][0]
+        else {}
+    )
 
 
 def machine_info() -> dict:
     import brian2
 
-    info = {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "brian2": brian2.__version__, "threads": 1,
-            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "brian2": brian2.__version__,
+        "threads": 1,
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
     nest_import()
     info["nest"] = NEST_STATUS
     return info
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--neurons", type=int, nargs="+", default=[1000, 10000],
-                    help="twin sizes in LIF neurons (K = 5 per rate unit); 50000 is optional (GBs of RAM, ~2 min)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--neurons",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help="twin sizes in LIF neurons (K = 5 per rate unit); 50000 is optional (GBs of RAM, ~2 min)",
+    )
     ap.add_argument("--duration", type=float, default=1.0, help="biological seconds per simulation (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="executions of each compiled binary (default 3)")
     ap.add_argument("--seed", type=int, default=0)
@@ -359,10 +461,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     info = machine_info()
-    print(f"spiking twin throughput: cpp_standalone, one thread, {args.duration:g} s biological time, "
-          f"K = {K}, median of {args.repeats} executions of each compiled binary")
-    print(f"machine: {info['platform']}, {info['cpus']} CPUs, Python {info['python']}, Brian2 {info['brian2']}, "
-          f"load average {info['loadavg']}")
+    print(
+        f"spiking twin throughput: cpp_standalone, one thread, {args.duration:g} s biological time, "
+        f"K = {K}, median of {args.repeats} executions of each compiled binary"
+    )
+    print(
+        f"machine: {info['platform']}, {info['cpus']} CPUs, Python {info['python']}, Brian2 {info['brian2']}, "
+        f"load average {info['loadavg']}"
+    )
     use_nest = not args.no_nest and nest_import() is not None
     if args.no_nest:
         info["nest"] += " (skipped: --no-nest)"
@@ -377,11 +483,15 @@ def main(argv: list[str] | None = None) -> int:
         info["nest_check"] = check
         print("NEST faithfulness check (unconnected neurons, 200 per input, 2 s; input mu + offset):")
         for c in check[:-1]:
-            print(f"  mu = {c['mu_mv']:5.1f} mV: Brian2 {c['brian2_hz']:6.2f} Hz, NEST {c['nest_hz']:6.2f} Hz "
-                  f"({100 * (c['nest_hz'] / c['brian2_hz'] - 1):+.1f} %)")
+            print(
+                f"  mu = {c['mu_mv']:5.1f} mV: Brian2 {c['brian2_hz']:6.2f} Hz, NEST {c['nest_hz']:6.2f} Hz "
+                f"({100 * (c['nest_hz'] / c['brian2_hz'] - 1):+.1f} %)"
+            )
         sd = check[-1]["free_membrane_sd_mv"]
-        print(f"  free membrane SD: NEST {sd['nest_measured']:.2f} mV, Brian2 (Euler-Maruyama theory) "
-              f"{sd['brian2_theory']:.2f} mV, Brunel continuous {sd['brunel_continuous']:.2f} mV")
+        print(
+            f"  free membrane SD: NEST {sd['nest_measured']:.2f} mV, Brian2 (Euler-Maruyama theory) "
+            f"{sd['brian2_theory']:.2f} mV, Brunel continuous {sd['brunel_continuous']:.2f} mV"
+        )
     rows = []
     for idx, n_neurons in enumerate(args.neurons):
         if n_neurons % K:
@@ -390,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         params, drive, task_dt = make_twin(n_neurons // K, args.seed)
         out_degree = np.repeat(np.bincount(params.syn_pre, minlength=params.n_units), params.k)
         names = ["cortexsim", "handwritten"] + (["nest"] if use_nest else [])
-        order = names[idx % len(names):] + names[:idx % len(names)]
+        order = names[idx % len(names) :] + names[: idx % len(names)]
         res = {}
         for name in order:
             if name == "nest":
@@ -406,46 +516,64 @@ def main(argv: list[str] | None = None) -> int:
         c, h, nn = res["cortexsim"], res["handwritten"], res.get("nest")
         ratio = c["events_per_s"] / h["events_per_s"]
         ratio_min = c["synaptic_events"] / c["run_min_s"] / (h["synaptic_events"] / h["run_min_s"])
-        rows.append({"neurons": n_neurons, "units": params.n_units, "synapses": int(params.syn_pre.size * params.k),
-                     "cortexsim": c, "handwritten": h, "ratio": ratio, "ratio_min": ratio_min,
-                     "spike_count_equal": c["spikes"] == h["spikes"], "nest": nn,
-                     "ratio_nest": c["events_per_s"] / nn["events_per_s"] if nn else None,
-                     "ratio_nest_wall": nn["wall_per_bio_s"] / c["wall_per_bio_s"] if nn else None})
+        rows.append(
+            {
+                "neurons": n_neurons,
+                "units": params.n_units,
+                "synapses": int(params.syn_pre.size * params.k),
+                "cortexsim": c,
+                "handwritten": h,
+                "ratio": ratio,
+                "ratio_min": ratio_min,
+                "spike_count_equal": c["spikes"] == h["spikes"],
+                "nest": nn,
+                "ratio_nest": c["events_per_s"] / nn["events_per_s"] if nn else None,
+                "ratio_nest_wall": nn["wall_per_bio_s"] / c["wall_per_bio_s"] if nn else None,
+            }
+        )
         del params
 
     print()
-    head = (f"{'neurons':>8} {'synapses':>11} {'rate Hz':>8} | {'cortexsim s/bio-s':>18} {'Mev/s':>7} {'setup s':>8} | "
-            f"{'hand-written s/bio-s':>21} {'Mev/s':>7} {'setup s':>8} | {'ratio':>6} {'(min)':>6}  target")
+    head = (
+        f"{'neurons':>8} {'synapses':>11} {'rate Hz':>8} | {'cortexsim s/bio-s':>18} {'Mev/s':>7} {'setup s':>8} | "
+        f"{'hand-written s/bio-s':>21} {'Mev/s':>7} {'setup s':>8} | {'ratio':>6} {'(min)':>6}  target"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         c, h = r["cortexsim"], r["handwritten"]
         verdict = "met" if r["ratio"] >= TARGET_RATIO else "MISS"
-        print(f"{r['neurons']:>8,} {r['synapses']:>11,} {c['rate_hz']:>8.2f} | "
-              f"{c['wall_per_bio_s']:>8.3f} "
-              f"[{c['run_min_s'] / args.duration:.3f}-{c['run_max_s'] / args.duration:.3f}]"
-              f" {c['events_per_s'] / 1e6:>7.2f} {c['setup_s']:>8.1f} | "
-              f"{h['wall_per_bio_s']:>11.3f} "
-              f"[{h['run_min_s'] / args.duration:.3f}-{h['run_max_s'] / args.duration:.3f}]"
-              f" {h['events_per_s'] / 1e6:>7.2f} {h['setup_s']:>8.1f} | {r['ratio']:>6.2f} {r['ratio_min']:>6.2f}  "
-              f"{verdict} (>= {TARGET_RATIO})")
+        print(
+            f"{r['neurons']:>8,} {r['synapses']:>11,} {c['rate_hz']:>8.2f} | "
+            f"{c['wall_per_bio_s']:>8.3f} "
+            f"[{c['run_min_s'] / args.duration:.3f}-{c['run_max_s'] / args.duration:.3f}]"
+            f" {c['events_per_s'] / 1e6:>7.2f} {c['setup_s']:>8.1f} | "
+            f"{h['wall_per_bio_s']:>11.3f} "
+            f"[{h['run_min_s'] / args.duration:.3f}-{h['run_max_s'] / args.duration:.3f}]"
+            f" {h['events_per_s'] / 1e6:>7.2f} {h['setup_s']:>8.1f} | {r['ratio']:>6.2f} {r['ratio_min']:>6.2f}  "
+            f"{verdict} (>= {TARGET_RATIO})"
+        )
     print()
     print("s/bio-s: median [min-max] wall time of the simulation loop per biological second (compile excluded);")
     print("Mev/s: million synaptic events per second of that loop; setup: compile + build + Python, once;")
     print("ratio: cortexsim / hand-written throughput (median; (min) from the fastest executions).")
     if use_nest:
         print()
-        head = (f"{'neurons':>8} {'NEST synapses':>14} {'rate Hz':>8} | {'NEST s/bio-s':>21} {'Mev/s':>7} "
-                f"{'delivered Mev/s':>15} {'build s':>8} | {'cortexsim/NEST':>14}")
+        head = (
+            f"{'neurons':>8} {'NEST synapses':>14} {'rate Hz':>8} | {'NEST s/bio-s':>21} {'Mev/s':>7} "
+            f"{'delivered Mev/s':>15} {'build s':>8} | {'cortexsim/NEST':>14}"
+        )
         print(head)
         print("-" * len(head))
         for r in rows:
             nn = r["nest"]
-            print(f"{r['neurons']:>8,} {nn['nest_synapses']:>14,} {nn['rate_hz']:>8.2f} | "
-                  f"{nn['wall_per_bio_s']:>8.3f} "
-                  f"[{nn['run_min_s'] / args.duration:.3f}-{nn['run_max_s'] / args.duration:.3f}]"
-                  f" {nn['events_per_s'] / 1e6:>7.2f} {nn['delivered_events_per_s'] / 1e6:>15.2f}"
-                  f" {nn['setup_s']:>8.1f} | {r['ratio_nest']:>14.2f}")
+            print(
+                f"{r['neurons']:>8,} {nn['nest_synapses']:>14,} {nn['rate_hz']:>8.2f} | "
+                f"{nn['wall_per_bio_s']:>8.3f} "
+                f"[{nn['run_min_s'] / args.duration:.3f}-{nn['run_max_s'] / args.duration:.3f}]"
+                f" {nn['events_per_s'] / 1e6:>7.2f} {nn['delivered_events_per_s'] / 1e6:>15.2f}"
+                f" {nn['setup_s']:>8.1f} | {r['ratio_nest']:>14.2f}"
+            )
         print()
         print("NEST: iaf_psc_exp, K^2 neuron -> neuron synapses per rate synapse (NEST synapses: the kernel's")
         print("num_connections, + 3 per neuron for noise, initial state and recorder); s/bio-s: wall time of")
@@ -455,18 +583,33 @@ def main(argv: list[str] | None = None) -> int:
         print("throughput ratio in the cortexsim event count (> 1: cortexsim faster).")
     for r in rows:
         c, h = r["cortexsim"], r["handwritten"]
-        print(f"  {r['neurons']:,} neurons: whole binary (load + loop + write) {c['binary_median_s']:.2f} s vs "
-              f"{h['binary_median_s']:.2f} s; spikes {c['spikes']:,} vs {h['spikes']:,}"
-              f"{'' if r['spike_count_equal'] else ' (not bit-identical: see benchmarks/README.md)'}")
+        print(
+            f"  {r['neurons']:,} neurons: whole binary (load + loop + write) {c['binary_median_s']:.2f} s vs "
+            f"{h['binary_median_s']:.2f} s; spikes {c['spikes']:,} vs {h['spikes']:,}"
+            f"{'' if r['spike_count_equal'] else ' (not bit-identical: see benchmarks/README.md)'}"
+        )
         if r["nest"]:
-            print(f"  {r['neurons']:,} neurons: NEST spikes {r['nest']['spikes']:,} (own random numbers: not "
-                  f"spike-identical); kernel time_simulate {r['nest']['kernel_time_simulate_s']}")
+            print(
+                f"  {r['neurons']:,} neurons: NEST spikes {r['nest']['spikes']:,} (own random numbers: not "
+                f"spike-identical); kernel time_simulate {r['nest']['kernel_time_simulate_s']}"
+            )
     info["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average at the end: {info['loadavg_end']}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "args": vars(args), "k": K, "offset_mv": OFFSET_MV,
-                       "target_ratio": TARGET_RATIO, "rows": rows}, f, indent=2, default=float)
+            json.dump(
+                {
+                    "machine": info,
+                    "args": vars(args),
+                    "k": K,
+                    "offset_mv": OFFSET_MV,
+                    "target_ratio": TARGET_RATIO,
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+                default=float,
+            )
         print(f"wrote {args.json}")
     return 0
 

@@ -46,22 +46,27 @@ def main() -> None:
     from cortexsim.config import load_config
 
     root = Path(tempfile.mkdtemp(prefix="cortexsim_bench_sweep_"))
-    config = (load_config(SMOKE).with_section("train", max_iterations=args.iterations, log_every=1000,
-                                              checkpoint_every=1000)
-              .with_section("ann", archs=["gru"]).with_section("spiking", enabled=False))
+    config = (
+        load_config(SMOKE)
+        .with_section("train", max_iterations=args.iterations, log_every=1000, checkpoint_every=1000)
+        .with_section("ann", archs=["gru"])
+        .with_section("spiking", enabled=False)
+    )
     base = root / "base.toml"
     base.write_text(config.to_toml())
     spec = root / "sweep.toml"
     seeds = ", ".join(str(s) for s in range(1, args.points + 1))
-    spec.write_text(f'[sweep]\nexperiment = "base.toml"\nworkers = {args.workers}\n'
-                    f'[grid]\n"experiment.seed" = [{seeds}]\n')
+    spec.write_text(
+        f'[sweep]\nexperiment = "base.toml"\nworkers = {args.workers}\n[grid]\n"experiment.seed" = [{seeds}]\n'
+    )
     parsed = sweep.load_sweep(spec)
 
     def sequential(folder: Path) -> float:
         t0 = time.perf_counter()
         for seed in range(1, args.points + 1):
-            pipeline.run_experiment(config.with_section("experiment", seed=seed), folder / f"seed{seed}",
-                                    log=lambda line: None)
+            pipeline.run_experiment(
+                config.with_section("experiment", seed=seed), folder / f"seed{seed}", log=lambda line: None
+            )
         return time.perf_counter() - t0
 
     def on_dask(folder: Path) -> float:
@@ -71,8 +76,10 @@ def main() -> None:
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {"sequential": [], "sweep": []}
-    print(f"{args.points} points (60 units, {args.iterations} iterations, one 16-unit GRU), "
-          f"{args.workers} Dask workers, {os.cpu_count()} cores, {args.repeats} repeats")
+    print(
+        f"{args.points} points (60 units, {args.iterations} iterations, one 16-unit GRU), "
+        f"{args.workers} Dask workers, {os.cpu_count()} cores, {args.repeats} repeats"
+    )
     for r in range(args.repeats):
         order = [("sequential", sequential), ("sweep", on_dask)]
         for name, fn in order if r % 2 == 0 else order[::-1]:
@@ -84,8 +91,10 @@ def main() -> None:
     print(f"sequential (reference): {seq:6.1f} s  (median)")
     print(f"dask sweep:             {dask:6.1f} s  (median)")
     print(f"ratio sweep / sequential: {dask / seq:.2f}")
-    print(f"dask overhead per point: {(dask - seq / args.workers) / args.points:.2f} s "
-          f"(sweep time minus sequential / workers, per point)")
+    print(
+        f"dask overhead per point: {(dask - seq / args.workers) / args.points:.2f} s "
+        f"(sweep time minus sequential / workers, per point)"
+    )
     shutil.rmtree(root)
 
 

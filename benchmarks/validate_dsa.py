@@ -91,8 +91,15 @@ def build_cases(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndar
     base = linear_system(rotation_plus_decay(0.2), 20, 60, 0.05, rng, P)
     cases = [("rotated and rescaled copy", base, 3.7 * base @ haar(10, rng), 1, 4)]
     for theta in (0.2, 0.3, 0.5):
-        cases.append((f"rotation 0.2 vs {theta} rad/step", base,
-                      linear_system(rotation_plus_decay(theta), 20, 60, 0.05, rng, P), 2, 6))
+        cases.append(
+            (
+                f"rotation 0.2 vs {theta} rad/step",
+                base,
+                linear_system(rotation_plus_decay(theta), 20, 60, 0.05, rng, P),
+                2,
+                6,
+            )
+        )
     plane = np.linalg.qr(rng.normal(size=(20, 2)))[0].T
     systems = {kind: residuals(simulate(kind, rng, plane)) for kind in DYNAMICS}
     for a, b in (("line", "point"), ("line", "bistable"), ("point", "bistable")):
@@ -123,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         where = "this interpreter"
     except ImportError:
         if not args.dsa_python:
-            print("SKIP: the DSA package (pip name dsa-metric) is not importable here; install it into a throwaway "
-                  "virtualenv and pass --dsa-python PATH to cross-check")
+            print(
+                "SKIP: the DSA package (pip name dsa-metric) is not importable here; install it into a throwaway "
+                "virtualenv and pass --dsa-python PATH to cross-check"
+            )
             return 0
         with tempfile.TemporaryDirectory() as tmp:
             path_in, path_out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
@@ -132,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             for i, (x, y, d, r) in enumerate(payload):
                 arrays[f"x{i}"], arrays[f"y{i}"], arrays[f"d{i}"], arrays[f"r{i}"] = x, y, np.array(d), np.array(r)
             np.savez(path_in, **arrays)
-            done = subprocess.run([args.dsa_python, __file__, "--worker", str(path_in), str(path_out)],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [args.dsa_python, __file__, "--worker", str(path_in), str(path_out)], capture_output=True, text=True
+            )
             if done.returncode != 0:
                 print(f"SKIP: the reference run in {args.dsa_python} failed:\n{done.stderr[-2000:]}")
                 return 0
@@ -149,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             eig_gap = max(spectrum_gap(mine.operator_x, a_x), spectrum_gap(mine.operator_y, a_y))
             ok = eig_gap < EIGEN_TOL and mine.distance <= score + DISTANCE_SLACK
             failures += not ok
-            print(f"  {name:40s} delays {n_delays} rank {rank}: cortexsim {mine.distance:.5f} rad, "
-                  f"DSA {score:.5f} rad, operator eigenvalue gap {eig_gap:.1e}{'' if ok else '  MISMATCH'}")
+            print(
+                f"  {name:40s} delays {n_delays} rank {rank}: cortexsim {mine.distance:.5f} rad, "
+                f"DSA {score:.5f} rad, operator eigenvalue gap {eig_gap:.1e}{'' if ok else '  MISMATCH'}"
+            )
     print("all cases agree" if not failures else f"{failures} case(s) disagree")
     return 1 if failures else 0
 

@@ -27,7 +27,22 @@ from .pipeline import Evaluation, compare_models, evaluate, run_experiment, trai
 from .spiking.twin import TwinResult, run_twin
 
 __all__ = [
-    "BatteryResult", "Config", "Evaluation", "TwinResult", "__version__", "apply_lesion", "build_circuit",
-    "compare_models", "evaluate", "load_config", "load_experiment", "make_ann_model", "make_rate_network",
-    "make_task", "run_experiment", "run_twin", "train_ann", "train_rate",
+    "BatteryResult",
+    "Config",
+    "Evaluation",
+    "TwinResult",
+    "__version__",
+    "apply_lesion",
+    "build_circuit",
+    "compare_models",
+    "evaluate",
+    "load_config",
+    "load_experiment",
+    "make_ann_model",
+    "make_rate_network",
+    "make_task",
+    "run_experiment",
+    "run_twin",
+    "train_ann",
+    "train_rate",
 ]

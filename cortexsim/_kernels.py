@@ -141,8 +141,9 @@ class Csr:
         """``y += A @ x`` in place, for C-contiguous ``x`` (columns, k) and ``y`` (rows, k) of the dtype."""
         if not (x.flags.c_contiguous and y.flags.c_contiguous and x.dtype == self.dtype == y.dtype):
             raise ValueError("Csr.matvecs needs C-contiguous operands of the matrix dtype")
-        _csr_matvecs(self.shape[0], self.shape[1], x.shape[1], self.indptr, self.indices, self.data,
-                     x.reshape(-1), y.reshape(-1))
+        _csr_matvecs(
+            self.shape[0], self.shape[1], x.shape[1], self.indptr, self.indices, self.data, x.reshape(-1), y.reshape(-1)
+        )
 
 
 class Recurrence:
@@ -254,15 +255,18 @@ class WeightGradient:
         self._claim = itertools.count()  # next() is atomic under the GIL: each chunk is done once
         self._errors: list[BaseException] = []
         self._cancel = False
-        self._helpers = [threading.Thread(target=self._work, name="cortexsim-dW", daemon=True)
-                         for _ in range(max(0, threads - 1))] if len(self.chunks) > 1 else []
+        self._helpers = (
+            [threading.Thread(target=self._work, name="cortexsim-dW", daemon=True) for _ in range(max(0, threads - 1))]
+            if len(self.chunks) > 1
+            else []
+        )
         for h in self._helpers:
             h.start()
 
     def _multiply(self, i: int) -> None:
         a, b = self.chunks[i]
         n = self.gx.shape[0]
-        np.matmul(self.gx[:, a:b].reshape(n, -1), self.r[:, a - 1:b - 1].reshape(n, -1).T, out=self.out[i])
+        np.matmul(self.gx[:, a:b].reshape(n, -1), self.r[:, a - 1 : b - 1].reshape(n, -1).T, out=self.out[i])
 
     def _work(self) -> None:
         try:

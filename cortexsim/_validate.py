@@ -27,9 +27,7 @@ def check_keys(mapping: Mapping[str, Any], allowed: Iterable[str], where: str) -
         if key not in allowed:
             near = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(
-                f"{join(where, key)}: unknown key{hint}; allowed keys: {', '.join(allowed)}"
-            )
+            raise ConfigError(f"{join(where, key)}: unknown key{hint}; allowed keys: {', '.join(allowed)}")
 
 
 def join(where: str, key: str) -> str:
@@ -64,8 +62,10 @@ def number(
         kind = "a whole number" if integer else "a number"
         raise ConfigError(f"{where}: expected {kind}, got {value!r}")
     if integer and isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-        raise ConfigError(f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
-                          f"integers as int64); allowed range {_int_range(low, high, low_open)}")
+        raise ConfigError(
+            f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
+            f"integers as int64); allowed range {_int_range(low, high, low_open)}"
+        )
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an int beyond the float range
@@ -75,8 +75,10 @@ def number(
     if integer and float(value) != int(value):
         raise ConfigError(f"{where}: expected a whole number, got {value!r}")
     if integer and not INT64_MIN <= int(value) <= INT64_MAX:
-        raise ConfigError(f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
-                          f"integers as int64); allowed range {_int_range(low, high, low_open)}")
+        raise ConfigError(
+            f"{where}: {value!r} does not fit in a 64-bit integer (run files and TOML store "
+            f"integers as int64); allowed range {_int_range(low, high, low_open)}"
+        )
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:

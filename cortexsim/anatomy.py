@@ -310,12 +310,27 @@ class CircuitSpec:
         CircuitSpec
             A new, validated spec; ``self`` is unchanged.
         """
-        allowed = ["size", "tau", "probability", "weight", "cut", "silence", "inputs", "outputs",
-                   "gain", "reference_slope", "weight_cv"]
+        allowed = [
+            "size",
+            "tau",
+            "probability",
+            "weight",
+            "cut",
+            "silence",
+            "inputs",
+            "outputs",
+            "gain",
+            "reference_slope",
+            "weight_cv",
+        ]
         v.check_keys(overrides, allowed, where)
-        examples = {"size": '{ "PV5B" = 300 }', "tau": '{ "PV5B" = 0.02 }',
-                    "probability": '{ "IT2/3 -> PT5B" = 0.05 }', "weight": '{ "IT2/3 -> PT5B" = 1.2 }',
-                    "inputs": '{ go = ["IT4", "PT5B"] }'}
+        examples = {
+            "size": '{ "PV5B" = 300 }',
+            "tau": '{ "PV5B" = 0.02 }',
+            "probability": '{ "IT2/3 -> PT5B" = 0.05 }',
+            "weight": '{ "IT2/3 -> PT5B" = 1.2 }',
+            "inputs": '{ go = ["IT4", "PT5B"] }',
+        }
         for attr, example in examples.items():
             if attr in overrides and not isinstance(overrides[attr], Mapping):
                 raise ConfigError(f"{where}.{attr}: expected a table such as {example}, got {overrides[attr]!r}")
@@ -331,12 +346,12 @@ class CircuitSpec:
                 if key not in projs:
                     raise ConfigError(
                         f"{where}.{attr}: no projection {key!r} in the spec; name an existing one "
-                        f"as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file"
+                        f'as "PRE -> POST" (see `cortexsim spec`), or write a full spec file'
                     )
                 projs[key] = replace(projs[key], **{attr: value})
         for key in _name_list(overrides.get("cut", []), f"{where}.cut"):
             if key not in projs:
-                raise ConfigError(f"{where}.cut: no projection {key!r} to cut; use \"PRE -> POST\"")
+                raise ConfigError(f'{where}.cut: no projection {key!r} to cut; use "PRE -> POST"')
             del projs[key]
         inputs = dict(self.inputs)
         for group, targets in overrides.get("inputs", {}).items():
@@ -358,7 +373,7 @@ class CircuitSpec:
 def _name_list(value: Any, where: str) -> tuple[str, ...]:
     """Check that ``value`` is a list of strings (not a bare string)."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{where}: expected a list of names such as [\"PT5B\"], got {value!r}")
+        raise ConfigError(f'{where}: expected a list of names such as ["PT5B"], got {value!r}')
     for item in value:
         if not isinstance(item, str):
             raise ConfigError(f"{where}: expected names (strings), got {item!r}")
@@ -373,7 +388,13 @@ def _name_list(value: Any, where: str) -> tuple[str, ...]:
 #: stand for the slowest of membrane and synaptic integration; interneurons
 #: (PV fastest) integrate faster than pyramidal cells.  *estimate*
 DEFAULT_TAU: dict[str, float] = {
-    "IT": 0.05, "PT": 0.05, "CT": 0.05, "PV": 0.025, "SST": 0.04, "VIP": 0.04, "NGF": 0.04,
+    "IT": 0.05,
+    "PT": 0.05,
+    "CT": 0.05,
+    "PV": 0.025,
+    "SST": 0.04,
+    "VIP": 0.04,
+    "NGF": 0.04,
 }
 
 # (name, layer, class, subtype, count in a 300 um column; Dura-Bernal et al. 2023).
@@ -492,11 +513,11 @@ def default_m1_spec() -> CircuitSpec:
     CircuitSpec
     """
     pops = tuple(
-        PopulationSpec(name, layer, cls, sub, size, DEFAULT_TAU[sub])
-        for name, layer, cls, sub, size in _POPULATIONS
+        PopulationSpec(name, layer, cls, sub, size, DEFAULT_TAU[sub]) for name, layer, cls, sub, size in _POPULATIONS
     )
-    return CircuitSpec(populations=pops, projections=tuple(_default_projections()),
-                       inputs=dict(_INPUTS), outputs=("PT5B",))
+    return CircuitSpec(
+        populations=pops, projections=tuple(_default_projections()), inputs=dict(_INPUTS), outputs=("PT5B",)
+    )
 
 
 def load_spec(source: str | Path, base: Path | None = None) -> CircuitSpec:
@@ -524,8 +545,9 @@ def check_population(name: Any, where: str, spec: CircuitSpec) -> str:
     if not isinstance(name, str):
         raise ConfigError(f"{where}: expected a population name (a string), got {name!r}")
     if name not in spec.names:
-        raise ConfigError(f"{where}: no population {name!r}{_hint(name, spec.names)}; populations: "
-                          f"{', '.join(spec.names)}")
+        raise ConfigError(
+            f"{where}: no population {name!r}{_hint(name, spec.names)}; populations: {', '.join(spec.names)}"
+        )
     return name
 
 
@@ -543,17 +565,21 @@ def check_projection(key: Any, where: str, spec: CircuitSpec, exact: bool = True
         Require the exact spelling ``"PRE -> POST"`` (overrides match keys exactly; lesions strip spaces).
     """
     if not isinstance(key, str) or key.count("->") != 1 or not all(p.strip() for p in key.split("->")):
-        raise ConfigError(f"{where}: {key!r} is not a projection; write \"PRE -> POST\", e.g. \"IT2/3 -> PT5B\"")
+        raise ConfigError(f'{where}: {key!r} is not a projection; write "PRE -> POST", e.g. "IT2/3 -> PT5B"')
     pre, post = (p.strip() for p in key.split("->"))
     for role, name in (("presynaptic", pre), ("postsynaptic", post)):
         if name not in spec.names:
-            raise ConfigError(f"{where}: {key!r}: no {role} population {name!r}{_hint(name, spec.names)}; "
-                              f"populations: {', '.join(spec.names)}")
+            raise ConfigError(
+                f"{where}: {key!r}: no {role} population {name!r}{_hint(name, spec.names)}; "
+                f"populations: {', '.join(spec.names)}"
+            )
     canonical = f"{pre} -> {post}"
     keys = [p.key for p in spec.projections]
     if canonical not in keys:
-        raise ConfigError(f"{where}: no projection {key!r} in the spec{_hint(canonical, keys)}; name an existing "
-                          f"one as \"PRE -> POST\" (see `cortexsim spec`), or write a full spec file")
+        raise ConfigError(
+            f"{where}: no projection {key!r} in the spec{_hint(canonical, keys)}; name an existing "
+            f'one as "PRE -> POST" (see `cortexsim spec`), or write a full spec file'
+        )
     if exact and key != canonical:
         raise ConfigError(f"{where}: write the projection {key!r} exactly as {canonical!r}")
     return canonical
@@ -563,8 +589,10 @@ def check_input_groups(groups: Iterable[Any], where: str) -> None:
     """Raise :class:`ConfigError` if a group is not one the task feeds (:data:`TASK_INPUT_GROUPS`)."""
     for group in groups:
         if group not in TASK_INPUT_GROUPS:
-            raise ConfigError(f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
-                              f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}")
+            raise ConfigError(
+                f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
+                f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}"
+            )
 
 
 def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where: str = "circuit.overrides") -> None:
@@ -579,8 +607,12 @@ def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where:
     """
     if not isinstance(overrides, Mapping):
         return  # with_overrides says what is expected
-    bounds = {"size": {"low": 0, "low_open": True}, "tau": {"low": 0, "low_open": True},
-              "probability": {"low": 0, "high": 1}, "weight": {"low": 0}}
+    bounds = {
+        "size": {"low": 0, "low_open": True},
+        "tau": {"low": 0, "low_open": True},
+        "probability": {"low": 0, "high": 1},
+        "weight": {"low": 0},
+    }
     for attr, limits in bounds.items():
         table = overrides.get(attr)
         if not isinstance(table, Mapping):
@@ -603,8 +635,11 @@ def check_override_names(spec: CircuitSpec, overrides: Mapping[str, Any], where:
             if isinstance(targets, (list, tuple)):
                 for name in targets:
                     check_population(name, f"{where}.inputs.{group}", spec)
-    for key, limits in (("gain", {"low": 0, "low_open": True}), ("reference_slope", {"low": 0, "low_open": True}),
-                        ("weight_cv", {"low": 0})):
+    for key, limits in (
+        ("gain", {"low": 0, "low_open": True}),
+        ("reference_slope", {"low": 0, "low_open": True}),
+        ("weight_cv", {"low": 0}),
+    ):
         if key in overrides:
             v.number(overrides[key], f"{where}.{key}", **limits)
 

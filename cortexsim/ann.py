@@ -66,8 +66,14 @@ ARCHITECTURES = ANN_ARCHITECTURES
 DEFAULT_HIDDEN = 128
 """Recommended hidden size."""
 
-_TRAIN = {"batch_size": 64, "learning_rate": 0.04, "lr_final": 0.1, "max_iterations": 2000,
-          "target_r2": 0.999, "patience": 10}
+_TRAIN = {
+    "batch_size": 64,
+    "learning_rate": 0.04,
+    "lr_final": 0.1,
+    "max_iterations": 2000,
+    "target_r2": 0.999,
+    "patience": 10,
+}
 DEFAULT_TRAIN: dict[str, dict[str, float | int]] = {arch: dict(_TRAIN) for arch in ARCHITECTURES}
 """Recommended :class:`~cortexsim.train.TrainConfig` overrides per architecture, for
 ``DEFAULT_HIDDEN`` units on the default :class:`~cortexsim.tasks.CenterOutTask`.
@@ -97,8 +103,16 @@ class _Recurrent(TimeMajorModel):
     blocks = 1
     extra_groups: tuple[str, ...] = ()
 
-    def __init__(self, n_hidden: int, dt: float, n_inputs: int = 3, n_outputs: int = 2, noise_std: float = 0.0,
-                 dtype: type = np.float64, output_scale: float = 0.1):
+    def __init__(
+        self,
+        n_hidden: int,
+        dt: float,
+        n_inputs: int = 3,
+        n_outputs: int = 2,
+        noise_std: float = 0.0,
+        dtype: type = np.float64,
+        output_scale: float = 0.1,
+    ):
         self.n_units = v.number(n_hidden, f"ann.{self.arch}.n_hidden", low=1, integer=True)
         self.n_inputs = v.number(n_inputs, f"ann.{self.arch}.n_inputs", low=1, integer=True)
         self.n_outputs = v.number(n_outputs, f"ann.{self.arch}.n_outputs", low=1, integer=True)
@@ -113,12 +127,13 @@ class _Recurrent(TimeMajorModel):
         self._buffers: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__}: {self.n_units} hidden units, {self.n_inputs} inputs -> "
-                f"{self.n_outputs} outputs, dt={self.dt * 1e3:g} ms, noise_std={self.noise_std:g}, {self.dtype}>")
+        return (
+            f"<{type(self).__name__}: {self.n_units} hidden units, {self.n_inputs} inputs -> "
+            f"{self.n_outputs} outputs, dt={self.dt * 1e3:g} ms, noise_std={self.noise_std:g}, {self.dtype}>"
+        )
 
     # -- parameters ----------------------------------------------------------------
-    def init_params(self, rng: np.random.Generator, gain: float = 1.0, input_std: float = 1.0
-                    ) -> dict[str, np.ndarray]:
+    def init_params(self, rng: np.random.Generator, gain: float = 1.0, input_std: float = 1.0) -> dict[str, np.ndarray]:
         """Initial parameters: Gaussian weights, zero state, small readout.
 
         Parameters
@@ -153,8 +168,14 @@ class _Recurrent(TimeMajorModel):
         output by ``output_scale`` when all units are at ``|h| = 1`` incoherently;
         ``b_out``: a tenth of ``output_scale``.
         """
-        scales = {"w": 1.0 / np.sqrt(self.n_units), "w_in": 0.1, "b": 0.1, "h0": 0.1,
-                  "w_out": self.output_scale / np.sqrt(self.n_units), "b_out": 0.1 * self.output_scale}
+        scales = {
+            "w": 1.0 / np.sqrt(self.n_units),
+            "w_in": 0.1,
+            "b": 0.1,
+            "h0": 0.1,
+            "w_out": self.output_scale / np.sqrt(self.n_units),
+            "b_out": 0.1 * self.output_scale,
+        }
         scales.update({k: 0.1 for k in self.extra_groups})
         return {k: float(scales[k]) for k in self.groups}
 
@@ -172,8 +193,13 @@ class _Recurrent(TimeMajorModel):
 
     def _shape(self, group: str) -> tuple[int, ...]:
         n, k = self.n_units, self.blocks
-        return {"w": (k * n, n), "w_in": (k * n, self.n_inputs), "b": (k * n,), "w_out": (self.n_outputs, n),
-                "b_out": (self.n_outputs,)}.get(group, (n,))
+        return {
+            "w": (k * n, n),
+            "w_in": (k * n, self.n_inputs),
+            "b": (k * n,),
+            "w_out": (self.n_outputs, n),
+            "b_out": (self.n_outputs,),
+        }.get(group, (n,))
 
     def enforce_constraints(self) -> None:
         """Nothing to enforce: the baselines are unconstrained."""
@@ -196,8 +222,9 @@ class _Recurrent(TimeMajorModel):
         x += self.params["b"]
         return x
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Simulate a batch of trials.
 
         Parameters
@@ -230,9 +257,13 @@ class _Recurrent(TimeMajorModel):
         raise NotImplementedError
 
     # -- loss and gradients ------------------------------------------------------------
-    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = DEFAULT_PENALTIES,
-                      noise: np.ndarray | None = None, w_ref: float | None = None
-                      ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+    def loss_and_grad(
+        self,
+        batch: TrialBatch,
+        penalties: Penalties = DEFAULT_PENALTIES,
+        noise: np.ndarray | None = None,
+        w_ref: float | None = None,
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
 
         Parameters
@@ -279,8 +310,7 @@ class _Recurrent(TimeMajorModel):
         act_loss = act_l2 * float(np.mean(h.astype(np.float64) ** 2))
         weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
         habs = np.abs(h)
-        stats = {"task_loss": task, "r2": error.r2,
-                 "mean_rate": float(habs.mean()), "max_rate": float(habs.max())}
+        stats = {"task_loss": task, "r2": error.r2, "mean_rate": float(habs.mean()), "max_rate": float(habs.max())}
         return task + act_loss + weight_loss, grads, stats
 
 
@@ -294,8 +324,17 @@ class LeakyRNN(_Recurrent):
     arch = "rnn"
     blocks = 1
 
-    def __init__(self, n_hidden: int, dt: float, n_inputs: int = 3, n_outputs: int = 2, noise_std: float = 0.0,
-                 dtype: type = np.float64, output_scale: float = 0.1, tau: float = 0.05):
+    def __init__(
+        self,
+        n_hidden: int,
+        dt: float,
+        n_inputs: int = 3,
+        n_outputs: int = 2,
+        noise_std: float = 0.0,
+        dtype: type = np.float64,
+        output_scale: float = 0.1,
+        tau: float = 0.05,
+    ):
         super().__init__(n_hidden, dt, n_inputs, n_outputs, noise_std, dtype, output_scale)
         self.tau = v.number(tau, "ann.rnn.tau", low=0, low_open=True)
         if self.dt > self.tau:
@@ -342,8 +381,12 @@ class LeakyRNN(_Recurrent):
             g[t] += g[t + 1] * (1.0 - a)
             g[t] += dz[t] @ p["w"]
         d = dz[:-1].reshape(-1, n)
-        return {"w": d.T @ h[:-1].reshape(-1, n), "w_in": d.T @ u[:-1].reshape(-1, self.n_inputs),
-                "b": d.sum(0), "h0": g[0].sum(0)}
+        return {
+            "w": d.T @ h[:-1].reshape(-1, n),
+            "w_in": d.T @ u[:-1].reshape(-1, self.n_inputs),
+            "b": d.sum(0),
+            "h0": g[0].sum(0),
+        }
 
 
 class GRU(_Recurrent):
@@ -384,11 +427,11 @@ class GRU(_Recurrent):
         h[0] = p["h0"]
         for t in range(n_steps - 1):
             np.matmul(h[t], wt, out=hh[t])
-            hh[t, :, 2 * n:] += p["b_hn"]
+            hh[t, :, 2 * n :] += p["b_hn"]
             _sigmoid(np.add(x[t, :, :n], hh[t, :, :n], out=r[t]), r[t])
-            _sigmoid(np.add(x[t, :, n:2 * n], hh[t, :, n:2 * n], out=z[t]), z[t])
-            np.multiply(r[t], hh[t, :, 2 * n:], out=m[t])
-            m[t] += x[t, :, 2 * n:]
+            _sigmoid(np.add(x[t, :, n : 2 * n], hh[t, :, n : 2 * n], out=z[t]), z[t])
+            np.multiply(r[t], hh[t, :, 2 * n :], out=m[t])
+            m[t] += x[t, :, 2 * n :]
             np.tanh(m[t], out=m[t])
             np.subtract(h[t], m[t], out=h[t + 1])  # h' = m + z (h - m)
             h[t + 1] *= z[t]
@@ -408,9 +451,9 @@ class GRU(_Recurrent):
             gh = g[t + 1]
             np.multiply(gh, 1.0 - z[t], out=dm[t])
             dm[t] *= 1.0 - m[t] * m[t]
-            dr, dz, dn = dh[t, :, :n], dh[t, :, n:2 * n], dh[t, :, 2 * n:]
+            dr, dz, dn = dh[t, :, :n], dh[t, :, n : 2 * n], dh[t, :, 2 * n :]
             np.multiply(dm[t], r[t], out=dn)
-            np.multiply(dm[t], hh[t, :, 2 * n:], out=dr)
+            np.multiply(dm[t], hh[t, :, 2 * n :], out=dr)
             dr *= r[t] * (1.0 - r[t])
             np.subtract(h[t], m[t], out=dz)
             dz *= gh
@@ -420,10 +463,13 @@ class GRU(_Recurrent):
         d = dh[:-1].reshape(-1, 3 * n)
         d_m = dm[:-1].reshape(-1, n)
         h_prev, u_prev = h[:-1].reshape(-1, n), u[:-1].reshape(-1, self.n_inputs)
-        return {"w": d.T @ h_prev,
-                "w_in": np.concatenate([d[:, :2 * n].T @ u_prev, d_m.T @ u_prev]),
-                "b": np.concatenate([d[:, :2 * n].sum(0), d_m.sum(0)]),
-                "b_hn": d[:, 2 * n:].sum(0), "h0": g[0].sum(0)}
+        return {
+            "w": d.T @ h_prev,
+            "w_in": np.concatenate([d[:, : 2 * n].T @ u_prev, d_m.T @ u_prev]),
+            "b": np.concatenate([d[:, : 2 * n].sum(0), d_m.sum(0)]),
+            "b_hn": d[:, 2 * n :].sum(0),
+            "h0": g[0].sum(0),
+        }
 
 
 class LSTM(_Recurrent):
@@ -440,11 +486,10 @@ class LSTM(_Recurrent):
     def _init_extra(self) -> dict[str, np.ndarray]:
         return {"c0": np.zeros(self.n_units)}
 
-    def init_params(self, rng: np.random.Generator, gain: float = 1.0, input_std: float = 1.0
-                    ) -> dict[str, np.ndarray]:
+    def init_params(self, rng: np.random.Generator, gain: float = 1.0, input_std: float = 1.0) -> dict[str, np.ndarray]:
         """Initial parameters as for every ANN, with the forget-gate bias at 1 (Gers et al. 2000)."""
         params = super().init_params(rng, gain, input_std)
-        params["b"][self.n_units:2 * self.n_units] = 1.0
+        params["b"][self.n_units : 2 * self.n_units] = 1.0
         return params
 
     init_params.__doc__ = _Recurrent.init_params.__doc__
@@ -463,13 +508,13 @@ class LSTM(_Recurrent):
             a = act[t]
             np.matmul(h[t], wt, out=a)
             a += x[t]
-            _sigmoid(a[:, :2 * n], a[:, :2 * n])
-            np.tanh(a[:, 2 * n:3 * n], out=a[:, 2 * n:3 * n])
-            _sigmoid(a[:, 3 * n:], a[:, 3 * n:])
-            np.multiply(a[:, n:2 * n], c[t], out=c[t + 1])
-            c[t + 1] += a[:, :n] * a[:, 2 * n:3 * n]
+            _sigmoid(a[:, : 2 * n], a[:, : 2 * n])
+            np.tanh(a[:, 2 * n : 3 * n], out=a[:, 2 * n : 3 * n])
+            _sigmoid(a[:, 3 * n :], a[:, 3 * n :])
+            np.multiply(a[:, n : 2 * n], c[t], out=c[t + 1])
+            c[t + 1] += a[:, :n] * a[:, 2 * n : 3 * n]
             np.tanh(c[t + 1], out=tc[t + 1])
-            np.multiply(a[:, 3 * n:], tc[t + 1], out=h[t + 1])
+            np.multiply(a[:, 3 * n :], tc[t + 1], out=h[t + 1])
             if noise is not None:
                 h[t + 1] += noise[t]
         return h
@@ -483,21 +528,26 @@ class LSTM(_Recurrent):
         gc = np.zeros((n_trials, n), self.dtype)  # dL/dc[t+1] through the cell path
         for t in range(n_steps - 2, -1, -1):
             gh, a = g[t + 1], act[t]
-            i, f, gg, o = a[:, :n], a[:, n:2 * n], a[:, 2 * n:3 * n], a[:, 3 * n:]
+            i, f, gg, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
             gc += gh * o * (1.0 - tc[t + 1] * tc[t + 1])
-            np.multiply(gh, tc[t + 1], out=da[t, :, 3 * n:])
-            da[t, :, 3 * n:] *= o * (1.0 - o)
+            np.multiply(gh, tc[t + 1], out=da[t, :, 3 * n :])
+            da[t, :, 3 * n :] *= o * (1.0 - o)
             np.multiply(gc, gg, out=da[t, :, :n])
             da[t, :, :n] *= i * (1.0 - i)
-            np.multiply(gc, c[t], out=da[t, :, n:2 * n])
-            da[t, :, n:2 * n] *= f * (1.0 - f)
-            np.multiply(gc, i, out=da[t, :, 2 * n:3 * n])
-            da[t, :, 2 * n:3 * n] *= 1.0 - gg * gg
+            np.multiply(gc, c[t], out=da[t, :, n : 2 * n])
+            da[t, :, n : 2 * n] *= f * (1.0 - f)
+            np.multiply(gc, i, out=da[t, :, 2 * n : 3 * n])
+            da[t, :, 2 * n : 3 * n] *= 1.0 - gg * gg
             gc *= f
             g[t] += da[t] @ p["w"]
         d = da[:-1].reshape(-1, 4 * n)
-        return {"w": d.T @ h[:-1].reshape(-1, n), "w_in": d.T @ u[:-1].reshape(-1, self.n_inputs),
-                "b": d.sum(0), "h0": g[0].sum(0), "c0": gc.sum(0)}
+        return {
+            "w": d.T @ h[:-1].reshape(-1, n),
+            "w_in": d.T @ u[:-1].reshape(-1, self.n_inputs),
+            "b": d.sum(0),
+            "h0": g[0].sum(0),
+            "c0": gc.sum(0),
+        }
 
 
 _CLASSES = {"rnn": LeakyRNN, "gru": GRU, "lstm": LSTM}

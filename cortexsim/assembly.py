@@ -86,15 +86,25 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """The rate network of ``config`` on ``connectome`` (parameters not yet set)."""
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    return RateNetwork(connectome, phi, config.task.dt, noise_std=rc.noise_std, dtype=np.dtype(rc.dtype),
-                       output_scale=config.task.reach_distance)
+    return RateNetwork(
+        connectome,
+        phi,
+        config.task.dt,
+        noise_std=rc.noise_std,
+        dtype=np.dtype(rc.dtype),
+        output_scale=config.task.reach_distance,
+    )
 
 
 def initial_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """The rate network of ``config`` with its initial parameters (stream "init"): every unit at rest."""
     net = make_rate_network(config, connectome)
-    net.init_params(seeded_rng(config, "init"), config.rate.rest_rate, config.rate.input_std,
-                    output_scale=0.1 * config.task.reach_distance)
+    net.init_params(
+        seeded_rng(config, "init"),
+        config.rate.rest_rate,
+        config.rate.input_std,
+        output_scale=0.1 * config.task.reach_distance,
+    )
     return net
 
 
@@ -126,12 +136,25 @@ def ann_train_config(config: Config, arch: str) -> TrainConfig:
 def make_ann_model(config: Config, arch: str):
     """ANN baseline ``arch`` of ``config`` with its initial parameters (stream ``ann-init-<arch>``)."""
     ac = config.ann
-    model = make_ann(arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype),
-                     output_scale=config.task.reach_distance)
+    model = make_ann(
+        arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype), output_scale=config.task.reach_distance
+    )
     model.init_params(seeded_rng(config, f"ann-init-{arch}"))
     return model
 
 
-__all__ = ["ann_train_config", "build_circuit", "circuit_spec", "experiment_from_text", "initial_rate_network",
-           "load_experiment", "make_ann_model", "make_rate_network", "make_task", "read_text_file", "seeded_rng",
-           "trained_rate_network", "validation_set"]
+__all__ = [
+    "ann_train_config",
+    "build_circuit",
+    "circuit_spec",
+    "experiment_from_text",
+    "initial_rate_network",
+    "load_experiment",
+    "make_ann_model",
+    "make_rate_network",
+    "make_task",
+    "read_text_file",
+    "seeded_rng",
+    "trained_rate_network",
+    "validation_set",
+]

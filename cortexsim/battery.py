@@ -94,9 +94,12 @@ def reduce_to_pcs(x: np.ndarray, n_pcs: int) -> np.ndarray:
 
 def _metrics(k: int) -> dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]]:
     """Similarity measures by column name: (function, higher_is_more_similar)."""
-    return {"cca": (lambda x, y: analysis.cca_similarity(x, y, k=k), True),
-            "shape_distance": (analysis.shape_distance, False),
-            "cka": (analysis.linear_cka, True), "rsa": (analysis.rsa, True)}
+    return {
+        "cca": (lambda x, y: analysis.cca_similarity(x, y, k=k), True),
+        "shape_distance": (analysis.shape_distance, False),
+        "cka": (analysis.linear_cka, True),
+        "rsa": (analysis.rsa, True),
+    }
 
 
 def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null: int) -> dict[str, float]:
@@ -124,13 +127,17 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
         try:
             row[key] = float(fn(a, b))
             if n_null and a.shape[0] > 2:
-                res = analysis.shuffle_null(fn, a, b, kind="condition", n=n_null, rng=rng,
-                                            higher_is_more_similar=higher)
+                res = analysis.shuffle_null(
+                    fn, a, b, kind="condition", n=n_null, rng=rng, higher_is_more_similar=higher
+                )
                 nulls[f"{key}_null"] = float(res.mean)
                 if key == "cca":
                     nulls["cca_p"] = float(res.p_value)
-                    nulls["cca_null_time"] = float(analysis.shuffle_null(
-                        fn, a, b, kind="time", n=n_null, rng=rng, higher_is_more_similar=True).mean)
+                    nulls["cca_null_time"] = float(
+                        analysis.shuffle_null(
+                            fn, a, b, kind="time", n=n_null, rng=rng, higher_is_more_similar=True
+                        ).mean
+                    )
         except ValueError:
             row[key] = float("nan")
             if n_null and a.shape[0] > 2:
@@ -138,8 +145,9 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
     return {**row, **nulls}
 
 
-def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6
-             ) -> tuple[Row, analysis.JPCAResult]:
+def jpca_row(
+    act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6
+) -> tuple[Row, analysis.JPCAResult]:
     """The jPCA of an activity in a window around movement onset.
 
     Parameters
@@ -165,10 +173,14 @@ def jpca_row(act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: i
     start = max(0, act.move_on + int(round(window[0] / act.dt)))
     stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
     res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units), window=(start, stop))
-    row: Row = {"activity": act.name, "r2_best": float(res.r2_best), "r2_skew": float(res.r2_skew),
-                "ratio": float(res.ratio),
-                "frequency_hz": float(res.frequencies_hz[0]) if len(res.frequencies_hz) else float("nan"),
-                "participation_ratio": float(analysis.participation_ratio(act.rates))}
+    row: Row = {
+        "activity": act.name,
+        "r2_best": float(res.r2_best),
+        "r2_skew": float(res.r2_skew),
+        "ratio": float(res.ratio),
+        "frequency_hz": float(res.frequencies_hz[0]) if len(res.frequencies_hz) else float("nan"),
+        "participation_ratio": float(analysis.participation_ratio(act.rates)),
+    }
     return row, res
 
 
@@ -176,13 +188,19 @@ def _pairs(activities: list[Activity]) -> list[tuple[Activity, Activity]]:
     """Every model vs every model (and data), then every layer/population vs every ANN (or the data)."""
     models = [a for a in activities if a.kind in ("model", "data")]
     anns = [a for a in models if a.name.split(":")[0].endswith("ann")] or [a for a in models if a.kind == "data"]
-    pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1:]]
+    pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1 :]]
     pairs += [(part, ann) for part in activities if part.kind in ("layer", "population") for ann in anns]
     return pairs
 
 
-def run_battery(activities: list[Activity], *, rng: np.random.Generator, n_pcs: int = 10, n_null: int = 20,
-                positions: np.ndarray | None = None) -> BatteryResult:
+def run_battery(
+    activities: list[Activity],
+    *,
+    rng: np.random.Generator,
+    n_pcs: int = 10,
+    n_null: int = 20,
+    positions: np.ndarray | None = None,
+) -> BatteryResult:
     """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA of each.
 
     Constant activities (e.g. a silenced population) are left out with a note; pairs whose
@@ -209,15 +227,20 @@ def run_battery(activities: list[Activity], *, rng: np.random.Generator, n_pcs: 
     BatteryResult
     """
     fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
-    notes = [f"{a.name}: constant activity (silenced?); left out of the battery"
-             for a in activities if not np.ptp(a.rates) > 0]
+    notes = [
+        f"{a.name}: constant activity (silenced?); left out of the battery"
+        for a in activities
+        if not np.ptp(a.rates) > 0
+    ]
     activities = [a for a in activities if np.ptp(a.rates) > 0]  # e.g. a silenced population: nothing to compare
     reduced = {a.name: reduce_to_pcs(a.rates, n_pcs) for a in activities}
     similarity: list[Row] = []
     for x, y in _pairs(activities):
         if x.rates.shape[:2] != y.rates.shape[:2]:
-            notes.append(f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
-                         f"differ (conditions, time); not compared")
+            notes.append(
+                f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
+                f"differ (conditions, time); not compared"
+            )
             continue
         similarity.append({"a": x.name, "b": y.name, **compare_pair(reduced[x.name], reduced[y.name], rng, n_null)})
     jpca: list[Row] = []
@@ -231,14 +254,24 @@ def run_battery(activities: list[Activity], *, rng: np.random.Generator, n_pcs: 
             notes.append(f"{act.name}: no jPCA ({exc})")
             continue
         if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
-            dec = analysis.decode_kinematics(act.rates, positions, dt=act.dt, n_folds=min(5, act.rates.shape[0]),
-                                             rng=np.random.default_rng(fold_seed))
+            dec = analysis.decode_kinematics(
+                act.rates,
+                positions,
+                dt=act.dt,
+                n_folds=min(5, act.rates.shape[0]),
+                rng=np.random.default_rng(fold_seed),
+            )
             row["decode_position_r2"] = float(dec.position_r2)
             row["decode_velocity_r2"] = float(dec.velocity_r2)
         jpca.append(row)
         jpca_results[act.name] = res
-    return BatteryResult(similarity=tuple(similarity), jpca=tuple(jpca), jpca_results=jpca_results,
-                         activities={a.name: a for a in activities}, notes=tuple(notes))
+    return BatteryResult(
+        similarity=tuple(similarity),
+        jpca=tuple(jpca),
+        jpca_results=jpca_results,
+        activities={a.name: a for a in activities},
+        notes=tuple(notes),
+    )
 
 
 def headline(result: BatteryResult) -> dict[str, str | float]:
@@ -328,8 +361,10 @@ def activity_from_data(data: NeuralData, reference: Activity) -> tuple[Activity,
     rates = np.zeros((data.rates.shape[0], reference.rates.shape[1], data.rates.shape[2]))
     rates[:, match.model_index] = match.data.rates
     if len(match.model_index) < reference.rates.shape[1]:
-        notes.append(f"data cover {len(match.model_index)} of {reference.rates.shape[1]} model time steps; "
-                     f"steps outside are zero-filled")
+        notes.append(
+            f"data cover {len(match.model_index)} of {reference.rates.shape[1]} model time steps; "
+            f"steps outside are zero-filled"
+        )
     return Activity("data", "data", rates, reference.dt, reference.move_on), tuple(notes)
 
 

@@ -131,8 +131,7 @@ class Connectome:
 
     def __repr__(self) -> str:
         return (
-            f"<Connectome: {self.n_units:,} units, {len(self.populations)} populations, "
-            f"{self.n_synapses:,} synapses>"
+            f"<Connectome: {self.n_units:,} units, {len(self.populations)} populations, {self.n_synapses:,} synapses>"
         )
 
     # -- matrices ------------------------------------------------------------
@@ -208,18 +207,25 @@ class Connectome:
         rows = []
         for pop in self.populations:
             s = pop.slice
-            rows.append({
-                "population": pop.name, "layer": pop.spec.layer, "class": pop.spec.cell_class,
-                "subtype": pop.spec.subtype, "units": pop.size,
-                "in_degree_E": float(indeg_e[s].mean()), "in_degree_I": float(indeg_i[s].mean()),
-                "signed_input": float(net[s].mean()),
-            })
+            rows.append(
+                {
+                    "population": pop.name,
+                    "layer": pop.spec.layer,
+                    "class": pop.spec.cell_class,
+                    "subtype": pop.spec.subtype,
+                    "units": pop.size,
+                    "in_degree_E": float(indeg_e[s].mean()),
+                    "in_degree_I": float(indeg_i[s].mean()),
+                    "signed_input": float(net[s].mean()),
+                }
+            )
         return rows
 
 
 # ---------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------
+
 
 def population_sizes(spec: CircuitSpec, n_units: int) -> np.ndarray:
     """Split ``n_units`` among the populations in proportion to their sizes.
@@ -344,9 +350,7 @@ def build_connectome(spec: CircuitSpec, n_units: int, rng: np.random.Generator) 
     sizes = population_sizes(spec, n_units)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     index = {p.name: i for i, p in enumerate(spec.populations)}
-    populations = tuple(
-        Population(p, int(starts[i]), int(starts[i + 1])) for i, p in enumerate(spec.populations)
-    )
+    populations = tuple(Population(p, int(starts[i]), int(starts[i + 1])) for i, p in enumerate(spec.populations))
     silenced = set(spec.silenced)
     pres, posts, weights = [], [], []
     for proj in spec.projections:
@@ -369,13 +373,13 @@ def build_connectome(spec: CircuitSpec, n_units: int, rng: np.random.Generator) 
     sign = np.repeat([1 if p.cell_class == "E" else -1 for p in spec.populations], sizes).astype(np.int8)
     weight = _apply_gain_rule(spec, weight, sign, pre, post, sizes, starts)
 
-
     def mask_of(names: tuple[str, ...]) -> np.ndarray:
         m = np.zeros(n_units, bool)
         for name in names:
             if name not in silenced:
-                m[starts[index[name]]:starts[index[name] + 1]] = True
+                m[starts[index[name]] : starts[index[name] + 1]] = True
         return m
+
     inputs = {group: mask_of(targets) for group, targets in spec.inputs.items()}
     return Connectome(spec, populations, pre, post, weight, sign, inputs, mask_of(spec.outputs))
 

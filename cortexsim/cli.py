@@ -45,8 +45,10 @@ def format_table(rows: Sequence[dict[str, object]]) -> str:
     cells = [[f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     numeric = [all(isinstance(r[k], (int, float)) for r in rows) for k in keys]
+
     def fmt(values: Sequence[str]) -> str:
         return "  ".join(x.rjust(w) if num else x.ljust(w) for x, w, num in zip(values, widths, numeric))
+
     return "\n".join([fmt(keys), fmt(["-" * w for w in widths])] + [fmt(c) for c in cells])
 
 
@@ -69,7 +71,7 @@ def _out_file(path: str, suffixes: tuple[str, ...], flag: str) -> Path:
 
 
 def cmd_circuit(args: argparse.Namespace) -> int:
-    """`cortexsim circuit`: build a circuit, write it and print its populations. Returns the exit status."""
+    """`cortexsim circuit`: build a circuit, write it and print its populations (exit status)."""
     from . import pipeline, plots  # heavy imports only when needed
 
     out = _out_file(args.out, (".h5", ".hdf5"), "--out")
@@ -93,14 +95,14 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """`cortexsim inspect`: print what a run file holds (a tree, or JSON). Returns the exit status."""
+    """`cortexsim inspect`: print what a run file holds, as a tree or as JSON (exit status)."""
     info = store.describe(args.file)
     print(json.dumps(info, indent=1) if args.json else store.format_tree(info))
     return 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    """`cortexsim spec`: print or write the circuit spec with the config's overrides. Returns the exit status."""
+    """`cortexsim spec`: print or write the circuit spec with the config's overrides (exit status)."""
     out = _out_file(args.out, (".toml",), "--out") if args.out else None
     text = circuit_spec(_config_with(args)).to_toml()
     if out:
@@ -115,7 +117,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`cortexsim run`: the whole pipeline, after every preflight check. Returns the exit status."""
+    """`cortexsim run`: the whole pipeline, after every preflight check (exit status)."""
     from . import pipeline
 
     if args.config:
@@ -147,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """`cortexsim sweep`: every point of a sweep file on Dask, then the summary tables and figures. Returns the exit status."""
+    """`cortexsim sweep`: every point of a sweep file on Dask, then the summary tables and figures (exit status)."""
     from . import sweep
 
     read_text_file(args.sweep, "sweep file")  # a clear error for a binary or non-UTF-8 file
@@ -161,25 +163,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _check_scheduler(args.scheduler)
     points = spec.points(out)
     if args.dry_run:
-        print(format_table([{"point": p.name, **{k: sweep.value_text(sweep.config_value(p.config, k))
-                                                  for k in spec.params},
-                             "trains": "yes" if p.upstream is None else f"no: reuses {p.upstream.name}"}
-                            for p in points]))
+        print(
+            format_table(
+                [
+                    {
+                        "point": p.name,
+                        **{k: sweep.value_text(sweep.config_value(p.config, k)) for k in spec.params},
+                        "trains": "yes" if p.upstream is None else f"no: reuses {p.upstream.name}",
+                    }
+                    for p in points
+                ]
+            )
+        )
         print(f"{len(points)} points; nothing was run (--dry-run)")
         return 0
     preflight.check_sweep(points, out)  # every point, before any point runs or any folder is made
     for point in points:
         holder = store.lock_holder(point.folder)
         if holder is not None:
-            raise CortexsimError(f"{point.folder}: in use by `{holder.get('command', '?')}` (pid {holder.get('pid')} "
-                                 f"on {holder.get('host', '?')}); wait for it to finish")
+            raise CortexsimError(
+                f"{point.folder}: in use by `{holder.get('command', '?')}` (pid {holder.get('pid')} "
+                f"on {holder.get('host', '?')}); wait for it to finish"
+            )
     with store.hold_folder(out, _command_line("sweep", args)):
         rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
     return 1 if any(r["status"] != "done" for r in rows) else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """`cortexsim compare`: the comparison battery on a run file (and more runs, recorded data). Returns the exit status."""
+    """`cortexsim compare`: the battery on a run file, more runs and recorded data (exit status)."""
     from . import pipeline
     from .config import CompareConfig
 
@@ -188,8 +200,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     others = tuple(Path(o) for o in args.others)
     for other in others:
         _run_config(other, needs=("task", "rate"), parse=False)
-    cc = _section("compare", CompareConfig, n_pcs=args.n_pcs, n_null=args.n_null,
-                  data=str(Path(args.data).resolve()) if args.data else "")
+    cc = _section(
+        "compare",
+        CompareConfig,
+        n_pcs=args.n_pcs,
+        n_null=args.n_null,
+        data=str(Path(args.data).resolve()) if args.data else "",
+    )
     data_bytes = preflight.check_data_file(cc.data, config, key="--data") if cc.data else 0.0
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     preflight.check_memory(config, ("compare",), data_bytes, what="the comparison")
@@ -203,13 +220,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_spiking(args: argparse.Namespace) -> int:
-    """`cortexsim spiking`: the LIF twin of a trained run, with the run's or the given settings. Returns the exit status."""
+    """`cortexsim spiking`: the LIF twin of a trained run, with the run's or the given settings (exit status)."""
     from . import pipeline
 
     run_file = Path(args.run)
     config = _run_config(run_file, needs=("circuit", "task", "rate"))
-    changes = {key: value for key, value in (("k", args.k), ("trials_per_condition", args.trials),
-                                             ("target", args.target)) if value is not None}
+    changes = {
+        key: value
+        for key, value in (("k", args.k), ("trials_per_condition", args.trials), ("target", args.target))
+        if value is not None
+    }
     flags = {"k": "--k", "trials_per_condition": "--trials", "target": "--target"}
     try:
         config = config.with_section("spiking", **changes, enabled=True)
@@ -222,8 +242,12 @@ def cmd_spiking(args: argparse.Namespace) -> int:
     preflight.check_spiking(config)
     preflight.check_memory(config, ("spiking",), what="the spiking twin")
     s = preflight.sizes(config)  # /spiking (rates of every trial, spikes) grows the run file by about this
-    _check_update(run_file, figures, 24 * (s.targets + 1) * s.trials * s.n_steps * s.n_units
-                  + 16 * preflight.SPIKE_RATE_HZ * s.k * s.n_units * s.sim_seconds)
+    _check_update(
+        run_file,
+        figures,
+        24 * (s.targets + 1) * s.trials * s.n_steps * s.n_units
+        + 16 * preflight.SPIKE_RATE_HZ * s.k * s.n_units * s.sim_seconds,
+    )
     with store.hold_folder(run_file.parent, _command_line("spiking", args)):
         pipeline.run_spiking(config, run_file, figures)
         with store.open_for_update(run_file) as f:  # its settings may not be the run's: `cortexsim run` redoes them
@@ -270,8 +294,11 @@ def _check_update(run_file: Path, figures: Path, added: float) -> None:
     preflight.check_writable(run_file.parent, "run file folder")
     preflight.check_writable(figures, "--figures")
     size = run_file.stat().st_size
-    preflight.check_free_space(run_file.parent, 2 * size + added + preflight.FIGURE_BYTES + preflight.DISK_MARGIN,
-                               f"the updated {run_file.name} (written as a copy) and its figures")
+    preflight.check_free_space(
+        run_file.parent,
+        2 * size + added + preflight.FIGURE_BYTES + preflight.DISK_MARGIN,
+        f"the updated {run_file.name} (written as a copy) and its figures",
+    )
 
 
 def _check_scheduler(address: str) -> None:
@@ -289,8 +316,10 @@ def _check_scheduler(address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:
-        raise CortexsimError(f"--scheduler {address}: cannot connect to a Dask scheduler there "
-                             f"({exc.strerror or exc}); start the scheduler or check the address") from None
+        raise CortexsimError(
+            f"--scheduler {address}: cannot connect to a Dask scheduler there "
+            f"({exc.strerror or exc}); start the scheduler or check the address"
+        ) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -319,25 +348,39 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", parents=common, help="run the experiment pipeline")
     r.add_argument("config", nargs="?", help="experiment TOML (default experiments/center_out.toml)")
-    r.add_argument("--out", help="output folder (default results/<experiment>/<UTC time>-<config hash>/, "
-                                 "continuing the newest folder of the same config)")
-    r.add_argument("--force", action="store_true",
-                   help="recompute every stage (with --out: even over a run of another config; "
-                        "without: into a new folder)")
-    r.add_argument("--strict", action="store_true",
-                   help="exit with status 1 when a trained model misses the [quality] bars of its task")
+    r.add_argument(
+        "--out",
+        help="output folder (default results/<experiment>/<UTC time>-<config hash>/, "
+        "continuing the newest folder of the same config)",
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every stage (with --out: even over a run of another config; without: into a new folder)",
+    )
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when a trained model misses the [quality] bars of its task",
+    )
     r.set_defaults(func=cmd_run)
 
-    w = sub.add_parser("sweep", parents=common, help="run many variants of an experiment on Dask and tabulate them",
-                       description="Run every point of a sweep file as its own run folder under --out, on a "
-                                   "Dask LocalCluster (or the scheduler at --scheduler), then gather "
-                                   "summary.csv, summary.h5 and figures. Finished points are skipped; exit "
-                                   "status 1 if any point failed. Needs the optional Dask extra: "
-                                   "pip install 'cortexsim[sweep]'.")
+    w = sub.add_parser(
+        "sweep",
+        parents=common,
+        help="run many variants of an experiment on Dask and tabulate them",
+        description="Run every point of a sweep file as its own run folder under --out, on a "
+        "Dask LocalCluster (or the scheduler at --scheduler), then gather "
+        "summary.csv, summary.h5 and figures. Finished points are skipped; exit "
+        "status 1 if any point failed. Needs the optional Dask extra: "
+        "pip install 'cortexsim[sweep]'.",
+    )
     w.add_argument("sweep", help="sweep TOML (see experiments/sweeps/)")
     w.add_argument("--out", required=True, help="output folder (one run folder per point)")
-    w.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
-                                       "(default: a LocalCluster on this machine)")
+    w.add_argument(
+        "--scheduler",
+        help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster on this machine)",
+    )
     w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the file's, or one per core)")
     w.add_argument("--dry-run", action="store_true", help="list the points and what they share, run nothing")
     w.set_defaults(func=cmd_sweep)
@@ -350,7 +393,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="connectivity figure to write (.png, .pdf, .svg)")
     c.set_defaults(func=cmd_circuit)
 
-    k = sub.add_parser("compare", parents=common, help="compare a run's circuit, layers and populations with its ANNs (and data)")
+    k = sub.add_parser(
+        "compare", parents=common, help="compare a run's circuit, layers and populations with its ANNs (and data)"
+    )
     k.add_argument("run", help="run file (.h5) from `cortexsim run`")
     k.add_argument("others", nargs="*", help="more run files whose models join the comparison")
     k.add_argument("--data", help="recorded condition-averaged data (.npz, .mat, .nwb)")
@@ -362,8 +407,9 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("spiking", parents=common, help="simulate a trained run's circuit as LIF neurons (Brian2)")
     sp.add_argument("run", help="run file (.h5) with a trained rate network")
     sp.add_argument("--k", type=int, help="LIF neurons per rate unit (default: the run's [spiking] k)")
-    sp.add_argument("--trials", type=int,
-                    help="trials per condition (default: the run's [spiking] trials_per_condition)")
+    sp.add_argument(
+        "--trials", type=int, help="trials per condition (default: the run's [spiking] trials_per_condition)"
+    )
     sp.add_argument("--target", choices=("auto", "numpy", "cython", "cpp_standalone"), help="Brian2 code target")
     sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     sp.set_defaults(func=cmd_spiking)

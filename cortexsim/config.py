@@ -211,8 +211,10 @@ class TaskConfig:
         if self.eval_delay > self.delay_max:
             raise ConfigError(f"task.eval_delay: {self.eval_delay} exceeds task.delay_max {self.delay_max}")
         if self.reach_duration < 2 * self.dt:
-            raise ConfigError(f"task.reach_duration: {self.reach_duration} s is under two time steps "
-                              f"(dt = {self.dt} s); lengthen it or lower dt")
+            raise ConfigError(
+                f"task.reach_duration: {self.reach_duration} s is under two time steps "
+                f"(dt = {self.dt} s); lengthen it or lower dt"
+            )
 
     @property
     def duration(self) -> float:
@@ -223,7 +225,6 @@ class TaskConfig:
     def n_steps(self) -> int:
         """Steps per trial: the last one starts at ``duration``, so every reach ends inside the trial."""
         return int(np.ceil(self.duration / self.dt - 1e-9)) + 1
-
 
 
 @dataclass(frozen=True)
@@ -256,8 +257,6 @@ class LIFParams:
         v.number(self.sigma, "lif.sigma", low=0, low_open=True)
         if not self.reset < self.threshold:
             raise ConfigError(f"lif: reset {self.reset} mV must lie below threshold {self.threshold} mV")
-
-
 
 
 @dataclass(frozen=True)
@@ -317,8 +316,15 @@ class TrainConfig:
     checkpoint_every: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_iterations", "validation_trials", "eval_every", "patience",
-                     "log_every", "checkpoint_every"):
+        for name in (
+            "batch_size",
+            "max_iterations",
+            "validation_trials",
+            "eval_every",
+            "patience",
+            "log_every",
+            "checkpoint_every",
+        ):
             v.number(getattr(self, name), f"train.{name}", low=1, integer=True)
         if self.max_seconds is not None:
             v.number(self.max_seconds, "train.max_seconds", low=0, low_open=True)
@@ -364,7 +370,8 @@ class LesionConfig:
     def label(self) -> str:
         """Short description, e.g. ``"silence PT5B; cut IT2/3 -> PT5B"`` (``"intact"`` when none)."""
         parts = ([f"silence {', '.join(self.silence)}"] if self.silence else []) + (
-            [f"cut {', '.join(self.cut)}"] if self.cut else [])
+            [f"cut {', '.join(self.cut)}"] if self.cut else []
+        )
         return "; ".join(parts) or "intact"
 
 
@@ -399,9 +406,11 @@ class QualityConfig:
         """``(metric, "min" | "max", bar)`` for one model prefix (``rate``, ``spiking``, ``ann_<arch>``)."""
         if model == "spiking":
             return [("spiking_position_r2", "min", self.spiking_position_r2)]
-        return [(f"{model}_position_r2", "min", self.position_r2),
-                (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
-                (f"{model}_catch_drift_cm", "max", self.catch_drift_cm)]
+        return [
+            (f"{model}_position_r2", "min", self.position_r2),
+            (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
+            (f"{model}_catch_drift_cm", "max", self.catch_drift_cm),
+        ]
 
 
 @dataclass(frozen=True)
@@ -545,9 +554,17 @@ class SpikingConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "experiment": ExperimentConfig, "circuit": CircuitConfig, "task": TaskConfig,
-    "lif": LIFParams, "rate": RateConfig, "train": TrainConfig, "ann": AnnConfig, "spiking": SpikingConfig,
-    "compare": CompareConfig, "lesion": LesionConfig, "quality": QualityConfig,
+    "experiment": ExperimentConfig,
+    "circuit": CircuitConfig,
+    "task": TaskConfig,
+    "lif": LIFParams,
+    "rate": RateConfig,
+    "train": TrainConfig,
+    "ann": AnnConfig,
+    "spiking": SpikingConfig,
+    "compare": CompareConfig,
+    "lesion": LesionConfig,
+    "quality": QualityConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -589,8 +606,10 @@ class Config:
         """Check a parsed TOML mapping; missing tables take their defaults."""
         v.check_keys(data, SECTIONS, where or "config")
         try:
-            sections = {name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
-                        for name, kind in SECTIONS.items()}
+            sections = {
+                name: section_from_dict(kind, data.get(name, {}), v.join(where, name))
+                for name, kind in SECTIONS.items()
+            }
         except ConfigError as exc:  # a section's own check names its key without ``where``
             if not where or str(exc).startswith(where):
                 raise
@@ -667,8 +686,10 @@ def read_text_file(path: str | Path, what: str, key: str = "") -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{named}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                          f"{exc.start}); save it as UTF-8 TOML") from None
+        raise ConfigError(
+            f"{named}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8 TOML"
+        ) from None
     if "\x00" in text:
         raise ConfigError(f"{named}: the {what} is binary, not TOML text (it holds NUL bytes)")
     return text

@@ -29,7 +29,7 @@ from .rate import RateNetwork
 def _split(key: str) -> tuple[str, str]:
     parts = [p.strip() for p in key.split("->")]
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"lesion.cut: {key!r} is not a projection; write \"PRE -> POST\"")
+        raise ConfigError(f'lesion.cut: {key!r} is not a projection; write "PRE -> POST"')
     return parts[0], parts[1]
 
 

@@ -75,8 +75,10 @@ def _warn(log: Log | None, line: str) -> None:
     (log or LOG.warning)(line)
 
 
-RUN_FILE_TEXT = ("cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
-                 "Every dataset has 'units', 'dims' and 'description' attributes.")
+RUN_FILE_TEXT = (
+    "cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
+    "Every dataset has 'units', 'dims' and 'description' attributes."
+)
 
 
 def write_circuit_file(config: Config, connectome: Connectome, path: str | Path) -> Path:
@@ -212,8 +214,9 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
     return valid
 
 
-def run_experiment(config: Config, out_dir: str | Path, log: Log | None = None, force: bool = False,
-                   upstream: str | Path | None = None) -> Path:
+def run_experiment(
+    config: Config, out_dir: str | Path, log: Log | None = None, force: bool = False, upstream: str | Path | None = None
+) -> Path:
     """Run every stage of the pipeline and write ``out_dir/run.h5``, ``figures/`` and ``summary.md``.
 
     Stages already completed in ``out_dir`` for the same config are reused, and an
@@ -253,8 +256,14 @@ def run_experiment(config: Config, out_dir: str | Path, log: Log | None = None, 
         output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
         seconds = time.perf_counter() - t0
         with store.open_for_update(ctx.run_file) as f:
-            store.write_stage(f, stage.name, key=stage.key(config), seconds=seconds, groups=list(output.groups),
-                              metrics=list(output.metrics))
+            store.write_stage(
+                f,
+                stage.name,
+                key=stage.key(config),
+                seconds=seconds,
+                groups=list(output.groups),
+                metrics=list(output.metrics),
+            )
         recomputed.add(stage.name)
         timings.append((stage.name, seconds, "ran"))
     ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
@@ -277,9 +286,14 @@ class _Context:
     force: bool = False
 
 
-def train_rate(config: Config, connectome: Connectome | None = None, state: TrainState | None = None, *,
-               checkpoint: Callable[[TrainState], None] | None = None, log: Log | None = None
-               ) -> tuple[RateNetwork, TrainState]:
+def train_rate(
+    config: Config,
+    connectome: Connectome | None = None,
+    state: TrainState | None = None,
+    *,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    log: Log | None = None,
+) -> tuple[RateNetwork, TrainState]:
     """Train the rate network of ``config`` by BPTT, as ``cortexsim run`` does (nothing is written).
 
     Parameters
@@ -305,18 +319,31 @@ def train_rate(config: Config, connectome: Connectome | None = None, state: Trai
     net = initial_rate_network(config, connectome) if state is None else make_rate_network(config, connectome)
     log(f"rate: {net!r}")
     if state is None:
-        state = new_state(net.params, net.param_scales(config.rate.rest_rate), seeded_rng(config, "batches"),
-                          seeded_rng(config, "noise"))
+        state = new_state(
+            net.params,
+            net.param_scales(config.rate.rest_rate),
+            seeded_rng(config, "batches"),
+            seeded_rng(config, "noise"),
+        )
     else:
         state.checkpointed_at = state.iteration
         log(f"resuming training from iteration {state.iteration}")
     info = net.kernel_info()
-    log(f"kernel: {info['kernel_path']} recurrent product (density {info['density']:.3f}), "
-        f"{info['gradient_threads']} weight-gradient thread(s), {info['blas_threads']} BLAS thread(s)")
+    log(
+        f"kernel: {info['kernel_path']} recurrent product (density {info['density']:.3f}), "
+        f"{info['gradient_threads']} weight-gradient thread(s), {info['blas_threads']} BLAS thread(s)"
+    )
     # the thread counts follow from size, density and dtype alone (never load); results do not depend on them
     with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
-        state = train(net, make_task(config), config.train, state, validation=validation_set(config),
-                      checkpoint=checkpoint, log=log)
+        state = train(
+            net,
+            make_task(config),
+            config.train,
+            state,
+            validation=validation_set(config),
+            checkpoint=checkpoint,
+            log=log,
+        )
     return net, state
 
 
@@ -328,12 +355,17 @@ def train_ann(config: Config, arch: str, log: Log | None = None) -> tuple[Traina
     log = log or LOG.info
     model = make_ann_model(config, arch)
     log(f"ann {arch}: {model!r}")
-    state = new_state(model.params, model.param_scales(), seeded_rng(config, f"ann-batches-{arch}"),
-                      seeded_rng(config, f"ann-noise-{arch}"))
+    state = new_state(
+        model.params,
+        model.param_scales(),
+        seeded_rng(config, f"ann-batches-{arch}"),
+        seeded_rng(config, f"ann-noise-{arch}"),
+    )
     # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
     with threadpool_limits(limits=1, user_api="blas"):
-        state = train(model, make_task(config), ann_train_config(config, arch), state,
-                      validation=validation_set(config), log=log)
+        state = train(
+            model, make_task(config), ann_train_config(config, arch), state, validation=validation_set(config), log=log
+        )
     return model, state
 
 
@@ -359,8 +391,11 @@ def _stage_train(ctx: _Context, name: str) -> StageOutput:
             store.write_training(f, s, config_text)
 
     net, state = train_rate(config, connectome, state, checkpoint=checkpoint, log=log)
-    written = {"rate_train_seconds": state.elapsed, "rate_train_iterations": state.iteration,
-               "rate_budget_hit": float(state.budget_hit)}
+    written = {
+        "rate_train_seconds": state.elapsed,
+        "rate_train_iterations": state.iteration,
+        "rate_budget_hit": float(state.budget_hit),
+    }
     with store.open_for_update(run_file) as f:
         store.write_trained_weight(f, net.to_connectome().weight)
         store.write_metrics(f, written, METRICS_TEXT)
@@ -381,17 +416,29 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
         results = evaluate_rate(net, config)
     with store.open_for_update(run_file) as f:
-        store.write_task(f, results.evaluation, "Evaluation set: one trial per target at the evaluation "
-                                                "delay (task.eval_delay).")
-        attrs = {"transfer": repr(net.transfer), "dt": net.dt, "noise_std_mV": net.noise_std,
-                 "readout_units": net.out_idx, "tau_s": net.connectome.tau, "lesion": config.lesion.label(),
-                 **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")}}
+        store.write_task(
+            f, results.evaluation, "Evaluation set: one trial per target at the evaluation delay (task.eval_delay)."
+        )
+        attrs = {
+            "transfer": repr(net.transfer),
+            "dt": net.dt,
+            "noise_std_mV": net.noise_std,
+            "readout_units": net.out_idx,
+            "tau_s": net.connectome.tau,
+            "lesion": config.lesion.label(),
+            **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")},
+        }
         store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
         store.write_metrics(f, results.metrics, METRICS_TEXT)
-    plots.save(plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs, results.test,
-                                       results.test_noisy), ctx.figures / "trajectories.png")
-    plots.save(plots.plot_layer_rates(results.evaluation, results.activity, net.connectome),
-               ctx.figures / "layer_rates.png")
+    plots.save(
+        plots.plot_trajectories(
+            results.evaluation, results.outputs, results.catch_outputs, results.test, results.test_noisy
+        ),
+        ctx.figures / "trajectories.png",
+    )
+    plots.save(
+        plots.plot_layer_rates(results.evaluation, results.activity, net.connectome), ctx.figures / "layer_rates.png"
+    )
     _log_metrics(config, results.metrics, ctx.log)
     return StageOutput(("task", "rate"), tuple(results.metrics))
 
@@ -415,13 +462,19 @@ def _stage_ann(ctx: _Context, name: str) -> StageOutput:
 
 
 def _stage_compare(ctx: _Context, name: str) -> StageOutput:
-    written = compare_stage(ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log,
-                            config=ctx.config)
+    written = compare_stage(
+        ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log, config=ctx.config
+    )
     return StageOutput(("analysis",), tuple(written))
 
 
-_RUNNERS = {"train": _stage_train, "rate": _stage_rate, "spiking": _stage_spiking, "ann": _stage_ann,
-            "compare": _stage_compare}
+_RUNNERS = {
+    "train": _stage_train,
+    "rate": _stage_rate,
+    "spiking": _stage_spiking,
+    "ann": _stage_ann,
+    "compare": _stage_compare,
+}
 
 
 def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
@@ -430,16 +483,31 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
     model, state = train_ann(config, arch, log)
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(model, config, f"ann_{arch}")
-    written = {**results.metrics, f"ann_{arch}_train_seconds": state.elapsed,
-               f"ann_{arch}_train_iterations": float(state.iteration),
-               f"ann_{arch}_budget_hit": float(state.budget_hit)}
+    written = {
+        **results.metrics,
+        f"ann_{arch}_train_seconds": state.elapsed,
+        f"ann_{arch}_train_iterations": float(state.iteration),
+        f"ann_{arch}_budget_hit": float(state.budget_hit),
+    }
     with store.open_for_update(run_file) as f:
-        store.write_ann(f, arch, results.states, results.outputs, model.params,
-                        {"config": config.to_toml(), "n_hidden": config.ann.n_hidden, "iterations": state.iteration,
-                         "train_seconds": state.elapsed})
+        store.write_ann(
+            f,
+            arch,
+            results.states,
+            results.outputs,
+            model.params,
+            {
+                "config": config.to_toml(),
+                "n_hidden": config.ann.n_hidden,
+                "iterations": state.iteration,
+                "train_seconds": state.elapsed,
+            },
+        )
         store.write_metrics(f, written, METRICS_TEXT)
-    plots.save(plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
-               figures / f"trajectories_{arch}.png")
+    plots.save(
+        plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
+        figures / f"trajectories_{arch}.png",
+    )
     _log_metrics(config, written, log)
     return list(written)
 
@@ -449,24 +517,38 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     log = log or LOG.info
     sc = config.spiking
     target = best_target() if sc.target == "auto" else sc.target
-    log(f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
-        f"(Brian2 target {target})")
+    log(
+        f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
+        f"(Brian2 target {target})"
+    )
     with store.open_run(run_file) as f:
         trained = store.read_trained_rate(f)
         n_reach = store.read_task_targets(f).shape[0]
     net = trained_rate_network(config, trained)
     task = make_task(config)
-    result = run_twin(net, config.lif, task, seed=config.experiment.seed, k=sc.k,
-                      trials_per_condition=sc.trials_per_condition, target=target, dt=sc.dt)
+    result = run_twin(
+        net,
+        config.lif,
+        task,
+        seed=config.experiment.seed,
+        k=sc.k,
+        trials_per_condition=sc.trials_per_condition,
+        target=target,
+        dt=sc.dt,
+    )
     connectome = trained.connectome
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
         store.write_metrics(f, result.metrics, METRICS_TEXT)
-    plots.save(plots.plot_raster(result.spikes, connectome, result.params.k,
-                                 duration=result.batch.n_steps * result.batch.dt), figures / "raster.png")
+    plots.save(
+        plots.plot_raster(result.spikes, connectome, result.params.k, duration=result.batch.n_steps * result.batch.dt),
+        figures / "raster.png",
+    )
     mean_out = result.outputs.mean(axis=1)
-    plots.save(plots.plot_trajectories(task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
-               figures / "trajectories_spiking.png")
+    plots.save(
+        plots.plot_trajectories(task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
+        figures / "trajectories_spiking.png",
+    )
     plots.save(plots.plot_fidelity(result.fidelity), figures / "spiking_fidelity.png")
     _log_metrics(config, result.metrics, log)
     return result
@@ -511,12 +593,24 @@ def compare_models(activities: dict[str, np.ndarray], config: Config) -> Battery
     evaluation = make_task(config).evaluation_set()
     move_on = int(round(float(evaluation.params["move_on"][0]) / evaluation.dt))
     records = [store.Activity(name, "model", np.asarray(x), evaluation.dt, move_on) for name, x in activities.items()]
-    return battery.run_battery(records, n_pcs=config.compare.n_pcs, n_null=config.compare.n_null,
-                               positions=evaluation.targets, rng=seeded_rng(config, "compare"))
+    return battery.run_battery(
+        records,
+        n_pcs=config.compare.n_pcs,
+        n_null=config.compare.n_null,
+        positions=evaluation.targets,
+        rng=seeded_rng(config, "compare"),
+    )
 
 
-def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), others: tuple = (),
-                  log: Callable[[str], None] = print, config: Config | None = None) -> list[str]:
+def compare_stage(
+    run_file: Path,
+    figures: Path,
+    cc,
+    base: Path = Path("."),
+    others: tuple = (),
+    log: Callable[[str], None] = print,
+    config: Config | None = None,
+) -> list[str]:
     """Run the comparison battery on a run file and write what it found.
 
     Writes ``/analysis``, the ``compare_*`` metrics, the quality verdict (``quality_passed``,
@@ -541,10 +635,10 @@ def compare_stage(run_file: Path, figures: Path, cc, base: Path = Path("."), oth
         data, notes = battery.activity_from_data(load_neural_data(base / cc.data), activities[0])
         activities.append(data)
     t0 = time.perf_counter()
-    result = battery.run_battery(activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions,
-                                 rng=seeded_rng(config, "compare")).with_notes(notes)
-    log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
-        f"({time.perf_counter() - t0:.1f} s)")
+    result = battery.run_battery(
+        activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions, rng=seeded_rng(config, "compare")
+    ).with_notes(notes)
+    log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({time.perf_counter() - t0:.1f} s)")
     log(report.format_report(result, verdict))
     written = {**battery.headline_metrics(result), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
@@ -621,11 +715,13 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
         f"{prefix}_reaction_time_ms": metrics.reaction_time_ms(clean, test),
     }
     if model.noise_std > 0:
-        out.update({
-            f"{prefix}_position_r2_noisy": metrics.position_r2(noisy, test.targets, test.mask),
-            f"{prefix}_endpoint_error_cm_noisy": metrics.endpoint_error_cm(noisy, test),
-            f"{prefix}_catch_drift_cm_noisy": metrics.catch_drift_cm(noisy, test),
-        })
+        out.update(
+            {
+                f"{prefix}_position_r2_noisy": metrics.position_r2(noisy, test.targets, test.mask),
+                f"{prefix}_endpoint_error_cm_noisy": metrics.endpoint_error_cm(noisy, test),
+                f"{prefix}_catch_drift_cm_noisy": metrics.catch_drift_cm(noisy, test),
+            }
+        )
     evaluation = task.evaluation_set()
     states, activity, outputs = model.simulate(evaluation)
     catch = task.evaluation_set(catch=True)
@@ -635,9 +731,11 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
 def evaluate_rate(net, config: Config) -> Evaluation:
     """:func:`evaluate` for the rate network, plus rate statistics and the nominal reaction time."""
     results = evaluate(net, config, "rate")
-    results.metrics.update({
-        "target_reaction_time_ms": metrics.reaction_time_ms(results.test.targets, results.test),
-        "rate_mean_rate_hz": float(results.test_activity.mean()),
-        "rate_max_rate_hz": float(results.test_activity.max()),
-    })
+    results.metrics.update(
+        {
+            "target_reaction_time_ms": metrics.reaction_time_ms(results.test.targets, results.test),
+            "rate_mean_rate_hz": float(results.test_activity.mean()),
+            "rate_max_rate_hz": float(results.test_activity.max()),
+        }
+    )
     return results

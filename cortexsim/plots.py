@@ -24,12 +24,25 @@ from .circuit import Connectome
 if TYPE_CHECKING:
     from .battery import BatteryResult
 
-LAYER_COLOURS = {"L1": "#8c564b", "L2/3": "#1f77b4", "L4": "#2ca02c", "L5A": "#ff7f0e",
-                 "L5B": "#d62728", "L6": "#9467bd"}
+LAYER_COLOURS = {
+    "L1": "#8c564b",
+    "L2/3": "#1f77b4",
+    "L4": "#2ca02c",
+    "L5A": "#ff7f0e",
+    "L5B": "#d62728",
+    "L6": "#9467bd",
+}
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], sharex: bool = False,
-              sharey: bool = False, squeeze: bool = True) -> tuple[Figure, Any]:
+def _subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float],
+    sharex: bool = False,
+    sharey: bool = False,
+    squeeze: bool = True,
+) -> tuple[Figure, Any]:
     """A new Figure (constrained layout) and its grid of Axes, made directly (no global figure manager)."""
     fig = Figure(figsize=figsize, constrained_layout=True)
     return fig, fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=squeeze)
@@ -114,8 +127,14 @@ def _epoch_lines(ax: Axes, batch, k: int = 0) -> None:
             ax.axvline(value, color="0.5", ls=style, lw=0.8)
 
 
-def plot_trajectories(evaluation, outputs: np.ndarray, catch_outputs: np.ndarray | None = None,
-                      test=None, test_outputs: np.ndarray | None = None, n_single: int = 40) -> Figure:
+def plot_trajectories(
+    evaluation,
+    outputs: np.ndarray,
+    catch_outputs: np.ndarray | None = None,
+    test=None,
+    test_outputs: np.ndarray | None = None,
+    n_single: int = 40,
+) -> Figure:
     """Hand paths for every target: desired (dashed) vs produced (solid), in cm.
 
     Parameters
@@ -206,8 +225,7 @@ def plot_layer_rates(evaluation, rates: np.ndarray, connectome: Connectome) -> F
     return fig
 
 
-def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None = None,
-                    metric: str = "cca") -> Figure:
+def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None = None, metric: str = "cca") -> Figure:
     """Heat map of one similarity measure.
 
     With ``columns_from=None``: a symmetric ``names`` x ``names`` matrix of the
@@ -237,8 +255,7 @@ def plot_similarity(rows: list[dict], names: list[str], columns_from: str | None
         for j in range(mat.shape[1]):
             if np.isfinite(mat[i, j]):
                 text = f"{mat[i, j]:.2f}" + (f"\n[{null[i, j]:.2f}]" if np.isfinite(null[i, j]) else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="w" if mat[i, j] < 0.6 else "k")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if mat[i, j] < 0.6 else "k")
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_title(f"{metric.upper()} similarity [condition-shuffle null]")
@@ -257,8 +274,7 @@ def plot_jpca(results: dict, plane: int = 0) -> Figure:
                 xy = proj[c, :, plane]
                 ax.plot(xy[:, 0], xy[:, 1], color=colours[c], lw=1.5)
                 ax.plot(xy[0, 0], xy[0, 1], "o", color=colours[c], ms=3)
-                ax.annotate("", xy=xy[-1], xytext=xy[-2],
-                            arrowprops={"arrowstyle": "->", "color": colours[c]})
+                ax.annotate("", xy=xy[-1], xytext=xy[-2], arrowprops={"arrowstyle": "->", "color": colours[c]})
         freq = res.frequencies_hz[plane] if len(res.frequencies_hz) > plane else float("nan")
         ax.set_title(f"{name}\nR² skew/best {res.ratio:.2f}, {freq:.1f} Hz", fontsize=9)
         ax.set_aspect("equal", adjustable="datalim")
@@ -333,10 +349,15 @@ def plot_fidelity(rows: list[dict]) -> Figure:
     """Per-population fidelity of the spiking twin: PSTH correlation, rate ratio, rate, CV ISI."""
     names = [r["population"] for r in rows]
     fig, axes = _subplots(1, 4, figsize=(14, 4), sharey=True)
-    for ax, (key, label, ref) in zip(axes, (("psth_r_mean", "PSTH r (twin vs rate unit)", 0.9),
-                                           ("rate_ratio", "rate ratio (twin / rate)", 1.0),
-                                           ("rate_hz", "twin rate (Hz)", None),
-                                           ("cv_isi", "CV of ISIs", 1.0))):
+    for ax, (key, label, ref) in zip(
+        axes,
+        (
+            ("psth_r_mean", "PSTH r (twin vs rate unit)", 0.9),
+            ("rate_ratio", "rate ratio (twin / rate)", 1.0),
+            ("rate_hz", "twin rate (Hz)", None),
+            ("cv_isi", "CV of ISIs", 1.0),
+        ),
+    ):
         values = [float(r.get(key, np.nan)) for r in rows]
         ax.barh(range(len(names)), values, color="0.4")
         if ref is not None:
@@ -355,8 +376,9 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def plot_sweep(rows: list[dict], param: str, metrics: list[str], others: list[str] = (),
-               seed_key: str = "experiment.seed") -> Figure:
+def plot_sweep(
+    rows: list[dict], param: str, metrics: list[str], others: list[str] = (), seed_key: str = "experiment.seed"
+) -> Figure:
     """Each metric against one swept parameter: mean +- SD over seeds, one line per value of ``others``.
 
     ``rows`` are sweep summary rows (parameter values as text, metrics as floats); ``others``
@@ -409,28 +431,50 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
     lesions = [p for p in populations if any(r[key] == p[0] for r in rows)]
     names = [p[0] for p in lesions]
     panels = (
-        ("Reaching: change in position R²", [("delta_rate_position_r2", "rate", "#1f77b4"),
-                                             ("delta_spiking_position_r2", "spiking", "#ff7f0e")]),
-        ("Rotational dynamics: change in jPCA ratio", [("delta_compare_jpca_ratio_rate", "rate", "#1f77b4"),
-                                                       ("delta_compare_jpca_ratio_spiking", "spiking", "#ff7f0e")]),
-        ("Similarity to recorded M1 / ANNs: change in CCA", [("delta_compare_cca_rate_data", "rate vs data", "k"),
-                                                              ("delta_compare_cca_rate_ann_mean", "rate vs ANNs",
-                                                               "#2ca02c")]),
-        ("Dynamics kept: CCA with the intact circuit", [("lesion_cca_to_intact_rate", "rate", "#1f77b4"),
-                                                        ("lesion_cca_to_intact_spiking", "spiking", "#ff7f0e")]),
+        (
+            "Reaching: change in position R²",
+            [("delta_rate_position_r2", "rate", "#1f77b4"), ("delta_spiking_position_r2", "spiking", "#ff7f0e")],
+        ),
+        (
+            "Rotational dynamics: change in jPCA ratio",
+            [
+                ("delta_compare_jpca_ratio_rate", "rate", "#1f77b4"),
+                ("delta_compare_jpca_ratio_spiking", "spiking", "#ff7f0e"),
+            ],
+        ),
+        (
+            "Similarity to recorded M1 / ANNs: change in CCA",
+            [
+                ("delta_compare_cca_rate_data", "rate vs data", "k"),
+                ("delta_compare_cca_rate_ann_mean", "rate vs ANNs", "#2ca02c"),
+            ],
+        ),
+        (
+            "Dynamics kept: CCA with the intact circuit",
+            [("lesion_cca_to_intact_rate", "rate", "#1f77b4"), ("lesion_cca_to_intact_spiking", "spiking", "#ff7f0e")],
+        ),
     )
     panels = [(t, [c for c in cols if any(np.isfinite(r.get(c[0], np.nan)) for r in rows)]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
-    fig, axes = _subplots(len(panels), 1, figsize=(max(6.0, 0.45 * len(names) + 2), 2.4 * len(panels)),
-                          sharex=True, squeeze=False)
+    fig, axes = _subplots(
+        len(panels), 1, figsize=(max(6.0, 0.45 * len(names) + 2), 2.4 * len(panels)), sharex=True, squeeze=False
+    )
     x = np.arange(len(names))
     for ax, (title, cols) in zip(axes[:, 0], panels):
         width = 0.8 / len(cols)
         for i, (col, label, colour) in enumerate(cols):
             stats = [_mean_sd([r.get(col, np.nan) for r in rows if r[key] == n]) for n in names]
             mean, sd = np.array(stats).T
-            ax.bar(x + (i - (len(cols) - 1) / 2) * width, mean, width, yerr=sd, color=colour, label=label,
-                   capsize=2, error_kw={"lw": 0.8})
+            ax.bar(
+                x + (i - (len(cols) - 1) / 2) * width,
+                mean,
+                width,
+                yerr=sd,
+                color=colour,
+                label=label,
+                capsize=2,
+                error_kw={"lw": 0.8},
+            )
         ax.axhline(0, color="k", lw=0.6)
         ax.set_title(title, fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="best")
@@ -440,8 +484,11 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
         tick.set_color(LAYER_COLOURS.get(layer, "k"))
         tick.set_fontweight("bold" if cell_class == "E" else "normal")
     n_seeds = max(1, len({r.get("experiment.seed") for r in rows}))
-    fig.suptitle(f"Silencing each population of the trained circuit\n(vs intact; mean +- SD over {n_seeds} "
-                 f"seed(s); labels coloured by layer, excitatory bold)", fontsize=9)
+    fig.suptitle(
+        f"Silencing each population of the trained circuit\n(vs intact; mean +- SD over {n_seeds} "
+        f"seed(s); labels coloured by layer, excitatory bold)",
+        fontsize=9,
+    )
     return fig
 
 
@@ -467,8 +514,12 @@ def battery_figures(result: BatteryResult, folder: str | Path) -> list[Path]:
     paths = [save(plot_similarity(list(result.similarity), models), folder / "similarity_models.png")]
     parts = [n for n, kind in kinds.items() if kind in ("layer", "population")]
     if any(r["a"] in parts for r in result.similarity):
-        paths.append(save(plot_similarity(list(result.similarity), parts, columns_from="b"),
-                          folder / "similarity_parts_vs_ann.png"))
+        paths.append(
+            save(
+                plot_similarity(list(result.similarity), parts, columns_from="b"),
+                folder / "similarity_parts_vs_ann.png",
+            )
+        )
     fitted = [n for n in models if n in result.jpca_results]
     paths.append(save(plot_jpca({n: result.jpca_results[n] for n in fitted}), folder / "jpca.png"))
     trajectories = {}

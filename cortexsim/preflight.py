@@ -126,10 +126,16 @@ STAGES = ("train", "rate", "spiking", "ann", "compare")
 """The stages of :func:`estimate_memory` (those of :func:`cortexsim.pipeline.stages`, ANNs together)."""
 
 MEASURED: tuple[tuple[str, float, float], ...] = (
-    ("tiny", 261, 310), ("N 400, batch 32, 64 validation trials", 951, 921), ("N 1500", 3034, 2941),
-    ("1000 targets", 856, 835), ("N 100, 3000 validation trials", 1018, 1060), ("N 200, batch 512", 689, 561),
-    ("LSTM, 512 hidden units", 2018, 1959), ("twin K 20, 3 trials, T 51", 254, 331),
-    ("N 600, twin K 1, 6 trials, T 51", 633, 733), ("N 600, twin K 10, 1 trial, T 51", 556, 585),
+    ("tiny", 261, 310),
+    ("N 400, batch 32, 64 validation trials", 951, 921),
+    ("N 1500", 3034, 2941),
+    ("1000 targets", 856, 835),
+    ("N 100, 3000 validation trials", 1018, 1060),
+    ("N 200, batch 512", 689, 561),
+    ("LSTM, 512 hidden units", 2018, 1959),
+    ("twin K 20, 3 trials, T 51", 254, 331),
+    ("N 600, twin K 1, 6 trials, T 51", 633, 733),
+    ("N 600, twin K 10, 1 trial, T 51", 556, 585),
 )
 """(configuration, measured peak RSS in MiB, estimate in MiB) behind the coefficients (see the module docstring)."""
 
@@ -137,6 +143,7 @@ MEASURED: tuple[tuple[str, float, float], ...] = (
 # ---------------------------------------------------------------------------
 # Sizes
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -197,9 +204,11 @@ def check_trial_length(config: Config) -> int:
     task = config.task
     steps = task.duration / task.dt
     if not math.isfinite(steps) or steps > MAX_STEPS:
-        raise ConfigError(f"task: a trial of {task.duration:.4g} s (fixation + delay_max + reaction_time + "
-                          f"reach_duration + hold) at task.dt = {task.dt:g} s is {steps:.3g} steps, more than "
-                          f"{MAX_STEPS:.0e}; shorten the task or raise task.dt")
+        raise ConfigError(
+            f"task: a trial of {task.duration:.4g} s (fixation + delay_max + reaction_time + "
+            f"reach_duration + hold) at task.dt = {task.dt:g} s is {steps:.3g} steps, more than "
+            f"{MAX_STEPS:.0e}; shorten the task or raise task.dt"
+        )
     return task.n_steps
 
 
@@ -230,12 +239,23 @@ def sizes(config: Config) -> Sizes:
     task, sc = config.task, config.spiking
     n_steps = task.n_steps
     return Sizes(
-        n_units=config.circuit.n_units, n_synapses=n_synapses, n_readout=n_readout, n_steps=n_steps,
-        batch=config.train.batch_size, validation=config.train.validation_trials, test=HELD_OUT_TRIALS,
-        targets=task.n_targets, rate_bytes=np.dtype(config.rate.dtype).itemsize, spiking=sc.enabled, k=sc.k,
-        trials=sc.trials_per_condition, sim_seconds=(task.n_targets + 1) * sc.trials_per_condition * n_steps * task.dt,
-        archs=tuple(config.ann.archs), n_hidden=config.ann.n_hidden,
-        ann_bytes=np.dtype(config.ann.dtype).itemsize, max_iterations=config.train.max_iterations,
+        n_units=config.circuit.n_units,
+        n_synapses=n_synapses,
+        n_readout=n_readout,
+        n_steps=n_steps,
+        batch=config.train.batch_size,
+        validation=config.train.validation_trials,
+        test=HELD_OUT_TRIALS,
+        targets=task.n_targets,
+        rate_bytes=np.dtype(config.rate.dtype).itemsize,
+        spiking=sc.enabled,
+        k=sc.k,
+        trials=sc.trials_per_condition,
+        sim_seconds=(task.n_targets + 1) * sc.trials_per_condition * n_steps * task.dt,
+        archs=tuple(config.ann.archs),
+        n_hidden=config.ann.n_hidden,
+        ann_bytes=np.dtype(config.ann.dtype).itemsize,
+        max_iterations=config.train.max_iterations,
         lesion_cut=bool(config.lesion.cut),
     )
 
@@ -243,6 +263,7 @@ def sizes(config: Config) -> Sizes:
 # ---------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Term:
@@ -341,20 +362,30 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
         out["train"] = base + [
             Term(f"connectome ({syn:.3g} synapses)", 40 * syn, _N),
             Term(f"recurrent matrices ({s.n_units} x {s.n_units} units)", (8 * w + 17) * n * n, _N),
-            Term(f"BPTT buffers ({s.n_steps} steps x {max(s.batch, s.validation)} trials x {s.n_units} units)",
-                 buffers, (*_N, "train.batch_size", "train.validation_trials", *_T)),
-            Term("trial batches", 56 * (s.batch + s.validation) * t,
-                 ("train.batch_size", "train.validation_trials", *_T)),
-            Term(f"training histories ({s.max_iterations} iterations)", 200.0 * s.max_iterations,
-                 ("train.max_iterations",)),
+            Term(
+                f"BPTT buffers ({s.n_steps} steps x {max(s.batch, s.validation)} trials x {s.n_units} units)",
+                buffers,
+                (*_N, "train.batch_size", "train.validation_trials", *_T),
+            ),
+            Term(
+                "trial batches", 56 * (s.batch + s.validation) * t, ("train.batch_size", "train.validation_trials", *_T)
+            ),
+            Term(
+                f"training histories ({s.max_iterations} iterations)",
+                200.0 * s.max_iterations,
+                ("train.max_iterations",),
+            ),
         ]
     if "rate" in wanted:
         e, c = s.test, s.targets
         sims = max(8 * e, 4 * e + 5 * c, e + 8 * c) * t * n * w
         out["rate"] = base + [
             Term(f"recurrent matrices ({s.n_units} x {s.n_units} units)", ((7 * w + 1) + s.lesion_cut) * n * n, _N),
-            Term(f"test and evaluation simulations ({s.n_steps} steps x {max(e, c)} trials x {s.n_units} units)",
-                 sims, (*_N, "task.n_targets", *_T)),
+            Term(
+                f"test and evaluation simulations ({s.n_steps} steps x {max(e, c)} trials x {s.n_units} units)",
+                sims,
+                (*_N, "task.n_targets", *_T),
+            ),
             Term("connectome", 32 * syn, _N),
             Term("test batch", 56 * (e + 2 * c) * t, ("task.n_targets", *_T)),
         ]
@@ -364,17 +395,24 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
         bins = s.sim_seconds / 1e-3
         keys_k = ("spiking.k", *_N)
         keys_trials = ("spiking.trials_per_condition", "task.n_targets", *_N, *_T)
-        network = [Term(f"twin synapses ({k * syn:.3g})", SYNAPSE_BYTES * k * syn, keys_k),
-                   Term(f"twin neurons ({k * n:.3g})", NEURON_BYTES * k * n, keys_k),
-                   Term(f"twin drive ({values:.3g} values)", 24 * values, keys_trials),
-                   Term(f"spikes (about {spikes:.3g})", SPIKE_BYTES * spikes, (*keys_k, *keys_trials[:2]))]
-        decoding = [Term(f"twin drive ({values:.3g} values)", 8 * values, keys_trials),
-                    Term(f"spike decoding ({bins:.3g} bins x {s.n_units} pools)", 24 * bins * n + 16 * values,
-                         keys_trials),
-                    Term("spikes", 32 * spikes, (*keys_k, *keys_trials[:2]))]
+        network = [
+            Term(f"twin synapses ({k * syn:.3g})", SYNAPSE_BYTES * k * syn, keys_k),
+            Term(f"twin neurons ({k * n:.3g})", NEURON_BYTES * k * n, keys_k),
+            Term(f"twin drive ({values:.3g} values)", 24 * values, keys_trials),
+            Term(f"spikes (about {spikes:.3g})", SPIKE_BYTES * spikes, (*keys_k, *keys_trials[:2])),
+        ]
+        decoding = [
+            Term(f"twin drive ({values:.3g} values)", 8 * values, keys_trials),
+            Term(f"spike decoding ({bins:.3g} bins x {s.n_units} pools)", 24 * bins * n + 16 * values, keys_trials),
+            Term("spikes", 32 * spikes, (*keys_k, *keys_trials[:2])),
+        ]
         peak = max((network, decoding), key=lambda terms: sum(x.bytes for x in terms))
-        out["spiking"] = base + brian + [Term("recurrent matrices", (2 * w + 9) * n * n, _N),
-                                         Term("connectome", 48 * syn, _N)] + peak
+        out["spiking"] = (
+            base
+            + brian
+            + [Term("recurrent matrices", (2 * w + 9) * n * n, _N), Term("connectome", 48 * syn, _N)]
+            + peak
+        )
     if "ann" in wanted and s.archs:
         h, wa = float(s.n_hidden), float(s.ann_bytes)
         per_arch = []
@@ -382,19 +420,37 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
             g = _ANN_GATES[arch]
             a, b = _ANN_BUFFERS[arch]
             buffers = max(a * s.batch, b * s.test, b * s.validation) * t * h * wa
-            per_arch.append([Term(f"{arch} weights ({g * s.n_hidden} x {s.n_hidden})", (8 * wa + 16) * g * h * h,
-                                  ("ann.n_hidden",)),
-                             Term(f"{arch} buffers ({s.n_steps} steps x {max(s.test, s.validation)} trials x "
-                                  f"{s.n_hidden} units)", buffers, ("ann.n_hidden", "train.validation_trials", *_T))])
+            per_arch.append(
+                [
+                    Term(
+                        f"{arch} weights ({g * s.n_hidden} x {s.n_hidden})",
+                        (8 * wa + 16) * g * h * h,
+                        ("ann.n_hidden",),
+                    ),
+                    Term(
+                        f"{arch} buffers ({s.n_steps} steps x {max(s.test, s.validation)} trials x {s.n_hidden} units)",
+                        buffers,
+                        ("ann.n_hidden", "train.validation_trials", *_T),
+                    ),
+                ]
+            )
         out["ann"] = base + brian + max(per_arch, key=lambda terms: sum(x.bytes for x in terms))
     if "compare" in wanted:
         c = float(s.targets)
         per = (3 * w + (8 if s.spiking else 0) + 64) * c * t * n
         per += c * t * float(s.n_hidden) * s.ann_bytes * len(s.archs)
-        out["compare"] = base + brian + [
-            Term(f"compared activities ({s.targets} conditions x {s.n_steps} steps x {s.n_units} units)", per,
-                 (*_N, "task.n_targets", *_T)),
-            Term("recorded data", 3 * data_bytes, ("compare.data",))]
+        out["compare"] = (
+            base
+            + brian
+            + [
+                Term(
+                    f"compared activities ({s.targets} conditions x {s.n_steps} steps x {s.n_units} units)",
+                    per,
+                    (*_N, "task.n_targets", *_T),
+                ),
+                Term("recorded data", 3 * data_bytes, ("compare.data",)),
+            ]
+        )
     return MemoryEstimate(out)
 
 
@@ -410,8 +466,9 @@ def available_memory() -> float:
     return math.inf
 
 
-def check_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0, what: str = "the run"
-                 ) -> MemoryEstimate:
+def check_memory(
+    config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0, what: str = "the run"
+) -> MemoryEstimate:
     """Refuse a config whose estimated peak memory exceeds :data:`MEMORY_FRACTION` of the available memory.
 
     Raises
@@ -447,6 +504,7 @@ def _value(config: Config, key: str) -> str:
 # Disk
 # ---------------------------------------------------------------------------
 
+
 def estimate_disk(config: Config) -> float:
     """Bytes of the run file and figures a run of ``config`` writes (arrays counted uncompressed).
 
@@ -463,7 +521,7 @@ def estimate_disk(config: Config) -> float:
         values = (c + 1) * s.trials * t * n
         total += 16 * SPIKE_RATE_HZ * s.k * n * s.sim_seconds + 8 * values + 8 * c * t * n
     for arch in s.archs:
-        total += c * t * s.n_hidden * s.ann_bytes + _ANN_GATES[arch] * s.n_hidden ** 2 * s.ann_bytes
+        total += c * t * s.n_hidden * s.ann_bytes + _ANN_GATES[arch] * s.n_hidden**2 * s.ann_bytes
     return total + 2 * MiB + FIGURE_BYTES
 
 
@@ -481,14 +539,17 @@ def check_free_space(folder: str | Path, needed: float, what: str) -> None:
     except OSError:
         return  # unknown: the write itself will tell
     if free < needed:
-        raise CortexsimError(f"{folder}: not enough free disk space for {what}: about {format_bytes(needed)} needed, "
-                             f"{format_bytes(free)} free on the disk of {existing}; free some space or choose "
-                             f"another --out")
+        raise CortexsimError(
+            f"{folder}: not enough free disk space for {what}: about {format_bytes(needed)} needed, "
+            f"{format_bytes(free)} free on the disk of {existing}; free some space or choose "
+            f"another --out"
+        )
 
 
 # ---------------------------------------------------------------------------
 # Folders
 # ---------------------------------------------------------------------------
+
 
 def nearest_existing(path: Path) -> Path:
     """``path`` or its nearest existing ancestor."""
@@ -522,8 +583,9 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
         fd, probe = tempfile.mkstemp(prefix=".cortexsim-probe-", dir=existing)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise CortexsimError(f"{flag} {path}: cannot write in {existing} ({reason}); choose a folder you can "
-                             f"write to") from None
+        raise CortexsimError(
+            f"{flag} {path}: cannot write in {existing} ({reason}); choose a folder you can write to"
+        ) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -531,6 +593,7 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
 # ---------------------------------------------------------------------------
 # What a config can run
 # ---------------------------------------------------------------------------
+
 
 def check_runnable(config: Config) -> None:
     """Refuse a config that the pipeline would reject only after computing (see the module docstring).
@@ -544,33 +607,41 @@ def check_runnable(config: Config) -> None:
     where = "circuit.spec" if config.circuit.spec == "default" else f"circuit.spec ({config.circuit.spec})"
     for group in TASK_INPUT_GROUPS:
         if group not in spec.inputs:
-            raise ConfigError(f"{where}: the task input group {group!r} is not wired to any population; add "
-                              f"inputs.{group} to the spec or circuit.overrides.inputs.{group} = [\"...\"]")
+            raise ConfigError(
+                f"{where}: the task input group {group!r} is not wired to any population; add "
+                f'inputs.{group} to the spec or circuit.overrides.inputs.{group} = ["..."]'
+            )
     from .circuit import population_sizes
 
     population_sizes(spec, config.circuit.n_units)  # at least one unit per population
     if all(name in spec.silenced for name in spec.outputs):
-        raise ConfigError("circuit.overrides.silence: every output population is silenced; the readout has nothing "
-                          "to read")
+        raise ConfigError(
+            "circuit.overrides.silence: every output population is silenced; the readout has nothing to read"
+        )
     dt = config.task.dt
     slowest = min(spec.populations, key=lambda p: p.tau)
     if dt >= slowest.tau:
-        raise ConfigError(f"task.dt: {dt} s is not smaller than the smallest time constant ({slowest.tau} s, "
-                          f"population {slowest.name}); lower task.dt or raise circuit.overrides.tau."
-                          f"{slowest.name}")
+        raise ConfigError(
+            f"task.dt: {dt} s is not smaller than the smallest time constant ({slowest.tau} s, "
+            f"population {slowest.name}); lower task.dt or raise circuit.overrides.tau."
+            f"{slowest.name}"
+        )
     rc = config.rate
     phi = transfer_function(config)
     low, high = (float(phi(np.array([x]))[0]) for x in (-100.0, 200.0))
     if not low < rc.rest_rate < high:
-        raise ConfigError(f"rate.rest_rate: {rc.rest_rate} Hz is outside what the transfer function "
-                          f"{rc.transfer} reaches ({low:.3g} to {high:.3g} Hz between -100 and 200 mV); lower "
-                          f"rate.rest_rate or change rate.transfer / rate.transfer_gain")
+        raise ConfigError(
+            f"rate.rest_rate: {rc.rest_rate} Hz is outside what the transfer function "
+            f"{rc.transfer} reaches ({low:.3g} to {high:.3g} Hz between -100 and 200 mV); lower "
+            f"rate.rest_rate or change rate.transfer / rate.transfer_gain"
+        )
     if config.ann.archs:
         from .ann import make_ann
 
         for arch in config.ann.archs:
-            make_ann(arch, config.ann.n_hidden, dt, dtype=np.dtype(config.ann.dtype),
-                     output_scale=config.task.reach_distance)
+            make_ann(
+                arch, config.ann.n_hidden, dt, dtype=np.dtype(config.ann.dtype), output_scale=config.task.reach_distance
+            )
     if config.spiking.enabled:
         check_spiking(config)
 
@@ -589,9 +660,11 @@ def transfer_function(config: Config):
     rc, lif = config.rate, config.lif
     span = lif.threshold - lif.reset + 16 * lif.sigma
     if span > MAX_LIF_SPAN_MV:
-        raise ConfigError(f"lif: threshold - reset + 16 sigma spans {span:.4g} mV (threshold {lif.threshold}, reset "
-                          f"{lif.reset}, sigma {lif.sigma} mV), more than {MAX_LIF_SPAN_MV:g} mV; the transfer "
-                          f"functions are tabulated over it on a 0.1 mV grid -- use physiological [lif] values")
+        raise ConfigError(
+            f"lif: threshold - reset + 16 sigma spans {span:.4g} mV (threshold {lif.threshold}, reset "
+            f"{lif.reset}, sigma {lif.sigma} mV), more than {MAX_LIF_SPAN_MV:g} mV; the transfer "
+            f"functions are tabulated over it on a 0.1 mV grid -- use physiological [lif] values"
+        )
     try:
         with np.errstate(all="ignore"):
             phi = make_transfer(rc.transfer, lif, rc.transfer_gain, rc.transfer_threshold)
@@ -599,13 +672,17 @@ def transfer_function(config: Config):
     except CortexsimError:
         raise
     except (ValueError, ArithmeticError, RuntimeError, MemoryError) as exc:
-        raise ConfigError(f"lif: the neuron (tau_m {lif.tau_m} s, threshold {lif.threshold} mV, reset {lif.reset} mV, "
-                          f"refractory {lif.refractory} s, sigma {lif.sigma} mV) has no f-I curve that "
-                          f"rate.transfer = {rc.transfer!r} can be fitted to ({' '.join(str(exc).split())}); use "
-                          f"physiological [lif] values") from None
+        raise ConfigError(
+            f"lif: the neuron (tau_m {lif.tau_m} s, threshold {lif.threshold} mV, reset {lif.reset} mV, "
+            f"refractory {lif.refractory} s, sigma {lif.sigma} mV) has no f-I curve that "
+            f"rate.transfer = {rc.transfer!r} can be fitted to ({' '.join(str(exc).split())}); use "
+            f"physiological [lif] values"
+        ) from None
     if not np.all(np.isfinite(probe)):
-        raise ConfigError(f"rate.transfer: {rc.transfer!r} with the [lif] neuron gives non-finite rates between -100 "
-                          f"and 200 mV; use physiological [lif] values or another transfer")
+        raise ConfigError(
+            f"rate.transfer: {rc.transfer!r} with the [lif] neuron gives non-finite rates between -100 "
+            f"and 200 mV; use physiological [lif] values or another transfer"
+        )
     return phi
 
 
@@ -622,28 +699,35 @@ def check_spiking(config: Config) -> None:
     sim_dt, task_dt = config.spiking.dt, config.task.dt
     slowest = min(spec.populations, key=lambda p: p.tau)
     if sim_dt >= slowest.tau:
-        raise ConfigError(f"spiking.dt: {sim_dt} s is not smaller than the smallest time constant ({slowest.tau} s, "
-                          f"population {slowest.name}); lower spiking.dt")
+        raise ConfigError(
+            f"spiking.dt: {sim_dt} s is not smaller than the smallest time constant ({slowest.tau} s, "
+            f"population {slowest.name}); lower spiking.dt"
+        )
     ratio = task_dt / sim_dt
     if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
         nice = [d for d in (1e-4, 5e-5, 2e-5, 1e-5) if d < slowest.tau and abs(task_dt / d - round(task_dt / d)) < 1e-6]
         example = nice[0] if nice else task_dt / max(1, math.ceil(ratio))
-        raise ConfigError(f"spiking.dt: {sim_dt} s does not divide task.dt = {task_dt} s into whole steps; choose "
-                          f"spiking.dt = task.dt / an integer (e.g. {example:g} s)")
+        raise ConfigError(
+            f"spiking.dt: {sim_dt} s does not divide task.dt = {task_dt} s into whole steps; choose "
+            f"spiking.dt = task.dt / an integer (e.g. {example:g} s)"
+        )
     lif, rc = config.lif, config.rate
     phi = transfer_function(config)
     grid = np.linspace(lif.threshold - 2.0 * lif.sigma, lif.threshold + 1.5 * lif.sigma, 22)[3:-3]
     rates = phi(grid.copy())
     if int(np.sum((rates >= 2.0) & (rates <= 50.0))) < 3:
-        raise ConfigError(f"rate.transfer: {rc.transfer} (gain {rc.transfer_gain}, threshold {rc.transfer_threshold}) "
-                          f"fires 2-50 Hz at fewer than 3 of the inputs the spiking twin calibrates its offset on "
-                          f"({grid[0]:.3g} to {grid[-1]:.3g} mV, from [lif]); use a transfer fitted to [lif] "
-                          f"(\"lif_softplus\") or set spiking.enabled = false")
+        raise ConfigError(
+            f"rate.transfer: {rc.transfer} (gain {rc.transfer_gain}, threshold {rc.transfer_threshold}) "
+            f"fires 2-50 Hz at fewer than 3 of the inputs the spiking twin calibrates its offset on "
+            f"({grid[0]:.3g} to {grid[-1]:.3g} mV, from [lif]); use a transfer fitted to [lif] "
+            f'("lif_softplus") or set spiking.enabled = false'
+        )
 
 
 # ---------------------------------------------------------------------------
 # Files the config names
 # ---------------------------------------------------------------------------
+
 
 def check_data_file(path: str | Path, config: Config | None = None, key: str = "compare.data") -> float:
     """Check that a recorded-data file exists, loads and overlaps the model's time base; returns its rates' bytes.
@@ -663,8 +747,10 @@ def check_data_file(path: str | Path, config: Config | None = None, key: str = "
     if not path.is_file():
         raise ConfigError(f"{key} = {str(path)!r}: no such file" + (" (a folder)" if path.is_dir() else ""))
     if path.stat().st_size > 2 * GiB:
-        raise ConfigError(f"{key} = {str(path)!r}: {format_bytes(path.stat().st_size)} is too large for condition-"
-                          f"averaged rates (at most 2 GiB)")
+        raise ConfigError(
+            f"{key} = {str(path)!r}: {format_bytes(path.stat().st_size)} is too large for condition-"
+            f"averaged rates (at most 2 GiB)"
+        )
     try:
         data = load_neural_data(path)
         if config is not None:
@@ -694,14 +780,16 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
     with store.open_run(run_file) as f:
         text = store.read_config_text(f)
     if not force and text != config.to_toml():
-        raise ConfigError(f"{run_file}: holds a run of a different configuration; choose another --out, or pass "
-                          f"--force to replace it")
+        raise ConfigError(
+            f"{run_file}: holds a run of a different configuration; choose another --out, or pass --force to replace it"
+        )
     return float(run_file.stat().st_size)
 
 
 # ---------------------------------------------------------------------------
 # Everything
 # ---------------------------------------------------------------------------
+
 
 def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str = "the run") -> MemoryEstimate:
     """Every check of a ``cortexsim run`` of ``config`` into ``out_dir``, before anything is computed or written.
@@ -786,9 +874,11 @@ def check_circuit(config: Config, out: str | Path) -> None:
     need = BASE_BYTES + 40 * s.n_synapses
     available = available_memory()
     if need > MEMORY_FRACTION * available:
-        raise ConfigError(f"the circuit needs about {format_bytes(need)} of memory ({s.n_synapses:.3g} synapses), "
-                          f"more than {MEMORY_FRACTION:.0%} of the {format_bytes(available)} available; lower "
-                          f"circuit.n_units = {config.circuit.n_units}")
+        raise ConfigError(
+            f"the circuit needs about {format_bytes(need)} of memory ({s.n_synapses:.3g} synapses), "
+            f"more than {MEMORY_FRACTION:.0%} of the {format_bytes(available)} available; lower "
+            f"circuit.n_units = {config.circuit.n_units}"
+        )
     out = Path(out)
     check_writable(out.parent, "--out")
     check_free_space(out.parent, 2 * 17 * s.n_synapses + DISK_MARGIN, "the circuit file")

@@ -21,8 +21,13 @@ from dataclasses import dataclass
 
 from .config import QualityConfig
 
-LABELS = {"rate": "the rate circuit", "spiking": "the spiking twin", "ann_rnn": "the RNN", "ann_gru": "the GRU",
-          "ann_lstm": "the LSTM"}
+LABELS = {
+    "rate": "the rate circuit",
+    "spiking": "the spiking twin",
+    "ann_rnn": "the RNN",
+    "ann_gru": "the GRU",
+    "ann_lstm": "the LSTM",
+}
 """Plain-word names of the model prefixes used in ``/metrics``."""
 
 
@@ -105,13 +110,17 @@ class QualityVerdict:
         if self.passed:
             return [f"quality gate passed: {', '.join(model_label(m) for m in self.models)} met the [quality] bars"]
         return [self.describe(m) for m in self.failed_models] + [
-            "results drawn from a model that failed its task do not show how a working circuit solves it"]
+            "results drawn from a model that failed its task do not show how a working circuit solves it"
+        ]
 
     def warnings(self) -> list[str]:
         """``WARNING:`` lines: one per failed model (and the caveat), one per training stopped by its budget."""
         lines = [] if self.passed else [f"WARNING: {line}" for line in self.lines()]
-        return lines + [f"WARNING: training of {model_label(m)} was stopped by its wall-clock safety net "
-                        f"(max_seconds); its numbers depend on the machine's speed and load" for m in self.budget_hits]
+        return lines + [
+            f"WARNING: training of {model_label(m)} was stopped by its wall-clock safety net "
+            f"(max_seconds); its numbers depend on the machine's speed and load"
+            for m in self.budget_hits
+        ]
 
     def to_metrics(self) -> dict[str, float]:
         """``quality_passed`` and ``<model>_quality_passed`` (1 or 0) for ``/metrics``."""
@@ -123,8 +132,9 @@ class QualityVerdict:
 def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
     """The trained models whose reach metrics ``metrics`` holds (rate, spiking, ann_<arch>, in that order)."""
     models = [m for m in ("rate", "spiking") if f"{m}_position_r2" in metrics]
-    models += sorted(k.removesuffix("_position_r2") for k in metrics
-                     if k.startswith("ann_") and k.endswith("_position_r2"))
+    models += sorted(
+        k.removesuffix("_position_r2") for k in metrics if k.startswith("ann_") and k.endswith("_position_r2")
+    )
     return tuple(models)
 
 

@@ -83,10 +83,18 @@ class RateNetwork(TimeMajorModel):
         same function up to float rounding.
     """
 
-    def __init__(self, connectome: Connectome, transfer: Transfer, dt: float,
-                 input_groups: tuple[str, ...] = ("target", "target", "go"), n_outputs: int = 2,
-                 noise_std: float = 0.0, dtype: type = np.float64, output_scale: float = 0.1,
-                 kernel: str = "auto"):
+    def __init__(
+        self,
+        connectome: Connectome,
+        transfer: Transfer,
+        dt: float,
+        input_groups: tuple[str, ...] = ("target", "target", "go"),
+        n_outputs: int = 2,
+        noise_std: float = 0.0,
+        dtype: type = np.float64,
+        output_scale: float = 0.1,
+        kernel: str = "auto",
+    ):
         tau = connectome.tau
         if dt >= tau.min():
             slowest = connectome.populations[int(np.argmin([p.spec.tau for p in connectome.populations]))]
@@ -96,8 +104,10 @@ class RateNetwork(TimeMajorModel):
             )
         for group in input_groups:
             if group not in connectome.input_masks:
-                raise ConfigError(f"input group {group!r} is not wired in the circuit spec; "
-                                  f"spec inputs: {sorted(connectome.input_masks)}")
+                raise ConfigError(
+                    f"input group {group!r} is not wired in the circuit spec; "
+                    f"spec inputs: {sorted(connectome.input_masks)}"
+                )
         if noise_std < 0:
             raise ConfigError(f"rate.noise_std: {noise_std} mV is negative; use >= 0")
         if kernel not in ("auto", *_kernels.PATHS):
@@ -130,13 +140,16 @@ class RateNetwork(TimeMajorModel):
         self._rec: _kernels.Recurrence | None = None
 
     def __repr__(self) -> str:
-        return (f"<RateNetwork: {self.n_units} units, {int(self.mask.sum()):,} synapses, "
-                f"{self.n_inputs} inputs -> {self.out_idx.size} readout units -> {self.n_outputs} outputs, "
-                f"phi={self.transfer.name}, dt={self.dt * 1e3:g} ms, {self.dtype}>")
+        return (
+            f"<RateNetwork: {self.n_units} units, {int(self.mask.sum()):,} synapses, "
+            f"{self.n_inputs} inputs -> {self.out_idx.size} readout units -> {self.n_outputs} outputs, "
+            f"phi={self.transfer.name}, dt={self.dt * 1e3:g} ms, {self.dtype}>"
+        )
 
     # -- parameters ------------------------------------------------------------
-    def init_params(self, rng: np.random.Generator, rest_rate: float = 5.0, input_std: float = 2.0,
-                    output_scale: float = 0.01) -> dict[str, np.ndarray]:
+    def init_params(
+        self, rng: np.random.Generator, rest_rate: float = 5.0, input_std: float = 2.0, output_scale: float = 0.01
+    ) -> dict[str, np.ndarray]:
         """Initial parameters: connectome weights, every unit at a fixed point firing ``rest_rate``.
 
         Parameters
@@ -181,7 +194,8 @@ class RateNetwork(TimeMajorModel):
         return {
             "w": float(np.sqrt(np.mean(w.astype(float) ** 2))) if w.size else 1.0,
             "w_in": max(float(np.sqrt(np.mean(w_in.astype(float) ** 2))) if w_in.size else 0.0, 1.0),
-            "b": 1.0, "x0": 1.0,
+            "b": 1.0,
+            "x0": 1.0,
             "w_out": self.output_scale / (np.sqrt(self.out_idx.size) * rest_rate),
             "b_out": 0.1 * self.output_scale,
         }
@@ -249,8 +263,13 @@ class RateNetwork(TimeMajorModel):
         xi *= (self.noise_std * np.sqrt(2.0 * self.alpha)).astype(self.dtype)[:, None]
         return xi.transpose(0, 2, 1)
 
-    def _forward(self, inputs: np.ndarray, noise: np.ndarray | None, store_states: bool = True,
-                 rate_stats: np.ndarray | None = None) -> np.ndarray:
+    def _forward(
+        self,
+        inputs: np.ndarray,
+        noise: np.ndarray | None,
+        store_states: bool = True,
+        rate_stats: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Run the dynamics, filling the unit-major buffer ``r`` (and ``x``) of shape (units, time, trials).
 
         Parameters
@@ -327,8 +346,9 @@ class RateNetwork(TimeMajorModel):
         y = y.reshape(self.n_outputs, n_steps, n_trials).transpose(1, 2, 0)
         return np.ascontiguousarray(y + p["b_out"])
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Simulate a batch of trials.
 
         Parameters
@@ -350,13 +370,16 @@ class RateNetwork(TimeMajorModel):
         inputs = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(*inputs.shape[1::-1], rng)
         y = self._forward(inputs, noise)
-        return (_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]),
-                y.transpose(1, 0, 2).copy())
+        return (_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]), y.transpose(1, 0, 2).copy())
 
     # -- loss and gradients ----------------------------------------------------------
-    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties = DEFAULT_PENALTIES,
-                      noise: np.ndarray | None = None, w_ref: float | None = None
-                      ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+    def loss_and_grad(
+        self,
+        batch: TrialBatch,
+        penalties: Penalties = DEFAULT_PENALTIES,
+        noise: np.ndarray | None = None,
+        w_ref: float | None = None,
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
 
         Loss = sum(mask (y - y*)^2) / (sum(mask) d^2) + rate_l2 mean(r^2)
@@ -441,12 +464,24 @@ class RateNetwork(TimeMajorModel):
         sum_r, sum_r2 = (float(s) for s in rate_stats[:, :2].sum(axis=0))
         rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
         weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
-        stats = {"task_loss": task, "r2": error.r2,
-                 "mean_rate": sum_r / size, "max_rate": float(rate_stats[:, 2].max())}
+        stats = {
+            "task_loss": task,
+            "r2": error.r2,
+            "mean_rate": sum_r / size,
+            "max_rate": float(rate_stats[:, 2].max()),
+        }
         return task + rate_loss + weight_loss, grads, stats
 
-    def _backward(self, rates: np.ndarray, states: np.ndarray | None, rate_stats: np.ndarray,
-                  g_out: np.ndarray, penalties: Penalties, gx: np.ndarray, dw: _kernels.WeightGradient) -> float:
+    def _backward(
+        self,
+        rates: np.ndarray,
+        states: np.ndarray | None,
+        rate_stats: np.ndarray,
+        g_out: np.ndarray,
+        penalties: Penalties,
+        gx: np.ndarray,
+        dw: _kernels.WeightGradient,
+    ) -> float:
         """Fill ``gx[:, t] = dL/dx[t]``, latest step first; returns ``sum(max(r - cap, 0)^2)``.
 
         dL/dx[t] = (dL/dr[t] + W_alpha^T dL/dx[t+1]) phi'(x[t]) + (1 - alpha) dL/dx[t+1],
@@ -535,11 +570,15 @@ class RateNetwork(TimeMajorModel):
             ``gradient_threads`` (int, :attr:`gradient_threads`), ``n_units``,
             ``n_synapses`` (int), ``density`` (float), ``dtype`` (str).
         """
-        return {"kernel_path": self.kernel_path,
-                "blas_threads": training_threads(self.n_units, self.density, self.dtype),
-                "gradient_threads": self.gradient_threads,
-                "n_units": self.n_units, "n_synapses": int(self.mask.sum()), "density": self.density,
-                "dtype": str(self.dtype)}
+        return {
+            "kernel_path": self.kernel_path,
+            "blas_threads": training_threads(self.n_units, self.density, self.dtype),
+            "gradient_threads": self.gradient_threads,
+            "n_units": self.n_units,
+            "n_synapses": int(self.mask.sum()),
+            "density": self.density,
+            "dtype": str(self.dtype),
+        }
 
     def _recurrence(self) -> _kernels.Recurrence:
         """The recurrent matrix on the mask, for the current kernel path (built once per path)."""

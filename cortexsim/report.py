@@ -17,16 +17,35 @@ ANSWER_SOURCES = {"most_ann_like_layer": "ann", "most_ann_like_population": "ann
 """Which models each answer of :func:`cortexsim.battery.headline` is drawn from: ``"rate"`` (the rate
 circuit) or ``"ann"`` (the rate circuit and every ANN)."""
 
-SIMILARITY_KEYS = ("a", "b", "cca", "cca_null", "cca_null_time", "cca_p", "shape_distance", "shape_distance_null",
-                   "cka", "rsa")
+SIMILARITY_KEYS = (
+    "a",
+    "b",
+    "cca",
+    "cca_null",
+    "cca_null_time",
+    "cca_p",
+    "shape_distance",
+    "shape_distance_null",
+    "cka",
+    "rsa",
+)
 """Columns of the console's similarity tables, in order (those present in the rows)."""
 
-SIMILARITY_SECTIONS = (("models", ("model", "data")), ("layers vs ANNs", ("layer",)),
-                       ("populations vs ANNs", ("population",)))
+SIMILARITY_SECTIONS = (
+    ("models", ("model", "data")),
+    ("layers vs ANNs", ("layer",)),
+    ("populations vs ANNs", ("population",)),
+)
 """Console similarity tables: title and the kinds of activity ``a`` each holds."""
 
-SUMMARY_MODELS = (("rate", "rate circuit"), ("rate_noisy", "rate circuit, with noise"), ("ann_rnn", "RNN"),
-                  ("ann_gru", "GRU"), ("ann_lstm", "LSTM"), ("spiking", "spiking twin"))
+SUMMARY_MODELS = (
+    ("rate", "rate circuit"),
+    ("rate_noisy", "rate circuit, with noise"),
+    ("ann_rnn", "RNN"),
+    ("ann_gru", "GRU"),
+    ("ann_lstm", "LSTM"),
+    ("spiking", "spiking twin"),
+)
 """Rows of ``summary.md``'s reaching table: metric prefix (``_noisy``: with process noise) and label."""
 
 
@@ -47,8 +66,9 @@ def _table(rows: tuple[Row, ...] | list[Row], keys: list[str]) -> str:
     head = "  ".join(f"{k:>14s}" if i else f"{k:<22s}" for i, k in enumerate(keys))
     lines = [head]
     for r in rows:
-        cells = [f"{r[keys[0]]:<22s}"] + [f"{r[k]:>14s}" if isinstance(r.get(k), str)
-                                          else f"{r.get(k, float('nan')):>14.3f}" for k in keys[1:]]
+        cells = [f"{r[keys[0]]:<22s}"] + [
+            f"{r[k]:>14s}" if isinstance(r.get(k), str) else f"{r.get(k, float('nan')):>14.3f}" for k in keys[1:]
+        ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
 
@@ -73,16 +93,24 @@ def format_report(result: BatteryResult, verdict: QualityVerdict | None = None) 
     for title, sel in SIMILARITY_SECTIONS:
         rows = [r for r in result.similarity if kinds.get(r["a"]) in sel]
         if rows:
-            out += [f"== similarity: {title} (cca, cka, rsa: higher = more similar; shape_distance: lower) ==",
-                    _table(rows, [k for k in SIMILARITY_KEYS if k in rows[0]]), ""]
+            out += [
+                f"== similarity: {title} (cca, cka, rsa: higher = more similar; shape_distance: lower) ==",
+                _table(rows, [k for k in SIMILARITY_KEYS if k in rows[0]]),
+                "",
+            ]
     if result.jpca:
-        out += ["== per activity: jPCA around movement onset (ratio: higher = more rotational), "
-                "dimensionality, decoding of held-out conditions ==",
-                _table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0]]), ""]
+        out += [
+            "== per activity: jPCA around movement onset (ratio: higher = more rotational), "
+            "dimensionality, decoding of held-out conditions ==",
+            _table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0]]),
+            "",
+        ]
     for key, value in headline(result).items():
         caveat = answer_caveat(key, verdict)
-        out.append((f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
-                   + (f"  [{caveat}]" if caveat else ""))
+        out.append(
+            (f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+            + (f"  [{caveat}]" if caveat else "")
+        )
     out += [f"note: {n}" for n in result.notes]
     return "\n".join(out)
 
@@ -93,25 +121,38 @@ def _banner(verdict: QualityVerdict | None) -> list[str]:
     if banner:
         return [f"> **{line}**" + ("  " if i < len(banner) - 1 else "") for i, line in enumerate(banner)] + [""]
     if verdict is not None:
-        return [f"Quality gate: passed ({', '.join(model_label(x) for x in verdict.models)} met the "
-                f"[quality] bars).", ""]
+        return [
+            f"Quality gate: passed ({', '.join(model_label(x) for x in verdict.models)} met the [quality] bars).",
+            "",
+        ]
     return []
 
 
 def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
     """``summary.md``'s table of held-out reaching per model."""
     m = run.metrics
-    lines = ["", "## Reaching (held-out trials)", "",
-             "| model | position R² | endpoint error (cm) | catch drift (cm) | task |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Reaching (held-out trials)",
+        "",
+        "| model | position R² | endpoint error (cm) | catch drift (cm) | task |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for prefix, label in SUMMARY_MODELS:
         base, suffix = (prefix[:-6], "_noisy") if prefix.endswith("_noisy") else (prefix, "")
         key = f"{base}_position_r2{suffix}"
         if key in m:
-            status = ("" if verdict is None or suffix or base not in verdict.models
-                      else "**FAILED**" if verdict.failed(base) else "passed")
-            lines.append(f"| {label} | {m[key]:.4f} | {m.get(f'{base}_endpoint_error_cm{suffix}', np.nan):.2f} | "
-                         f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} | {status} |")
+            status = (
+                ""
+                if verdict is None or suffix or base not in verdict.models
+                else "**FAILED**"
+                if verdict.failed(base)
+                else "passed"
+            )
+            lines.append(
+                f"| {label} | {m[key]:.4f} | {m.get(f'{base}_endpoint_error_cm{suffix}', np.nan):.2f} | "
+                f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} | {status} |"
+            )
     return lines
 
 
@@ -119,8 +160,13 @@ def _stages(run: RunSummary) -> list[str]:
     """``summary.md``'s table of stage wall times (empty for a run without stages)."""
     if not run.stages:
         return []
-    lines = ["", "## Stages (wall time when computed)", "", "| stage | seconds | finished (UTC) |",
-             "| --- | --- | --- |"]
+    lines = [
+        "",
+        "## Stages (wall time when computed)",
+        "",
+        "| stage | seconds | finished (UTC) |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {n} | {i['seconds']:.1f} | {i['finished_utc']} |" for n, i in run.stages.items()]
     if "compare" not in run.stages:
         lines.append("| compare | (writing this summary) | |")
@@ -146,31 +192,53 @@ def summary_markdown(run: RunSummary, result: BatteryResult, verdict: QualityVer
         Markdown, ending in a newline.
     """
     lines = ["# cortexsim run summary", "", *_banner(verdict)]
-    lines += [f"- file: `{run.filename}`",
-              f"- created {run.created_utc}, seed {run.seed}, cortexsim {run.cortexsim_version} ({run.git_commit})",
-              *([f"- **lesion: {run.lesion}** (applied to the trained circuit)"] if run.lesion != "intact" else [])]
+    lines += [
+        f"- file: `{run.filename}`",
+        f"- created {run.created_utc}, seed {run.seed}, cortexsim {run.cortexsim_version} ({run.git_commit})",
+        *([f"- **lesion: {run.lesion}** (applied to the trained circuit)"] if run.lesion != "intact" else []),
+    ]
     lines += _reaching(run, verdict)
-    lines += ["", "## Circuit vs ANNs", "", "Higher cca / cka / rsa and lower shape distance mean more similar; "
-              "`cca_null` is the condition-shuffle null.", "",
-              "| a | b | cca | cca_null | shape distance | cka | rsa |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "## Circuit vs ANNs",
+        "",
+        "Higher cca / cka / rsa and lower shape distance mean more similar; `cca_null` is the condition-shuffle null.",
+        "",
+        "| a | b | cca | cca_null | shape distance | cka | rsa |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     kinds = result.kinds()
     for r in result.similarity:
         if kinds.get(r["a"]) in ("model", "data", "layer"):
-            lines.append(f"| {r['a']} | {r['b']} | {r['cca']:.3f} | {r.get('cca_null', np.nan):.3f} | "
-                         f"{r['shape_distance']:.3f} | {r['cka']:.3f} | {r['rsa']:.3f} |")
+            lines.append(
+                f"| {r['a']} | {r['b']} | {r['cca']:.3f} | {r.get('cca_null', np.nan):.3f} | "
+                f"{r['shape_distance']:.3f} | {r['cka']:.3f} | {r['rsa']:.3f} |"
+            )
     lines += ["", "## Answers", ""]
     for key, value in headline(result).items():
         caveat = answer_caveat(key, verdict)
-        lines.append((f"- {key.replace('_', ' ')}: {value:.3f}" if isinstance(value, float)
-                      else f"- {key.replace('_', ' ')}: **{value}**") + (f" (**{caveat}**)" if caveat else ""))
-    lines += ["", "## jPCA (rotational dynamics around movement onset), dimensionality, decoding", "",
-              "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | "
-              "decoded position R² |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines.append(
+            (
+                f"- {key.replace('_', ' ')}: {value:.3f}"
+                if isinstance(value, float)
+                else f"- {key.replace('_', ' ')}: **{value}**"
+            )
+            + (f" (**{caveat}**)" if caveat else "")
+        )
+    lines += [
+        "",
+        "## jPCA (rotational dynamics around movement onset), dimensionality, decoding",
+        "",
+        "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | decoded position R² |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in result.jpca:
         if kinds.get(r["activity"]) in ("model", "data", "layer"):
-            lines.append(f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
-                         f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
-                         f"{r.get('decode_position_r2', np.nan):.3f} |")
+            lines.append(
+                f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
+                f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
+                f"{r.get('decode_position_r2', np.nan):.3f} |"
+            )
     lines += _stages(run)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

@@ -61,15 +61,22 @@ LOCK_NAME = ".cortexsim.lock"
 """The lock file :func:`hold_folder` keeps in a folder while a command writes into it."""
 
 _STR = h5py.string_dtype("utf-8")
-_POPULATION_DTYPE = np.dtype([
-    ("name", _STR), ("layer", _STR), ("cell_class", _STR), ("subtype", _STR),
-    ("start", np.int64), ("stop", np.int64),
-])
+_POPULATION_DTYPE = np.dtype(
+    [
+        ("name", _STR),
+        ("layer", _STR),
+        ("cell_class", _STR),
+        ("subtype", _STR),
+        ("start", np.int64),
+        ("stop", np.int64),
+    ]
+)
 
 
 # ---------------------------------------------------------------------------
 # Provenance
 # ---------------------------------------------------------------------------
+
 
 def _package_version(name: str) -> str:
     try:
@@ -82,10 +89,16 @@ def git_commit() -> str:
     """Commit of the cortexsim source tree (``+dirty`` when modified), or ``"unknown"``."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
@@ -103,14 +116,14 @@ def provenance(config_text: str, seed: int) -> dict[str, Any]:
         "git_commit": git_commit(),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        **{f"{pkg}_version": _package_version(pkg)
-           for pkg in ("numpy", "scipy", "h5py", "brian2", "matplotlib")},
+        **{f"{pkg}_version": _package_version(pkg) for pkg in ("numpy", "scipy", "h5py", "brian2", "matplotlib")},
     }
 
 
 # ---------------------------------------------------------------------------
 # Opening and atomic writing
 # ---------------------------------------------------------------------------
+
 
 def check_run_file(f: h5py.File, path: str | Path) -> None:
     """Raise :class:`RunFileError` unless ``f`` is a cortexsim run file this version reads."""
@@ -174,8 +187,7 @@ def open_run(path: str | Path, verify: bool = True) -> h5py.File:
 
 
 @contextmanager
-def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None
-                    ) -> Iterator[h5py.File]:
+def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
     """Write a run file atomically.
 
     With ``provenance_attrs`` a new file is started (replacing any existing run
@@ -231,6 +243,7 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
 # ---------------------------------------------------------------------------
 # Folder locks
 # ---------------------------------------------------------------------------
+
 
 def _process_start(pid: int) -> str | None:
     """Start time of process ``pid`` (clock ticks since boot, from /proc), or None where unknown."""
@@ -300,8 +313,10 @@ def lock_holder(folder: str | Path) -> dict[str, Any] | None:
 def _describe_holder(info: dict[str, Any], lock: Path) -> str:
     if info.get("garbled"):
         return f"a process whose lock file {lock} is being written"
-    return (f"`{info.get('command', '?')}` (pid {info.get('pid')} on {info.get('host', '?')}, since "
-            f"{info.get('started_utc', '?')})")
+    return (
+        f"`{info.get('command', '?')}` (pid {info.get('pid')} on {info.get('host', '?')}, since "
+        f"{info.get('started_utc', '?')})"
+    )
 
 
 @contextmanager
@@ -339,23 +354,32 @@ def hold_folder(folder: str | Path, command: str, log: Callable[[str], None] | N
     for above in [folder, *folder.absolute().parents]:
         holder = lock_holder(above) if above != folder else None
         if holder is not None:
-            raise CortexsimError(f"{folder}: in use: {above} is held by {_describe_holder(holder, above / LOCK_NAME)}; "
-                                 f"wait for it to finish")
+            raise CortexsimError(
+                f"{folder}: in use: {above} is held by {_describe_holder(holder, above / LOCK_NAME)}; "
+                f"wait for it to finish"
+            )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CortexsimError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
     lock = folder / LOCK_NAME
-    info = {"pid": os.getpid(), "start": _process_start(os.getpid()), "host": platform.node(), "command": command,
-            "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    info = {
+        "pid": os.getpid(),
+        "start": _process_start(os.getpid()),
+        "host": platform.node(),
+        "command": command,
+        "started_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
     for _ in range(5):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = lock_holder(folder)
             if holder is not None:
-                raise CortexsimError(f"{folder}: in use by {_describe_holder(holder, lock)}; wait for it to finish, "
-                                     f"or if that process is gone, remove {lock}") from None
+                raise CortexsimError(
+                    f"{folder}: in use by {_describe_holder(holder, lock)}; wait for it to finish, "
+                    f"or if that process is gone, remove {lock}"
+                ) from None
             stale = read_lock(folder) or {}
             grave = lock.with_name(f"{LOCK_NAME}.{os.getpid()}.stale")
             try:
@@ -363,8 +387,10 @@ def hold_folder(folder: str | Path, command: str, log: Callable[[str], None] | N
             except FileNotFoundError:
                 continue
             grave.unlink(missing_ok=True)
-            say(f"cortexsim: note: {folder} was locked by {_describe_holder(stale, lock)}, which is no longer "
-                f"running; taking the folder over")
+            say(
+                f"cortexsim: note: {folder} was locked by {_describe_holder(stale, lock)}, which is no longer "
+                f"running; taking the folder over"
+            )
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(info) + "\n")
@@ -413,6 +439,7 @@ _KINDS = {int: "a whole number", float: "a number", str: "text"}
 
 def _reader(what: str) -> Callable:
     """Decorate a reader ``fn(f, ...)`` so that a missing or malformed part of the file is a one-line RunFileError."""
+
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(f: h5py.File, *args: Any, **kwargs: Any) -> Any:
@@ -423,9 +450,13 @@ def _reader(what: str) -> Callable:
             except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError) as exc:
                 name = getattr(f, "filename", "run file")
                 text = " ".join(str(exc).split()) or type(exc).__name__
-                raise RunFileError(f"{name}: {what} is incomplete or malformed ({text}); rerun the stage that "
-                                   f"writes it (with --force if need be)") from None
+                raise RunFileError(
+                    f"{name}: {what} is incomplete or malformed ({text}); rerun the stage that "
+                    f"writes it (with --force if need be)"
+                ) from None
+
         return wrapper
+
     return decorate
 
 
@@ -436,8 +467,10 @@ def _attr(obj: Any, name: str, kind: type, path: str | Path | None = None) -> An
     try:
         value = obj.attrs[name]
     except KeyError:
-        raise RunFileError(f"{where}: the attribute is missing; the file is incomplete (rerun the stage that "
-                           f"writes it, with --force if need be)") from None
+        raise RunFileError(
+            f"{where}: the attribute is missing; the file is incomplete (rerun the stage that "
+            f"writes it, with --force if need be)"
+        ) from None
     except Exception as exc:  # h5py cannot decode it
         raise RunFileError(f"{where}: unreadable attribute ({type(exc).__name__}: {exc})") from None
     if isinstance(value, np.ndarray) and value.shape == ():
@@ -465,13 +498,17 @@ def _short(value: Any) -> str:
 
 _ROOT_TEXT = ("config", "created_utc", "cortexsim_version", "git_commit")
 REQUIRED: dict[str, dict[str, Any]] = {
-    "circuit": {"attrs": {"spec": str, "n_units": int},
-                "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight_init",
-                             "output_mask"),
-                "groups": ("inputs",)},
+    "circuit": {
+        "attrs": {"spec": str, "n_units": int},
+        "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight_init", "output_mask"),
+        "groups": ("inputs",),
+    },
     "task": {"attrs": {"dt": float}, "datasets": ("inputs", "targets", "mask", "params/move_on"), "groups": ()},
-    "rate": {"attrs": {}, "datasets": ("states", "rates", "outputs", "W_in", "W_out", "b", "b_out", "x0"),
-             "groups": ()},
+    "rate": {
+        "attrs": {},
+        "datasets": ("states", "rates", "outputs", "W_in", "W_out", "b", "b_out", "x0"),
+        "groups": (),
+    },
     "spiking": {"attrs": {"k": int}, "datasets": ("rates", "rates_trials", "outputs"), "groups": ()},
     "training": {"attrs": {}, "datasets": ("loss", "val_iteration"), "groups": ("checkpoint",)},
 }
@@ -518,8 +555,10 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
             _attr(g, name, kind, path)
         for name in need["datasets"]:
             if not isinstance(g.get(name), h5py.Dataset):
-                raise RunFileError(f"{path}: /{group}/{name} is missing; the file is incomplete (rerun the stage that "
-                                   f"writes /{group}, with --force if need be)")
+                raise RunFileError(
+                    f"{path}: /{group}/{name} is missing; the file is incomplete (rerun the stage that "
+                    f"writes /{group}, with --force if need be)"
+                )
         for name in need["groups"]:
             if not isinstance(g.get(name), h5py.Group):
                 raise RunFileError(f"{path}: /{group}/{name} is missing; the file is incomplete")
@@ -530,8 +569,10 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
         if len(lengths) != 1:
             raise RunFileError(f"{path}: /circuit/connectome: pre, post and the weights differ in length")
         if f["circuit/output_mask"].shape != (n_units,):
-            raise RunFileError(f"{path}: /circuit/output_mask has shape {f['circuit/output_mask'].shape}, "
-                               f"expected ({n_units},) (/circuit@n_units)")
+            raise RunFileError(
+                f"{path}: /circuit/output_mask has shape {f['circuit/output_mask'].shape}, "
+                f"expected ({n_units},) (/circuit@n_units)"
+            )
         if "rate" in f and f["rate/rates"].ndim == 3 and f["rate/rates"].shape[2] != n_units:
             raise RunFileError(f"{path}: /rate/rates has {f['rate/rates'].shape[2]} units, /circuit {n_units}")
     if "ann" in f:
@@ -554,16 +595,19 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
                 raise RunFileError(f"{path}:/stages/{name}: malformed 'groups' or 'metrics' attribute") from None
             for group in groups if isinstance(groups, list) else []:
                 if str(group) not in f:
-                    raise RunFileError(f"{path}: stage '{name}' is recorded as finished but /{group} is missing; "
-                                       f"rerun it with --force")
+                    raise RunFileError(
+                        f"{path}: stage '{name}' is recorded as finished but /{group} is missing; rerun it with --force"
+                    )
 
     def dims(name: str, obj: Any) -> None:
         if isinstance(obj, h5py.Dataset) and "dims" in obj.attrs:
             text = attr_text(obj.attrs["dims"])
             n = len(text.split(",")) if text else 0
             if n != obj.ndim:
-                raise RunFileError(f"{path}: /{name} has {obj.ndim} dimensions, but its 'dims' attribute names "
-                                   f"{n} ({text!r}); the file is damaged")
+                raise RunFileError(
+                    f"{path}: /{name} has {obj.ndim} dimensions, but its 'dims' attribute names "
+                    f"{n} ({text!r}); the file is damaged"
+                )
 
     f.visititems(dims)
 
@@ -604,11 +648,13 @@ def verify_checksums(f: h5py.File, path: str | Path) -> int:
             row = max(1, obj.nbytes // max(obj.shape[0], 1))
             step = max(1, VERIFY_BLOCK // row)
             for start in range(0, obj.shape[0], step):
-                obj[start:start + step]
+                obj[start : start + step]
         except Exception as exc:
-            raise RunFileError(f"{path}: /{name} is corrupt: its data do not match their checksum "
-                               f"({str(exc).split('(')[-1].rstrip(')') or type(exc).__name__}); the file was damaged "
-                               f"after it was written -- restore a copy or rerun with --force") from None
+            raise RunFileError(
+                f"{path}: /{name} is corrupt: its data do not match their checksum "
+                f"({str(exc).split('(')[-1].rstrip(')') or type(exc).__name__}); the file was damaged "
+                f"after it was written -- restore a copy or rerun with --force"
+            ) from None
         checked.append(name)
 
     try:
@@ -632,8 +678,10 @@ def _checksum(data: np.ndarray) -> dict[str, bool]:
 # Datasets
 # ---------------------------------------------------------------------------
 
-def write_array(group: h5py.Group, name: str, data: Any, *, units: str, dims: Sequence[str] | str,
-                description: str, **attrs: Any) -> h5py.Dataset:
+
+def write_array(
+    group: h5py.Group, name: str, data: Any, *, units: str, dims: Sequence[str] | str, description: str, **attrs: Any
+) -> h5py.Dataset:
     """Write one dataset with its ``units``, ``dims`` and ``description`` attributes.
 
     Parameters
@@ -671,37 +719,64 @@ def write_circuit(f: h5py.File, connectome: Connectome) -> None:
     if "circuit" in f:
         del f["circuit"]
     g = f.create_group("circuit")
-    g.attrs.update({
-        "spec": connectome.spec.to_toml(), "n_units": connectome.n_units,
-        "n_synapses": connectome.n_synapses,
-        "description": "The sampled circuit: populations (unit ranges) and signed synapses. "
-                       "Synapse k goes from unit pre[k] to unit post[k] with signed weight "
-                       "sign[k] * weight_init[k] as sampled and sign[k] * weight_trained[k] after "
-                       "training; the attribute 'spec' holds the anatomy as TOML.",
-    })
-    table = np.array([(p.name, p.spec.layer, p.spec.cell_class, p.spec.subtype, p.start, p.stop)
-                      for p in connectome.populations], dtype=_POPULATION_DTYPE)
+    g.attrs.update(
+        {
+            "spec": connectome.spec.to_toml(),
+            "n_units": connectome.n_units,
+            "n_synapses": connectome.n_synapses,
+            "description": "The sampled circuit: populations (unit ranges) and signed synapses. "
+            "Synapse k goes from unit pre[k] to unit post[k] with signed weight "
+            "sign[k] * weight_init[k] as sampled and sign[k] * weight_trained[k] after "
+            "training; the attribute 'spec' holds the anatomy as TOML.",
+        }
+    )
+    table = np.array(
+        [(p.name, p.spec.layer, p.spec.cell_class, p.spec.subtype, p.start, p.stop) for p in connectome.populations],
+        dtype=_POPULATION_DTYPE,
+    )
     ds = g.create_dataset("populations", data=table, **_checksum(table))
-    ds.attrs.update({"units": "1", "dims": "population",
-                     "description": "One row per population; units start:stop (stop exclusive)."})
+    ds.attrs.update(
+        {
+            "units": "1",
+            "dims": "population",
+            "description": "One row per population; units start:stop (stop exclusive).",
+        }
+    )
     c = g.create_group("connectome")
     c.attrs["description"] = "Synapses as parallel columns (one entry per synapse)."
-    write_array(c, "pre", connectome.pre, units="1", dims="synapse",
-                description="Index of the presynaptic unit.")
-    write_array(c, "post", connectome.post, units="1", dims="synapse",
-                description="Index of the postsynaptic unit.")
-    write_array(c, "weight_init", connectome.weight, units="mV/Hz", dims="synapse",
-                description="Weight magnitude (>= 0) as sampled, before training: change of the postsynaptic "
-                            "input per Hz of presynaptic rate. Signed weight = sign * weight_init.")
-    write_array(c, "sign", connectome.sign[connectome.pre], units="1", dims="synapse",
-                description="+1 excitatory, -1 inhibitory (Dale's law: the presynaptic unit's class).")
+    write_array(c, "pre", connectome.pre, units="1", dims="synapse", description="Index of the presynaptic unit.")
+    write_array(c, "post", connectome.post, units="1", dims="synapse", description="Index of the postsynaptic unit.")
+    write_array(
+        c,
+        "weight_init",
+        connectome.weight,
+        units="mV/Hz",
+        dims="synapse",
+        description="Weight magnitude (>= 0) as sampled, before training: change of the postsynaptic "
+        "input per Hz of presynaptic rate. Signed weight = sign * weight_init.",
+    )
+    write_array(
+        c,
+        "sign",
+        connectome.sign[connectome.pre],
+        units="1",
+        dims="synapse",
+        description="+1 excitatory, -1 inhibitory (Dale's law: the presynaptic unit's class).",
+    )
     ins = g.create_group("inputs")
     ins.attrs["description"] = "Per task input group: which units receive it."
     for group, mask in connectome.input_masks.items():
-        write_array(ins, group, mask, units="1", dims="unit",
-                    description=f"True for units that receive the '{group}' input.")
-    write_array(g, "output_mask", connectome.output_mask, units="1", dims="unit",
-                description="True for units read by the motor readout.")
+        write_array(
+            ins, group, mask, units="1", dims="unit", description=f"True for units that receive the '{group}' input."
+        )
+    write_array(
+        g,
+        "output_mask",
+        connectome.output_mask,
+        units="1",
+        dims="unit",
+        description="True for units read by the motor readout.",
+    )
 
 
 def write_trained_weight(f: h5py.File, weight: np.ndarray) -> None:
@@ -717,9 +792,15 @@ def write_trained_weight(f: h5py.File, weight: np.ndarray) -> None:
         raise ValueError(f"trained weights have shape {weight.shape}, the connectome {c['pre'].shape}")
     if "weight_trained" in c:
         del c["weight_trained"]
-    write_array(c, "weight_trained", weight, units="mV/Hz", dims="synapse",
-                description="Weight magnitude (>= 0) after training (the best validation parameters). Signed "
-                            "weight = sign * weight_trained; a [lesion] is applied on load, never stored here.")
+    write_array(
+        c,
+        "weight_trained",
+        weight,
+        units="mV/Hz",
+        dims="synapse",
+        description="Weight magnitude (>= 0) after training (the best validation parameters). Signed "
+        "weight = sign * weight_trained; a [lesion] is applied on load, never stored here.",
+    )
 
 
 def attr_text(value: Any) -> str:
@@ -727,7 +808,7 @@ def attr_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-@_reader('/circuit')
+@_reader("/circuit")
 def read_circuit(f: h5py.File, weights: str = "init") -> Connectome:
     """Read ``/circuit`` back into a :class:`~cortexsim.circuit.Connectome`.
 
@@ -746,23 +827,25 @@ def read_circuit(f: h5py.File, weights: str = "init") -> Connectome:
     if weights not in ("init", "trained"):
         raise ValueError(f"weights: {weights!r}; use 'init' or 'trained'")
     if weights == "trained" and "weight_trained" not in f["circuit/connectome"]:
-        raise RunFileError(f"{f.filename}: the circuit is not trained yet (no /circuit/connectome/weight_trained); "
-                           f"run the train stage (cortexsim run)")
+        raise RunFileError(
+            f"{f.filename}: the circuit is not trained yet (no /circuit/connectome/weight_trained); "
+            f"run the train stage (cortexsim run)"
+        )
     g = f["circuit"]
     spec = CircuitSpec.from_toml_text(attr_text(g.attrs["spec"]), where=f"{f.filename}:/circuit@spec")
     table = g["populations"][()]
-    pops = tuple(Population(spec.population(attr_text(row["name"])), int(row["start"]), int(row["stop"]))
-                 for row in table)
+    pops = tuple(
+        Population(spec.population(attr_text(row["name"])), int(row["start"]), int(row["stop"])) for row in table
+    )
     c = g["connectome"]
     pre = c["pre"][()]
     n_units = int(g.attrs["n_units"])
     sign = np.ones(n_units, np.int8)
     for p in pops:
         if p.spec.cell_class == "I":
-            sign[p.start:p.stop] = -1
+            sign[p.start : p.stop] = -1
     inputs = {name: ds[()] for name, ds in g["inputs"].items()}
-    return Connectome(spec, pops, pre, c["post"][()], c[f"weight_{weights}"][()], sign, inputs,
-                      g["output_mask"][()])
+    return Connectome(spec, pops, pre, c["post"][()], c[f"weight_{weights}"][()], sign, inputs, g["output_mask"][()])
 
 
 @dataclass(frozen=True)
@@ -784,7 +867,7 @@ class TrainedRate:
     attrs: dict[str, Any]
 
 
-@_reader('/rate')
+@_reader("/rate")
 def read_trained_rate(f: h5py.File) -> TrainedRate:
     """The trained rate network: ``/circuit`` with ``weight_trained`` and the ``/rate`` parameters.
 
@@ -799,14 +882,21 @@ def read_trained_rate(f: h5py.File) -> TrainedRate:
     g = f["rate"]
     w = np.zeros((connectome.n_units, connectome.n_units))
     np.add.at(w, (connectome.post, connectome.pre), connectome.weight)
-    params = {"w": w, "w_in": g["W_in"][()], "b": g["b"][()], "w_out": g["W_out"][()], "b_out": g["b_out"][()],
-              "x0": g["x0"][()]}
+    params = {
+        "w": w,
+        "w_in": g["W_in"][()],
+        "b": g["b"][()],
+        "w_out": g["W_out"][()],
+        "b_out": g["b_out"][()],
+        "x0": g["x0"][()],
+    }
     return TrainedRate(connectome, params, {k: _jsonable(val) for k, val in g.attrs.items()})
 
 
 # ---------------------------------------------------------------------------
 # Describing a file
 # ---------------------------------------------------------------------------
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -822,8 +912,7 @@ def _jsonable(value: Any) -> Any:
 
 def _dtype_text(dtype: np.dtype) -> str:
     if dtype.names:
-        fields = ", ".join(f"{n}: {'str' if h5py.check_string_dtype(dtype[n]) else dtype[n]}"
-                           for n in dtype.names)
+        fields = ", ".join(f"{n}: {'str' if h5py.check_string_dtype(dtype[n]) else dtype[n]}" for n in dtype.names)
         return f"table({fields})"
     if h5py.check_string_dtype(dtype):
         return "str"
@@ -870,8 +959,9 @@ def format_tree(info: dict[str, Any]) -> str:
         else:
             a = item["attrs"]
             shape = "×".join(str(s) for s in item["shape"]) or "scalar"
-            lines.append(f"{pad}{name}  [{shape}] {item['dtype']}  units={a.get('units', '?')}  "
-                         f"dims={a.get('dims', '?')}")
+            lines.append(
+                f"{pad}{name}  [{shape}] {item['dtype']}  units={a.get('units', '?')}  dims={a.get('dims', '?')}"
+            )
         desc = item["attrs"].get("description")
         if desc:
             lines.append(f"{pad}  # {desc}")
@@ -885,18 +975,26 @@ def format_tree(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
-
 # ---------------------------------------------------------------------------
 # Task, rate model, training, metrics
 # ---------------------------------------------------------------------------
 
-PARAM_UNITS = {"w": ("mV/Hz", "post,pre"), "w_in": ("mV", "unit,input"), "b": ("mV", "unit"),
-               "w_out": ("m/Hz", "output,readout_unit"), "b_out": ("m", "output"), "x0": ("mV", "unit")}
-PARAM_TEXT = {"w": "recurrent weight magnitudes (>= 0, zero off the connectome mask)",
-              "w_in": "input weights (zero outside the units receiving each input)",
-              "b": "bias input", "w_out": "readout weights from the output units",
-              "b_out": "readout offset", "x0": "initial state"}
+PARAM_UNITS = {
+    "w": ("mV/Hz", "post,pre"),
+    "w_in": ("mV", "unit,input"),
+    "b": ("mV", "unit"),
+    "w_out": ("m/Hz", "output,readout_unit"),
+    "b_out": ("m", "output"),
+    "x0": ("mV", "unit"),
+}
+PARAM_TEXT = {
+    "w": "recurrent weight magnitudes (>= 0, zero off the connectome mask)",
+    "w_in": "input weights (zero outside the units receiving each input)",
+    "b": "bias input",
+    "w_out": "readout weights from the output units",
+    "b_out": "readout offset",
+    "x0": "initial state",
+}
 
 
 def _write_params(group: h5py.Group, params: dict[str, np.ndarray], what: str) -> None:
@@ -910,24 +1008,58 @@ def write_task(f: h5py.File, batch: TrialBatch, description: str) -> None:
     if "task" in f:
         del f["task"]
     g = f.create_group("task")
-    g.attrs.update({"description": description, "dt": batch.dt, "dt_units": "s",
-                    "input_names": ",".join(batch.input_names), "input_groups": ",".join(batch.input_groups),
-                    "output_names": ",".join(batch.output_names)})
-    write_array(g, "inputs", batch.inputs, units="1", dims="condition,time,input",
-                description="Task input channels (target direction cos/sin, go pulse).")
-    write_array(g, "targets", batch.targets, units="m", dims="condition,time,output",
-                description="Desired hand position.")
-    write_array(g, "mask", batch.mask, units="1", dims="condition,time,output",
-                description="1 where the output counts in the loss.")
+    g.attrs.update(
+        {
+            "description": description,
+            "dt": batch.dt,
+            "dt_units": "s",
+            "input_names": ",".join(batch.input_names),
+            "input_groups": ",".join(batch.input_groups),
+            "output_names": ",".join(batch.output_names),
+        }
+    )
+    write_array(
+        g,
+        "inputs",
+        batch.inputs,
+        units="1",
+        dims="condition,time,input",
+        description="Task input channels (target direction cos/sin, go pulse).",
+    )
+    write_array(
+        g, "targets", batch.targets, units="m", dims="condition,time,output", description="Desired hand position."
+    )
+    write_array(
+        g,
+        "mask",
+        batch.mask,
+        units="1",
+        dims="condition,time,output",
+        description="1 where the output counts in the loss.",
+    )
     p = g.create_group("params")
-    units = {"angle": "rad", "condition": "1", "catch": "1", "delay": "s", "target_on": "s", "go": "s",
-             "move_on": "s", "move_off": "s"}
+    units = {
+        "angle": "rad",
+        "condition": "1",
+        "catch": "1",
+        "delay": "s",
+        "target_on": "s",
+        "go": "s",
+        "move_on": "s",
+        "move_off": "s",
+    }
     for key, value in batch.params.items():
-        write_array(p, key, value, units=units.get(key, "1"), dims="condition",
-                    description=f"Per-condition task parameter '{key}' (NaN: does not occur).")
+        write_array(
+            p,
+            key,
+            value,
+            units=units.get(key, "1"),
+            dims="condition",
+            description=f"Per-condition task parameter '{key}' (NaN: does not occur).",
+        )
 
 
-@_reader('/task')
+@_reader("/task")
 def read_task(f: h5py.File) -> TrialBatch:
     """``/task`` back as the :class:`~cortexsim.tasks.TrialBatch` :func:`write_task` wrote."""
     if "task" not in f:
@@ -940,18 +1072,35 @@ def read_task(f: h5py.File) -> TrialBatch:
     return TrialBatch(g["inputs"][()], g["targets"][()], g["mask"][()], float(g.attrs["dt"]), params, **names)
 
 
-def write_rate(f: h5py.File, states: np.ndarray, rates: np.ndarray, outputs: np.ndarray,
-               params: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+def write_rate(
+    f: h5py.File,
+    states: np.ndarray,
+    rates: np.ndarray,
+    outputs: np.ndarray,
+    params: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+) -> None:
     """Write ``/rate``: evaluation-set activity and the trained parameters."""
     if "rate" in f:
         del f["rate"]
     g = f.create_group("rate")
-    g.attrs.update({"description": "The trained rate network on the evaluation set (one trial per "
-                                   "condition of /task, no process noise).", **attrs})
+    g.attrs.update(
+        {
+            "description": "The trained rate network on the evaluation set (one trial per "
+            "condition of /task, no process noise).",
+            **attrs,
+        }
+    )
     write_array(g, "states", states, units="mV", dims="condition,time,unit", description="Unit input x.")
     write_array(g, "rates", rates, units="Hz", dims="condition,time,unit", description="Unit rate r = phi(x).")
-    write_array(g, "outputs", outputs, units="m", dims="condition,time,output",
-                description="Decoded hand position y = W_out r[readout units] + b_out.")
+    write_array(
+        g,
+        "outputs",
+        outputs,
+        units="m",
+        dims="condition,time,output",
+        description="Decoded hand position y = W_out r[readout units] + b_out.",
+    )
     names = {"w_in": "W_in", "w_out": "W_out", "b": "b", "b_out": "b_out", "x0": "x0"}
     for key, name in names.items():
         units, dims = PARAM_UNITS[key]
@@ -979,7 +1128,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-@_reader('/metrics')
+@_reader("/metrics")
 def read_config_text(f: h5py.File) -> str:
     """The full configuration the run was made with, as the TOML text stored in the root ``config`` attribute."""
     return attr_text(f.attrs["config"])
@@ -997,12 +1146,15 @@ def read_metrics(f: h5py.File) -> dict[str, float]:
     return {k: float(val) for k, val in f["metrics"].attrs.items() if k != "description"}
 
 
-STAGES_TEXT = ("Pipeline stages completed in this file, one subgroup each (cortexsim.pipeline). 'key' hashes "
-               "the parts of the config the stage depends on; a rerun reuses a stage whose key still matches.")
+STAGES_TEXT = (
+    "Pipeline stages completed in this file, one subgroup each (cortexsim.pipeline). 'key' hashes "
+    "the parts of the config the stage depends on; a rerun reuses a stage whose key still matches."
+)
 
 
-def write_stage(f: h5py.File, name: str, *, key: str, seconds: float, groups: Sequence[str],
-                metrics: Sequence[str]) -> None:
+def write_stage(
+    f: h5py.File, name: str, *, key: str, seconds: float, groups: Sequence[str], metrics: Sequence[str]
+) -> None:
     """Record in ``/stages/<name>`` that a pipeline stage finished (wall time, what it wrote)."""
     g = f.require_group("stages")
     g.attrs["description"] = STAGES_TEXT
@@ -1010,14 +1162,20 @@ def write_stage(f: h5py.File, name: str, *, key: str, seconds: float, groups: Se
         del g[name]
     order = 1 + max((int(x.attrs["order"]) for x in g.values()), default=0)
     s = g.create_group(name)
-    s.attrs.update({
-        "description": f"Stage '{name}' completed.", "key": key, "seconds": float(seconds), "order": order,
-        "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "groups": json.dumps(list(groups)), "metrics": json.dumps(list(metrics)),
-    })
+    s.attrs.update(
+        {
+            "description": f"Stage '{name}' completed.",
+            "key": key,
+            "seconds": float(seconds),
+            "order": order,
+            "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "groups": json.dumps(list(groups)),
+            "metrics": json.dumps(list(metrics)),
+        }
+    )
 
 
-@_reader('/stages')
+@_reader("/stages")
 def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
     """Completed stages in order of completion: name -> key, seconds, order, finished_utc, groups, metrics."""
     if "stages" not in f:
@@ -1025,9 +1183,14 @@ def read_stages(f: h5py.File) -> dict[str, dict[str, Any]]:
     out = {}
     for name, g in f["stages"].items():
         a = g.attrs
-        out[name] = {"key": attr_text(a["key"]), "seconds": float(a["seconds"]), "order": int(a["order"]),
-                     "finished_utc": attr_text(a["finished_utc"]), "groups": json.loads(attr_text(a["groups"])),
-                     "metrics": json.loads(attr_text(a["metrics"]))}
+        out[name] = {
+            "key": attr_text(a["key"]),
+            "seconds": float(a["seconds"]),
+            "order": int(a["order"]),
+            "finished_utc": attr_text(a["finished_utc"]),
+            "groups": json.loads(attr_text(a["groups"])),
+            "metrics": json.loads(attr_text(a["metrics"])),
+        }
     return dict(sorted(out.items(), key=lambda item: item[1]["order"]))
 
 
@@ -1062,73 +1225,117 @@ def copy_stages(src: h5py.File, dst: h5py.File, names: Sequence[str]) -> None:
 def write_training(f: h5py.File, state: TrainState, config_text: str) -> None:
     """Write ``/training``: per-iteration histories and a resumable checkpoint."""
     g = f.require_group("training")
-    g.attrs["description"] = ("Training histories (one entry per iteration; validation entries every "
-                              "eval_every iterations) and the checkpoint to resume from.")
+    g.attrs["description"] = (
+        "Training histories (one entry per iteration; validation entries every "
+        "eval_every iterations) and the checkpoint to resume from."
+    )
     h = state.history
-    texts = {"loss": ("1", "total loss"), "task_loss": ("1", "position MSE in units of the reach distance"),
-             "r2": ("1", "position R^2 on the training batch"), "grad_norm": ("1", "scaled gradient norm"),
-             "lr": ("1", "learning rate"), "mean_rate": ("Hz", "mean rate on the training batch"),
-             "val_iteration": ("1", "iteration of each validation"),
-             "val_loss": ("1", "noise-free validation MSE (reach units)"),
-             "val_r2": ("1", "noise-free validation position R^2")}
+    texts = {
+        "loss": ("1", "total loss"),
+        "task_loss": ("1", "position MSE in units of the reach distance"),
+        "r2": ("1", "position R^2 on the training batch"),
+        "grad_norm": ("1", "scaled gradient norm"),
+        "lr": ("1", "learning rate"),
+        "mean_rate": ("Hz", "mean rate on the training batch"),
+        "val_iteration": ("1", "iteration of each validation"),
+        "val_loss": ("1", "noise-free validation MSE (reach units)"),
+        "val_r2": ("1", "noise-free validation position R^2"),
+    }
     for key, (units, text) in texts.items():
         dim = "validation" if key.startswith("val_") else "iteration"
         write_array(g, key, np.asarray(h[key], float), units=units, dims=dim, description=text.capitalize() + ".")
     if "checkpoint" in g:
         del g["checkpoint"]
     c = g.create_group("checkpoint")
-    c.attrs.update({
-        "description": "Complete trainer state; a run resumed from it continues exactly.",
-        "iteration": state.iteration, "elapsed_s": state.elapsed, "best_val_loss": state.best_val_loss,
-        "best_iteration": state.best_iteration, "bad_evals": state.bad_evals, "done": state.done,
-        "scales": json.dumps(state.scales), "rng_batch": json.dumps(state.rng_batch),
-        "rng_noise": json.dumps(state.rng_noise), "config": config_text,
-    })
-    for name, params in (("params", state.params), ("adam_m", state.m), ("adam_v", state.v),
-                         ("best_params", state.best_params)):
+    c.attrs.update(
+        {
+            "description": "Complete trainer state; a run resumed from it continues exactly.",
+            "iteration": state.iteration,
+            "elapsed_s": state.elapsed,
+            "best_val_loss": state.best_val_loss,
+            "best_iteration": state.best_iteration,
+            "bad_evals": state.bad_evals,
+            "done": state.done,
+            "scales": json.dumps(state.scales),
+            "rng_batch": json.dumps(state.rng_batch),
+            "rng_noise": json.dumps(state.rng_noise),
+            "config": config_text,
+        }
+    )
+    for name, params in (
+        ("params", state.params),
+        ("adam_m", state.m),
+        ("adam_v", state.v),
+        ("best_params", state.best_params),
+    ):
         _write_params(c.create_group(name), params, name.replace("_", " "))
 
 
-@_reader('/training (the checkpoint)')
+@_reader("/training (the checkpoint)")
 def read_training_state(f: h5py.File) -> TrainState | None:
     """The :class:`~cortexsim.train.TrainState` checkpointed in ``f``, or None."""
     if "training/checkpoint" not in f:
         return None
     c = f["training/checkpoint"]
     a = c.attrs
+
     def group(name: str) -> dict[str, np.ndarray]:
         return {k: ds[()] for k, ds in c[name].items()}
+
     history = {k: list(f["training"][k][()]) for k in TrainState.HISTORY_KEYS + TrainState.VALIDATION_KEYS}
     history["val_iteration"] = [int(i) for i in history["val_iteration"]]
     return TrainState(
-        params=group("params"), m=group("adam_m"), v=group("adam_v"), scales=json.loads(a["scales"]),
-        rng_batch=json.loads(a["rng_batch"]), rng_noise=json.loads(a["rng_noise"]),
-        iteration=int(a["iteration"]), elapsed=float(a["elapsed_s"]), best_params=group("best_params"),
-        best_val_loss=float(a["best_val_loss"]), best_iteration=int(a["best_iteration"]),
-        bad_evals=int(a["bad_evals"]), done=attr_text(a["done"]), history=history,
+        params=group("params"),
+        m=group("adam_m"),
+        v=group("adam_v"),
+        scales=json.loads(a["scales"]),
+        rng_batch=json.loads(a["rng_batch"]),
+        rng_noise=json.loads(a["rng_noise"]),
+        iteration=int(a["iteration"]),
+        elapsed=float(a["elapsed_s"]),
+        best_params=group("best_params"),
+        best_val_loss=float(a["best_val_loss"]),
+        best_iteration=int(a["best_iteration"]),
+        bad_evals=int(a["bad_evals"]),
+        done=attr_text(a["done"]),
+        history=history,
     )
 
 
-def write_ann(f: h5py.File, arch: str, hidden: np.ndarray, outputs: np.ndarray,
-              params: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+def write_ann(
+    f: h5py.File,
+    arch: str,
+    hidden: np.ndarray,
+    outputs: np.ndarray,
+    params: dict[str, np.ndarray],
+    attrs: dict[str, Any],
+) -> None:
     """Write ``/ann/<arch>``: evaluation-set hidden states, outputs and trained weights."""
     g = f.require_group("ann")
-    g.attrs["description"] = ("Unconstrained ANN baselines trained on the same task and inputs as the "
-                              "rate circuit; activity on the evaluation set of /task, without noise.")
+    g.attrs["description"] = (
+        "Unconstrained ANN baselines trained on the same task and inputs as the "
+        "rate circuit; activity on the evaluation set of /task, without noise."
+    )
     if arch in g:
         del g[arch]
     a = g.create_group(arch)
     a.attrs.update({"description": f"{arch.upper()} baseline.", **attrs})
-    write_array(a, "hidden", hidden, units="1", dims="condition,time,unit",
-                description="Hidden state h (dimensionless).")
-    write_array(a, "outputs", outputs, units="m", dims="condition,time,output",
-                description="Decoded hand position.")
+    write_array(
+        a, "hidden", hidden, units="1", dims="condition,time,unit", description="Hidden state h (dimensionless)."
+    )
+    write_array(a, "outputs", outputs, units="m", dims="condition,time,output", description="Decoded hand position.")
     w = a.create_group("weights")
     w.attrs["description"] = "Trained parameters (names as in cortexsim.ann; gates stacked along axis 0)."
     for key, value in params.items():
         dims = ",".join(f"{key}_axis{i}" for i in range(np.ndim(value)))
-        write_array(w, key, value, units="m" if key == "b_out" else ("m/1" if key == "w_out" else "1"),
-                    dims=dims, description=f"Trained '{key}'.")
+        write_array(
+            w,
+            key,
+            value,
+            units="m" if key == "b_out" else ("m/1" if key == "w_out" else "1"),
+            dims=dims,
+            description=f"Trained '{key}'.",
+        )
 
 
 @dataclass(frozen=True)
@@ -1155,19 +1362,25 @@ class AnnRecord:
     attrs: dict[str, Any]
 
 
-@_reader('/ann')
+@_reader("/ann")
 def read_ann(f: h5py.File, arch: str) -> AnnRecord:
     """``/ann/<arch>`` as :func:`write_ann` wrote it."""
     if f"ann/{arch}" not in f:
         have = ", ".join(f["ann"]) if "ann" in f else "none"
         raise RunFileError(f"{f.filename}: has no /ann/{arch} (ANNs in the file: {have})")
     a = f[f"ann/{arch}"]
-    return AnnRecord(arch, a["hidden"][()], a["outputs"][()], {k: ds[()] for k, ds in a["weights"].items()},
-                     {k: _jsonable(val) for k, val in a.attrs.items() if k != "description"})
+    return AnnRecord(
+        arch,
+        a["hidden"][()],
+        a["outputs"][()],
+        {k: ds[()] for k, ds in a["weights"].items()},
+        {k: _jsonable(val) for k, val in a.attrs.items() if k != "description"},
+    )
 
 
-def write_table(group: h5py.Group, name: str, rows: list[dict[str, Any]], description: str,
-                columns: dict[str, str] | None = None) -> None:
+def write_table(
+    group: h5py.Group, name: str, rows: list[dict[str, Any]], description: str, columns: dict[str, str] | None = None
+) -> None:
     """Write a list of dict rows as a compound dataset (strings as UTF-8, numbers as float64).
 
     ``columns`` maps column names to a one-line meaning, stored as attributes ``col_<name>``.
@@ -1207,60 +1420,128 @@ def write_spiking(f: h5py.File, result: TwinResult, connectome: Connectome, n_re
     sp.attrs["description"] = (
         f"Spikes of the LIF twin in the SONATA layout, one group per population. Rate unit u of a population "
         f"is the pool of neurons u*K .. u*K+K-1 (K = {k}) counted from the population's first unit; trials run "
-        f"back to back, trial j of /spiking/trials starting at /spiking/trials/start[j].")
+        f"back to back, trial j of /spiking/trials starting at /spiking/trials/start[j]."
+    )
     pools = spikes.ids // k
     for pop in connectome.populations:
         sel = (pools >= pop.start) & (pools < pop.stop)
         g = sp.create_group(pop.name.replace("/", "_"))
         g.attrs.update({"sorting": "by_time", "population": pop.name, "n_neurons": pop.size * k})
         write_array(g, "timestamps", spikes.times[sel], units="s", dims="spike", description="Spike time.")
-        write_array(g, "node_ids", (spikes.ids[sel] - pop.start * k).astype(np.int64), units="1", dims="spike",
-                    description="Neuron index within the population (pool unit * K + member).")
+        write_array(
+            g,
+            "node_ids",
+            (spikes.ids[sel] - pop.start * k).astype(np.int64),
+            units="1",
+            dims="spike",
+            description="Neuron index within the population (pool unit * K + member).",
+        )
     g = f.create_group("spiking")
-    g.attrs.update({"description": "The spiking twin on the evaluation conditions (rows of /task, then catch).",
-                    "k": k, "n_reach_conditions": n_reach, "trials_per_condition": n_trials,
-                    "offset_mV": float(params.offset_mv), "sim_dt_s": float(params.dt)})
-    write_array(g, "rates", result.rates[:n_reach].mean(axis=1), units="Hz", dims="condition,time,unit",
-                description="Pool rates (20 ms exponential filter) averaged over trials, reach conditions of /task.")
-    write_array(g, "rates_trials", result.rates, units="Hz", dims="condition,trial,time,unit",
-                description="Single-trial pool rates, all conditions (reach, then catch).")
-    write_array(g, "outputs", result.outputs, units="m", dims="condition,trial,time,output",
-                description="Hand position decoded with the rate model's trained readout.")
+    g.attrs.update(
+        {
+            "description": "The spiking twin on the evaluation conditions (rows of /task, then catch).",
+            "k": k,
+            "n_reach_conditions": n_reach,
+            "trials_per_condition": n_trials,
+            "offset_mV": float(params.offset_mv),
+            "sim_dt_s": float(params.dt),
+        }
+    )
+    write_array(
+        g,
+        "rates",
+        result.rates[:n_reach].mean(axis=1),
+        units="Hz",
+        dims="condition,time,unit",
+        description="Pool rates (20 ms exponential filter) averaged over trials, reach conditions of /task.",
+    )
+    write_array(
+        g,
+        "rates_trials",
+        result.rates,
+        units="Hz",
+        dims="condition,trial,time,unit",
+        description="Single-trial pool rates, all conditions (reach, then catch).",
+    )
+    write_array(
+        g,
+        "outputs",
+        result.outputs,
+        units="m",
+        dims="condition,trial,time,output",
+        description="Hand position decoded with the rate model's trained readout.",
+    )
     trials = g.create_group("trials")
     duration = n_steps * batch.dt
-    write_array(trials, "condition", np.repeat(np.arange(n_cond), n_trials), units="1", dims="trial",
-                description="Condition of each simulated trial.")
-    write_array(trials, "start", np.arange(n_cond * n_trials) * duration, units="s", dims="trial",
-                description="Start time of each trial in the spike times.")
-    write_table(g, "fidelity", [{k_: (v if isinstance(v, str) else float(v)) for k_, v in row.items()}
-                                for row in result.fidelity],
-                "One row per population: how faithfully the twin follows its rate model.",
-                {"population": "population", "psth_r_mean": "mean Pearson r of unit PSTHs, twin vs rate model",
-                 "rate_ratio": "twin mean rate / rate-model mean rate", "rate_hz": "twin mean rate (Hz)",
-                 "cv_isi": "median coefficient of variation of inter-spike intervals"})
+    write_array(
+        trials,
+        "condition",
+        np.repeat(np.arange(n_cond), n_trials),
+        units="1",
+        dims="trial",
+        description="Condition of each simulated trial.",
+    )
+    write_array(
+        trials,
+        "start",
+        np.arange(n_cond * n_trials) * duration,
+        units="s",
+        dims="trial",
+        description="Start time of each trial in the spike times.",
+    )
+    write_table(
+        g,
+        "fidelity",
+        [{k_: (v if isinstance(v, str) else float(v)) for k_, v in row.items()} for row in result.fidelity],
+        "One row per population: how faithfully the twin follows its rate model.",
+        {
+            "population": "population",
+            "psth_r_mean": "mean Pearson r of unit PSTHs, twin vs rate model",
+            "rate_ratio": "twin mean rate / rate-model mean rate",
+            "rate_hz": "twin mean rate (Hz)",
+            "cv_isi": "median coefficient of variation of inter-spike intervals",
+        },
+    )
     m = g.create_group("params")
     m.attrs["description"] = "Rate -> spiking mapping (cortexsim.spiking.mapping.SpikingParams)."
-    units = {"tau": "s", "x0": "mV", "syn_weight": "mV/Hz", "syn_increment_mv": "mV", "w_in": "mV", "b": "mV",
-             "w_out": "m/Hz", "b_out": "m"}
+    units = {
+        "tau": "s",
+        "x0": "mV",
+        "syn_weight": "mV/Hz",
+        "syn_increment_mv": "mV",
+        "w_in": "mV",
+        "b": "mV",
+        "w_out": "m/Hz",
+        "b_out": "m",
+    }
     for key, value in params.to_arrays().items():
         value = np.asarray(value)
         if value.ndim == 0:
             m.attrs[key] = value.item()
             continue
-        write_array(m, key, value, units=units.get(key, "1"),
-                    dims=",".join(f"axis{i}" for i in range(value.ndim)), description=f"SpikingParams.{key}")
+        write_array(
+            m,
+            key,
+            value,
+            units=units.get(key, "1"),
+            dims=",".join(f"axis{i}" for i in range(value.ndim)),
+            description=f"SpikingParams.{key}",
+        )
 
 
-@_reader('/spikes')
+@_reader("/spikes")
 def read_spikes(f: h5py.File) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Spikes of the twin from the SONATA layout: population name -> (times in s, node ids)."""
     if "spikes" not in f:
         raise RunFileError(f"{f.filename}: has no /spikes; run `cortexsim spiking` first")
-    return {attr_text(g.attrs.get("population", name)): (g["timestamps"][()], g["node_ids"][()])
-            for name, g in f["spikes"].items()}
+    return {
+        attr_text(g.attrs.get("population", name)): (g["timestamps"][()], g["node_ids"][()])
+        for name, g in f["spikes"].items()
+    }
 
 
 # --- comparison and sweep records ---
+
 
 @dataclass(frozen=True)
 class Activity:
@@ -1292,7 +1573,7 @@ class Activity:
         return self.rates.shape[2]
 
 
-@_reader('/task, /rate, /circuit/populations, /spiking or /ann')
+@_reader("/task, /rate, /circuit/populations, /spiking or /ann")
 def read_activities(f: h5py.File, prefix: str = "", min_units: int = 3) -> list[Activity]:
     """Activities stored in a run file: circuit, layers, populations, spiking twin, ANNs (in that order).
 
@@ -1343,7 +1624,7 @@ def read_activities(f: h5py.File, prefix: str = "", min_units: int = 3) -> list[
     return out
 
 
-@_reader('/rate or /spiking')
+@_reader("/rate or /spiking")
 def read_rates(f: h5py.File, group: str) -> np.ndarray | None:
     """``/<group>/rates`` (``group`` = ``"rate"`` or ``"spiking"``), or None when the file has none.
 
@@ -1356,32 +1637,37 @@ def read_rates(f: h5py.File, group: str) -> np.ndarray | None:
     return f[key][()] if key in f else None
 
 
-@_reader('/task/targets')
+@_reader("/task/targets")
 def read_task_targets(f: h5py.File) -> np.ndarray:
     """``/task/targets``: desired hand position (m), shape (conditions, time, outputs)."""
     return f["task/targets"][()]
 
 
-ANALYSIS_TEXT = ("Comparison battery (cortexsim.battery): every activity reduced to its top PCs, "
-                 "compared pairwise with condition-shuffle nulls; jPCA around movement onset.")
+ANALYSIS_TEXT = (
+    "Comparison battery (cortexsim.battery): every activity reduced to its top PCs, "
+    "compared pairwise with condition-shuffle nulls; jPCA around movement onset."
+)
 """The ``description`` attribute of ``/analysis``."""
 
 SIMILARITY_COLUMNS = {
-    "a": "first activity", "b": "second activity",
+    "a": "first activity",
+    "b": "second activity",
     "cca": "mean canonical correlation of the top PCs (higher = more similar, max 1)",
     "shape_distance": "Procrustes angular shape distance, rad (lower = more similar, min 0)",
     "cka": "linear CKA (higher = more similar, max 1)",
     "rsa": "Spearman r of condition dissimilarity matrices (higher = more similar)",
     "cca_null": "mean cca over condition shuffles (the null model)",
     "shape_distance_null": "mean shape distance over condition shuffles",
-    "cka_null": "mean CKA over condition shuffles", "rsa_null": "mean RSA over condition shuffles",
+    "cka_null": "mean CKA over condition shuffles",
+    "rsa_null": "mean RSA over condition shuffles",
     "cca_p": "share of condition shuffles with cca >= observed (small = significant)",
     "cca_null_time": "mean cca when each condition's time course is circularly shifted (time-shuffle null)",
 }
 """Columns of ``/analysis/similarity`` and their meaning (attributes ``col_<name>``)."""
 
 JPCA_COLUMNS = {
-    "activity": "activity", "r2_best": "R^2 of dx = M x, M unconstrained",
+    "activity": "activity",
+    "r2_best": "R^2 of dx = M x, M unconstrained",
     "r2_skew": "R^2 with M skew-symmetric (pure rotation)",
     "ratio": "r2_skew / r2_best (higher = more rotational, max 1)",
     "frequency_hz": "rotation frequency of the strongest jPCA plane (Hz)",
@@ -1430,8 +1716,9 @@ class AnalysisRecord:
     notes: tuple[str, ...]
 
 
-def write_analysis(f: h5py.File, similarity: Sequence[Row], jpca: Sequence[Row], answers: dict[str, str | float],
-                   notes: Sequence[str]) -> None:
+def write_analysis(
+    f: h5py.File, similarity: Sequence[Row], jpca: Sequence[Row], answers: dict[str, str | float], notes: Sequence[str]
+) -> None:
     """Write ``/analysis`` (replacing any): the similarity and jPCA tables and the headline answers.
 
     Parameters
@@ -1457,7 +1744,7 @@ def write_analysis(f: h5py.File, similarity: Sequence[Row], jpca: Sequence[Row],
     write_table(g, "jpca", list(jpca), "One row per activity.", JPCA_COLUMNS)
 
 
-@_reader('/analysis')
+@_reader("/analysis")
 def read_analysis(f: h5py.File) -> AnalysisRecord | None:
     """``/analysis`` as an :class:`AnalysisRecord`, or None when the comparison has not run.
 
@@ -1466,11 +1753,15 @@ def read_analysis(f: h5py.File) -> AnalysisRecord | None:
     if "analysis" not in f:
         return None
     g = f["analysis"]
-    answers = {k: attr_text(v) if isinstance(v, (str, bytes)) else float(v)
-               for k, v in g.attrs.items() if k not in ("description", "notes")}
+    answers = {
+        k: attr_text(v) if isinstance(v, (str, bytes)) else float(v)
+        for k, v in g.attrs.items()
+        if k not in ("description", "notes")
+    }
     notes = attr_text(g.attrs["notes"])
-    return AnalysisRecord(read_table(g, "similarity"), read_table(g, "jpca"), answers,
-                          tuple(notes.split("\n")) if notes else ())
+    return AnalysisRecord(
+        read_table(g, "similarity"), read_table(g, "jpca"), answers, tuple(notes.split("\n")) if notes else ()
+    )
 
 
 @dataclass(frozen=True)
@@ -1506,26 +1797,37 @@ class RunSummary:
     derived_from: str | None = None
 
 
-@_reader('the provenance attributes')
+@_reader("the provenance attributes")
 def read_run_summary(f: h5py.File) -> RunSummary:
     """The :class:`RunSummary` of an open run file."""
     a = f.attrs
     return RunSummary(
-        filename=str(f.filename), metrics=read_metrics(f),
+        filename=str(f.filename),
+        metrics=read_metrics(f),
         lesion=attr_text(f["rate"].attrs.get("lesion", "intact")) if "rate" in f else "intact",
-        created_utc=attr_text(a["created_utc"]), seed=int(a["seed"]),
-        cortexsim_version=attr_text(a["cortexsim_version"]), git_commit=attr_text(a["git_commit"]),
-        stages=read_stages(f), derived_from=attr_text(a["derived_from"]) if "derived_from" in a else None)
+        created_utc=attr_text(a["created_utc"]),
+        seed=int(a["seed"]),
+        cortexsim_version=attr_text(a["cortexsim_version"]),
+        git_commit=attr_text(a["git_commit"]),
+        stages=read_stages(f),
+        derived_from=attr_text(a["derived_from"]) if "derived_from" in a else None,
+    )
 
 
 SWEEP_FILE_KIND = "cortexsim sweep summary"
 """Root ``file_kind`` of a sweep's ``summary.h5``."""
 
-SWEEP_SUMMARY_TEXT = ("One row per sweep point (dataset 'points'): swept parameters, status and the "
-                      "/metrics attributes of its run file (see that file's /metrics description).")
+SWEEP_SUMMARY_TEXT = (
+    "One row per sweep point (dataset 'points'): swept parameters, status and the "
+    "/metrics attributes of its run file (see that file's /metrics description)."
+)
 
-SWEEP_COLUMNS = {"point": "run folder (relative to this file)", "status": "done, failed or missing",
-                 "error": "first line of the error of a failed point", "seconds": "wall time (s)"}
+SWEEP_COLUMNS = {
+    "point": "run folder (relative to this file)",
+    "status": "done, failed or missing",
+    "error": "first line of the error of a failed point",
+    "seconds": "wall time (s)",
+}
 """Columns of ``summary.h5``'s ``points`` explained in attributes (the others are parameters and metrics)."""
 
 
@@ -1557,8 +1859,15 @@ class SweepSummary:
     created_utc: str
 
 
-def write_sweep_summary(path: str | Path, rows: Sequence[dict[str, Any]], keys: Sequence[str], *,
-                        sweep_text: str, base_config: str, parameters: Sequence[str]) -> Path:
+def write_sweep_summary(
+    path: str | Path,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    sweep_text: str,
+    base_config: str,
+    parameters: Sequence[str],
+) -> Path:
     """Write a sweep's ``summary.h5`` atomically: one row per point in the table ``points``.
 
     Parameters
@@ -1585,14 +1894,22 @@ def write_sweep_summary(path: str | Path, rows: Sequence[dict[str, Any]], keys: 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs.update({
-                "file_kind": SWEEP_FILE_KIND, "schema_version": SCHEMA_VERSION, "description": SWEEP_SUMMARY_TEXT,
-                "sweep": sweep_text, "base_config": base_config, "parameters": json.dumps(list(parameters)),
-                **{k: v for k, v in provenance("", 0).items() if k.endswith("version") or k in
-                   ("created_utc", "git_commit")},
-            })
-            write_table(f, "points", [{k: r[k] for k in keys} for r in rows], "One row per sweep point.",
-                        SWEEP_COLUMNS)
+            f.attrs.update(
+                {
+                    "file_kind": SWEEP_FILE_KIND,
+                    "schema_version": SCHEMA_VERSION,
+                    "description": SWEEP_SUMMARY_TEXT,
+                    "sweep": sweep_text,
+                    "base_config": base_config,
+                    "parameters": json.dumps(list(parameters)),
+                    **{
+                        k: v
+                        for k, v in provenance("", 0).items()
+                        if k.endswith("version") or k in ("created_utc", "git_commit")
+                    },
+                }
+            )
+            write_table(f, "points", [{k: r[k] for k in keys} for r in rows], "One row per sweep point.", SWEEP_COLUMNS)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -1614,8 +1931,13 @@ def read_sweep_summary(path: str | Path) -> SweepSummary:
         try:
             rows = read_table(f, "points")
             columns = tuple(f["points"].dtype.names) if "points" in f else ()
-            return SweepSummary(rows, columns, tuple(json.loads(_attr(f, "parameters", str, path))),
-                                _attr(f, "sweep", str, path), _attr(f, "base_config", str, path),
-                                _attr(f, "created_utc", str, path))
+            return SweepSummary(
+                rows,
+                columns,
+                tuple(json.loads(_attr(f, "parameters", str, path))),
+                _attr(f, "sweep", str, path),
+                _attr(f, "base_config", str, path),
+                _attr(f, "created_utc", str, path),
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise RunFileError(f"{path}: incomplete or malformed sweep summary ({exc})") from None

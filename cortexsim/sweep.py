@@ -161,14 +161,15 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     unknown = set(data) - {"sweep", "grid", "points", "base"}
     if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], "
-                          f"[[points]] and [base]")
+        raise ConfigError(
+            f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], [[points]] and [base]"
+        )
     head = data.get("sweep", {})
     bad = set(head) - set(SWEEP_KEYS)
     if bad:
         raise ConfigError(f"{path}: [sweep] has unknown key(s) {sorted(bad)}; allowed: {', '.join(SWEEP_KEYS)}")
     if "experiment" not in head:
-        raise ConfigError(f"{path}: [sweep] needs experiment = \"<base experiment TOML>\" (relative to this file)")
+        raise ConfigError(f'{path}: [sweep] needs experiment = "<base experiment TOML>" (relative to this file)')
     base = load_experiment(path.parent / head["experiment"])
     workers = head.get("workers", os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -189,8 +190,10 @@ def load_sweep(path: str | Path) -> Sweep:
     fixed = _flatten(data.get("base", {}))
     for key in (*params, *fixed):
         if key.split(".")[0] not in SECTIONS or "." not in key:
-            raise ConfigError(f"{path}: parameter {key!r} is not a config key; write \"section.key\" with a "
-                              f"section from {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f'{path}: parameter {key!r} is not a config key; write "section.key" with a '
+                f"section from {', '.join(SECTIONS)}"
+            )
     return Sweep(path, base, params, rows, int(workers), text, fixed)
 
 
@@ -214,8 +217,9 @@ def _absolute_paths(data: dict[str, Any], base: Path) -> None:
         data["compare"]["data"] = str((base / data["compare"]["data"]).resolve())
 
 
-def point_config(base: Config, params: Mapping[str, Any], where: str = "point",
-                 params_base: Path = Path(".")) -> Config:
+def point_config(
+    base: Config, params: Mapping[str, Any], where: str = "point", params_base: Path = Path(".")
+) -> Config:
     """``base`` with the dotted-path ``params`` set (validated).
 
     File paths are made absolute: the base config's relative to its file, swept ones
@@ -270,6 +274,7 @@ def slug(row: Mapping[str, Any], limit: int = 60) -> str:
 # Running
 # ---------------------------------------------------------------------------
 
+
 def point_finished(point: Point) -> bool:
     """True if the point's run folder holds every stage of its config."""
     from .pipeline import matching_stages, stages
@@ -279,14 +284,16 @@ def point_finished(point: Point) -> bool:
         return False
     try:
         with store.open_run(run_file) as f:
-            return (store.read_config_text(f) == point.config.to_toml()
-                    and len(matching_stages(f, point.config)) == len(stages(point.config)))
+            return store.read_config_text(f) == point.config.to_toml() and len(matching_stages(f, point.config)) == len(
+                stages(point.config)
+            )
     except store.RunFileError:
         return False
 
 
-def run_point(config_text: str, folder: str, upstream: str | None = None, blas_threads: int | None = None,
-              _after: Any = None) -> dict[str, Any]:
+def run_point(
+    config_text: str, folder: str, upstream: str | None = None, blas_threads: int | None = None, _after: Any = None
+) -> dict[str, Any]:
     """Run one point's pipeline (on a Dask worker); never raises.
 
     Parameters
@@ -317,6 +324,7 @@ def run_point(config_text: str, folder: str, upstream: str | None = None, blas_t
     (folder_path / "error.txt").unlink(missing_ok=True)
     t0 = time.perf_counter()
     with open(folder_path / "log.txt", "a") as log_file:
+
         def log(line: str) -> None:
             log_file.write(line + "\n")
             log_file.flush()
@@ -330,13 +338,21 @@ def run_point(config_text: str, folder: str, upstream: str | None = None, blas_t
         except Exception as exc:  # reported in the table; the sweep goes on
             (folder_path / "error.txt").write_text(traceback.format_exc())
             log(f"FAILED: {type(exc).__name__}: {exc}")
-            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                    "seconds": time.perf_counter() - t0}
+            return {
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                "seconds": time.perf_counter() - t0,
+            }
     return {"status": "done", "error": "", "seconds": time.perf_counter() - t0}
 
 
-def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, workers: int | None = None,
-              log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Run every unfinished point of ``sweep`` on Dask and gather the results.
 
     Parameters
@@ -374,8 +390,10 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
             status[p.name] = {"status": "done", "error": "", "seconds": 0.0}
         else:
             todo.append(p)
-    log(f"sweep {sweep.path}: {len(points)} points ({len(points) - len(todo)} finished earlier, "
-        f"{len(todo)} to run) -> {out}")
+    log(
+        f"sweep {sweep.path}: {len(points)} points ({len(points) - len(todo)} finished earlier, "
+        f"{len(todo)} to run) -> {out}"
+    )
     if todo:
         n_workers = min(workers or sweep.workers, len(todo))
         cores = os.cpu_count() or 1
@@ -384,34 +402,50 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
             try:
                 client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
             except (OSError, ValueError, TypeError) as exc:
-                raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
-                                  f"give its address as tcp://HOST:PORT") from None
+                raise ConfigError(
+                    f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
+                    f"give its address as tcp://HOST:PORT"
+                ) from None
         else:
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
             blas = max(1, cores // n_workers)
-        log(f"dask: scheduler {scheduler}" if scheduler else
-            f"dask: LocalCluster of {n_workers} worker processes x 1 thread, {blas} BLAS thread(s) each")
+        log(
+            f"dask: scheduler {scheduler}"
+            if scheduler
+            else f"dask: LocalCluster of {n_workers} worker processes x 1 thread, {blas} BLAS thread(s) each"
+        )
         try:
             futures, names = {}, {}
             t0 = time.perf_counter()
             for p in todo:
-                future = client.submit(run_point, p.config.to_toml(), str(p.folder),
-                                       str(p.upstream) if p.upstream else None, blas, futures.get(p.upstream),
-                                       key=f"cortexsim-{p.name}-{time.time_ns()}", pure=False)
+                future = client.submit(
+                    run_point,
+                    p.config.to_toml(),
+                    str(p.folder),
+                    str(p.upstream) if p.upstream else None,
+                    blas,
+                    futures.get(p.upstream),
+                    key=f"cortexsim-{p.name}-{time.time_ns()}",
+                    pure=False,
+                )
                 futures[p.folder], names[future.key] = future, p.name
             for i, future in enumerate(as_completed(list(futures.values())), start=1):
                 name = names[future.key]
                 try:
                     result = future.result()
                 except Exception as exc:  # the worker died (out of memory, killed) or the task could not run
-                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                              "seconds": float("nan")}
+                    result = {
+                        "status": "failed",
+                        "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                        "seconds": float("nan"),
+                    }
                 status[name] = result
                 word = "done" if result["status"] == "done" else f"FAILED: {result['error']}"
-                log(f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; "
-                    f"{time.perf_counter() - t0:.0f} s elapsed)")
+                log(
+                    f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; "
+                    f"{time.perf_counter() - t0:.0f} s elapsed)"
+                )
         finally:
             client.close()
             if cluster is not None:
@@ -426,8 +460,10 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
         for error, where in by_error.items():
             more = f" and {len(where) - 1} more point(s) with the same error" if len(where) > 1 else ""
             log(f"  {where[0]}{more}: {error}\n    traceback: {out / where[0] / 'error.txt'}")
-        log(f"Rerun the sweep to retry them (finished points are skipped), or one alone with "
-            f"`cortexsim run {out}/<point>/config.toml --out {out}/<point>`.")
+        log(
+            f"Rerun the sweep to retry them (finished points are skipped), or one alone with "
+            f"`cortexsim run {out}/<point>/config.toml --out {out}/<point>`."
+        )
     return rows
 
 
@@ -435,13 +471,24 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None, worke
 # Gathering
 # ---------------------------------------------------------------------------
 
-LESION_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_jpca_ratio_rate",
-                  "compare_jpca_ratio_spiking", "compare_cca_rate_ann_mean", "compare_cca_rate_data")
+LESION_METRICS = (
+    "rate_position_r2",
+    "spiking_position_r2",
+    "compare_jpca_ratio_rate",
+    "compare_jpca_ratio_spiking",
+    "compare_cca_rate_ann_mean",
+    "compare_cca_rate_data",
+)
 """Metrics whose change from the intact circuit a lesion sweep reports (``delta_*``)."""
 
 
-def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[str, Any]], out: Path,
-           log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def gather(
+    sweep: Sweep,
+    points: Sequence[Point],
+    status: Mapping[str, Mapping[str, Any]],
+    out: Path,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
     """Collect one row per point into ``out/summary.csv`` and ``out/summary.h5``; draw the figures.
 
     Columns: ``point`` (folder), the swept parameters, ``status`` (``done``, ``failed``,
@@ -456,9 +503,13 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
     for p in points:
         st = status.get(p.name) or {"status": "missing", "error": "not run", "seconds": float("nan")}
         swept = {k: value_text(config_value(p.config, k)) for k in sweep.params}
-        row: dict[str, Any] = {"point": p.name, **swept,
-                               "status": st["status"], "error": st.get("error", ""),
-                               "seconds": float(st.get("seconds", float("nan")))}
+        row: dict[str, Any] = {
+            "point": p.name,
+            **swept,
+            "status": st["status"],
+            "error": st.get("error", ""),
+            "seconds": float(st.get("seconds", float("nan"))),
+        }
         run_file = p.folder / "run.h5"
         if run_file.exists():
             try:
@@ -476,11 +527,14 @@ def gather(sweep: Sweep, points: Sequence[Point], status: Mapping[str, Mapping[s
         for k in keys:
             r.setdefault(k, "" if k in text_keys else float("nan"))
     failed = [r["point"] for r in rows if r.get("quality_passed") == 0]
-    log(f"quality gate: {sum(r.get('quality_passed') == 1 for r in rows)} of {len(rows)} points passed"
-        + (f"; models that failed their task in {', '.join(failed)} (columns *_quality_passed)" if failed else ""))
+    log(
+        f"quality gate: {sum(r.get('quality_passed') == 1 for r in rows)} of {len(rows)} points passed"
+        + (f"; models that failed their task in {', '.join(failed)} (columns *_quality_passed)" if failed else "")
+    )
     _write_csv(out / "summary.csv", rows, keys)
-    store.write_sweep_summary(out / "summary.h5", rows, keys, sweep_text=sweep.text,
-                              base_config=sweep.base.to_toml(), parameters=sweep.params)
+    store.write_sweep_summary(
+        out / "summary.h5", rows, keys, sweep_text=sweep.text, base_config=sweep.base.to_toml(), parameters=sweep.params
+    )
     figures = summary_figures(sweep, rows, out / "figures")
     log(f"wrote {out / 'summary.csv'}, {out / 'summary.h5'} and {len(figures)} figure(s) in {out / 'figures'}/")
     return rows
@@ -499,8 +553,7 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
     def others(point: Point) -> tuple:
         return tuple((k, value_text(config_value(point.config, k))) for k in sweep.params if k not in lesioned)
 
-    intact = {others(p): (p, r) for p, r in zip(points, rows)
-              if not p.config.lesion.active and r["status"] == "done"}
+    intact = {others(p): (p, r) for p, r in zip(points, rows) if not p.config.lesion.active and r["status"] == "done"}
     for p, row in zip(points, rows):
         ref = intact.get(others(p))
         if ref is None or row["status"] != "done":
@@ -512,8 +565,9 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
         for model in ("rate", "spiking"):
             lesioned_rates, reference = rates(p.folder, model), intact_rates(ref_point.folder, model)
             if lesioned_rates is not None and reference is not None:
-                row[f"lesion_cca_to_intact_{model}"] = lesion_similarity(reference, lesioned_rates,
-                                                                         p.config.compare.n_pcs)
+                row[f"lesion_cca_to_intact_{model}"] = lesion_similarity(
+                    reference, lesioned_rates, p.config.compare.n_pcs
+                )
 
 
 def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
@@ -526,8 +580,7 @@ def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:
     os.replace(tmp, path)
 
 
-SUMMARY_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_cca_rate_ann_mean",
-                   "compare_jpca_ratio_rate")
+SUMMARY_METRICS = ("rate_position_r2", "spiking_position_r2", "compare_cca_rate_ann_mean", "compare_jpca_ratio_rate")
 """Metrics plotted against every swept parameter."""
 
 
@@ -545,8 +598,12 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
     for param in sweep.params:
         if param == "experiment.seed" or param.startswith("lesion.") or len({r[param] for r in done}) < 2:
             continue
-        paths.append(plots.save(plots.plot_sweep(done, param, metrics, others=list(sweep.params)),
-                                folder / f"{param.replace('.', '_')}.png"))
+        paths.append(
+            plots.save(
+                plots.plot_sweep(done, param, metrics, others=list(sweep.params)),
+                folder / f"{param.replace('.', '_')}.png",
+            )
+        )
     if "lesion.silence" in sweep.params:
         pops = [(p.name, p.layer, p.cell_class) for p in circuit_spec(sweep.base).populations]
         paths.append(plots.save(plots.plot_lesions(done, "lesion.silence", pops), folder / "lesions.png"))

@@ -81,8 +81,10 @@ class TrialBatch:
 
     def __repr__(self) -> str:
         n_catch = int(np.sum(self.params.get("catch", 0)))
-        return (f"<TrialBatch: {self.n_trials} trials ({n_catch} catch) x {self.n_steps} steps of "
-                f"{self.dt * 1e3:g} ms, inputs {list(self.input_names)}>")
+        return (
+            f"<TrialBatch: {self.n_trials} trials ({n_catch} catch) x {self.n_steps} steps of "
+            f"{self.dt * 1e3:g} ms, inputs {list(self.input_names)}>"
+        )
 
 
 def minimum_jerk(s: np.ndarray) -> np.ndarray:
@@ -128,8 +130,7 @@ class CenterOutTask(TaskConfig):
         k = angle.size
         return self.build(angle, np.full(k, self.eval_delay), np.full(k, catch), np.arange(k))
 
-    def build(self, angle: np.ndarray, delay: np.ndarray, catch: np.ndarray,
-              condition: np.ndarray) -> TrialBatch:
+    def build(self, angle: np.ndarray, delay: np.ndarray, catch: np.ndarray, condition: np.ndarray) -> TrialBatch:
         """Trials with given angles (rad), delays (s) and catch flags, shape (trials,) each."""
         angle, delay = np.asarray(angle, float), np.asarray(delay, float)
         catch = np.asarray(catch, bool)
@@ -153,6 +154,14 @@ class CenterOutTask(TaskConfig):
         progress = np.where(catch[:, None], 0.0, minimum_jerk(np.nan_to_num(phase, nan=0.0)))
         targets = self.reach_distance * progress[:, :, None] * np.stack([np.cos(angle), np.sin(angle)], -1)[:, None]
         mask = np.ones_like(targets)
-        params = {"angle": angle, "condition": np.asarray(condition, int), "catch": catch, "delay": delay,
-                  "target_on": target_on, "go": go, "move_on": move_on, "move_off": move_off}
+        params = {
+            "angle": angle,
+            "condition": np.asarray(condition, int),
+            "catch": catch,
+            "delay": delay,
+            "target_on": target_on,
+            "go": go,
+            "move_on": move_on,
+            "move_off": move_off,
+        }
         return TrialBatch(inputs, targets, mask, dt, params)

@@ -68,12 +68,14 @@ class Trainable(Protocol):
     def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
         """Process-noise increments for a batch."""
 
-    def loss_and_grad(self, batch: TrialBatch, penalties: Penalties, noise: np.ndarray | None = None,
-                      w_ref: float | None = None) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+    def loss_and_grad(
+        self, batch: TrialBatch, penalties: Penalties, noise: np.ndarray | None = None, w_ref: float | None = None
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss, gradient of every group and summary statistics (``task_loss``, ``r2``, ``mean_rate``, ...)."""
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """States, activities and outputs ``(trials, time, ...)`` of a batch."""
 
 
@@ -120,8 +122,12 @@ BUDGET_STOP = "wall-clock budget"
 """How :attr:`TrainState.done` begins when the ``max_seconds`` safety net stopped training."""
 
 
-def new_state(params: dict[str, np.ndarray], scales: dict[str, float], seed_batch: np.random.Generator,
-              seed_noise: np.random.Generator) -> TrainState:
+def new_state(
+    params: dict[str, np.ndarray],
+    scales: dict[str, float],
+    seed_batch: np.random.Generator,
+    seed_noise: np.random.Generator,
+) -> TrainState:
     """Fresh training state.
 
     Parameters
@@ -135,8 +141,10 @@ def new_state(params: dict[str, np.ndarray], scales: dict[str, float], seed_batc
     """
     params = {k: p.copy() for k, p in params.items()}
     state = TrainState(
-        params=params, m={k: np.zeros_like(p) for k, p in params.items()},
-        v={k: np.zeros_like(p) for k, p in params.items()}, scales={k: float(scales[k]) for k in params},
+        params=params,
+        m={k: np.zeros_like(p) for k, p in params.items()},
+        v={k: np.zeros_like(p) for k, p in params.items()},
+        scales={k: float(scales[k]) for k in params},
         rng_batch=copy.deepcopy(seed_batch.bit_generator.state),
         rng_noise=copy.deepcopy(seed_noise.bit_generator.state),
         best_params={k: p.copy() for k, p in params.items()},
@@ -151,8 +159,14 @@ def _generator(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bg)
 
 
-def adam_step(state: TrainState, grads: dict[str, np.ndarray], lr: float, clip_norm: float,
-              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> float:
+def adam_step(
+    state: TrainState,
+    grads: dict[str, np.ndarray],
+    lr: float,
+    clip_norm: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> float:
     """One Adam update in scaled units, after global-norm clipping.
 
     Returns
@@ -182,9 +196,16 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def train(model: Trainable, task: CenterOutTask, config: TrainConfig, state: TrainState, *,
-          validation: TrialBatch, checkpoint: Callable[[TrainState], None] | None = None,
-          log: Callable[[str], None] | None = None) -> TrainState:
+def train(
+    model: Trainable,
+    task: CenterOutTask,
+    config: TrainConfig,
+    state: TrainState,
+    *,
+    validation: TrialBatch,
+    checkpoint: Callable[[TrainState], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainState:
     """Train ``model`` from ``state`` until done; returns the final state.
 
     The best parameters by validation loss end up in ``state.best_params`` and
@@ -238,17 +259,17 @@ def train(model: Trainable, task: CenterOutTask, config: TrainConfig, state: Tra
         except KeyboardInterrupt:
             if checkpoint and whole:
                 _save(state, draws, checkpoint)
-                log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command "
-                    f"to resume")
+                log(f"interrupted at iteration {state.iteration}; checkpoint saved -- run the same command to resume")
             elif checkpoint:
                 log(f"interrupted during iteration {state.iteration + 1}; {state.kept_checkpoint()}")
             raise
     if state.budget_hit:
-        log(f"WARNING: training was stopped by the wall-clock safety net after {state.iteration} iterations; "
+        log(
+            f"WARNING: training was stopped by the wall-clock safety net after {state.iteration} iterations; "
             f"its result depends on the machine's speed and load (unset train.max_seconds to train to the "
-            f"iteration and validation criteria)")
-    log(f"training stopped: {state.done} (best validation at iteration {state.best_iteration}, "
-        f"{state.elapsed:.0f} s)")
+            f"iteration and validation criteria)"
+        )
+    log(f"training stopped: {state.done} (best validation at iteration {state.best_iteration}, {state.elapsed:.0f} s)")
     model.set_params(state.best_params)
     state.params = {k: p.copy() for k, p in model.params.items()}
     if checkpoint:
@@ -266,8 +287,14 @@ class _Draws:
     checkpoint resumes exactly: prefetched draws not yet used are simply drawn again.
     """
 
-    def __init__(self, model: Trainable, task: CenterOutTask, batch_size: int, rng_batch: np.random.Generator,
-                 rng_noise: np.random.Generator) -> None:
+    def __init__(
+        self,
+        model: Trainable,
+        task: CenterOutTask,
+        batch_size: int,
+        rng_batch: np.random.Generator,
+        rng_noise: np.random.Generator,
+    ) -> None:
         self.model, self.task, self.batch_size = model, task, batch_size
         self.rng_batch, self.rng_noise = rng_batch, rng_noise
         self._states = self._current()
@@ -279,8 +306,7 @@ class _Draws:
 
     def _draw(self) -> tuple[TrialBatch, np.ndarray | None]:
         batch = self.task.sample(self.batch_size, self.rng_batch)
-        noise = (self.model.noise(batch.n_trials, batch.n_steps, self.rng_noise) if self.model.noise_std > 0
-                 else None)
+        noise = self.model.noise(batch.n_trials, batch.n_steps, self.rng_noise) if self.model.noise_std > 0 else None
         return batch, noise
 
     def take(self) -> tuple[TrialBatch, np.ndarray | None]:
@@ -301,8 +327,15 @@ class _Draws:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _iteration(model: Trainable, config: TrainConfig, state: TrainState, draws: _Draws, penalties: Penalties,
-               w_ref: float | None, validation: TrialBatch) -> None:
+def _iteration(
+    model: Trainable,
+    config: TrainConfig,
+    state: TrainState,
+    draws: _Draws,
+    penalties: Penalties,
+    w_ref: float | None,
+    validation: TrialBatch,
+) -> None:
     """One training iteration: batch, gradient, Adam step, constraints, histories, validation."""
     batch, noise = draws.take()
     loss, grads, stats = model.loss_and_grad(batch, penalties, noise, w_ref=w_ref)
@@ -315,8 +348,9 @@ def _iteration(model: Trainable, config: TrainConfig, state: TrainState, draws: 
     norm = adam_step(state, grads, lr, config.clip_norm)
     model.enforce_constraints()
     state.iteration += 1
-    for key, value in zip(TrainState.HISTORY_KEYS,
-                          (loss, stats["task_loss"], stats["r2"], norm, lr, stats["mean_rate"])):
+    for key, value in zip(
+        TrainState.HISTORY_KEYS, (loss, stats["task_loss"], stats["r2"], norm, lr, stats["mean_rate"])
+    ):
         state.history[key].append(float(value))
     if state.iteration % config.eval_every == 0:
         _validate(model, validation, state, config)
@@ -350,17 +384,18 @@ def _validate(model: Trainable, validation: TrialBatch, state: TrainState, confi
         state.bad_evals += 1
 
 
-def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: float,
-              log: Callable[[str], None]) -> None:
+def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: float, log: Callable[[str], None]) -> None:
     h = state.history
     speed = (state.iteration - first) / max(state.elapsed - elapsed0, 1e-9)
     left = (config.max_iterations - state.iteration) / max(speed, 1e-9)
     if config.max_seconds is not None:
         left = min(left, config.max_seconds - state.elapsed)
     val = f"  val R2 {h['val_r2'][-1]:.4f}" if h["val_r2"] else ""
-    log(f"iter {state.iteration:5d}/{config.max_iterations}  loss {h['loss'][-1]:.3e}  "
+    log(
+        f"iter {state.iteration:5d}/{config.max_iterations}  loss {h['loss'][-1]:.3e}  "
         f"R2 {h['r2'][-1]:.4f}{val}  rate {h['mean_rate'][-1]:.1f} Hz  {speed:.1f} it/s  "
-        f"ETA {_fmt_time(left)}")
+        f"ETA {_fmt_time(left)}"
+    )
 
 
 def _save(state: TrainState, draws: _Draws, checkpoint: Callable[[TrainState], None]) -> None:

@@ -58,8 +58,7 @@ def siegert_rate(mu: float | np.ndarray, lif: LIFParams = DEFAULT_LIF) -> np.nda
 
 
 @functools.lru_cache(maxsize=16)
-def fit_lif_softplus(lif: LIFParams = DEFAULT_LIF, fit_max_rate: float = 120.0
-                     ) -> tuple[float, float, float, float]:
+def fit_lif_softplus(lif: LIFParams = DEFAULT_LIF, fit_max_rate: float = 120.0) -> tuple[float, float, float, float]:
     """Fit ``a * s * log(1 + exp((x - c)/s))`` to :func:`siegert_rate`.
 
     Returns
@@ -76,8 +75,10 @@ def fit_lif_softplus(lif: LIFParams = DEFAULT_LIF, fit_max_rate: float = 120.0
     x = np.linspace(lif.reset - 3 * lif.sigma, lif.threshold + 6 * lif.sigma, 601)
     r = siegert_rate(x, lif)
     keep = r <= fit_max_rate
+
     def model(x, a, c, s):
         return a * s * np.logaddexp(0.0, (x - c) / s)
+
     p0 = [1.0 / (lif.tau_m * lif.sigma), lif.threshold - lif.sigma, lif.sigma / 3]
     (a, c, s), _ = optimize.curve_fit(model, x[keep], r[keep], p0=p0, maxfev=20000)
     err = float(np.max(np.abs(model(x[keep], a, c, s) - r[keep])))
@@ -222,8 +223,9 @@ class TabulatedLIF(Transfer):
         return d
 
 
-def make_transfer(name: str, lif: LIFParams = DEFAULT_LIF, gain: float | None = None,
-                  threshold: float | None = None) -> Transfer:
+def make_transfer(
+    name: str, lif: LIFParams = DEFAULT_LIF, gain: float | None = None, threshold: float | None = None
+) -> Transfer:
     """Build a transfer function by name.
 
     Parameters

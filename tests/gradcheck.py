@@ -7,8 +7,13 @@ from collections.abc import Callable
 import numpy as np
 
 
-def directional_error(loss_and_grad: Callable[[], tuple], params: dict[str, np.ndarray], group: str,
-                      direction: np.ndarray, h: float = 1e-5) -> float:
+def directional_error(
+    loss_and_grad: Callable[[], tuple],
+    params: dict[str, np.ndarray],
+    group: str,
+    direction: np.ndarray,
+    h: float = 1e-5,
+) -> float:
     """Relative error between the analytic and the centred-difference directional derivative.
 
     ``loss_and_grad()`` returns ``(loss, grads, stats)`` for the current ``params``;

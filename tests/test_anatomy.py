@@ -16,8 +16,23 @@ from cortexsim.anatomy import LAYERS, SUBTYPES
 # ---------------------------------------------------------------------------
 
 EXPECTED_NAMES = (
-    "NGF1", "IT2/3", "PV2/3", "SST2/3", "VIP2/3", "IT4", "IT5A", "PV5A", "SST5A",
-    "IT5B", "PT5B", "PV5B", "SST5B", "IT6", "CT6", "PV6", "SST6",
+    "NGF1",
+    "IT2/3",
+    "PV2/3",
+    "SST2/3",
+    "VIP2/3",
+    "IT4",
+    "IT5A",
+    "PV5A",
+    "SST5A",
+    "IT5B",
+    "PT5B",
+    "PV5B",
+    "SST5B",
+    "IT6",
+    "CT6",
+    "PV6",
+    "SST6",
 )
 
 # populations taken unchanged from the Dura-Bernal 2023 count table
@@ -102,6 +117,7 @@ LAYER_GROUP = {"L1": "L1", "L2/3": "L2/3+4", "L4": "L2/3+4", "L5A": "L5", "L5B":
 # Helpers on sampled connectomes
 # ---------------------------------------------------------------------------
 
+
 def block_counts(connectome) -> np.ndarray:
     """Synapse counts per population pair, ``[post, pre]``."""
     n_pop = len(connectome.populations)
@@ -124,6 +140,7 @@ def count(connectome, pre: str, post: str) -> int:
 # ---------------------------------------------------------------------------
 # The spec itself
 # ---------------------------------------------------------------------------
+
 
 def test_default_spec_has_the_17_documented_populations_in_all_six_layers(default_spec):
     assert default_spec.names == EXPECTED_NAMES
@@ -161,8 +178,7 @@ def test_excitatory_share_is_about_84_percent(default_spec):
     assert 0.80 <= exc / total <= 0.86
 
 
-@pytest.mark.parametrize(("pre", "post", "probability", "weight"), EE_ROWS,
-                         ids=[f"{r[0]}->{r[1]}" for r in EE_ROWS])
+@pytest.mark.parametrize(("pre", "post", "probability", "weight"), EE_ROWS, ids=[f"{r[0]}->{r[1]}" for r in EE_ROWS])
 def test_ee_projection_equals_anatomy_table(default_spec, pre, post, probability, weight):
     proj = default_spec.projection(pre, post)
     assert proj is not None, f"missing E->E projection {pre} -> {post}"
@@ -181,8 +197,9 @@ def test_pt_never_projects_to_it_in_spec(default_spec):
     assert not [p.key for p in default_spec.projections if p.pre == "PT5B" and p.post in it]
 
 
-@pytest.mark.parametrize(("pre", "post", "probability", "weight"), EI_SPOT + II_SPOT,
-                         ids=[f"{r[0]}->{r[1]}" for r in EI_SPOT + II_SPOT])
+@pytest.mark.parametrize(
+    ("pre", "post", "probability", "weight"), EI_SPOT + II_SPOT, ids=[f"{r[0]}->{r[1]}" for r in EI_SPOT + II_SPOT]
+)
 def test_e_to_i_and_i_to_all_spot_checks(default_spec, pre, post, probability, weight):
     proj = default_spec.projection(pre, post)
     assert proj is not None, f"missing projection {pre} -> {post}"
@@ -226,6 +243,7 @@ def test_task_inputs_and_pt5b_only_readout(default_spec):
 # Motifs in a sampled connectome (N = 10,000)
 # ---------------------------------------------------------------------------
 
+
 def test_all_six_layers_are_populated(large_connectome):
     units = {layer: 0 for layer in LAYERS}
     for pop in large_connectome.populations:
@@ -239,12 +257,15 @@ def test_no_pt5b_to_it_synapses(large_connectome, it_post):
     assert count(large_connectome, "PT5B", it_post) == 0
 
 
-@pytest.mark.parametrize(("pre", "post", "probability"), [
-    ("IT2/3", "IT5A", 0.122),   # descending L2/3 -> L5A
-    ("IT2/3", "PT5B", 0.097),   # descending L2/3 -> PT
-    ("IT4", "IT2/3", 0.133),    # L4 -> L2/3
-    ("PT5B", "PT5B", 0.084),    # recurrent, autapses excluded
-])
+@pytest.mark.parametrize(
+    ("pre", "post", "probability"),
+    [
+        ("IT2/3", "IT5A", 0.122),  # descending L2/3 -> L5A
+        ("IT2/3", "PT5B", 0.097),  # descending L2/3 -> PT
+        ("IT4", "IT2/3", 0.133),  # L4 -> L2/3
+        ("PT5B", "PT5B", 0.084),  # recurrent, autapses excluded
+    ],
+)
 def test_motif_probability_within_sampling_error(large_connectome, pre, post, probability):
     n = n_pairs(large_connectome, pre, post)
     k = count(large_connectome, pre, post)
@@ -277,10 +298,18 @@ def test_ct6_excitatory_in_degree_is_about_0_62_of_it6(large_connectome):
     assert 0.5 <= ratio <= 0.75
 
 
-@pytest.mark.parametrize(("pre", "post"), [
-    ("PV6", "IT2/3"), ("PV2/3", "PT5B"), ("SST5B", "IT6"), ("SST2/3", "IT5A"),
-    ("PV5A", "IT4"), ("VIP2/3", "IT5B"), ("NGF1", "PT5B"),
-])
+@pytest.mark.parametrize(
+    ("pre", "post"),
+    [
+        ("PV6", "IT2/3"),
+        ("PV2/3", "PT5B"),
+        ("SST5B", "IT6"),
+        ("SST2/3", "IT5A"),
+        ("PV5A", "IT4"),
+        ("VIP2/3", "IT5B"),
+        ("NGF1", "PT5B"),
+    ],
+)
 def test_no_inhibition_across_layer_groups(large_connectome, pre, post):
     assert count(large_connectome, pre, post) == 0
 

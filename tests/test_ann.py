@@ -13,8 +13,17 @@ from cortexsim.loss import Penalties
 from cortexsim.tasks import CenterOutTask, TrialBatch
 from cortexsim.train import TrainConfig, new_state, train
 
-SHORT = CenterOutTask(dt=0.01, fixation=0.05, delay_min=0.05, delay_max=0.1, reaction_time=0.05,
-                      reach_duration=0.1, hold=0.05, eval_delay=0.05, catch_fraction=0.3)
+SHORT = CenterOutTask(
+    dt=0.01,
+    fixation=0.05,
+    delay_min=0.05,
+    delay_max=0.1,
+    reaction_time=0.05,
+    reach_duration=0.1,
+    hold=0.05,
+    eval_delay=0.05,
+    catch_fraction=0.3,
+)
 # strong penalties, so every loss term contributes to the gradient
 PENALTIES = Penalties(rate_l2=1e-3, weight_l2=1e-2)
 W_REF = 0.2
@@ -35,8 +44,9 @@ def small_network(arch: str, n_hidden: int = 12, noise_std: float = 0.3, dtype=n
 def directional_check(net, group: str, noise, batch, rng) -> float:
     """Directional gradient check of ``group`` along a random direction."""
     direction = rng.standard_normal(net.params[group].shape)
-    return directional_error(lambda: net.loss_and_grad(batch, PENALTIES, noise, w_ref=W_REF), net.params,
-                             group, direction)
+    return directional_error(
+        lambda: net.loss_and_grad(batch, PENALTIES, noise, w_ref=W_REF), net.params, group, direction
+    )
 
 
 @pytest.mark.parametrize(("arch", "group"), CASES)
@@ -187,8 +197,14 @@ def test_loss_falls_within_seconds(arch):
     net = make_ann(arch, 24, SHORT.dt, noise_std=0.05)
     params = net.init_params(np.random.default_rng(0))
     state = new_state(params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
-    cfg = TrainConfig(batch_size=16, max_iterations=200, validation_trials=16, eval_every=20, log_every=1000,
-                      learning_rate=DEFAULT_TRAIN[arch]["learning_rate"])
+    cfg = TrainConfig(
+        batch_size=16,
+        max_iterations=200,
+        validation_trials=16,
+        eval_every=20,
+        log_every=1000,
+        learning_rate=DEFAULT_TRAIN[arch]["learning_rate"],
+    )
     state = train(net, SHORT, cfg, state, validation=SHORT.sample(16, np.random.default_rng(7)), **QUIET)
     loss = np.asarray(state.history["task_loss"])
     assert loss[-20:].mean() < 0.3 * loss[:10].mean()

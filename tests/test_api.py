@@ -61,6 +61,7 @@ def test_readme_example_is_short_and_uses_the_public_api():
 @pytest.mark.slow
 @pytest.mark.brian2
 def test_readme_example_runs_as_written(tmp_path):
-    run = subprocess.run([sys.executable, "-c", _readme_example()], cwd=ROOT, capture_output=True, text=True,
-                         timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-c", _readme_example()], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0, run.stderr[-3000:]

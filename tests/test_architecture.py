@@ -67,8 +67,9 @@ def _layer(module: str) -> int:
     for i, (_, units) in enumerate(LAYERS):
         if unit in units:
             return i
-    raise AssertionError(f"cortexsim/{module.replace('.', '/')}.py is in no layer; add it to LAYERS "
-                         f"(and to docs/architecture.md)")
+    raise AssertionError(
+        f"cortexsim/{module.replace('.', '/')}.py is in no layer; add it to LAYERS (and to docs/architecture.md)"
+    )
 
 
 def _package_of(module: str) -> list[str]:
@@ -89,7 +90,8 @@ def _resolve(module: str, node: ast.ImportFrom) -> list[str]:
         base = (node.module or "").split(".")[1:]
     else:
         base = _package_of(module)[: len(_package_of(module)) - (node.level - 1)] + (
-            node.module.split(".") if node.module else [])
+            node.module.split(".") if node.module else []
+        )
     found = []
     for alias in node.names:
         candidate = ".".join([*base, alias.name])
@@ -137,14 +139,19 @@ def test_layers_import_one_way_including_imports_inside_functions():
         for target, line, _ in _imports(module):
             if target in MODULES or f"{target}.__init__" in MODULES:
                 if _layer(target) > _layer(module):
-                    wrong.append(f"cortexsim/{module.replace('.', '/')}.py:{line} ({LAYERS[_layer(module)][0]}) "
-                                 f"imports {target} ({LAYERS[_layer(target)][0]})")
+                    wrong.append(
+                        f"cortexsim/{module.replace('.', '/')}.py:{line} ({LAYERS[_layer(module)][0]}) "
+                        f"imports {target} ({LAYERS[_layer(target)][0]})"
+                    )
     assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
 
 
 def test_no_import_cycles_between_modules():
-    graph = {m: {t for t, _, _ in _imports(m) if t in MODULES and t != m and _unit(t) != "__init__"}
-             for m in MODULES if m != "__init__" and not m.endswith("__init__")}
+    graph = {
+        m: {t for t, _, _ in _imports(m) if t in MODULES and t != m and _unit(t) != "__init__"}
+        for m in MODULES
+        if m != "__init__" and not m.endswith("__init__")
+    }
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -152,7 +159,7 @@ def test_no_import_cycles_between_modules():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycle.extend(path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt])
+                cycle.extend(path[path.index(nxt) :] + [node, nxt] if nxt in path else [node, nxt])
                 return True
             if state.get(nxt) is None and visit(nxt, [*path, node]):
                 return True
@@ -175,29 +182,44 @@ def test_the_layer_check_catches_an_import_inside_a_function(tmp_path, monkeypat
 
 
 def test_only_store_and_data_import_h5py():
-    offenders = [f"cortexsim/{m.replace('.', '/')}.py:{line}" for m in MODULES for line in _external(m, "h5py")
-                 if _unit(m) not in H5PY_ALLOWED]
+    offenders = [
+        f"cortexsim/{m.replace('.', '/')}.py:{line}"
+        for m in MODULES
+        for line in _external(m, "h5py")
+        if _unit(m) not in H5PY_ALLOWED
+    ]
     assert not offenders, "h5py imported outside store and data: " + ", ".join(offenders)
     assert _external("store", "h5py"), "store reads and writes run files with h5py"
 
 
-@pytest.mark.parametrize("package, allowed", [
-    ("brian2", ("spiking.network",)),
-    ("matplotlib", ("plots",)),
-    ("dask", ("sweep",)),
-    ("pynwb", ("data.loaders",)),
-])
+@pytest.mark.parametrize(
+    "package, allowed",
+    [
+        ("brian2", ("spiking.network",)),
+        ("matplotlib", ("plots",)),
+        ("dask", ("sweep",)),
+        ("pynwb", ("data.loaders",)),
+    ],
+)
 def test_heavy_dependencies_stay_in_their_module(package, allowed):
     """Brian2, matplotlib, Dask and pynwb are each imported by one module, so the rest never loads them."""
-    offenders = [f"cortexsim/{m.replace('.', '/')}.py:{line}" for m in MODULES for line in _external(m, package)
-                 if m not in allowed]
+    offenders = [
+        f"cortexsim/{m.replace('.', '/')}.py:{line}"
+        for m in MODULES
+        for line in _external(m, package)
+        if m not in allowed
+    ]
     assert not offenders, f"{package} imported outside {', '.join(allowed)}: " + ", ".join(offenders)
 
 
 def test_nothing_below_the_comparison_layer_touches_the_store():
     first = next(i for i, (name, _) in enumerate(LAYERS) if name == STORE_FROM)
-    offenders = [f"cortexsim/{m.replace('.', '/')}.py:{line}" for m in MODULES for target, line, _ in _imports(m)
-                 if target == "store" and _layer(m) < first and _unit(m) != "store"]
+    offenders = [
+        f"cortexsim/{m.replace('.', '/')}.py:{line}"
+        for m in MODULES
+        for target, line, _ in _imports(m)
+        if target == "store" and _layer(m) < first and _unit(m) != "store"
+    ]
     assert not offenders, "store imported below the comparison layer: " + ", ".join(offenders)
 
 
@@ -216,12 +238,18 @@ def test_no_private_name_is_imported_across_modules():
                         aliases[alias.asname or name] = target
                         private_module = name.startswith("_") and not name.startswith("__")
                         if private_module and _package_of(target) != _package_of(module)[: len(_package_of(target))]:
-                            wrong.append(f"{module}:{node.lineno} imports the private module {target} of another "
-                                         f"package")
+                            wrong.append(
+                                f"{module}:{node.lineno} imports the private module {target} of another package"
+                            )
                     elif name.startswith("_") and not name.startswith("__") and target != module:
                         wrong.append(f"{module}:{node.lineno} imports the private name {name} from {target}")
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 wrong.append(f"{module}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
     assert not wrong, "private names across modules:\n" + "\n".join(wrong)

@@ -131,8 +131,11 @@ HUGE = [
     pytest.param({"train": {"batch_size": 50_000_000}}, "train.batch_size", id="batch_size"),
     pytest.param({"task": {"n_targets": 50_000_000}}, "task.n_targets", id="n_targets"),
     pytest.param({"spiking": {"enabled": True, "k": 10_000_000}}, "spiking.k", id="spiking_k"),
-    pytest.param({"spiking": {"enabled": True, "trials_per_condition": 50_000_000}},
-                 "spiking.trials_per_condition", id="spiking_trials"),
+    pytest.param(
+        {"spiking": {"enabled": True, "trials_per_condition": 50_000_000}},
+        "spiking.trials_per_condition",
+        id="spiking_trials",
+    ),
     pytest.param({"ann": {"archs": ["gru"], "n_hidden": 2_000_000}}, "ann.n_hidden", id="ann_hidden"),
     pytest.param({"train": {"max_iterations": 10**12}}, "train.max_iterations", id="max_iterations"),
     pytest.param({"task": {"dt": 1e-9, "reach_duration": 0.4}}, "task.dt", id="tiny_dt"),
@@ -146,12 +149,18 @@ def test_huge_sizes_are_refused_up_front_naming_the_key(tmp_path, capsys, change
     assert "%" in line and "available" in line
 
 
-@pytest.mark.parametrize(("changes", "key"), [
-    pytest.param({"circuit": {"n_units": 4000}}, "circuit.n_units", id="n_units"),
-    pytest.param({"task": {"n_targets": 3000}}, "task.n_targets", id="n_targets"),
-    pytest.param({"spiking": {"enabled": True, "trials_per_condition": 200}}, "spiking.trials_per_condition",
-                 id="spiking_trials"),
-])
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        pytest.param({"circuit": {"n_units": 4000}}, "circuit.n_units", id="n_units"),
+        pytest.param({"task": {"n_targets": 3000}}, "task.n_targets", id="n_targets"),
+        pytest.param(
+            {"spiking": {"enabled": True, "trials_per_condition": 200}},
+            "spiking.trials_per_condition",
+            id="spiking_trials",
+        ),
+    ],
+)
 def test_memory_limit_is_80_percent_of_available(tmp_path, capsys, monkeypatch, changes, key):
     config = Config.from_dict(tiny_data(**changes))
     need = preflight.estimate_memory(config).peak
@@ -164,9 +173,12 @@ def test_memory_limit_is_80_percent_of_available(tmp_path, capsys, monkeypatch, 
 def test_memory_estimate_names_the_stage_and_grows_with_each_size():
     base = preflight.estimate_memory(tiny_config())
     assert set(base.stages) == {"train", "rate", "compare"}  # the tiny experiment has no twin and no ANNs
-    for section, key, value, stage in [("circuit", "n_units", 600, "rate"), ("train", "batch_size", 256, "train"),
-                                       ("train", "validation_trials", 2048, "train"),
-                                       ("task", "n_targets", 400, "compare")]:
+    for section, key, value, stage in [
+        ("circuit", "n_units", 600, "rate"),
+        ("train", "batch_size", 256, "train"),
+        ("train", "validation_trials", 2048, "train"),
+        ("task", "n_targets", 400, "compare"),
+    ]:
         bigger = preflight.estimate_memory(tiny_config(**{section: {key: value}}))
         assert bigger.stage_bytes(stage) > base.stage_bytes(stage), key
     twin = preflight.estimate_memory(tiny_config(spiking={"enabled": True}))
@@ -188,8 +200,10 @@ print(json.dumps({{"measured": hwm, "estimated": preflight.estimate_memory(confi
 
 MEMORY_CASES = {
     "small": {},
-    "medium": {"circuit": {"n_units": 400}, "train": {"batch_size": 32, "validation_trials": 64, "max_iterations": 2,
-                                                       "eval_every": 1}},
+    "medium": {
+        "circuit": {"n_units": 400},
+        "train": {"batch_size": 32, "validation_trials": 64, "max_iterations": 2, "eval_every": 1},
+    },
 }
 
 
@@ -209,18 +223,22 @@ def test_memory_estimate_is_within_2x_of_measured_peak(tmp_path, case):
 # Integers that do not fit where they are stored
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("section", "key", "value"), [
-    pytest.param("experiment", "seed", 2**64, id="seed-2**64"),
-    pytest.param("experiment", "seed", 2**63, id="seed-2**63"),
-    pytest.param("experiment", "seed", 2**32, id="seed-2**32"),
-    pytest.param("experiment", "seed", -1, id="seed-negative"),
-    pytest.param("experiment", "seed", -(2**70), id="seed-very-negative"),
-    pytest.param("circuit", "n_units", 2**64, id="n_units-2**64"),
-    pytest.param("train", "patience", 2**70, id="patience-2**70"),
-    pytest.param("train", "log_every", 2**63, id="log_every-2**63"),
-    pytest.param("spiking", "k", 2**64, id="k-2**64"),
-    pytest.param("compare", "n_pcs", 10**30, id="n_pcs-10**30"),
-])
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        pytest.param("experiment", "seed", 2**64, id="seed-2**64"),
+        pytest.param("experiment", "seed", 2**63, id="seed-2**63"),
+        pytest.param("experiment", "seed", 2**32, id="seed-2**32"),
+        pytest.param("experiment", "seed", -1, id="seed-negative"),
+        pytest.param("experiment", "seed", -(2**70), id="seed-very-negative"),
+        pytest.param("circuit", "n_units", 2**64, id="n_units-2**64"),
+        pytest.param("train", "patience", 2**70, id="patience-2**70"),
+        pytest.param("train", "log_every", 2**63, id="log_every-2**63"),
+        pytest.param("spiking", "k", 2**64, id="k-2**64"),
+        pytest.param("compare", "n_pcs", 10**30, id="n_pcs-10**30"),
+    ],
+)
 def test_integers_that_do_not_fit_are_refused(tmp_path, capsys, section, key, value):
     data = tiny_data()
     data[section][key] = value
@@ -228,13 +246,16 @@ def test_integers_that_do_not_fit_are_refused(tmp_path, capsys, section, key, va
     assert "allowed range" in line
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    pytest.param(["--seed", str(2**64)], ["experiment.seed", str(2**64)], id="seed-2**64"),
-    pytest.param(["--seed", str(2**32)], ["experiment.seed", "4294967295"], id="seed-2**32"),
-    pytest.param(["--n-units", str(2**64)], ["circuit.n_units", "64-bit"], id="n-units-2**64"),
-    pytest.param(["--n-units", str(10**12)], ["circuit.n_units", "memory"], id="n-units-huge"),
-    pytest.param(["--n-units", "not-a-number"], ["--n-units", "not-a-number"], id="n-units-text"),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        pytest.param(["--seed", str(2**64)], ["experiment.seed", str(2**64)], id="seed-2**64"),
+        pytest.param(["--seed", str(2**32)], ["experiment.seed", "4294967295"], id="seed-2**32"),
+        pytest.param(["--n-units", str(2**64)], ["circuit.n_units", "64-bit"], id="n-units-2**64"),
+        pytest.param(["--n-units", str(10**12)], ["circuit.n_units", "memory"], id="n-units-huge"),
+        pytest.param(["--n-units", "not-a-number"], ["--n-units", "not-a-number"], id="n-units-text"),
+    ],
+)
 def test_circuit_arguments_that_do_not_fit_are_refused(tmp_path, capsys, args, needles):
     rc = main(["circuit", *args, "--out", str(tmp_path / "c.h5")])
     assert_refused(rc, capsys.readouterr(), *needles)
@@ -248,6 +269,7 @@ def test_largest_seed_is_accepted():
 # ---------------------------------------------------------------------------
 # Output folders that cannot be written, full disks
 # ---------------------------------------------------------------------------
+
 
 def test_read_only_output_folder_is_refused_before_computing(tmp_path, capsys, monkeypatch):
     def denied(*args, **kwargs):
@@ -298,24 +320,32 @@ def test_disk_estimate_grows_with_the_run():
 # ---------------------------------------------------------------------------
 
 UNKNOWN_NAMES = [
-    pytest.param({"circuit": {"overrides": {"inputs": {"targte": ["PT5B"]}}}}, ["targte", "'target'"],
-                 id="override-input-group"),
-    pytest.param({"circuit": {"overrides": {"inputs": {"go": ["PT5X"]}}}}, ["PT5X", "'PT5B'"],
-                 id="override-input-population"),
-    pytest.param({"circuit": {"overrides": {"outputs": ["PT5X"]}}}, ["circuit.overrides.outputs", "'PT5B'"],
-                 id="override-output"),
-    pytest.param({"circuit": {"overrides": {"probability": {"IT2/3 -> PT5X": 0.1}}}}, ["PT5X", "'PT5B'"],
-                 id="override-projection-post"),
-    pytest.param({"circuit": {"overrides": {"weight": {"IT23 -> PT5B": 1.0}}}}, ["IT23", "'IT2/3'"],
-                 id="override-projection-pre"),
+    pytest.param(
+        {"circuit": {"overrides": {"inputs": {"targte": ["PT5B"]}}}}, ["targte", "'target'"], id="override-input-group"
+    ),
+    pytest.param(
+        {"circuit": {"overrides": {"inputs": {"go": ["PT5X"]}}}}, ["PT5X", "'PT5B'"], id="override-input-population"
+    ),
+    pytest.param(
+        {"circuit": {"overrides": {"outputs": ["PT5X"]}}}, ["circuit.overrides.outputs", "'PT5B'"], id="override-output"
+    ),
+    pytest.param(
+        {"circuit": {"overrides": {"probability": {"IT2/3 -> PT5X": 0.1}}}},
+        ["PT5X", "'PT5B'"],
+        id="override-projection-post",
+    ),
+    pytest.param(
+        {"circuit": {"overrides": {"weight": {"IT23 -> PT5B": 1.0}}}}, ["IT23", "'IT2/3'"], id="override-projection-pre"
+    ),
     pytest.param({"circuit": {"overrides": {"cut": ["IT2/3 -> PT5X"]}}}, ["PT5X", "'PT5B'"], id="override-cut"),
     pytest.param({"circuit": {"overrides": {"silence": ["SST5X"]}}}, ["SST5X", "did you mean"], id="override-silence"),
     pytest.param({"circuit": {"overrides": {"size": {"PV5X": 300}}}}, ["PV5X", "'PV5B'"], id="override-size"),
     pytest.param({"circuit": {"overrides": {"tau": {"PV5X": 0.02}}}}, ["PV5X", "'PV5B'"], id="override-tau"),
     pytest.param({"lesion": {"silence": ["PT5X"]}}, ["lesion.silence", "PT5X", "'PT5B'"], id="lesion-silence"),
     pytest.param({"lesion": {"cut": ["IT2/3 -> PT5X"]}}, ["lesion.cut", "PT5X", "'PT5B'"], id="lesion-cut"),
-    pytest.param({"lesion": {"cut": ["PT5B -> IT2/3"]}}, ["lesion.cut", "PT5B -> IT2/3"],
-                 id="lesion-cut-no-projection"),
+    pytest.param(
+        {"lesion": {"cut": ["PT5B -> IT2/3"]}}, ["lesion.cut", "PT5B -> IT2/3"], id="lesion-cut-no-projection"
+    ),
 ]
 
 
@@ -324,11 +354,14 @@ def test_unknown_population_or_input_group_is_refused_with_a_hint(tmp_path, caps
     run_refused(tmp_path, capsys, tiny_data(**changes), *needles)
 
 
-@pytest.mark.parametrize(("inputs", "needles"), [
-    pytest.param({"target": ["IT2/3"], "go": ["IT4"], "goo": ["PT5B"]}, ["goo", "'go'"], id="unknown-group"),
-    pytest.param({"target": ["IT2/3"]}, ["'go'", "not wired"], id="missing-group"),
-    pytest.param({"target": ["IT2/3"], "go": ["XYZ"]}, ["XYZ"], id="unknown-population"),
-])
+@pytest.mark.parametrize(
+    ("inputs", "needles"),
+    [
+        pytest.param({"target": ["IT2/3"], "go": ["IT4"], "goo": ["PT5B"]}, ["goo", "'go'"], id="unknown-group"),
+        pytest.param({"target": ["IT2/3"]}, ["'go'", "not wired"], id="missing-group"),
+        pytest.param({"target": ["IT2/3"], "go": ["XYZ"]}, ["XYZ"], id="unknown-population"),
+    ],
+)
 def test_spec_file_input_groups_must_be_those_the_task_feeds(tmp_path, capsys, default_spec, inputs, needles):
     spec = default_spec.to_dict()
     spec["inputs"] = inputs
@@ -340,6 +373,7 @@ def test_spec_file_input_groups_must_be_those_the_task_feeds(tmp_path, capsys, d
 # ---------------------------------------------------------------------------
 # [compare] data that is missing or does not load
 # ---------------------------------------------------------------------------
+
 
 def _npz(path: Path, **arrays) -> None:
     np.savez(path, **arrays)
@@ -396,18 +430,55 @@ LATE_ERRORS = [
     pytest.param({"task": {"dt": 0.03, "reach_duration": 0.4}}, ["task.dt", "PV2/3"], id="dt-above-tau"),
     pytest.param({"circuit": {"overrides": {"tau": {"PV5B": 0.005}}}}, ["task.dt", "PV5B"], id="tau-below-dt"),
     pytest.param({"spiking": {"enabled": True, "dt": 3e-4}}, ["spiking.dt", "divide"], id="spiking-dt-not-dividing"),
-    pytest.param({"spiking": {"enabled": True, "dt": 1e-3}, "circuit": {"overrides": {"tau": {"PV5B": 0.001}}}},
-                 ["PV5B"], id="spiking-dt-above-tau"),
-    pytest.param({"rate": {"transfer": "rectified_tanh", "rest_rate": 150.0}}, ["rate.rest_rate", "150"],
-                 id="rest-rate-unreachable"),
-    pytest.param({"task": {"dt": 0.06, "reach_duration": 0.4},
-                  "circuit": {"overrides": {"tau": {p: 0.1 for p in ("PV2/3", "PV5A", "PV5B", "PV6", "SST2/3",
-                                                                     "SST5A", "SST5B", "SST6", "VIP2/3", "NGF1",
-                                                                     "IT2/3", "IT4", "IT5A", "IT5B", "PT5B",
-                                                                     "IT6", "CT6")}}},
-                  "ann": {"archs": ["rnn"]}}, ["ann.rnn.tau", "dt"], id="ann-dt-above-tau"),
-    pytest.param({"spiking": {"enabled": True}, "rate": {"transfer": "relu", "transfer_threshold": 100.0}},
-                 ["rate.transfer", "calibrat"], id="twin-cannot-calibrate"),
+    pytest.param(
+        {"spiking": {"enabled": True, "dt": 1e-3}, "circuit": {"overrides": {"tau": {"PV5B": 0.001}}}},
+        ["PV5B"],
+        id="spiking-dt-above-tau",
+    ),
+    pytest.param(
+        {"rate": {"transfer": "rectified_tanh", "rest_rate": 150.0}},
+        ["rate.rest_rate", "150"],
+        id="rest-rate-unreachable",
+    ),
+    pytest.param(
+        {
+            "task": {"dt": 0.06, "reach_duration": 0.4},
+            "circuit": {
+                "overrides": {
+                    "tau": {
+                        p: 0.1
+                        for p in (
+                            "PV2/3",
+                            "PV5A",
+                            "PV5B",
+                            "PV6",
+                            "SST2/3",
+                            "SST5A",
+                            "SST5B",
+                            "SST6",
+                            "VIP2/3",
+                            "NGF1",
+                            "IT2/3",
+                            "IT4",
+                            "IT5A",
+                            "IT5B",
+                            "PT5B",
+                            "IT6",
+                            "CT6",
+                        )
+                    }
+                }
+            },
+            "ann": {"archs": ["rnn"]},
+        },
+        ["ann.rnn.tau", "dt"],
+        id="ann-dt-above-tau",
+    ),
+    pytest.param(
+        {"spiking": {"enabled": True}, "rate": {"transfer": "relu", "transfer_threshold": 100.0}},
+        ["rate.transfer", "calibrat"],
+        id="twin-cannot-calibrate",
+    ),
     pytest.param({"circuit": {"n_units": 16}}, ["n_units", "17"], id="fewer-units-than-populations"),
 ]
 
@@ -443,6 +514,7 @@ def test_existing_results_are_untouched_by_a_refused_run(tmp_path, capsys, refer
 # Run files with a malformed or missing part
 # ---------------------------------------------------------------------------
 
+
 def _damage(path: Path, kind: str) -> str:
     """Damage a copy of a finished run file; returns a word the error must name."""
     with h5py.File(path, "r+") as f:
@@ -476,16 +548,42 @@ def _damage(path: Path, kind: str) -> str:
             f["rate/rates"].attrs["dims"] = "condition,time"
         elif kind == "n-units-text":
             f["circuit"].attrs["n_units"] = "many"
-    return {"schema-string": "schema_version", "schema-float": "schema_version", "schema-array": "schema_version",
-            "config-not-toml": "config", "config-number": "config", "no-config": "config", "no-seed": "seed",
-            "no-connectome-pre": "pre", "no-task-dt": "dt", "no-rate-w-in": "W_in", "metric-text": "rate_position_r2",
-            "stage-no-key": "key", "stage-group-missing": "task", "dims-mismatch": "rates",
-            "n-units-text": "n_units"}[kind]
+    return {
+        "schema-string": "schema_version",
+        "schema-float": "schema_version",
+        "schema-array": "schema_version",
+        "config-not-toml": "config",
+        "config-number": "config",
+        "no-config": "config",
+        "no-seed": "seed",
+        "no-connectome-pre": "pre",
+        "no-task-dt": "dt",
+        "no-rate-w-in": "W_in",
+        "metric-text": "rate_position_r2",
+        "stage-no-key": "key",
+        "stage-group-missing": "task",
+        "dims-mismatch": "rates",
+        "n-units-text": "n_units",
+    }[kind]
 
 
-DAMAGE = ["schema-string", "schema-float", "schema-array", "config-not-toml", "config-number", "no-config", "no-seed",
-          "no-connectome-pre", "no-task-dt", "no-rate-w-in", "metric-text", "stage-no-key", "stage-group-missing",
-          "dims-mismatch", "n-units-text"]
+DAMAGE = [
+    "schema-string",
+    "schema-float",
+    "schema-array",
+    "config-not-toml",
+    "config-number",
+    "no-config",
+    "no-seed",
+    "no-connectome-pre",
+    "no-task-dt",
+    "no-rate-w-in",
+    "metric-text",
+    "stage-no-key",
+    "stage-group-missing",
+    "dims-mismatch",
+    "n-units-text",
+]
 
 
 @pytest.fixture
@@ -496,6 +594,7 @@ def damaged(tmp_path, smoke_run):
         path = folder / "run.h5"
         shutil.copyfile(smoke_run / "run.h5", path)
         return path, _damage(path, kind)
+
     return make
 
 
@@ -503,8 +602,12 @@ def damaged(tmp_path, smoke_run):
 @pytest.mark.parametrize("command", ["inspect", "spiking", "compare", "run"])
 def test_malformed_run_file_is_one_line_error(tmp_path, capsys, damaged, kind, command):
     path, word = damaged(kind)
-    args = {"inspect": ["inspect", str(path)], "spiking": ["spiking", str(path), "--target", "numpy"],
-            "compare": ["compare", str(path)], "run": ["run", str(SMOKE), "--out", str(path.parent)]}[command]
+    args = {
+        "inspect": ["inspect", str(path)],
+        "spiking": ["spiking", str(path), "--target", "numpy"],
+        "compare": ["compare", str(path)],
+        "run": ["run", str(SMOKE), "--out", str(path.parent)],
+    }[command]
     before = snapshot(tmp_path)
     rc = main(args)
     assert_refused(rc, capsys.readouterr(), path.name, word)
@@ -531,8 +634,9 @@ def _flip_byte(path: Path, dataset: str) -> None:
         fh.write(bytes([byte[0] ^ 0xFF]))
 
 
-@pytest.mark.parametrize("dataset", ["rate/rates", "task/targets", "circuit/connectome/weight_trained", "ann/gru/hidden",
-                                     "spiking/rates"])
+@pytest.mark.parametrize(
+    "dataset", ["rate/rates", "task/targets", "circuit/connectome/weight_trained", "ann/gru/hidden", "spiking/rates"]
+)
 @pytest.mark.parametrize("command", ["inspect", "compare", "spiking"])
 def test_corrupted_byte_is_reported_on_read(tmp_path, capsys, smoke_run, dataset, command):
     path = tmp_path / "run" / "run.h5"
@@ -542,8 +646,11 @@ def test_corrupted_byte_is_reported_on_read(tmp_path, capsys, smoke_run, dataset
     with pytest.raises(RunFileError, match=dataset):
         store.open_run(path)
     before = path.read_bytes()
-    args = {"inspect": ["inspect", str(path)], "compare": ["compare", str(path)],
-            "spiking": ["spiking", str(path), "--target", "numpy"]}[command]
+    args = {
+        "inspect": ["inspect", str(path)],
+        "compare": ["compare", str(path)],
+        "spiking": ["spiking", str(path), "--target", "numpy"],
+    }[command]
     rc = main(args)
     assert_refused(rc, capsys.readouterr(), dataset, "checksum")
     assert path.read_bytes() == before
@@ -552,6 +659,7 @@ def test_corrupted_byte_is_reported_on_read(tmp_path, capsys, smoke_run, dataset
 # ---------------------------------------------------------------------------
 # Sweeps: every point is checked before any runs
 # ---------------------------------------------------------------------------
+
 
 def _sweep(tmp_path: Path, grid: dict, base: dict | None = None) -> Path:
     write_config(tmp_path, tiny_data(), "base.toml")
@@ -563,13 +671,16 @@ def _sweep(tmp_path: Path, grid: dict, base: dict | None = None) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("grid", "needles"), [
-    pytest.param({"task.dt": [0.01, 0.03]}, ["point 2", "task.dt"], id="dt-above-tau"),
-    pytest.param({"circuit.n_units": [60, 3_000_000]}, ["point 2", "memory", "circuit.n_units"], id="huge"),
-    pytest.param({"experiment.seed": [0, 2**40]}, ["point 2", "experiment.seed"], id="seed"),
-    pytest.param({"lesion.silence": [[], ["PT5X"]]}, ["PT5X", "'PT5B'"], id="unknown-population"),
-    pytest.param({"compare.data": ["", "nowhere.npz"]}, ["compare.data", "nowhere.npz"], id="missing-data"),
-])
+@pytest.mark.parametrize(
+    ("grid", "needles"),
+    [
+        pytest.param({"task.dt": [0.01, 0.03]}, ["point 2", "task.dt"], id="dt-above-tau"),
+        pytest.param({"circuit.n_units": [60, 3_000_000]}, ["point 2", "memory", "circuit.n_units"], id="huge"),
+        pytest.param({"experiment.seed": [0, 2**40]}, ["point 2", "experiment.seed"], id="seed"),
+        pytest.param({"lesion.silence": [[], ["PT5X"]]}, ["PT5X", "'PT5B'"], id="unknown-population"),
+        pytest.param({"compare.data": ["", "nowhere.npz"]}, ["compare.data", "nowhere.npz"], id="missing-data"),
+    ],
+)
 def test_sweep_checks_every_point_before_running_any(tmp_path, capsys, grid, needles):
     sweep = _sweep(tmp_path, grid)
     before = snapshot(tmp_path)
@@ -578,9 +689,17 @@ def test_sweep_checks_every_point_before_running_any(tmp_path, capsys, grid, nee
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("args", [["--workers", "0"], ["--workers", "-3"], ["--workers", str(10**9)],
-                                  ["--scheduler", "not an address"], ["--scheduler", "tcp://127.0.0.1:1"],
-                                  ["--workers", "two"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "0"],
+        ["--workers", "-3"],
+        ["--workers", str(10**9)],
+        ["--scheduler", "not an address"],
+        ["--scheduler", "tcp://127.0.0.1:1"],
+        ["--workers", "two"],
+    ],
+)
 def test_bad_sweep_arguments_are_refused(tmp_path, capsys, args):
     sweep = _sweep(tmp_path, {"experiment.seed": [0, 1]})
     before = snapshot(tmp_path)
@@ -603,6 +722,7 @@ def test_sweep_refused_on_full_disk(tmp_path, capsys, monkeypatch):
 # Other subcommands' arguments
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def finished(tmp_path, smoke_run) -> Path:
     folder = tmp_path / "run"
@@ -611,17 +731,20 @@ def finished(tmp_path, smoke_run) -> Path:
     return folder / "run.h5"
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    pytest.param(["--k", "0"], ["--k", "0"], id="k-0"),
-    pytest.param(["--k", "-2"], ["--k", "-2"], id="k-negative"),
-    pytest.param(["--k", str(10**8)], ["spiking.k", "memory"], id="k-huge"),
-    pytest.param(["--k", str(2**64)], ["--k", "64-bit"], id="k-2**64"),
-    pytest.param(["--trials", "-1"], ["--trials", "-1"], id="trials-negative"),
-    pytest.param(["--trials", "0"], ["--trials", "0"], id="trials-0"),
-    pytest.param(["--trials", str(10**9)], ["spiking.trials_per_condition", "memory"], id="trials-huge"),
-    pytest.param(["--k", "abc"], ["--k", "abc"], id="k-text"),
-    pytest.param(["--target", "gpu"], ["--target", "gpu"], id="target"),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        pytest.param(["--k", "0"], ["--k", "0"], id="k-0"),
+        pytest.param(["--k", "-2"], ["--k", "-2"], id="k-negative"),
+        pytest.param(["--k", str(10**8)], ["spiking.k", "memory"], id="k-huge"),
+        pytest.param(["--k", str(2**64)], ["--k", "64-bit"], id="k-2**64"),
+        pytest.param(["--trials", "-1"], ["--trials", "-1"], id="trials-negative"),
+        pytest.param(["--trials", "0"], ["--trials", "0"], id="trials-0"),
+        pytest.param(["--trials", str(10**9)], ["spiking.trials_per_condition", "memory"], id="trials-huge"),
+        pytest.param(["--k", "abc"], ["--k", "abc"], id="k-text"),
+        pytest.param(["--target", "gpu"], ["--target", "gpu"], id="target"),
+    ],
+)
 def test_bad_spiking_arguments_are_refused(tmp_path, capsys, finished, args, needles):
     before = snapshot(tmp_path)
     rc = main(["spiking", str(finished), *args])
@@ -629,16 +752,19 @@ def test_bad_spiking_arguments_are_refused(tmp_path, capsys, finished, args, nee
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    pytest.param(["--n-pcs", "0"], ["--n-pcs", "0"], id="n-pcs-0"),
-    pytest.param(["--n-pcs", "-4"], ["--n-pcs", "-4"], id="n-pcs-negative"),
-    pytest.param(["--n-pcs", str(2**70)], ["--n-pcs", "64-bit"], id="n-pcs-huge"),
-    pytest.param(["--n-null", "-1"], ["--n-null", "-1"], id="n-null-negative"),
-    pytest.param(["--n-null", str(10**12)], ["--n-null"], id="n-null-huge"),
-    pytest.param(["--data", "{tmp}/nowhere.npz"], ["--data", "nowhere.npz"], id="data-missing"),
-    pytest.param(["--data", "{tmp}/bad.npz"], ["--data", "bad.npz"], id="data-unloadable"),
-    pytest.param(["{tmp}/other.h5"], ["other.h5"], id="other-run-missing"),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        pytest.param(["--n-pcs", "0"], ["--n-pcs", "0"], id="n-pcs-0"),
+        pytest.param(["--n-pcs", "-4"], ["--n-pcs", "-4"], id="n-pcs-negative"),
+        pytest.param(["--n-pcs", str(2**70)], ["--n-pcs", "64-bit"], id="n-pcs-huge"),
+        pytest.param(["--n-null", "-1"], ["--n-null", "-1"], id="n-null-negative"),
+        pytest.param(["--n-null", str(10**12)], ["--n-null"], id="n-null-huge"),
+        pytest.param(["--data", "{tmp}/nowhere.npz"], ["--data", "nowhere.npz"], id="data-missing"),
+        pytest.param(["--data", "{tmp}/bad.npz"], ["--data", "bad.npz"], id="data-unloadable"),
+        pytest.param(["{tmp}/other.h5"], ["other.h5"], id="other-run-missing"),
+    ],
+)
 def test_bad_compare_arguments_are_refused(tmp_path, capsys, finished, args, needles):
     (tmp_path / "bad.npz").write_text("not an archive")
     before = snapshot(tmp_path)
@@ -666,10 +792,23 @@ def test_argparse_errors_are_one_line(capsys):
 _KEYS = {
     "experiment": {"seed": "int"},
     "circuit": {"n_units": "int", "overrides": "overrides"},
-    "task": {"dt": "float", "n_targets": "int", "reach_duration": "float", "delay_max": "float", "hold": "float",
-             "catch_fraction": "float", "eval_delay": "float"},
-    "rate": {"noise_std": "float", "rest_rate": "float", "transfer": "transfer", "dtype": "dtype",
-             "transfer_gain": "float", "transfer_threshold": "float"},
+    "task": {
+        "dt": "float",
+        "n_targets": "int",
+        "reach_duration": "float",
+        "delay_max": "float",
+        "hold": "float",
+        "catch_fraction": "float",
+        "eval_delay": "float",
+    },
+    "rate": {
+        "noise_std": "float",
+        "rest_rate": "float",
+        "transfer": "transfer",
+        "dtype": "dtype",
+        "transfer_gain": "float",
+        "transfer_threshold": "float",
+    },
     "lif": {"tau_m": "float", "threshold": "float", "reset": "float", "sigma": "float"},
     "train": {"batch_size": "int", "validation_trials": "int", "max_iterations": "int", "eval_every": "int"},
     "ann": {"n_hidden": "int", "archs": "archs"},
@@ -679,8 +818,9 @@ _KEYS = {
 }
 _NAMES = ["PT5B", "IT2/3", "PV5B", "PT5X", "", "SST5B", 3]
 _INTS = st.one_of(st.integers(-5, 5000), st.sampled_from([0, -1, 2**31, 2**32, 2**63 - 1, 2**63, 2**64, 10**40]))
-_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1e-9, 1e-4, 0.01, 0.03,
-                                                                                   1e12]))
+_FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1e-9, 1e-4, 0.01, 0.03, 1e12])
+)
 _VALUES = {
     "int": st.one_of(_INTS, st.floats(-10, 10), st.text(max_size=3), st.booleans()),
     "float": st.one_of(_FLOATS, _INTS, st.text(max_size=3)),
@@ -690,22 +830,31 @@ _VALUES = {
     "archs": st.lists(st.sampled_from(["rnn", "gru", "lstm", "transformer"]), max_size=3),
     "data": st.sampled_from(["", "nowhere.npz", "data.npz", "data.txt"]),
     "names": st.lists(st.sampled_from(_NAMES), max_size=2),
-    "projections": st.lists(st.sampled_from(["IT2/3 -> PT5B", "PT5B -> IT2/3", "IT2/3 -> PT5X", "nonsense", 4]),
-                            max_size=2),
+    "projections": st.lists(
+        st.sampled_from(["IT2/3 -> PT5B", "PT5B -> IT2/3", "IT2/3 -> PT5X", "nonsense", 4]), max_size=2
+    ),
 }
 _OVERRIDE_NAMES = st.sampled_from(["PT5B", "PV5B", "IT2/3", "PT5X", "", 7])
 _OVERRIDE_PROJECTIONS = st.sampled_from(["IT2/3 -> PT5B", "PT5B -> IT2/3", "IT2/3->PT5B", "X -> Y", "", 1])
 _VALUES["overrides"] = st.dictionaries(
-    st.sampled_from(["size", "tau", "probability", "weight", "cut", "silence", "inputs", "outputs", "gain",
-                     "weight_cv", "sizes"]),
-    st.one_of(st.dictionaries(st.one_of(_OVERRIDE_NAMES, _OVERRIDE_PROJECTIONS, st.sampled_from(["go", "target",
-                                                                                                "goo"])),
-                              st.one_of(_FLOATS, st.lists(_OVERRIDE_NAMES, max_size=2)), max_size=2),
-              st.lists(st.one_of(_OVERRIDE_NAMES, _OVERRIDE_PROJECTIONS), max_size=2), _FLOATS, st.text(max_size=2)),
-    max_size=3)
-_CHANGES = st.lists(st.sampled_from([(s, k) for s, keys in _KEYS.items() for k in keys]), min_size=1, max_size=4,
-                    unique=True).flatmap(
-    lambda pairs: st.tuples(*[st.tuples(st.just(s), st.just(k), _VALUES[_KEYS[s][k]]) for s, k in pairs]))
+    st.sampled_from(
+        ["size", "tau", "probability", "weight", "cut", "silence", "inputs", "outputs", "gain", "weight_cv", "sizes"]
+    ),
+    st.one_of(
+        st.dictionaries(
+            st.one_of(_OVERRIDE_NAMES, _OVERRIDE_PROJECTIONS, st.sampled_from(["go", "target", "goo"])),
+            st.one_of(_FLOATS, st.lists(_OVERRIDE_NAMES, max_size=2)),
+            max_size=2,
+        ),
+        st.lists(st.one_of(_OVERRIDE_NAMES, _OVERRIDE_PROJECTIONS), max_size=2),
+        _FLOATS,
+        st.text(max_size=2),
+    ),
+    max_size=3,
+)
+_CHANGES = st.lists(
+    st.sampled_from([(s, k) for s, keys in _KEYS.items() for k in keys]), min_size=1, max_size=4, unique=True
+).flatmap(lambda pairs: st.tuples(*[st.tuples(st.just(s), st.just(k), _VALUES[_KEYS[s][k]]) for s, k in pairs]))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

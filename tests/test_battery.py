@@ -34,10 +34,12 @@ def rotating(n_cond: int = 8, n_time: int = 60, n_units: int = 20, seed: int = 0
 def test_identical_and_rotated_activity_are_most_similar():
     x = rotating()
     q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((20, 20)))
-    acts = [Activity("rate", "model", x, 0.01, 20),
-            Activity("ann:rnn", "model", (x - 10) @ q * 3.0, 0.01, 20),
-            Activity("ann:gru", "model", np.random.default_rng(2).standard_normal(x.shape), 0.01, 20),
-            Activity("rate:L5B", "layer", x[:, :, :10], 0.01, 20)]
+    acts = [
+        Activity("rate", "model", x, 0.01, 20),
+        Activity("ann:rnn", "model", (x - 10) @ q * 3.0, 0.01, 20),
+        Activity("ann:gru", "model", np.random.default_rng(2).standard_normal(x.shape), 0.01, 20),
+        Activity("rate:L5B", "layer", x[:, :, :10], 0.01, 20),
+    ]
     result = run_battery(acts, n_pcs=4, n_null=10, rng=np.random.default_rng(0))
     rows = {(r["a"], r["b"]): r for r in result.similarity}
     same = rows[("rate", "ann:rnn")]
@@ -74,10 +76,13 @@ def test_silent_or_static_activities_are_noted_not_fatal():
     """A lesion can silence a population (all zero) or freeze activity around movement onset."""
     x = rotating()
     static = x.copy()
-    static[:, 15:, :] = static[:, 15:16, :]          # no change from just before movement onset on
-    acts = [Activity("rate", "model", x, 0.01, 20), Activity("ann:rnn", "model", x * 2, 0.01, 20),
-            Activity("rate:PT5B", "population", np.zeros_like(x[:, :, :5]), 0.01, 20),
-            Activity("rate:L5B", "layer", static, 0.01, 20)]
+    static[:, 15:, :] = static[:, 15:16, :]  # no change from just before movement onset on
+    acts = [
+        Activity("rate", "model", x, 0.01, 20),
+        Activity("ann:rnn", "model", x * 2, 0.01, 20),
+        Activity("rate:PT5B", "population", np.zeros_like(x[:, :, :5]), 0.01, 20),
+        Activity("rate:L5B", "layer", static, 0.01, 20),
+    ]
     result = run_battery(acts, n_null=0, rng=np.random.default_rng(0))
     assert "rate:PT5B" not in result.activities
     assert any(n.startswith("rate:PT5B: constant activity") for n in result.notes)
@@ -88,8 +93,11 @@ def test_silent_or_static_activities_are_noted_not_fatal():
 
 def test_the_result_is_a_frozen_record_and_notes_are_added_by_copy():
     x = rotating()
-    result = run_battery([Activity("rate", "model", x, 0.01, 20), Activity("ann:rnn", "model", x * 2, 0.01, 20)],
-                         n_null=0, rng=np.random.default_rng(0))
+    result = run_battery(
+        [Activity("rate", "model", x, 0.01, 20), Activity("ann:rnn", "model", x * 2, 0.01, 20)],
+        n_null=0,
+        rng=np.random.default_rng(0),
+    )
     assert isinstance(result, BatteryResult) and isinstance(result.notes, tuple)
     assert isinstance(result.similarity, tuple) and isinstance(result.jpca, tuple)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -101,8 +109,10 @@ def test_the_result_is_a_frozen_record_and_notes_are_added_by_copy():
 
 def test_the_same_seed_gives_the_same_battery():
     x = rotating()
-    acts = [Activity("rate", "model", x, 0.01, 20),
-            Activity("ann:gru", "model", x + np.random.default_rng(3).standard_normal(x.shape), 0.01, 20)]
+    acts = [
+        Activity("rate", "model", x, 0.01, 20),
+        Activity("ann:gru", "model", x + np.random.default_rng(3).standard_normal(x.shape), 0.01, 20),
+    ]
     a = run_battery(acts, n_pcs=4, n_null=5, rng=np.random.default_rng(7))
     b = run_battery(acts, n_pcs=4, n_null=5, rng=np.random.default_rng(7))
     assert a.similarity == b.similarity and a.jpca == b.jpca
@@ -110,24 +120,41 @@ def test_the_same_seed_gives_the_same_battery():
 
 def test_headline_metrics_name_whole_models_only():
     x = rotating()
-    positions = np.stack([np.cos(np.linspace(0, 1, 60))[None].repeat(8, 0),
-                          np.sin(np.linspace(0, 1, 60))[None].repeat(8, 0)], -1) * np.arange(8)[:, None, None]
-    acts = [Activity("rate", "model", x, 0.01, 20), Activity("ann:gru", "model", x * 2, 0.01, 20),
-            Activity("rate:L5B", "layer", x[:, :, :10], 0.01, 20)]
+    positions = (
+        np.stack(
+            [np.cos(np.linspace(0, 1, 60))[None].repeat(8, 0), np.sin(np.linspace(0, 1, 60))[None].repeat(8, 0)], -1
+        )
+        * np.arange(8)[:, None, None]
+    )
+    acts = [
+        Activity("rate", "model", x, 0.01, 20),
+        Activity("ann:gru", "model", x * 2, 0.01, 20),
+        Activity("rate:L5B", "layer", x[:, :, :10], 0.01, 20),
+    ]
     result = run_battery(acts, n_null=0, rng=np.random.default_rng(0), positions=positions)
     m = headline_metrics(result)
     assert m["compare_cca_rate_gru"] == m["compare_cca_rate_ann_mean"] == pytest.approx(1.0, abs=1e-6)
-    assert {"compare_jpca_ratio_rate", "compare_jpca_ratio_gru", "compare_participation_ratio_rate",
-            "compare_decode_position_r2_rate"} <= set(m)
+    assert {
+        "compare_jpca_ratio_rate",
+        "compare_jpca_ratio_gru",
+        "compare_participation_ratio_rate",
+        "compare_decode_position_r2_rate",
+    } <= set(m)
     assert not [k for k in m if "L5B" in k]
 
 
 def test_recorded_data_go_onto_the_model_time_grid():
     x = rotating()
     reference = Activity("rate", "model", x, 0.01, 20)
-    time = (np.arange(10, 60) - 20) * 0.01           # the first 10 model steps are not recorded
-    data = NeuralData(x[:, 10:, :5] + 1.0, time, tuple(f"c{i}" for i in range(8)), tuple(range(5)),
-                      align_event="move_on", source="test.npz")
+    time = (np.arange(10, 60) - 20) * 0.01  # the first 10 model steps are not recorded
+    data = NeuralData(
+        x[:, 10:, :5] + 1.0,
+        time,
+        tuple(f"c{i}" for i in range(8)),
+        tuple(range(5)),
+        align_event="move_on",
+        source="test.npz",
+    )
     act, notes = activity_from_data(data, reference)
     assert (act.name, act.kind, act.dt, act.move_on) == ("data", "data", 0.01, 20)
     assert act.rates.shape == (8, 60, 5)

@@ -15,8 +15,7 @@ from cortexsim.anatomy import LAYERS, SUBTYPES, CircuitSpec, PopulationSpec, Pro
 from cortexsim.circuit import build_connectome, estimate_spectral_radius, population_sizes
 from cortexsim.errors import ConfigError
 
-HYPOTHESIS = settings(max_examples=25, deadline=None,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 # ---------------------------------------------------------------------------
@@ -37,17 +36,19 @@ def circuit_specs(draw, max_pops: int = 6) -> CircuitSpec:
     classes = ["E"] + [draw(st.sampled_from(["E", "I"])) for _ in range(n - 1)]
     pops = tuple(
         PopulationSpec(
-            name=f"P{i}", layer=draw(st.sampled_from(LAYERS)), cell_class=cls,
+            name=f"P{i}",
+            layer=draw(st.sampled_from(LAYERS)),
+            cell_class=cls,
             subtype=draw(st.sampled_from(SUBTYPES[cls])),
-            size=draw(st.floats(0.05, 1000.0)), tau=draw(st.floats(0.001, 1.0)),
+            size=draw(st.floats(0.05, 1000.0)),
+            tau=draw(st.floats(0.001, 1.0)),
         )
         for i, cls in enumerate(classes)
     )
     names = [p.name for p in pops]
     pairs = [(a, b) for a in names for b in names]
     chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs)))
-    projs = tuple(ProjectionSpec(pre, post, draw(probabilities), draw(weights))
-                  for pre, post in chosen)
+    projs = tuple(ProjectionSpec(pre, post, draw(probabilities), draw(weights)) for pre, post in chosen)
     return CircuitSpec(
         populations=pops,
         projections=projs,
@@ -69,7 +70,7 @@ def _unit_population(connectome) -> np.ndarray:
     """Population index of each unit, computed from the start/stop ranges."""
     out = np.full(connectome.n_units, -1)
     for i, pop in enumerate(connectome.populations):
-        out[pop.start:pop.stop] = i
+        out[pop.start : pop.stop] = i
     return out
 
 
@@ -118,20 +119,26 @@ def test_bad_override_raises_config_error_naming_key_and_value(default_spec, ove
         assert needle in message
 
 
-@pytest.mark.parametrize("overrides", [
-    pytest.param({"size": 300}, id="size-scalar"),
-    pytest.param({"probability": 0.05}, id="probability-scalar"),
-    pytest.param({"inputs": ["IT4"]}, id="inputs-list"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"size": 300}, id="size-scalar"),
+        pytest.param({"probability": 0.05}, id="probability-scalar"),
+        pytest.param({"inputs": ["IT4"]}, id="inputs-list"),
+    ],
+)
 def test_override_of_wrong_type_raises_config_error(default_spec, overrides):
     with pytest.raises(ConfigError, match=next(iter(overrides))):
         default_spec.with_overrides(overrides)
 
 
-@pytest.mark.parametrize(("overrides", "value"), [
-    pytest.param({"cut": "IT2/3 -> IT5A"}, "IT2/3 -> IT5A", id="cut-string"),
-    pytest.param({"outputs": "PT5B"}, "PT5B", id="outputs-string"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "value"),
+    [
+        pytest.param({"cut": "IT2/3 -> IT5A"}, "IT2/3 -> IT5A", id="cut-string"),
+        pytest.param({"outputs": "PT5B"}, "PT5B", id="outputs-string"),
+    ],
+)
 def test_string_instead_of_list_error_names_the_value(default_spec, overrides, value):
     with pytest.raises(ConfigError) as info:
         default_spec.with_overrides(overrides)
@@ -151,15 +158,18 @@ def test_duplicate_projection_is_rejected(default_spec):
         replace(default_spec, projections=default_spec.projections + (dup,))
 
 
-@pytest.mark.parametrize(("kwargs", "needles"), [
-    pytest.param({"layer": "L7"}, ["layer", "L7"], id="layer"),
-    pytest.param({"cell_class": "X"}, ["cell_class", "X"], id="class"),
-    pytest.param({"subtype": "PV"}, ["subtype", "PV"], id="subtype-of-other-class"),
-    pytest.param({"size": 0.0}, ["size", "0.0"], id="zero-size"),
-    pytest.param({"size": -1.0}, ["size", "-1.0"], id="negative-size"),
-    pytest.param({"tau": 0.0}, ["tau", "0.0"], id="zero-tau"),
-    pytest.param({"tau": float("nan")}, ["tau", "nan"], id="nan-tau"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "needles"),
+    [
+        pytest.param({"layer": "L7"}, ["layer", "L7"], id="layer"),
+        pytest.param({"cell_class": "X"}, ["cell_class", "X"], id="class"),
+        pytest.param({"subtype": "PV"}, ["subtype", "PV"], id="subtype-of-other-class"),
+        pytest.param({"size": 0.0}, ["size", "0.0"], id="zero-size"),
+        pytest.param({"size": -1.0}, ["size", "-1.0"], id="negative-size"),
+        pytest.param({"tau": 0.0}, ["tau", "0.0"], id="zero-tau"),
+        pytest.param({"tau": float("nan")}, ["tau", "nan"], id="nan-tau"),
+    ],
+)
 def test_bad_population_spec_is_rejected(kwargs, needles):
     base = {"name": "IT9", "layer": "L2/3", "cell_class": "E", "subtype": "IT", "size": 10.0, "tau": 0.05}
     with pytest.raises(ConfigError) as info:
@@ -201,6 +211,7 @@ def test_exactly_one_unit_per_population_at_the_minimum(default_spec):
 # population_sizes: properties
 # ---------------------------------------------------------------------------
 
+
 @HYPOTHESIS
 @given(shares=st.lists(st.floats(1e-3, 1e4), min_size=1, max_size=30), data=st.data())
 def test_population_sizes_properties(shares, data):
@@ -229,6 +240,7 @@ def test_default_population_sizes_properties(default_spec, n):
 # ---------------------------------------------------------------------------
 # build_connectome: properties on random circuits
 # ---------------------------------------------------------------------------
+
 
 @HYPOTHESIS
 @given(spec=circuit_specs(), data=st.data())
@@ -261,8 +273,11 @@ def test_build_connectome_properties(spec, data):
     assert np.all((c.sign[c.pre] > 0) == (pre_class == "E"))
 
     # every synapse belongs to a projection of the spec with p > 0 and a live pre population
-    allowed = {(spec.names.index(p.pre), spec.names.index(p.post))
-               for p in spec.projections if p.probability > 0 and p.pre not in spec.silenced}
+    allowed = {
+        (spec.names.index(p.pre), spec.names.index(p.post))
+        for p in spec.projections
+        if p.probability > 0 and p.pre not in spec.silenced
+    }
     found = set(zip(unit_pop[c.pre].tolist(), unit_pop[c.post].tolist()))
     assert found <= allowed
 
@@ -323,8 +338,7 @@ class _StoppingRng:
 def test_tiny_positive_probability_terminates(probability):
     """Regression: geometric gaps for p < ~1e-18 overflow int64 and the sampler looped forever."""
     pops = (PopulationSpec("A", "L2/3", "E", "IT", 1.0, 0.05),)
-    spec = CircuitSpec(populations=pops, projections=(ProjectionSpec("A", "A", probability, 1.0),),
-                       outputs=("A",))
+    spec = CircuitSpec(populations=pops, projections=(ProjectionSpec("A", "A", probability, 1.0),), outputs=("A",))
     c = build_connectome(spec, 50, _StoppingRng(np.random.default_rng(0)))
     assert c.n_synapses == 0
 
@@ -340,11 +354,11 @@ def test_stopping_rng_lets_ordinary_builds_through(default_spec):
 # The gain rule on the default circuit
 # ---------------------------------------------------------------------------
 
+
 def _arpack_radius(connectome, seed: int) -> float:
     """Largest |eigenvalue| of the signed matrix by ARPACK (converged to 1e-10, not estimated)."""
     v0 = np.random.default_rng(seed).standard_normal(connectome.n_units)
-    values = scipy.sparse.linalg.eigs(connectome.sparse(), k=6, which="LM", tol=1e-10, v0=v0,
-                                      return_eigenvectors=False)
+    values = scipy.sparse.linalg.eigs(connectome.sparse(), k=6, which="LM", tol=1e-10, v0=v0, return_eigenvectors=False)
     return float(np.max(np.abs(values)))
 
 
@@ -363,12 +377,15 @@ def test_exact_spectral_radius_matches_gain(default_spec, n_units):
     assert radius * default_spec.reference_slope == pytest.approx(default_spec.gain, rel=0.2)
 
 
-@pytest.mark.parametrize(("overrides", "factor"), [
-    ({"gain": 0.5}, 0.5),
-    ({"gain": 1.5}, 1.5),
-    ({"reference_slope": 7.0}, 0.5),
-    ({"reference_slope": 1.75, "gain": 0.5}, 1.0),
-])
+@pytest.mark.parametrize(
+    ("overrides", "factor"),
+    [
+        ({"gain": 0.5}, 0.5),
+        ({"gain": 1.5}, 1.5),
+        ({"reference_slope": 7.0}, 0.5),
+        ({"reference_slope": 1.75, "gain": 0.5}, 1.0),
+    ],
+)
 def test_gain_and_slope_scale_all_weights(default_spec, overrides, factor):
     """Same seed, same synapses: weights scale by gain / reference_slope relative to the default."""
     base = build_connectome(default_spec, 800, np.random.default_rng(8))
@@ -377,11 +394,14 @@ def test_gain_and_slope_scale_all_weights(default_spec, overrides, factor):
     np.testing.assert_allclose(c.weight, factor * base.weight, rtol=1e-10)
 
 
-@pytest.mark.parametrize(("n_units", "overrides"), [
-    (500, {}),
-    (3000, {}),
-    (1000, {"weight": {"IT2/3 -> PT5B": 5.0}, "silence": ["VIP2/3"]}),
-])
+@pytest.mark.parametrize(
+    ("n_units", "overrides"),
+    [
+        (500, {}),
+        (3000, {}),
+        (1000, {"weight": {"IT2/3 -> PT5B": 5.0}, "silence": ["VIP2/3"]}),
+    ],
+)
 def test_excitation_and_inhibition_balance(default_spec, n_units, overrides):
     spec = default_spec.with_overrides(overrides) if overrides else default_spec
     c = build_connectome(spec, n_units, np.random.default_rng(3))
@@ -419,6 +439,7 @@ def test_with_weight_checks_shape_and_sign(default_spec):
 # ---------------------------------------------------------------------------
 # Overrides: silence, cut, probability, weight, size
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("silence", [["VIP2/3"], ["IT2/3"], ["IT2/3", "PV5B"]])
 def test_silenced_population_sends_nothing_and_gets_no_task_input(default_spec, silence):
@@ -498,14 +519,26 @@ def test_overrides_leave_the_original_spec_unchanged(default_spec):
 # TOML round trips
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [
-    pytest.param({}, id="default"),
-    pytest.param({"probability": {"IT2/3 -> PT5B": 0.05}, "weight": {"IT2/3 -> PT5B": 1.2}}, id="p-w"),
-    pytest.param({"size": {"PV5B": 300}, "tau": {"PT5B": 0.02}, "cut": ["IT2/3 -> IT5A"]}, id="size-tau-cut"),
-    pytest.param({"silence": ["VIP2/3"], "inputs": {"go": ["IT4"], "extra": ["IT6"]},
-                  "outputs": ["PT5B", "IT5B"], "gain": 0.8, "reference_slope": 2.0, "weight_cv": 0.0},
-                 id="silence-io-scalars"),
-])
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"probability": {"IT2/3 -> PT5B": 0.05}, "weight": {"IT2/3 -> PT5B": 1.2}}, id="p-w"),
+        pytest.param({"size": {"PV5B": 300}, "tau": {"PT5B": 0.02}, "cut": ["IT2/3 -> IT5A"]}, id="size-tau-cut"),
+        pytest.param(
+            {
+                "silence": ["VIP2/3"],
+                "inputs": {"go": ["IT4"], "extra": ["IT6"]},
+                "outputs": ["PT5B", "IT5B"],
+                "gain": 0.8,
+                "reference_slope": 2.0,
+                "weight_cv": 0.0,
+            },
+            id="silence-io-scalars",
+        ),
+    ],
+)
 def test_spec_toml_round_trip(default_spec, overrides):
     spec = default_spec.with_overrides(overrides)
     text = spec.to_toml()
@@ -530,5 +563,3 @@ def test_spec_from_toml_file_and_errors(tmp_path, default_spec):
         CircuitSpec.from_toml_text("populations = [", where="broken")
     with pytest.raises(ConfigError, match="colour"):
         CircuitSpec.from_toml_text(default_spec.to_toml() + 'colour = "red"\n')
-
-

@@ -38,6 +38,7 @@ def assert_clean_error(rc: int, captured, *needles: str) -> str:
 # `cortexsim circuit` end to end (run once for the module)
 # ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def circuit_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
@@ -76,8 +77,13 @@ def test_inspect_json(circuit_run, capsys):
     assert info["attrs"]["seed"] == 3
     assert "[circuit]" in info["attrs"]["config"] and "n_units = 1000" in info["attrs"]["config"]
     items = {item["path"]: item for item in info["items"]}
-    for path in ("/circuit/populations", "/circuit/connectome/pre", "/circuit/connectome/post",
-                 "/circuit/connectome/weight_init", "/circuit/connectome/sign"):
+    for path in (
+        "/circuit/populations",
+        "/circuit/connectome/pre",
+        "/circuit/connectome/post",
+        "/circuit/connectome/weight_init",
+        "/circuit/connectome/sign",
+    ):
         assert items[path]["kind"] == "dataset"
         assert {"units", "dims"} <= set(items[path]["attrs"]), path
     assert items["/circuit/connectome/weight_init"]["attrs"]["units"] == "mV/Hz"
@@ -144,15 +150,25 @@ BAD_CONFIGS = [
     pytest.param("[circut]\nn_units = 100\n", ["circut", "'circuit'"], id="unknown-section"),
     pytest.param("[circuit]\nn_unit = 5\n", ["n_unit", "'n_units'"], id="unknown-key"),
     pytest.param('[circuit.overrides]\nsizes = { "PV5B" = 300 }\n', ["sizes", "'size'"], id="unknown-override-key"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 1.5 }\n',
-                 ["IT2/3 -> PT5B", "1.5", "[0, 1]"], id="probability-above-1"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = -0.2 }\n',
-                 ["IT2/3 -> PT5B", "-0.2"], id="probability-below-0"),
-    pytest.param('[circuit.overrides]\nprobability = { "PT5B -> IT2/3" = 0.1 }\n',
-                 ["PT5B -> IT2/3"], id="override-missing-projection"),
+    pytest.param(
+        '[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 1.5 }\n',
+        ["IT2/3 -> PT5B", "1.5", "[0, 1]"],
+        id="probability-above-1",
+    ),
+    pytest.param(
+        '[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = -0.2 }\n',
+        ["IT2/3 -> PT5B", "-0.2"],
+        id="probability-below-0",
+    ),
+    pytest.param(
+        '[circuit.overrides]\nprobability = { "PT5B -> IT2/3" = 0.1 }\n',
+        ["PT5B -> IT2/3"],
+        id="override-missing-projection",
+    ),
     pytest.param('[circuit.overrides]\ncut = ["PT5B -> IT5A"]\n', ["PT5B -> IT5A"], id="cut-missing-projection"),
-    pytest.param('[circuit.overrides]\nweight = { "IT2/3 -> XYZ" = 1.0 }\n', ["IT2/3 -> XYZ"],
-                 id="override-unknown-population"),
+    pytest.param(
+        '[circuit.overrides]\nweight = { "IT2/3 -> XYZ" = 1.0 }\n', ["IT2/3 -> XYZ"], id="override-unknown-population"
+    ),
     pytest.param('[circuit.overrides]\nsize = { "PV5X" = 300 }\n', ["PV5X"], id="size-unknown-population"),
     pytest.param('[circuit.overrides]\nsize = { "PV5B" = 0 }\n', ["PV5B", "size", "0"], id="zero-size"),
     pytest.param('[circuit.overrides]\nsize = { "PV5B" = -3 }\n', ["PV5B", "size", "-3"], id="negative-size"),
@@ -183,8 +199,9 @@ def _write_config(folder: Path, text: str, default_spec) -> Path:
 
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "existing-output"])
 @pytest.mark.parametrize(("text", "needles"), BAD_CONFIGS)
-def test_bad_config_exits_2_and_writes_nothing(tmp_path, capsys, default_spec, reference_run_file,
-                                               text, needles, existing):
+def test_bad_config_exits_2_and_writes_nothing(
+    tmp_path, capsys, default_spec, reference_run_file, text, needles, existing
+):
     cfg = _write_config(tmp_path, text, default_spec)
     out, plot = tmp_path / "c.h5", tmp_path / "c.png"
     if existing:
@@ -218,14 +235,17 @@ def test_bad_config_in_spec_command_exits_2(tmp_path, capsys, default_spec, text
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("args", "needles"), [
-    pytest.param(["--n-units", "16"], ["n_units", "16", "17"], id="n-units-16"),
-    pytest.param(["--n-units", "5"], ["n_units", "5"], id="n-units-5"),
-    pytest.param(["--n-units", "0"], ["n_units", "0"], id="n-units-0"),
-    pytest.param(["--seed", "-1"], ["seed", "-1"], id="negative-seed"),
-    pytest.param(["--config", "{tmp}/missing.toml"], ["missing.toml"], id="missing-config"),
-    pytest.param(["--plot", "{tmp}/c.jpg"], ["--plot", "c.jpg"], id="bad-plot-suffix"),
-])
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        pytest.param(["--n-units", "16"], ["n_units", "16", "17"], id="n-units-16"),
+        pytest.param(["--n-units", "5"], ["n_units", "5"], id="n-units-5"),
+        pytest.param(["--n-units", "0"], ["n_units", "0"], id="n-units-0"),
+        pytest.param(["--seed", "-1"], ["seed", "-1"], id="negative-seed"),
+        pytest.param(["--config", "{tmp}/missing.toml"], ["missing.toml"], id="missing-config"),
+        pytest.param(["--plot", "{tmp}/c.jpg"], ["--plot", "c.jpg"], id="bad-plot-suffix"),
+    ],
+)
 def test_bad_circuit_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, needles):
     out, plot = tmp_path / "c.h5", tmp_path / "c.png"
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -236,10 +256,13 @@ def test_bad_circuit_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("out_name", "needles"), [
-    pytest.param("c.txt", ["--out", "c.txt", ".h5"], id="bad-suffix"),
-    pytest.param(".", ["--out", "is a folder"], id="folder"),
-])
+@pytest.mark.parametrize(
+    ("out_name", "needles"),
+    [
+        pytest.param("c.txt", ["--out", "c.txt", ".h5"], id="bad-suffix"),
+        pytest.param(".", ["--out", "is a folder"], id="folder"),
+    ],
+)
 def test_bad_out_path_exits_2(tmp_path, capsys, out_name, needles):
     rc = main(["circuit", "--n-units", "50", "--out", str(tmp_path / out_name)])
     assert_clean_error(rc, capsys.readouterr(), *needles)
@@ -283,11 +306,13 @@ def test_scalar_override_exits_2(tmp_path, capsys):
 # The installed console script
 # ---------------------------------------------------------------------------
 
+
 def test_console_script_builds_a_circuit(tmp_path):
     assert SCRIPT.is_file(), f"console script not installed at {SCRIPT}"
     out = tmp_path / "c.h5"
-    proc = subprocess.run([str(SCRIPT), "circuit", "--n-units", "200", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(SCRIPT), "circuit", "--n-units", "200", "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "PT5B" in proc.stdout
@@ -297,8 +322,9 @@ def test_console_script_builds_a_circuit(tmp_path):
 
 def test_console_script_bad_argument_exits_2_without_traceback(tmp_path):
     out = tmp_path / "c.h5"
-    proc = subprocess.run([str(SCRIPT), "circuit", "--n-units", "5", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(SCRIPT), "circuit", "--n-units", "5", "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("cortexsim: error: ") and "n_units" in proc.stderr

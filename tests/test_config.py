@@ -28,12 +28,18 @@ def test_the_base_layer_names_agree_with_the_modules_that_build_them():
     assert ann.ARCHITECTURES == config.ANN_ARCHITECTURES
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param("", id="empty"),
-    pytest.param('[experiment]\nname = "x"\nseed = 42\n[circuit]\nn_units = 321\n', id="seed-size"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 0.05 }\n'
-                 'size = { "PV5B" = 300 }\ncut = ["IT2/3 -> IT5A"]\nsilence = ["VIP2/3"]\n', id="overrides"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param('[experiment]\nname = "x"\nseed = 42\n[circuit]\nn_units = 321\n', id="seed-size"),
+        pytest.param(
+            '[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 0.05 }\n'
+            'size = { "PV5B" = 300 }\ncut = ["IT2/3 -> IT5A"]\nsilence = ["VIP2/3"]\n',
+            id="overrides",
+        ),
+    ],
+)
 def test_config_toml_round_trip(text):
     config = config_from_text(text)
     back = config_from_text(config.to_toml())
@@ -44,8 +50,7 @@ def test_config_toml_round_trip(text):
 
 def test_config_values_and_file_loading(tmp_path, default_spec):
     path = tmp_path / "exp.toml"
-    path.write_text('[experiment]\nseed = 7\n[circuit]\nn_units = 250\n'
-                    '[circuit.overrides]\ncut = ["IT2/3 -> IT5A"]\n')
+    path.write_text('[experiment]\nseed = 7\n[circuit]\nn_units = 250\n[circuit.overrides]\ncut = ["IT2/3 -> IT5A"]\n')
     config = load_config(path)
     assert config.experiment.seed == 7 and config.circuit.n_units == 250
     assert circuit_spec(config) == default_spec.with_overrides({"cut": ["IT2/3 -> IT5A"]})
@@ -62,18 +67,22 @@ def test_config_spec_file_is_resolved_relative_to_config(tmp_path, default_spec)
     assert circuit_spec(load_config(tmp_path / "sub" / "exp.toml")) == spec
 
 
-@pytest.mark.parametrize(("text", "needles"), [
-    pytest.param("[circut]\nn_units = 100\n", ["circut", "'circuit'"], id="unknown-section"),
-    pytest.param("[circuit]\nn_unit = 5\n", ["n_unit", "'n_units'"], id="unknown-key"),
-    pytest.param('[circuit.overrides]\nsizes = { "PV5B" = 3 }\n', ["sizes", "'size'"], id="unknown-override"),
-    pytest.param("[circuit]\nn_units = 0\n", ["n_units", "0"], id="zero-units"),
-    pytest.param("[circuit]\nn_units = 100.5\n", ["n_units", "100.5"], id="fractional-units"),
-    pytest.param('[circuit]\nn_units = "many"\n', ["n_units", "'many'"], id="text-units"),
-    pytest.param("[experiment]\nseed = -1\n", ["seed", "-1"], id="negative-seed"),
-    pytest.param('[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 2.0 }\n',
-                 ["IT2/3 -> PT5B", "2.0"], id="probability"),
-    pytest.param("[circuit\nn_units = 5\n", ["not valid TOML"], id="bad-toml"),
-])
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        pytest.param("[circut]\nn_units = 100\n", ["circut", "'circuit'"], id="unknown-section"),
+        pytest.param("[circuit]\nn_unit = 5\n", ["n_unit", "'n_units'"], id="unknown-key"),
+        pytest.param('[circuit.overrides]\nsizes = { "PV5B" = 3 }\n', ["sizes", "'size'"], id="unknown-override"),
+        pytest.param("[circuit]\nn_units = 0\n", ["n_units", "0"], id="zero-units"),
+        pytest.param("[circuit]\nn_units = 100.5\n", ["n_units", "100.5"], id="fractional-units"),
+        pytest.param('[circuit]\nn_units = "many"\n', ["n_units", "'many'"], id="text-units"),
+        pytest.param("[experiment]\nseed = -1\n", ["seed", "-1"], id="negative-seed"),
+        pytest.param(
+            '[circuit.overrides]\nprobability = { "IT2/3 -> PT5B" = 2.0 }\n', ["IT2/3 -> PT5B", "2.0"], id="probability"
+        ),
+        pytest.param("[circuit\nn_units = 5\n", ["not valid TOML"], id="bad-toml"),
+    ],
+)
 def test_bad_config_text_raises_config_error(text, needles):
     with pytest.raises(ConfigError) as info:
         experiment_from_text(text, where="exp.toml")
@@ -83,16 +92,19 @@ def test_bad_config_text_raises_config_error(text, needles):
         assert needle in message
 
 
-@pytest.mark.parametrize("text, key", [
-    ("[train]\nlearning_rate = -1", "train.learning_rate"),
-    ("[train]\nbatch_size = 0", "train.batch_size"),
-    ("[train]\nlearnig_rate = 0.1", "learning_rate"),
-    ("[rate]\ntransfer = 'sigmoid'", "rate.transfer"),
-    ("[rate]\nnoise_std = -1.0", "rate.noise_std"),
-    ("[task]\nn_targets = 0", "task.n_targets"),
-    ("[lif]\nreset = 30.0", "lif"),
-    ("[circuit.overrides.tau]\n'PV2/3' = -0.01", "tau"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[train]\nlearning_rate = -1", "train.learning_rate"),
+        ("[train]\nbatch_size = 0", "train.batch_size"),
+        ("[train]\nlearnig_rate = 0.1", "learning_rate"),
+        ("[rate]\ntransfer = 'sigmoid'", "rate.transfer"),
+        ("[rate]\nnoise_std = -1.0", "rate.noise_std"),
+        ("[task]\nn_targets = 0", "task.n_targets"),
+        ("[lif]\nreset = 30.0", "lif"),
+        ("[circuit.overrides.tau]\n'PV2/3' = -0.01", "tau"),
+    ],
+)
 def test_bad_config_values(text, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         experiment_from_text(text)

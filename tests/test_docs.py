@@ -38,6 +38,7 @@ generate = _load_generator()
 # docs/cli.md
 # ---------------------------------------------------------------------------
 
+
 def test_cli_page_is_current(capsys):
     status = generate.main(["cli", "--check"])
     assert status == 0, capsys.readouterr().err + "\nrun `python docs/generate.py cli` and commit docs/cli.md"
@@ -63,8 +64,13 @@ def test_cli_check_fails_on_a_stale_page_and_names_it(tmp_path, capsys):
 
 
 def test_generate_runs_as_a_script():
-    run = subprocess.run([sys.executable, str(DOCS / "generate.py"), "cli", "--check"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(DOCS / "generate.py"), "cli", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -84,9 +90,10 @@ def test_help_defaults_are_the_configs():
 # docs/results.md
 # ---------------------------------------------------------------------------
 
+
 def _block(text: str) -> str:
     start = text.index(generate.BEGIN)
-    return text[start:text.index(generate.END, start) + len(generate.END)]
+    return text[start : text.index(generate.END, start) + len(generate.END)]
 
 
 def test_results_page_has_one_generated_block():
@@ -102,8 +109,8 @@ def test_results_generator_round_trips_on_a_run_file(smoke_run, tmp_path, capsys
     before = page.read_text()
     assert generate.main(["results", str(run), "--page", str(page)]) == 0
     text = page.read_text()
-    assert text[:before.index(generate.BEGIN)] == before[:before.index(generate.BEGIN)]  # only the block changes
-    assert text.endswith(before[before.index(generate.END) + len(generate.END):])
+    assert text[: before.index(generate.BEGIN)] == before[: before.index(generate.BEGIN)]  # only the block changes
+    assert text.endswith(before[before.index(generate.END) + len(generate.END) :])
     block = _block(text)
     from cortexsim import pipeline, store
 
@@ -115,7 +122,8 @@ def test_results_generator_round_trips_on_a_run_file(smoke_run, tmp_path, capsys
         assert needed in block
     for key, value in metrics.items():  # every /metrics attribute, once, as the page rounds it
         assert f"`{key}` | {generate.number(value)} |" in block or key.endswith(
-            tuple(f"_{suffix}" for suffix, _ in generate.REACH_COLUMNS))
+            tuple(f"_{suffix}" for suffix, _ in generate.REACH_COLUMNS)
+        )
     assert generate.main(["results", str(run), "--page", str(page), "--check"]) == 0
 
     r2 = generate.number(metrics["rate_position_r2"])

@@ -23,8 +23,9 @@ def haar(r: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-def linear_system(A: np.ndarray, n_trials: int, n_steps: int, noise: float, rng: np.random.Generator,
-                  P: np.ndarray) -> np.ndarray:
+def linear_system(
+    A: np.ndarray, n_trials: int, n_steps: int, noise: float, rng: np.random.Generator, P: np.ndarray
+) -> np.ndarray:
     """Trials of z' = A z + noise from random starts, read out as z @ P; shape (trials, time, units)."""
     z = rng.normal(size=(n_trials, A.shape[0]))
     out = np.empty((n_trials, n_steps, A.shape[0]))
@@ -61,8 +62,9 @@ def test_operator_of_a_noise_free_linear_system_has_its_eigenvalues():
     X = linear_system(A, 10, 40, 0.0, rng, rng.normal(size=(4, 7)))
     fit = fit_operator(X, n_delays=1, center=False)
     assert fit.rank == 4 and fit.r2 == pytest.approx(1.0, abs=1e-12)
-    np.testing.assert_allclose(np.sort_complex(np.linalg.eigvals(fit.operator)),
-                               np.sort_complex(np.linalg.eigvals(A)), atol=1e-9)
+    np.testing.assert_allclose(
+        np.sort_complex(np.linalg.eigvals(fit.operator)), np.sort_complex(np.linalg.eigvals(A)), atol=1e-9
+    )
 
 
 def test_orthogonal_transform_and_rescaling_give_distance_zero(system):

@@ -91,8 +91,11 @@ def test_linear_map_has_one_fixed_point_with_exact_eigenvalues(method, radius, k
     rng = np.random.default_rng(1)
     d = 6
     A = rng.normal(size=(d, d))
-    A *= radius / np.min(np.abs(np.linalg.eigvals(A))) if kind == "unstable" else radius / np.max(
-        np.abs(np.linalg.eigvals(A)))
+    A *= (
+        radius / np.min(np.abs(np.linalg.eigvals(A)))
+        if kind == "unstable"
+        else radius / np.max(np.abs(np.linalg.eigvals(A)))
+    )
     b = rng.normal(size=d)
     step, jac = linear_map(A, b)
     fp = find_fixed_points(step, jac, rng.normal(0, 3, (40, d)), method=method)
@@ -179,8 +182,9 @@ def test_three_bit_flip_flop_recovers_all_eight_stable_points(method):
     recall = np.mean([np.linalg.norm(found - s, axis=1).min() < 1e-7 for s in stable])
     assert recall == 1.0 and found.shape[0] == 8
     assert fp.n_points >= 20  # most saddles too (starts are jittered off the trajectories)
-    np.testing.assert_allclose(np.abs(fp.eigenvalues[[k == "stable" for k in fp.kinds]]),
-                               w * (1 - x_star**2), rtol=1e-6)  # P tanh'(.) P^-1 has eigenvalues w sech^2
+    np.testing.assert_allclose(
+        np.abs(fp.eigenvalues[[k == "stable" for k in fp.kinds]]), w * (1 - x_star**2), rtol=1e-6
+    )  # P tanh'(.) P^-1 has eigenvalues w sech^2
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -191,8 +195,7 @@ def test_slow_point_is_found_where_no_fixed_point_exists(method):
     def step(X):
         return X + X**2 + c
 
-    jac = Jacobian(lambda X: (1 + 2 * X)[:, :, None],
-                   lambda X: (lambda V: (1 + 2 * X) * V, lambda V: (1 + 2 * X) * V))
+    jac = Jacobian(lambda X: (1 + 2 * X)[:, :, None], lambda X: (lambda V: (1 + 2 * X) * V, lambda V: (1 + 2 * X) * V))
     fp = find_fixed_points(step, jac, np.linspace(-0.5, 0.5, 11)[:, None], method=method, dedup_tol=1e-4)
     assert fp.n_points == 1
     np.testing.assert_allclose(fp.points[0], [0.0], atol=1e-9)  # dq/dx = 2 x (x^2 + c) = 0 only at x = 0

@@ -27,9 +27,14 @@ TRAINING = {"train": {"max_iterations": 150, "log_every": 10, "checkpoint_every"
 def start_run(config: Path, out: Path) -> subprocess.Popen:
     """`cortexsim run CONFIG --out OUT` in its own process group, output unbuffered."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cortexsim.cli", "run", str(config), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cortexsim.cli", "run", str(config), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def interrupt_when(proc: subprocess.Popen, marker: str, delay: float = 0.0, timeout: float = 120.0) -> str:
@@ -95,10 +100,10 @@ def test_ctrl_c_inside_the_brian2_simulation_is_not_swallowed(smoke_run, tmp_pat
 @pytest.mark.slow
 @pytest.mark.brian2
 @pytest.mark.parametrize("delay", [0.0, 0.7])
-@pytest.mark.parametrize("marker", ["iter    20/", "[rate]", "spiking: K =", "[ann:rnn]", "[ann:gru]", "[ann:lstm]",
-                                    "[compare]"])
-def test_ctrl_c_at_any_stage_and_moment_then_resume_gives_the_uninterrupted_numbers(marker, delay, smoke_run,
-                                                                                   tmp_path):
+@pytest.mark.parametrize(
+    "marker", ["iter    20/", "[rate]", "spiking: K =", "[ann:rnn]", "[ann:gru]", "[ann:lstm]", "[compare]"]
+)
+def test_ctrl_c_at_any_stage_and_moment_then_resume_gives_the_uninterrupted_numbers(marker, delay, smoke_run, tmp_path):
     """The full stage x interrupt-time matrix on the smoke experiment (about 40 s a case)."""
     out = tmp_path / "cut"
     proc = start_run(SMOKE, out)

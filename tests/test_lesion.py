@@ -25,8 +25,9 @@ def test_silenced_units_fire_nothing_and_act_as_if_their_synapses_were_gone():
     lesioned = apply_lesion(lesioned, LesionConfig(silence=("IT4", "PV5B")))
     _, rates, out = lesioned.simulate(batch)
     silent = silenced_units(net.connectome, LesionConfig(silence=("IT4", "PV5B")))
-    assert silent.sum() == (_units(net, "IT4").stop - _units(net, "IT4").start
-                            + _units(net, "PV5B").stop - _units(net, "PV5B").start)
+    assert silent.sum() == (
+        _units(net, "IT4").stop - _units(net, "IT4").start + _units(net, "PV5B").stop - _units(net, "PV5B").start
+    )
     assert np.all(rates[:, :, silent] == 0)
     # the same network with the silenced units' outgoing synapses removed and their rates ignored
     reference = copy.deepcopy(net)
@@ -73,13 +74,16 @@ def test_empty_lesion_changes_nothing():
     np.testing.assert_array_equal(net.simulate(batch)[2], before)
 
 
-@pytest.mark.parametrize("lesion, message", [
-    ({"silence": ["PT5"]}, "lesion.silence: no population 'PT5'"),
-    ({"silence": "PT5B"}, "lesion.silence: expected a list"),
-    ({"cut": ["PT5B -> NGF1"]}, "lesion.cut: no projection 'PT5B -> NGF1'"),
-    ({"cut": ["IT2/3 PT5B"]}, "write \"PRE -> POST\""),
-    ({"remove": ["PT5B"]}, "lesion.remove: unknown key"),
-])
+@pytest.mark.parametrize(
+    "lesion, message",
+    [
+        ({"silence": ["PT5"]}, "lesion.silence: no population 'PT5'"),
+        ({"silence": "PT5B"}, "lesion.silence: expected a list"),
+        ({"cut": ["PT5B -> NGF1"]}, "lesion.cut: no projection 'PT5B -> NGF1'"),
+        ({"cut": ["IT2/3 PT5B"]}, 'write "PRE -> POST"'),
+        ({"remove": ["PT5B"]}, "lesion.remove: unknown key"),
+    ],
+)
 def test_bad_lesions_are_config_errors(lesion, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         check_config(Config.from_dict({"lesion": lesion}))
@@ -100,9 +104,13 @@ def test_silenced_spiking_pools_never_spike():
     from cortexsim.spiking import map_rate_to_spiking
     from cortexsim.spiking.twin import run_params
 
-    cfg = Config.from_dict({"experiment": {"seed": 3}, "circuit": {"n_units": 80},
-                            "task": {"fixation": 0.1, "delay_min": 0.1, "delay_max": 0.2, "eval_delay": 0.1,
-                                     "n_targets": 4}})
+    cfg = Config.from_dict(
+        {
+            "experiment": {"seed": 3},
+            "circuit": {"n_units": 80},
+            "task": {"fixation": 0.1, "delay_min": 0.1, "delay_max": 0.2, "eval_delay": 0.1, "n_targets": 4},
+        }
+    )
     net = assembly.make_rate_network(cfg, assembly.build_circuit(cfg))
     net.init_params(assembly.seeded_rng(cfg, "init"), rest_rate=5.0, input_std=5.0)
     net = apply_lesion(net, LesionConfig(silence=("IT2/3", "PV5B")))

@@ -16,8 +16,14 @@ from cortexsim.config import load_config
 from cortexsim.quality import check_quality
 
 MAIN = SMOKE.with_name("center_out.toml")
-METRICS = ("rate_position_r2", "rate_endpoint_error_cm", "rate_catch_drift_cm", "rate_position_r2_noisy",
-           "rate_reaction_time_ms", "rate_train_seconds")
+METRICS = (
+    "rate_position_r2",
+    "rate_endpoint_error_cm",
+    "rate_catch_drift_cm",
+    "rate_position_r2_noisy",
+    "rate_reaction_time_ms",
+    "rate_train_seconds",
+)
 
 
 def test_run_folder_is_named_by_time_and_config(smoke_run):
@@ -71,16 +77,30 @@ def test_run_writes_the_contracted_file(smoke_run):
         assert not np.array_equal(c["weight_trained"][()], c["weight_init"][()])
         assert len(f["training/loss"]) == f["metrics"].attrs["rate_train_iterations"]
         assert f.attrs["seed"] == 1
-    for figure in ("connectivity", "trajectories", "training", "layer_rates", "similarity_models",
-                   "similarity_parts_vs_ann", "jpca", "pca", "trajectories_gru"):
+    for figure in (
+        "connectivity",
+        "trajectories",
+        "training",
+        "layer_rates",
+        "similarity_models",
+        "similarity_parts_vs_ann",
+        "jpca",
+        "pca",
+        "trajectories_gru",
+    ):
         assert (smoke_run / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
 
 
 @pytest.mark.brian2
 def test_run_writes_the_spiking_twin(smoke_run):
     with h5py.File(smoke_run / "run.h5") as f:
-        for key in ("spiking_position_r2", "spiking_endpoint_error_cm", "spiking_position_r2_refit",
-                    "spiking_psth_r_median", "spiking_sim_seconds"):
+        for key in (
+            "spiking_position_r2",
+            "spiking_endpoint_error_cm",
+            "spiking_position_r2_refit",
+            "spiking_psth_r_median",
+            "spiking_sim_seconds",
+        ):
             assert np.isfinite(f["metrics"].attrs[key]), key
         n_pops = len(f["circuit/populations"])
         assert len(f["spikes"]) == n_pops
@@ -131,8 +151,9 @@ def test_run_trains_the_anns_and_compares(smoke_run):
         cca = {(a.decode(), b.decode()): c for a, b, c in zip(sim["a"], sim["b"], sim["cca"])}
         assert m["compare_cca_rate_gru"] == cca[("rate", "ann:gru")]
         assert m["compare_cca_rate_spiking"] == cca[("rate", "spiking")]
-        assert m["compare_cca_rate_ann_mean"] == pytest.approx(np.mean([cca[("rate", f"ann:{x}")]
-                                                                         for x in ("rnn", "gru", "lstm")]))
+        assert m["compare_cca_rate_ann_mean"] == pytest.approx(
+            np.mean([cca[("rate", f"ann:{x}")] for x in ("rnn", "gru", "lstm")])
+        )
         ratio = {a.decode(): r for a, r in zip(jp["activity"], jp["ratio"])}
         assert m["compare_jpca_ratio_rate"] == ratio["rate"] and m["compare_jpca_ratio_lstm"] == ratio["ann:lstm"]
         assert not [k for k in m if k.startswith("compare_cca_rate:")]  # layers stay in /analysis
@@ -201,8 +222,9 @@ class Interrupt:
 
 def test_resume_after_an_interrupted_stage(tmp_path):
 
-    config = tiny_config(train={"max_iterations": 20}, ann={"archs": ["rnn", "gru"], "n_hidden": 8,
-                                                           "max_iterations": 20})
+    config = tiny_config(
+        train={"max_iterations": 20}, ann={"archs": ["rnn", "gru"], "n_hidden": 8, "max_iterations": 20}
+    )
     out = tmp_path / "run"
     # Ctrl-C while the second ANN trains: the stages before it are kept
     with pytest.raises(KeyboardInterrupt):

@@ -13,26 +13,40 @@ from cortexsim.config import config_from_text
 from cortexsim.errors import ConfigError
 from cortexsim.quality import QualityConfig, check_quality
 
-GOOD = {"rate_position_r2": 0.995, "rate_endpoint_error_cm": 0.3, "rate_catch_drift_cm": 0.2,
-        "spiking_position_r2": 0.95, "ann_gru_position_r2": 0.999, "ann_gru_endpoint_error_cm": 0.05,
-        "ann_gru_catch_drift_cm": 0.3, "compare_cca_rate_gru": 0.8}
+GOOD = {
+    "rate_position_r2": 0.995,
+    "rate_endpoint_error_cm": 0.3,
+    "rate_catch_drift_cm": 0.2,
+    "spiking_position_r2": 0.95,
+    "ann_gru_position_r2": 0.999,
+    "ann_gru_endpoint_error_cm": 0.05,
+    "ann_gru_catch_drift_cm": 0.3,
+    "compare_cca_rate_gru": 0.8,
+}
 
 
 def test_every_model_meeting_its_bars_passes():
     verdict = check_quality(GOOD, QualityConfig())
     assert verdict.passed and verdict.models == ("rate", "spiking", "ann_gru")
-    assert verdict.to_metrics() == {"quality_passed": 1.0, "rate_quality_passed": 1.0,
-                                    "spiking_quality_passed": 1.0, "ann_gru_quality_passed": 1.0}
+    assert verdict.to_metrics() == {
+        "quality_passed": 1.0,
+        "rate_quality_passed": 1.0,
+        "spiking_quality_passed": 1.0,
+        "ann_gru_quality_passed": 1.0,
+    }
 
 
-@pytest.mark.parametrize("metric, value, model", [
-    ("rate_position_r2", 0.65, "rate"),               # a minimum missed
-    ("rate_endpoint_error_cm", 3.5, "rate"),          # a maximum missed
-    ("rate_catch_drift_cm", 1.0, "rate"),             # exactly at a maximum is a miss ("below 1 cm")
-    ("spiking_position_r2", 0.85, "spiking"),
-    ("ann_gru_catch_drift_cm", 6.7, "ann_gru"),
-    ("rate_endpoint_error_cm", math.nan, "rate"),     # not computed counts as a miss
-])
+@pytest.mark.parametrize(
+    "metric, value, model",
+    [
+        ("rate_position_r2", 0.65, "rate"),  # a minimum missed
+        ("rate_endpoint_error_cm", 3.5, "rate"),  # a maximum missed
+        ("rate_catch_drift_cm", 1.0, "rate"),  # exactly at a maximum is a miss ("below 1 cm")
+        ("spiking_position_r2", 0.85, "spiking"),
+        ("ann_gru_catch_drift_cm", 6.7, "ann_gru"),
+        ("rate_endpoint_error_cm", math.nan, "rate"),  # not computed counts as a miss
+    ],
+)
 def test_a_missed_bar_fails_that_model_only(metric, value, model):
     verdict = check_quality({**GOOD, metric: value}, QualityConfig())
     assert not verdict.passed and verdict.failed_models == (model,)
@@ -78,8 +92,9 @@ def test_strict_exits_non_zero_on_a_failed_gate_and_zero_on_a_passed_one(tmp_pat
     assert "quality gate failed (--strict)" in capsys.readouterr().err
 
     lenient = tmp_path / "lenient.toml"
-    lenient.write_text(tiny_config(quality={"position_r2": -100.0, "endpoint_error_cm": 100.0,
-                                            "catch_drift_cm": 100.0}).to_toml())
+    lenient.write_text(
+        tiny_config(quality={"position_r2": -100.0, "endpoint_error_cm": 100.0, "catch_drift_cm": 100.0}).to_toml()
+    )
     assert cli.main(["run", str(lenient), "--out", str(tmp_path / "b"), "--strict"]) == 0
     with h5py.File(tmp_path / "b" / "run.h5") as f:
         assert f["metrics"].attrs["quality_passed"] == 1

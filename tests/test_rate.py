@@ -15,14 +15,29 @@ from cortexsim.tasks import CenterOutTask
 from cortexsim.train import TrainConfig, new_state, train
 from cortexsim.transfer import make_transfer
 
-SHORT = CenterOutTask(dt=0.01, fixation=0.05, delay_min=0.05, delay_max=0.1, reaction_time=0.05,
-                      reach_duration=0.1, hold=0.05, eval_delay=0.05, catch_fraction=0.3)
+SHORT = CenterOutTask(
+    dt=0.01,
+    fixation=0.05,
+    delay_min=0.05,
+    delay_max=0.1,
+    reaction_time=0.05,
+    reach_duration=0.1,
+    hold=0.05,
+    eval_delay=0.05,
+    catch_fraction=0.3,
+)
 # strong penalties with a low cap, so every loss term contributes to the gradient
 PENALTIES = Penalties(rate_l2=1e-4, rate_cap=8.0, rate_cap_l2=1e-2, weight_l2=1e-2)
 
 
-def small_network(transfer: str = "lif_softplus", n_units: int = 40, seed: int = 0, noise_std: float = 1.5,
-                  dtype=np.float64, spec=None) -> RateNetwork:
+def small_network(
+    transfer: str = "lif_softplus",
+    n_units: int = 40,
+    seed: int = 0,
+    noise_std: float = 1.5,
+    dtype=np.float64,
+    spec=None,
+) -> RateNetwork:
     rng = np.random.default_rng(seed)
     connectome = build_connectome(spec or default_m1_spec(), n_units, rng)
     net = RateNetwork(connectome, make_transfer(transfer), SHORT.dt, noise_std=noise_std, dtype=dtype)
@@ -36,8 +51,9 @@ def directional_check(net: RateNetwork, group: str, noise, batch, rng) -> float:
     direction = rng.standard_normal(net.params[group].shape) * allowed
     if group == "w":  # stay inside w >= 0 so the projection never acts
         direction *= 0.1 * net.params["w"]
-    return directional_error(lambda: net.loss_and_grad(batch, PENALTIES, noise, w_ref=0.01), net.params,
-                             group, direction)
+    return directional_error(
+        lambda: net.loss_and_grad(batch, PENALTIES, noise, w_ref=0.01), net.params, group, direction
+    )
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -107,8 +123,9 @@ def test_dale_and_mask_hold_after_training():
     net = small_network(n_units=40)
     signs = net.sign.copy()
     state = new_state(net.params, net.param_scales(), np.random.default_rng(1), np.random.default_rng(2))
-    cfg = TrainConfig(batch_size=8, max_iterations=25, validation_trials=8, eval_every=5, log_every=100,
-                      learning_rate=0.05)
+    cfg = TrainConfig(
+        batch_size=8, max_iterations=25, validation_trials=8, eval_every=5, log_every=100, learning_rate=0.05
+    )
     train(net, SHORT, cfg, state, validation=SHORT.sample(8, np.random.default_rng(7)), log=lambda s: None)
     w = net.params["w"]
     assert np.all(w >= 0) and np.all(w[~net.mask] == 0)

@@ -65,10 +65,17 @@ def test_no_randomness_bypasses_the_named_seed_streams():
     literal = []
     for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                    "default_rng", "seed", "RandomState", "SeedSequence") and node.args:
-                if all(isinstance(n, ast.Constant) for n in ast.walk(node.args[0])
-                       if not isinstance(n, (ast.List, ast.Tuple, ast.Load))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", ""))
+                in ("default_rng", "seed", "RandomState", "SeedSequence")
+                and node.args
+            ):
+                if all(
+                    isinstance(n, ast.Constant)
+                    for n in ast.walk(node.args[0])
+                    if not isinstance(n, (ast.List, ast.Tuple, ast.Load))
+                ):
                     literal.append(f"{path.relative_to(package)}:{node.lineno}")
     assert literal == []
 

@@ -34,8 +34,13 @@ def small_net():
     """
     from cortexsim.spiking import decode
 
-    cfg = Config.from_dict({"experiment": {"seed": 3}, "circuit": {"n_units": 120},
-                            "task": {"fixation": 0.1, "delay_min": 0.2, "delay_max": 0.3, "eval_delay": 0.3}})
+    cfg = Config.from_dict(
+        {
+            "experiment": {"seed": 3},
+            "circuit": {"n_units": 120},
+            "task": {"fixation": 0.1, "delay_min": 0.2, "delay_max": 0.3, "eval_delay": 0.3},
+        }
+    )
     net = assembly.make_rate_network(cfg, assembly.build_circuit(cfg))
     net.init_params(assembly.seeded_rng(cfg, "init"), rest_rate=5.0, input_std=5.0)
     net.set_params({**net.params, "w": 0.25 * net.params["w"]})
@@ -54,7 +59,7 @@ def test_lif_f_i_curve_matches_siegert_after_calibration():
     offset = calibrate_offset(LIF, make_transfer("lif", LIF), dt=1e-4)
     # the Euler-Maruyama shortfall at dt = 0.1 ms is a fraction of a millivolt
     assert 0.1 < offset < 0.8
-    mu = np.array([13.0, 15.0, 17.0, 19.0, 21.0])   # mV: about 7 ... 60 Hz
+    mu = np.array([13.0, 15.0, 17.0, 19.0, 21.0])  # mV: about 7 ... 60 Hz
     expected = siegert_rate(mu, LIF)
     assert expected[0] > 5 and expected[-1] < 65
     measured = lif_rates(mu, LIF, dt=1e-4, offset_mv=offset, neurons_per_input=250, duration=3.0, seed=11)
@@ -117,7 +122,7 @@ def test_tiny_twin_reaches_towards_every_target(small_net):
     params = map_rate_to_spiking(net, cfg.lif, k=5, offset_mv=0.4)
     batch = assembly.make_task(cfg).evaluation_set()
     out = run_params(net, params, batch, 1, seed=5, target="numpy")
-    end = out.outputs[:, 0, -10:].mean(axis=1)    # hold period (last 0.1 s), (conditions, 2)
+    end = out.outputs[:, 0, -10:].mean(axis=1)  # hold period (last 0.1 s), (conditions, 2)
     error = np.angle(np.exp(1j * (np.arctan2(end[:, 1], end[:, 0]) - batch.params["angle"])))
     assert np.all(np.abs(np.degrees(error)) < 45), np.degrees(error)
     assert np.all(np.linalg.norm(end, axis=1) > 0.01)

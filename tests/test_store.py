@@ -43,11 +43,23 @@ def connectome(default_spec):
 # Round trip and self-description
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [
-    pytest.param({}, id="default"),
-    pytest.param({"silence": ["IT2/3"], "cut": ["IT4 -> IT2/3"], "size": {"PV5B": 900},
-                  "inputs": {"extra": ["IT6"]}, "gain": 0.7}, id="overridden"),
-])
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="default"),
+        pytest.param(
+            {
+                "silence": ["IT2/3"],
+                "cut": ["IT4 -> IT2/3"],
+                "size": {"PV5B": 900},
+                "inputs": {"extra": ["IT6"]},
+                "gain": 0.7,
+            },
+            id="overridden",
+        ),
+    ],
+)
 def test_circuit_round_trip(tmp_path, default_spec, overrides):
     spec = default_spec.with_overrides(overrides) if overrides else default_spec
     original = build_connectome(spec, 400, np.random.default_rng(21))
@@ -80,9 +92,17 @@ def test_every_dataset_has_units_dims_description(tmp_path, connectome):
         store.write_trained_weight(f, connectome.weight * 2)
     with h5py.File(path, "r") as f:
         datasets = _datasets(f)
-        assert {"circuit/populations", "circuit/connectome/pre", "circuit/connectome/post",
-                "circuit/connectome/weight_trained", "circuit/connectome/sign", "circuit/connectome/weight_init",
-                "circuit/output_mask", "circuit/inputs/target", "circuit/inputs/go"} <= set(datasets)
+        assert {
+            "circuit/populations",
+            "circuit/connectome/pre",
+            "circuit/connectome/post",
+            "circuit/connectome/weight_trained",
+            "circuit/connectome/sign",
+            "circuit/connectome/weight_init",
+            "circuit/output_mask",
+            "circuit/inputs/target",
+            "circuit/inputs/go",
+        } <= set(datasets)
         for name, ds in datasets.items():
             for key in ("units", "dims", "description"):
                 assert key in ds.attrs, f"{name} lacks '{key}'"
@@ -131,8 +151,10 @@ def test_populations_table_columns_and_layers(tmp_path, connectome):
     with store.open_run(path) as f:
         table = f["/circuit/populations"][()]
     assert table.dtype.names == ("name", "layer", "cell_class", "subtype", "start", "stop")
-    text = {k: [x.decode() if isinstance(x, bytes) else x for x in table[k]]
-            for k in ("name", "layer", "cell_class", "subtype")}
+    text = {
+        k: [x.decode() if isinstance(x, bytes) else x for x in table[k]]
+        for k in ("name", "layer", "cell_class", "subtype")
+    }
     assert set(text["layer"]) >= ALL_LAYERS
     assert text["name"] == [p.name for p in connectome.populations]
     assert set(text["cell_class"]) == {"E", "I"}
@@ -163,6 +185,7 @@ def test_write_array_rejects_dims_mismatch(tmp_path):
 # ---------------------------------------------------------------------------
 # Files that are not readable run files
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", BAD_FILE_KINDS)
 def test_open_run_rejects_bad_file_naming_it(make_bad_file, kind):
@@ -229,6 +252,7 @@ def test_read_circuit_without_circuit_group(tmp_path):
 # ---------------------------------------------------------------------------
 # Atomic writes
 # ---------------------------------------------------------------------------
+
 
 class Boom(Exception):
     pass
@@ -342,6 +366,7 @@ def test_bad_provenance_attribute_leaves_no_temp_file(tmp_path):
 # Checksums (Fletcher-32): a corrupted byte is reported, never used
 # ---------------------------------------------------------------------------
 
+
 def _flip(path: Path, dataset: str, at: int = 3) -> None:
     with h5py.File(path, "r") as f:
         offset = f[dataset].id.get_chunk_info(0).byte_offset
@@ -377,8 +402,16 @@ def test_write_array_checksums_numbers_but_not_scalars_or_strings(tmp_path):
         assert not s.fletcher32 and not e.fletcher32 and not t.fletcher32
 
 
-@pytest.mark.parametrize("dataset", ["circuit/connectome/pre", "circuit/connectome/weight_init", "circuit/populations",
-                                     "circuit/output_mask", "circuit/inputs/go"])
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "circuit/connectome/pre",
+        "circuit/connectome/weight_init",
+        "circuit/populations",
+        "circuit/output_mask",
+        "circuit/inputs/go",
+    ],
+)
 def test_corrupted_byte_is_a_one_line_run_file_error(run_file, dataset):
     _flip(run_file, dataset)
     with pytest.raises(RunFileError, match=dataset) as info:
@@ -423,6 +456,7 @@ def test_legacy_file_without_checksums_is_still_read(tmp_path, connectome):
 # Updating needs room for a copy
 # ---------------------------------------------------------------------------
 
+
 def test_update_without_room_for_the_copy_is_refused(run_file, monkeypatch):
     before = run_file.read_bytes()
     real = shutil.disk_usage
@@ -449,6 +483,7 @@ def test_update_with_room_for_the_copy_proceeds(run_file, monkeypatch):
 # ---------------------------------------------------------------------------
 # Figures are written atomically
 # ---------------------------------------------------------------------------
+
 
 def test_figure_write_that_fails_keeps_the_old_figure(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
@@ -531,8 +566,10 @@ def test_cli_run_and_sweep_on_a_held_folder_exit_2(held, tmp_path, capsys, comma
         args = ["run", str(SMOKE), "--out", str(folder)]
     else:
         sweep = tmp_path / "sweep.toml"
-        sweep.write_text(f'[sweep]\nexperiment = "{SMOKE}"\n[grid]\n"experiment.seed" = [0]\n'
-                         '[base.spiking]\nenabled = false\n[base.ann]\narchs = []\n')
+        sweep.write_text(
+            f'[sweep]\nexperiment = "{SMOKE}"\n[grid]\n"experiment.seed" = [0]\n'
+            "[base.spiking]\nenabled = false\n[base.ann]\narchs = []\n"
+        )
         args = ["sweep", str(sweep), "--out", str(folder)]
     before = sorted(p.name for p in folder.iterdir())
     rc = main(args)
@@ -567,8 +604,16 @@ def test_stale_lock_is_taken_over_with_a_notice(tmp_path):
     folder.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    (folder / store.LOCK_NAME).write_text(json.dumps({"pid": pid, "host": platform.node(), "command": "cortexsim run",
-                                                      "started_utc": "2024-01-01T00:00:00+00:00"}))
+    (folder / store.LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "host": platform.node(),
+                "command": "cortexsim run",
+                "started_utc": "2024-01-01T00:00:00+00:00",
+            }
+        )
+    )
     notes = []
     with store.hold_folder(folder, "cortexsim run again", log=notes.append):
         assert store.read_lock(folder)["pid"] == os.getpid()
@@ -579,8 +624,9 @@ def test_stale_lock_is_taken_over_with_a_notice(tmp_path):
 def test_lock_with_a_reused_pid_is_stale(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / store.LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "start": "1", "host": platform.node(),
-                                                      "command": "old"}))
+    (folder / store.LOCK_NAME).write_text(
+        json.dumps({"pid": os.getppid(), "start": "1", "host": platform.node(), "command": "old"})
+    )
     assert store.lock_holder(folder) is None  # same PID, another process start time
 
 

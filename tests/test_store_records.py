@@ -12,8 +12,9 @@ from cortexsim import __version__, store
 from cortexsim.errors import CortexsimError, RunFileError
 
 STR = h5py.string_dtype("utf-8")
-POPULATIONS = np.dtype([("name", STR), ("layer", STR), ("cell_class", STR), ("subtype", STR),
-                        ("start", np.int64), ("stop", np.int64)])
+POPULATIONS = np.dtype(
+    [("name", STR), ("layer", STR), ("cell_class", STR), ("subtype", STR), ("start", np.int64), ("stop", np.int64)]
+)
 
 
 def activity_file(path, spiking: bool = True, anns: tuple[str, ...] = ("gru", "rnn")) -> np.ndarray:
@@ -24,8 +25,10 @@ def activity_file(path, spiking: bool = True, anns: tuple[str, ...] = ("gru", "r
         f["task/params/move_on"] = np.full(4, 0.12)
         f["task/targets"] = np.zeros((4, 30, 2))
         f["rate/rates"] = rates
-        f["circuit/populations"] = np.array([("IT2/3", "L2/3", "E", "IT", 0, 4), ("PV2/3", "L2/3", "I", "PV", 4, 6),
-                                             ("PT5B", "L5B", "E", "PT", 6, 8)], dtype=POPULATIONS)
+        f["circuit/populations"] = np.array(
+            [("IT2/3", "L2/3", "E", "IT", 0, 4), ("PV2/3", "L2/3", "I", "PV", 4, 6), ("PT5B", "L5B", "E", "PT", 6, 8)],
+            dtype=POPULATIONS,
+        )
         if spiking:
             f["spiking/rates"] = rates * 2
         for arch in anns:
@@ -39,13 +42,25 @@ def test_read_activities_gives_the_circuit_its_layers_populations_twin_and_anns(
         acts = store.read_activities(f, min_units=3)
         again = store.read_activities(f, prefix="run2/", min_units=2)
     assert [(a.name, a.kind, a.n_units) for a in acts] == [
-        ("rate", "model", 8), ("rate:L2/3", "layer", 6), ("rate:L5B", "layer", 2), ("rate:IT2/3", "population", 4),
-        ("spiking", "model", 8), ("ann:gru", "model", 3), ("ann:rnn", "model", 3)]
+        ("rate", "model", 8),
+        ("rate:L2/3", "layer", 6),
+        ("rate:L5B", "layer", 2),
+        ("rate:IT2/3", "population", 4),
+        ("spiking", "model", 8),
+        ("ann:gru", "model", 3),
+        ("ann:rnn", "model", 3),
+    ]
     assert all(a.dt == 0.01 and a.move_on == 12 for a in acts)
     np.testing.assert_array_equal(acts[1].rates, rates[:, :, :6])
     np.testing.assert_array_equal(acts[4].rates, 2 * rates)
-    assert [a.name for a in again][:6] == ["run2/rate", "run2/rate:L2/3", "run2/rate:L5B", "run2/rate:IT2/3",
-                                           "run2/rate:PV2/3", "run2/rate:PT5B"]
+    assert [a.name for a in again][:6] == [
+        "run2/rate",
+        "run2/rate:L2/3",
+        "run2/rate:L5B",
+        "run2/rate:IT2/3",
+        "run2/rate:PV2/3",
+        "run2/rate:PT5B",
+    ]
 
 
 def test_read_activities_without_rates_says_which_stage_to_run(tmp_path):
@@ -68,12 +83,22 @@ def test_read_rates_and_targets(tmp_path):
         assert store.read_task_targets(f).shape == (4, 30, 2)
 
 
-SIMILARITY = [{"a": "rate", "b": "ann:gru", "cca": 0.9, "shape_distance": 0.2, "cka": 0.8, "rsa": float("nan"),
-               "cca_null": 0.3},
-              {"a": "rate:L5B", "b": "ann:gru", "cca": 0.7, "shape_distance": 0.4, "cka": 0.5, "rsa": 0.1,
-               "cca_null": 0.2}]
-JPCA = [{"activity": "rate", "r2_best": 0.9, "r2_skew": 0.6, "ratio": 0.666, "frequency_hz": 1.5,
-         "participation_ratio": 3.2, "decode_position_r2": 0.8, "decode_velocity_r2": 0.7}]
+SIMILARITY = [
+    {"a": "rate", "b": "ann:gru", "cca": 0.9, "shape_distance": 0.2, "cka": 0.8, "rsa": float("nan"), "cca_null": 0.3},
+    {"a": "rate:L5B", "b": "ann:gru", "cca": 0.7, "shape_distance": 0.4, "cka": 0.5, "rsa": 0.1, "cca_null": 0.2},
+]
+JPCA = [
+    {
+        "activity": "rate",
+        "r2_best": 0.9,
+        "r2_skew": 0.6,
+        "ratio": 0.666,
+        "frequency_hz": 1.5,
+        "participation_ratio": 3.2,
+        "decode_position_r2": 0.8,
+        "decode_velocity_r2": 0.7,
+    }
+]
 ANSWERS = {"most_ann_like_layer": "rate:L5B", "most_ann_like_layer_cca": 0.7}
 
 
@@ -143,16 +168,36 @@ def test_run_summary_reads_what_summary_md_needs(tmp_path):
         run.seed = 1  # type: ignore[misc]
 
 
-ROWS = [{"point": "seed-1-ab12", "experiment.seed": "1", "status": "done", "error": "", "seconds": 12.5,
-         "rate_position_r2": 0.9},
-        {"point": "seed-2-cd34", "experiment.seed": "2", "status": "failed", "error": "TrainingError: loss became",
-         "seconds": float("nan"), "rate_position_r2": float("nan")}]
+ROWS = [
+    {
+        "point": "seed-1-ab12",
+        "experiment.seed": "1",
+        "status": "done",
+        "error": "",
+        "seconds": 12.5,
+        "rate_position_r2": 0.9,
+    },
+    {
+        "point": "seed-2-cd34",
+        "experiment.seed": "2",
+        "status": "failed",
+        "error": "TrainingError: loss became",
+        "seconds": float("nan"),
+        "rate_position_r2": float("nan"),
+    },
+]
 
 
 def test_sweep_summary_round_trip(tmp_path):
     keys = list(ROWS[0])
-    path = store.write_sweep_summary(tmp_path / "summary.h5", ROWS, keys, sweep_text="[sweep]\n",
-                                     base_config="[experiment]\n", parameters=("experiment.seed",))
+    path = store.write_sweep_summary(
+        tmp_path / "summary.h5",
+        ROWS,
+        keys,
+        sweep_text="[sweep]\n",
+        base_config="[experiment]\n",
+        parameters=("experiment.seed",),
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["summary.h5"]  # no temporary file left
     summary = store.read_sweep_summary(path)
     assert summary.columns == tuple(keys) and summary.parameters == ("experiment.seed",)

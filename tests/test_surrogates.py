@@ -59,8 +59,9 @@ def test_mean_tensor_is_the_additive_projection():
         np.testing.assert_allclose(M.mean(axis=axes), x.mean(axis=axes), atol=1e-12)
     # M = a(c) + b(t) + d(n): its second differences across any two modes vanish
     np.testing.assert_allclose(M[1:, 1:] - M[1:, :-1] - M[:-1, 1:] + M[:-1, :-1], 0.0, atol=1e-12)
-    np.testing.assert_allclose(M[:, :, 1:] - M[:, :, :-1] - (M[:, :, 1:] - M[:, :, :-1]).mean(axis=(0, 1)), 0.0,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        M[:, :, 1:] - M[:, :, :-1] - (M[:, :, 1:] - M[:, :, :-1]).mean(axis=(0, 1)), 0.0, atol=1e-12
+    )
     np.testing.assert_allclose(tme_mean(M), M, atol=1e-12)
 
 
@@ -109,8 +110,9 @@ def test_surrogates_reproduce_the_three_marginal_covariances_within_sampling_err
     for mode in range(3):
         ratio = sampling_ratio(surrogates, data[mode], mode, model.mean)
         assert ratio < 9.0  # within 3 standard errors
-        error = np.linalg.norm(np.mean([marginal_covariances(s, model.mean)[mode] for s in surrogates], axis=0)
-                               - data[mode]) / np.linalg.norm(data[mode])
+        error = np.linalg.norm(
+            np.mean([marginal_covariances(s, model.mean)[mode] for s in surrogates], axis=0) - data[mode]
+        ) / np.linalg.norm(data[mode])
         assert error < 0.05
     # the check has power: Gaussian noise with each entry's own variance (no covariance) fails it
     naive = model.mean + rng.normal(size=surrogates.shape) * np.abs(x - model.mean)
@@ -138,8 +140,11 @@ def test_low_rank_marginals_give_zero_variance_off_the_data_subspace():
     Q = model.eigenvectors[2]
     off = surrogates - surrogates @ Q @ Q.T
     assert np.abs(off).max() < 1e-9 * np.abs(surrogates).max()
-    np.testing.assert_allclose(model.marginal_covariances()[2], marginal_covariances(x)[2],
-                               atol=1e-6 * np.abs(marginal_covariances(x)[2]).max())
+    np.testing.assert_allclose(
+        model.marginal_covariances()[2],
+        marginal_covariances(x)[2],
+        atol=1e-6 * np.abs(marginal_covariances(x)[2]).max(),
+    )
 
 
 def test_tme_surrogates_destroy_planted_rotations():

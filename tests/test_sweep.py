@@ -18,6 +18,7 @@ from cortexsim.errors import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
+
 def write_sweep(folder: Path, text: str) -> Path:
     (folder / "base.toml").write_text(tiny_config().to_toml())
     path = folder / "sweep.toml"
@@ -26,7 +27,9 @@ def write_sweep(folder: Path, text: str) -> Path:
 
 
 def test_grid_points_and_base_expand(tmp_path):
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
 [base.train]
 max_iterations = 7
 [grid]
@@ -37,23 +40,30 @@ n_units = [60, 80]
 "lesion.silence" = []
 [[points]]
 "lesion.silence" = ["IT2/3"]
-""")
+""",
+    )
     s = sweep.load_sweep(path)
     assert s.params == ("lesion.silence", "experiment.seed", "circuit.n_units")
     assert len(s.rows) == 8
     points = s.points(tmp_path / "out")
     assert len({p.folder for p in points}) == 8
     assert all(p.config.train.max_iterations == 7 for p in points)
-    assert {(p.config.experiment.seed, p.config.circuit.n_units) for p in points} == {(1, 60), (1, 80), (2, 60),
-                                                                                     (2, 80)}
+    assert {(p.config.experiment.seed, p.config.circuit.n_units) for p in points} == {
+        (1, 60),
+        (1, 80),
+        (2, 60),
+        (2, 80),
+    }
     # lesion points reuse the trained network of the intact point with the same seed and size
     trainers = [p for p in points if p.upstream is None]
     assert len(trainers) == 4 and not any(p.config.lesion.active for p in trainers)
     for p in points:
         if p.upstream is not None:
             (up,) = [t for t in trainers if t.folder == p.upstream]
-            assert (up.config.experiment.seed, up.config.circuit.n_units) == (p.config.experiment.seed,
-                                                                              p.config.circuit.n_units)
+            assert (up.config.experiment.seed, up.config.circuit.n_units) == (
+                p.config.experiment.seed,
+                p.config.circuit.n_units,
+            )
     assert all("/" not in p.name and p.name.isascii() for p in points)
     assert any("silence-IT23" in p.name for p in points)
 
@@ -67,16 +77,19 @@ def test_swept_paths_are_relative_to_the_sweep_file(tmp_path):
     assert again.to_toml() == points[0].config.to_toml()
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[grid]\n"experiment.seed" = []\n', "give a non-empty list"),
-    ('[grid]\n"experiment.seed" = 3\n', "give a non-empty list"),
-    ('[grid]\n"trian.batch_size" = [4]\n', "'trian.batch_size' is not a config key"),
-    ('[grid]\n"train.batch_sise" = [4]\n', "did you mean 'batch_size'"),
-    ('[grid]\n"lesion.silence" = [["XX"]]\n', "point 1 .* no population 'XX'"),
-    ('[grid]\n"train.batch_size" = [-4]\n', "train.batch_size"),
-    ('[grids]\n"experiment.seed" = [1]\n', "unknown table"),
-    ('', "nothing to sweep"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[grid]\n"experiment.seed" = []\n', "give a non-empty list"),
+        ('[grid]\n"experiment.seed" = 3\n', "give a non-empty list"),
+        ('[grid]\n"trian.batch_size" = [4]\n', "'trian.batch_size' is not a config key"),
+        ('[grid]\n"train.batch_sise" = [4]\n', "did you mean 'batch_size'"),
+        ('[grid]\n"lesion.silence" = [["XX"]]\n', "point 1 .* no population 'XX'"),
+        ('[grid]\n"train.batch_size" = [-4]\n', "train.batch_size"),
+        ('[grids]\n"experiment.seed" = [1]\n', "unknown table"),
+        ("", "nothing to sweep"),
+    ],
+)
 def test_bad_sweep_files_are_clear_errors(tmp_path, text, message):
     path = write_sweep(tmp_path, text)
     with pytest.raises(ConfigError, match=message):
@@ -113,7 +126,9 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
     """Four points on two Dask workers: one fails at run time (reported, the others finish); a rerun only runs
     the point that changed."""
     pytest.importorskip("distributed")
-    path = write_sweep(tmp_path, """
+    path = write_sweep(
+        tmp_path,
+        """
 [[points]]
 "experiment.seed" = 1
 [[points]]
@@ -124,7 +139,8 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
 [[points]]
 "experiment.seed" = 1
 "train.learning_rate" = 1e9
-""")
+""",
+    )
     out = tmp_path / "out"
     assert cli.main(["sweep", str(path), "--out", str(out)]) == 1
     printed = capsys.readouterr().out
@@ -143,14 +159,16 @@ def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
     with h5py.File(out / rows[0]["point"] / "run.h5") as intact, h5py.File(out / rows[2]["point"] / "run.h5") as les:
         assert les.attrs["derived_from"].endswith(f"{rows[0]['point']}/run.h5")
         assert les["stages/train"].attrs["finished_utc"] == intact["stages/train"].attrs["finished_utc"]
-        np.testing.assert_array_equal(les["circuit/connectome/weight_trained"][()],
-                                      intact["circuit/connectome/weight_trained"][()])
+        np.testing.assert_array_equal(
+            les["circuit/connectome/weight_trained"][()], intact["circuit/connectome/weight_trained"][()]
+        )
         it4 = [r for r in les["circuit/populations"][()] if r["name"] == b"IT4"][0]
-        assert np.all(les["rate/rates"][:, :, it4["start"]:it4["stop"]] == 0)
+        assert np.all(les["rate/rates"][:, :, it4["start"] : it4["stop"]] == 0)
         assert les["rate"].attrs["lesion"] == "silence IT4"
         r2_intact = intact["metrics"].attrs["rate_position_r2"]
-    assert float(rows[2]["delta_rate_position_r2"]) == pytest.approx(float(rows[2]["rate_position_r2"]) - r2_intact,
-                                                                     abs=1e-5)
+    assert float(rows[2]["delta_rate_position_r2"]) == pytest.approx(
+        float(rows[2]["rate_position_r2"]) - r2_intact, abs=1e-5
+    )
     assert 0 < float(rows[2]["lesion_cca_to_intact_rate"]) <= 1
     with h5py.File(out / "summary.h5") as f:
         assert f.attrs["file_kind"] == "cortexsim sweep summary"

@@ -10,26 +10,35 @@ from hypothesis import strategies as st
 from cortexsim.errors import ConfigError
 from cortexsim.tasks import CenterOutTask, minimum_jerk
 
-timings = st.fixed_dictionaries({
-    "fixation": st.floats(0.0, 0.3),
-    "delay_min": st.floats(0.0, 0.4),
-    "extra_delay": st.floats(0.0, 0.5),
-    "reaction_time": st.floats(0.0, 0.3),
-    "reach_duration": st.floats(0.05, 0.6),
-    "hold": st.floats(0.0, 0.3),
-    "n_targets": st.integers(1, 12),
-    "catch_fraction": st.floats(0.0, 1.0),
-    "zero_delay_fraction": st.floats(0.0, 1.0),
-    "seed": st.integers(0, 2**16),
-})
+timings = st.fixed_dictionaries(
+    {
+        "fixation": st.floats(0.0, 0.3),
+        "delay_min": st.floats(0.0, 0.4),
+        "extra_delay": st.floats(0.0, 0.5),
+        "reaction_time": st.floats(0.0, 0.3),
+        "reach_duration": st.floats(0.05, 0.6),
+        "hold": st.floats(0.0, 0.3),
+        "n_targets": st.integers(1, 12),
+        "catch_fraction": st.floats(0.0, 1.0),
+        "zero_delay_fraction": st.floats(0.0, 1.0),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 def make(t: dict) -> CenterOutTask:
-    return CenterOutTask(fixation=t["fixation"], delay_min=t["delay_min"],
-                         delay_max=t["delay_min"] + t["extra_delay"], reaction_time=t["reaction_time"],
-                         reach_duration=t["reach_duration"], hold=t["hold"], n_targets=t["n_targets"],
-                         catch_fraction=t["catch_fraction"], zero_delay_fraction=t["zero_delay_fraction"],
-                         eval_delay=t["delay_min"])
+    return CenterOutTask(
+        fixation=t["fixation"],
+        delay_min=t["delay_min"],
+        delay_max=t["delay_min"] + t["extra_delay"],
+        reaction_time=t["reaction_time"],
+        reach_duration=t["reach_duration"],
+        hold=t["hold"],
+        n_targets=t["n_targets"],
+        catch_fraction=t["catch_fraction"],
+        zero_delay_fraction=t["zero_delay_fraction"],
+        eval_delay=t["delay_min"],
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -99,13 +108,16 @@ def test_random_angles():
     assert np.unique(batch.params["angle"]).size == 500
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"n_targets": 0}, "task.n_targets"),
-    ({"dt": -0.01}, "task.dt"),
-    ({"catch_fraction": 1.5}, "task.catch_fraction"),
-    ({"delay_min": 0.9, "delay_max": 0.5}, "task.delay_min"),
-    ({"reach_duration": 0.0}, "task.reach_duration"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"n_targets": 0}, "task.n_targets"),
+        ({"dt": -0.01}, "task.dt"),
+        ({"catch_fraction": 1.5}, "task.catch_fraction"),
+        ({"delay_min": 0.9, "delay_max": 0.5}, "task.delay_min"),
+        ({"reach_duration": 0.0}, "task.reach_duration"),
+    ],
+)
 def test_bad_task_values(kwargs, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         CenterOutTask(**kwargs)

@@ -18,8 +18,9 @@ from cortexsim.tasks import CenterOutTask
 from cortexsim.train import TrainConfig, new_state, train
 from cortexsim.transfer import make_transfer
 
-TASK = CenterOutTask(fixation=0.1, delay_min=0.1, delay_max=0.2, reaction_time=0.1, reach_duration=0.2,
-                     hold=0.1, eval_delay=0.1)
+TASK = CenterOutTask(
+    fixation=0.1, delay_min=0.1, delay_max=0.2, reaction_time=0.1, reach_duration=0.2, hold=0.1, eval_delay=0.1
+)
 QUIET = {"log": lambda line: None}
 
 
@@ -30,8 +31,9 @@ def val(cfg: TrainConfig, task: CenterOutTask = TASK):
 
 def network(seed: int = 0, n_units: int = 80) -> RateNetwork:
     rng = np.random.default_rng(seed)
-    net = RateNetwork(build_connectome(default_m1_spec(), n_units, rng), make_transfer("lif_softplus"),
-                      TASK.dt, noise_std=1.0)
+    net = RateNetwork(
+        build_connectome(default_m1_spec(), n_units, rng), make_transfer("lif_softplus"), TASK.dt, noise_std=1.0
+    )
     net.init_params(rng)
     return net
 
@@ -42,8 +44,7 @@ def fresh_state(net: RateNetwork):
 
 def test_loss_falls_within_seconds():
     net = network()
-    cfg = TrainConfig(batch_size=16, max_iterations=150, validation_trials=16, eval_every=25,
-                      log_every=1000)
+    cfg = TrainConfig(batch_size=16, max_iterations=150, validation_trials=16, eval_every=25, log_every=1000)
     state = train(net, TASK, cfg, fresh_state(net), validation=val(cfg), **QUIET)
     loss = np.asarray(state.history["task_loss"])
     assert loss[-20:].mean() < 0.5 * loss[:10].mean()
@@ -51,8 +52,15 @@ def test_loss_falls_within_seconds():
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
-    cfg = TrainConfig(batch_size=8, max_iterations=24, validation_trials=8, eval_every=4, log_every=1000,
-                      checkpoint_every=10, learning_rate=0.01)
+    cfg = TrainConfig(
+        batch_size=8,
+        max_iterations=24,
+        validation_trials=8,
+        eval_every=4,
+        log_every=1000,
+        checkpoint_every=10,
+        learning_rate=0.01,
+    )
     net = network()
     whole = train(net, TASK, cfg, fresh_state(net), validation=val(cfg), **QUIET)
 
@@ -87,8 +95,9 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 
 def test_nan_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
     net = network()
-    cfg = TrainConfig(batch_size=4, max_iterations=50, validation_trials=4, eval_every=5, log_every=1000,
-                      checkpoint_every=5)
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=50, validation_trials=4, eval_every=5, log_every=1000, checkpoint_every=5
+    )
     saved = []
     original = net.loss_and_grad
 
@@ -98,8 +107,15 @@ def test_nan_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
 
     net.loss_and_grad = poisoned
     with pytest.raises(TrainingError, match="loss became nan at iteration 5"):
-        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(s.iteration),
-              **QUIET)
+        train(
+            net,
+            TASK,
+            cfg,
+            fresh_state(net),
+            validation=val(cfg),
+            checkpoint=lambda s: saved.append(s.iteration),
+            **QUIET,
+        )
     assert saved == [5]
 
 
@@ -117,14 +133,22 @@ def _sigint_during(net: RateNetwork, iterations: tuple[int, ...]) -> None:
 
 
 def test_ctrl_c_finishes_the_iteration_and_the_resumed_run_equals_an_uninterrupted_one():
-    cfg = TrainConfig(batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000,
-                      checkpoint_every=100)
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000, checkpoint_every=100
+    )
     whole = train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET)
     net, saved, lines = network(), [], []
     _sigint_during(net, (4,))
     with pytest.raises(KeyboardInterrupt):
-        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(
-            copy.deepcopy(s)), log=lines.append)
+        train(
+            net,
+            TASK,
+            cfg,
+            fresh_state(net),
+            validation=val(cfg),
+            checkpoint=lambda s: saved.append(copy.deepcopy(s)),
+            log=lines.append,
+        )
     assert [s.iteration for s in saved] == [4]  # the iteration under way when Ctrl-C came was finished
     assert "interrupted at iteration 4; checkpoint saved" in lines[-1]
     resumed = train(network(), TASK, cfg, saved[0], validation=val(cfg), **QUIET)
@@ -135,8 +159,9 @@ def test_ctrl_c_finishes_the_iteration_and_the_resumed_run_equals_an_uninterrupt
 
 
 def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done():
-    cfg = TrainConfig(batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000,
-                      checkpoint_every=2)
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=12, validation_trials=4, eval_every=3, log_every=1000, checkpoint_every=2
+    )
     net, saved, lines = network(), [], []
     original, calls = net.loss_and_grad, []
 
@@ -150,8 +175,15 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done():
     net.loss_and_grad = twice
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        train(net, TASK, cfg, fresh_state(net), validation=val(cfg), checkpoint=lambda s: saved.append(s.iteration),
-              log=lines.append)
+        train(
+            net,
+            TASK,
+            cfg,
+            fresh_state(net),
+            validation=val(cfg),
+            checkpoint=lambda s: saved.append(s.iteration),
+            log=lines.append,
+        )
     assert saved == [2, 4]
     assert lines[-1] == "interrupted during iteration 5; the last checkpoint (iteration 4) is kept"
     assert signal.getsignal(signal.SIGINT) is before  # the guard restored the handler
@@ -170,10 +202,13 @@ def _poison(net: RateNetwork, at: int) -> None:
 
 
 def test_divergence_message_names_the_checkpoint_only_when_there_is_one():
-    cfg = TrainConfig(batch_size=4, max_iterations=20, validation_trials=4, eval_every=5, log_every=1000,
-                      checkpoint_every=5)
-    for poison_at, expected in ((3, "no checkpoint had been written yet"),
-                                (7, r"the last checkpoint \(iteration 5\) is kept")):
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=20, validation_trials=4, eval_every=5, log_every=1000, checkpoint_every=5
+    )
+    for poison_at, expected in (
+        (3, "no checkpoint had been written yet"),
+        (7, r"the last checkpoint \(iteration 5\) is kept"),
+    ):
         net = network()
         _poison(net, poison_at)
         with pytest.raises(TrainingError, match=expected):
@@ -182,13 +217,12 @@ def test_divergence_message_names_the_checkpoint_only_when_there_is_one():
 
 def test_budget_is_off_by_default_and_announces_itself_when_set():
     assert TrainConfig().max_seconds is None
-    cfg = TrainConfig(batch_size=4, max_iterations=1000, validation_trials=4, eval_every=5, log_every=1000,
-                      max_seconds=1e-9)
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=1000, validation_trials=4, eval_every=5, log_every=1000, max_seconds=1e-9
+    )
     lines = []
     state = train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), log=lines.append)
     assert state.budget_hit and state.iteration == 1
     assert any(line.startswith("WARNING: training was stopped by the wall-clock safety net") for line in lines)
     cfg = TrainConfig(batch_size=4, max_iterations=3, validation_trials=4, eval_every=5, log_every=1000)
     assert not train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET).budget_hit
-
-

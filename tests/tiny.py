@@ -9,9 +9,17 @@ from cortexsim.config import Config, load_config
 SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.toml"
 
 CHANGES = {
-    "train": {"batch_size": 8, "max_iterations": 10, "validation_trials": 8, "eval_every": 5, "log_every": 5,
-              "checkpoint_every": 5},
-    "ann": {"archs": []}, "spiking": {"enabled": False}, "compare": {"n_null": 0},
+    "train": {
+        "batch_size": 8,
+        "max_iterations": 10,
+        "validation_trials": 8,
+        "eval_every": 5,
+        "log_every": 5,
+        "checkpoint_every": 5,
+    },
+    "ann": {"archs": []},
+    "spiking": {"enabled": False},
+    "compare": {"n_null": 0},
 }
 """What the tiny experiment changes in ``experiments/smoke.toml``: short training, no twin, no ANNs."""
 

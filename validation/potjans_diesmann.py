@@ -31,6 +31,7 @@ its spectral-radius gain rule, whereas PD14 needs its published weights.
 
 Run:  .venv/bin/python validation/potjans_diesmann.py --scale 0.2 --duration 1.0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,25 +55,27 @@ NAMES = ("L2/3e", "L2/3i", "L4e", "L4i", "L5e", "L5i", "L6e", "L6i")
 LAYER = {"L2/3": "L2/3", "L4": "L4", "L5": "L5B", "L6": "L6"}
 FULL_SIZES = (20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948)
 # connection probabilities, rows = target, columns = source (order NAMES)
-CONN = np.array([
-    [0.1009, 0.1689, 0.0437, 0.0818, 0.0323, 0.0, 0.0076, 0.0],
-    [0.1346, 0.1371, 0.0316, 0.0515, 0.0755, 0.0, 0.0042, 0.0],
-    [0.0077, 0.0059, 0.0497, 0.1350, 0.0067, 0.0003, 0.0453, 0.0],
-    [0.0691, 0.0029, 0.0794, 0.1597, 0.0033, 0.0, 0.1057, 0.0],
-    [0.1004, 0.0622, 0.0505, 0.0057, 0.0831, 0.3726, 0.0204, 0.0],
-    [0.0548, 0.0269, 0.0257, 0.0022, 0.0600, 0.3158, 0.0086, 0.0],
-    [0.0156, 0.0066, 0.0211, 0.0166, 0.0572, 0.0197, 0.0396, 0.2252],
-    [0.0364, 0.0010, 0.0034, 0.0005, 0.0277, 0.0080, 0.0658, 0.1443],
-])
+CONN = np.array(
+    [
+        [0.1009, 0.1689, 0.0437, 0.0818, 0.0323, 0.0, 0.0076, 0.0],
+        [0.1346, 0.1371, 0.0316, 0.0515, 0.0755, 0.0, 0.0042, 0.0],
+        [0.0077, 0.0059, 0.0497, 0.1350, 0.0067, 0.0003, 0.0453, 0.0],
+        [0.0691, 0.0029, 0.0794, 0.1597, 0.0033, 0.0, 0.1057, 0.0],
+        [0.1004, 0.0622, 0.0505, 0.0057, 0.0831, 0.3726, 0.0204, 0.0],
+        [0.0548, 0.0269, 0.0257, 0.0022, 0.0600, 0.3158, 0.0086, 0.0],
+        [0.0156, 0.0066, 0.0211, 0.0166, 0.0572, 0.0197, 0.0396, 0.2252],
+        [0.0364, 0.0010, 0.0034, 0.0005, 0.0277, 0.0080, 0.0658, 0.1443],
+    ]
+)
 K_EXT = (1600, 1500, 2100, 1900, 2000, 1900, 2900, 2100)
-NU_EXT = 8.0            # Hz, background rate per external synapse
-J_PA = 87.8             # pA, PSC amplitude giving a ~0.15 mV PSP
-G = 4.0                 # |inhibitory / excitatory| weight ratio
+NU_EXT = 8.0  # Hz, background rate per external synapse
+J_PA = 87.8  # pA, PSC amplitude giving a ~0.15 mV PSP
+G = 4.0  # |inhibitory / excitatory| weight ratio
 PUBLISHED = (0.97, 2.87, 4.75, 5.40, 8.14, 9.08, 0.99, 7.52)  # Hz, full scale
 # neuron (PD14): LIF, exponential current synapses
-TAU_M, TAU_SYN, T_REF = 10.0, 0.5, 2.0    # ms
-C_M = 250.0                                # pF
-E_L, V_TH, V_RESET = -65.0, -50.0, -65.0   # mV
+TAU_M, TAU_SYN, T_REF = 10.0, 0.5, 2.0  # ms
+C_M = 250.0  # pF
+E_L, V_TH, V_RESET = -65.0, -50.0, -65.0  # mV
 # delays (PD14): E 1.5 +/- 0.75 ms, I 0.75 +/- 0.375 ms; weights: 10 % relative sd
 D_E, D_I, D_REL_SD, W_REL_SD = 1.5, 0.75, 0.5, 0.1
 DT = 0.1  # ms
@@ -88,9 +91,16 @@ def pd14_spec() -> CircuitSpec:
     pops = []
     for name, n in zip(NAMES, FULL_SIZES):
         layer, cls = name[:-1], name[-1]
-        pops.append(PopulationSpec(
-            name=name, layer=LAYER[layer], cell_class="E" if cls == "e" else "I",
-            subtype="IT" if cls == "e" else "PV", size=float(n), tau=TAU_M / 1000.0))
+        pops.append(
+            PopulationSpec(
+                name=name,
+                layer=LAYER[layer],
+                cell_class="E" if cls == "e" else "I",
+                subtype="IT" if cls == "e" else "PV",
+                size=float(n),
+                tau=TAU_M / 1000.0,
+            )
+        )
     projs = []
     for a, post in enumerate(NAMES):
         for b, pre in enumerate(NAMES):
@@ -117,8 +127,12 @@ def full_indegree(spec: CircuitSpec) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=0.2, help="neuron-number scale (default 0.2, the validated setting)")
-    ap.add_argument("--k-scale", type=float, default=1.0,
-                    help="in-degree scale k; k<1 uses the van Albada 2015 correction (default 1 = full)")
+    ap.add_argument(
+        "--k-scale",
+        type=float,
+        default=1.0,
+        help="in-degree scale k; k<1 uses the van Albada 2015 correction (default 1 = full)",
+    )
     ap.add_argument("--duration", type=float, default=1.0, help="measured time, s (default 1.0)")
     ap.add_argument("--transient", type=float, default=0.2, help="discarded initial time, s (default 0.2)")
     ap.add_argument("--seed", type=int, default=1234)
@@ -179,16 +193,22 @@ def main(argv=None) -> int:
     I_dc : amp (constant)
     """
     ns = dict(E_L=E_L * mV, tau_m=TAU_M * ms, C_m=C_M * pF, tau_syn=TAU_SYN * ms)
-    neurons = b2.NeuronGroup(n_total, eqs, threshold="v > V_th", reset="v = V_reset",
-                             refractory=T_REF * ms, method="exact",
-                             namespace=dict(ns, V_th=V_TH * mV, V_reset=V_RESET * mV))
+    neurons = b2.NeuronGroup(
+        n_total,
+        eqs,
+        threshold="v > V_th",
+        reset="v = V_reset",
+        refractory=T_REF * ms,
+        method="exact",
+        namespace=dict(ns, V_th=V_TH * mV, V_reset=V_RESET * mV),
+    )
     # PD14 initial condition: V ~ N(-58 mV, 10 mV)
     neurons.v = rng.normal(-58.0, 10.0, n_total) * mV
     neurons.I = 0 * pA
     neurons.I_dc = np.repeat(dc, sizes) * pA
     inputs = []
     for i in range(8):
-        sub = neurons[int(starts[i]):int(starts[i + 1])]
+        sub = neurons[int(starts[i]) : int(starts[i + 1])]
         inputs.append(b2.PoissonInput(sub, "I", N=K_EXT[i], rate=NU_EXT * Hz, weight=f"{J_PA}*pA"))
     syn = b2.Synapses(neurons, neurons, "w : amp (constant)", on_pre="I_post += w")
     syn.connect(i=pre, j=post)
@@ -211,32 +231,61 @@ def main(argv=None) -> int:
     rows = []
     ok_all = True
     for p, name in enumerate(NAMES):
-        rate = counts[starts[p]:starts[p + 1]].mean() / args.duration
+        rate = counts[starts[p] : starts[p + 1]].mean() / args.duration
         ratio = rate / PUBLISHED[p]
         ok = abs(ratio - 1.0) <= args.tolerance
         ok_all &= ok
-        rows.append(dict(population=name, n=int(sizes[p]), measured_hz=float(rate),
-                         published_hz=PUBLISHED[p], ratio=float(ratio), within=bool(ok)))
+        rows.append(
+            dict(
+                population=name,
+                n=int(sizes[p]),
+                measured_hz=float(rate),
+                published_hz=PUBLISHED[p],
+                ratio=float(ratio),
+                within=bool(ok),
+            )
+        )
     shutil.rmtree(build_dir, ignore_errors=True)
 
-    print(f"PD14 scaled: neurons x {args.scale} (N = {n_total}), in-degree x {k}, "
-          f"{pre.size:,} synapses, seed {args.seed}")
+    print(
+        f"PD14 scaled: neurons x {args.scale} (N = {n_total}), in-degree x {k}, {pre.size:,} synapses, seed {args.seed}"
+    )
     print(f"transient {args.transient} s discarded, measured {args.duration} s, dt {DT} ms")
-    print(f"{'population':<11}{'N':>7}{'measured Hz':>13}{'published Hz':>14}{'ratio':>8}"
-          f"  within ±{args.tolerance:.0%}")
+    print(
+        f"{'population':<11}{'N':>7}{'measured Hz':>13}{'published Hz':>14}{'ratio':>8}  within ±{args.tolerance:.0%}"
+    )
     for r in rows:
-        print(f"{r['population']:<11}{r['n']:>7}{r['measured_hz']:>13.2f}{r['published_hz']:>14.2f}"
-              f"{r['ratio']:>8.2f}  {'yes' if r['within'] else 'NO'}")
+        print(
+            f"{r['population']:<11}{r['n']:>7}{r['measured_hz']:>13.2f}{r['published_hz']:>14.2f}"
+            f"{r['ratio']:>8.2f}  {'yes' if r['within'] else 'NO'}"
+        )
     per_s = (run_time / t_sim) if run_time else float("nan")
-    print(f"connectome sampling {t_conn:.1f} s; build+compile+run {t_build:.1f} s; "
-          f"simulation {run_time if run_time else float('nan'):.1f} s = {per_s:.2f} s per biological second")
+    print(
+        f"connectome sampling {t_conn:.1f} s; build+compile+run {t_build:.1f} s; "
+        f"simulation {run_time if run_time else float('nan'):.1f} s = {per_s:.2f} s per biological second"
+    )
     print("RESULT:", "all populations within tolerance" if ok_all else "some populations outside tolerance")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(dict(scale=args.scale, k_scale=k, n_neurons=n_total, n_synapses=int(pre.size),
-                           seed=args.seed, transient_s=args.transient, duration_s=args.duration,
-                           dc_pA=dc.tolist(), rows=rows, all_within=bool(ok_all),
-                           sim_time_s=run_time, s_per_bio_s=per_s, build_total_s=t_build), fh, indent=2)
+            json.dump(
+                dict(
+                    scale=args.scale,
+                    k_scale=k,
+                    n_neurons=n_total,
+                    n_synapses=int(pre.size),
+                    seed=args.seed,
+                    transient_s=args.transient,
+                    duration_s=args.duration,
+                    dc_pA=dc.tolist(),
+                    rows=rows,
+                    all_within=bool(ok_all),
+                    sim_time_s=run_time,
+                    s_per_bio_s=per_s,
+                    build_total_s=t_build,
+                ),
+                fh,
+                indent=2,
+            )
     return 0 if ok_all else 1
 
 

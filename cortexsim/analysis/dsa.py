@@ -112,8 +112,10 @@ class DSAResult:
     explained_y: float
 
     def __repr__(self) -> str:
-        return (f"<DSAResult: distance {self.distance:.4f} rad ({self.n_delays} delays, rank {self.rank}; "
-                f"variance explained {self.explained_x:.3f} / {self.explained_y:.3f})>")
+        return (
+            f"<DSAResult: distance {self.distance:.4f} rad ({self.n_delays} delays, rank {self.rank}; "
+            f"variance explained {self.explained_x:.3f} / {self.explained_y:.3f})>"
+        )
 
 
 def hankel(X: np.ndarray, n_delays: int) -> np.ndarray:
@@ -133,7 +135,7 @@ def hankel(X: np.ndarray, n_delays: int) -> np.ndarray:
     X = _checks.activity(X, "X", min_time=2)
     n_delays = _checks.positive_int(n_delays, "n_delays", high=X.shape[1] - 1)
     steps = X.shape[1] - n_delays + 1
-    return np.concatenate([X[:, n_delays - 1 - k: n_delays - 1 - k + steps] for k in range(n_delays)], axis=2)
+    return np.concatenate([X[:, n_delays - 1 - k : n_delays - 1 - k + steps] for k in range(n_delays)], axis=2)
 
 
 def default_delays(n_units: int, n_time: int) -> int:
@@ -158,19 +160,31 @@ def _rank_for(s: np.ndarray, fraction: float) -> int:
     return int(np.searchsorted(cumulative, fraction - 1e-12) + 1)
 
 
-def _fit(U: np.ndarray, s: np.ndarray, W: np.ndarray, shape: tuple[int, int], rank: int,
-         n_delays: int) -> DMDFit:
+def _fit(U: np.ndarray, s: np.ndarray, W: np.ndarray, shape: tuple[int, int], rank: int, n_delays: int) -> DMDFit:
     Z = U[:, :rank].reshape(*shape, rank)
     before, after = Z[:, :-1].reshape(-1, rank), Z[:, 1:].reshape(-1, rank)
     A = np.linalg.lstsq(before, after, rcond=None)[0].T
     total = np.sum(after**2)
     r2 = 1.0 - np.sum((after - before @ A.T) ** 2) / total if total > 0 else float("nan")
-    return DMDFit(operator=A, modes=W[:, :rank], singular_values=s[:rank],
-                  explained=float(np.sum(s[:rank] ** 2) / np.sum(s**2)), r2=float(r2), n_delays=n_delays, rank=rank)
+    return DMDFit(
+        operator=A,
+        modes=W[:, :rank],
+        singular_values=s[:rank],
+        explained=float(np.sum(s[:rank] ** 2) / np.sum(s**2)),
+        r2=float(r2),
+        n_delays=n_delays,
+        rank=rank,
+    )
 
 
-def fit_operator(X: np.ndarray, *, n_delays: int | None = None, rank: int | None = None,
-                 variance_fraction: float = VARIANCE_FRACTION, center: bool = True) -> DMDFit:
+def fit_operator(
+    X: np.ndarray,
+    *,
+    n_delays: int | None = None,
+    rank: int | None = None,
+    variance_fraction: float = VARIANCE_FRACTION,
+    center: bool = True,
+) -> DMDFit:
     """Reduced-rank DMD of delay-embedded activity (steps 1-4 of the module docstring).
 
     Parameters
@@ -288,8 +302,9 @@ def _haar(r: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-def procrustes_angle(A: np.ndarray, B: np.ndarray, *, n_random: int = 6, rng: np.random.Generator | None = None,
-                     max_iter: int = 1000) -> tuple[float, np.ndarray]:
+def procrustes_angle(
+    A: np.ndarray, B: np.ndarray, *, n_random: int = 6, rng: np.random.Generator | None = None, max_iter: int = 1000
+) -> tuple[float, np.ndarray]:
     """Angular Procrustes distance between two square operators over the orthogonal group.
 
     ``min_C arccos(<C A C^T, B> / (||A|| ||B||))``, C orthogonal; see the module
@@ -402,5 +417,13 @@ def dsa(
     fx = _fit(Ux, sx, Wx, shape_x, rank, n_delays)
     fy = _fit(Uy, sy, Wy, shape_y, rank, n_delays)
     angle, C = procrustes_angle(fx.operator, fy.operator, n_random=n_random, rng=rng)
-    return DSAResult(distance=angle, operator_x=fx.operator, operator_y=fy.operator, rotation=C,
-                     n_delays=n_delays, rank=rank, explained_x=fx.explained, explained_y=fy.explained)
+    return DSAResult(
+        distance=angle,
+        operator_x=fx.operator,
+        operator_y=fy.operator,
+        rotation=C,
+        n_delays=n_delays,
+        rank=rank,
+        explained_x=fx.explained,
+        explained_y=fy.explained,
+    )

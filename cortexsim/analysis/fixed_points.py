@@ -173,8 +173,9 @@ def _call_jacobian(jacobian: Callable[[np.ndarray], np.ndarray], X: np.ndarray) 
     out = np.asarray(jacobian(X), dtype=float)
     n, d = X.shape
     if out.shape != (n, d, d):
-        raise ValueError(f"jacobian(X) must return an array of shape {(n, d, d)} for X of shape {X.shape}; "
-                         f"got {out.shape}")
+        raise ValueError(
+            f"jacobian(X) must return an array of shape {(n, d, d)} for X of shape {X.shape}; got {out.shape}"
+        )
     return out
 
 
@@ -189,8 +190,9 @@ def _chunks(n: int, d: int) -> list[slice]:
 
 
 # -- the objective --------------------------------------------------------------------------------------------------
-def speed_and_gradient(step: Step, jacobian: Callable[[np.ndarray], np.ndarray],
-                       X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def speed_and_gradient(
+    step: Step, jacobian: Callable[[np.ndarray], np.ndarray], X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The speed ``q(x) = 1/2 ||F(x) - x||^2`` and its analytic gradient at each state.
 
     ``grad q = (J - I)^T (F(x) - x)`` with ``J = dF/dx`` (Sussillo & Barak 2013).
@@ -244,8 +246,9 @@ def _dense_steps(jacobian, X: np.ndarray, g: np.ndarray, mu: np.ndarray) -> tupl
     return delta, q_model
 
 
-def _cgls_steps(linearize, X: np.ndarray, g: np.ndarray, mu: np.ndarray, rtol: float,
-                max_cg: int) -> tuple[np.ndarray, np.ndarray]:
+def _cgls_steps(
+    linearize, X: np.ndarray, g: np.ndarray, mu: np.ndarray, rtol: float, max_cg: int
+) -> tuple[np.ndarray, np.ndarray]:
     """LM steps by damped CGLS, matrix-free: minimise ``||K delta + g||^2 + mu ||delta||^2`` per row."""
     jvp, vjp = linearize(X)
     delta = np.zeros_like(X)
@@ -272,8 +275,9 @@ def _cgls_steps(linearize, X: np.ndarray, g: np.ndarray, mu: np.ndarray, rtol: f
     return delta, 0.5 * np.sum(r * r, axis=1)
 
 
-def _gmres(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, rtol: np.ndarray,
-           max_krylov: int) -> tuple[np.ndarray, np.ndarray]:
+def _gmres(
+    matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, rtol: np.ndarray, max_krylov: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Batched GMRES (Saad & Schultz 1986) from 0 for ``A x = b`` row by row: ``matvec(V)`` gives the rows ``A V``.
 
     Classical Gram-Schmidt, repeated for rows that lost more than 30 % of their
@@ -350,8 +354,17 @@ def _newton_steps(linearize, X: np.ndarray, g: np.ndarray, eta: np.ndarray, max_
     return delta
 
 
-def _minimise(step: Step, jacobian, X0: np.ndarray, *, matrix_free: bool, tol: float, max_iter: int,
-              krylov_rtol: float, max_krylov: int) -> tuple[np.ndarray, np.ndarray]:
+def _minimise(
+    step: Step,
+    jacobian,
+    X0: np.ndarray,
+    *,
+    matrix_free: bool,
+    tol: float,
+    max_iter: int,
+    krylov_rtol: float,
+    max_krylov: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Descend q from every start at once; returns the final states (n, d) and their q (n,).
 
     Dense: Levenberg-Marquardt steps. Matrix-free: an inexact Newton step by
@@ -417,8 +430,9 @@ def _minimise(step: Step, jacobian, X0: np.ndarray, *, matrix_free: bool, tol: f
             rho = np.where(predicted > 0, (qi[lm] - qt) / np.where(predicted > 0, predicted, 1.0), -1.0)
             good = np.isfinite(qt) & (qt < qi[lm]) & (rho > 0)
             # Nielsen's damping update: shrink after a good step, grow geometrically after a rejected one
-            mu[rows] = np.where(good, mu[rows] * np.maximum(1 / 3, 1 - (2 * np.clip(rho, 0, 1) - 1) ** 3),
-                                mu[rows] * nu[rows])
+            mu[rows] = np.where(
+                good, mu[rows] * np.maximum(1 / 3, 1 - (2 * np.clip(rho, 0, 1) - 1) ** 3), mu[rows] * nu[rows]
+            )
             nu[rows] = np.where(good, 2.0, nu[rows] * 2.0)
             r = lm[good]
             x_new[r], g_new[r], q_new[r], ok[r] = xt[good], gt[good], qt[good], True
@@ -545,8 +559,16 @@ def find_fixed_points(
         raise ValueError("method='matrix-free' needs a Jacobian with linearize (as rate_map and ann_map return)")
     matrix_free = method == "matrix-free" or (method == "auto" and has_linearize and d > DENSE_MAX_DIM)
 
-    X, q = _minimise(step, jacobian, starts, matrix_free=matrix_free, tol=tol, max_iter=max_iter,
-                     krylov_rtol=krylov_rtol, max_krylov=max_krylov)
+    X, q = _minimise(
+        step,
+        jacobian,
+        starts,
+        matrix_free=matrix_free,
+        tol=tol,
+        max_iter=max_iter,
+        krylov_rtol=krylov_rtol,
+        max_krylov=max_krylov,
+    )
     good = np.flatnonzero(np.isfinite(q) & (q < tol))
     kept, counts = _deduplicate(X[good], q[good], dedup_tol)
     points, q_kept = X[good][kept], q[good][kept]
@@ -566,8 +588,17 @@ def find_fixed_points(
         eigenvalues[sl] = vals
         modes[sl] = vecs
     kinds = tuple(_classify(np.abs(ev), marginal_tol) for ev in eigenvalues)
-    return FixedPoints(points=points, q=q_kept, eigenvalues=eigenvalues, kinds=kinds, modes=modes, counts=counts,
-                       n_starts=n, n_converged=int(good.size), marginal_tol=marginal_tol)
+    return FixedPoints(
+        points=points,
+        q=q_kept,
+        eigenvalues=eigenvalues,
+        kinds=kinds,
+        modes=modes,
+        counts=counts,
+        n_starts=n,
+        n_converged=int(good.size),
+        marginal_tol=marginal_tol,
+    )
 
 
 # -- starts and loadings -------------------------------------------------------------------------------------------
@@ -737,8 +768,7 @@ def rate_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
     def linearize(X: np.ndarray):
         s = slope(X)
-        return (lambda V: leak * V + alpha * times_wt(s * V),
-                lambda V: leak * V + s * times_w(alpha * V))
+        return (lambda V: leak * V + alpha * times_wt(s * V), lambda V: leak * V + s * times_w(alpha * V))
 
     return step, Jacobian(full, linearize)
 
@@ -798,20 +828,19 @@ def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
         def linearize(X):
             gain = parts(X)
-            return (lambda V: (1 - a) * V + gain * (V @ W.T),
-                    lambda V: (1 - a) * V + (gain * V) @ W)
+            return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
 
         return step, Jacobian(full, linearize)
 
     if arch == "gru":
-        Wr, Wz, Wm = W[:H], W[H:2 * H], W[2 * H:]
+        Wr, Wz, Wm = W[:H], W[H : 2 * H], W[2 * H :]
         b_hn = p["b_hn"]
 
         def gates(X):
             r = _sig(x_in[:H] + X @ Wr.T)
-            z = _sig(x_in[H:2 * H] + X @ Wz.T)
+            z = _sig(x_in[H : 2 * H] + X @ Wz.T)
             hm = X @ Wm.T + b_hn
-            m = np.tanh(x_in[2 * H:] + r * hm)
+            m = np.tanh(x_in[2 * H :] + r * hm)
             return r, z, hm, m
 
         def step(X):
@@ -831,18 +860,20 @@ def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
         def linearize(X):
             dz, cz, cr, cm = coefficients(X)
-            return (lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
-                    lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm)
+            return (
+                lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
+                lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm,
+            )
 
         return step, Jacobian(full, linearize)
 
-    Wi, Wf, Wg, Wo = W[:H], W[H:2 * H], W[2 * H:3 * H], W[3 * H:]
+    Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
 
     def cell(X):
         h, c = X[:, :H], X[:, H:]
         pre = h @ W.T + x_in
-        i, f, o = _sig(pre[:, :H]), _sig(pre[:, H:2 * H]), _sig(pre[:, 3 * H:])
-        g = np.tanh(pre[:, 2 * H:3 * H])
+        i, f, o = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H]), _sig(pre[:, 3 * H :])
+        g = np.tanh(pre[:, 2 * H : 3 * H])
         c_new = f * c + i * g
         return c, i, f, g, o, c_new, np.tanh(c_new)
 

@@ -205,11 +205,11 @@ def _solve_multipliers(s: list[np.ndarray], max_iter: int = 200) -> tuple[list[n
         a, b, c = sizes
         H = np.zeros((a + b + c, a + b + c))
         H[:a, :a] = np.diag(inv2.sum(axis=(1, 2)))
-        H[a:a + b, a:a + b] = np.diag(inv2.sum(axis=(0, 2)))
-        H[a + b:, a + b:] = np.diag(inv2.sum(axis=(0, 1)))
-        H[:a, a:a + b] = inv2.sum(axis=2)
-        H[:a, a + b:] = inv2.sum(axis=1)
-        H[a:a + b, a + b:] = inv2.sum(axis=0)
+        H[a : a + b, a : a + b] = np.diag(inv2.sum(axis=(0, 2)))
+        H[a + b :, a + b :] = np.diag(inv2.sum(axis=(0, 1)))
+        H[:a, a : a + b] = inv2.sum(axis=2)
+        H[:a, a + b :] = inv2.sum(axis=1)
+        H[a : a + b, a + b :] = inv2.sum(axis=0)
         H = np.triu(H) + np.triu(H, 1).T
         # H is singular along the two gauge directions (lambda_C + e, lambda_T - e, ...); grad is orthogonal to
         # them. Multipliers span many orders of magnitude, so solve with H scaled to a unit diagonal.
@@ -283,12 +283,17 @@ def fit_tme(x: np.ndarray, *, preserve: tuple[str, ...] = MODES) -> TMEModel:
         values.append(s[keep])
     scale = size / trace  # multipliers are O(1) when the trace equals the number of entries
     lam, objective = _solve_multipliers([v * scale for v in values])
-    return TMEModel(mean=mean, eigenvectors=tuple(vectors), multipliers=tuple(v * scale for v in lam),
-                    marginal_eigenvalues=tuple(values), preserve=preserve, objective=objective)
+    return TMEModel(
+        mean=mean,
+        eigenvectors=tuple(vectors),
+        multipliers=tuple(v * scale for v in lam),
+        marginal_eigenvalues=tuple(values),
+        preserve=preserve,
+        objective=objective,
+    )
 
 
-def tme_surrogates(x: np.ndarray, n: int, rng: np.random.Generator, *,
-                   preserve: tuple[str, ...] = MODES) -> np.ndarray:
+def tme_surrogates(x: np.ndarray, n: int, rng: np.random.Generator, *, preserve: tuple[str, ...] = MODES) -> np.ndarray:
     """Tensor Maximum Entropy surrogates of x: same mean tensor and (in expectation) marginal covariances.
 
     Parameters
@@ -378,15 +383,25 @@ class SurrogateTest:
         return float(sign * (self.observed - self.mean) / self.sd) if self.sd > 0 else float("nan")
 
     def __repr__(self) -> str:
-        return (f"<SurrogateTest ({self.method}, n={self.null.size}): observed {self.observed:.4g}, "
-                f"surrogates {self.mean:.4g} +- {self.sd:.4g}, p = {self.p_value:.3g}>")
+        return (
+            f"<SurrogateTest ({self.method}, n={self.null.size}): observed {self.observed:.4g}, "
+            f"surrogates {self.mean:.4g} +- {self.sd:.4g}, p = {self.p_value:.3g}>"
+        )
 
 
 SURROGATE_METHODS = ("tme", "shuffle")
 
 
-def surrogate_p_value(statistic: Callable[[np.ndarray], float], x: np.ndarray, n: int, rng: np.random.Generator, *,
-                      method: str = "tme", preserve: tuple[str, ...] = MODES, greater: bool = True) -> SurrogateTest:
+def surrogate_p_value(
+    statistic: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    method: str = "tme",
+    preserve: tuple[str, ...] = MODES,
+    greater: bool = True,
+) -> SurrogateTest:
     """Test whether a population statistic exceeds what the preserved simple features produce.
 
     Parameters
@@ -429,7 +444,12 @@ def surrogate_p_value(statistic: Callable[[np.ndarray], float], x: np.ndarray, n
     observed = evaluate(x, "data")
     null = np.array([evaluate(s, "surrogates") for s in surrogates])
     extreme = null >= observed if greater else null <= observed
-    return SurrogateTest(observed=observed, null=null, mean=float(null.mean()),
-                         sd=float(null.std(ddof=1)) if n > 1 else 0.0,
-                         p_value=float((1 + np.count_nonzero(extreme)) / (1 + n)), method=method,
-                         greater=bool(greater))
+    return SurrogateTest(
+        observed=observed,
+        null=null,
+        mean=float(null.mean()),
+        sd=float(null.std(ddof=1)) if n > 1 else 0.0,
+        p_value=float((1 + np.count_nonzero(extreme)) / (1 + n)),
+        method=method,
+        greater=bool(greater),
+    )

@@ -24,6 +24,14 @@ from .matching import ConditionMatch, TimeMatch, align_conditions, match_time_ba
 from .neural import CONDITION_FREE_MEASURES, SUPPORTED_SUFFIXES, DataError, NeuralData
 
 __all__ = [
-    "CONDITION_FREE_MEASURES", "SUPPORTED_SUFFIXES", "ConditionMatch", "DataError", "NeuralData", "TimeMatch",
-    "align_conditions", "load_neural_data", "match_time_base", "resample",
+    "CONDITION_FREE_MEASURES",
+    "SUPPORTED_SUFFIXES",
+    "ConditionMatch",
+    "DataError",
+    "NeuralData",
+    "TimeMatch",
+    "align_conditions",
+    "load_neural_data",
+    "match_time_base",
+    "resample",
 ]

@@ -44,7 +44,8 @@ def resample(data: NeuralData, time: np.ndarray | Sequence[float]) -> NeuralData
     if new[0] < old[0] - tol or new[-1] > old[-1] + tol:
         raise DataError(
             f"cannot resample {data.source}: the new time base ({describe_time(new)}) reaches outside the data "
-            f"({describe_time(old)}); interpolation does not extrapolate, so restrict the new time base to the data's range"
+            f"({describe_time(old)}); interpolation does not extrapolate, so restrict the new time base to the "
+            f"data's range"
         )
     new_clipped = np.clip(new, old[0], old[-1])
     k = np.clip(np.searchsorted(old, new_clipped, side="right") - 1, 0, old.size - 2)

@@ -19,8 +19,16 @@ MODULATED_HZ = 1.0
 """A rate unit is *modulated* when its rate-model PSTH varies with SD >= this (Hz) over condition x time."""
 
 
-def pool_rates(spikes: Spikes, k: int, n_units: int, n_trials: int, n_steps: int, task_dt: float,
-               tau: float = FILTER_TAU, bin_dt: float = 1e-3) -> np.ndarray:
+def pool_rates(
+    spikes: Spikes,
+    k: int,
+    n_units: int,
+    n_trials: int,
+    n_steps: int,
+    task_dt: float,
+    tau: float = FILTER_TAU,
+    bin_dt: float = 1e-3,
+) -> np.ndarray:
     """Pool-averaged rates (Hz) sampled on the task grid, shape (trials, time, units).
 
     Spike counts per pool in ``bin_dt`` bins, divided by ``k bin_dt``, filtered by
@@ -38,15 +46,17 @@ def pool_rates(spikes: Spikes, k: int, n_units: int, n_trials: int, n_steps: int
     bin_dt = task_dt / per_step
     n_bins = n_trials * n_steps * per_step
     if abs(spikes.duration - n_bins * bin_dt) > 0.5 * bin_dt:
-        raise ValueError(f"the spikes cover {spikes.duration:g} s, but {n_trials} trials of {n_steps} steps of "
-                         f"{task_dt:g} s are {n_trials * n_steps * task_dt:g} s")
+        raise ValueError(
+            f"the spikes cover {spikes.duration:g} s, but {n_trials} trials of {n_steps} steps of "
+            f"{task_dt:g} s are {n_trials * n_steps * task_dt:g} s"
+        )
     pool = spikes.ids // k
     b = np.minimum((spikes.times / bin_dt).astype(np.int64), n_bins - 1)
     counts = np.zeros((n_bins, n_units))
     np.add.at(counts, (b, pool), 1.0)
     decay = np.exp(-bin_dt / tau)
     filtered = signal.lfilter([1.0 - decay], [1.0, -decay], counts / (k * bin_dt), axis=0)
-    return filtered[per_step - 1::per_step].reshape(n_trials, n_steps, n_units)
+    return filtered[per_step - 1 :: per_step].reshape(n_trials, n_steps, n_units)
 
 
 def readout(rates: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, out_idx: np.ndarray) -> np.ndarray:
@@ -54,8 +64,9 @@ def readout(rates: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, out_idx: np
     return rates[..., out_idx] @ w_out.T + b_out
 
 
-def refit_readout(rates: np.ndarray, targets: np.ndarray, out_idx: np.ndarray, ridge: float = 1e-3
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def refit_readout(
+    rates: np.ndarray, targets: np.ndarray, out_idx: np.ndarray, ridge: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares (ridge, relative to the mean rate variance) readout from the readout pools.
 
     Returns ``w_out`` (outputs, readout units) and ``b_out`` (outputs,).
@@ -89,13 +100,14 @@ def cv_isi(spikes: Spikes, min_spikes: int = 3) -> np.ndarray:
     out = np.full(spikes.n_neurons, np.nan)
     bounds = np.searchsorted(ids, np.arange(spikes.n_neurons + 1))
     for n in np.flatnonzero(np.diff(bounds) >= min_spikes):
-        isi = np.diff(times[bounds[n]:bounds[n + 1]])
+        isi = np.diff(times[bounds[n] : bounds[n + 1]])
         out[n] = isi.std() / isi.mean() if isi.mean() > 0 else np.nan
     return out
 
 
-def fidelity_table(spiking_psth: np.ndarray, rate_psth: np.ndarray, spikes: Spikes, k: int,
-                   populations: tuple) -> tuple[list[dict], np.ndarray, np.ndarray]:
+def fidelity_table(
+    spiking_psth: np.ndarray, rate_psth: np.ndarray, spikes: Spikes, k: int, populations: tuple
+) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Per-population fidelity of the twin.
 
     Parameters
@@ -124,13 +136,15 @@ def fidelity_table(spiking_psth: np.ndarray, rate_psth: np.ndarray, spikes: Spik
     for name, _, _, start, stop in populations:
         sl = slice(start, stop)
         mod = modulated[sl]
-        cv_pop = cv[start * k: stop * k]
-        rows.append({
-            "population": name,
-            "psth_r_mean": float(np.nanmean(r[sl][mod])) if mod.any() else float("nan"),
-            "n_modulated": int(mod.sum()),
-            "rate_ratio": float(spiking_psth[..., sl].mean() / max(rate_psth[..., sl].mean(), 1e-12)),
-            "rate_hz": float(counts[start * k: stop * k].mean()),
-            "cv_isi": float(np.nanmedian(cv_pop)) if np.isfinite(cv_pop).any() else float("nan"),
-        })
+        cv_pop = cv[start * k : stop * k]
+        rows.append(
+            {
+                "population": name,
+                "psth_r_mean": float(np.nanmean(r[sl][mod])) if mod.any() else float("nan"),
+                "n_modulated": int(mod.sum()),
+                "rate_ratio": float(spiking_psth[..., sl].mean() / max(rate_psth[..., sl].mean(), 1e-12)),
+                "rate_hz": float(counts[start * k : stop * k].mean()),
+                "cv_isi": float(np.nanmedian(cv_pop)) if np.isfinite(cv_pop).any() else float("nan"),
+            }
+        )
     return rows, r, modulated

@@ -58,7 +58,13 @@ SYNAPSE_ON_PRE = "I_post += w"
 """Neuron -> pool synapse: a spike of a neuron in pool j adds ``W_ij / (K tau_i)`` to pool i."""
 
 CELL_CLASS_LIF: dict[str, LIFParams | None] = {
-    "IT": None, "PT": None, "CT": None, "PV": None, "SST": None, "VIP": None, "NGF": None,
+    "IT": None,
+    "PT": None,
+    "CT": None,
+    "PV": None,
+    "SST": None,
+    "VIP": None,
+    "NGF": None,
 }
 """Per-subtype neuron parameters (pyramidal IT/PT/CT, PV, SST, VIP, L1 NGF); ``None`` means the run's ``[lif]`` neuron.
 

@@ -115,18 +115,34 @@ class SpikingParams:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Numeric fields as arrays (for writing to a run file)."""
         scalars = {"k": self.k, "dt": self.dt, "offset_mv": self.offset_mv}
-        arrays = {name: getattr(self, name) for name in ("tau", "x0", "syn_pre", "syn_post", "syn_weight",
-                                                          "syn_increment_mv", "w_in", "b", "w_out", "b_out",
-                                                          "out_idx")}
+        arrays = {
+            name: getattr(self, name)
+            for name in (
+                "tau",
+                "x0",
+                "syn_pre",
+                "syn_post",
+                "syn_weight",
+                "syn_increment_mv",
+                "w_in",
+                "b",
+                "w_out",
+                "b_out",
+                "out_idx",
+            )
+        }
         return {**{k: np.asarray(val) for k, val in scalars.items()}, **arrays}
 
     def __repr__(self) -> str:
-        return (f"<SpikingParams: {self.n_units} pools x K={self.k} = {self.n_units * self.k:,} LIF neurons, "
-                f"{self.syn_pre.size * self.k:,} synapses, offset {self.offset_mv:+.3f} mV, dt {self.dt * 1e3:g} ms>")
+        return (
+            f"<SpikingParams: {self.n_units} pools x K={self.k} = {self.n_units * self.k:,} LIF neurons, "
+            f"{self.syn_pre.size * self.k:,} synapses, offset {self.offset_mv:+.3f} mV, dt {self.dt * 1e3:g} ms>"
+        )
 
 
-def map_rate_to_spiking(net: RateNetwork, lif: LIFParams, *, k: int = 5, dt: float = 1e-4,
-                        offset_mv: float | None = None, seed: int = 0) -> SpikingParams:
+def map_rate_to_spiking(
+    net: RateNetwork, lif: LIFParams, *, k: int = 5, dt: float = 1e-4, offset_mv: float | None = None, seed: int = 0
+) -> SpikingParams:
     """Map a trained rate network to its spiking twin (see the module docstring for the formula).
 
     Parameters
@@ -163,16 +179,34 @@ def map_rate_to_spiking(net: RateNetwork, lif: LIFParams, *, k: int = 5, dt: flo
         x0[silenced] = b[silenced] = SILENCE_MV
         w_in[silenced] = 0.0
     return SpikingParams(
-        k=int(k), dt=float(dt), lif=lif, offset_mv=float(offset_mv), tau=tau,
-        x0=x0, syn_pre=pre.astype(np.int64), syn_post=post.astype(np.int64),
-        syn_weight=weight, syn_increment_mv=weight / (k * tau[post]),
-        w_in=w_in, b=b, w_out=p["w_out"].astype(float),
-        b_out=p["b_out"].astype(float), out_idx=np.asarray(net.out_idx, np.int64), populations=pops,
+        k=int(k),
+        dt=float(dt),
+        lif=lif,
+        offset_mv=float(offset_mv),
+        tau=tau,
+        x0=x0,
+        syn_pre=pre.astype(np.int64),
+        syn_post=post.astype(np.int64),
+        syn_weight=weight,
+        syn_increment_mv=weight / (k * tau[post]),
+        w_in=w_in,
+        b=b,
+        w_out=p["w_out"].astype(float),
+        b_out=p["b_out"].astype(float),
+        out_idx=np.asarray(net.out_idx, np.int64),
+        populations=pops,
     )
 
 
-def calibrate_offset(lif: LIFParams, transfer: Transfer, *, dt: float = 1e-4, rate_range: tuple = (2.0, 50.0),
-                     seed: int = 0, target: str = "numpy") -> float:
+def calibrate_offset(
+    lif: LIFParams,
+    transfer: Transfer,
+    *,
+    dt: float = 1e-4,
+    rate_range: tuple = (2.0, 50.0),
+    seed: int = 0,
+    target: str = "numpy",
+) -> float:
     """Input offset (mV) that makes the simulated LIF neuron's rate follow ``transfer``.
 
     Measures the Brian2 neuron's f-I curve once (no offset) on a grid of inputs,

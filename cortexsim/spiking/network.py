@@ -54,8 +54,10 @@ class Spikes:
     wall_seconds: float
 
     def __repr__(self) -> str:
-        return (f"<Spikes: {self.times.size:,} spikes of {self.n_neurons:,} neurons in {self.duration:g} s, "
-                f"{self.times.size / max(self.n_neurons * self.duration, 1e-30):.2f} Hz mean>")
+        return (
+            f"<Spikes: {self.times.size:,} spikes of {self.n_neurons:,} neurons in {self.duration:g} s, "
+            f"{self.times.size / max(self.n_neurons * self.duration, 1e-30):.2f} Hz mean>"
+        )
 
 
 def best_target() -> str:
@@ -117,6 +119,7 @@ def run_network(b2, net, duration: float, dt: float, standalone: bool = False) -
     standalone : bool
         The ``cpp_standalone`` device is active.
     """
+
     def first_ctrl_c() -> None:
         if standalone:
             raise KeyboardInterrupt
@@ -165,9 +168,17 @@ def _device(target: str, seed: int) -> Iterator[object]:
 
 def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt: float, **kwargs):
     """NeuronGroup of ``n`` LIF neurons (one LIFParams, or one per neuron)."""
-    group = b2.NeuronGroup(n, eq.NEURON_EQUATIONS, threshold=eq.NEURON_THRESHOLD, reset=eq.NEURON_RESET,
-                           refractory=eq.NEURON_REFRACTORY, method="euler", namespace={}, dt=dt * b2.second,
-                           **kwargs)
+    group = b2.NeuronGroup(
+        n,
+        eq.NEURON_EQUATIONS,
+        threshold=eq.NEURON_THRESHOLD,
+        reset=eq.NEURON_RESET,
+        refractory=eq.NEURON_REFRACTORY,
+        method="euler",
+        namespace={},
+        dt=dt * b2.second,
+        **kwargs,
+    )
     per = [lif] * n if isinstance(lif, LIFParams) else lif
     group.tau_m = np.array([p.tau_m for p in per]) * b2.second
     group.theta = np.array([p.threshold for p in per]) * b2.mV
@@ -178,9 +189,18 @@ def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt:
     return group
 
 
-def lif_rates(mu_mv: np.ndarray, lif: LIFParams, *, dt: float = 1e-4, offset_mv: float = 0.0,
-              neurons_per_input: int = 100, duration: float = 2.0, settle: float = 0.1,
-              target: str = "numpy", seed: int = 0) -> np.ndarray:
+def lif_rates(
+    mu_mv: np.ndarray,
+    lif: LIFParams,
+    *,
+    dt: float = 1e-4,
+    offset_mv: float = 0.0,
+    neurons_per_input: int = 100,
+    duration: float = 2.0,
+    settle: float = 0.1,
+    target: str = "numpy",
+    seed: int = 0,
+) -> np.ndarray:
     """Measured stationary rate (Hz) of the Brian2 LIF neuron for constant mean inputs.
 
     Parameters
@@ -264,8 +284,14 @@ def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
     starts = np.zeros(n_trials * n_steps)
     starts[::n_steps] = 1.0
     start = b2.TimedArray(starts, dt=task_dt * b2.second)
-    pools = b2.NeuronGroup(n_units, eq.POOL_EQUATIONS, method="exponential_euler",
-                           namespace={"I_ext": drive, "start": start}, dt=dt * b2.second, name="pools")
+    pools = b2.NeuronGroup(
+        n_units,
+        eq.POOL_EQUATIONS,
+        method="exponential_euler",
+        namespace={"I_ext": drive, "start": start},
+        dt=dt * b2.second,
+        name="pools",
+    )
     pools.tau = params.tau * b2.second
     pools.x0 = params.x0 * b2.mV
     pools.I = params.x0 * b2.mV
@@ -275,8 +301,15 @@ def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
     neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units), k))
     rng = np.random.default_rng([seed, 1])
     neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k) * b2.mV
-    syn = b2.Synapses(neurons, pools, model=eq.SYNAPSE_MODEL, on_pre=eq.SYNAPSE_ON_PRE, namespace={},
-                      dt=dt * b2.second, name="pool_coupling")
+    syn = b2.Synapses(
+        neurons,
+        pools,
+        model=eq.SYNAPSE_MODEL,
+        on_pre=eq.SYNAPSE_ON_PRE,
+        namespace={},
+        dt=dt * b2.second,
+        name="pool_coupling",
+    )
     pre_neuron = (params.syn_pre[:, None] * k + np.arange(k)[None, :]).ravel()
     post_pool = np.repeat(params.syn_post, k)
     if pre_neuron.size:

@@ -77,8 +77,9 @@ class TwinResult:
     params: SpikingParams
 
 
-def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trials_per_condition: int, *,
-               seed: int, target: str) -> TwinResult:
+def run_params(
+    net: RateNetwork, params: SpikingParams, batch: TrialBatch, trials_per_condition: int, *, seed: int, target: str
+) -> TwinResult:
     """Simulate the twin of ``params`` on ``batch`` (each condition ``trials_per_condition`` times) and score it.
 
     Parameters
@@ -99,7 +100,7 @@ def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trial
     TwinResult
     """
     n_cond, n_steps, _ = batch.inputs.shape
-    inputs = np.repeat(batch.inputs, trials_per_condition, axis=0)      # condition-major
+    inputs = np.repeat(batch.inputs, trials_per_condition, axis=0)  # condition-major
     drive = inputs @ params.w_in.T + params.b
     spikes = simulate(params, drive, batch.dt, seed=seed, target=target)
     rates = decode.pool_rates(spikes, params.k, params.n_units, inputs.shape[0], n_steps, batch.dt)
@@ -136,13 +137,27 @@ def run_params(net: RateNetwork, params: SpikingParams, batch: TrialBatch, trial
 def _flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
     """``batch`` with every condition repeated ``repeats`` times (condition-major)."""
     rep = {k: np.repeat(val, repeats, axis=0) for k, val in batch.params.items()}
-    return TrialBatch(np.repeat(batch.inputs, repeats, 0), np.repeat(batch.targets, repeats, 0),
-                      np.repeat(batch.mask, repeats, 0), batch.dt, rep)
+    return TrialBatch(
+        np.repeat(batch.inputs, repeats, 0),
+        np.repeat(batch.targets, repeats, 0),
+        np.repeat(batch.mask, repeats, 0),
+        batch.dt,
+        rep,
+    )
 
 
-def run_twin(net: RateNetwork, lif: LIFParams, task: CenterOutTask, *, seed: int, k: int = 5,
-             trials_per_condition: int = 3, target: str | None = None, dt: float = 1e-4,
-             catch: bool = True) -> TwinResult:
+def run_twin(
+    net: RateNetwork,
+    lif: LIFParams,
+    task: CenterOutTask,
+    *,
+    seed: int,
+    k: int = 5,
+    trials_per_condition: int = 3,
+    target: str | None = None,
+    dt: float = 1e-4,
+    catch: bool = True,
+) -> TwinResult:
     """Map a trained rate network to LIF pools, simulate the evaluation conditions, score it.
 
     Parameters
