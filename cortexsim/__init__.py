@@ -5,13 +5,15 @@ The public API is small; every name below is documented in its module::
     import cortexsim as cs
 
     config = cs.load_experiment("experiments/smoke.toml")  # every value and name checked
-    circuit = cs.build_circuit(config)                     # the sampled six-layer M1 connectome
-    net, _ = cs.train_rate(config, circuit)                 # BPTT, exactly as `cortexsim run` trains it
-    rate = cs.evaluate(net, config, "rate")                 # held-out metrics, evaluation-set activity
+    circuit = cs.build_circuit(config)  # the sampled six-layer M1 connectome
+    net, _ = cs.train_rate(config, circuit)  # BPTT, exactly as `cortexsim run` trains it
+    rate = cs.evaluate(net, config, "rate")  # held-out metrics and evaluation-set activity
     twin = cs.run_twin(net, config.lif, cs.make_task(config), seed=config.experiment.seed, k=3)
     gru, _ = cs.train_ann(config, "gru")
-    result = cs.compare_models({"rate": rate.activity, "ann:gru": cs.evaluate(gru, config, "ann_gru").activity,
-                                "spiking": twin.rates[:-1].mean(axis=1)}, config)
+    ann = cs.evaluate(gru, config, "ann_gru")
+    spiking = twin.rates[:-1].mean(axis=1)  # the reach conditions, averaged over trials
+    result = cs.compare_models({"rate": rate.activity, "ann:gru": ann.activity, "spiking": spiking}, config)
+    print(rate.metrics["rate_position_r2"], twin.metrics["spiking_position_r2"], result.similarity[0])
 
 Layers (``docs/architecture.md``): config -> anatomy -> circuit -> tasks/transfer -> loss ->
 models (rate, ann, spiking) -> lesion -> training -> store -> data -> analysis ->
