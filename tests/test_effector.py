@@ -390,3 +390,30 @@ def test_bad_skeleton_step_and_parameters_raise_config_error():
     with pytest.raises(ConfigError, match="q"):
         E.hand_position(np.zeros(3))
     assert hash(E.Arm26Params(segment_mass=[1.82, 1.43])) == hash(P)  # lists become tuples
+
+
+def test_force_velocity_is_kistemakers_relation_as_motornet_writes_it():
+    rng = np.random.default_rng(8)
+    n = 2000
+    a = rng.uniform(0.001, 1, n)
+    ln = rng.uniform(0.5, 1.5, n)
+    vn = rng.uniform(-0.5, 0.5, n)  # fibre velocity / (10 l_opt/s)
+    # independent evaluation of the published relation (MotorNet's p1, p2, p3 form)
+    fl = np.maximum(1 - (ln - 1) ** 2 / 0.66**2, 0.01)
+    a_rel = np.where(ln > 1, 0.41 * fl, 0.41)
+    b_rel = np.where(a < 0.3, 5.2 * (1 - 0.9 * (a - 0.3) / (0.005 - 0.3)) ** 2, 5.2)
+    d0 = a * (fl + a_rel) / b_rel
+    fa = fl * a
+    p1 = -0.5 * fa / (0.001 - 2 * d0)
+    p2 = (0.5 * fa) ** 2 / (0.001 - 2 * d0)
+    p3 = -1.5 * fa
+    ecc = (-p1 * p3 + p1 * 0.001 * vn + p2 - p3 * vn + 0.001 * vn**2) / (p1 + vn)
+    con = (vn * a * a_rel + fa * b_rel) / (b_rel - vn)
+    passive = (np.maximum(ln - 1.4, 0) / 0.26) ** 2
+    expected = (np.maximum(np.where(vn < 0, con, ecc), 0) + passive) * F_MAX[0]
+    # drive muscle 0 (pectoralis, r = 0.03 at the shoulder) at that length and velocity
+    length = (ln * L_OPT[0] + L_TENDON[0] - A0[0]) / A1[0, 0] + OFFSET[0]
+    q = np.stack([length, np.full(n, 1.0)], 1)
+    dq = np.stack([vn * 10 * L_OPT[0] / A1[0, 0], np.zeros(n)], 1)
+    act = np.repeat(a[:, None], 6, 1)
+    np.testing.assert_allclose(E.muscle_force(q, dq, act)[:, 0], expected, rtol=1e-9, atol=1e-9)
