@@ -30,7 +30,6 @@ Specs are written to and read from TOML (:meth:`CircuitSpec.to_toml`,
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 import tomli_w
 
 from . import _validate as v
-from .config import Config, LesionConfig, read_text_file
+from .config import Config, LesionConfig, parse_toml, read_text_file
 from .errors import ConfigError
 
 LAYERS: tuple[str, ...] = ("L1", "L2/3", "L4", "L5A", "L5B", "L6")
@@ -271,11 +270,7 @@ class CircuitSpec:
     @classmethod
     def from_toml_text(cls, text: str, where: str = "spec") -> CircuitSpec:
         """Parse a spec from TOML text."""
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
-        return cls.from_dict(data, where)
+        return cls.from_dict(parse_toml(text, where), where)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> CircuitSpec:

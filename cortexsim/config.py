@@ -695,12 +695,23 @@ def read_text_file(path: str | Path, what: str, key: str = "") -> str:
     return text
 
 
-def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:
-    """Parse and check config TOML text (as stored in a run file's ``config`` attribute)."""
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """TOML text as a dict: the one place cortexsim parses TOML (configs, specs, sweeps, run files).
+
+    Raises
+    ------
+    ConfigError
+        ``<where>: not valid TOML (<the parser's message with line and column>)``.
+    """
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+
+
+def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:
+    """Parse and check config TOML text (as stored in a run file's ``config`` attribute)."""
+    data = parse_toml(text, where)
     try:
         return Config.from_dict(data, base)
     except ConfigError as exc:

@@ -30,7 +30,6 @@ import platform
 import shutil
 import subprocess
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,8 +42,8 @@ import numpy as np
 from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
-from .config import Config, config_from_text
-from .errors import CortexsimError, RunFileError
+from .config import Config, config_from_text, parse_toml
+from .errors import ConfigError, CortexsimError, RunFileError
 from .spiking.twin import TwinResult
 from .tasks import TrialBatch
 from .train import TrainState
@@ -542,9 +541,9 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
             _attr(f, name, str, path)
         _attr(f, "seed", int, path)
         try:
-            tomllib.loads(_attr(f, "config", str, path))
-        except tomllib.TOMLDecodeError as exc:
-            raise RunFileError(f"{path}@config: not valid TOML ({exc}); the file is damaged") from None
+            parse_toml(_attr(f, "config", str, path), f"{path}@config")
+        except ConfigError as exc:
+            raise RunFileError(f"{exc}; the file is damaged") from None
     for group, need in REQUIRED.items():
         if group not in f:
             continue

@@ -44,7 +44,6 @@ import json
 import os
 import re
 import time
-import tomllib
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ import numpy as np
 from . import store
 from .anatomy import check_config, circuit_spec
 from .assembly import experiment_from_text, load_experiment
-from .config import SECTIONS, Config
+from .config import SECTIONS, Config, parse_toml
 from .errors import ConfigError
 
 SWEEP_KEYS = ("experiment", "workers")
@@ -154,11 +153,9 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     try:
         text = path.read_text()
-        data = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = parse_toml(text, str(path))
     unknown = set(data) - {"sweep", "grid", "points", "base"}
     if unknown:
         raise ConfigError(
