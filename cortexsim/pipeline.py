@@ -608,7 +608,7 @@ def compare_stage(
     cc,
     base: Path = Path("."),
     others: tuple = (),
-    log: Callable[[str], None] = print,
+    log: Log | None = None,
     config: Config | None = None,
 ) -> list[str]:
     """Run the comparison battery on a run file and write what it found.
@@ -619,9 +619,10 @@ def compare_stage(
     ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
     seed of the shuffles and decoding folds (stream "compare").  Returns the metric names.
     """
-    from . import battery, report
+    from . import report
     from .data import load_neural_data
 
+    log = log or LOG.info
     with store.open_run(run_file) as f:
         config = store.read_config(f) if config is None else config
         positions = store.read_task_targets(f)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 import os
 import re
 import time
@@ -58,6 +59,9 @@ from .anatomy import check_config, circuit_spec
 from .assembly import experiment_from_text, load_experiment
 from .config import SECTIONS, Config, parse_toml
 from .errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+"""Progress of a sweep (INFO)."""
 
 SWEEP_KEYS = ("experiment", "workers")
 """Keys of the ``[sweep]`` table."""
@@ -348,9 +352,11 @@ def run_sweep(
     out: str | Path,
     scheduler: str | None = None,
     workers: int | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished point of ``sweep`` on Dask and gather the results.
+
+    Progress goes to ``log`` (default: the ``cortexsim.sweep`` logger).
 
     Parameters
     ----------
@@ -370,6 +376,7 @@ def run_sweep(
     list of dict
         The summary rows (see :func:`gather`).
     """
+    log = log or LOG.info
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -484,7 +491,7 @@ def gather(
     points: Sequence[Point],
     status: Mapping[str, Mapping[str, Any]],
     out: Path,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Collect one row per point into ``out/summary.csv`` and ``out/summary.h5``; draw the figures.
 
@@ -496,6 +503,7 @@ def gather(
     ``delta_<metric>`` = lesioned - intact for :data:`LESION_METRICS`, against the
     intact point with the same other parameters.
     """
+    log = log or LOG.info
     rows = []
     for p in points:
         st = status.get(p.name) or {"status": "missing", "error": "not run", "seconds": float("nan")}
