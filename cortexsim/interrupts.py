@@ -69,3 +69,42 @@ class InterruptGuard:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
             self._installed = False
+
+
+class StickyInterrupt:
+    """Context manager: Ctrl-C raises ``KeyboardInterrupt`` at once, as usual, and is remembered.
+
+    Python delivers a signal's ``KeyboardInterrupt`` wherever the interpreter happens to be;
+    when that is a ``__del__`` method or a weakref callback (matplotlib and h5py run many while
+    objects are collected), the exception is only printed as "Exception ignored in ..." and the
+    program carries on as if Ctrl-C had never been pressed.  Under this guard the interrupt is
+    also noted, and :meth:`check` -- called at the pipeline's safe points: every progress line
+    and the end of every stage -- raises it again.  Nested :class:`InterruptGuard` blocks
+    (training, the spiking twin) take over SIGINT while they run and hand it back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived since the guard was entered (even a swallowed one)."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> StickyInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self._installed = False

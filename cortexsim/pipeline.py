@@ -53,6 +53,7 @@ from .battery import BatteryResult
 from .circuit import Connectome
 from .config import Config
 from .errors import ConfigError
+from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
 from .rate import RateNetwork
 from .spiking.network import best_target
@@ -242,38 +243,46 @@ def run_experiment(
         The run file.
     """
     out_dir = Path(out_dir)
-    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", log or LOG.info, log, force)
-    done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, ctx.log)
-    recomputed: set[str] = set()
-    timings = []
-    for stage in stages(config):
-        if stage.name in done and not recomputed.intersection(stage.after):
-            ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
-            timings.append((stage.name, done[stage.name]["seconds"], "reused"))
-            continue
-        ctx.log(f"[{stage.name}]")
-        t0 = time.perf_counter()
-        output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
-        seconds = time.perf_counter() - t0
-        with store.open_for_update(ctx.run_file) as f:
-            store.write_stage(
-                f,
-                stage.name,
-                key=stage.key(config),
-                seconds=seconds,
-                groups=list(output.groups),
-                metrics=list(output.metrics),
-            )
-        recomputed.add(stage.name)
-        timings.append((stage.name, seconds, "ran"))
-    ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
-    ctx.log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
-    verdict = gate(ctx.run_file, config)
-    for line in verdict.lines() if verdict.passed else []:
-        ctx.log(f"QUALITY: {line}")
-    for line in verdict.warnings():
-        _warn(ctx.user_log, line)
-    return ctx.run_file
+    say = log or LOG.info
+
+    def checked(line: str) -> None:  # every progress line is a safe point for a swallowed Ctrl-C
+        sticky.check()
+        say(line)
+
+    ctx = _Context(config, out_dir / "run.h5", out_dir / "figures", checked, log, force)
+    with StickyInterrupt() as sticky:
+        done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, ctx.log)
+        recomputed: set[str] = set()
+        timings = []
+        for stage in stages(config):
+            if stage.name in done and not recomputed.intersection(stage.after):
+                ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
+                timings.append((stage.name, done[stage.name]["seconds"], "reused"))
+                continue
+            ctx.log(f"[{stage.name}]")
+            t0 = time.perf_counter()
+            output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
+            seconds = time.perf_counter() - t0
+            with store.open_for_update(ctx.run_file) as f:
+                store.write_stage(
+                    f,
+                    stage.name,
+                    key=stage.key(config),
+                    seconds=seconds,
+                    groups=list(output.groups),
+                    metrics=list(output.metrics),
+                )
+            recomputed.add(stage.name)
+            timings.append((stage.name, seconds, "ran"))
+            sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
+        ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
+        ctx.log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
+        verdict = gate(ctx.run_file, config)
+        for line in verdict.lines() if verdict.passed else []:
+            ctx.log(f"QUALITY: {line}")
+        for line in verdict.warnings():
+            _warn(ctx.user_log, line)
+        return ctx.run_file
 
 
 @dataclass(frozen=True)

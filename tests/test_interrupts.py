@@ -117,3 +117,22 @@ def test_ctrl_c_at_any_stage_and_moment_then_resume_gives_the_uninterrupted_numb
     assert cli.main(["run", str(SMOKE), "--out", str(out)]) == 0
     differ, compared = differences(smoke_run / "run.h5", out / "run.h5")
     assert compared > 500 and differ == []
+
+
+def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_check():
+    """A KeyboardInterrupt that lands in a weakref callback or ``__del__`` is only printed by Python;
+    the pipeline's StickyInterrupt remembers it, so the run still stops (at its next progress line)."""
+    import signal
+
+    from cortexsim.interrupts import StickyInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with StickyInterrupt() as sticky:
+        sticky.check()  # nothing pressed yet
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # what Python does with an exception raised inside a weakref callback
+        with pytest.raises(KeyboardInterrupt):
+            sticky.check()
+    assert signal.getsignal(signal.SIGINT) is before
