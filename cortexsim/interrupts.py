@@ -25,7 +25,40 @@ from types import FrameType, TracebackType
 from typing import Any
 
 
-class InterruptGuard:
+class _SigintHandler:
+    """Base of the guards: :meth:`_handle` is the SIGINT handler while the block runs.
+
+    Installed from the main thread only; the previous handler is restored on exit.
+    :attr:`requested` says whether a Ctrl-C arrived.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived since the block was entered."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self._installed = False
+
+
+class InterruptGuard(_SigintHandler):
     """Context manager that defers the first SIGINT to the next :meth:`check`.
 
     Parameters
@@ -41,10 +74,8 @@ class InterruptGuard:
     """
 
     def __init__(self, on_first: Callable[[], None] | None = None) -> None:
+        super().__init__()
         self.on_first = on_first
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:  # a second Ctrl-C: stop now
@@ -53,25 +84,8 @@ class InterruptGuard:
         if self.on_first is not None:
             self.on_first()
 
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived since the guard was entered."""
-        if self.requested:
-            raise KeyboardInterrupt
 
-    def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-            self._installed = False
-
-
-class StickyInterrupt:
+class StickyInterrupt(_SigintHandler):
     """Context manager: Ctrl-C raises ``KeyboardInterrupt`` at once, as usual, and is remembered.
 
     Python delivers a signal's ``KeyboardInterrupt`` wherever the interpreter happens to be;
@@ -83,28 +97,6 @@ class StickyInterrupt:
     (training, the spiking twin) take over SIGINT while they run and hand it back on exit.
     """
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
         raise KeyboardInterrupt
-
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived since the guard was entered (even a swallowed one)."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def __enter__(self) -> StickyInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-            self._installed = False
