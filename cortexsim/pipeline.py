@@ -76,17 +76,10 @@ def _warn(log: Log | None, line: str) -> None:
     (log or LOG.warning)(line)
 
 
-RUN_FILE_TEXT = (
-    "cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
-    "Every dataset has 'units', 'dims' and 'description' attributes."
-)
-
-
 def write_circuit_file(config: Config, connectome: Connectome, path: str | Path) -> Path:
     """Write a fresh run file holding the provenance and ``/circuit`` (atomically)."""
     path = Path(path)
     with store.open_for_update(path, store.provenance(config.to_toml(), config.experiment.seed)) as f:
-        f.attrs["description"] = RUN_FILE_TEXT
         store.write_circuit(f, connectome)
     return path
 
@@ -207,9 +200,8 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
         valid = matching_stages(src, config)
         if "train" not in valid:
             return {}
-        with store.open_for_update(run_file, store.provenance(config.to_toml(), config.experiment.seed)) as f:
-            f.attrs["description"] = RUN_FILE_TEXT
-            f.attrs["derived_from"] = str(Path(upstream).resolve())
+        attrs = store.provenance(config.to_toml(), config.experiment.seed, derived_from=upstream)
+        with store.open_for_update(run_file, attrs) as f:
             store.copy_stages(src, f, list(valid))
     log(f"reusing stages {', '.join(valid)} of {upstream}")
     return valid

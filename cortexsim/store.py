@@ -103,9 +103,22 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def provenance(config_text: str, seed: int) -> dict[str, Any]:
-    """Root attributes recording where a run file came from."""
+RUN_FILE_TEXT = (
+    "cortexsim run file: a six-layer M1 circuit and what was simulated on it. "
+    "Every dataset has 'units', 'dims' and 'description' attributes."
+)
+"""The root ``description`` attribute of a run file."""
+
+
+def provenance(config_text: str, seed: int, derived_from: str | Path | None = None) -> dict[str, Any]:
+    """Root attributes recording where a run file came from.
+
+    ``derived_from``: the run file whose finished stages seeded this one (its absolute path is recorded).
+    """
+    extra = {} if derived_from is None else {"derived_from": str(Path(derived_from).resolve())}
     return {
+        "description": RUN_FILE_TEXT,
+        **extra,
         "file_kind": FILE_KIND,
         "schema_version": SCHEMA_VERSION,
         "cortexsim_version": __version__,
