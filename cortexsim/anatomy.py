@@ -38,7 +38,7 @@ from typing import Any
 import tomli_w
 
 from . import _validate as v
-from .config import Config, LesionConfig, parse_toml, read_text_file
+from .config import Config, EffectorConfig, LesionConfig, parse_toml, read_text_file
 from .errors import ConfigError
 
 LAYERS: tuple[str, ...] = ("L1", "L2/3", "L4", "L5A", "L5B", "L6")
@@ -529,6 +529,13 @@ TASK_INPUT_GROUPS: tuple[str, ...] = ("target", "go")
 """The circuit input groups the task feeds (:class:`cortexsim.tasks.TrialBatch` ``input_groups``); a spec must wire
 each of them."""
 
+FEEDBACK_INPUT_GROUPS: tuple[str, ...] = ("proprioception", "vision")
+"""The input groups the arm's sensory feedback enters by (``[effector] kind = "arm26"``); their targets are
+``effector.proprioception_targets`` and ``effector.vision_targets``."""
+
+INPUT_GROUPS: tuple[str, ...] = TASK_INPUT_GROUPS + FEEDBACK_INPUT_GROUPS
+"""Every input group a spec may wire."""
+
 
 def _hint(name: Any, known: Sequence[str]) -> str:
     near = difflib.get_close_matches(str(name), list(known), n=1)
@@ -581,12 +588,12 @@ def check_projection(key: Any, where: str, spec: CircuitSpec, exact: bool = True
 
 
 def check_input_groups(groups: Iterable[Any], where: str) -> None:
-    """Raise :class:`ConfigError` if a group is not one the task feeds (:data:`TASK_INPUT_GROUPS`)."""
+    """Raise :class:`ConfigError` if a group is not one the task or the arm feeds (:data:`INPUT_GROUPS`)."""
     for group in groups:
-        if group not in TASK_INPUT_GROUPS:
+        if group not in INPUT_GROUPS:
             raise ConfigError(
-                f"{where}: no task input group {group!r}{_hint(group, TASK_INPUT_GROUPS)}; the "
-                f"task feeds the groups {', '.join(TASK_INPUT_GROUPS)}"
+                f"{where}: no input group {group!r}{_hint(group, INPUT_GROUPS)}; the task feeds the "
+                f"groups {', '.join(TASK_INPUT_GROUPS)} and the arm {', '.join(FEEDBACK_INPUT_GROUPS)}"
             )
 
 
@@ -665,10 +672,29 @@ def circuit_spec(config: Config) -> CircuitSpec:
     else:
         spec = CircuitSpec.from_toml_text(read_text_file(path, "spec file", "circuit.spec"), where=str(path))
         check_input_groups(spec.inputs, f"circuit.spec ({path}): inputs")
-    if not config.circuit.overrides:
-        return spec
-    check_override_names(spec, config.circuit.overrides)
-    return spec.with_overrides(config.circuit.overrides)
+    if config.circuit.overrides:
+        check_override_names(spec, config.circuit.overrides)
+        spec = spec.with_overrides(config.circuit.overrides)
+    if config.effector.arm:
+        spec = with_feedback_inputs(spec, config.effector)
+    return spec
+
+
+def with_feedback_inputs(spec: CircuitSpec, effector: EffectorConfig) -> CircuitSpec:
+    """``spec`` with the arm's feedback input groups wired to the populations ``[effector]`` names.
+
+    Raises
+    ------
+    ConfigError
+        A target population the spec does not have (with a did-you-mean hint).
+    """
+    inputs = dict(spec.inputs)
+    for group, key in (("proprioception", "proprioception_targets"), ("vision", "vision_targets")):
+        targets = getattr(effector, key)
+        for name in targets:
+            check_population(name, f"effector.{key}", spec)
+        inputs[group] = tuple(targets)
+    return replace(spec, inputs=inputs)
 
 
 def check_config(config: Config, where: str = "") -> CircuitSpec:
@@ -691,6 +717,8 @@ def check_config(config: Config, where: str = "") -> CircuitSpec:
     try:
         spec = circuit_spec(config)
         check_lesion_names(config.lesion, spec)
+        if config.effector.arm:
+            config.effector.delay_steps(config.task.dt)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)) from None
     return spec

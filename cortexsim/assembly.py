@@ -20,6 +20,7 @@ from . import anatomy
 from .anatomy import CircuitSpec
 from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
+from .closed_loop import ArmRateNetwork, Feedback
 from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
 from .lesion import apply_lesion
 from .rate import RateNetwork
@@ -83,9 +84,15 @@ def validation_set(config: Config) -> TrialBatch:
 
 
 def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
-    """The rate network of ``config`` on ``connectome`` (parameters not yet set)."""
+    """The rate network of ``config`` on ``connectome`` (parameters not yet set).
+
+    With ``[effector] kind = "arm26"`` an :class:`~cortexsim.closed_loop.ArmRateNetwork`: the
+    circuit in closed loop with the six-muscle arm.
+    """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
+    if config.effector.arm:
+        return _arm_network(config, connectome, phi)
     return RateNetwork(
         connectome,
         phi,
@@ -96,9 +103,45 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     )
 
 
+def _arm_network(config: Config, connectome: Connectome, phi) -> ArmRateNetwork:
+    """The circuit of ``config`` driving the arm ``[effector]`` describes."""
+    ec, task, rc = config.effector, config.task, config.rate
+    proprioception, vision = ec.delay_steps(task.dt)
+    feedback = Feedback(
+        proprioception_delay=proprioception,
+        proprioception_noise=ec.proprioception_noise,
+        vision_delay=vision,
+        vision_noise=ec.vision_noise,
+        vision_scale=task.reach_distance,
+    )
+    return ArmRateNetwork(
+        connectome,
+        phi,
+        task.dt,
+        noise_std=rc.noise_std,
+        dtype=np.dtype(rc.dtype),
+        output_scale=task.reach_distance,
+        substeps=ec.substeps,
+        feedback=feedback,
+        start_posture=np.deg2rad(ec.start_posture_deg),
+        excitation_floor=ec.excitation_floor,
+        motor_noise=ec.motor_noise,
+        endpoint_load=np.array(ec.endpoint_load),
+        effort_l2=ec.effort_l2,
+        speed_l2=ec.speed_l2,
+        rest_excitation=ec.rest_excitation,
+        speed_scale=1.875 * task.reach_distance / task.reach_duration,
+    )
+
+
 def initial_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """The rate network of ``config`` with its initial parameters (stream "init"): every unit at rest."""
     net = make_rate_network(config, connectome)
+    if isinstance(net, ArmRateNetwork):
+        net.init_params(
+            seeded_rng(config, "init"), config.rate.rest_rate, config.rate.input_std, 0.01, config.effector.feedback_std
+        )
+        return net
     net.init_params(
         seeded_rng(config, "init"),
         config.rate.rest_rate,

@@ -553,6 +553,119 @@ class SpikingConfig:
         v.number(self.dt, "spiking.dt", low=0, low_open=True, high=1e-3)
 
 
+EFFECTOR_KINDS = ("kinematic", "arm26")
+"""What ``effector.kind`` names: the linear hand readout, or the six-muscle arm in closed loop."""
+
+
+@dataclass(frozen=True)
+class EffectorConfig:
+    """``[effector]``: what the circuit's readout moves.
+
+    ``kind = "kinematic"`` (the default) reads the hand position out of PT5B linearly;
+    ``"arm26"`` makes PT5B drive the six muscles of MotorNet's ``RigidTendonArm26``
+    (:mod:`cortexsim.effector`) in closed loop, with delayed, noisy proprioceptive and visual
+    feedback (:mod:`cortexsim.closed_loop`).  Every other key matters only for ``"arm26"``.
+
+    Attributes
+    ----------
+    kind : str
+        ``"kinematic"`` or ``"arm26"``.
+    substeps : int
+        Semi-implicit Euler sub-steps of the arm per task step (5: 2 ms at dt = 10 ms, within
+        2.6 mm of a fine reference over large movements; :mod:`cortexsim.effector`).
+    start_posture_deg : tuple of float
+        Shoulder and elbow angle (deg) at the start of every trial: 45, 90 (hand at (-1.7,
+        45.4) cm from the shoulder, MotorNet's default workspace centre).  Targets lie around
+        the hand's start position, ``task.reach_distance`` away.
+    proprioception_delay : float
+        Delay of the muscle length and velocity feedback (s): 0.02 (the short-latency stretch
+        response, ~20-25 ms in primate shoulder and elbow muscles, Pruszynski et al. 2008; the
+        value MotorNet's examples and Kalidindi et al. 2021 use).
+    vision_delay : float
+        Delay of the visual feedback of the hand relative to the target (s): 0.07 (visuomotor
+        latencies are ~70-100 ms, e.g. Franklin & Wolpert 2011; the Computation-through-Dynamics
+        benchmark uses 50 ms).  Both delays must be whole multiples of ``task.dt``.
+    proprioception_noise, vision_noise : float
+        SD of Gaussian noise on each feedback channel, in the channel's normalised units.
+    motor_noise : float
+        Signal-dependent motor noise: excitation x (1 + motor_noise xi) (0: off).
+    proprioception_targets : tuple of str
+        Populations the proprioceptive feedback enters: IT2/3, IT4, IT5A (S1 and posterior
+        thalamus project to L2/3, L4 and L5A) and PT5B (VL, strongly throughout L5B);
+        ``../shared/ANATOMY.md``, Dura-Bernal et al. 2023.
+    vision_targets : tuple of str
+        Populations the visual feedback enters: IT5B, PT5B (M2, premotor, projects to L5B).
+    feedback_std : float
+        SD of the initial feedback input weights (mV per unit feedback): 0.5 (a prototype found
+        1 mV makes the loop unstable at initialisation and 0.2 mV learn slowly).
+    excitation_floor : float
+        Lowest excitation of the sigmoid map ``floor + (1 - floor) sigmoid(W r + b)``.
+    rest_excitation : float
+        Mean co-contraction the initial readout holds the arm still with at the start posture.
+    endpoint_load : tuple of float
+        Constant force on the hand (N, x and y) in every trial (0, 0: none); tasks may instead
+        give a force per trial and step.
+    effort_l2 : float
+        Weight of the muscle effort (mean squared activation) in the loss.
+    speed_l2 : float
+        Weight of the hand's velocity error (in units of the minimum-jerk peak speed) in the
+        loss: position error alone rewards an early, slow movement.
+    """
+
+    kind: str = "kinematic"
+    substeps: int = 5
+    start_posture_deg: tuple[float, ...] = (45.0, 90.0)
+    proprioception_delay: float = 0.02
+    vision_delay: float = 0.07
+    proprioception_noise: float = 0.01
+    vision_noise: float = 0.01
+    motor_noise: float = 0.0
+    proprioception_targets: tuple[str, ...] = ("IT2/3", "IT4", "IT5A", "PT5B")
+    vision_targets: tuple[str, ...] = ("IT5B", "PT5B")
+    feedback_std: float = 0.5
+    excitation_floor: float = 0.01
+    rest_excitation: float = 0.05
+    endpoint_load: tuple[float, ...] = (0.0, 0.0)
+    effort_l2: float = 1e-3
+    speed_l2: float = 0.1
+
+    def __post_init__(self) -> None:
+        v.choice(self.kind, "effector.kind", EFFECTOR_KINDS)
+        v.number(self.substeps, "effector.substeps", low=1, high=1000, integer=True)
+        for key, size in (("start_posture_deg", 2), ("endpoint_load", 2)):
+            if len(getattr(self, key)) != size:
+                raise ConfigError(f"effector.{key}: expected {size} numbers, got {list(getattr(self, key))}")
+        for key in ("proprioception_delay", "vision_delay", "proprioception_noise", "vision_noise", "motor_noise"):
+            v.number(getattr(self, key), f"effector.{key}", low=0)
+        for key in ("feedback_std", "effort_l2", "speed_l2"):
+            v.number(getattr(self, key), f"effector.{key}", low=0)
+        v.number(self.excitation_floor, "effector.excitation_floor", low=0, high=0.5)
+        v.number(self.rest_excitation, "effector.rest_excitation", low=0, low_open=True, high=1)
+        for key in ("proprioception_targets", "vision_targets"):
+            value = getattr(self, key)
+            if isinstance(value, str) or not all(isinstance(x, str) for x in value) or not value:
+                raise ConfigError(f"effector.{key}: expected a non-empty list of populations such as [\"PT5B\"]")
+
+    @property
+    def arm(self) -> bool:
+        """True when the circuit drives the arm."""
+        return self.kind == "arm26"
+
+    def delay_steps(self, dt: float) -> tuple[int, int]:
+        """The proprioceptive and visual delays in steps of ``dt``; ConfigError unless whole multiples."""
+        steps = []
+        for key in ("proprioception_delay", "vision_delay"):
+            value = getattr(self, key)
+            k = round(value / dt)
+            if abs(k * dt - value) > 1e-9:
+                raise ConfigError(
+                    f"effector.{key}: {value} s is not a whole number of task steps (task.dt = {dt} s); "
+                    f"use e.g. {k * dt:g}"
+                )
+            steps.append(int(k))
+        return steps[0], steps[1]
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig,
     "circuit": CircuitConfig,
@@ -565,6 +678,7 @@ SECTIONS: dict[str, type] = {
     "compare": CompareConfig,
     "lesion": LesionConfig,
     "quality": QualityConfig,
+    "effector": EffectorConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -594,6 +708,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     lesion: LesionConfig = field(default_factory=LesionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    effector: EffectorConfig = field(default_factory=EffectorConfig)
     base: Path = Path(".")
 
     @property

@@ -85,6 +85,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from . import _plant
 from .errors import ConfigError
 
 MUSCLE_NAMES: tuple[str, ...] = ("pectoralis", "deltoid", "brachioradialis", "tricepslat", "biceps", "tricepslong")
@@ -715,6 +716,48 @@ def activation_rate(excitation: np.ndarray, activation: np.ndarray, params: Arm2
     return _activation_rate(np.clip(u, params.min_activation, 1.0), a, params)
 
 
+def balanced_excitation(q: np.ndarray, level: float = 0.05, params: Arm26Params = Arm26Params()) -> np.ndarray:
+    """The co-contraction closest to ``level`` that holds the arm still at posture ``q``.
+
+    At rest (``dq = 0``, activation = excitation ``a``) the muscles' joint torque is
+    ``R(q) diag(f_l F_max) a + R(q) F_passive``; this is the ``a`` of least ``||a - level||``
+    that makes it zero (a static equilibrium, not necessarily a stable one: see the module
+    notes), clipped to ``[min_activation, 1]``.
+
+    Parameters
+    ----------
+    q : ndarray, shape (2,)
+        Posture (rad).
+    level : float
+        Mean co-contraction sought (dimensionless, in (0, 1]).
+    params : Arm26Params
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        Excitation of each muscle of :data:`MUSCLE_NAMES`.
+    """
+    q = _array(q, "q", 2)
+    if q.shape != (2,):
+        raise ConfigError(f"q: expected shape (2,), got {q.shape}")
+    level = _finite(level, "level")
+    if not 0 < level <= 1:
+        raise ConfigError(f"level: must lie in (0, 1], got {level!r}")
+    c = _consts(params)
+    arms = moment_arms(q, params)  # (2, 6)
+    length, still = muscle_lengths(q, params), np.zeros(N_MUSCLES)
+    # at zero velocity the force is affine in the activation over [min_activation, 1]
+    low = _force(np.full(N_MUSCLES, params.min_activation), length, still, c)[0]
+    high = _force(np.ones(N_MUSCLES), length, still, c)[0]
+    active_unit = (high - low) / (1.0 - params.min_activation)  # N per unit activation
+    passive = low - params.min_activation * active_unit
+    a_mat = arms * active_unit  # torque per unit activation, (2, 6)
+    b = -arms @ passive
+    a0 = np.full(N_MUSCLES, level)
+    a = a0 + a_mat.T @ np.linalg.solve(a_mat @ a_mat.T, b - a_mat @ a0)
+    return np.clip(a, params.min_activation, 1.0)
+
+
 # --------------------------------------------------------------------------- state and stepping
 
 
@@ -1167,3 +1210,128 @@ def simulate_arm(
         excitation=u,
         dt=dt,
     )
+
+
+# --------------------------------------------------------------------------- fused kernels
+
+
+def plant_constants(params: Arm26Params = Arm26Params()) -> tuple[np.ndarray, np.ndarray]:
+    """The arm's constants packed for the fused kernels of :class:`ArmKernel`.
+
+    Returns
+    -------
+    scal : ndarray, shape (38,)
+        Scalars (segment and inertia terms, muscle-model constants, activation, limits).
+    mus : ndarray, shape (11, 6)
+        Per-muscle rows: ``a0``, ``a1`` (shoulder, elbow), ``a2`` (shoulder, elbow), ``F_max``,
+        ``l_opt``, tendon length, ``vmax`` (m/s) and the reciprocals of ``l_opt`` and ``vmax``.
+    """
+    c, p = _consts(params), params
+    named = {f.name: getattr(p, f.name) for f in fields(p) if not isinstance(f.default, tuple)}
+    named.update(l1=c.l1, l2=c.l2, i11=c.i11, i12=c.i12, i22=c.i22, k=c.k, k_pe=c.k_pe)
+    for j, joint in enumerate(("shoulder", "elbow")):
+        named.update({f"q_min_{joint}": c.q_min[j], f"q_max_{joint}": c.q_max[j], f"offset_{joint}": c.offset[j]})
+    named.update(
+        inv_fl_width=1.0 / p.fl_width,
+        inv_fv_q_span=1.0 / (p.fv_b_rel_floor_activation - p.fv_q_crit),
+        inv_tau_activation=1.0 / p.tau_activation,
+        inv_tau_deactivation=1.0 / p.tau_deactivation,
+        inv_limit_width=1.0 / p.limit_width,
+    )
+    scal = np.array([named[name] for name in _plant.SCALARS], dtype=float)
+    rows = {
+        "a0": c.a0,
+        "a1_shoulder": c.a1[0],
+        "a1_elbow": c.a1[1],
+        "a2_shoulder": c.a2[0],
+        "a2_elbow": c.a2[1],
+        "f_max": c.f_max,
+        "l_opt": c.l_opt,
+        "l_tendon": c.l_tendon,
+        "v_max": c.v_max,
+        "inv_l_opt": 1.0 / c.l_opt,
+        "inv_v_max": 1.0 / c.v_max,
+    }
+    mus = np.stack([rows[name] for name in _plant.MUSCLE_ROWS]).astype(float)
+    return scal, np.ascontiguousarray(mus)
+
+
+class ArmKernel:
+    """The arm as fused, compiled kernels: a task step forward and its exact reverse-mode derivative.
+
+    The arithmetic of :func:`arm_step` (semi-implicit Euler, ``substeps`` sub-steps per task step,
+    excitation held) per trial in scalar code compiled by numba (:mod:`cortexsim._plant`), one call
+    per task step for all trials and sub-steps, and the hand-derived backward step.  This is what
+    the closed loop (:mod:`cortexsim.closed_loop`) trains through; :func:`arm_step` stays the
+    readable reference it is tested against (``tests/test_plant.py``: forward to 1e-12, backward
+    against centred finite differences).
+
+    State arrays are ``(trials, 10)`` float64: ``(q1, q2, dq1, dq2, a_1 .. a_6)``.
+
+    Parameters
+    ----------
+    dt : float
+        Task step (s).
+    params : Arm26Params
+    substeps : int
+        Sub-steps per task step (default 5: 2 ms at dt = 10 ms; see the module notes for accuracy).
+    """
+
+    N_STATE = _plant.N_STATE
+    N_SENSE = _plant.N_SENSE
+
+    def __init__(self, dt: float, params: Arm26Params = Arm26Params(), substeps: int = 5):
+        self.dt, self.substeps, _ = _check_step(dt, substeps, "euler", params)
+        self.h = self.dt / self.substeps
+        self.params = params
+        self.scal, self.mus = plant_constants(params)
+
+    def initial(self, n_trials: int, q0: np.ndarray | None = None) -> np.ndarray:
+        """Initial states ``(trials, 10)``: posture ``q0`` (rad; default the start posture), at rest."""
+        s = initial_state(n_trials, q0, params=self.params)
+        return np.ascontiguousarray(np.concatenate([s.q, s.dq, s.activation], axis=1))
+
+    def tape(self, n_trials: int) -> np.ndarray:
+        """An empty tape for one task step of ``n_trials`` trials, ``(trials, substeps, TAPE_WIDTH)``."""
+        return np.empty((n_trials, self.substeps, _plant.TAPE_WIDTH))
+
+    def step(self, state: np.ndarray, u: np.ndarray, load: np.ndarray, out: np.ndarray, tape: np.ndarray) -> None:
+        """Advance ``state`` by ``dt`` into ``out``; ``tape`` (:meth:`tape`) keeps what the backward step needs.
+
+        ``u`` ``(trials, 6)`` is the excitation (clipped here to ``[min_activation, 1]``), ``load``
+        ``(trials, 2)`` the force on the hand (N).
+        """
+        u = np.clip(u, self.params.min_activation, 1.0)
+        _plant.step_forward(state, u, load, self.scal, self.mus, self.h, self.substeps, out, tape)
+
+    def backward(
+        self,
+        tape: np.ndarray,
+        u: np.ndarray,
+        load: np.ndarray,
+        g_out: np.ndarray,
+        g_state: np.ndarray,
+        g_u: np.ndarray,
+        g_load: np.ndarray | None = None,
+    ) -> None:
+        """Reverse step: from ``g_out`` = dL/d(state after), set ``g_state``, ``g_u``; add to ``g_load``.
+
+        ``g_load`` (trials, 2) may be None when the load's derivative is not needed (saves time).
+
+        ``g_u`` is the derivative with respect to the excitation *before* its clip to
+        ``[min_activation, 1]`` (zero where the clip is active).
+        """
+        want_load = g_load is not None
+        g_load = g_load if want_load else np.empty((1, 2))
+        _plant.step_backward(
+            tape, load, self.scal, self.mus, self.h, self.substeps, g_out, g_state, g_u, g_load, want_load
+        )
+        g_u *= (u >= self.params.min_activation) & (u <= 1.0)
+
+    def sense(self, state: np.ndarray, out: np.ndarray) -> None:
+        """Sensor readings ``(trials, 14)``: fibre length / l_opt, fibre velocity / vmax (6 each), hand (m)."""
+        _plant.sense(state, self.scal, self.mus, out)
+
+    def sense_backward(self, state: np.ndarray, g_sense: np.ndarray, g_state: np.ndarray) -> None:
+        """Add dL/d(state) of the sensor readings (``g_sense``, ``(trials, 14)``) to ``g_state``."""
+        _plant.sense_backward(state, self.scal, self.mus, g_sense, g_state)

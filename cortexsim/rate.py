@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -477,7 +478,7 @@ class RateNetwork(TimeMajorModel):
         rates: np.ndarray,
         states: np.ndarray | None,
         rate_stats: np.ndarray,
-        g_out: np.ndarray,
+        g_out: np.ndarray | Callable[[int, np.ndarray | None], np.ndarray],
         penalties: Penalties,
         gx: np.ndarray,
         dw: _kernels.WeightGradient,
@@ -485,8 +486,11 @@ class RateNetwork(TimeMajorModel):
         """Fill ``gx[:, t] = dL/dx[t]``, latest step first; returns ``sum(max(r - cap, 0)^2)``.
 
         dL/dx[t] = (dL/dr[t] + W_alpha^T dL/dx[t+1]) phi'(x[t]) + (1 - alpha) dL/dx[t+1],
-        with dL/dr[t] from the rate penalties and the readout (``g_out``, (readout
-        units, time, trials)).  ``states`` is None for softplus transfers (phi' from r).
+        with dL/dr[t] from the rate penalties and the readout: ``g_out``, (readout units, time,
+        trials), or a function ``g_out(t, dL/dx[t+1])`` (None at the last step) that returns
+        step ``t``'s (readout units, trials) -- the closed loop, whose readout gradient at ``t``
+        depends on later steps through the arm (:mod:`cortexsim.closed_loop`).  ``states`` is
+        None for softplus transfers (phi' from r).
         """
         phi, rec = self.transfer, self._rec
         n, n_steps, n_trials = rates.shape
@@ -513,7 +517,10 @@ class RateNetwork(TimeMajorModel):
                 sum_over2 += float(tmp2.sum())
                 tmp *= c_cap
                 g_now += tmp
-            g_now[out_rows] += g_out[:, t, :]
+            if callable(g_out):
+                g_now[out_rows] += g_out(t, g_next if t + 1 < n_steps else None)
+            else:
+                g_now[out_rows] += g_out[:, t, :]
             if t + 1 < n_steps:
                 rec.backward(g_next, g_now, tmp)
             if states is None:  # softplus: phi'(x) = a (1 - exp(-r / (a s))); 0 where r = 0 (silenced units)
