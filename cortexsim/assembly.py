@@ -22,6 +22,7 @@ from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
 from .closed_loop import ArmRateNetwork, Feedback
 from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
+from .effector import ArmKernel
 from .lesion import apply_lesion
 from .rate import RateNetwork
 from .store import TrainedRate
@@ -52,7 +53,9 @@ def load_experiment(path: str | Path | None = None) -> Config:
         One line naming the file, the key and what is allowed.
     """
     config = load_config(path)
-    anatomy.check_config(config, where=str(path) if path is not None else "")
+    where = str(path) if path is not None else ""
+    anatomy.check_config(config, where=where)
+    check_effector(config, where)
     return config
 
 
@@ -60,7 +63,33 @@ def experiment_from_text(text: str, base: Path = Path("."), where: str = "config
     """:func:`load_experiment` for TOML text (e.g. a run file's stored config)."""
     config = config_from_text(text, base=base, where=where)
     anatomy.check_config(config, where=where)
+    check_effector(config, where)
     return config
+
+
+def check_effector(config: Config, where: str = "") -> None:
+    """Check what ``[effector]`` asks of the other sections, before anything is computed.
+
+    Raises
+    ------
+    ConfigError
+        Delays that are not whole task steps, an arm sub-step longer than its fastest activation
+        time constant, or a stage that cannot drive the arm yet (the spiking twin).
+    """
+    ec = config.effector
+    if not ec.arm:
+        return
+    prefix = f"{where}: " if where else ""
+    try:
+        ec.delay_steps(config.task.dt)
+        ArmKernel(config.task.dt, substeps=ec.substeps)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}".replace("substeps", "effector.substeps")) from None
+    if config.spiking.enabled:
+        raise ConfigError(
+            f'{prefix}effector.kind = "arm26" with spiking.enabled = true: the spiking twin cannot drive the arm '
+            "yet; set [spiking] enabled = false (experiments/arm_center_out.toml does)"
+        )
 
 
 def circuit_spec(config: Config) -> CircuitSpec:
@@ -189,6 +218,7 @@ def make_ann_model(config: Config, arch: str):
 __all__ = [
     "ann_train_config",
     "build_circuit",
+    "check_effector",
     "circuit_spec",
     "experiment_from_text",
     "initial_rate_network",

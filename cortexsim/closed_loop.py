@@ -535,7 +535,9 @@ class ArmRateNetwork(RateNetwork):
 
         fb, arm = self.feedback, self.arm
         w_fb = p["w_in"][:, self.n_task_inputs :] * alpha[:, None]  # (units, 14)
-        gain = np.concatenate([np.full(6, fb.length_gain), np.full(6, fb.velocity_gain), np.full(2, 1 / fb.vision_scale)])
+        gain = np.concatenate(
+            [np.full(6, fb.length_gain), np.full(6, fb.velocity_gain), np.full(2, 1 / fb.vision_scale)]
+        )
         lam = np.zeros((n_trials, arm.N_STATE))  # dL/ds[t + 1]
         g_s = np.zeros((n_trials, arm.N_STATE))
         g_e = np.zeros((n_trials, 6))

@@ -389,14 +389,26 @@ class QualityConfig:
         Largest acceptable mean catch-trial drift (cm) of the rate circuit and the ANNs.
     spiking_position_r2 : float
         Lowest acceptable single-trial decoded position R^2 of the spiking twin.
+    peak_speed_error : float, optional
+        Largest acceptable mean ``|peak hand speed - desired| / desired`` of the rate circuit and
+        the ANNs (unset: not checked; the arm study sets 0.2).
+    speed_profile_r : float, optional
+        Lowest acceptable mean correlation of the hand's speed profile with the minimum-jerk one
+        (unset: not checked; the arm study sets 0.9).
     """
 
     position_r2: float = 0.98
     endpoint_error_cm: float = 1.0
     catch_drift_cm: float = 1.0
     spiking_position_r2: float = 0.9
+    peak_speed_error: float | None = None
+    speed_profile_r: float | None = None
 
     def __post_init__(self) -> None:
+        if self.peak_speed_error is not None:
+            v.number(self.peak_speed_error, "quality.peak_speed_error", low=0, low_open=True)
+        if self.speed_profile_r is not None:
+            v.number(self.speed_profile_r, "quality.speed_profile_r", low=-1, high=1)
         v.number(self.position_r2, "quality.position_r2", high=1)
         v.number(self.spiking_position_r2, "quality.spiking_position_r2", high=1)
         v.number(self.endpoint_error_cm, "quality.endpoint_error_cm", low=0, low_open=True)
@@ -406,11 +418,16 @@ class QualityConfig:
         """``(metric, "min" | "max", bar)`` for one model prefix (``rate``, ``spiking``, ``ann_<arch>``)."""
         if model == "spiking":
             return [("spiking_position_r2", "min", self.spiking_position_r2)]
-        return [
+        bars = [
             (f"{model}_position_r2", "min", self.position_r2),
             (f"{model}_endpoint_error_cm", "max", self.endpoint_error_cm),
             (f"{model}_catch_drift_cm", "max", self.catch_drift_cm),
         ]
+        if self.peak_speed_error is not None:
+            bars.append((f"{model}_peak_speed_error", "max", self.peak_speed_error))
+        if self.speed_profile_r is not None:
+            bars.append((f"{model}_speed_profile_r", "min", self.speed_profile_r))
+        return bars
 
 
 @dataclass(frozen=True)
@@ -644,7 +661,7 @@ class EffectorConfig:
         for key in ("proprioception_targets", "vision_targets"):
             value = getattr(self, key)
             if isinstance(value, str) or not all(isinstance(x, str) for x in value) or not value:
-                raise ConfigError(f"effector.{key}: expected a non-empty list of populations such as [\"PT5B\"]")
+                raise ConfigError(f'effector.{key}: expected a non-empty list of populations such as ["PT5B"]')
 
     @property
     def arm(self) -> bool:

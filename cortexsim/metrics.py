@@ -63,3 +63,41 @@ def reaction_time_ms(positions: np.ndarray, batch: TrialBatch, threshold: float 
         times.append(crossed[0] * batch.dt * 1e3 if crossed.size else np.nan)
     times = np.asarray(times)
     return float(np.nanmedian(times)) if np.any(np.isfinite(times)) else float("nan")
+
+
+def hand_speed(positions: np.ndarray, dt: float) -> np.ndarray:
+    """Hand speed (m/s) from step-to-step displacement, (trials, time - 1)."""
+    return np.linalg.norm(np.diff(positions, axis=1), axis=-1) / dt
+
+
+def peak_speed_error(positions: np.ndarray, batch: TrialBatch) -> float:
+    """Mean over reach trials of ``|peak speed - desired peak speed| / desired peak speed``.
+
+    Both peaks are of the step-to-step speed (:func:`hand_speed`); the desired one is the
+    minimum-jerk target path's (1.875 distance / duration).  0 is perfect.
+    """
+    reach = ~batch.params["catch"]
+    if not np.any(reach):
+        return float("nan")
+    got = hand_speed(positions[reach], batch.dt).max(axis=1)
+    want = hand_speed(batch.targets[reach], batch.dt).max(axis=1)
+    return float(np.mean(np.abs(got - want) / want))
+
+
+def speed_profile_r(positions: np.ndarray, batch: TrialBatch) -> float:
+    """Mean over reach trials of the correlation of the hand's speed profile with the target path's.
+
+    A bell-shaped, well-timed speed profile gives ~1.  The correlation runs over the whole trial
+    (fixation and hold included), so an early or late movement lowers it as a misshapen one does.
+    """
+    reach = ~batch.params["catch"]
+    if not np.any(reach):
+        return float("nan")
+    got = hand_speed(positions[reach], batch.dt)
+    want = hand_speed(batch.targets[reach], batch.dt)
+    got = got - got.mean(axis=1, keepdims=True)
+    want = want - want.mean(axis=1, keepdims=True)
+    denom = np.sqrt((got**2).sum(axis=1) * (want**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (got * want).sum(axis=1) / denom
+    return float(np.nanmean(r)) if np.any(np.isfinite(r)) else float("nan")

@@ -51,6 +51,7 @@ from .assembly import (
 )
 from .battery import BatteryResult
 from .circuit import Connectome
+from .closed_loop import FEEDBACK_CHANNELS, ArmRateNetwork
 from .config import Config
 from .errors import ConfigError
 from .interrupts import StickyInterrupt
@@ -133,7 +134,7 @@ class StageOutput:
     metrics: tuple[str, ...]
 
 
-_TRAINING = ("experiment.seed", "circuit", "task", "lif", "rate", "train")
+_TRAINING = ("experiment.seed", "circuit", "task", "lif", "rate", "train", "effector")
 
 
 def stages(config: Config) -> list[Stage]:
@@ -429,7 +430,12 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
             "lesion": config.lesion.label(),
             **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")},
         }
+        if isinstance(net, ArmRateNetwork):
+            attrs["effector"] = "arm26"
+            attrs["feedback_channels"] = list(FEEDBACK_CHANNELS)
         store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
+        if isinstance(net, ArmRateNetwork):
+            store.write_effector(f, "rate", _effector_arrays(net.simulate_loop(results.evaluation)), net.dt)
         store.write_metrics(f, results.metrics, METRICS_TEXT)
     plots.save(
         plots.plot_trajectories(
@@ -442,6 +448,18 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     )
     _log_metrics(config, results.metrics, ctx.log)
     return StageOutput(("task", "rate"), tuple(results.metrics))
+
+
+def _effector_arrays(loop) -> dict[str, np.ndarray]:
+    """The arm's record of a closed-loop simulation, as ``/<model>/effector`` stores it."""
+    return {
+        "q": loop.q,
+        "dq": loop.dq,
+        "hand": loop.hand_shoulder,
+        "activation": loop.activation,
+        "excitation": loop.excitation,
+        "feedback": loop.feedback,
+    }
 
 
 def _lesioned(net, config: Config, log: Log):
@@ -658,7 +676,10 @@ METRICS_TEXT = (
     "(rate_*_noisy: with the training noise). position_r2: 1 is perfect; endpoint_error_cm: mean hand-target "
     "distance over the last 50 ms of reach trials; catch_drift_cm: mean over catch trials of the largest "
     "distance from the centre; reaction_time_ms: median time from go until the hand is 1 cm out "
-    "(target_reaction_time_ms: the same for the desired trajectory). spiking_*: the LIF twin; ann_<arch>_*: the "
+    "(target_reaction_time_ms: the same for the desired trajectory); peak_speed_error: mean |peak hand speed - "
+    "desired peak| / desired peak over reach trials; speed_profile_r: mean correlation of the hand's speed "
+    "profile with the minimum-jerk target's. When an arm drives the hand ([effector] kind = arm26) the hand is "
+    "the arm's, relative to its start position. spiking_*: the LIF twin; ann_<arch>_*: the "
     "ANN baselines. compare_*: the comparison battery -- compare_cca_<a>_<b>: mean canonical correlation of the "
     "top PCs of activities a and b (1 = same dynamics up to a linear map), compare_cca_rate_ann_mean its mean "
     "over the ANNs; compare_jpca_ratio_<a>: jPCA R^2 skew / R^2 best around movement onset (rotational "
@@ -715,6 +736,8 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
         f"{prefix}_endpoint_error_cm": metrics.endpoint_error_cm(clean, test),
         f"{prefix}_catch_drift_cm": metrics.catch_drift_cm(clean, test),
         f"{prefix}_reaction_time_ms": metrics.reaction_time_ms(clean, test),
+        f"{prefix}_peak_speed_error": metrics.peak_speed_error(clean, test),
+        f"{prefix}_speed_profile_r": metrics.speed_profile_r(clean, test),
     }
     if model.noise_std > 0:
         out.update(

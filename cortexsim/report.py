@@ -128,6 +128,14 @@ def _banner(verdict: QualityVerdict | None) -> list[str]:
     return []
 
 
+EFFECTOR_TEXT = {
+    "kinematic": "kinematic -- PT5B's linear readout is the hand position",
+    "arm26": "the six-muscle arm (MotorNet's RigidTendonArm26) in closed loop: PT5B drives the muscles, "
+    "delayed proprioception and vision feed back (the ANN baselines still use the kinematic readout)",
+}
+"""How ``summary.md`` names what the rate circuit moved (``/rate@effector``)."""
+
+
 def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
     """``summary.md``'s table of held-out reaching per model."""
     m = run.metrics
@@ -135,8 +143,8 @@ def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
         "",
         "## Reaching (held-out trials)",
         "",
-        "| model | position R² | endpoint error (cm) | catch drift (cm) | task |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | position R² | endpoint error (cm) | catch drift (cm) | peak speed error | speed profile r | task |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for prefix, label in SUMMARY_MODELS:
         base, suffix = (prefix[:-6], "_noisy") if prefix.endswith("_noisy") else (prefix, "")
@@ -151,7 +159,9 @@ def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
             )
             lines.append(
                 f"| {label} | {m[key]:.4f} | {m.get(f'{base}_endpoint_error_cm{suffix}', np.nan):.2f} | "
-                f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} | {status} |"
+                f"{m.get(f'{base}_catch_drift_cm{suffix}', np.nan):.2f} | "
+                f"{m.get(f'{base}_peak_speed_error{suffix}', np.nan):.2f} | "
+                f"{m.get(f'{base}_speed_profile_r{suffix}', np.nan):.3f} | {status} |"
             )
     return lines
 
@@ -196,6 +206,7 @@ def summary_markdown(run: RunSummary, result: BatteryResult, verdict: QualityVer
         f"- file: `{run.filename}`",
         f"- created {run.created_utc}, seed {run.seed}, cortexsim {run.cortexsim_version} ({run.git_commit})",
         *([f"- **lesion: {run.lesion}** (applied to the trained circuit)"] if run.lesion != "intact" else []),
+        f"- effector: {EFFECTOR_TEXT.get(run.effector, run.effector)}",
     ]
     lines += _reaching(run, verdict)
     lines += [

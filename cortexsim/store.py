@@ -43,6 +43,7 @@ from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
 from .config import Config, config_from_text, parse_toml
+from .effector import MUSCLE_NAMES
 from .errors import ConfigError, CortexsimError, RunFileError
 from .spiking.twin import TwinResult
 from .tasks import TrialBatch
@@ -1111,12 +1112,66 @@ def write_rate(
         outputs,
         units="m",
         dims="condition,time,output",
-        description="Decoded hand position y = W_out r[readout units] + b_out.",
+        description="Hand position relative to its start: the six-muscle arm's hand, driven by PT5B through "
+        "/rate/effector (attribute effector = arm26), else the readout y = W_out r[readout units] + b_out.",
     )
     names = {"w_in": "W_in", "w_out": "W_out", "b": "b", "b_out": "b_out", "x0": "x0"}
     for key, name in names.items():
         units, dims = PARAM_UNITS[key]
         write_array(g, name, params[key], units=units, dims=dims, description=f"Trained {PARAM_TEXT[key]}.")
+
+
+EFFECTOR_ARRAYS: dict[str, tuple[str, str, str]] = {
+    "q": ("rad", "joint", "Shoulder and elbow angle (MotorNet's convention: shoulder from +x, elbow relative)."),
+    "dq": ("rad/s", "joint", "Joint angular velocity."),
+    "hand": ("m", "xy", "Hand position in the shoulder frame (x right, y away from the body)."),
+    "activation": ("1", "muscle", "Muscle activation (Thelen 2003 dynamics), muscles in effector.MUSCLE_NAMES order."),
+    "excitation": ("1", "muscle", "Excitation the model sent to each muscle (after motor noise)."),
+    "feedback": ("1", "channel", "Delayed, noisy feedback the model received (closed_loop.FEEDBACK_CHANNELS)."),
+}
+"""What ``/<model>/effector`` holds: name -> (units, last axis, description)."""
+
+
+def write_effector(f: h5py.File, model: str, arrays: dict[str, np.ndarray], dt: float, trials: bool = False) -> None:
+    """Write ``/<model>/effector/``: the six-muscle arm a model drove, on the evaluation set.
+
+    Parameters
+    ----------
+    f : h5py.File
+    model : str
+        ``"rate"``, ``"spiking"`` or ``"ann/<arch>"``.
+    arrays : dict of str to ndarray
+        Keys of :data:`EFFECTOR_ARRAYS`, each (conditions, [trials,] time, k); index ``t`` along
+        time is the state at ``t dt`` (``[..., 0, :]`` the initial state).
+    dt : float
+        Time step (s).
+    trials : bool
+        True when the arrays have a trials axis after the condition axis.
+    """
+    parent = f.require_group(model)
+    if "effector" in parent:
+        del parent["effector"]
+    g = parent.create_group("effector")
+    g.attrs.update(
+        {
+            "description": "The six-muscle arm (MotorNet's RigidTendonArm26, cortexsim.effector) this model drove "
+            "in closed loop on the evaluation set; index t along time is the state at t dt.",
+            "dt": dt,
+            "muscles": list(MUSCLE_NAMES),
+        }
+    )
+    lead = "condition,trial,time" if trials else "condition,time"
+    for name, array in arrays.items():
+        units, last, text = EFFECTOR_ARRAYS[name]
+        write_array(g, name, array, units=units, dims=f"{lead},{last}", description=text)
+
+
+def read_effector(f: h5py.File, model: str) -> dict[str, np.ndarray] | None:
+    """The arrays of ``/<model>/effector`` (None when the model drove no arm)."""
+    path = f"{model}/effector"
+    if path not in f:
+        return None
+    return {name: f[path][name][()] for name in EFFECTOR_ARRAYS if name in f[path]}
 
 
 def write_metrics(f: h5py.File, metrics: dict[str, float], description: str) -> None:
@@ -1796,6 +1851,9 @@ class RunSummary:
         Completed stages in order (:func:`read_stages`).
     derived_from : str or None
         The run file whose stages this one reused, if any.
+    effector : str
+        What the rate circuit moved: ``"arm26"`` (the six-muscle arm, ``/rate@effector``) or
+        ``"kinematic"`` (the linear hand readout).
     """
 
     filename: str
@@ -1807,6 +1865,7 @@ class RunSummary:
     git_commit: str
     stages: dict[str, dict[str, Any]]
     derived_from: str | None = None
+    effector: str = "kinematic"
 
 
 @_reader("the provenance attributes")
@@ -1823,6 +1882,7 @@ def read_run_summary(f: h5py.File) -> RunSummary:
         git_commit=attr_text(a["git_commit"]),
         stages=read_stages(f),
         derived_from=attr_text(a["derived_from"]) if "derived_from" in a else None,
+        effector=attr_text(f["rate"].attrs.get("effector", "kinematic")) if "rate" in f else "kinematic",
     )
 
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from . import store
 from .anatomy import check_config, circuit_spec
-from .assembly import experiment_from_text, load_experiment
+from .assembly import check_effector, experiment_from_text, load_experiment
 from .config import SECTIONS, Config, parse_toml
 from .errors import ConfigError
 
@@ -240,6 +240,7 @@ def point_config(
         node[parts[-1]] = value
     config = Config.from_dict(data, Path("."), where=where)
     check_config(config, where=where)
+    check_effector(config, where)
     return config
 
 

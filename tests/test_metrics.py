@@ -8,7 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cortexsim.metrics import catch_drift_cm, endpoint_error_cm, position_r2, reaction_time_ms
+from cortexsim.metrics import (
+    catch_drift_cm,
+    endpoint_error_cm,
+    peak_speed_error,
+    position_r2,
+    reaction_time_ms,
+    speed_profile_r,
+)
 from cortexsim.tasks import CenterOutTask, TrialBatch
 
 DT = 0.01
@@ -228,3 +235,37 @@ def test_reaction_time_of_the_task_targets_is_the_nominal_value():
     expected = np.ceil((150.0 + lo * 400.0) / 10.0) * 10.0
     assert reaction_time_ms(batch.targets, batch) == pytest.approx(expected, abs=1e-6)
     assert 150.0 < expected < 150.0 + 0.3 * 400.0  # sanity: after the reaction time, early in the reach
+
+
+def _ramp_path(n_steps: int, start: int, length: int, distance: float = 0.1) -> np.ndarray:
+    """A straight reach along x at constant speed: ``distance`` m over ``length`` steps from ``start``."""
+    x = np.clip((np.arange(n_steps) - start) / length, 0.0, 1.0) * distance
+    return np.stack([x, np.zeros(n_steps)], -1)
+
+
+def test_speed_metrics_of_a_perfect_reach_are_ideal():
+    targets = _ramp_path(50, 10, 20)[None]
+    batch = batch_of(targets, [False])
+    assert peak_speed_error(targets, batch) == pytest.approx(0.0, abs=1e-12)
+    assert speed_profile_r(targets, batch) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_peak_speed_error_of_a_reach_twice_as_slow_is_one_half():
+    # the same 10 cm in 40 steps instead of 20: constant speed 0.125 m/s against 0.5 m/s
+    targets = _ramp_path(80, 10, 20)[None]
+    slow = _ramp_path(80, 10, 40)[None]
+    assert peak_speed_error(slow, batch_of(targets, [False])) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_speed_profile_r_of_a_late_reach_is_the_box_overlap_correlation():
+    # two boxes of 20 steps, one shifted by 10, in 59 speed samples: r = (10 - 20*20/59) / (20 - 20*20/59)
+    targets = _ramp_path(60, 10, 20)[None]
+    late = _ramp_path(60, 20, 20)[None]
+    expected = (10 - 400 / 59) / (20 - 400 / 59)
+    assert speed_profile_r(late, batch_of(targets, [False])) == pytest.approx(expected, rel=1e-9)
+
+
+def test_speed_metrics_skip_catch_trials():
+    targets = np.zeros((1, 20, 2))
+    batch = batch_of(targets, [True])
+    assert np.isnan(peak_speed_error(targets, batch)) and np.isnan(speed_profile_r(targets, batch))

@@ -111,3 +111,17 @@ def test_a_budget_that_stops_training_is_reported_in_metrics_console_and_summary
         assert f["metrics"].attrs["rate_budget_hit"] == 1 and f["metrics"].attrs["rate_train_iterations"] == 1
     head = (tmp_path / "run" / "summary.md").read_text().split("## Reaching")[0]
     assert "training of the rate circuit was stopped by its wall-clock safety net" in head
+
+
+def test_speed_bars_apply_only_when_set():
+    assert [b[0] for b in QualityConfig().bars("rate")] == [
+        "rate_position_r2",
+        "rate_endpoint_error_cm",
+        "rate_catch_drift_cm",
+    ]
+    bars = QualityConfig(peak_speed_error=0.2, speed_profile_r=0.9).bars("ann_gru")
+    assert ("ann_gru_peak_speed_error", "max", 0.2) in bars and ("ann_gru_speed_profile_r", "min", 0.9) in bars
+    slow = {"rate_position_r2": 0.99, "rate_endpoint_error_cm": 0.5, "rate_catch_drift_cm": 0.5}
+    slow |= {"rate_peak_speed_error": 0.45, "rate_speed_profile_r": 0.95}
+    verdict = check_quality(slow, QualityConfig(peak_speed_error=0.2, speed_profile_r=0.9))
+    assert verdict.failed("rate")

@@ -112,8 +112,9 @@ def test_summary_markdown_from_a_run_summary(result):
     assert "- file: `/runs/x/run.h5`" in lines
     assert "- created 2026-01-02T03:04:05+00:00, seed 7, cortexsim 0.1.0 (abc123)" in lines
     assert not [line for line in lines if "lesion" in line]
-    assert "| rate circuit | 0.9900 | 0.50 | 0.50 | passed |" in lines
-    assert "| GRU | 0.9900 | 0.50 | 0.50 | passed |" in lines
+    assert "| rate circuit | 0.9900 | 0.50 | 0.50 | nan | nan | passed |" in lines
+    assert "| GRU | 0.9900 | 0.50 | 0.50 | nan | nan | passed |" in lines
+    assert "- effector: kinematic -- PT5B's linear readout is the hand position" in lines
     assert any(line.startswith("| rate | ann:gru | ") for line in lines)
     assert not any(line.startswith("| rate:PT5B | ") for line in lines)  # populations stay in /analysis
     assert "- most ann like layer: **rate:L5B**" in lines
@@ -132,7 +133,7 @@ def test_summary_markdown_says_what_failed_the_lesion_and_the_stages(result):
     lines = text.splitlines()
     assert lines[2].startswith("> **WARNING: the GRU FAILED its task") and lines[2].endswith("  ")
     assert "- **lesion: silence PT5B** (applied to the trained circuit)" in lines
-    assert "| GRU | 0.5000 | 0.50 | 0.50 | **FAILED** |" in lines
+    assert "| GRU | 0.5000 | 0.50 | 0.50 | nan | nan | **FAILED** |" in lines
     assert "- most ann like layer: **rate:L5B** (**drawn from the GRU, which FAILED its task**)" in lines
     assert "| train | 2.5 | T1 |" in lines and "| compare | (writing this summary) | |" in lines
     assert "Stages with matching keys were reused from `/runs/intact/run.h5`." in lines
@@ -141,5 +142,5 @@ def test_summary_markdown_says_what_failed_the_lesion_and_the_stages(result):
 def test_summary_markdown_without_a_verdict(result):
     text = summary_markdown(run_summary(stages={"compare": {"seconds": 1.0, "finished_utc": "T"}}), result)
     assert "Quality gate" not in text and "WARNING" not in text
-    assert "| rate circuit | 0.9900 | 0.50 | 0.50 |  |" in text.splitlines()
+    assert "| rate circuit | 0.9900 | 0.50 | 0.50 | nan | nan |  |" in text.splitlines()
     assert "(writing this summary)" not in text
