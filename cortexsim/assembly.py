@@ -23,6 +23,7 @@ from .circuit import Connectome, build_connectome
 from .closed_loop import ArmRateNetwork, Feedback
 from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
 from .effector import ArmKernel
+from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
 from .store import TrainedRate

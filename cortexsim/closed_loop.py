@@ -58,6 +58,9 @@ FEEDBACK_CHANNELS: tuple[str, ...] = (
 )
 """The feedback input channels, in order: 6 fibre lengths, 6 fibre velocities, 2 visual."""
 
+DEFAULT_ARM = Arm26Params()
+"""MotorNet's ``RigidTendonArm26`` numbers (:class:`cortexsim.effector.Arm26Params`)."""
+
 FEEDBACK_GROUPS: tuple[str, ...] = ("proprioception",) * 12 + ("vision",) * 2
 """The circuit input group each feedback channel enters by."""
 
@@ -209,7 +212,7 @@ class ArmRateNetwork(RateNetwork):
         output_scale: float = 0.1,
         kernel: str = "auto",
         *,
-        arm: Arm26Params = Arm26Params(),
+        arm: Arm26Params = DEFAULT_ARM,
         substeps: int = 5,
         feedback: Feedback = Feedback(),
         start_posture: np.ndarray | None = None,
@@ -371,7 +374,6 @@ class ArmRateNetwork(RateNetwork):
         loads = self._loads(batch)
         goals = self._goals(u)
         fb = self.feedback
-        delays = fb.delays
         leak = (1.0 - alpha).astype(self.dtype)[:, None]
         x_now, x_next = self._buffer("x_now", (n, n_trials)), self._buffer("x_next", (n, n_trials))
         r_now, tmp = self._buffer("r_now", (n, n_trials)), self._buffer("tmp", (n, n_trials))

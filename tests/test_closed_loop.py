@@ -30,7 +30,7 @@ def _config(**effector) -> Config:
 def _network(cfg: Config, seed: int = 1) -> ArmRateNetwork:
     net = assembly.initial_rate_network(cfg, assembly.build_circuit(cfg))
     rng = np.random.default_rng(seed)
-    for k, p in net.params.items():  # away from the symmetric initial point, so every path carries gradient
+    for p in net.params.values():  # away from the symmetric initial point, so every path carries gradient
         p += 0.05 * rng.standard_normal(p.shape) * (np.abs(p).mean() + 1e-2)
     net.params["w_out"] *= 50
     net.enforce_constraints()
@@ -138,13 +138,17 @@ def test_feedback_targets_are_wired_by_the_effector_config():
         ('vision_targets = ["PT5"]', "PT5B"),
         ("proprioception_noise = -0.1", "effector.proprioception_noise"),
         ("start_posture_deg = [45.0]", "start_posture_deg"),
-        ("substeps = 1", "substeps"),
+        ("substeps = 1", "effector.substeps"),
     ],
 )
 def test_bad_effector_config_is_one_clear_error(text, message):
-    with pytest.raises(ConfigError, match=message):
-        cfg = config_from_text(
-            f'[effector]\nkind = "arm26"\n{text}\n' if "kind" not in text else f"[effector]\n{text}\n"
-        )
-        anatomy.check_config(cfg)
-        assembly.make_rate_network(cfg, assembly.build_circuit(cfg.with_section("circuit", n_units=60)))
+    head = "[effector]\n" if "kind" in text else '[effector]\nkind = "arm26"\n'
+    with pytest.raises(ConfigError, match=message) as info:
+        assembly.experiment_from_text(f"[spiking]\nenabled = false\n{head}{text}\n", where="arm.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_arm_with_the_spiking_twin_is_refused_before_anything_runs():
+    with pytest.raises(ConfigError, match=r"spiking twin cannot drive the arm yet; set \[spiking\] enabled = false"):
+        assembly.experiment_from_text('[effector]\nkind = "arm26"\n', where="arm.toml")
+    assembly.experiment_from_text('[effector]\nkind = "arm26"\n[spiking]\nenabled = false\n')

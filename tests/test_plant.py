@@ -1,4 +1,4 @@
-"""The fused arm kernels (cortexsim._plant via effector.ArmKernel) against the numpy reference and finite differences."""
+"""The fused arm kernels (cortexsim._plant, via effector.ArmKernel) against the numpy plant and finite differences."""
 
 import numpy as np
 import pytest
