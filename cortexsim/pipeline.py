@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import battery, metrics, plots, quality, store
+from . import analysis, battery, metrics, plots, quality, store
 from .assembly import (
     ann_train_config,
     build_circuit,
@@ -53,6 +53,7 @@ from .battery import BatteryResult
 from .circuit import Connectome
 from .closed_loop import FEEDBACK_CHANNELS, ArmRateNetwork
 from .config import Config
+from .effector import MUSCLE_NAMES
 from .errors import ConfigError
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
@@ -417,6 +418,10 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     info = net.kernel_info()
     with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
         results = evaluate_rate(net, config)
+        arm = None
+        if isinstance(net, ArmRateNetwork):
+            arm = _effector_arrays(net.simulate_loop(results.evaluation))
+            results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
     with store.open_for_update(run_file) as f:
         store.write_task(
             f, results.evaluation, "Evaluation set: one trial per target at the evaluation delay (task.eval_delay)."
@@ -434,9 +439,11 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
             attrs["effector"] = "arm26"
             attrs["feedback_channels"] = list(FEEDBACK_CHANNELS)
         store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
-        if isinstance(net, ArmRateNetwork):
-            store.write_effector(f, "rate", _effector_arrays(net.simulate_loop(results.evaluation)), net.dt)
+        if arm is not None:
+            store.write_effector(f, "rate", arm, net.dt)
         store.write_metrics(f, results.metrics, METRICS_TEXT)
+    if arm is not None:
+        _arm_figures(net, results.evaluation, arm, ctx.figures)
     plots.save(
         plots.plot_trajectories(
             results.evaluation, results.outputs, results.catch_outputs, results.test, results.test_noisy
@@ -460,6 +467,53 @@ def _effector_arrays(loop) -> dict[str, np.ndarray]:
         "excitation": loop.excitation,
         "feedback": loop.feedback,
     }
+
+
+def _potent_null_metrics(net: ArmRateNetwork, evaluation: TrialBatch, rates: np.ndarray) -> dict[str, float]:
+    """Share of PT5B's preparatory and movement activity in the muscles' output-potent space (Kaufman 2014)."""
+    p, t = evaluation.params, evaluation.time[None, :]
+    prep = (t >= p["target_on"][:, None] - 1e-9) & (t < p["go"][:, None] - 1e-9)
+    move = (t >= p["move_on"][:, None] - 1e-9) & (t < p["move_off"][:, None] - 1e-9)
+    result = analysis.potent_null(rates[:, :, net.out_idx], net.params["w_out"], prep, move)
+    return {
+        "rate_prep_potent_share": result.prep_potent,
+        "rate_move_potent_share": result.move_potent,
+        "rate_potent_chance": result.chance,
+    }
+
+
+def muscle_contributions(net: ArmRateNetwork, evaluation: TrialBatch) -> tuple[np.ndarray, list[str]]:
+    """RMS change of each muscle's excitation when each population is silenced, (populations, 6).
+
+    Parameters
+    ----------
+    net : ArmRateNetwork
+    evaluation : TrialBatch
+        The trials to simulate (noise-free).
+
+    Returns
+    -------
+    contributions : ndarray, shape (populations, muscles)
+        RMS over conditions and time of the excitation change (dimensionless).
+    names : list of str
+        The populations, in the connectome's order.
+    """
+    intact = net.simulate_loop(evaluation).excitation
+    rows, names = [], []
+    for pop in net.connectome.populations:
+        silenced = np.zeros(net.n_units, bool)
+        silenced[pop.slice] = True
+        changed = net.lesioned(silenced=silenced).simulate_loop(evaluation).excitation
+        rows.append(np.sqrt(np.mean((changed - intact) ** 2, axis=(0, 1))))
+        names.append(pop.name)
+    return np.array(rows), names
+
+
+def _arm_figures(net: ArmRateNetwork, evaluation: TrialBatch, arm: dict[str, np.ndarray], folder: Path) -> None:
+    """``arm.png`` (stick figures, hand paths, speed) and ``muscles.png`` (activations, contributions)."""
+    plots.save(plots.plot_arm(evaluation, arm, net.arm.params.segment_length[0]), folder / "arm.png")
+    contributions, names = muscle_contributions(net, evaluation)
+    plots.save(plots.plot_muscles(evaluation, arm, MUSCLE_NAMES, contributions, names), folder / "muscles.png")
 
 
 def _lesioned(net, config: Config, log: Log):

@@ -433,3 +433,32 @@ def test_wrong_ndim_is_rejected(name, shape):
 def test_bad_arguments_are_rejected_with_a_clear_message(call, match):
     with pytest.raises(ValueError, match=match):
         call(np.random.default_rng(23).normal(size=(10, 5, 6)))
+
+
+def test_potent_null_known_answers():
+    from cortexsim.analysis import potent_null
+
+    rng = np.random.default_rng(0)
+    units, conditions, steps = 20, 8, 30
+    readout = np.zeros((2, units))
+    readout[0, 0], readout[1, 1] = 1.0, 2.0  # the muscles read units 0 and 1 only
+    rates = np.zeros((conditions, steps, units))
+    angle = np.linspace(0, 2 * np.pi, conditions, endpoint=False)
+    prep = np.zeros((conditions, steps), bool)
+    prep[:, :10] = True
+    move = np.zeros((conditions, steps), bool)
+    move[:, 15:25] = True
+    # preparation varies with the condition only in unread units, movement only in read ones
+    rates[:, :10, 5] = np.cos(angle)[:, None]
+    rates[:, :10, 6] = np.sin(angle)[:, None]
+    rates[:, 15:25, 0] = 3 * np.cos(angle)[:, None]
+    rates[:, 15:25, 1] = 3 * np.sin(angle)[:, None]
+    rates += 5.0  # a common offset is no across-condition variance
+    out = potent_null(rates, readout, prep, move)
+    assert out.potent_dim == 2 and out.chance == pytest.approx(0.1)
+    assert out.prep_potent == pytest.approx(0.0, abs=1e-12) and out.prep_null == pytest.approx(1.0)
+    assert out.move_potent == pytest.approx(1.0, abs=1e-12)
+    # isotropic activity puts the chance share in the potent space
+    iso = rng.standard_normal((400, 12, units))
+    mask = np.ones((400, 12), bool)
+    assert potent_null(iso, readout, mask, mask).prep_potent == pytest.approx(0.1, abs=0.01)

@@ -6,7 +6,7 @@ from gradcheck import directional_error
 
 from cortexsim import anatomy, assembly
 from cortexsim.closed_loop import FEEDBACK_CHANNELS, ArmRateNetwork, LoopNoise
-from cortexsim.config import Config, config_from_text
+from cortexsim.config import Config
 from cortexsim.errors import ConfigError
 from cortexsim.loss import Penalties
 

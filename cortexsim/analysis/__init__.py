@@ -36,6 +36,10 @@ Surrogates (:mod:`.surrogates`)
     ``fit_tme(x) -> TMEModel``, ``tme_mean(x)``, ``marginal_covariances(x)``, ``shuffle_surrogates(x, n, rng)``
     ``surrogate_p_value(statistic, x, n, rng, *, method="tme", greater=True) -> SurrogateTest``
 
+Output-potent and output-null subspaces (:mod:`.output_null`, Kaufman et al. 2014)
+    ``potent_null(rates, readout, prep, move) -> PotentNull``  (share of prep / movement variance the muscles read)
+    ``potent_basis(readout) -> ndarray (units, rank)``
+
 Statistics (:mod:`.nulls`)
     ``shuffle_null(metric, X, Y, *, kind="condition", n=100, rng, higher_is_more_similar) -> NullResult``
     ``bootstrap_ci(metric, X, Y, *, over="units", n=200, level=0.95, rng) -> Interval``
@@ -57,6 +61,7 @@ from .fixed_points import (
 )
 from .jpca import JPCAResult, jpca
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
+from .output_null import PotentNull, potent_basis, potent_null
 from .pca import PCAResult, participation_ratio, pca
 from .similarity import cca_similarity, linear_cka, rdm, rsa, shape_distance
 from .surrogates import (
@@ -81,6 +86,7 @@ __all__ = [
     "Jacobian",
     "NullResult",
     "PCAResult",
+    "PotentNull",
     "SurrogateTest",
     "TMEModel",
     "ann_map",
@@ -98,6 +104,8 @@ __all__ = [
     "mode_loadings",
     "participation_ratio",
     "pca",
+    "potent_basis",
+    "potent_null",
     "procrustes_angle",
     "rate_map",
     "rdm",

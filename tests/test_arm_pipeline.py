@@ -1,0 +1,54 @@
+"""An arm run through the whole pipeline, as `cortexsim run experiments/arm_center_out.toml` makes one (tiny)."""
+
+import h5py
+import numpy as np
+import pytest
+from tiny import tiny_config
+
+from cortexsim import pipeline, store
+from cortexsim.closed_loop import FEEDBACK_CHANNELS
+
+
+@pytest.fixture(scope="module")
+def arm_run(tmp_path_factory):
+    config = tiny_config(effector={"kind": "arm26"}, ann={"archs": ["rnn"], "max_iterations": 5})
+    out = tmp_path_factory.mktemp("arm")
+    run_file = pipeline.run_experiment(config, out, log=lambda line: None)
+    return config, run_file
+
+
+def test_arm_run_stores_the_arm_it_drove(arm_run):
+    config, run_file = arm_run
+    with h5py.File(run_file) as f:
+        assert f["rate"].attrs["effector"] == "arm26"
+        assert list(f["rate"].attrs["feedback_channels"]) == list(FEEDBACK_CHANNELS)
+        g = f["rate/effector"]
+        n_cond, n_steps = f["rate/rates"].shape[:2]
+        for name, width, units in (("q", 2, "rad"), ("dq", 2, "rad/s"), ("hand", 2, "m"), ("activation", 6, "1")):
+            assert g[name].shape == (n_cond, n_steps, width)
+            assert g[name].attrs["units"] == units
+            assert g[name].attrs["dims"] == "condition,time," + {2: "joint", 6: "muscle"}.get(width, "xy").replace(
+                "joint", "xy" if name == "hand" else "joint"
+            )
+        # the hand the task scores is the arm's hand relative to its start
+        np.testing.assert_allclose(f["rate/outputs"][()], g["hand"][()] - g["hand"][0, 0], atol=1e-6)
+        arrays = store.read_effector(f, "rate")
+        assert set(arrays) >= {"q", "dq", "hand", "activation", "excitation", "feedback"}
+        metrics = store.read_metrics(f)
+    for key in ("rate_peak_speed_error", "rate_speed_profile_r", "rate_prep_potent_share", "rate_potent_chance"):
+        assert np.isfinite(metrics[key]), key
+    assert 0 <= metrics["rate_prep_potent_share"] <= 1
+
+
+def test_arm_run_says_so_and_draws_the_arm(arm_run):
+    _, run_file = arm_run
+    summary = (run_file.parent / "summary.md").read_text()
+    assert "- effector: the six-muscle arm" in summary
+    for name in ("arm.png", "muscles.png", "trajectories.png"):
+        assert (run_file.parent / "figures" / name).stat().st_size > 10_000, name
+
+
+def test_kinematic_runs_have_no_effector_group(smoke_run):
+    with h5py.File(smoke_run / "run.h5") as f:
+        assert "effector" not in f["rate"] and f["rate"].attrs.get("effector", "kinematic") == "kinematic"
+        assert store.read_effector(f, "rate") is None
