@@ -245,7 +245,9 @@ def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
     rec[_T_ACC], rec[_T_ACC + 1] = acc1, acc2
     amin = scal[_S_AMIN]
     for m in range(6):
-        rate, rec[_T_ARDU + m], rec[_T_ARDA + m] = _act_rate(u[m], s[4 + m], scal)
+        um = min(max(u[m], amin), 1.0)  # the excitation is clipped to [min_activation, 1] ...
+        rate, du, rec[_T_ARDA + m] = _act_rate(um, s[4 + m], scal)
+        rec[_T_ARDU + m] = du if u[m] >= amin and u[m] <= 1.0 else 0.0  # ... so its derivative is 0 outside
         a = s[4 + m] + h * rate
         inside = a >= amin and a <= 1.0
         rec[_T_ACLIP + m] = 1.0 if inside else 0.0
@@ -263,7 +265,7 @@ def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
     Parameters
     ----------
     state : (trials, 10) float64, the state at the start of the step.
-    u : (trials, 6) float64, excitation, already clipped to [min_activation, 1].
+    u : (trials, 6) float64, excitation (clipped here to [min_activation, 1]).
     load : (trials, 2) float64, endpoint force (N).
     out : (trials, 10), the state after the step.
     tape : (trials, n_sub, TAPE_WIDTH), filled with what the backward step needs.
@@ -285,7 +287,7 @@ def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, 
     """Reverse-mode derivative of :func:`step_forward`.
 
     Given ``g_out`` = dL/d(state after the step), (trials, 10), *sets* ``g_state`` = dL/d(state
-    before the step) and ``g_u`` = dL/du (trials, 6), and, when ``want_load``, *adds* dL/d(load) to
+    before the step) and ``g_u`` = dL/du (trials, 6; 0 where the excitation was clipped), and, when ``want_load``, *adds* dL/d(load) to
     ``g_load`` (trials, 2).  ``tape`` is the one :func:`step_forward` filled.
     """
     dl = np.empty((2, 6))

@@ -333,13 +333,13 @@ class ArmRateNetwork(RateNetwork):
         """Endpoint force of every step, (time, trials, 2) float64 (N)."""
         load = batch.params.get("endpoint_load")
         if load is None:
-            return np.broadcast_to(self.endpoint_load, (batch.n_steps, batch.n_trials, 2))
+            return np.ascontiguousarray(np.broadcast_to(self.endpoint_load, (batch.n_steps, batch.n_trials, 2)))
         load = np.asarray(load, float)
         if load.shape != (batch.n_trials, batch.n_steps, 2):
             raise ConfigError(
                 f"batch endpoint_load has shape {load.shape}, expected {(batch.n_trials, batch.n_steps, 2)}"
             )
-        return load.transpose(1, 0, 2)
+        return np.ascontiguousarray(load.transpose(1, 0, 2))
 
     def _goals(self, u: np.ndarray) -> np.ndarray:
         """Shown target position relative to the start (m), (time, trials, 2): the target inputs x distance."""
@@ -418,7 +418,7 @@ class ArmRateNetwork(RateNetwork):
                 if motor is not None:
                     e[t] = np.clip(e[t] * (1.0 + self.motor_noise * motor[t]), 0.0, 1.0)
                 if t + 1 < n_steps:
-                    arm.step(s[t], e[t], np.ascontiguousarray(loads[t]), s[t + 1], tape[t])
+                    arm.step(s[t], e[t], loads[t], s[t + 1], tape[t])
                     arm.sense(s[t + 1], z[t + 1])
                 # feedback received at t: the sensors at t - delay
                 if fb.enabled:
@@ -558,7 +558,7 @@ class ArmRateNetwork(RateNetwork):
                 if t - dv >= 1:
                     g_z[t - dv, :, 12:] += g_f[:, 12:]
             if t + 1 < n_steps:
-                arm.backward(tape[t], e[t], np.ascontiguousarray(loads[t]), lam, g_s, g_e)
+                arm.backward(tape[t], loads[t], lam, g_s, g_e)
             else:
                 g_s[...] = 0.0
                 g_e[...] = 0.0

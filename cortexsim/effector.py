@@ -1301,13 +1301,11 @@ class ArmKernel:
         ``u`` ``(trials, 6)`` is the excitation (clipped here to ``[min_activation, 1]``), ``load``
         ``(trials, 2)`` the force on the hand (N).
         """
-        u = np.clip(u, self.params.min_activation, 1.0)
         _plant.step_forward(state, u, load, self.scal, self.mus, self.h, self.substeps, out, tape)
 
     def backward(
         self,
         tape: np.ndarray,
-        u: np.ndarray,
         load: np.ndarray,
         g_out: np.ndarray,
         g_state: np.ndarray,
@@ -1326,7 +1324,6 @@ class ArmKernel:
         _plant.step_backward(
             tape, load, self.scal, self.mus, self.h, self.substeps, g_out, g_state, g_u, g_load, want_load
         )
-        g_u *= (u >= self.params.min_activation) & (u <= 1.0)
 
     def sense(self, state: np.ndarray, out: np.ndarray) -> None:
         """Sensor readings ``(trials, 14)``: fibre length / l_opt, fibre velocity / vmax (6 each), hand (m)."""

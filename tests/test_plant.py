@@ -77,7 +77,7 @@ def test_backward_step_matches_finite_differences(near_limits):
     out, tape = np.empty_like(s), arm.tape(n)
     arm.step(s, u, load, out, tape)
     g_s, g_u, g_load = np.empty((n, 10)), np.empty((n, 6)), np.zeros((n, 2))
-    arm.backward(tape, u, load, w, g_s, g_u, g_load)
+    arm.backward(tape, load, w, g_s, g_u, g_load)
     for name, x, g in (("state", s, g_s), ("excitation", u, g_u), ("load", load, g_load)):
         for _ in range(3):
             d = rng.standard_normal(x.shape)
@@ -99,8 +99,8 @@ def test_backward_without_load_gradient_gives_the_same_state_gradient():
     arm.step(s, u, load, out, tape)
     g = rng.standard_normal((n, 10))
     a, b = (np.empty((n, 10)), np.empty((n, 6))), (np.empty((n, 10)), np.empty((n, 6)))
-    arm.backward(tape, u, load, g, *a, np.zeros((n, 2)))
-    arm.backward(tape, u, load, g, *b, None)
+    arm.backward(tape, load, g, *a, np.zeros((n, 2)))
+    arm.backward(tape, load, g, *b, None)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
 
@@ -115,7 +115,7 @@ def test_excitation_gradient_is_zero_where_clipped():
     out, tape = np.empty_like(s), arm.tape(n)
     arm.step(s, u, np.zeros((n, 2)), out, tape)
     g_s, g_u = np.empty((n, 10)), np.empty((n, 6))
-    arm.backward(tape, u, np.zeros((n, 2)), np.ones((n, 10)), g_s, g_u, None)
+    arm.backward(tape, np.zeros((n, 2)), np.ones((n, 10)), g_s, g_u, None)
     assert np.all(g_u[:, :2] == 0) and np.all(g_u[:, 2:] != 0)
 
 
