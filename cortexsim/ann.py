@@ -50,6 +50,8 @@ stacked as above), ``w_in`` (k H, inputs), ``b`` (k H,), ``b_hn`` (H,; GRU only)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _validate as v
@@ -85,6 +87,13 @@ cores, seeds 0-2): rnn 250-450 iterations in 8-14 s, gru 100 in 9 s, lstm 100-15
 11-17 s; held-out R^2 0.999, endpoint error 0.03-0.10 cm, catch drift 0.2-0.4 cm.
 float64 takes about twice as long.  A multi-threaded BLAS on a busy machine can make
 each iteration 10-30 times slower (its threads wait for each other)."""
+
+
+StepHook = Callable[[int, np.ndarray, "np.ndarray | None"], None]
+"""``step(t, h[t], x[t])`` of :meth:`_Recurrent.forward`."""
+
+GradHook = Callable[[int, np.ndarray], None]
+"""``before(t, g[t])`` and ``drive(t, dx)`` of :meth:`_Recurrent.backward`."""
 
 
 def _sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -250,11 +259,46 @@ class _Recurrent(TimeMajorModel):
         state = self._buffers["c"] if self.arch == "lstm" else h
         return h.transpose(1, 0, 2).copy(), state.transpose(1, 0, 2).copy(), y.transpose(1, 0, 2).copy()
 
-    def _forward(self, u: np.ndarray, noise: np.ndarray | None) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover
 
-    def _backward(self, u: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    def _backward(
+        self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
+    ) -> dict[str, np.ndarray]:
+        raise NotImplementedError  # pragma: no cover
+
+    def forward(self, u: np.ndarray, noise: np.ndarray | None = None, step: StepHook | None = None) -> np.ndarray:
+        """Run over time-major inputs; returns ``h``, (time, trials, hidden) (a work buffer: copy to keep).
+
+        Parameters
+        ----------
+        u : ndarray, shape (time, trials, inputs)
+        noise : ndarray, shape (time, trials, hidden), optional
+        step : callable, optional
+            ``step(t, h[t], x[t])`` is called before each update with the input drive ``x[t] = B u[t]
+            + b`` (trials, blocks x hidden) of that update, which it may change in place -- and once
+            more after the last, with ``x = None``.  A closed loop (:class:`cortexsim.closed_loop.ArmANN`)
+            reads the output of ``h[t]`` there and adds its feedback to ``x[t]``.
+        """
+        return self._forward(u, noise, step)
+
+    def backward(
+        self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
+    ) -> dict[str, np.ndarray]:
+        """Backpropagate after :meth:`forward`: turn ``g`` (dL/dh from outside, (time, trials, hidden)) into the
+        full dL/dh in place and return the gradients of the core groups (not the readout's).
+
+        ``before(t, g[t])``, if given, may add to ``g[t]`` just before it is propagated (latest step first;
+        each ``g[t]`` once); ``drive(t, dx)`` receives dL/d(input drive of update ``t``), (trials, blocks x
+        hidden).  A closed loop adds its readout's gradient in ``before`` and turns ``dx`` into the
+        gradient of its feedback in ``drive``.
+        """
+        return self._backward(u, g, before, drive)
+
+    @property
+    def state_history(self) -> np.ndarray:
+        """The state of the last :meth:`forward`, (time, trials, hidden): ``c`` for the LSTM, ``h`` otherwise."""
+        return self._buffers["c"] if self.arch == "lstm" else self._buffers["h"]
 
     # -- loss and gradients ------------------------------------------------------------
     def loss_and_grad(
@@ -347,7 +391,7 @@ class LeakyRNN(_Recurrent):
     def _noise_factor(self) -> float:
         return float(np.sqrt(2.0 * self.alpha))
 
-    def _forward(self, u: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+    def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
         """Fill ``h`` and ``s = tanh(W h + B u + b)``, shape (time, trials, hidden); return ``h``."""
         p, a = self.params, self.alpha
         n_steps, n_trials, _ = u.shape
@@ -357,6 +401,8 @@ class LeakyRNN(_Recurrent):
         wt = np.ascontiguousarray(p["w"].T)
         h[0] = p["h0"]
         for t in range(n_steps - 1):
+            if step is not None:
+                step(t, h[t], x[t])
             np.matmul(h[t], wt, out=s[t])
             s[t] += x[t]
             np.tanh(s[t], out=s[t])
@@ -365,21 +411,31 @@ class LeakyRNN(_Recurrent):
             h[t + 1] += tmp
             if noise is not None:
                 h[t + 1] += noise[t]
+        if step is not None:
+            step(n_steps - 1, h[n_steps - 1], None)
         return h
 
-    def _backward(self, u: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
+    def _backward(
+        self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
+    ) -> dict[str, np.ndarray]:
         """Turn ``g`` into dL/dh[t] (in place) and return the gradients of the core groups."""
         p, a = self.params, self.alpha
         s, h = self._buffers["s"], self._buffers["h"]
         n_steps, n = g.shape[0], self.n_units
         dz = self._buffer("dz", g.shape)  # dL/d(pre-activation) of step t
         for t in range(n_steps - 2, -1, -1):
+            if before is not None:
+                before(t + 1, g[t + 1])
             np.multiply(s[t], s[t], out=dz[t])
             np.subtract(1.0, dz[t], out=dz[t])
             dz[t] *= g[t + 1]
             dz[t] *= a
+            if drive is not None:
+                drive(t, dz[t])
             g[t] += g[t + 1] * (1.0 - a)
             g[t] += dz[t] @ p["w"]
+        if before is not None:
+            before(0, g[0])
         d = dz[:-1].reshape(-1, n)
         return {
             "w": d.T @ h[:-1].reshape(-1, n),
@@ -415,7 +471,7 @@ class GRU(_Recurrent):
     def _init_extra(self) -> dict[str, np.ndarray]:
         return {"b_hn": np.zeros(self.n_units)}
 
-    def _forward(self, u: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+    def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
         """Fill ``h``, gates ``r``, ``z``, candidate ``m`` and ``W h + b_hn`` ("hh"); return ``h``."""
         p, n = self.params, self.n_units
         n_steps, n_trials, _ = u.shape
@@ -426,6 +482,8 @@ class GRU(_Recurrent):
         wt = np.ascontiguousarray(p["w"].T)
         h[0] = p["h0"]
         for t in range(n_steps - 1):
+            if step is not None:
+                step(t, h[t], x[t])
             np.matmul(h[t], wt, out=hh[t])
             hh[t, :, 2 * n :] += p["b_hn"]
             _sigmoid(np.add(x[t, :, :n], hh[t, :, :n], out=r[t]), r[t])
@@ -438,9 +496,13 @@ class GRU(_Recurrent):
             h[t + 1] += m[t]
             if noise is not None:
                 h[t + 1] += noise[t]
+        if step is not None:
+            step(n_steps - 1, h[n_steps - 1], None)
         return h
 
-    def _backward(self, u: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
+    def _backward(
+        self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
+    ) -> dict[str, np.ndarray]:
         """Turn ``g`` into dL/dh[t] (in place) and return the gradients of the core groups."""
         p, n = self.params, self.n_units
         h, r, z, m, hh = (self._buffers[k] for k in ("h", "r", "z", "m", "hh"))
@@ -448,6 +510,8 @@ class GRU(_Recurrent):
         dh = self._buffer("dhh", (n_steps, n_trials, 3 * n))  # dL/d(W h + b_hn) per block
         dm = self._buffer("dm", g.shape)  # dL/d(candidate pre-activation)
         for t in range(n_steps - 2, -1, -1):
+            if before is not None:
+                before(t + 1, g[t + 1])
             gh = g[t + 1]
             np.multiply(gh, 1.0 - z[t], out=dm[t])
             dm[t] *= 1.0 - m[t] * m[t]
@@ -458,8 +522,12 @@ class GRU(_Recurrent):
             np.subtract(h[t], m[t], out=dz)
             dz *= gh
             dz *= z[t] * (1.0 - z[t])
+            if drive is not None:  # the input drive enters r and z as dh does, the candidate as dm
+                drive(t, np.concatenate([dh[t, :, : 2 * n], dm[t]], axis=1))
             g[t] += gh * z[t]
             g[t] += dh[t] @ p["w"]
+        if before is not None:
+            before(0, g[0])
         d = dh[:-1].reshape(-1, 3 * n)
         d_m = dm[:-1].reshape(-1, n)
         h_prev, u_prev = h[:-1].reshape(-1, n), u[:-1].reshape(-1, self.n_inputs)
@@ -494,7 +562,7 @@ class LSTM(_Recurrent):
 
     init_params.__doc__ = _Recurrent.init_params.__doc__
 
-    def _forward(self, u: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+    def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
         """Fill ``h``, ``c``, ``tanh(c)`` and the gate activations [i, f, g, o]; return ``h``."""
         p, n = self.params, self.n_units
         n_steps, n_trials, _ = u.shape
@@ -505,6 +573,8 @@ class LSTM(_Recurrent):
         wt = np.ascontiguousarray(p["w"].T)
         h[0], c[0], tc[0] = p["h0"], p["c0"], np.tanh(p["c0"])
         for t in range(n_steps - 1):
+            if step is not None:
+                step(t, h[t], x[t])
             a = act[t]
             np.matmul(h[t], wt, out=a)
             a += x[t]
@@ -517,9 +587,13 @@ class LSTM(_Recurrent):
             np.multiply(a[:, 3 * n :], tc[t + 1], out=h[t + 1])
             if noise is not None:
                 h[t + 1] += noise[t]
+        if step is not None:
+            step(n_steps - 1, h[n_steps - 1], None)
         return h
 
-    def _backward(self, u: np.ndarray, g: np.ndarray) -> dict[str, np.ndarray]:
+    def _backward(
+        self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
+    ) -> dict[str, np.ndarray]:
         """Turn ``g`` into dL/dh[t] (in place) and return the gradients of the core groups."""
         p, n = self.params, self.n_units
         h, c, tc, act = (self._buffers[k] for k in ("h", "c", "tc", "act"))
@@ -527,6 +601,8 @@ class LSTM(_Recurrent):
         da = self._buffer("dact", (n_steps, n_trials, 4 * n))  # dL/d(gate pre-activations)
         gc = np.zeros((n_trials, n), self.dtype)  # dL/dc[t+1] through the cell path
         for t in range(n_steps - 2, -1, -1):
+            if before is not None:
+                before(t + 1, g[t + 1])
             gh, a = g[t + 1], act[t]
             i, f, gg, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
             gc += gh * o * (1.0 - tc[t + 1] * tc[t + 1])
@@ -538,8 +614,12 @@ class LSTM(_Recurrent):
             da[t, :, n : 2 * n] *= f * (1.0 - f)
             np.multiply(gc, i, out=da[t, :, 2 * n : 3 * n])
             da[t, :, 2 * n : 3 * n] *= 1.0 - gg * gg
+            if drive is not None:
+                drive(t, da[t])
             gc *= f
             g[t] += da[t] @ p["w"]
+        if before is not None:
+            before(0, g[0])
         d = da[:-1].reshape(-1, 4 * n)
         return {
             "w": d.T @ h[:-1].reshape(-1, n),

@@ -20,7 +20,7 @@ from . import anatomy
 from .anatomy import CircuitSpec
 from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
-from .closed_loop import ArmRateNetwork, Feedback
+from .closed_loop import FEEDBACK_CHANNELS, ArmANN, ArmRateNetwork, Body, Feedback
 from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
 from .effector import ArmKernel
 from .errors import ConfigError
@@ -133,9 +133,9 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     )
 
 
-def _arm_network(config: Config, connectome: Connectome, phi) -> ArmRateNetwork:
-    """The circuit of ``config`` driving the arm ``[effector]`` describes."""
-    ec, task, rc = config.effector, config.task, config.rate
+def make_body(config: Config) -> Body:
+    """The arm side of a closed loop ``[effector]`` describes, shared by the circuit and the ANNs."""
+    ec, task = config.effector, config.task
     proprioception, vision = ec.delay_steps(task.dt)
     feedback = Feedback(
         proprioception_delay=proprioception,
@@ -144,23 +144,33 @@ def _arm_network(config: Config, connectome: Connectome, phi) -> ArmRateNetwork:
         vision_noise=ec.vision_noise,
         vision_scale=task.reach_distance,
     )
-    return ArmRateNetwork(
-        connectome,
-        phi,
+    return Body.make(
         task.dt,
-        noise_std=rc.noise_std,
-        dtype=np.dtype(rc.dtype),
-        output_scale=task.reach_distance,
         substeps=ec.substeps,
         feedback=feedback,
         start_posture=np.deg2rad(ec.start_posture_deg),
         excitation_floor=ec.excitation_floor,
         motor_noise=ec.motor_noise,
         endpoint_load=np.array(ec.endpoint_load),
+        reach=task.reach_distance,
+        speed_scale=1.875 * task.reach_distance / task.reach_duration,
         effort_l2=ec.effort_l2,
         speed_l2=ec.speed_l2,
         rest_excitation=ec.rest_excitation,
-        speed_scale=1.875 * task.reach_distance / task.reach_duration,
+    )
+
+
+def _arm_network(config: Config, connectome: Connectome, phi) -> ArmRateNetwork:
+    """The circuit of ``config`` driving the arm ``[effector]`` describes."""
+    rc = config.rate
+    return ArmRateNetwork(
+        connectome,
+        phi,
+        config.task.dt,
+        noise_std=rc.noise_std,
+        dtype=np.dtype(rc.dtype),
+        output_scale=config.task.reach_distance,
+        body=make_body(config),
     )
 
 
@@ -206,13 +216,26 @@ def ann_train_config(config: Config, arch: str) -> TrainConfig:
     return replace(config.train, **changes)
 
 
-def make_ann_model(config: Config, arch: str):
-    """ANN baseline ``arch`` of ``config`` with its initial parameters (stream ``ann-init-<arch>``)."""
+def make_ann_model(config: Config, arch: str, init: bool = True):
+    """ANN baseline ``arch`` of ``config``, with its initial parameters (stream ``ann-init-<arch>``) unless not ``init``.
+
+    With ``[effector] kind = "arm26"`` an :class:`~cortexsim.closed_loop.ArmANN`: the ANN drives the
+    same arm as the circuit, with the same feedback (as 14 extra inputs) and delays.
+    """
     ac = config.ann
+    arm = config.effector.arm
     model = make_ann(
-        arch, ac.n_hidden, config.task.dt, dtype=np.dtype(ac.dtype), output_scale=config.task.reach_distance
+        arch,
+        ac.n_hidden,
+        config.task.dt,
+        dtype=np.dtype(ac.dtype),
+        output_scale=config.task.reach_distance,
+        **({"n_inputs": 3 + len(FEEDBACK_CHANNELS), "n_outputs": 6} if arm else {}),
     )
-    model.init_params(seeded_rng(config, f"ann-init-{arch}"))
+    if arm:
+        model = ArmANN(model, make_body(config))
+    if init:
+        model.init_params(seeded_rng(config, f"ann-init-{arch}"))
     return model
 
 
@@ -225,6 +248,7 @@ __all__ = [
     "initial_rate_network",
     "load_experiment",
     "make_ann_model",
+    "make_body",
     "make_rate_network",
     "make_task",
     "read_text_file",

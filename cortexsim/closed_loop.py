@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit
@@ -117,6 +117,10 @@ class Feedback:
         return np.array([self.proprioception_noise] * 12 + [self.vision_noise] * 2)
 
 
+DEFAULT_FEEDBACK = Feedback()
+"""The default feedback: proprioception 2 steps late, vision 7, noise SD 0.01 per channel."""
+
+
 @dataclass(frozen=True, eq=False)
 class LoopNoise:
     """The random draws of one closed-loop batch (fixed, so that the gradient is exact).
@@ -169,6 +173,270 @@ class LoopTrajectory:
     feedback: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class Body:
+    """The body side of a closed loop: the arm, its sensors and how the model's readout drives it.
+
+    Shared by every model that drives the arm (:class:`ArmRateNetwork`, :class:`ArmANN`), so that
+    they move the same plant, receive the same feedback with the same delays and pay the same
+    costs.  Make one with :meth:`make`.
+
+    Attributes
+    ----------
+    arm : ArmKernel
+        The plant, stepped at the task's ``dt``.
+    feedback : Feedback
+    start_posture : ndarray, shape (2,)
+        Initial joint angles (rad).
+    activation0 : ndarray, shape (6,)
+        Initial muscle activation: the co-contraction that holds the start posture still.
+    excitation_floor, motor_noise : float
+        See :class:`ArmRateNetwork`.
+    endpoint_load : ndarray, shape (2,)
+        Constant force on the hand (N) unless a batch brings its own.
+    reach, speed_scale : float
+        Reach distance (m) and the minimum-jerk peak speed (m/s): units of the position and
+        speed terms of the loss.
+    effort_l2, speed_l2 : float
+        Weights of the effort and speed terms.
+    hand0 : ndarray, shape (2,)
+        Hand position at the start posture, shoulder frame (m).
+    length0 : ndarray, shape (6,)
+        Fibre lengths at the start posture, in optimal fibre lengths.
+    """
+
+    arm: ArmKernel
+    feedback: Feedback
+    start_posture: np.ndarray
+    activation0: np.ndarray
+    excitation_floor: float
+    motor_noise: float
+    endpoint_load: np.ndarray
+    reach: float
+    speed_scale: float
+    effort_l2: float
+    speed_l2: float
+    hand0: np.ndarray
+    length0: np.ndarray
+
+    @classmethod
+    def make(
+        cls,
+        dt: float,
+        *,
+        arm: Arm26Params = DEFAULT_ARM,
+        substeps: int = 5,
+        feedback: Feedback = DEFAULT_FEEDBACK,
+        start_posture: np.ndarray | None = None,
+        excitation_floor: float = 0.01,
+        motor_noise: float = 0.0,
+        endpoint_load: np.ndarray | None = None,
+        reach: float = 0.1,
+        speed_scale: float = 0.47,
+        effort_l2: float = 1e-3,
+        speed_l2: float = 0.1,
+        rest_excitation: float = 0.05,
+    ) -> Body:
+        """A body with the arm at ``start_posture`` (default: ``arm.start_posture``), held by ``rest_excitation``."""
+        if not 0 <= excitation_floor < 1:
+            raise ConfigError(f"effector.excitation_floor: {excitation_floor} must lie in [0, 1)")
+        if motor_noise < 0:
+            raise ConfigError(f"effector.motor_noise: {motor_noise} must be >= 0")
+        posture = np.array(arm.start_posture if start_posture is None else start_posture, float)
+        lengths = muscle_lengths(posture, arm)
+        return cls(
+            arm=ArmKernel(dt, arm, substeps),
+            feedback=feedback,
+            start_posture=posture,
+            activation0=balanced_excitation(posture, rest_excitation, arm),
+            excitation_floor=float(excitation_floor),
+            motor_noise=float(motor_noise),
+            endpoint_load=np.zeros(2) if endpoint_load is None else np.asarray(endpoint_load, float),
+            reach=float(reach),
+            speed_scale=float(speed_scale),
+            effort_l2=float(effort_l2),
+            speed_l2=float(speed_l2),
+            hand0=hand_position(posture, arm),
+            length0=(lengths - np.array(arm.tendon_length)) / np.array(arm.optimal_fibre_length),
+        )
+
+    def with_feedback(self, enabled: bool) -> Body:
+        """The same body with its feedback channels on or off (off: they carry zeros)."""
+        return replace(self, feedback=replace(self.feedback, enabled=enabled))
+
+    def rest_logit(self) -> np.ndarray:
+        """The readout value (before the sigmoid) that sends :attr:`activation0`, shape (6,)."""
+        e0 = (self.activation0 - self.excitation_floor) / (1.0 - self.excitation_floor)
+        return np.log(e0 / (1.0 - e0))
+
+    def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> tuple[np.ndarray | None, ...]:
+        """Sensory (time, trials, 14; already scaled) and motor (time, trials, 6) draws of one batch."""
+        sd = self.feedback.noise_sd
+        sensory = rng.standard_normal((n_steps, n_trials, sd.size)) * sd if sd.any() else None
+        motor = rng.standard_normal((n_steps, n_trials, 6)) if self.motor_noise > 0 else None
+        return sensory, motor
+
+
+class ArmLoop:
+    """One batch in closed loop, body side: excitation map, arm, sensors, delay lines -- and their adjoint.
+
+    A model drives it step by step: ``f = loop.step(t, y)`` takes the readout ``y[t]`` (trials, 6),
+    sends the excitation, advances the arm and returns the feedback ``f[t]`` (trials, 14) the
+    model receives at step ``t`` (it enters the model's state at ``t + 1``).  After the forward
+    pass, :meth:`losses` scores the hand and the effort; then, latest step first,
+    ``dy = loop.backward_step(t, df)`` takes dL/df[t] (None for the last step) and returns
+    dL/dy[t], the readout's gradient, exact through the arm and the delays.
+
+    Parameters
+    ----------
+    body : Body
+    batch : TrialBatch
+        Its first two input channels are the target direction (cos, sin) from target onset on.
+    noise : LoopNoise, optional
+        Its sensory and motor draws are used (the process noise is the model's).
+    """
+
+    def __init__(self, body: Body, batch: TrialBatch, noise: LoopNoise | None = None):
+        self.body = body
+        arm = body.arm
+        T, n = batch.n_steps, batch.n_trials
+        self.n_steps, self.n_trials = T, n
+        load = batch.params.get("endpoint_load")
+        if load is None:
+            self.loads = np.ascontiguousarray(np.broadcast_to(body.endpoint_load, (T, n, 2)))
+        else:
+            load = np.asarray(load, float)
+            if load.shape != (n, T, 2):
+                raise ConfigError(f"batch endpoint_load has shape {load.shape}, expected {(n, T, 2)}")
+            self.loads = np.ascontiguousarray(load.transpose(1, 0, 2))
+        self.goals = batch.inputs[:, :, :2].transpose(1, 0, 2).astype(float) * body.reach
+        self.sensory = None if noise is None else noise.sensory
+        self.motor = None if noise is None else noise.motor
+        self.s = np.empty((T, n, arm.N_STATE))
+        self.s[0] = arm.initial(n, body.start_posture)
+        self.s[0, :, 4:] = body.activation0
+        self.tape = np.empty((T, n, arm.substeps, arm.tape(1).shape[2]))
+        self.z = np.empty((T, n, arm.N_SENSE))
+        arm.sense(self.s[0], self.z[0])
+        self.f = np.zeros((T, n, arm.N_SENSE))
+        self.y = np.empty((T, n, 6))
+        self.e = np.empty((T, n, 6))
+
+    # -- forward ------------------------------------------------------------------------
+    def step(self, t: int, y: np.ndarray) -> np.ndarray:
+        """Send the readout ``y`` (trials, 6) of step ``t``; returns the feedback of step ``t`` (trials, 14)."""
+        body, arm = self.body, self.body.arm
+        self.y[t] = y
+        e = self.e[t]
+        e[...] = body.excitation_floor + (1.0 - body.excitation_floor) * expit(y)
+        if self.motor is not None:
+            np.clip(e * (1.0 + body.motor_noise * self.motor[t]), 0.0, 1.0, out=e)
+        if t + 1 < self.n_steps:
+            arm.step(self.s[t], e, self.loads[t], self.s[t + 1], self.tape[t])
+            arm.sense(self.s[t + 1], self.z[t + 1])
+        fb, out = body.feedback, self.f[t]
+        if fb.enabled:
+            dp, dv = max(t - fb.proprioception_delay, 0), max(t - fb.vision_delay, 0)
+            z = self.z
+            out[:, :6] = fb.length_gain * (z[dp, :, :6] - body.length0)
+            out[:, 6:12] = fb.velocity_gain * z[dp, :, 6:12]
+            out[:, 12:] = (z[dv, :, 12:] - body.hand0 - self.goals[dv]) / fb.vision_scale
+            if self.sensory is not None:
+                out += self.sensory[t]
+        return out
+
+    @property
+    def hand(self) -> np.ndarray:
+        """Hand position relative to its start (m), (time, trials, 2)."""
+        return self.z[:, :, 12:] - self.body.hand0
+
+    def trajectory(self, states: np.ndarray, rates: np.ndarray) -> LoopTrajectory:
+        """The loop's record, trials first, with the model's ``states`` and ``rates`` (trials, time, units)."""
+        s = self.s.transpose(1, 0, 2)
+        hand = self.z[:, :, 12:].transpose(1, 0, 2)
+        return LoopTrajectory(
+            states=states,
+            rates=rates,
+            hand=hand - self.body.hand0,
+            hand_shoulder=hand.copy(),
+            q=s[:, :, :2].copy(),
+            dq=s[:, :, 2:4].copy(),
+            activation=s[:, :, 4:].copy(),
+            excitation=self.e.transpose(1, 0, 2).copy(),
+            feedback=self.f.transpose(1, 0, 2).copy(),
+        )
+
+    # -- loss and adjoint ----------------------------------------------------------------
+    def losses(self, batch: TrialBatch) -> dict[str, float]:
+        """Score the hand and the effort; prepares :meth:`backward_step`.
+
+        Returns
+        -------
+        dict
+            ``task`` (position loss), ``r2``, ``speed`` (weighted speed term), ``effort`` (mean
+            squared activation, unweighted) and ``total`` (task + speed + effort_l2 effort).
+        """
+        body = self.body
+        hand = self.hand
+        target = batch.targets.transpose(1, 0, 2).astype(float)
+        mask = batch.mask.transpose(1, 0, 2).astype(float)
+        error = task_error(hand, target, mask, body.reach)
+        self.g_z = np.zeros_like(self.z)
+        self.g_z[:, :, 12:] = error.grad
+        step_mask = mask[1:] * mask[:-1]
+        scale = body.arm.dt * body.speed_scale
+        speed_err = ((hand[1:] - hand[:-1]) - (target[1:] - target[:-1])) / scale
+        count = max(float(step_mask.sum()), 1.0)
+        speed = body.speed_l2 * float(np.sum(step_mask * speed_err**2)) / count
+        g_speed = 2.0 * body.speed_l2 * step_mask * speed_err / (count * scale)
+        self.g_z[1:, :, 12:] += g_speed
+        self.g_z[:-1, :, 12:] -= g_speed
+        act = self.s[:, :, 4:]
+        effort = float(np.mean(act**2))
+        self.g_act = 2.0 * body.effort_l2 * act / act.size
+        n = self.n_trials
+        self._lam = np.zeros((n, body.arm.N_STATE))  # dL/ds[t + 1]
+        self._g_s = np.zeros((n, body.arm.N_STATE))
+        self._g_e = np.zeros((n, 6))
+        fb = body.feedback
+        self._gain = np.repeat([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale], [6, 6, 2])
+        total = error.loss + speed + body.effort_l2 * effort
+        return {"task": error.loss, "r2": error.r2, "speed": speed, "effort": effort, "total": total}
+
+    def backward_step(self, t: int, g_f: np.ndarray | None) -> np.ndarray:
+        """dL/dy[t] (trials, 6), given dL/df[t] (trials, 14; None when f[t] reached nothing).
+
+        Call for t = T - 1, ..., 0 in turn, after :meth:`losses`.
+        """
+        body, arm = self.body, self.body.arm
+        fb = body.feedback
+        if g_f is not None and fb.enabled:  # f[t] = sensors(s[t - d]); s[0] is fixed
+            g_f = g_f * self._gain
+            if t - fb.proprioception_delay >= 1:
+                self.g_z[t - fb.proprioception_delay, :, :12] += g_f[:, :12]
+            if t - fb.vision_delay >= 1:
+                self.g_z[t - fb.vision_delay, :, 12:] += g_f[:, 12:]
+        g_s, g_e = self._g_s, self._g_e
+        if t + 1 < self.n_steps:
+            arm.backward(self.tape[t], self.loads[t], self._lam, g_s, g_e)
+        else:
+            g_s[...] = 0.0
+            g_e[...] = 0.0
+        if t >= 1:
+            arm.sense_backward(self.s[t], self.g_z[t], g_s)
+            g_s[:, 4:] += self.g_act[t]
+        self._lam, self._g_s = g_s, self._lam
+        ge = g_e
+        floor = body.excitation_floor
+        if self.motor is not None:
+            factor = 1.0 + body.motor_noise * self.motor[t]
+            raw = floor + (1.0 - floor) * expit(self.y[t])
+            inside = (raw * factor >= 0.0) & (raw * factor <= 1.0)
+            ge = ge * factor * inside
+        sig = expit(self.y[t])
+        return ge * (1.0 - floor) * sig * (1.0 - sig)
+
+
 class ArmRateNetwork(RateNetwork):
     """The rate circuit in closed loop with the six-muscle arm (see the module notes).
 
@@ -179,26 +447,8 @@ class ArmRateNetwork(RateNetwork):
         The connectome must wire the input groups ``proprioception`` and ``vision``.
     task_groups : tuple of str
         Circuit input group of each task input channel.
-    arm : Arm26Params
-    substeps : int
-        Arm integration sub-steps per task step.
-    feedback : Feedback
-    start_posture : ndarray, shape (2,), optional
-        Initial joint angles (rad; default ``arm.start_posture``).
-    excitation_floor : float
-        Lowest excitation the sigmoid map gives (in [0, 1)).
-    motor_noise : float
-        Signal-dependent motor noise: excitation x (1 + motor_noise xi), xi ~ N(0, 1).
-    endpoint_load : ndarray, shape (2,), optional
-        Constant force on the hand (N) in every trial, unless a batch brings its own
-        (``batch.params["endpoint_load"]``, shape (trials, time, 2)).
-    effort_l2, speed_l2 : float
-        Weights of the effort and speed terms of the loss.
-    rest_excitation : float
-        Mean co-contraction the initial readout holds the arm with.
-    speed_scale : float
-        Hand speed (m/s) that makes one unit of the speed term (the task's minimum-jerk peak
-        speed, 1.875 distance / duration: 0.47 m/s for 10 cm in 0.4 s).
+    body : Body, optional
+        The arm side (default: :meth:`Body.make` at ``dt`` with ``reach = output_scale``).
     """
 
     def __init__(
@@ -212,17 +462,7 @@ class ArmRateNetwork(RateNetwork):
         output_scale: float = 0.1,
         kernel: str = "auto",
         *,
-        arm: Arm26Params = DEFAULT_ARM,
-        substeps: int = 5,
-        feedback: Feedback = Feedback(),
-        start_posture: np.ndarray | None = None,
-        excitation_floor: float = 0.01,
-        motor_noise: float = 0.0,
-        endpoint_load: np.ndarray | None = None,
-        effort_l2: float = 1e-3,
-        speed_l2: float = 0.1,
-        rest_excitation: float = 0.05,
-        speed_scale: float = 0.47,
+        body: Body | None = None,
     ):
         super().__init__(
             connectome,
@@ -235,27 +475,21 @@ class ArmRateNetwork(RateNetwork):
             output_scale=output_scale,
             kernel=kernel,
         )
-        if not 0 <= excitation_floor < 1:
-            raise ConfigError(f"effector.excitation_floor: {excitation_floor} must lie in [0, 1)")
-        if motor_noise < 0:
-            raise ConfigError(f"effector.motor_noise: {motor_noise} must be >= 0")
         self.n_task_inputs = len(task_groups)
-        self.arm = ArmKernel(dt, arm, substeps)
-        self.feedback = feedback
-        self.start_posture = np.array(arm.start_posture if start_posture is None else start_posture, float)
-        self.excitation_floor = float(excitation_floor)
-        self.motor_noise = float(motor_noise)
-        self.endpoint_load = np.zeros(2) if endpoint_load is None else np.asarray(endpoint_load, float)
-        self.effort_l2, self.speed_l2 = float(effort_l2), float(speed_l2)
-        self.rest_excitation = float(rest_excitation)
-        self.speed_scale = float(speed_scale)
-        self.hand0 = hand_position(self.start_posture, arm)
-        lengths = muscle_lengths(self.start_posture, arm)
-        self._length0 = (lengths - np.array(arm.tendon_length)) / np.array(arm.optimal_fibre_length)
-        self.activation0 = balanced_excitation(self.start_posture, rest_excitation, arm)
+        self.body = Body.make(dt, reach=output_scale) if body is None else body
 
     def __repr__(self) -> str:
         return super().__repr__().replace("<RateNetwork", "<ArmRateNetwork (six-muscle arm)")
+
+    @property
+    def arm(self) -> ArmKernel:
+        """The plant."""
+        return self.body.arm
+
+    @property
+    def feedback(self) -> Feedback:
+        """The feedback settings."""
+        return self.body.feedback
 
     # -- parameters ------------------------------------------------------------
     def init_params(
@@ -276,16 +510,14 @@ class ArmRateNetwork(RateNetwork):
         input_std, feedback_std : float
             SD (mV per unit input) of the task and the feedback input weights.
         output_scale : float
-            SD of the initial excitation change (in logit units) that the readout's random
+            SD of the initial change of each excitation's logit that the readout's random
             weights make when every readout unit fires ``rest_rate``.
         """
         params = super().init_params(rng, rest_rate, input_std, output_scale=self.output_scale)
         n_out = self.out_idx.size
         w_out = rng.normal(0.0, output_scale / (np.sqrt(n_out) * rest_rate), (6, n_out))
-        r = np.full(n_out, rest_rate)
-        e0 = (self.activation0 - self.excitation_floor) / (1.0 - self.excitation_floor)
         params["w_out"] = w_out
-        params["b_out"] = np.log(e0 / (1.0 - e0)) - w_out @ r
+        params["b_out"] = self.body.rest_logit() - w_out @ np.full(n_out, rest_rate)
         params["w_in"][:, self.n_task_inputs :] *= feedback_std / input_std
         self.set_params(params)
         return self.params
@@ -309,17 +541,14 @@ class ArmRateNetwork(RateNetwork):
         """A copy whose feedback channels carry zeros (the loop opened after training)."""
         new = copy.copy(self)
         new._buffers, new._rec = {}, None
-        new.feedback = Feedback(**{**self.feedback.__dict__, "enabled": False})
+        new.body = self.body.with_feedback(False)
         return new
 
     # -- simulation ------------------------------------------------------------
     def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> LoopNoise:
         """Process, sensory and motor noise of one batch (:class:`LoopNoise`)."""
         process = super().noise(n_trials, n_steps, rng) if self.noise_std > 0 else None
-        sd = self.feedback.noise_sd
-        sensory = rng.standard_normal((n_steps, n_trials, sd.size)) * sd if sd.any() else None
-        motor = rng.standard_normal((n_steps, n_trials, 6)) if self.motor_noise > 0 else None
-        return LoopNoise(process, sensory, motor)
+        return LoopNoise(process, *self.body.noise(n_trials, n_steps, rng))
 
     def _inputs(self, batch: TrialBatch) -> np.ndarray:
         """The batch's task inputs, (time, trials, task inputs); the feedback channels are the loop's own."""
@@ -329,36 +558,18 @@ class ArmRateNetwork(RateNetwork):
             raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {self.n_task_inputs}")
         return np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dtype=self.dtype)
 
-    def _loads(self, batch: TrialBatch) -> np.ndarray:
-        """Endpoint force of every step, (time, trials, 2) float64 (N)."""
-        load = batch.params.get("endpoint_load")
-        if load is None:
-            return np.ascontiguousarray(np.broadcast_to(self.endpoint_load, (batch.n_steps, batch.n_trials, 2)))
-        load = np.asarray(load, float)
-        if load.shape != (batch.n_trials, batch.n_steps, 2):
-            raise ConfigError(
-                f"batch endpoint_load has shape {load.shape}, expected {(batch.n_trials, batch.n_steps, 2)}"
-            )
-        return np.ascontiguousarray(load.transpose(1, 0, 2))
-
-    def _goals(self, u: np.ndarray) -> np.ndarray:
-        """Shown target position relative to the start (m), (time, trials, 2): the target inputs x distance."""
-        return u[:, :, :2].astype(float) * self.output_scale
-
-    def _forward_loop(self, batch: TrialBatch, noise: LoopNoise | None, store_states: bool, rate_stats=None):
+    def _forward_loop(
+        self, batch: TrialBatch, noise: LoopNoise | None, store_states: bool, rate_stats: np.ndarray | None = None
+    ) -> tuple[ArmLoop, np.ndarray]:
         """Run circuit and arm together; fills the buffers ``r`` (and ``x``) (units, time, trials).
 
-        Returns a dict of the time-major loop records: ``y`` (time, trials, 6) readout,
-        ``e`` excitation sent, ``s`` arm states (time, trials, 10), ``tape``, ``z`` raw sensor
-        readings (time, trials, 14), ``f`` feedback received, ``u`` task inputs, ``load``.
+        Returns the :class:`ArmLoop` and the task inputs (time, trials, task inputs).
         """
         p, alpha = self.params, self.alpha
         u = self._inputs(batch)
         n_steps, n_trials, _ = u.shape
         n, k_task = self.n_units, self.n_task_inputs
         process = None if noise is None else noise.process
-        sensory = None if noise is None else noise.sensory
-        motor = None if noise is None else noise.motor
         rec = self._recurrence()
         rec.set_weights(p["w"])
         rates = self._buffer("r", (n, n_steps, n_trials))
@@ -371,37 +582,26 @@ class ArmRateNetwork(RateNetwork):
             if process.shape != (n_steps, n_trials, n):
                 raise ValueError(f"noise has shape {process.shape}, expected {(n_steps, n_trials, n)}")
             process = process.transpose(0, 2, 1)
-        loads = self._loads(batch)
-        goals = self._goals(u)
-        fb = self.feedback
+        loop = ArmLoop(self.body, batch, noise)
         leak = (1.0 - alpha).astype(self.dtype)[:, None]
         x_now, x_next = self._buffer("x_now", (n, n_trials)), self._buffer("x_next", (n, n_trials))
         r_now, tmp = self._buffer("r_now", (n, n_trials)), self._buffer("tmp", (n, n_trials))
+        fb_drive = self._buffer("fb_drive", (n, n_trials))
         x_now[...] = p["x0"][:, None]
-        arm = self.arm
-        s = np.empty((n_steps, n_trials, arm.N_STATE))
-        s[0] = arm.initial(n_trials, self.start_posture)
-        s[0, :, 4:] = self.activation0
-        tape = np.empty((n_steps, n_trials, arm.substeps, _tape_width(arm)))
-        z = np.empty((n_steps, n_trials, arm.N_SENSE))
-        arm.sense(s[0], z[0])
-        f = np.zeros((n_steps, n_trials, arm.N_SENSE))
-        y = np.empty((n_steps, n_trials, 6))
-        e = np.empty((n_steps, n_trials, 6))
         w_out, b_out = p["w_out"].astype(float), p["b_out"].astype(float)
-        out_rows, floor = self._out_rows, self.excitation_floor
+        out_rows = self._out_rows
         phi = self.transfer
         fast = (phi.gain, phi.threshold, phi.softness) if isinstance(phi, Softplus) else None
         keep = None if self._keep is None else self._keep[:, None]
         with np.errstate(over="ignore"):
             for t in range(n_steps):
+                top = math.nan
                 if fast is not None:
                     top = _kernels.softplus(x_now, r_now, *fast)
                     if not math.isfinite(top):
                         phi(x_now, out=r_now)
                 else:
                     phi(x_now, out=r_now)
-                    top = math.nan
                 if keep is not None:
                     r_now *= keep
                 rates[:, t, :] = r_now
@@ -412,57 +612,24 @@ class ArmRateNetwork(RateNetwork):
                     rate_stats[t, 2] = top if keep is None and math.isfinite(top) else r_now.max()
                     np.multiply(r_now, r_now, out=tmp)
                     rate_stats[t, 1] = tmp.sum()
-                # excitation and the arm
-                y[t] = (w_out @ r_now[out_rows]).T + b_out
-                e[t] = floor + (1.0 - floor) * expit(y[t])
-                if motor is not None:
-                    e[t] = np.clip(e[t] * (1.0 + self.motor_noise * motor[t]), 0.0, 1.0)
-                if t + 1 < n_steps:
-                    arm.step(s[t], e[t], loads[t], s[t + 1], tape[t])
-                    arm.sense(s[t + 1], z[t + 1])
-                # feedback received at t: the sensors at t - delay
-                if fb.enabled:
-                    self._feedback(t, z, goals, f[t])
-                    if sensory is not None:
-                        f[t] += sensory[t]
+                f = loop.step(t, (w_out @ r_now[out_rows]).T + b_out)
                 if t + 1 < n_steps:
                     np.multiply(x_now, leak, out=x_next)
                     x_next += drive[t]
-                    x_next += (w_fb @ f[t].T.astype(self.dtype)).astype(self.dtype, copy=False)
+                    if loop.body.feedback.enabled:
+                        np.matmul(w_fb, f.T.astype(self.dtype), out=fb_drive)
+                        x_next += fb_drive
                     if process is not None:
                         x_next += process[t]
                     rec.forward(r_now, x_next, tmp)
                     x_now, x_next = x_next, x_now
-        return {"y": y, "e": e, "s": s, "tape": tape, "z": z, "f": f, "u": u, "load": loads, "goals": goals}
-
-    def _feedback(self, t: int, z: np.ndarray, goals: np.ndarray, out: np.ndarray) -> None:
-        """Fill ``out`` (trials, 14) with the feedback of step ``t``: the sensors ``z`` at ``t - delay``.
-
-        ``z`` (time, trials, 14) raw readings, ``goals`` (time, trials, 2) the shown target (m).
-        """
-        fb = self.feedback
-        dp, dv = max(t - fb.proprioception_delay, 0), max(t - fb.vision_delay, 0)
-        out[:, :6] = fb.length_gain * (z[dp, :, :6] - self._length0)
-        out[:, 6:12] = fb.velocity_gain * z[dp, :, 6:12]
-        out[:, 12:] = (z[dv, :, 12:] - self.hand0 - goals[dv]) / fb.vision_scale
+        return loop, u
 
     def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
         """Simulate a batch in closed loop (noise-free without ``rng``); see :class:`LoopTrajectory`."""
         noise = None if rng is None else self.noise(batch.n_trials, batch.n_steps, rng)
-        rec = self._forward_loop(batch, noise, store_states=True)
-        s = rec["s"].transpose(1, 0, 2)
-        hand = rec["z"][:, :, 12:].transpose(1, 0, 2)
-        return LoopTrajectory(
-            states=_trials_first(self._buffers["x"]),
-            rates=_trials_first(self._buffers["r"]),
-            hand=hand - self.hand0,
-            hand_shoulder=hand.copy(),
-            q=s[:, :, :2].copy(),
-            dq=s[:, :, 2:4].copy(),
-            activation=s[:, :, 4:].copy(),
-            excitation=rec["e"].transpose(1, 0, 2).copy(),
-            feedback=rec["f"].transpose(1, 0, 2).copy(),
-        )
+        loop, _ = self._forward_loop(batch, noise, store_states=True)
+        return loop.trajectory(_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]))
 
     def simulate(
         self, batch: TrialBatch, rng: np.random.Generator | None = None
@@ -484,7 +651,7 @@ class ArmRateNetwork(RateNetwork):
         Loss = position loss of the hand (as :meth:`RateNetwork.loss_and_grad`)
         + speed_l2 mean(mask ((dh - dh*) / (dt v_peak))^2) + effort_l2 mean(a^2)
         + the rate and weight penalties, where ``dh`` is the hand's displacement over one step,
-        ``dh*`` the target's, ``v_peak`` :attr:`speed_scale` and ``a`` the muscle activations.
+        ``dh*`` the target's, ``v_peak`` the body's ``speed_scale`` and ``a`` the muscle activations.
 
         Parameters
         ----------
@@ -505,74 +672,22 @@ class ArmRateNetwork(RateNetwork):
         """
         if noise is not None and not isinstance(noise, LoopNoise):
             noise = LoopNoise(process=noise)
-        p, alpha, phi = self.params, self.alpha, self.transfer
-        softplus = isinstance(phi, Softplus)
-        n_steps, n_trials = batch.n_steps, batch.n_trials
-        rate_stats = np.empty((n_steps, 3), np.float64)
-        loop = self._forward_loop(batch, noise, store_states=not softplus, rate_stats=rate_stats)
+        p, alpha = self.params, self.alpha
+        softplus = isinstance(self.transfer, Softplus)
+        rate_stats = np.empty((batch.n_steps, 3), np.float64)
+        loop, u = self._forward_loop(batch, noise, store_states=not softplus, rate_stats=rate_stats)
         rates = self._buffers["r"]
         states = None if softplus else self._buffers["x"]
-        rec = self._rec
-        n = self.n_units
-        s, z, f, y, e, tape, loads = (loop[k] for k in ("s", "z", "f", "y", "e", "tape", "load"))
-        hand = z[:, :, 12:] - self.hand0
-        target = batch.targets.transpose(1, 0, 2).astype(float)
-        mask = batch.mask.transpose(1, 0, 2).astype(float)
-        error = task_error(hand, target, mask, self.output_scale)
-        g_z = np.zeros_like(z)
-        g_z[:, :, 12:] = error.grad
-        # speed: the hand's step displacement against the target's
-        step_mask = mask[1:] * mask[:-1]
-        scale = self.dt * self.speed_scale
-        speed_err = ((hand[1:] - hand[:-1]) - (target[1:] - target[:-1])) / scale
-        count = max(float(step_mask.sum()), 1.0)
-        speed_loss = self.speed_l2 * float(np.sum(step_mask * speed_err**2)) / count
-        g_speed = 2.0 * self.speed_l2 * step_mask * speed_err / (count * scale)
-        g_z[1:, :, 12:] += g_speed
-        g_z[:-1, :, 12:] -= g_speed
-        # effort: mean squared activation
-        act = s[:, :, 4:]
-        effort = float(np.mean(act**2))
-        g_act = 2.0 * self.effort_l2 * act / act.size
-
-        fb, arm = self.feedback, self.arm
+        rec, n = self._rec, self.n_units
+        terms = loop.losses(batch)
         w_fb = p["w_in"][:, self.n_task_inputs :] * alpha[:, None]  # (units, 14)
-        gain = np.concatenate(
-            [np.full(6, fb.length_gain), np.full(6, fb.velocity_gain), np.full(2, 1 / fb.vision_scale)]
-        )
-        lam = np.zeros((n_trials, arm.N_STATE))  # dL/ds[t + 1]
-        g_s = np.zeros((n_trials, arm.N_STATE))
-        g_e = np.zeros((n_trials, 6))
-        gy = np.zeros((n_steps, n_trials, 6))
         w_out_t = p["w_out"].astype(float).T  # (readout units, 6)
-        floor, motor = self.excitation_floor, None if noise is None else noise.motor
-        dp, dv = fb.proprioception_delay, fb.vision_delay
+        gy = np.zeros((batch.n_steps, batch.n_trials, 6))
 
         def readout_grad(t: int, g_next: np.ndarray | None) -> np.ndarray:
-            """dL/dr of the readout units at step t, given dL/dx[t + 1]."""
-            nonlocal lam, g_s
-            if g_next is not None and fb.enabled:  # feedback f[t] = sensors(s[t - d]) entered x[t + 1]
-                g_f = (w_fb.T @ g_next).T.astype(float) * gain  # (trials, 14)
-                if t - dp >= 1:
-                    g_z[t - dp, :, :12] += g_f[:, :12]
-                if t - dv >= 1:
-                    g_z[t - dv, :, 12:] += g_f[:, 12:]
-            if t + 1 < n_steps:
-                arm.backward(tape[t], loads[t], lam, g_s, g_e)
-            else:
-                g_s[...] = 0.0
-                g_e[...] = 0.0
-            if t >= 1:  # s[0] is fixed
-                arm.sense_backward(s[t], g_z[t], g_s)
-                g_s[:, 4:] += g_act[t]
-            lam, g_s = g_s, lam
-            ge = g_e
-            if motor is not None:
-                raw = floor + (1.0 - floor) * expit(y[t])
-                noisy = raw * (1.0 + self.motor_noise * motor[t])
-                ge = ge * (1.0 + self.motor_noise * motor[t]) * ((noisy >= 0.0) & (noisy <= 1.0))
-            sig = expit(y[t])
-            gy[t] = ge * (1.0 - floor) * sig * (1.0 - sig)
+            """dL/dr of the readout units at step t, given dL/dx[t + 1] (None at the last step)."""
+            g_f = None if g_next is None else (w_fb.T @ g_next).T.astype(float)
+            gy[t] = loop.backward_step(t, g_f)
             return (w_out_t @ gy[t].T).astype(self.dtype, copy=False)
 
         gx = self._buffer("g", rates.shape)
@@ -591,7 +706,7 @@ class ArmRateNetwork(RateNetwork):
         c_weight = 2.0 * penalties.weight_l2 / (n_syn * w_ref**2)
         grad_w = np.zeros((n, n), self.dtype)
         grad_w.reshape(-1)[rec.flat] = dw_syn * rec.coef + self.dtype.type(c_weight) * w_vals
-        inputs = np.concatenate([loop["u"][:-1], f[:-1].astype(self.dtype)], axis=2)
+        inputs = np.concatenate([u[:-1], loop.f[:-1].astype(self.dtype)], axis=2)
         gy_t = gy.transpose(2, 0, 1).reshape(6, -1)
         grads = {
             "w": grad_w,
@@ -607,19 +722,188 @@ class ArmRateNetwork(RateNetwork):
         rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
         weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
         stats = {
-            "task_loss": error.loss,
-            "r2": error.r2,
+            "task_loss": terms["task"],
+            "r2": terms["r2"],
             "mean_rate": sum_r / size,
             "max_rate": float(rate_stats[:, 2].max()),
-            "effort": effort,
-            "speed_loss": speed_loss,
+            "effort": terms["effort"],
+            "speed_loss": terms["speed"],
         }
-        loss = error.loss + speed_loss + self.effort_l2 * effort + rate_loss + weight_loss
-        return loss, grads, stats
+        return terms["total"] + rate_loss + weight_loss, grads, stats
 
 
-def _tape_width(arm: ArmKernel) -> int:
-    return arm.tape(1).shape[2]
+class ArmANN:
+    """An ANN baseline driving the same arm, with the same feedback and delays as the circuit.
+
+    The ANN (:class:`cortexsim.ann.LeakyRNN`, ``GRU`` or ``LSTM``) gets the task inputs and the
+    14 feedback channels as inputs and reads out the six excitation logits from its hidden state
+    ``h``: ``y = W_out h + b_out`` through the :class:`Body`'s excitation map.  Its gradient is
+    exact, through the ANN's own backpropagation and :class:`ArmLoop`'s adjoint.
+
+    Parameters
+    ----------
+    model : LeakyRNN, GRU or LSTM
+        Built with ``n_inputs = task inputs + 14`` and ``n_outputs = 6``.
+    body : Body
+    n_task_inputs : int
+        Task input channels (3 for the center-out task).
+    """
+
+    def __init__(self, model, body: Body, n_task_inputs: int = 3):
+        if model.n_inputs != n_task_inputs + len(FEEDBACK_CHANNELS) or model.n_outputs != 6:
+            raise ConfigError(
+                f"ArmANN: the {model.arch} must have {n_task_inputs + len(FEEDBACK_CHANNELS)} inputs and 6 outputs, "
+                f"got {model.n_inputs} and {model.n_outputs}"
+            )
+        self.model, self.body, self.n_task_inputs = model, body, n_task_inputs
+        self.arch = model.arch
+        self.dt, self.dtype, self.n_units = model.dt, model.dtype, model.n_units
+
+    def __repr__(self) -> str:
+        return repr(self.model).replace(">", ", driving the six-muscle arm>")
+
+    # -- the Trainable protocol ------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The ANN's parameter groups."""
+        return self.model.params
+
+    @params.setter
+    def params(self, value: dict[str, np.ndarray]) -> None:
+        self.model.params = value
+
+    @property
+    def noise_std(self) -> float:
+        """The ANN's noise SD on ``h``."""
+        return self.model.noise_std
+
+    @property
+    def output_scale(self) -> float:
+        """The reach distance (m)."""
+        return self.body.reach
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Install (a copy of) ``params``."""
+        self.model.set_params(params)
+
+    def enforce_constraints(self) -> None:
+        """Nothing to enforce: the baselines are unconstrained."""
+
+    def init_params(self, rng: np.random.Generator, feedback_scale: float = 0.25) -> dict[str, np.ndarray]:
+        """The ANN's initial parameters, its readout holding the arm still and weaker feedback inputs.
+
+        ``feedback_scale`` multiplies the feedback columns of ``w_in`` (the circuit's default ratio
+        of feedback to task input weights, 0.5 / 2 mV).
+        """
+        params = self.model.init_params(rng)
+        n = self.model.n_units
+        params["w_out"] = rng.normal(0.0, 0.01 / np.sqrt(n), (6, n))
+        params["b_out"] = self.body.rest_logit()
+        params["w_in"][:, self.n_task_inputs :] *= feedback_scale
+        self.model.set_params(params)
+        return self.model.params
+
+    def param_scales(self) -> dict[str, float]:
+        """The ANN's step sizes, with the readout in logit units (``w_out`` 0.1 / sqrt(H), ``b_out`` 0.1)."""
+        scales = self.model.param_scales()
+        scales["w_out"] = 0.1 / np.sqrt(self.model.n_units)
+        scales["b_out"] = 0.1
+        return scales
+
+    def noise(self, n_trials: int, n_steps: int, rng: np.random.Generator) -> LoopNoise:
+        """Hidden-state, sensory and motor noise of one batch."""
+        process = self.model.noise(n_trials, n_steps, rng) if self.model.noise_std > 0 else None
+        return LoopNoise(process, *self.body.noise(n_trials, n_steps, rng))
+
+    # -- the loop ----------------------------------------------------------------
+    def _run(self, batch: TrialBatch, noise: LoopNoise | None) -> tuple[ArmLoop, np.ndarray, np.ndarray]:
+        """Forward pass in closed loop: the loop, the full inputs (time, trials, 17) and ``h``."""
+        model, k = self.model, self.n_task_inputs
+        if abs(batch.dt - self.dt) > 1e-12:
+            raise ConfigError(f"trial batch dt {batch.dt} s differs from the network's dt {self.dt} s")
+        if batch.inputs.shape[2] != k:
+            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {k}")
+        u = np.zeros((batch.n_steps, batch.n_trials, model.n_inputs), self.dtype)
+        u[:, :, :k] = batch.inputs.transpose(1, 0, 2)
+        loop = ArmLoop(self.body, batch, noise)
+        p = model.params
+        w_out, b_out = p["w_out"].astype(float), p["b_out"].astype(float)
+        w_fb_t = np.ascontiguousarray(p["w_in"][:, k:].T)  # (14, k H)
+
+        def step(t: int, h_t: np.ndarray, x_t: np.ndarray | None) -> None:
+            f = loop.step(t, h_t @ w_out.T + b_out)
+            u[t, :, k:] = f
+            if x_t is not None and self.body.feedback.enabled:
+                x_t += (f @ w_fb_t).astype(self.dtype, copy=False)
+
+        h = model.forward(u, None if noise is None else noise.process, step)
+        return loop, u, h
+
+    def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
+        """Simulate a batch in closed loop (noise-free without ``rng``); states = cell state for the LSTM."""
+        noise = None if rng is None else self.noise(batch.n_trials, batch.n_steps, rng)
+        loop, _, h = self._run(batch, noise)
+        state = self.model.state_history
+        return loop.trajectory(state.transpose(1, 0, 2).copy(), h.transpose(1, 0, 2).copy())
+
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hidden state, state (cell state for the LSTM) and the hand relative to its start (m), trials first."""
+        loop = self.simulate_loop(batch, rng)
+        return loop.rates, loop.states, loop.hand
+
+    def loss_and_grad(
+        self,
+        batch: TrialBatch,
+        penalties: Penalties = DEFAULT_PENALTIES,
+        noise: LoopNoise | None = None,
+        w_ref: float | None = None,
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
+        """Loss and exact gradient: the arm's loss terms, the ANN's activity and weight penalties.
+
+        The activity and weight penalties are the ANN's own (:meth:`cortexsim.ann.GRU.loss_and_grad`).
+        """
+        if noise is not None and not isinstance(noise, LoopNoise):
+            noise = LoopNoise(process=noise)
+        model, k = self.model, self.n_task_inputs
+        p = model.params
+        loop, u, h = self._run(batch, noise)
+        terms = loop.losses(batch)
+        act_l2 = penalties.rate_l2 * penalties.rate_cap**2
+        g = h * self.dtype.type(2.0 * act_l2 / h.size)  # dL/dh from the activity penalty
+        w_out = p["w_out"].astype(float)
+        w_fb = p["w_in"][:, k:].astype(float)  # (k H, 14)
+        gy = np.zeros((batch.n_steps, batch.n_trials, 6))
+        g_f: dict[int, np.ndarray] = {}
+
+        def before(t: int, g_t: np.ndarray) -> None:  # dL/dh[t] gets the readout's share
+            gy[t] = loop.backward_step(t, g_f.pop(t, None))
+            g_t += (gy[t] @ w_out).astype(self.dtype, copy=False)
+
+        def drive(t: int, dx_t: np.ndarray) -> None:  # dL/d(input drive at t) -> dL/df[t]
+            if self.body.feedback.enabled:
+                g_f[t] = dx_t.astype(float) @ w_fb
+
+        grads = model.backward(u, g, before, drive)
+        grads["w_out"] = gy.reshape(-1, 6).T @ h.reshape(-1, model.n_units).astype(float)
+        grads["b_out"] = gy.sum((0, 1))
+        w = p["w"]
+        w_ref = float(np.sqrt(np.mean(w.astype(np.float64) ** 2))) if w_ref is None else float(w_ref)
+        grads["w"] += (2.0 * penalties.weight_l2 / (w.size * w_ref**2)) * w
+        grads = {key: np.asarray(grads[key], dtype=self.dtype) for key in model.groups}
+        act_loss = act_l2 * float(np.mean(h.astype(np.float64) ** 2))
+        weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
+        habs = np.abs(h)
+        stats = {
+            "task_loss": terms["task"],
+            "r2": terms["r2"],
+            "mean_rate": float(habs.mean()),
+            "max_rate": float(habs.max()),
+            "effort": terms["effort"],
+            "speed_loss": terms["speed"],
+        }
+        return terms["total"] + act_loss + weight_loss, grads, stats
 
 
 def _trials_first(a: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ from .assembly import (
 )
 from .battery import BatteryResult
 from .circuit import Connectome
-from .closed_loop import FEEDBACK_CHANNELS, ArmRateNetwork
+from .closed_loop import FEEDBACK_CHANNELS, ArmANN, ArmRateNetwork
 from .config import Config
 from .effector import MUSCLE_NAMES
 from .errors import ConfigError
@@ -149,7 +149,10 @@ def stages(config: Config) -> list[Stage]:
     out = [Stage("train", _TRAINING), Stage("rate", _TRAINING + ("lesion",), ("train",))]
     if config.spiking.enabled:
         out.append(Stage("spiking", _TRAINING + ("lesion", "spiking"), ("rate",)))
-    ann = ("experiment.seed", "task", "train", "ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype")
+    ann = (
+        *("experiment.seed", "task", "train", "effector"),
+        *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
+    )
     out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
@@ -556,6 +559,7 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
     model, state = train_ann(config, arch, log)
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(model, config, f"ann_{arch}")
+        arm = _effector_arrays(model.simulate_loop(results.evaluation)) if isinstance(model, ArmANN) else None
     written = {
         **results.metrics,
         f"ann_{arch}_train_seconds": state.elapsed,
@@ -574,8 +578,11 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
                 "n_hidden": config.ann.n_hidden,
                 "iterations": state.iteration,
                 "train_seconds": state.elapsed,
+                "effector": "arm26" if arm is not None else "kinematic",
             },
         )
+        if arm is not None:
+            store.write_effector(f, f"ann/{arch}", arm, config.task.dt)
         store.write_metrics(f, written, METRICS_TEXT)
     plots.save(
         plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),

@@ -5,7 +5,7 @@ import pytest
 from gradcheck import directional_error
 
 from cortexsim import anatomy, assembly
-from cortexsim.closed_loop import FEEDBACK_CHANNELS, ArmRateNetwork, LoopNoise
+from cortexsim.closed_loop import FEEDBACK_CHANNELS, ArmANN, ArmRateNetwork, LoopNoise
 from cortexsim.config import Config
 from cortexsim.errors import ConfigError
 from cortexsim.loss import Penalties
@@ -90,7 +90,7 @@ def test_loop_time_convention_and_feedback_delays():
     assert loop.hand.shape == (n, T, 2) and loop.q.shape == (n, T, 2) and loop.activation.shape == (n, T, 6)
     assert loop.feedback.shape == (n, T, len(FEEDBACK_CHANNELS))
     np.testing.assert_allclose(loop.hand[:, 0], 0.0, atol=1e-12)  # the start position
-    np.testing.assert_allclose(loop.hand_shoulder[:, 0], np.broadcast_to(net.hand0, (n, 2)), atol=1e-12)
+    np.testing.assert_allclose(loop.hand_shoulder[:, 0], np.broadcast_to(net.body.hand0, (n, 2)), atol=1e-12)
     # vision at t is the hand at t - 7 relative to the target then, in units of the reach
     d = net.feedback.vision_delay
     goal = batch.inputs[:, :, :2] * cfg.task.reach_distance
@@ -152,3 +152,43 @@ def test_arm_with_the_spiking_twin_is_refused_before_anything_runs():
     with pytest.raises(ConfigError, match=r"spiking twin cannot drive the arm yet; set \[spiking\] enabled = false"):
         assembly.experiment_from_text('[effector]\nkind = "arm26"\n', where="arm.toml")
     assembly.experiment_from_text('[effector]\nkind = "arm26"\n[spiking]\nenabled = false\n')
+
+
+@pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("case", ["feedback, load, all noise", "feedback off"])
+def test_ann_on_the_arm_gradient_matches_finite_differences(arch, case):
+    cfg = _config(**CASES.get(case, {})).with_section("ann", n_hidden=12, dtype="float64")
+    model = assembly.make_ann_model(cfg, arch)
+    assert isinstance(model, ArmANN)
+    if case == "feedback off":
+        model.body = model.body.with_feedback(False)
+    rng = np.random.default_rng(3)
+    for p in model.params.values():
+        p += 0.1 * rng.standard_normal(p.shape)
+    model.params["w_out"] *= 30
+    model.model.noise_std = 0.05
+    batch = assembly.make_task(cfg).sample(3, rng)
+    noise = model.noise(3, batch.n_steps, rng)
+    penalties = Penalties(rate_l2=1e-3, rate_cap=2.0, weight_l2=1e-3)
+
+    def loss_and_grad():
+        return model.loss_and_grad(batch, penalties, noise, w_ref=1.0)
+
+    for group in model.params:
+        d = np.random.default_rng(20).standard_normal(model.params[group].shape)
+        err = directional_error(loss_and_grad, model.params, group, d, h=1e-7)
+        assert err < 1e-6, (arch, case, group, err)
+
+
+def test_ann_on_the_arm_simulates_the_same_loop():
+    cfg = _config(proprioception_noise=0.0, vision_noise=0.0).with_section("ann", n_hidden=12)
+    model = assembly.make_ann_model(cfg, "gru")
+    batch = assembly.make_task(cfg).evaluation_set()
+    loop = model.simulate_loop(batch)
+    np.testing.assert_allclose(loop.hand[:, 0], 0.0, atol=1e-12)
+    hidden, state, hand = model.simulate(batch)
+    assert hidden.shape == (batch.n_trials, batch.n_steps, 12) and hand.shape == (batch.n_trials, batch.n_steps, 2)
+    np.testing.assert_array_equal(hand, loop.hand)
+    # at initialisation the readout bias holds the arm at the same co-contraction as the circuit's
+    circuit = assembly.initial_rate_network(cfg, assembly.build_circuit(cfg))
+    np.testing.assert_allclose(model.body.activation0, circuit.body.activation0)
