@@ -287,8 +287,8 @@ def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, 
     """Reverse-mode derivative of :func:`step_forward`.
 
     Given ``g_out`` = dL/d(state after the step), (trials, 10), *sets* ``g_state`` = dL/d(state
-    before the step) and ``g_u`` = dL/du (trials, 6; 0 where the excitation was clipped), and, when ``want_load``, *adds* dL/d(load) to
-    ``g_load`` (trials, 2).  ``tape`` is the one :func:`step_forward` filled.
+    before the step) and ``g_u`` = dL/du (trials, 6; 0 where the excitation was clipped), and, when
+    ``want_load``, *adds* dL/d(load) to ``g_load`` (trials, 2).  ``tape`` is the one :func:`step_forward` filled.
     """
     dl = np.empty((2, 6))
     length = np.empty(6)

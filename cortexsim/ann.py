@@ -285,8 +285,9 @@ class _Recurrent(TimeMajorModel):
     def backward(
         self, u: np.ndarray, g: np.ndarray, before: GradHook | None = None, drive: GradHook | None = None
     ) -> dict[str, np.ndarray]:
-        """Backpropagate after :meth:`forward`: turn ``g`` (dL/dh from outside, (time, trials, hidden)) into the
-        full dL/dh in place and return the gradients of the core groups (not the readout's).
+        """Backpropagate after :meth:`forward`; returns the gradients of the core groups (not the readout's).
+
+        ``g`` (time, trials, hidden), dL/dh from outside, becomes the full dL/dh in place.
 
         ``before(t, g[t])``, if given, may add to ``g[t]`` just before it is propagated (latest step first;
         each ``g[t]`` once); ``drive(t, dx)`` receives dL/d(input drive of update ``t``), (trials, blocks x

@@ -217,7 +217,7 @@ def ann_train_config(config: Config, arch: str) -> TrainConfig:
 
 
 def make_ann_model(config: Config, arch: str, init: bool = True):
-    """ANN baseline ``arch`` of ``config``, with its initial parameters (stream ``ann-init-<arch>``) unless not ``init``.
+    """ANN baseline ``arch`` of ``config``, with initial parameters (stream ``ann-init-<arch>``) when ``init``.
 
     With ``[effector] kind = "arm26"`` an :class:`~cortexsim.closed_loop.ArmANN`: the ANN drives the
     same arm as the circuit, with the same feedback (as 14 extra inputs) and delays.
