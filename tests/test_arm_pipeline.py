@@ -34,8 +34,14 @@ def test_arm_run_stores_the_arm_it_drove(arm_run):
         np.testing.assert_allclose(f["rate/outputs"][()], g["hand"][()] - g["hand"][0, 0], atol=1e-6)
         arrays = store.read_effector(f, "rate")
         assert set(arrays) >= {"q", "dq", "hand", "activation", "excitation", "feedback"}
+        # the ANN drove the same arm, from the same start
+        assert f["ann/rnn"].attrs["effector"] == "arm26"
+        ann_arm = store.read_effector(f, "ann/rnn")
+        assert ann_arm["q"].shape == g["q"].shape
+        np.testing.assert_allclose(ann_arm["q"][:, 0], g["q"][:, 0])
         metrics = store.read_metrics(f)
-    for key in ("rate_peak_speed_error", "rate_speed_profile_r", "rate_prep_potent_share", "rate_potent_chance"):
+    keys = ("rate_peak_speed_error", "rate_speed_profile_r", "rate_prep_potent_share", "rate_potent_chance")
+    for key in (*keys, "ann_rnn_peak_speed_error", "ann_rnn_endpoint_error_cm"):
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["rate_prep_potent_share"] <= 1
 
