@@ -234,7 +234,7 @@ class Body:
         reach: float = 0.1,
         speed_scale: float = 0.47,
         effort_l2: float = 1e-3,
-        speed_l2: float = 0.1,
+        speed_l2: float = 1.0,
         rest_excitation: float = 0.05,
     ) -> Body:
         """A body with the arm at ``start_posture`` (default: ``arm.start_posture``), held by ``rest_excitation``."""

@@ -644,7 +644,7 @@ class EffectorConfig:
     rest_excitation: float = 0.05
     endpoint_load: tuple[float, ...] = (0.0, 0.0)
     effort_l2: float = 1e-3
-    speed_l2: float = 0.1
+    speed_l2: float = 1.0
 
     def __post_init__(self) -> None:
         v.choice(self.kind, "effector.kind", EFFECTOR_KINDS)
