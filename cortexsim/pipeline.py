@@ -425,6 +425,8 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
         if isinstance(net, ArmRateNetwork):
             arm = _effector_arrays(net.simulate_loop(results.evaluation))
             results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
+            open_loop = net.without_feedback().simulate(results.test)[2]
+            results.metrics["rate_endpoint_error_cm_no_feedback"] = metrics.endpoint_error_cm(open_loop, results.test)
     with store.open_for_update(run_file) as f:
         store.write_task(
             f, results.evaluation, "Evaluation set: one trial per target at the evaluation delay (task.eval_delay)."

@@ -41,7 +41,7 @@ def test_arm_run_stores_the_arm_it_drove(arm_run):
         np.testing.assert_allclose(ann_arm["q"][:, 0], g["q"][:, 0])
         metrics = store.read_metrics(f)
     keys = ("rate_peak_speed_error", "rate_speed_profile_r", "rate_prep_potent_share", "rate_potent_chance")
-    for key in (*keys, "ann_rnn_peak_speed_error", "ann_rnn_endpoint_error_cm"):
+    for key in (*keys, "rate_endpoint_error_cm_no_feedback", "ann_rnn_peak_speed_error", "ann_rnn_endpoint_error_cm"):
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["rate_prep_potent_share"] <= 1
 
