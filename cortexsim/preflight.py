@@ -693,8 +693,14 @@ def check_spiking(config: Config) -> None:
     ------
     ConfigError
         ``spiking.dt`` not below every time constant or not dividing ``task.dt``, or a transfer
-        function that the offset calibration cannot fit (fewer than 3 of its grid inputs in 2-50 Hz).
+        function that the offset calibration cannot fit (fewer than 3 of its grid inputs in 2-50 Hz),
+        or a circuit that drives the arm (the twin cannot yet).
     """
+    if config.effector.arm:
+        raise ConfigError(
+            'effector.kind = "arm26": the circuit drives the six-muscle arm, and the spiking twin cannot drive '
+            "the arm yet; run the twin on a kinematic run (experiments/center_out.toml)"
+        )
     spec = circuit_spec(config)
     sim_dt, task_dt = config.spiking.dt, config.task.dt
     slowest = min(spec.populations, key=lambda p: p.tau)

@@ -58,3 +58,14 @@ def test_kinematic_runs_have_no_effector_group(smoke_run):
     with h5py.File(smoke_run / "run.h5") as f:
         assert "effector" not in f["rate"] and f["rate"].attrs.get("effector", "kinematic") == "kinematic"
         assert store.read_effector(f, "rate") is None
+
+
+def test_spiking_command_on_an_arm_run_is_refused_in_one_line(arm_run, capsys):
+    from cortexsim import cli
+
+    _, run_file = arm_run
+    before = run_file.stat().st_mtime_ns
+    assert cli.main(["spiking", str(run_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "spiking twin cannot drive the arm yet" in err[0]
+    assert run_file.stat().st_mtime_ns == before
