@@ -192,3 +192,20 @@ def test_ann_on_the_arm_simulates_the_same_loop():
     # at initialisation the readout bias holds the arm at the same co-contraction as the circuit's
     circuit = assembly.initial_rate_network(cfg, assembly.build_circuit(cfg))
     np.testing.assert_allclose(model.body.activation0, circuit.body.activation0)
+
+
+def test_a_batch_brings_its_own_endpoint_load():
+    cfg = _config(proprioception_noise=0.0, vision_noise=0.0)
+    net = _network(cfg)
+    batch = assembly.make_task(cfg).evaluation_set()
+    loaded = _config(proprioception_noise=0.0, vision_noise=0.0, endpoint_load=[3.0, -1.0])
+    net_loaded = _network(loaded)
+    force = np.broadcast_to([3.0, -1.0], (batch.n_trials, batch.n_steps, 2)).copy()
+    per_batch = type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, {**batch.params, "endpoint_load": force})
+    a = net_loaded.simulate_loop(batch).hand
+    b = net.simulate_loop(per_batch).hand
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(b - net.simulate_loop(batch).hand).max() > 1e-3  # 3 N moves the hand
+    bad = type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, {**batch.params, "endpoint_load": force[:, :5]})
+    with pytest.raises(ConfigError, match="endpoint_load has shape"):
+        net.simulate(bad)
