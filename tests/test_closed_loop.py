@@ -206,6 +206,7 @@ def test_a_batch_brings_its_own_endpoint_load():
     b = net.simulate_loop(per_batch).hand
     np.testing.assert_array_equal(a, b)
     assert np.abs(b - net.simulate_loop(batch).hand).max() > 1e-3  # 3 N moves the hand
-    bad = type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, {**batch.params, "endpoint_load": force[:, :5]})
+    params = {**batch.params, "endpoint_load": force[:, :5]}
+    bad = type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, params)
     with pytest.raises(ConfigError, match="endpoint_load has shape"):
         net.simulate(bad)
