@@ -30,10 +30,15 @@ class TimeMajorModel:
             buf = self._buffers[name] = np.empty(shape, self.dtype)
         return buf
 
-    def _inputs(self, batch: TrialBatch) -> np.ndarray:
-        """The batch's inputs as a contiguous (time, trials, inputs) array, after checking dt and width."""
+    def _inputs(self, batch: TrialBatch, width: int | None = None) -> np.ndarray:
+        """The batch's inputs as a contiguous (time, trials, inputs) array, after checking dt and width.
+
+        ``width``: the input channels a batch must have (default :attr:`n_inputs`; a closed loop's
+        model has more inputs than the task gives, its feedback).
+        """
+        width = self.n_inputs if width is None else width
         if abs(batch.dt - self.dt) > 1e-12:
             raise ConfigError(f"trial batch dt {batch.dt} s differs from the network's dt {self.dt} s")
-        if batch.inputs.shape[2] != self.n_inputs:
-            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {self.n_inputs}")
+        if batch.inputs.shape[2] != width:
+            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {width}")
         return np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dtype=self.dtype)

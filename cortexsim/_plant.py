@@ -63,19 +63,23 @@ _CACHE = True
 
 
 @njit(cache=_CACHE, error_model="numpy")
+def _clip_activation(a, amin):
+    """Activation clipped to [amin, 1] and the clip's derivative (1 inside, 0 where it clips)."""
+    if a < amin:
+        return amin, 0.0
+    if a > 1.0:
+        return 1.0, 0.0
+    return a, 1.0
+
+
+@njit(cache=_CACHE, error_model="numpy")
 def _muscle(a, length, velocity, m, scal, mus):
     """Force of muscle ``m`` (N) and its partials: (F, dF/da, dF/dL, dF/dV).
 
     Written with as few divisions as the relation allows (reciprocals are packed constants): a
     division costs ~10 multiplications, and the muscles are most of the plant's arithmetic.
     """
-    amin = scal[_S_AMIN]
-    dac = 1.0
-    ac = a
-    if a < amin:
-        ac, dac = amin, 0.0
-    elif a > 1.0:
-        ac, dac = 1.0, 0.0
+    ac, dac = _clip_activation(a, scal[_S_AMIN])
     inv_lo = mus[_M_INV_LOPT, m]
     fibre = length - mus[_M_LT, m]
     dln_dl = inv_lo
@@ -175,13 +179,7 @@ def _limit(q, dq, j, scal):
 @njit(cache=_CACHE, error_model="numpy")
 def _act_rate(u, a, scal):
     """Thelen activation rate and its partials: (da/dt, d/du, d/da)."""
-    amin = scal[_S_AMIN]
-    dac = 1.0
-    ac = a
-    if a < amin:
-        ac, dac = amin, 0.0
-    elif a > 1.0:
-        ac, dac = 1.0, 0.0
+    ac, dac = _clip_activation(a, scal[_S_AMIN])
     c1 = scal[_S_C1]
     g = scal[_S_C0] + c1 * ac
     if u > ac:

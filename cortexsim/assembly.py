@@ -121,15 +121,15 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    if config.effector.arm:
-        return _arm_network(config, connectome, phi)
-    return RateNetwork(
+    kind, extra = (ArmRateNetwork, {"body": make_body(config)}) if config.effector.arm else (RateNetwork, {})
+    return kind(
         connectome,
         phi,
         config.task.dt,
         noise_std=rc.noise_std,
         dtype=np.dtype(rc.dtype),
         output_scale=config.task.reach_distance,
+        **extra,
     )
 
 
@@ -157,20 +157,6 @@ def make_body(config: Config) -> Body:
         effort_l2=ec.effort_l2,
         speed_l2=ec.speed_l2,
         rest_excitation=ec.rest_excitation,
-    )
-
-
-def _arm_network(config: Config, connectome: Connectome, phi) -> ArmRateNetwork:
-    """The circuit of ``config`` driving the arm ``[effector]`` describes."""
-    rc = config.rate
-    return ArmRateNetwork(
-        connectome,
-        phi,
-        config.task.dt,
-        noise_std=rc.noise_std,
-        dtype=np.dtype(rc.dtype),
-        output_scale=config.task.reach_distance,
-        body=make_body(config),
     )
 
 

@@ -35,18 +35,16 @@ and noise.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit
 
-from . import _kernels
 from .circuit import Connectome
 from .effector import Arm26Params, ArmKernel, balanced_excitation, hand_position, muscle_lengths
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
-from .rate import RateNetwork
+from .rate import GROUPS, RateNetwork
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
 
@@ -550,13 +548,9 @@ class ArmRateNetwork(RateNetwork):
         process = super().noise(n_trials, n_steps, rng) if self.noise_std > 0 else None
         return LoopNoise(process, *self.body.noise(n_trials, n_steps, rng))
 
-    def _inputs(self, batch: TrialBatch) -> np.ndarray:
+    def _inputs(self, batch: TrialBatch, width: int | None = None) -> np.ndarray:
         """The batch's task inputs, (time, trials, task inputs); the feedback channels are the loop's own."""
-        if abs(batch.dt - self.dt) > 1e-12:
-            raise ConfigError(f"trial batch dt {batch.dt} s differs from the network's dt {self.dt} s")
-        if batch.inputs.shape[2] != self.n_task_inputs:
-            raise ConfigError(f"batch has {batch.inputs.shape[2]} input channels, network {self.n_task_inputs}")
-        return np.ascontiguousarray(batch.inputs.transpose(1, 0, 2), dtype=self.dtype)
+        return super()._inputs(batch, self.n_task_inputs if width is None else width)
 
     def _forward_loop(
         self, batch: TrialBatch, noise: LoopNoise | None, store_states: bool, rate_stats: np.ndarray | None = None
@@ -565,65 +559,26 @@ class ArmRateNetwork(RateNetwork):
 
         Returns the :class:`ArmLoop` and the task inputs (time, trials, task inputs).
         """
-        p, alpha = self.params, self.alpha
+        p, k = self.params, self.n_task_inputs
         u = self._inputs(batch)
         n_steps, n_trials, _ = u.shape
-        n, k_task = self.n_units, self.n_task_inputs
-        process = None if noise is None else noise.process
-        rec = self._recurrence()
-        rec.set_weights(p["w"])
-        rates = self._buffer("r", (n, n_steps, n_trials))
-        states = self._buffer("x", (n, n_steps, n_trials)) if store_states else None
-        drive = self._buffer("drive", (n_steps, n, n_trials))
-        np.matmul(p["w_in"][:, :k_task] * alpha[:, None], u.transpose(0, 2, 1), out=drive)
-        drive += (alpha * p["b"])[:, None]
-        w_fb = np.ascontiguousarray(p["w_in"][:, k_task:] * alpha[:, None])  # (units, 14)
-        if process is not None:
-            if process.shape != (n_steps, n_trials, n):
-                raise ValueError(f"noise has shape {process.shape}, expected {(n_steps, n_trials, n)}")
-            process = process.transpose(0, 2, 1)
+        inputs = np.zeros((n_steps, n_trials, self.n_inputs), self.dtype)  # the feedback columns: filled below
+        inputs[:, :, :k] = u
         loop = ArmLoop(self.body, batch, noise)
-        leak = (1.0 - alpha).astype(self.dtype)[:, None]
-        x_now, x_next = self._buffer("x_now", (n, n_trials)), self._buffer("x_next", (n, n_trials))
-        r_now, tmp = self._buffer("r_now", (n, n_trials)), self._buffer("tmp", (n, n_trials))
-        fb_drive = self._buffer("fb_drive", (n, n_trials))
-        x_now[...] = p["x0"][:, None]
+        w_fb = np.ascontiguousarray(p["w_in"][:, k:] * self.alpha[:, None])  # (units, 14)
+        fb_drive = self._buffer("fb_drive", (self.n_units, n_trials))
         w_out, b_out = p["w_out"].astype(float), p["b_out"].astype(float)
-        out_rows = self._out_rows
-        phi = self.transfer
-        fast = (phi.gain, phi.threshold, phi.softness) if isinstance(phi, Softplus) else None
-        keep = None if self._keep is None else self._keep[:, None]
-        with np.errstate(over="ignore"):
-            for t in range(n_steps):
-                top = math.nan
-                if fast is not None:
-                    top = _kernels.softplus(x_now, r_now, *fast)
-                    if not math.isfinite(top):
-                        phi(x_now, out=r_now)
-                else:
-                    phi(x_now, out=r_now)
-                if keep is not None:
-                    r_now *= keep
-                rates[:, t, :] = r_now
-                if states is not None:
-                    states[:, t, :] = x_now
-                if rate_stats is not None:
-                    rate_stats[t, 0] = r_now.sum()
-                    rate_stats[t, 2] = top if keep is None and math.isfinite(top) else r_now.max()
-                    np.multiply(r_now, r_now, out=tmp)
-                    rate_stats[t, 1] = tmp.sum()
-                f = loop.step(t, (w_out @ r_now[out_rows]).T + b_out)
-                if t + 1 < n_steps:
-                    np.multiply(x_now, leak, out=x_next)
-                    x_next += drive[t]
-                    if loop.body.feedback.enabled:
-                        np.matmul(w_fb, f.T.astype(self.dtype), out=fb_drive)
-                        x_next += fb_drive
-                    if process is not None:
-                        x_next += process[t]
-                    rec.forward(r_now, x_next, tmp)
-                    x_now, x_next = x_next, x_now
-        return loop, u
+        out_rows, enabled = self._out_rows, self.body.feedback.enabled
+
+        def step(t: int, r_now: np.ndarray) -> np.ndarray | None:
+            f = loop.step(t, (w_out @ r_now[out_rows]).T + b_out)
+            inputs[t, :, k:] = f
+            if not enabled or t + 1 == n_steps:
+                return None
+            return np.matmul(w_fb, inputs[t, :, k:].T, out=fb_drive)
+
+        self._forward(inputs, None if noise is None else noise.process, store_states, rate_stats, step)
+        return loop, inputs
 
     def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
         """Simulate a batch in closed loop (noise-free without ``rng``); see :class:`LoopTrajectory`."""
@@ -675,10 +630,9 @@ class ArmRateNetwork(RateNetwork):
         p, alpha = self.params, self.alpha
         softplus = isinstance(self.transfer, Softplus)
         rate_stats = np.empty((batch.n_steps, 3), np.float64)
-        loop, u = self._forward_loop(batch, noise, store_states=not softplus, rate_stats=rate_stats)
+        loop, inputs = self._forward_loop(batch, noise, store_states=not softplus, rate_stats=rate_stats)
         rates = self._buffers["r"]
         states = None if softplus else self._buffers["x"]
-        rec, n = self._rec, self.n_units
         terms = loop.losses(batch)
         w_fb = p["w_in"][:, self.n_task_inputs :] * alpha[:, None]  # (units, 14)
         w_out_t = p["w_out"].astype(float).T  # (readout units, 6)
@@ -690,45 +644,14 @@ class ArmRateNetwork(RateNetwork):
             gy[t] = loop.backward_step(t, g_f)
             return (w_out_t @ gy[t].T).astype(self.dtype, copy=False)
 
-        gx = self._buffer("g", rates.shape)
-        dw = _kernels.WeightGradient(rec, gx, rates, self.gradient_threads)
-        try:
-            sum_over2 = self._backward(rates, states, rate_stats, readout_grad, penalties, gx, dw)
-        finally:
-            dw.close()
-        dw_syn = dw.result()
-
-        gx1 = gx[:, 1:, :].reshape(n, -1)  # dL/dx[t+1], paired with r[t] and the inputs of step t
-        w_vals = rec.values
-        n_syn = max(rec.n_synapses, 1)
-        sum_w2 = float(np.sum(w_vals.astype(np.float64) ** 2))
-        w_ref = float(np.sqrt(sum_w2 / n_syn)) if w_ref is None else w_ref
-        c_weight = 2.0 * penalties.weight_l2 / (n_syn * w_ref**2)
-        grad_w = np.zeros((n, n), self.dtype)
-        grad_w.reshape(-1)[rec.flat] = dw_syn * rec.coef + self.dtype.type(c_weight) * w_vals
-        inputs = np.concatenate([u[:-1], loop.f[:-1].astype(self.dtype)], axis=2)
+        grads, (rate_loss, weight_loss), stats = self._backprop(
+            inputs, states, rate_stats, readout_grad, penalties, w_ref
+        )
         gy_t = gy.transpose(2, 0, 1).reshape(6, -1)
-        grads = {
-            "w": grad_w,
-            "w_in": ((gx1 @ inputs.reshape(-1, self.n_inputs)) * alpha[:, None]) * self.in_mask,
-            "b": gx1.sum(axis=1) * alpha,
-            "w_out": gy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T.astype(float),
-            "b_out": gy.sum((0, 1)),
-            "x0": gx[:, 0, :].sum(axis=1),
-        }
-        grads = {k: np.asarray(g, dtype=self.dtype) for k, g in grads.items()}
-        size = rates.size
-        sum_r, sum_r2 = (float(v) for v in rate_stats[:, :2].sum(axis=0))
-        rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
-        weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
-        stats = {
-            "task_loss": terms["task"],
-            "r2": terms["r2"],
-            "mean_rate": sum_r / size,
-            "max_rate": float(rate_stats[:, 2].max()),
-            "effort": terms["effort"],
-            "speed_loss": terms["speed"],
-        }
+        grads["w_out"] = gy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T.astype(float)
+        grads["b_out"] = gy.sum((0, 1))
+        grads = {k: np.asarray(grads[k], dtype=self.dtype) for k in GROUPS}
+        stats = _loop_stats(terms, stats)
         return terms["total"] + rate_loss + weight_loss, grads, stats
 
 
@@ -895,15 +818,19 @@ class ArmANN:
         act_loss = act_l2 * float(np.mean(h.astype(np.float64) ** 2))
         weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
         habs = np.abs(h)
-        stats = {
-            "task_loss": terms["task"],
-            "r2": terms["r2"],
-            "mean_rate": float(habs.mean()),
-            "max_rate": float(habs.max()),
-            "effort": terms["effort"],
-            "speed_loss": terms["speed"],
-        }
+        stats = _loop_stats(terms, {"mean_rate": float(habs.mean()), "max_rate": float(habs.max())})
         return terms["total"] + act_loss + weight_loss, grads, stats
+
+
+def _loop_stats(terms: dict[str, float], activity: dict[str, float]) -> dict[str, float]:
+    """Training statistics of a closed-loop batch: the loop's terms and the model's ``mean_rate``, ``max_rate``."""
+    return {
+        "task_loss": terms["task"],
+        "r2": terms["r2"],
+        **activity,
+        "effort": terms["effort"],
+        "speed_loss": terms["speed"],
+    }
 
 
 def _trials_first(a: np.ndarray) -> np.ndarray:

@@ -270,6 +270,7 @@ class RateNetwork(TimeMajorModel):
         noise: np.ndarray | None,
         store_states: bool = True,
         rate_stats: np.ndarray | None = None,
+        step: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """Run the dynamics, filling the unit-major buffer ``r`` (and ``x``) of shape (units, time, trials).
 
@@ -284,6 +285,10 @@ class RateNetwork(TimeMajorModel):
         rate_stats : ndarray, shape (time, 3), optional
             Filled with the sum, sum of squares and maximum of r over units and
             trials at every step.
+        step : callable, optional
+            ``step(t, r[t])`` is called once r[t] (units, trials) is known and may return an extra
+            drive (units, trials; mV) to add to x[t+1]: how a closed loop
+            (:mod:`cortexsim.closed_loop`) reads its output and feeds back what the arm senses.
 
         Returns
         -------
@@ -336,9 +341,12 @@ class RateNetwork(TimeMajorModel):
                     rate_stats[t, 2] = top if fast is not None and keep is None and math.isfinite(top) else r_now.max()
                     np.multiply(r_now, r_now, out=tmp)
                     rate_stats[t, 1] = tmp.sum()
+                extra = None if step is None else step(t, r_now)
                 if t + 1 < n_steps:
                     np.multiply(x_now, leak, out=x_next)
                     x_next += drive[t]
+                    if extra is not None:
+                        x_next += extra
                     if noise is not None:
                         x_next += noise[t]
                     rec.forward(r_now, x_next, tmp)
@@ -415,7 +423,7 @@ class RateNetwork(TimeMajorModel):
         the stored rate (an identity of the softplus; 0 where a unit is silenced), so
         ``x`` is not stored.
         """
-        p, alpha, phi = self.params, self.alpha, self.transfer
+        p, phi = self.params, self.transfer
         u = self._inputs(batch)
         softplus = isinstance(phi, Softplus)
         n_steps = u.shape[0]
@@ -423,7 +431,6 @@ class RateNetwork(TimeMajorModel):
         y = self._forward(u, noise, store_states=not softplus, rate_stats=rate_stats)
         rates = self._buffers["r"]
         states = None if softplus else self._buffers["x"]
-        rec = self._rec
         n, _, n_trials = rates.shape
         target = batch.targets.transpose(1, 0, 2).astype(self.dtype)
         mask = batch.mask.transpose(1, 0, 2).astype(self.dtype)
@@ -433,6 +440,49 @@ class RateNetwork(TimeMajorModel):
         # dL/dr of the readout, shape (readout units, time, trials)
         g_out = (p["w_out"].T @ dy_t).reshape(-1, n_steps, n_trials)
 
+        grads, (rate_loss, weight_loss), stats = self._backprop(u, states, rate_stats, g_out, penalties, w_ref)
+        grads["w_out"] = (dy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T).astype(self.dtype)
+        grads["b_out"] = dy.sum((0, 1)).astype(self.dtype)
+        stats = {"task_loss": task, "r2": error.r2, **stats}
+        return task + rate_loss + weight_loss, {k: grads[k] for k in GROUPS}, stats
+
+    def _backprop(
+        self,
+        inputs: np.ndarray,
+        states: np.ndarray | None,
+        rate_stats: np.ndarray,
+        g_out: np.ndarray | Callable[[int, np.ndarray | None], np.ndarray],
+        penalties: Penalties,
+        w_ref: float | None,
+    ) -> tuple[dict[str, np.ndarray], tuple[float, float], dict[str, float]]:
+        """After :meth:`_forward`: backpropagation through time and the gradients of ``w``, ``w_in``, ``b``, ``x0``.
+
+        The weight gradient is computed in chunks alongside the backward pass (:meth:`_backward`).
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (time, trials, inputs)
+            Every input channel as it entered (a closed loop's feedback included).
+        states : ndarray, shape (units, time, trials), optional
+            x, unless the transfer is a softplus (phi' from r).
+        rate_stats : ndarray, shape (time, 3)
+            From :meth:`_forward`.
+        g_out : ndarray or callable
+            The readout's dL/dr (see :meth:`_backward`).
+        penalties : Penalties
+        w_ref : float, optional
+
+        Returns
+        -------
+        grads : dict
+            ``w``, ``w_in``, ``b``, ``x0``.
+        penalties : (float, float)
+            The rate and the weight penalty's shares of the loss.
+        stats : dict
+            ``mean_rate``, ``max_rate``.
+        """
+        alpha, rec, n = self.alpha, self._rec, self.n_units
+        rates = self._buffers["r"]
         # backward through time (gx[:, t] = dL/dx[t]), the weight gradient in chunks alongside
         gx = self._buffer("g", rates.shape)
         dw = _kernels.WeightGradient(rec, gx, rates, self.gradient_threads)
@@ -441,8 +491,6 @@ class RateNetwork(TimeMajorModel):
         finally:
             dw.close()
         dw_syn = dw.result()  # sum_t dL/dx[t+1] r[t]^T at the synapses, (post, pre) order
-
-        # the other parameter gradients: products over all steps and trials at once
         gx1 = gx[:, 1:, :].reshape(n, -1)  # dL/dx[t+1], paired with r[t] and u[t]; (units, (T-1) B)
         w_vals = rec.values
         n_syn = max(rec.n_synapses, 1)
@@ -451,27 +499,20 @@ class RateNetwork(TimeMajorModel):
         c_weight = 2.0 * penalties.weight_l2 / (n_syn * w_ref**2)
         grad_w = np.zeros((n, n), self.dtype)
         grad_w.reshape(-1)[rec.flat] = dw_syn * rec.coef + self.dtype.type(c_weight) * w_vals
-        u0 = u[:-1].reshape(-1, self.n_inputs)
+        u0 = inputs[:-1].reshape(-1, self.n_inputs)
         grads = {
             "w": grad_w,
             "w_in": ((gx1 @ u0) * alpha[:, None]) * self.in_mask,
             "b": gx1.sum(axis=1) * alpha,
-            "w_out": dy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T,
-            "b_out": dy.sum((0, 1)),
             "x0": gx[:, 0, :].sum(axis=1),
         }
         grads = {k: g.astype(self.dtype, copy=False) for k, g in grads.items()}
-        size = rates.size
-        sum_r, sum_r2 = (float(s) for s in rate_stats[:, :2].sum(axis=0))
+        size = gx.size
+        sum_r, sum_r2 = (float(v) for v in rate_stats[:, :2].sum(axis=0))
         rate_loss = (penalties.rate_l2 * sum_r2 + penalties.rate_cap_l2 * sum_over2) / size
         weight_loss = penalties.weight_l2 * sum_w2 / (n_syn * w_ref**2)
-        stats = {
-            "task_loss": task,
-            "r2": error.r2,
-            "mean_rate": sum_r / size,
-            "max_rate": float(rate_stats[:, 2].max()),
-        }
-        return task + rate_loss + weight_loss, grads, stats
+        stats = {"mean_rate": sum_r / size, "max_rate": float(rate_stats[:, 2].max())}
+        return grads, (rate_loss, weight_loss), stats
 
     def _backward(
         self,
