@@ -683,7 +683,7 @@ class ArmANN:
         self.dt, self.dtype, self.n_units = model.dt, model.dtype, model.n_units
 
     def __repr__(self) -> str:
-        return repr(self.model).replace(">", ", driving the six-muscle arm>")
+        return repr(self.model)[:-1] + ", driving the six-muscle arm>"
 
     # -- the Trainable protocol ------------------------------------------------------------
     @property
