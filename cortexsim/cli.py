@@ -8,6 +8,8 @@ Subcommands (each also takes -q/--quiet and -v/--verbose)::
     cortexsim inspect FILE.h5 [--json]               what a run file holds
     cortexsim spiking RUN.h5 [--k K] [--trials N] [--target T]   the LIF twin of a trained run
     cortexsim compare RUN.h5 [OTHER.h5 ...] [--data FILE]   the comparison battery
+    cortexsim export RUN.h5 --nwb FILE.nwb [--heldout-fraction F] [--seed S]   the twin as NWB
+    cortexsim score RUN.h5 --data FILE.nwb [--json [FILE]]   score the model on recorded trials
     cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
 
 User errors (bad arguments, bad config, unreadable files) print one line
@@ -256,6 +258,26 @@ def cmd_spiking(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`cortexsim export`: the run's spiking twin as an NWB file (exit status)."""
+    from . import export
+
+    export.check_fraction(args.heldout_fraction)  # every check before anything is read or computed
+    out = export.check_output(args.nwb)
+    if args.seed is not None and not 0 <= args.seed <= 2**32 - 1:
+        raise CortexsimError(f"--seed {args.seed}: use a whole number from 0 to {2**32 - 1}")
+    run_file = Path(args.run)
+    _run_config(run_file, needs=("task", "rate", "spikes", "spiking"), parse=False)
+    preflight.check_writable(out.parent, "--nwb folder")
+    done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed)
+    held = f", {done.n_heldout_units} rate units held out (seed {done.seed})" if done.n_heldout_units else ""
+    print(
+        f"wrote {done.path}: {done.n_neurons} units, {done.n_spikes} spikes, {done.n_trials} trials{held} "
+        f"({done.size_bytes / 2**20:.1f} MiB in {done.seconds:.1f} s)"
+    )
+    return 0
+
+
 MAX_WORKERS = 1024
 """Most LocalCluster worker processes ``--workers`` accepts."""
 
@@ -274,6 +296,10 @@ def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Con
         missing = [g for g in needs if g not in f]
         if missing:
             what = "a trained rate network" if "rate" in missing else f"/{missing[0]}"
+            if "rate" not in missing and {"spikes", "spiking"} & set(missing):
+                raise CortexsimError(
+                    f"{run_file}: has no spiking twin (/{', /'.join(missing)}); run `cortexsim spiking {run_file}` first"
+                )
             raise CortexsimError(f"{run_file}: has no {what} (/{', /'.join(missing)}); run `cortexsim run` first")
         return store.read_config(f) if parse else None
 
@@ -413,6 +439,25 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--target", choices=("auto", "numpy", "cython", "cpp_standalone"), help="Brian2 code target")
     sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     sp.set_defaults(func=cmd_spiking)
+
+    e = sub.add_parser(
+        "export",
+        parents=common,
+        help="write a run's spiking twin as an NWB file (trials, units with cell types, behaviour)",
+        description="Write the spiking twin of a run file as NWB 2 (readable by pynwb, pynapple, NWB Widgets, "
+        "nlb_tools): trials, one Units row per LIF neuron with layer, population, cell_class, subtype and "
+        "rate_unit, the hand in processing/behavior and the rate circuit in processing/rate_model. Needs the "
+        "optional extra: pip install 'cortexsim[nwb]'. See docs/nwb.md.",
+    )
+    e.add_argument("run", help="run file (.h5) with a spiking twin")
+    e.add_argument("--nwb", required=True, help="NWB file to write (.nwb; an existing NWB file is replaced)")
+    e.add_argument(
+        "--heldout-fraction",
+        type=float,
+        help="share of rate units (with all K neurons of each) labelled held out in the Units column 'heldout'",
+    )
+    e.add_argument("--seed", type=int, help="seed of the held-out draw (default: the run's seed)")
+    e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("inspect", parents=common, help="show what a run file holds")
     i.add_argument("file", help="run file (.h5)")
