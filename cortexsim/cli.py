@@ -297,9 +297,8 @@ def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Con
         if missing:
             what = "a trained rate network" if "rate" in missing else f"/{missing[0]}"
             if "rate" not in missing and {"spikes", "spiking"} & set(missing):
-                raise CortexsimError(
-                    f"{run_file}: has no spiking twin (/{', /'.join(missing)}); run `cortexsim spiking {run_file}` first"
-                )
+                fix = f"run `cortexsim spiking {run_file}` first"
+                raise CortexsimError(f"{run_file}: has no spiking twin (/{', /'.join(missing)}); {fix}")
             raise CortexsimError(f"{run_file}: has no {what} (/{', /'.join(missing)}); run `cortexsim run` first")
         return store.read_config(f) if parse else None
 

@@ -553,6 +553,32 @@ class SpikingConfig:
         v.number(self.dt, "spiking.dt", low=0, low_open=True, high=1e-3)
 
 
+@dataclass(frozen=True)
+class ExportConfig:
+    """``[export]``: files ``cortexsim run`` writes at the end, besides the run file.
+
+    Attributes
+    ----------
+    nwb : bool
+        Write ``<run folder>/run.nwb``: the spiking twin as NWB (:func:`cortexsim.export.export_nwb`;
+        needs the twin, ``[spiking] enabled``, and the optional extra ``cortexsim[nwb]``).
+    heldout_fraction : float, optional
+        Share of rate units labelled held out in the NWB Units table (in (0, 1); unset: none).
+    """
+
+    nwb: bool = False
+    heldout_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.heldout_fraction is not None:
+            share = v.number(self.heldout_fraction, "export.heldout_fraction")
+            if not 0 < share < 1:
+                raise ConfigError(
+                    f"export.heldout_fraction: {share!r} is outside the allowed range (0, 1) (exclusive); give the "
+                    "share of rate units to hold out, e.g. 0.25, or leave the key out for none"
+                )
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig,
     "circuit": CircuitConfig,
@@ -565,6 +591,7 @@ SECTIONS: dict[str, type] = {
     "compare": CompareConfig,
     "lesion": LesionConfig,
     "quality": QualityConfig,
+    "export": ExportConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -594,6 +621,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     lesion: LesionConfig = field(default_factory=LesionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     base: Path = Path(".")
 
     @property

@@ -458,8 +458,8 @@ def _add_units(nwb: Any, run: _Run, heldout: np.ndarray | None, pynwb: Any) -> N
 
 def _add_rate_model(nwb: Any, run: _Run, heldout: np.ndarray | None, pynwb: Any) -> None:
     """``processing/misc``: the rate circuit's rates laid over the trials, and its unit table."""
-    from hdmf.common import DynamicTable, VectorData
     from pynwb import H5DataIO
+    from pynwb.core import DynamicTable, VectorData
 
     twin, connectome = run.twin, run.connectome
     n_cond, steps, n_units = run.rates.shape

@@ -791,6 +791,21 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
 # ---------------------------------------------------------------------------
 
 
+def check_export(config: Config) -> None:
+    """Refuse ``[export] nwb = true`` without the spiking twin it exports, or without pynwb installed."""
+    if not config.export.nwb:
+        return
+    if not config.spiking.enabled:
+        raise ConfigError(
+            "export.nwb = true exports the spiking twin, but spiking.enabled = false; enable the twin or drop "
+            "export.nwb"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("pynwb") is None:
+        raise ConfigError('export.nwb = true needs the optional package pynwb; pip install "cortexsim[nwb]"')
+
+
 def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str = "the run") -> MemoryEstimate:
     """Every check of a ``cortexsim run`` of ``config`` into ``out_dir``, before anything is computed or written.
 
@@ -819,6 +834,7 @@ def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str
     if out_dir.exists() and not out_dir.is_dir():
         raise CortexsimError(f"--out {out_dir}: exists and is not a folder")
     check_runnable(config)
+    check_export(config)
     data_bytes = 0.0
     if config.compare.data:
         data_bytes = check_data_file(config.base / config.compare.data, config)
