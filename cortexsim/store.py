@@ -1635,7 +1635,10 @@ class Activity:
     dt : float
         Time step (s).
     move_on : int
-        Time index of movement onset (for the jPCA window).
+        Time index of movement onset in ``rates`` (for the jPCA window).
+    start : int
+        The step of the run's time grid that ``rates``' first step is (recorded data that cover only
+        part of the model's time axis start later and stop earlier; models: 0).
     """
 
     name: str
@@ -1643,6 +1646,7 @@ class Activity:
     rates: np.ndarray
     dt: float
     move_on: int
+    start: int = 0
 
     @property
     def n_units(self) -> int:
