@@ -639,7 +639,8 @@ def compare_stage(
             activities += store.read_activities(f, prefix=f"run{i + 2}/")
     notes: tuple[str, ...] = ()
     if cc.data:  # recorded data, put on the run's time grid
-        data, notes = battery.activity_from_data(load_neural_data(base / cc.data), activities[0])
+        recorded = load_neural_data(base / cc.data, **cc.loader_options())
+        data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
     t0 = time.perf_counter()
     result = battery.run_battery(

@@ -729,12 +729,16 @@ def check_spiking(config: Config) -> None:
 # ---------------------------------------------------------------------------
 
 
-def check_data_file(path: str | Path, config: Config | None = None, key: str = "compare.data") -> float:
+def check_data_file(
+    path: str | Path, config: Config | None = None, key: str = "compare.data", options: dict | None = None
+) -> float:
     """Check that a recorded-data file exists, loads and overlaps the model's time base; returns its rates' bytes.
 
-    ``.npz`` and ``.mat`` files are opened and their ``rates`` and ``time`` arrays checked
-    (shapes and time base); NWB files need an alignment event, which the pipeline does
-    not pass, so they are refused here rather than at the last stage.
+    The file is loaded with ``options`` (default: ``config``'s ``[compare]`` loader options, see
+    :meth:`~cortexsim.config.CompareConfig.loader_options`): ``.npz`` and ``.mat`` files have their rates
+    and time arrays checked (shapes, layout, time base); NWB files are binned into PSTHs, which needs
+    an alignment event (``compare.align_event``, ``--align-event``), refused here rather than at the
+    last stage.
 
     Raises
     ------
@@ -751,8 +755,15 @@ def check_data_file(path: str | Path, config: Config | None = None, key: str = "
             f"{key} = {str(path)!r}: {format_bytes(path.stat().st_size)} is too large for condition-"
             f"averaged rates (at most 2 GiB)"
         )
+    if options is None:
+        options = config.compare.loader_options() if config is not None else {}
+    if path.suffix.lower() == ".nwb" and not options.get("align_event"):
+        raise ConfigError(
+            f"{key} = {str(path)!r}: an NWB file is binned around an event; name the trials column to align to "
+            "with --align-event (compare.align_event), e.g. move_onset_time"
+        )
     try:
-        data = load_neural_data(path)
+        data = load_neural_data(path, **options)
         if config is not None:
             task = config.task
             move_on = int(round((task.fixation + task.eval_delay + task.reaction_time) / task.dt))
