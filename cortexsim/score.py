@@ -143,11 +143,23 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, n
     weights : ndarray, shape (features, outputs)
     intercept : ndarray, shape (outputs,)
     """
+    ((weights, intercept),) = ridge_path(x, y, [alpha])
+    return weights, intercept
+
+
+def ridge_path(x: np.ndarray, y: np.ndarray, alphas: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`ridge_fit` for every penalty of ``alphas`` from one eigendecomposition of the centred Gram matrix."""
     mx, my = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - mx, y - my
-    gram = xc.T @ xc + alpha * np.eye(x.shape[1])
-    weights = np.linalg.solve(gram, xc.T @ yc)
-    return weights, my - mx @ weights
+    xc = x - mx
+    evals, evecs = np.linalg.eigh(xc.T @ xc)
+    proj = evecs.T @ (xc.T @ (y - my))
+    out = []
+    for alpha in alphas:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv = np.where(evals + alpha > 1e-12 * max(evals.max(), 1.0), 1.0 / (evals + alpha), 0.0)
+        weights = evecs @ (inv[:, None] * proj)
+        out.append((weights, my - mx @ weights))
+    return out
 
 
 def _folds(n: int, k: int) -> list[np.ndarray]:
@@ -172,16 +184,12 @@ def ridge_cv(
         labels = list(dict.fromkeys(groups.tolist()))
         parts = _folds(len(labels), min(n_folds, len(labels)))
         folds = [np.flatnonzero(np.isin(groups, [labels[i] for i in part])) for part in parts]
-    best, best_score = float(alphas[0]), -np.inf
-    for alpha in alphas:
-        scores = []
-        for test in folds:
-            train = np.setdiff1d(np.arange(x.shape[0]), test)
-            w, b = ridge_fit(x[train], y[train], float(alpha))
-            scores.append(r2_score(y[test], x[test] @ w + b))
-        if np.mean(scores) > best_score:
-            best, best_score = float(alpha), float(np.mean(scores))
-    return best
+    scores = np.zeros((len(folds), len(alphas)))
+    for i, test in enumerate(folds):
+        train = np.setdiff1d(np.arange(x.shape[0]), test)
+        for j, (w, b) in enumerate(ridge_path(x[train], y[train], alphas)):
+            scores[i, j] = r2_score(y[test], x[test] @ w + b)
+    return float(alphas[int(np.argmax(scores.mean(axis=0)))])  # the first of equals, as GridSearchCV
 
 
 def fit_and_eval_decoder(
