@@ -243,3 +243,50 @@ def test_bad_input_is_one_line_and_leaves_files_alone(smoke_run, make_bad_file, 
         finally:
             locked.chmod(0o755)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_round_trip_compare_finds_the_twin_close_to_itself(exported, smoke_run, tmp_path, capsys):
+    """Export, load back through ``compare --data`` as if recorded: the battery finds the twin in the data.
+
+    The NWB PSTHs cover -0.5..+0.5 s around movement onset, part of the model's trial, so the comparison
+    runs on the overlap only.  Three PCs: the smoke circuit (60 units, 2 LIF neurons each, 2 trials per
+    condition) has about three dimensions above its spiking noise (with 10 PCs the mean CCA is 0.76).
+    """
+    folder = tmp_path / "rt"
+    folder.mkdir()
+    run = folder / "run.h5"
+    shutil.copyfile(smoke_run / "run.h5", run)
+    argv = ["compare", str(run), "--data", str(exported), "--align-event", "move_onset_time"]
+    assert main([*argv, "--smooth-sd", "0.01", "--n-pcs", "3", "--n-null", "0"]) == 0
+    capsys.readouterr()
+    with store.open_run(run) as f:
+        analysis = store.read_analysis(f)
+    row = next(r for r in analysis.similarity if (r["a"], r["b"]) == ("spiking", "data"))
+    assert row["cca"] >= 0.95, row
+    assert any("data cover 99 of 146 model time steps" in n for n in analysis.notes)
+    assert any("compared on the steps both cover only" in n for n in analysis.notes)
+
+
+def test_compare_data_options_are_checked_before_anything_runs(exported, smoke_run, tmp_path, capsys):
+    from cortexsim import preflight
+
+    run = str(smoke_run / "run.h5")
+    assert main(["compare", run, "--window", "-0.2", "0.2"]) == 2
+    assert "give --data FILE too" in capsys.readouterr().err
+    assert main(["compare", run, "--data", str(exported)]) == 2
+    assert "--align-event" in capsys.readouterr().err
+    assert main(["compare", run, "--data", str(exported), "--align-event", "x", "--window", "0.2", "-0.2"]) == 2
+    assert "--window (compare.window)" in capsys.readouterr().err
+    with store.open_run(smoke_run / "run.h5") as f:
+        config = store.read_config(f)
+    model = _run(smoke_run)
+    rates = model["rates"]  # (conditions, time, units): a layout and a name the defaults do not guess
+    time = (np.arange(rates.shape[1]) - round(model["params"]["move_on"][0] / model["dt"])) * model["dt"]
+    data = tmp_path / "psth.npz"
+    np.savez(data, psth=rates, time=time)
+    with pytest.raises(ConfigError, match="missing 'rates'"):
+        preflight.check_data_file(data, config, options={})
+    options = {"variable": "psth", "layout": "conditions,time,neurons"}
+    assert preflight.check_data_file(data, config, options=options) == rates.astype(float).nbytes
+    with pytest.raises(ConfigError, match="check layout="):  # a wrong layout: its time axis has 8 values, not 146
+        preflight.check_data_file(data, config, options={**options, "layout": "time,conditions,neurons"})
