@@ -20,9 +20,10 @@ optionally a boolean Units column ``heldout``) and:
    ``co_bps``   co-smoothing bits per spike of the held-out neurons (all neurons when the file
                 labels none): (NLL of each neuron's mean test count - NLL of the predictions),
                 Poisson, divided by the test spikes and ln 2 (``bits_per_spike``);
-   ``psth_r2``  R² of the predicted single-trial rates against each trial's condition PSTH (all
-                trials of its recorded condition, Gaussian-smoothed), averaged over neurons
-                (``eval_psth``, scikit-learn's ``r2_score``);
+   ``psth_r2``  R² of the predicted PSTHs (mean prediction over each condition's test trials)
+                against the recorded ones (all trials of the recorded condition, Gaussian-smoothed),
+                over all conditions, averaged over neurons (``eval_psth`` of nlb_tools 0.0.4,
+                scikit-learn's ``r2_score``);
    ``vel_r2``   R² of hand velocity decoded from the predicted rates of all neurons by ridge
                 regression fit on the training trials (penalty from ``logspace(-4, 0, 9)`` by 5-fold
                 cross-validation, as ``fit_and_eval_decoder``).
@@ -212,18 +213,32 @@ def fit_and_eval_decoder(
     return r2_score(eval_behavior, eval_rates @ w + b)
 
 
-def eval_psth(psth: np.ndarray, eval_rates: np.ndarray) -> float:
-    """R² of predicted single-trial rates against each trial's condition PSTH (nlb_tools ``eval_psth``).
+def eval_psth(psth: np.ndarray, eval_rates: np.ndarray, eval_cond_idx: list[np.ndarray]) -> float:
+    """R² of the predicted PSTHs against the recorded ones, over all conditions (nlb_tools 0.0.4 ``eval_psth``).
 
     Parameters
     ----------
-    psth : ndarray, shape (trials * bins, neurons)
-        The PSTH of each evaluated trial's condition, trial after trial (NaN rows left out).
+    psth : ndarray, shape (conditions, bins, neurons)
+        The recorded PSTH of each condition (bins with NaN are left out).
     eval_rates : ndarray, shape (trials, bins, neurons)
+        Predicted rates of the evaluated trials.
+    eval_cond_idx : list of ndarray
+        For each condition of ``psth``, the rows of ``eval_rates`` in it (empty: left out).
+
+    Returns
+    -------
+    float
+        :func:`r2_score` of the conditions' PSTHs stacked along time, predicted PSTH = the mean of the
+        predicted rates over the condition's evaluated trials; averaged over neurons.
     """
-    rates = eval_rates.reshape(-1, eval_rates.shape[2])
-    keep = ~np.isnan(psth[:, 0])
-    return r2_score(psth[keep], rates[keep])
+    true, pred = [], []
+    for c, idx in enumerate(eval_cond_idx):
+        if len(idx) == 0:
+            continue
+        keep = ~np.isnan(psth[c, :, 0])
+        true.append(psth[c][keep])
+        pred.append(eval_rates[np.asarray(idx)].mean(axis=0)[keep])
+    return r2_score(np.vstack(true), np.vstack(pred))
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -528,14 +543,11 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
     co_bps = bits_per_spike(pred[test][:, :, scored], counts[test][:, :, scored])
 
     groups = np.array(labels)
-    psth = np.empty_like(counts)
-    for label in np.unique(groups):
-        members = groups == label
-        mean = counts[members].mean(axis=0)
-        if spec.psth_smooth_sd > 0:
-            mean = gaussian_filter1d(mean, spec.psth_smooth_sd / spec.bin_size, axis=0, mode="nearest")
-        psth[members] = mean
-    psth_r2 = eval_psth(psth[test].reshape(-1, counts.shape[2]), pred[test])
+    conditions = np.unique(groups)
+    psth = np.stack([counts[groups == c].mean(axis=0) for c in conditions])  # all trials of each condition
+    if spec.psth_smooth_sd > 0:
+        psth = gaussian_filter1d(psth, spec.psth_smooth_sd / spec.bin_size, axis=1, mode="nearest")
+    psth_r2 = eval_psth(psth, pred[test], [np.flatnonzero(groups[test] == c) for c in conditions])
 
     if recorded.velocity is None:
         vel_r2 = float("nan")

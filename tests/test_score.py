@@ -64,9 +64,13 @@ def test_ridge_is_least_squares_at_zero_penalty_and_shrinks():
 
 
 def test_psth_r2_and_decoder():
-    psth = np.array([[1.0], [2.0], [3.0], [1.0], [2.0], [3.0]])
-    assert score.eval_psth(psth, psth.reshape(2, 3, 1)) == pytest.approx(1.0)
-    assert score.eval_psth(psth, np.full((2, 3, 1), 2.0)) == pytest.approx(0.0)
+    psth = np.array([[[1.0], [2.0], [3.0]], [[3.0], [2.0], [1.0]]])  # 2 conditions x 3 bins x 1 neuron
+    trials = np.array([[[0.0], [2.0], [4.0]], [[3.0], [2.0], [1.0]], [[2.0], [2.0], [2.0]]])
+    # condition 0 <- trials 0 and 2: mean [1, 2, 3] (exact); condition 1 <- trial 1 (exact)
+    assert score.eval_psth(psth, trials, [np.array([0, 2]), np.array([1])]) == pytest.approx(1.0)
+    # condition 0 <- trial 2 alone, [2, 2, 2]: residuals 1, 0, 1 of ss_tot 8 over both conditions -> R2 = 0.75
+    assert score.eval_psth(psth, trials, [np.array([2]), np.array([1])]) == pytest.approx(0.75)
+    assert score.eval_psth(psth, trials, [np.array([2]), np.array([], int)]) == pytest.approx(0.0)  # the mean
     rng = np.random.default_rng(1)
     rates = rng.random((200, 4))
     vel = rates @ rng.standard_normal((4, 2))

@@ -1,11 +1,11 @@
 """Validation: cortexsim.score's measures against nlb_tools' own functions (Neural Latents Benchmark).
 
-``cortexsim.score`` re-implements ``nlb_tools.evaluation``'s ``bits_per_spike``, ``eval_psth`` and
-``fit_and_eval_decoder`` (numpy only; nlb_tools pulls in scikit-learn and pandas and is not a
-cortexsim dependency).  This script draws random Poisson data of NLB's shapes (trials x 5 ms bins x
-neurons, with predicted rates that are partly informative), computes every measure both ways and
-prints the differences; exit status 0 when each agrees to ``--tolerance``, 1 otherwise, 2 when
-nlb_tools cannot be imported.
+``cortexsim.score`` re-implements ``nlb_tools.evaluation``'s (release 0.0.4, the one on PyPI)
+``bits_per_spike``, ``eval_psth`` and ``fit_and_eval_decoder`` with numpy only (nlb_tools pulls
+in scikit-learn and pandas and is not a cortexsim dependency).  This script draws random Poisson
+data of NLB's shapes (trials x 5 ms bins x neurons, with partly informative predicted rates),
+computes every measure both ways and prints the differences.  Exit status 0 when each agrees to
+``--tolerance``, 1 otherwise, 2 when nlb_tools cannot be imported.
 
 Install nlb_tools into a separate environment with cortexsim (``pip install nlb-tools`` then
 ``pip install -e /path/to/cortexsim``), or into this one, and run::
@@ -33,8 +33,10 @@ def _data(seed: int) -> dict[str, np.ndarray]:
     rates = np.clip(true * rng.lognormal(0, 0.3, true.shape), 0, None)  # a noisy prediction
     rates[0, 0, 0] = 0.0  # one zero rate: both replace it by 1e-9
     behavior = latent[..., :2] @ rng.standard_normal((2, 2)) + 0.05 * rng.standard_normal((trials, bins, 2))
-    psth = np.tile(true.mean(axis=0, keepdims=True), (trials, 1, 1)).reshape(-1, neurons)
-    return {"spikes": spikes, "rates": rates, "behavior": behavior, "psth": psth}
+    cond = np.arange(trials) % 4
+    psth = np.stack([true[cond == c].mean(axis=0) for c in range(4)])  # 4 conditions
+    idx = [np.flatnonzero(cond == c) for c in range(4)]
+    return {"spikes": spikes, "rates": rates, "behavior": behavior, "psth": psth, "idx": idx}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             score.bits_per_spike(d["rates"], d["spikes"]),
             nlb.bits_per_spike(d["rates"].copy(), d["spikes"]),
         ),
-        ("eval_psth", score.eval_psth(d["psth"], d["rates"]), nlb.eval_psth(d["psth"], d["rates"])),
+        ("eval_psth", score.eval_psth(d["psth"], d["rates"], d["idx"]), nlb.eval_psth(d["psth"], d["rates"], d["idx"])),
         (
             "fit_and_eval_decoder",
             score.fit_and_eval_decoder(
