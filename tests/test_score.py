@@ -68,8 +68,8 @@ def test_psth_r2_and_decoder():
     trials = np.array([[[0.0], [2.0], [4.0]], [[3.0], [2.0], [1.0]], [[2.0], [2.0], [2.0]]])
     # condition 0 <- trials 0 and 2: mean [1, 2, 3] (exact); condition 1 <- trial 1 (exact)
     assert score.eval_psth(psth, trials, [np.array([0, 2]), np.array([1])]) == pytest.approx(1.0)
-    # condition 0 <- trial 2 alone, [2, 2, 2]: residuals 1, 0, 1 of ss_tot 8 over both conditions -> R2 = 0.75
-    assert score.eval_psth(psth, trials, [np.array([2]), np.array([1])]) == pytest.approx(0.75)
+    # condition 0 <- trial 2 alone, [2, 2, 2]: stacked truth [1, 2, 3, 3, 2, 1] (mean 2, ss_tot 4), ss_res 2 -> 0.5
+    assert score.eval_psth(psth, trials, [np.array([2]), np.array([1])]) == pytest.approx(0.5)
     assert score.eval_psth(psth, trials, [np.array([2]), np.array([], int)]) == pytest.approx(0.0)  # the mean
     rng = np.random.default_rng(1)
     rates = rng.random((200, 4))
