@@ -290,3 +290,18 @@ def test_compare_data_options_are_checked_before_anything_runs(exported, smoke_r
     assert preflight.check_data_file(data, config, options=options) == rates.astype(float).nbytes
     with pytest.raises(ConfigError, match="check layout="):  # a wrong layout: its time axis has 8 values, not 146
         preflight.check_data_file(data, config, options={**options, "layout": "time,conditions,neurons"})
+
+
+def test_export_config_is_checked_up_front(monkeypatch):
+    from cortexsim import preflight
+
+    config = Config.from_dict({"export": {"nwb": True}, "spiking": {"enabled": False}})
+    with pytest.raises(ConfigError, match="spiking.enabled = false"):
+        preflight.check_export(config)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pynwb" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"cortexsim\[nwb\]"):
+        preflight.check_export(Config.from_dict({"export": {"nwb": True}}))
+    preflight.check_export(Config())  # export off: nothing to check
