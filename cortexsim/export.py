@@ -113,7 +113,8 @@ def check_output(path: str | Path, flag: str = "--nwb") -> Path:
         with open(out, "rb") as fh:
             if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
                 raise CortexsimError(
-                    f"{flag} {out}: exists and is not an NWB (HDF5) file; it is left alone: choose another name"
+                    f"{flag} {out}: exists and is not an NWB (HDF5) file; it is left alone: choose another name "
+                    "or move it away"
                 )
     return out
 

@@ -802,10 +802,17 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
 # ---------------------------------------------------------------------------
 
 
-def check_export(config: Config) -> None:
-    """Refuse ``[export] nwb = true`` without the spiking twin it exports, or without pynwb installed."""
+def check_export(config: Config, out_dir: str | Path | None = None) -> None:
+    """Refuse ``[export] nwb = true`` without the spiking twin it exports, without pynwb, or over a foreign file.
+
+    ``out_dir``: the run folder, whose ``run.nwb`` must be absent or an NWB (HDF5) file to replace.
+    """
     if not config.export.nwb:
         return
+    if out_dir is not None:
+        from .export import check_output
+
+        check_output(Path(out_dir) / "run.nwb", "export.nwb: the run's")
     if not config.spiking.enabled:
         raise ConfigError(
             "export.nwb = true exports the spiking twin, but spiking.enabled = false; enable the twin or drop "
@@ -845,7 +852,7 @@ def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str
     if out_dir.exists() and not out_dir.is_dir():
         raise CortexsimError(f"--out {out_dir}: exists and is not a folder")
     check_runnable(config)
-    check_export(config)
+    check_export(config, out_dir)
     data_bytes = 0.0
     if config.compare.data:
         data_bytes = check_data_file(config.base / config.compare.data, config)

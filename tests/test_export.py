@@ -305,3 +305,12 @@ def test_export_config_is_checked_up_front(monkeypatch):
     with pytest.raises(ConfigError, match=r"cortexsim\[nwb\]"):
         preflight.check_export(Config.from_dict({"export": {"nwb": True}}))
     preflight.check_export(Config())  # export off: nothing to check
+
+
+def test_a_foreign_run_nwb_is_refused_before_the_run(tmp_path):
+    from cortexsim import preflight
+
+    (tmp_path / "run.nwb").write_text("not NWB\n")
+    with pytest.raises(Exception, match="left alone"):
+        preflight.check_export(Config.from_dict({"export": {"nwb": True}}), tmp_path)
+    assert (tmp_path / "run.nwb").read_text() == "not NWB\n"
