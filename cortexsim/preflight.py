@@ -887,6 +887,7 @@ def check_sweep(points: Sequence, out: str | Path) -> None:
         name = f"sweep point {i} ({point.name})"
         try:
             check_runnable(point.config)
+            check_export(point.config, point.folder)
             data_bytes = 0.0
             if point.config.compare.data:
                 data_bytes = check_data_file(point.config.base / point.config.compare.data, point.config)
