@@ -233,16 +233,28 @@ def run_battery(
         if not np.ptp(a.rates) > 0
     ]
     activities = [a for a in activities if np.ptp(a.rates) > 0]  # e.g. a silenced population: nothing to compare
-    reduced = {a.name: reduce_to_pcs(a.rates, n_pcs) for a in activities}
+    reduced = {(a.name, a.start, a.start + a.rates.shape[1]): reduce_to_pcs(a.rates, n_pcs) for a in activities}
     similarity: list[Row] = []
+    overlaps: set[tuple[int, int]] = set()
     for x, y in _pairs(activities):
-        if x.rates.shape[:2] != y.rates.shape[:2]:
+        lo, hi = max(x.start, y.start), min(x.start + x.rates.shape[1], y.start + y.rates.shape[1])
+        if x.rates.shape[0] != y.rates.shape[0] or hi - lo < 2:
             notes.append(
                 f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
-                f"differ (conditions, time); not compared"
+                f"differ (conditions, time) or do not overlap in time; not compared"
             )
             continue
-        similarity.append({"a": x.name, "b": y.name, **compare_pair(reduced[x.name], reduced[y.name], rng, n_null)})
+        pair = []
+        for act in (x, y):  # both on the steps both cover: never padded, never zero-filled
+            key = (act.name, lo, hi)
+            if key not in reduced:
+                reduced[key] = reduce_to_pcs(act.rates[:, lo - act.start : hi - act.start], n_pcs)
+            pair.append(reduced[key])
+        if (lo, hi) != (0, x.rates.shape[1]) or (lo, hi) != (0, y.rates.shape[1]):
+            overlaps.add((lo, hi))
+        similarity.append({"a": x.name, "b": y.name, **compare_pair(pair[0], pair[1], rng, n_null)})
+    for lo, hi in sorted(overlaps):
+        notes.append(f"pairs with the data compared on the steps both cover only: {lo} to {hi - 1} of the model grid")
     jpca: list[Row] = []
     jpca_results: dict[str, analysis.JPCAResult] = {}
     for act in activities:
@@ -253,10 +265,11 @@ def run_battery(
         except ValueError as exc:  # e.g. no change inside the window around movement onset
             notes.append(f"{act.name}: no jPCA ({exc})")
             continue
-        if positions is not None and act.rates.shape[:2] == positions.shape[:2]:
+        steps = slice(act.start, act.start + act.rates.shape[1])
+        if positions is not None and act.rates.shape[:2] == positions[:, steps].shape[:2]:
             dec = analysis.decode_kinematics(
                 act.rates,
-                positions,
+                positions[:, steps],
                 dt=act.dt,
                 n_folds=min(5, act.rates.shape[0]),
                 rng=np.random.default_rng(fold_seed),
@@ -347,8 +360,9 @@ def activity_from_data(data: NeuralData, reference: Activity) -> tuple[Activity,
     Returns
     -------
     activity : Activity
-        Named ``"data"``, shape (data conditions, reference time steps, data units); model time steps
-        outside the recording are zero.
+        Named ``"data"``, shape (data conditions, time steps both cover, data units): only the model
+        steps the recording covers (its ``start`` says which), never padded, so that the battery
+        compares the data on the overlap only and the data's own jPCA sees the data alone.
     notes : tuple of str
         What was resampled, cut or left out.
     """
@@ -358,14 +372,15 @@ def activity_from_data(data: NeuralData, reference: Activity) -> tuple[Activity,
     cond = align_conditions(match.data, reference.rates.shape[0])
     if cond.data is None:
         notes.append(str(cond))
-    rates = np.zeros((data.rates.shape[0], reference.rates.shape[1], data.rates.shape[2]))
-    rates[:, match.model_index] = match.data.rates
-    if len(match.model_index) < reference.rates.shape[1]:
+    index = np.asarray(match.model_index)
+    start = int(index[0])
+    if len(index) < reference.rates.shape[1]:
         notes.append(
-            f"data cover {len(match.model_index)} of {reference.rates.shape[1]} model time steps; "
-            f"steps outside are zero-filled"
+            f"data cover {len(index)} of {reference.rates.shape[1]} model time steps ({start} to {index[-1]}); "
+            f"every comparison with them uses those steps only"
         )
-    return Activity("data", "data", rates, reference.dt, reference.move_on), tuple(notes)
+    move_on = reference.move_on - start
+    return Activity("data", "data", np.asarray(match.data.rates), reference.dt, move_on, start), tuple(notes)
 
 
 def lesion_similarity(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pcs: int) -> float:

@@ -8,6 +8,8 @@ Subcommands (each also takes -q/--quiet and -v/--verbose)::
     cortexsim inspect FILE.h5 [--json]               what a run file holds
     cortexsim spiking RUN.h5 [--k K] [--trials N] [--target T]   the LIF twin of a trained run
     cortexsim compare RUN.h5 [OTHER.h5 ...] [--data FILE]   the comparison battery
+    cortexsim export RUN.h5 --nwb FILE.nwb [--heldout-fraction F] [--seed S]   the twin as NWB
+    cortexsim score RUN.h5 --data FILE.nwb [--json [FILE]]   score the model on recorded trials
     cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
 
 User errors (bad arguments, bad config, unreadable files) print one line
@@ -200,14 +202,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     others = tuple(Path(o) for o in args.others)
     for other in others:
         _run_config(other, needs=("task", "rate"), parse=False)
+    loader = {
+        "variable": args.variable,
+        "layout": args.layout,
+        "align_event": args.align_event,
+        "bin_size": args.bin_size,
+        "window": tuple(args.window) if args.window else None,
+        "smooth_sd": args.smooth_sd,
+        "condition_column": args.condition_column,
+    }
+    if not args.data and any(value is not None for value in loader.values()):
+        given = next(k for k, value in loader.items() if value is not None)
+        raise CortexsimError(f"--{given.replace('_', '-')}: describes the --data file; give --data FILE too")
     cc = _section(
         "compare",
         CompareConfig,
         n_pcs=args.n_pcs,
         n_null=args.n_null,
         data=str(Path(args.data).resolve()) if args.data else "",
+        **loader,
     )
-    data_bytes = preflight.check_data_file(cc.data, config, key="--data") if cc.data else 0.0
+    data_bytes = (
+        preflight.check_data_file(cc.data, config, key="--data", options=cc.loader_options()) if cc.data else 0.0
+    )
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     preflight.check_memory(config, ("compare",), data_bytes, what="the comparison")
     _check_update(run_file, figures, 4 * preflight.MiB)
@@ -256,6 +273,68 @@ def cmd_spiking(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`cortexsim export`: the run's spiking twin as an NWB file (exit status)."""
+    from . import export
+
+    export.check_fraction(args.heldout_fraction)  # every check before anything is read or computed
+    out = export.check_output(args.nwb)
+    if args.seed is not None and not 0 <= args.seed <= 2**32 - 1:
+        raise CortexsimError(f"--seed {args.seed}: use a whole number from 0 to {2**32 - 1}")
+    run_file = Path(args.run)
+    _run_config(run_file, needs=("task", "rate", "spikes", "spiking"), parse=False)
+    preflight.check_writable(out.parent, "--nwb folder")
+    done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed)
+    held = f", {done.n_heldout_units} rate units held out (seed {done.seed})" if done.n_heldout_units else ""
+    print(
+        f"wrote {done.path}: {done.n_neurons} units, {done.n_spikes} spikes, {done.n_trials} trials{held} "
+        f"({done.size_bytes / 2**20:.1f} MiB in {done.seconds:.1f} s)"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """`cortexsim score`: the run's circuit against recorded single trials, NLB's measures (exit status)."""
+    from . import score
+
+    spec = score.ScoreSpec(
+        align_event=args.align_event,
+        window=tuple(args.window),
+        bin_size=args.bin_size,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        angle_column=args.angle_column,
+        condition_column=args.condition_column,
+        mapping=args.mapping or "",
+        model=args.model,
+        velocity=args.velocity,
+    )  # every check before anything is read
+    data = Path(args.data)
+    if data.suffix.lower() != ".nwb" or not data.is_file():
+        raise CortexsimError(
+            f"--data {data}: {'no such file' if data.suffix.lower() == '.nwb' else 'give an NWB file (.nwb)'}"
+        )
+    json_out = Path(args.json) if args.json not in (None, "-") else None
+    if json_out is not None:
+        if json_out.is_dir() or json_out.suffix.lower() != ".json":
+            raise CortexsimError(f"--json {json_out}: give a file name ending in .json")
+        preflight.check_writable(json_out.parent, "--json folder")
+    run_file = Path(args.run)
+    _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
+    result = score.score_run(run_file, data, spec)
+    if args.json == "-":
+        print(json.dumps(result.to_dict(), indent=1))
+        return 0
+    print(format_table([{"score": k, "value": getattr(result, k)} for k in ("co_bps", "psth_r2", "vel_r2")]))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"co_bps: bits per spike over each neuron's mean rate ({result.n_scored} of {result.n_neurons} neurons)")
+    if json_out is not None:
+        store.write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1) + "\n")
+        print(f"wrote {json_out}")
+    return 0
+
+
 MAX_WORKERS = 1024
 """Most LocalCluster worker processes ``--workers`` accepts."""
 
@@ -274,6 +353,9 @@ def _run_config(run_file: Path, needs: Sequence[str], parse: bool = True) -> Con
         missing = [g for g in needs if g not in f]
         if missing:
             what = "a trained rate network" if "rate" in missing else f"/{missing[0]}"
+            if "rate" not in missing and {"spikes", "spiking"} & set(missing):
+                fix = f"run `cortexsim spiking {run_file}` first"
+                raise CortexsimError(f"{run_file}: has no spiking twin (/{', /'.join(missing)}); {fix}")
             raise CortexsimError(f"{run_file}: has no {what} (/{', /'.join(missing)}); run `cortexsim run` first")
         return store.read_config(f) if parse else None
 
@@ -399,6 +481,25 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("run", help="run file (.h5) from `cortexsim run`")
     k.add_argument("others", nargs="*", help="more run files whose models join the comparison")
     k.add_argument("--data", help="recorded condition-averaged data (.npz, .mat, .nwb)")
+    k.add_argument("--variable", help=".npz/.mat: name of the rates array (default rates)")
+    k.add_argument(
+        "--layout",
+        help=".npz/.mat: axes of the rates array in order, e.g. conditions,time,neurons "
+        "(default neurons,time,conditions)",
+    )
+    k.add_argument(
+        "--align-event", help=".nwb: trials column the spikes are aligned to (required), e.g. move_onset_time"
+    )
+    k.add_argument("--bin-size", type=float, help=".nwb: PSTH bin width in s (default 0.01)")
+    k.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("START", "STOP"),
+        help=".nwb: PSTH window in s relative to the event (default -0.5 0.5)",
+    )
+    k.add_argument("--smooth-sd", type=float, help=".nwb: s.d. in s of the Gaussian smoothing the PSTHs (default 0.02)")
+    k.add_argument("--condition-column", help=".nwb: trials column that defines conditions (default condition)")
     k.add_argument("--n-pcs", type=int, default=10, help="PCs each activity is reduced to (default 10)")
     k.add_argument("--n-null", type=int, default=20, help="condition shuffles per pair (default 20)")
     k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
@@ -413,6 +514,64 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--target", choices=("auto", "numpy", "cython", "cpp_standalone"), help="Brian2 code target")
     sp.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     sp.set_defaults(func=cmd_spiking)
+
+    e = sub.add_parser(
+        "export",
+        parents=common,
+        help="write a run's spiking twin as an NWB file (trials, units with cell types, behaviour)",
+        description="Write the spiking twin of a run file as NWB 2 (readable by pynwb, pynapple, NWB Widgets, "
+        "nlb_tools): trials, one Units row per LIF neuron with layer, population, cell_class, subtype and "
+        "rate_unit, the hand in processing/behavior and the rate circuit in processing/rate_model. Needs the "
+        "optional extra: pip install 'cortexsim[nwb]'. See docs/nwb.md.",
+    )
+    e.add_argument("run", help="run file (.h5) with a spiking twin")
+    e.add_argument("--nwb", required=True, help="NWB file to write (.nwb; an existing NWB file is replaced)")
+    e.add_argument(
+        "--heldout-fraction",
+        type=float,
+        help="share of rate units (with all K neurons of each) labelled held out in the Units column 'heldout'",
+    )
+    e.add_argument("--seed", type=int, help="seed of the held-out draw (default: the run's seed)")
+    e.set_defaults(func=cmd_export)
+
+    sc = sub.add_parser(
+        "score",
+        parents=common,
+        help="score a run's circuit on recorded single trials (NWB): co-bps, PSTH R2, velocity R2",
+        description="Map the run's conditions to recorded trials (nearest target angle, or --mapping), split the "
+        "trials (seeded), fit a ridge map from the model's rates to each recorded neuron on the training trials "
+        "and report on the test trials the Neural Latents Benchmark's co-smoothing bits per spike (held-out "
+        "neurons), PSTH R2 and velocity-decoding R2, as nlb_tools defines them. Reads only; see docs/nwb.md.",
+    )
+    sc.add_argument("run", help="run file (.h5) with a trained rate network")
+    sc.add_argument("--data", required=True, help="NWB file: Units (spike times, optional heldout), trials, velocity")
+    sc.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="print the scores and protocol as JSON instead of a table; with FILE (.json), also write them there",
+    )
+    sc.add_argument(
+        "--align-event", default="move_onset_time", help="trials column bins align to (default move_onset_time)"
+    )
+    sc.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=(-0.25, 0.45),
+        metavar=("START", "STOP"),
+        help="scored window in s around the event (default -0.25 0.45, NLB's MC_Maze window)",
+    )
+    sc.add_argument("--bin-size", type=float, default=0.005, help="bin width in s (default 0.005, as NLB)")
+    sc.add_argument("--test-fraction", type=float, default=0.25, help="share of trials scored (default 0.25)")
+    sc.add_argument("--seed", type=int, help="seed of the train/test split (default: the run's seed)")
+    sc.add_argument("--angle-column", default="target_angle", help="trials column with the target angle in rad")
+    sc.add_argument("--condition-column", default="condition", help="trials column of recorded condition labels")
+    sc.add_argument("--mapping", help="CSV with columns recorded,model: recorded condition -> model condition index")
+    sc.add_argument("--model", choices=("rate", "spiking"), default="rate", help="model rates to map (default rate)")
+    sc.add_argument("--velocity", default="hand_velocity", help="name of the hand-velocity TimeSeries")
+    sc.set_defaults(func=cmd_score)
 
     i = sub.add_parser("inspect", parents=common, help="show what a run file holds")
     i.add_argument("file", help="run file (.h5)")

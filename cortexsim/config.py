@@ -526,15 +526,55 @@ class CompareConfig:
     data : str
         Optional recorded data (``.npz``, ``.mat``, ``.nwb``), relative to the config
         file; compared like another model.
+    variable, layout : str, optional
+        ``.npz``/``.mat``: name of the rates array (default ``rates``) and its axes in order
+        (default ``"neurons,time,conditions"``).
+    align_event : str, optional
+        ``.nwb``: the trials column spikes are aligned to (required for NWB, e.g. ``move_onset_time``).
+    bin_size : float, optional
+        ``.nwb``: PSTH bin width (s; default 0.01).
+    window : tuple of float, optional
+        ``.nwb``: PSTH start and end (s) relative to the event (default (-0.5, 0.5)).
+    smooth_sd : float, optional
+        ``.nwb``: s.d. (s) of the Gaussian smoothing the PSTHs (default 0.02; 0: none).
+    condition_column : str, optional
+        ``.nwb``: the trials column that defines conditions (default ``condition``).
+
+    Unset options take :func:`cortexsim.data.load_neural_data`'s defaults (and stay out of the
+    config's TOML text, so runs without them keep their config hash).
     """
 
     n_pcs: int = 10
     n_null: int = 20
     data: str = ""
+    variable: str | None = None
+    layout: str | None = None
+    align_event: str | None = None
+    bin_size: float | None = None
+    window: tuple[float, ...] | None = None
+    smooth_sd: float | None = None
+    condition_column: str | None = None
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
         v.number(self.n_null, "compare.n_null", low=0, high=MAX_NULL, integer=True)
+        if self.bin_size is not None:
+            v.number(self.bin_size, "compare.bin_size", low=0, low_open=True, high=10)
+        if self.smooth_sd is not None:
+            v.number(self.smooth_sd, "compare.smooth_sd", low=0, high=10)
+        if self.window is not None:
+            if len(self.window) != 2 or not self.window[0] < self.window[1]:
+                raise ConfigError(
+                    f"compare.window: {list(self.window)!r}; give [start, stop] in seconds relative to the "
+                    "alignment event with start < stop, e.g. [-0.5, 0.5]"
+                )
+            for i, w in enumerate(self.window):
+                v.number(w, f"compare.window[{i}]")
+
+    def loader_options(self) -> dict[str, Any]:
+        """The options that are set, as keywords of :func:`cortexsim.data.load_neural_data`."""
+        names = ("variable", "layout", "align_event", "bin_size", "window", "smooth_sd", "condition_column")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)
@@ -683,6 +723,32 @@ class EffectorConfig:
         return steps[0], steps[1]
 
 
+@dataclass(frozen=True)
+class ExportConfig:
+    """``[export]``: files ``cortexsim run`` writes at the end, besides the run file.
+
+    Attributes
+    ----------
+    nwb : bool
+        Write ``<run folder>/run.nwb``: the spiking twin as NWB (:func:`cortexsim.export.export_nwb`;
+        needs the twin, ``[spiking] enabled``, and the optional extra ``cortexsim[nwb]``).
+    heldout_fraction : float, optional
+        Share of rate units labelled held out in the NWB Units table (in (0, 1); unset: none).
+    """
+
+    nwb: bool = False
+    heldout_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.heldout_fraction is not None:
+            share = v.number(self.heldout_fraction, "export.heldout_fraction")
+            if not 0 < share < 1:
+                raise ConfigError(
+                    f"export.heldout_fraction: {share!r} is outside the allowed range (0, 1) (exclusive); give the "
+                    "share of rate units to hold out, e.g. 0.25, or leave the key out for none"
+                )
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig,
     "circuit": CircuitConfig,
@@ -696,6 +762,7 @@ SECTIONS: dict[str, type] = {
     "lesion": LesionConfig,
     "quality": QualityConfig,
     "effector": EffectorConfig,
+    "export": ExportConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -726,6 +793,7 @@ class Config:
     lesion: LesionConfig = field(default_factory=LesionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     effector: EffectorConfig = field(default_factory=EffectorConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     base: Path = Path(".")
 
     @property

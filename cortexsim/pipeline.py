@@ -272,6 +272,11 @@ def run_experiment(
             recomputed.add(stage.name)
             timings.append((stage.name, seconds, "ran"))
             sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
+        if config.export.nwb:  # [export] nwb = true: the twin as NWB next to the run file (not a stage: rewritten)
+            from .export import export_nwb
+
+            done = export_nwb(ctx.run_file, out_dir / "run.nwb", heldout_fraction=config.export.heldout_fraction)
+            ctx.log(f"wrote {done.path} ({done.n_neurons} units, {done.size_bytes / 2**20:.1f} MiB)")
         ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
         ctx.log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
         verdict = gate(ctx.run_file, config)
@@ -715,7 +720,8 @@ def compare_stage(
             activities += store.read_activities(f, prefix=f"run{i + 2}/")
     notes: tuple[str, ...] = ()
     if cc.data:  # recorded data, put on the run's time grid
-        data, notes = battery.activity_from_data(load_neural_data(base / cc.data), activities[0])
+        recorded = load_neural_data(base / cc.data, **cc.loader_options())
+        data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
     t0 = time.perf_counter()
     result = battery.run_battery(

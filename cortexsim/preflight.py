@@ -735,12 +735,16 @@ def check_spiking(config: Config) -> None:
 # ---------------------------------------------------------------------------
 
 
-def check_data_file(path: str | Path, config: Config | None = None, key: str = "compare.data") -> float:
+def check_data_file(
+    path: str | Path, config: Config | None = None, key: str = "compare.data", options: dict | None = None
+) -> float:
     """Check that a recorded-data file exists, loads and overlaps the model's time base; returns its rates' bytes.
 
-    ``.npz`` and ``.mat`` files are opened and their ``rates`` and ``time`` arrays checked
-    (shapes and time base); NWB files need an alignment event, which the pipeline does
-    not pass, so they are refused here rather than at the last stage.
+    The file is loaded with ``options`` (default: ``config``'s ``[compare]`` loader options, see
+    :meth:`~cortexsim.config.CompareConfig.loader_options`): ``.npz`` and ``.mat`` files have their rates
+    and time arrays checked (shapes, layout, time base); NWB files are binned into PSTHs, which needs
+    an alignment event (``compare.align_event``, ``--align-event``), refused here rather than at the
+    last stage.
 
     Raises
     ------
@@ -757,8 +761,15 @@ def check_data_file(path: str | Path, config: Config | None = None, key: str = "
             f"{key} = {str(path)!r}: {format_bytes(path.stat().st_size)} is too large for condition-"
             f"averaged rates (at most 2 GiB)"
         )
+    if options is None:
+        options = config.compare.loader_options() if config is not None else {}
+    if path.suffix.lower() == ".nwb" and not options.get("align_event"):
+        raise ConfigError(
+            f"{key} = {str(path)!r}: an NWB file is binned around an event; name the trials column to align to "
+            "with --align-event (compare.align_event), e.g. move_onset_time"
+        )
     try:
-        data = load_neural_data(path)
+        data = load_neural_data(path, **options)
         if config is not None:
             task = config.task
             move_on = int(round((task.fixation + task.eval_delay + task.reaction_time) / task.dt))
@@ -797,6 +808,28 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
 # ---------------------------------------------------------------------------
 
 
+def check_export(config: Config, out_dir: str | Path | None = None) -> None:
+    """Refuse ``[export] nwb = true`` without the spiking twin it exports, without pynwb, or over a foreign file.
+
+    ``out_dir``: the run folder, whose ``run.nwb`` must be absent or an NWB (HDF5) file to replace.
+    """
+    if not config.export.nwb:
+        return
+    if out_dir is not None:
+        from .export import check_output
+
+        check_output(Path(out_dir) / "run.nwb", "export.nwb: the run's")
+    if not config.spiking.enabled:
+        raise ConfigError(
+            "export.nwb = true exports the spiking twin, but spiking.enabled = false; enable the twin or drop "
+            "export.nwb"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("pynwb") is None:
+        raise ConfigError('export.nwb = true needs the optional package pynwb; pip install "cortexsim[nwb]"')
+
+
 def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str = "the run") -> MemoryEstimate:
     """Every check of a ``cortexsim run`` of ``config`` into ``out_dir``, before anything is computed or written.
 
@@ -825,6 +858,7 @@ def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str
     if out_dir.exists() and not out_dir.is_dir():
         raise CortexsimError(f"--out {out_dir}: exists and is not a folder")
     check_runnable(config)
+    check_export(config, out_dir)
     data_bytes = 0.0
     if config.compare.data:
         data_bytes = check_data_file(config.base / config.compare.data, config)
@@ -859,6 +893,7 @@ def check_sweep(points: Sequence, out: str | Path) -> None:
         name = f"sweep point {i} ({point.name})"
         try:
             check_runnable(point.config)
+            check_export(point.config, point.folder)
             data_bytes = 0.0
             if point.config.compare.data:
                 data_bytes = check_data_file(point.config.base / point.config.compare.data, point.config)

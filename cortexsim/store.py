@@ -1607,6 +1607,71 @@ def read_spikes(f: h5py.File) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+@dataclass(frozen=True)
+class TwinTrials:
+    """How the spiking twin's trials lie in its spike times (``/spiking`` and ``/spiking/trials``).
+
+    Attributes
+    ----------
+    k : int
+        LIF neurons per rate unit.
+    n_reach : int
+        Reach conditions (those of ``/task``); conditions ``n_reach ..`` are catch trials.
+    trials_per_condition : int
+    condition : ndarray of int, shape (trials,)
+        Condition of each simulated trial (condition-major).
+    start : ndarray of float, shape (trials,)
+        Start time of each trial in the spike times (s).
+    duration : float
+        Length of one trial (s): time steps x ``/task@dt``.
+    dt : float
+        Time step of ``outputs`` (s, ``/task@dt``).
+    outputs : ndarray, shape (conditions, trials_per_condition, time, outputs)
+        Hand position decoded from the twin with the trained readout (m).
+    sim_dt : float
+        Step of the LIF simulation (s, ``/spiking@sim_dt_s``): the resolution of the spike times.
+    """
+
+    k: int
+    n_reach: int
+    trials_per_condition: int
+    condition: np.ndarray
+    start: np.ndarray
+    duration: float
+    dt: float
+    outputs: np.ndarray
+    sim_dt: float
+
+
+@_reader("/spiking")
+def read_twin_trials(f: h5py.File) -> TwinTrials:
+    """The twin's trial layout and decoded hand paths (:class:`TwinTrials`).
+
+    Raises
+    ------
+    RunFileError
+        The run has no spiking twin (no ``/spiking`` or ``/spikes``).
+    """
+    if "spiking" not in f or "spikes" not in f:
+        raise RunFileError(
+            f"{f.filename}: has no spiking twin (/spikes, /spiking); run `cortexsim spiking {f.filename}` first"
+        )
+    g = f["spiking"]
+    outputs = g["outputs"][()]
+    dt = float(f["task"].attrs["dt"])
+    return TwinTrials(
+        k=int(g.attrs["k"]),
+        n_reach=int(g.attrs["n_reach_conditions"]),
+        trials_per_condition=int(g.attrs["trials_per_condition"]),
+        condition=g["trials/condition"][()].astype(np.int64),
+        start=g["trials/start"][()].astype(float),
+        duration=outputs.shape[2] * dt,
+        dt=dt,
+        outputs=outputs,
+        sim_dt=float(g.attrs["sim_dt_s"]),
+    )
+
+
 # --- comparison and sweep records ---
 
 
@@ -1625,7 +1690,10 @@ class Activity:
     dt : float
         Time step (s).
     move_on : int
-        Time index of movement onset (for the jPCA window).
+        Time index of movement onset in ``rates`` (for the jPCA window).
+    start : int
+        The step of the run's time grid that ``rates``' first step is (recorded data that cover only
+        part of the model's time axis start later and stop earlier; models: 0).
     """
 
     name: str
@@ -1633,6 +1701,7 @@ class Activity:
     rates: np.ndarray
     dt: float
     move_on: int
+    start: int = 0
 
     @property
     def n_units(self) -> int:

@@ -198,7 +198,8 @@ def test_only_store_and_data_import_h5py():
         ("brian2", ("spiking.network",)),
         ("matplotlib", ("plots",)),
         ("dask", ("sweep",)),
-        ("pynwb", ("data.loaders",)),
+        ("pynwb", ("data.loaders", "export")),  # the recorded-data reader and the NWB writer
+        ("hdmf", ()),  # pynwb's storage layer: reached only through pynwb
     ],
 )
 def test_heavy_dependencies_stay_in_their_module(package, allowed):

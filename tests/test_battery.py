@@ -13,6 +13,7 @@ from cortexsim.battery import (
     activity_from_data,
     headline,
     headline_metrics,
+    jpca_row,
     lesion_similarity,
     reduce_to_pcs,
     run_battery,
@@ -156,12 +157,35 @@ def test_recorded_data_go_onto_the_model_time_grid():
         source="test.npz",
     )
     act, notes = activity_from_data(data, reference)
-    assert (act.name, act.kind, act.dt, act.move_on) == ("data", "data", 0.01, 20)
-    assert act.rates.shape == (8, 60, 5)
-    np.testing.assert_allclose(act.rates[:, 10:], x[:, 10:, :5] + 1.0)
-    assert np.all(act.rates[:, :10] == 0)
+    assert (act.name, act.kind, act.dt, act.move_on, act.start) == ("data", "data", 0.01, 10, 10)
+    assert act.rates.shape == (8, 50, 5)  # the recorded steps only: nothing zero-filled
+    np.testing.assert_allclose(act.rates, x[:, 10:, :5] + 1.0)
     assert isinstance(notes, tuple) and notes[0] == f"data: {data!r}"
-    assert any("data cover 50 of 60 model time steps" in n for n in notes)
+    assert any("data cover 50 of 60 model time steps (10 to 59)" in n for n in notes)
+
+
+def test_partial_data_are_compared_on_the_overlap_only():
+    """Data covering steps 10..59 of 60: every measure and the data's jPCA as on those steps alone (issue 16)."""
+    x = rotating(n_units=12)
+    rng = np.random.default_rng(3)
+    recorded = x[:, 10:, :6] @ rng.standard_normal((6, 6)) + 2.0
+    reference = Activity("rate", "model", x, 0.01, 20)
+    time = (np.arange(10, 60) - 20) * 0.01
+    data = NeuralData(recorded, time, tuple(f"c{i}" for i in range(8)), tuple(range(6)), "move_on", "t.npz")
+    act, _ = activity_from_data(data, reference)
+    result = run_battery([reference, act], rng=np.random.default_rng(0), n_pcs=4, n_null=0)
+    (row,) = result.similarity
+    cropped = reduce_to_pcs(x[:, 10:], 4)
+    expected = analysis.cca_similarity(cropped, reduce_to_pcs(recorded, 4), k=4)
+    assert row["cca"] == pytest.approx(expected, abs=1e-12)
+    assert row["cca"] > 0.99  # a linear map of the model on the overlap: the same dynamics
+    alone = jpca_row(Activity("data", "data", recorded, 0.01, 10))[0]
+    data_row = next(r for r in result.jpca if r["activity"] == "data")
+    assert data_row["ratio"] == pytest.approx(alone["ratio"], abs=1e-12)
+    padded = np.zeros((8, 60, 6))
+    padded[:, 10:] = recorded  # what compare did before: zero-filled steps change the data's own jPCA
+    assert jpca_row(Activity("data", "data", padded, 0.01, 20))[0]["ratio"] != pytest.approx(alone["ratio"], abs=1e-6)
+    assert any("compared on the steps both cover only: 10 to 59" in n for n in result.notes)
 
 
 def test_lesion_similarity_is_the_cca_of_the_top_pcs():

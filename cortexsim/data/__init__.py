@@ -19,9 +19,9 @@ refusing when the windows do not overlap) and :func:`align_conditions` pairs con
 or says that only condition-free measures (dimensionality, jPCA) can be compared.
 """
 
-from .loaders import load_neural_data
+from .loaders import load_neural_data, load_nwb_trials
 from .matching import ConditionMatch, TimeMatch, align_conditions, match_time_base, resample
-from .neural import CONDITION_FREE_MEASURES, SUPPORTED_SUFFIXES, DataError, NeuralData
+from .neural import CONDITION_FREE_MEASURES, SUPPORTED_SUFFIXES, DataError, NeuralData, RecordedTrials
 
 __all__ = [
     "CONDITION_FREE_MEASURES",
@@ -29,9 +29,11 @@ __all__ = [
     "ConditionMatch",
     "DataError",
     "NeuralData",
+    "RecordedTrials",
     "TimeMatch",
     "align_conditions",
     "load_neural_data",
+    "load_nwb_trials",
     "match_time_base",
     "resample",
 ]

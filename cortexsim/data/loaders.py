@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CortexsimError
-from .neural import AXIS_NAMES, SUPPORTED_SUFFIXES, DataError, NeuralData, plain_scalar
+from .neural import AXIS_NAMES, SUPPORTED_SUFFIXES, DataError, NeuralData, RecordedTrials, plain_scalar
 
 # --------------------------------------------------------------------------- loading
 
@@ -325,3 +325,83 @@ def _condition_index(labels: list[Any]) -> tuple[tuple[str, ...], np.ndarray]:
     unique = sorted(set(labels)) if numeric else sorted({str(x) for x in labels})
     position = {str(x): i for i, x in enumerate(unique)}
     return tuple(str(x) for x in unique), np.array([position[str(x)] for x in labels], dtype=int)
+
+
+# --------------------------------------------------------------------------- NWB, single trials
+
+
+def load_nwb_trials(path: str | Path, velocity: str = "hand_velocity") -> RecordedTrials:
+    """Single-trial spikes, the trials table and hand velocity of an NWB file, for scoring (:mod:`cortexsim.score`).
+
+    Parameters
+    ----------
+    path : str or Path
+        An NWB file with a Units table (``spike_times``; optional boolean ``heldout`` column) and a trials table.
+    velocity : str
+        Name of the hand-velocity TimeSeries, looked up in every processing module (cortexsim exports
+        ``hand_velocity``; NLB's MC_Maze calls it ``hand_vel``); a file without it scores no velocity.
+
+    Returns
+    -------
+    RecordedTrials
+
+    Raises
+    ------
+    DataError
+        Not an NWB file, or no Units or trials table.
+    CortexsimError
+        pynwb is not installed.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".nwb":
+        raise DataError(f"{path}: scoring needs an NWB file (.nwb) with single-trial spikes and a trials table")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError:
+        raise CortexsimError(
+            f'{path}: reading NWB files needs the optional package pynwb; install it with pip install "cortexsim[nwb]"'
+        ) from None
+    try:
+        with NWBHDF5IO(str(path), mode="r") as io:
+            nwb = io.read()
+            spikes, unit_ids = _nwb_spikes(nwb, path)
+            trials = nwb.trials
+            if trials is None or len(trials) == 0:
+                raise DataError(f"{path}: has no trials table; scoring needs one row per trial with its event times")
+            columns = {}
+            for name in trials.colnames:
+                values = np.asarray(trials[name].data[:])
+                if values.ndim == 1 and values.dtype.kind in "biufUSO":
+                    columns[name] = values
+            columns["start_time"] = np.asarray(trials["start_time"].data[:], dtype=float)
+            held = None
+            if "heldout" in nwb.units.colnames:
+                held = np.asarray(nwb.units["heldout"].data[:], dtype=bool)
+            series = _find_series(nwb, velocity)
+    except CortexsimError:
+        raise
+    except Exception as exc:  # pynwb/hdmf raise many types for foreign or broken files
+        raise DataError(f"{path}: not a readable NWB file ({type(exc).__name__}: {exc})") from None
+    return RecordedTrials(tuple(spikes), unit_ids, columns, held, series, str(path))
+
+
+def _find_series(nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times in s, values (samples, dims)) of the TimeSeries ``name`` in any processing module, or None."""
+    for module in nwb.processing.values():
+        for interface in module.data_interfaces.values():
+            candidates = [interface]
+            if hasattr(interface, "spatial_series"):  # Position and friends hold their series inside
+                candidates += list(interface.spatial_series.values())
+            for series in candidates:
+                if getattr(series, "name", None) != name or not hasattr(series, "data"):
+                    continue
+                values = np.asarray(series.data[:], dtype=float)
+                values = values[:, None] if values.ndim == 1 else values
+                if series.timestamps is not None:
+                    times = np.asarray(series.timestamps[:], dtype=float)
+                else:
+                    times = series.starting_time + np.arange(values.shape[0]) / series.rate
+                return times, values
+    return None

@@ -115,6 +115,37 @@ class NeuralData:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class RecordedTrials:
+    """Single-trial spikes of recorded neurons with their trials table (from :func:`load_nwb_trials`).
+
+    Attributes
+    ----------
+    spikes : tuple of ndarray
+        Sorted spike times (s, session time) of each unit.
+    unit_ids : tuple of int
+    columns : dict of str to ndarray, shape (trials,)
+        The trials table's one-value-per-trial columns (``start_time``, ``condition``, event times, ...).
+    heldout : ndarray of bool, shape (units,), or None
+        The Units column ``heldout`` (NLB convention), where the file has one.
+    velocity : (ndarray, ndarray) or None
+        Hand velocity: sample times (s, shape (samples,)) and values (shape (samples, dims)).
+    source : str
+    """
+
+    spikes: tuple[np.ndarray, ...]
+    unit_ids: tuple[Any, ...]
+    columns: dict[str, np.ndarray]
+    heldout: np.ndarray | None
+    velocity: tuple[np.ndarray, np.ndarray] | None
+    source: str = "<memory>"
+
+    @property
+    def n_trials(self) -> int:
+        """Rows of the trials table."""
+        return int(self.columns["start_time"].size)
+
+
 def check_time(time: np.ndarray, where: str) -> None:
     """Raise unless ``time`` has >= 2 finite, strictly increasing, uniformly spaced values."""
     if time.size < 2:
