@@ -36,6 +36,17 @@ Surrogates (:mod:`.surrogates`)
     ``fit_tme(x) -> TMEModel``, ``tme_mean(x)``, ``marginal_covariances(x)``, ``shuffle_surrogates(x, n, rng)``
     ``surrogate_p_value(statistic, x, n, rng, *, method="tme", greater=True) -> SurrogateTest``
 
+    ``cfr_surrogates(x, n, rng, *, readout="units")`` (Corrected Fisher Randomization),
+    ``cmpt_surrogates(x, n, rng)`` (covariance-matched permutation), ``make_surrogates(x, n, rng, method=...)``
+
+M1 hallmarks (:mod:`.tangling`, :mod:`.subspaces`)
+    ``tangling(X, *, dt, epsilon=None, n_pcs=None) -> TanglingResult``  (higher = more tangled)
+    ``communication_subspace(source, target, *, max_rank=None, n_folds=8, rng=None) -> CommunicationResult``
+    ``reduced_rank_maps(X, Y, max_rank)``, ``ridge_map(X, Y)``
+
+Calibration (:mod:`.calibration`)
+    ``split_halves(trials, rng) -> (half_a, half_b)``, ``ceiling(metric, half_a, half_b) -> float``
+
 Statistics (:mod:`.nulls`)
     ``shuffle_null(metric, X, Y, *, kind="condition", n=100, rng, higher_is_more_similar) -> NullResult``
     ``bootstrap_ci(metric, X, Y, *, over="units", n=200, level=0.95, rng) -> Interval``
@@ -43,6 +54,7 @@ Statistics (:mod:`.nulls`)
 
 from __future__ import annotations
 
+from .calibration import ceiling, split_halves
 from .decoding import DEFAULT_ALPHAS, DecodingResult, decode_kinematics
 from .dsa import DMDFit, DSAResult, dsa, fit_operator, hankel, procrustes_angle
 from .fixed_points import (
@@ -59,19 +71,27 @@ from .jpca import JPCAResult, jpca
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .pca import PCAResult, participation_ratio, pca
 from .similarity import cca_similarity, linear_cka, rdm, rsa, shape_distance
+from .subspaces import CommunicationResult, communication_subspace, reduced_rank_maps, ridge_map
 from .surrogates import (
+    SURROGATE_METHODS,
     SurrogateTest,
     TMEModel,
+    cfr_surrogates,
+    cmpt_surrogates,
     fit_tme,
+    make_surrogates,
     marginal_covariances,
     shuffle_surrogates,
     surrogate_p_value,
     tme_mean,
     tme_surrogates,
 )
+from .tangling import TanglingResult, tangling
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "SURROGATE_METHODS",
+    "CommunicationResult",
     "DMDFit",
     "DSAResult",
     "DecodingResult",
@@ -83,9 +103,14 @@ __all__ = [
     "PCAResult",
     "SurrogateTest",
     "TMEModel",
+    "TanglingResult",
     "ann_map",
     "bootstrap_ci",
     "cca_similarity",
+    "ceiling",
+    "cfr_surrogates",
+    "cmpt_surrogates",
+    "communication_subspace",
     "decode_kinematics",
     "dsa",
     "find_fixed_points",
@@ -94,6 +119,7 @@ __all__ = [
     "hankel",
     "jpca",
     "linear_cka",
+    "make_surrogates",
     "marginal_covariances",
     "mode_loadings",
     "participation_ratio",
@@ -101,13 +127,17 @@ __all__ = [
     "procrustes_angle",
     "rate_map",
     "rdm",
+    "reduced_rank_maps",
+    "ridge_map",
     "rsa",
     "sample_starts",
     "shape_distance",
     "shuffle_null",
     "shuffle_surrogates",
     "speed_and_gradient",
+    "split_halves",
     "surrogate_p_value",
+    "tangling",
     "tme_mean",
     "tme_surrogates",
 ]
