@@ -509,15 +509,26 @@ class CompareConfig:
     data : str
         Optional recorded data (``.npz``, ``.mat``, ``.nwb``), relative to the config
         file; compared like another model.
+    n_surrogates : int
+        TME, CFR and CMPT surrogates per activity for the null p-values of every score and of
+        the jPCA ratio (0 for none, at most :data:`MAX_NULL`; p-values cannot go below
+        1 / (n + 1), so 10 resolves p < 0.1 only -- raise it for publication-grade tests).
+    fixed_point_starts : int
+        Trajectory-sampled starts per model and constant input for the fixed-point search
+        (0: no fixed points).
     """
 
     n_pcs: int = 10
     n_null: int = 20
     data: str = ""
+    n_surrogates: int = 10
+    fixed_point_starts: int = 200
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
         v.number(self.n_null, "compare.n_null", low=0, high=MAX_NULL, integer=True)
+        v.number(self.n_surrogates, "compare.n_surrogates", low=0, high=MAX_NULL, integer=True)
+        v.number(self.fixed_point_starts, "compare.fixed_point_starts", low=0, high=100_000, integer=True)
 
 
 @dataclass(frozen=True)
