@@ -598,8 +598,8 @@ def plot_fixed_points(dynamics: DynamicsResult) -> Figure:
             xy = (fp.points - mean) @ vt.T
             for (px, py), kind in zip(xy, fp.kinds):
                 marker = "s" if kind == "marginal" else "o"
-                face = colour if kind == "stable" else "none"
-                ax.plot(px, py, marker, ms=6, mfc=face, mec=colour if colour != "k" else "k", mew=1.2)
+                face = colour if kind == "stable" else (1, 1, 1, 0)
+                ax.plot(px, py, marker, ms=6, mfc=face, mec=colour, mew=1.2)
         ax.set_title(probe.name, fontsize=9)
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")

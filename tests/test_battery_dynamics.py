@@ -157,3 +157,17 @@ def test_summary_has_the_dynamics_section_and_flags_a_failed_model(result):
         run_summary(), result, check_quality({**BAD_GRU, "ann_gru_position_r2": 0.99}, QualityConfig()), dyn
     )
     assert "FAILED" not in good
+
+
+def test_dynamics_figures_are_written(result, tmp_path):
+    from cortexsim import plots
+
+    task = CenterOutTask(n_targets=4)
+    model = make_ann("rnn", 6)
+    model.init_params(np.random.default_rng(1))
+    probe = probe_model("ann:rnn", model, task.evaluation_set())
+    dyn = run_dynamics(result, rng=np.random.default_rng(0), n_pcs=4, probes={"ann:rnn": probe}, fixed_point_starts=10)
+    paths = plots.dynamics_figures(result, dyn, tmp_path)
+    names = [p.name for p in paths]
+    assert names == ["dsa_models.png", "dsa_parts_vs_ann.png", "fixed_points.png", "eigenspectra.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
