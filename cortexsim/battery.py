@@ -411,6 +411,27 @@ def activity_from_data(data: NeuralData, reference: Activity) -> tuple[Activity,
     return Activity("data", "data", rates, reference.dt, reference.move_on), tuple(notes)
 
 
+def lesion_dsa(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pcs: int) -> float:
+    """How far a lesion moves the dynamics: DSA distance between the intact and the lesioned circuit.
+
+    Parameters
+    ----------
+    intact_rates, lesioned_rates : ndarray, shape (conditions, time, units)
+        The same model intact and lesioned, on the same conditions.
+    n_pcs : int
+        Both are reduced to this many PCs (:func:`reduce_to_pcs`) first.
+
+    Returns
+    -------
+    float
+        Radians, in [0, pi] (0 = the same linear dynamics up to rotation and scale); NaN when undefined.
+    """
+    try:
+        return _dsa_distance(reduce_to_pcs(intact_rates, n_pcs), reduce_to_pcs(lesioned_rates, n_pcs))
+    except ValueError:
+        return float("nan")
+
+
 def lesion_similarity(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pcs: int) -> float:
     """How much of the intact circuit's dynamics a lesioned circuit keeps.
 
