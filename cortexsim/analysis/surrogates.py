@@ -606,9 +606,17 @@ SURROGATE_METHODS = ("tme", "shuffle", "cfr", "cmpt")
 
 
 def make_surrogates(
-    x: np.ndarray, n: int, rng: np.random.Generator, *, method: str = "tme", preserve: tuple[str, ...] = MODES
+    x: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    method: str = "tme",
+    preserve: tuple[str, ...] = MODES,
+    cfr_max_iter: int = 200,
 ) -> np.ndarray:
     """``n`` surrogates of x of one family: ``"tme"`` (with ``preserve``), ``"shuffle"``, ``"cfr"`` or ``"cmpt"``.
+
+    ``cfr_max_iter``: L-BFGS iterations per CFR surrogate (:func:`cfr_surrogates`).
 
     Returns
     -------
@@ -619,7 +627,7 @@ def make_surrogates(
     if method == "tme":
         return tme_surrogates(x, n, rng, preserve=preserve)
     if method == "cfr":
-        return cfr_surrogates(x, n, rng)
+        return cfr_surrogates(x, n, rng, max_iter=cfr_max_iter)
     if method == "cmpt":
         return cmpt_surrogates(x, n, rng)
     return shuffle_surrogates(x, n, rng)
@@ -634,6 +642,7 @@ def surrogate_p_value(
     method: str = "tme",
     preserve: tuple[str, ...] = MODES,
     greater: bool = True,
+    cfr_max_iter: int = 200,
 ) -> SurrogateTest:
     """Test whether a population statistic exceeds what the preserved simple features produce.
 
@@ -653,6 +662,8 @@ def surrogate_p_value(
         For ``"tme"``.
     greater : bool
         Direction of the test (True: is the data's value larger?).
+    cfr_max_iter : int
+        For ``"cfr"``: L-BFGS iterations per surrogate.
 
     Returns
     -------
@@ -664,7 +675,7 @@ def surrogate_p_value(
     if not isinstance(greater, (bool, np.bool_)):
         raise ValueError(f"greater must be True or False; got {greater!r}")
     n = _checks.positive_int(n, "n")
-    surrogates = make_surrogates(x, n, rng, method=method, preserve=preserve)
+    surrogates = make_surrogates(x, n, rng, method=method, preserve=preserve, cfr_max_iter=cfr_max_iter)
 
     def evaluate(X: np.ndarray, what: str) -> float:
         value = float(statistic(X))
