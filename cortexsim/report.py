@@ -264,7 +264,11 @@ def dynamics_markdown(
     if dynamics.fixed_points:
         lines += [
             "",
-            "### Fixed and slow points (zero input, and the delay-period input of each target)",
+            "### Fixed and slow points (zero input, and the delay-period input of every other target)",
+            "",
+            f"{int(dynamics.fixed_points[0]['n_starts'])} trajectory-sampled starts per model and input "
+            "(`[compare] fixed_point_starts`); points with q below 1e-12 are kept, so an input with no point "
+            "found may hold only slow points or need more starts.",
             "",
             "| model | input | points | stable | saddle | marginal | unstable | max abs eigenvalue | "
             "slowest tau (ms) | top population of the slowest modes |",
