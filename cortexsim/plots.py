@@ -590,7 +590,10 @@ def plot_fixed_points(dynamics: DynamicsResult) -> Figure:
             xy = (states[c] - mean) @ vt.T
             ax.plot(xy[:, 0], xy[:, 1], color=colours[c], lw=0.8, alpha=0.7)
         labels = [label for label, _ in probe.inputs]
-        in_colours = ["k"] + [colours[i % len(colours)] for i in range(len(labels) - 1)]
+        in_colours = [
+            colours[int(lab[6:]) % len(colours)] if lab.startswith("target") and lab[6:].isdigit() else "k"
+            for lab in labels
+        ]  # a target's points in the colour of its trajectory
         for label, colour in zip(labels, in_colours):
             fp = dynamics.fixed_point_results.get((probe.name, label))
             if fp is None or not fp.n_points:
@@ -603,7 +606,9 @@ def plot_fixed_points(dynamics: DynamicsResult) -> Figure:
         ax.set_title(probe.name, fontsize=9)
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
-    fig.suptitle("Trajectories and fixed points (black: zero input; colours: delay input of each target)", fontsize=9)
+    fig.suptitle(
+        "Trajectories and fixed points (black: zero input; colours: the delay input of that target)", fontsize=9
+    )
     return fig
 
 
