@@ -226,7 +226,8 @@ def run_battery(
         position and velocity (folds over conditions) to each activity's jPCA row.
     n_surrogates : int
         TME, CFR and CMPT surrogates per activity (0: none) for the ``<score>_p_<method>`` columns
-        (surrogates of the second activity of each pair, :func:`surrogate_columns`) and the jPCA
+        of the pairs whose ``a`` is of a kind in :data:`DSA_KINDS` (surrogates of the second
+        activity of each pair, :func:`surrogate_columns`) and the jPCA
         ``ratio_p_<method>`` columns of whole models and data (:func:`jpca_null_columns`).
     surrogate_rng : numpy.random.Generator, optional
         For the surrogates (default: a stream drawn from ``rng``); the pipeline passes the run's
@@ -264,7 +265,7 @@ def run_battery(
                 row["dsa"] = _dsa_distance(reduced[x.name], reduced[y.name])
             except ValueError:
                 row["dsa"] = float("nan")
-        if n_surrogates:
+        if n_surrogates and x.kind in DSA_KINDS:
             if y.name not in surrogates:
                 surrogates[y.name] = _surrogates_of(reduced[y.name], n_surrogates, surrogate_rng)
             row.update(surrogate_columns(reduced[x.name], reduced[y.name], row, surrogates[y.name]))
@@ -477,9 +478,9 @@ COMMUNICATION_PAIRS = (
 )
 """(source, target) layers or populations of the rate circuit whose communication subspace is measured."""
 
-PROBE_TARGET_STEP = 2
+PROBE_TARGET_STEP = 4
 """Fixed points are sought under zero input and the delay input of every ``PROBE_TARGET_STEP``-th target
-(default every other one: 4 of the 8 targets), which keeps the stage fast."""
+(default every fourth: 2 of the 8 targets, opposite ones), which keeps the stage fast."""
 
 FIXED_POINT_MAX_ITER = 50
 """Levenberg-Marquardt iterations per start: on the default run 50 find the same points as 200 at a quarter

@@ -515,15 +515,15 @@ class CompareConfig:
         1 / (n + 1), so 10 resolves p < 0.1 only -- raise it for publication-grade tests).
     fixed_point_starts : int
         Trajectory-sampled starts per model and constant input for the fixed-point search
-        (0: no fixed points). 50 keeps the compare stage fast (about 1 s per input for the rate
-        circuit, 4 s for the GRU and LSTM on 2 busy cores); the issue-15 benchmark uses 1,000.
+        (0: no fixed points). 30 keeps the compare stage fast (the GRU and LSTM take seconds per
+        input on 2 busy cores); the issue-15 benchmark uses 1,000.
     """
 
     n_pcs: int = 10
     n_null: int = 20
     data: str = ""
     n_surrogates: int = 10
-    fixed_point_starts: int = 50
+    fixed_point_starts: int = 30
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)

@@ -264,7 +264,7 @@ def dynamics_markdown(
     if dynamics.fixed_points:
         lines += [
             "",
-            "### Fixed and slow points (zero input, and the delay-period input of every other target)",
+            "### Fixed and slow points (zero input, and the delay-period input of opposite targets)",
             "",
             f"{int(dynamics.fixed_points[0]['n_starts'])} trajectory-sampled starts per model and input "
             "(`[compare] fixed_point_starts`); points with q below 1e-12 are kept, so an input with no point "
