@@ -200,6 +200,9 @@ def run_battery(
     n_pcs: int = 10,
     n_null: int = 20,
     positions: np.ndarray | None = None,
+    n_surrogates: int = 0,
+    dsa: bool = True,
+    surrogate_rng: np.random.Generator | None = None,
 ) -> BatteryResult:
     """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA of each.
 
@@ -221,12 +224,25 @@ def run_battery(
     positions : ndarray, shape (conditions, time, 2), optional
         Hand position (m) of the conditions; adds cross-validated ridge decoding of
         position and velocity (folds over conditions) to each activity's jPCA row.
+    n_surrogates : int
+        TME, CFR and CMPT surrogates per activity (0: none) for the ``<score>_p_<method>`` columns
+        of the pairs whose ``a`` is of a kind in :data:`DSA_KINDS` (surrogates of the second
+        activity of each pair, :func:`surrogate_columns`) and the jPCA
+        ``ratio_p_<method>`` columns of whole models and data (:func:`jpca_null_columns`).
+    surrogate_rng : numpy.random.Generator, optional
+        For the surrogates (default: a stream drawn from ``rng``); the pipeline passes the run's
+        "compare-surrogates" stream, so the shuffle nulls do not change with ``n_surrogates``.
+    dsa : bool
+        Add the ``dsa`` column (:func:`cortexsim.analysis.dsa` on the reduced activities, radians,
+        lower = more similar dynamics) to the pairs whose ``a`` is of a kind in :data:`DSA_KINDS`.
 
     Returns
     -------
     BatteryResult
     """
     fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
+    if n_surrogates and surrogate_rng is None:
+        surrogate_rng = np.random.default_rng(rng.integers(2**32))
     notes = [
         f"{a.name}: constant activity (silenced?); left out of the battery"
         for a in activities
@@ -236,6 +252,7 @@ def run_battery(
     reduced = {(a.name, a.start, a.start + a.rates.shape[1]): reduce_to_pcs(a.rates, n_pcs) for a in activities}
     similarity: list[Row] = []
     overlaps: set[tuple[int, int]] = set()
+    surrogates: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
     for x, y in _pairs(activities):
         lo, hi = max(x.start, y.start), min(x.start + x.rates.shape[1], y.start + y.rates.shape[1])
         if x.rates.shape[0] != y.rates.shape[0] or hi - lo < 2:
@@ -252,7 +269,18 @@ def run_battery(
             pair.append(reduced[key])
         if (lo, hi) != (0, x.rates.shape[1]) or (lo, hi) != (0, y.rates.shape[1]):
             overlaps.add((lo, hi))
-        similarity.append({"a": x.name, "b": y.name, **compare_pair(pair[0], pair[1], rng, n_null)})
+        row = {"a": x.name, "b": y.name, **compare_pair(pair[0], pair[1], rng, n_null)}
+        if dsa and x.kind in DSA_KINDS:
+            try:
+                row["dsa"] = _dsa_distance(pair[0], pair[1])
+            except ValueError:
+                row["dsa"] = float("nan")
+        if n_surrogates and x.kind in DSA_KINDS:
+            key = (y.name, lo, hi)
+            if key not in surrogates:
+                surrogates[key] = _surrogates_of(pair[1], n_surrogates, surrogate_rng)
+            row.update(surrogate_columns(pair[0], pair[1], row, surrogates[key]))
+        similarity.append(row)
     for lo, hi in sorted(overlaps):
         notes.append(f"pairs with the data compared on the steps both cover only: {lo} to {hi - 1} of the model grid")
     jpca: list[Row] = []
@@ -276,6 +304,12 @@ def run_battery(
             )
             row["decode_position_r2"] = float(dec.position_r2)
             row["decode_velocity_r2"] = float(dec.velocity_r2)
+        for i in range(3):
+            row[f"variance_plane{i + 1}"] = (
+                float(res.variance_explained[i]) if i < len(res.variance_explained) else float("nan")
+            )
+        if n_surrogates and act.kind in ("model", "data"):
+            row.update(jpca_null_columns(act, n_surrogates, surrogate_rng))
         jpca.append(row)
         jpca_results[act.name] = res
     return BatteryResult(
@@ -285,6 +319,17 @@ def run_battery(
         activities={a.name: a for a in activities},
         notes=tuple(notes),
     )
+
+
+def _surrogates_of(x: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``n`` surrogates of every :data:`NULL_METHODS` family (a family that fails on x is left out)."""
+    out = {}
+    for method in NULL_METHODS:
+        try:
+            out[method] = analysis.make_surrogates(x, n, rng, method=method, cfr_max_iter=CFR_MAX_ITER)
+        except ValueError:
+            continue
+    return out
 
 
 def headline(result: BatteryResult) -> dict[str, str | float]:
@@ -383,6 +428,27 @@ def activity_from_data(data: NeuralData, reference: Activity) -> tuple[Activity,
     return Activity("data", "data", np.asarray(match.data.rates), reference.dt, move_on, start), tuple(notes)
 
 
+def lesion_dsa(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pcs: int) -> float:
+    """How far a lesion moves the dynamics: DSA distance between the intact and the lesioned circuit.
+
+    Parameters
+    ----------
+    intact_rates, lesioned_rates : ndarray, shape (conditions, time, units)
+        The same model intact and lesioned, on the same conditions.
+    n_pcs : int
+        Both are reduced to this many PCs (:func:`reduce_to_pcs`) first.
+
+    Returns
+    -------
+    float
+        Radians, in [0, pi] (0 = the same linear dynamics up to rotation and scale); NaN when undefined.
+    """
+    try:
+        return _dsa_distance(reduce_to_pcs(intact_rates, n_pcs), reduce_to_pcs(lesioned_rates, n_pcs))
+    except ValueError:
+        return float("nan")
+
+
 def lesion_similarity(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pcs: int) -> float:
     """How much of the intact circuit's dynamics a lesioned circuit keeps.
 
@@ -401,3 +467,396 @@ def lesion_similarity(intact_rates: np.ndarray, lesioned_rates: np.ndarray, n_pc
     """
     lesioned, intact = reduce_to_pcs(lesioned_rates, n_pcs), reduce_to_pcs(intact_rates, n_pcs)
     return float(analysis.cca_similarity(lesioned, intact, k=n_pcs))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dynamics, not only geometry (issue 15): DSA, accepted nulls, ceilings, tangling, communication
+# subspaces and fixed points.
+# ---------------------------------------------------------------------------------------------------
+
+NULL_METHODS = ("tme", "cfr", "cmpt")
+"""Surrogate families behind the ``*_p_<method>`` columns (:func:`cortexsim.analysis.make_surrogates`)."""
+
+SCORE_DIRECTIONS = {"cca": True, "shape_distance": False, "cka": True, "rsa": True, "dsa": False}
+"""Similarity column -> higher is more similar."""
+
+COMMUNICATION_PAIRS = (
+    ("L4", "L2/3"),
+    ("L2/3", "L5A"),
+    ("L2/3", "L5B"),
+    ("L5A", "L5B"),
+    ("L5B", "L6"),
+    ("L6", "L4"),
+    ("IT2/3", "PT5B"),
+    ("IT5A", "PT5B"),
+    ("IT5B", "PT5B"),
+    ("PT5B", "IT2/3"),
+)
+"""(source, target) layers or populations of the rate circuit whose communication subspace is measured."""
+
+PROBE_TARGET_STEP = 4
+"""Fixed points are sought under zero input and the delay input of every ``PROBE_TARGET_STEP``-th target
+(default every fourth: 2 of the 8 targets, opposite ones), which keeps the stage fast."""
+
+FIXED_POINT_MAX_ITER = 50
+"""Levenberg-Marquardt iterations per start: on the default run 50 find the same points as 200 at a quarter
+of the time (GRU, LSTM); starts that need more end on slow points and are not kept."""
+
+CFR_MAX_ITER = 50
+"""L-BFGS iterations per CFR surrogate in the battery: on the default run's GRU (10 PCs) the remaining
+objective is 0.005 after 50 and 0.003 after 200, at a quarter of the time."""
+
+TANGLING_PCS = 8
+"""Top PCs tangling is computed in (Russo et al. 2018 used 8)."""
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """What the battery needs of a simulated model besides its activity (built by :func:`probe_model`).
+
+    Attributes
+    ----------
+    name : str
+        Activity name (``"rate"``, ``"ann:gru"``, ...).
+    inputs : tuple of (str, ndarray)
+        Constant inputs whose fixed points are sought: label and input vector (inputs,).
+    maps : tuple of (step, jacobian)
+        The model's noise-free map under each input (:func:`cortexsim.analysis.rate_map` / ``ann_map``).
+    states : ndarray, shape (conditions, time, d)
+        Evaluation-set states (rate circuit: x in mV; ANNs: h, or [h, c] for the LSTM); starts are drawn here.
+    dt : float
+        Time step (s), for the time constants of the slowest modes.
+    groups : mapping
+        State index groups (population name -> indices) for the loadings of the slowest modes.
+    """
+
+    name: str
+    inputs: tuple[tuple[str, np.ndarray], ...]
+    maps: tuple[tuple[Callable, object], ...]
+    states: np.ndarray
+    dt: float
+    groups: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """Two measurements of one system, for the ceiling of every score.
+
+    Attributes
+    ----------
+    a, b : ndarray, shape (conditions, time, units)
+        Two noise seeds (rate circuit, ANNs) or two halves of the trials (spiking twin, data).
+    source : str
+        ``"noise seeds"``, ``"trial halves"`` or ``"noise-free"`` (a deterministic model: the ceiling is 1 by
+        construction).
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    source: str
+
+
+@dataclass(frozen=True)
+class DynamicsResult:
+    """The dynamics part of the battery (:func:`run_dynamics`).
+
+    Attributes
+    ----------
+    calibration : tuple of dict
+        One row per activity with a replicate: ``activity``, ``source``, ``ceiling_<score>`` for every
+        similarity column, and ``decode_position_r2`` where known.
+    tangling : tuple of dict
+        One row per activity: ``activity``, ``tangling_median``, ``tangling_q90`` (1/s^2, in its top 8 PCs).
+    communication : tuple of dict
+        One row per (source, target): ``source``, ``target``, ``dimensions``, ``performance`` (full rank,
+        held-out conditions), ``target_participation_ratio``.
+    fixed_points : tuple of dict
+        One row per (model, input): ``model``, ``input``, ``n_points``, ``n_stable``, ``n_saddle``,
+        ``n_marginal``, ``n_unstable``, ``max_abs_eig`` (of the lowest-q point), ``slowest_tau_ms``,
+        ``top_population`` (largest loading of the slowest modes; rate circuit only), ``n_starts``.
+    fixed_point_results : mapping
+        ``(model, input)`` -> :class:`cortexsim.analysis.FixedPoints`.
+    probes : mapping
+        Model name -> :class:`ModelProbe` (states for the portraits).
+    """
+
+    calibration: tuple[Row, ...] = ()
+    tangling: tuple[Row, ...] = ()
+    communication: tuple[Row, ...] = ()
+    fixed_points: tuple[Row, ...] = ()
+    fixed_point_results: Mapping[tuple[str, str], analysis.FixedPoints] = field(default_factory=dict)
+    probes: Mapping[str, ModelProbe] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, tuple[Row, ...]]:
+        """The tables by their ``/analysis`` name."""
+        return {
+            "calibration": self.calibration,
+            "tangling": self.tangling,
+            "communication": self.communication,
+            "fixed_points": self.fixed_points,
+        }
+
+
+DSA_RANDOM_STARTS = 2
+"""Random Procrustes starts per DSA distance besides the structured ones (on the default run 0, 2 and 6 give
+the same distances to 4 decimals; 6 takes twice as long as 2)."""
+
+DSA_KINDS = ("model", "data", "layer")
+"""Kinds of activity ``a`` whose pairs get a ``dsa`` column (populations are left out to keep the stage fast)."""
+
+
+def _dsa_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(analysis.dsa(a, b, n_random=DSA_RANDOM_STARTS).distance)
+
+
+def _score_functions(k: int) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    out = {key: fn for key, (fn, _) in _metrics(k).items()}
+    out["dsa"] = _dsa_distance
+    return out
+
+
+def surrogate_columns(
+    a: np.ndarray,
+    b: np.ndarray,
+    observed: Mapping[str, float],
+    surrogates: Mapping[str, np.ndarray],
+    scores: Iterable[str] = ("cca", "shape_distance", "cka", "rsa"),
+) -> dict[str, float]:
+    """p-values of similarity scores against surrogates of ``b``: ``<score>_p_<method>``.
+
+    Each score of ``a`` against every surrogate of ``b`` (which keeps b's mean tensor and marginal
+    covariances, TME/CFR, or its unit covariance, CMPT); the p-value is the share of surrogates at
+    least as similar as observed, ``(1 + count) / (1 + n)`` (small = more similar than b's primary
+    features explain).
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (conditions, time, pcs)
+        Reduced activities.
+    observed : mapping
+        Score name -> observed value (NaN: skipped).
+    surrogates : mapping
+        Method -> surrogates of b, shape (n, conditions, time, pcs).
+    scores : iterable of str
+        Columns tested (keys of :data:`SCORE_DIRECTIONS`).
+    """
+    fns = _score_functions(min(a.shape[2], b.shape[2]))
+    out: dict[str, float] = {}
+    for method, surr in surrogates.items():
+        for key in scores:
+            value = observed.get(key, float("nan"))
+            if not np.isfinite(value):
+                out[f"{key}_p_{method}"] = float("nan")
+                continue
+            try:
+                null = np.array([fns[key](a, s) for s in surr])
+            except ValueError:
+                out[f"{key}_p_{method}"] = float("nan")
+                continue
+            null = null[np.isfinite(null)]
+            hits = null >= value if SCORE_DIRECTIONS[key] else null <= value
+            out[f"{key}_p_{method}"] = float((1 + np.count_nonzero(hits)) / (1 + null.size))
+    return out
+
+
+def _jpca_window(act: Activity, window: tuple[float, float] = (-0.05, 0.2)) -> tuple[int, int]:
+    start = max(0, act.move_on + int(round(window[0] / act.dt)))
+    stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
+    return start, stop
+
+
+def jpca_null_columns(act: Activity, n: int, rng: np.random.Generator, n_pcs: int = 10) -> dict[str, float]:
+    """p-values of the jPCA ratio against TME, CFR and CMPT surrogates: ``ratio_p_<method>``.
+
+    jPCA's own preprocessing (soft normalisation, the cross-condition mean removed) is applied once,
+    the window around movement onset cut and the result projected on its top ``n_pcs`` PCs; the
+    surrogates are drawn from that tensor (as Elsayed & Cunningham 2017 test the analysed data) and
+    jPCA re-fitted on each without further normalisation.
+    """
+    start, stop = _jpca_window(act)
+    x = act.rates / (np.ptp(act.rates.reshape(-1, act.n_units), axis=0) + 5.0)
+    x = (x - x.mean(axis=0, keepdims=True))[:, start:stop]
+    k = min(n_pcs, act.n_units, x.shape[0] * x.shape[1])
+    z = analysis.pca(x, n_components=k).project(x)
+    n_jpcs = min(6, k)
+
+    def ratio(v: np.ndarray) -> float:
+        return float(analysis.jpca(v, dt=act.dt, n_pcs=n_jpcs, soft_normalize=False).ratio)
+
+    out: dict[str, float] = {}
+    for method in NULL_METHODS:
+        try:
+            res = analysis.surrogate_p_value(ratio, z, n, rng, method=method, cfr_max_iter=CFR_MAX_ITER)
+            out[f"ratio_p_{method}"] = float(res.p_value)
+        except ValueError:
+            out[f"ratio_p_{method}"] = float("nan")
+    return out
+
+
+def tangling_row(act: Activity) -> Row:
+    """Tangling of an activity in its top :data:`TANGLING_PCS` PCs (Russo et al. 2018)."""
+    res = analysis.tangling(reduce_to_pcs(act.rates, TANGLING_PCS), dt=act.dt)
+    return {"activity": act.name, "tangling_median": res.median, "tangling_q90": res.q90}
+
+
+def communication_rows(activities: Mapping[str, Activity], rng: np.random.Generator) -> list[Row]:
+    """Communication subspaces (Semedo et al. 2019) for :data:`COMMUNICATION_PAIRS` of the rate circuit."""
+    rows: list[Row] = []
+    for src, dst in COMMUNICATION_PAIRS:
+        a, b = activities.get(f"rate:{src}"), activities.get(f"rate:{dst}")
+        if a is None or b is None:
+            continue
+        res = analysis.communication_subspace(a.rates, b.rates, rng=np.random.default_rng(rng.integers(2**32)))
+        rows.append(
+            {
+                "source": src,
+                "target": dst,
+                "dimensions": float(res.dimensions),
+                "performance": float(res.full_performance),
+                "target_participation_ratio": float(analysis.participation_ratio(b.rates)),
+            }
+        )
+    return rows
+
+
+def calibration_row(name: str, rep: Replicate, n_pcs: int) -> Row:
+    """The ceiling of every score: the score of a system with itself measured twice (:class:`Replicate`)."""
+    a, b = reduce_to_pcs(rep.a, n_pcs), reduce_to_pcs(rep.b, n_pcs)
+    row: Row = {"activity": name, "source": rep.source}
+    for key, fn in _score_functions(min(a.shape[2], b.shape[2])).items():
+        try:
+            row[f"ceiling_{key}"] = float(analysis.ceiling(fn, a, b))
+        except ValueError:
+            row[f"ceiling_{key}"] = float("nan")
+    return row
+
+
+def fixed_point_rows(
+    probe: ModelProbe, n_starts: int, rng: np.random.Generator
+) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
+    """Fixed and slow points of a model under each of its probe inputs (Sussillo & Barak 2013).
+
+    ``n_starts`` states drawn from the evaluation trajectories, jittered by 5 % of the states' SD, each
+    descended for at most :data:`FIXED_POINT_MAX_ITER` iterations.
+    """
+    rows: list[Row] = []
+    found: dict[tuple[str, str], analysis.FixedPoints] = {}
+    jitter = 0.05 * float(np.std(probe.states))
+    for (label, _), (step, jac) in zip(probe.inputs, probe.maps):
+        starts = analysis.sample_starts(probe.states, n_starts, rng, noise_std=jitter)
+        fp = analysis.find_fixed_points(step, jac, starts, max_iter=FIXED_POINT_MAX_ITER)
+        found[(probe.name, label)] = fp
+        row: Row = {
+            "model": probe.name,
+            "input": label,
+            "n_points": float(fp.n_points),
+            **{f"n_{kind}": float(fp.kinds.count(kind)) for kind in ("stable", "saddle", "marginal", "unstable")},
+            "max_abs_eig": float("nan"),
+            "slowest_tau_ms": float("nan"),
+            "top_population": "",
+            "n_starts": float(n_starts),
+        }
+        if fp.n_points:
+            lam = float(np.abs(fp.eigenvalues[0, 0]))
+            row["max_abs_eig"] = lam
+            row["slowest_tau_ms"] = float(-1e3 * probe.dt / np.log(lam)) if 0 < lam < 1 else float("inf")
+            if probe.groups:
+                shares = analysis.mode_loadings(fp.modes[0], probe.groups)
+                row["top_population"] = max(shares, key=shares.get)
+        rows.append(row)
+    return rows, found
+
+
+def probe_inputs(evaluation, every: int = PROBE_TARGET_STEP) -> tuple[tuple[str, np.ndarray], ...]:
+    """Zero input and the delay-period input (the step before the go cue) of every ``every``-th trial."""
+    inputs = [("zero", np.zeros(evaluation.inputs.shape[2]))]
+    go = evaluation.params["go"]
+    for i in range(0, evaluation.n_trials, every):
+        t = int(round(float(go[i]) / evaluation.dt)) - 1
+        inputs.append((f"target{i}", np.asarray(evaluation.inputs[i, t], float)))
+    return tuple(inputs)
+
+
+def probe_model(name: str, model, evaluation, groups: Mapping[str, np.ndarray] | None = None) -> ModelProbe:
+    """A :class:`ModelProbe` of a rate network or ANN on a TrialBatch (its noise-free states and maps)."""
+    inputs = probe_inputs(evaluation)
+    if name.startswith("ann:") or hasattr(model, "arch"):
+        maps = tuple(analysis.ann_map(model, u) for _, u in inputs)
+        hidden, state, _ = model.simulate(evaluation)
+        states = np.concatenate([hidden, state], axis=2) if getattr(model, "arch", "") == "lstm" else hidden
+    else:
+        maps = tuple(analysis.rate_map(model, u) for _, u in inputs)
+        states = model.simulate(evaluation)[0]
+    return ModelProbe(name, inputs, maps, np.asarray(states, float), float(evaluation.dt), dict(groups or {}))
+
+
+def run_dynamics(
+    result: BatteryResult,
+    *,
+    rng: np.random.Generator,
+    n_pcs: int = 10,
+    replicates: Mapping[str, Replicate] | None = None,
+    probes: Mapping[str, ModelProbe] | None = None,
+    fixed_point_starts: int = 200,
+) -> DynamicsResult:
+    """Tangling and communication subspaces of the compared activities, ceilings and fixed points.
+
+    Parameters
+    ----------
+    result : BatteryResult
+        From :func:`run_battery` (its activities are used).
+    rng : numpy.random.Generator
+        For the folds and the fixed-point starts.
+    n_pcs : int
+        PCs for the ceilings (as in :func:`run_battery`).
+    replicates : mapping, optional
+        Activity name -> :class:`Replicate`.
+    probes : mapping, optional
+        Model name -> :class:`ModelProbe`.
+    fixed_point_starts : int
+        Starts per model and input.
+    """
+    acts = result.activities
+    tangling = [tangling_row(a) for a in acts.values() if a.n_units >= 2 and a.rates.shape[1] >= 3]
+    communication = communication_rows(acts, rng)
+    decode = {r["activity"]: r.get("decode_position_r2", float("nan")) for r in result.jpca}
+    calibration = []
+    for name, rep in (replicates or {}).items():
+        row = calibration_row(name, rep, n_pcs)
+        row["decode_position_r2"] = float(decode.get(name, float("nan")))
+        calibration.append(row)
+    fp_rows: list[Row] = []
+    fp_found: dict[tuple[str, str], analysis.FixedPoints] = {}
+    for probe in (probes or {}).values():
+        rows, found = fixed_point_rows(probe, fixed_point_starts, rng)
+        fp_rows += rows
+        fp_found.update(found)
+    return DynamicsResult(
+        calibration=tuple(calibration),
+        tangling=tuple(tangling),
+        communication=tuple(communication),
+        fixed_points=tuple(fp_rows),
+        fixed_point_results=fp_found,
+        probes=dict(probes or {}),
+    )
+
+
+def dynamics_metrics(dynamics: DynamicsResult) -> dict[str, float]:
+    """Scalar summaries of :class:`DynamicsResult` for ``/metrics``, named ``compare_*``.
+
+    ``compare_tangling_q90_<model>``, ``compare_ceiling_cca_<model>``, ``compare_fixed_points_<model>``
+    (distinct points summed over the probe inputs) and ``compare_comm_dims_<source>_<target>``.
+    """
+    out: dict[str, float] = {}
+    for r in dynamics.tangling:
+        if ":" not in str(r["activity"]) or str(r["activity"]).startswith("ann:"):
+            out[f"compare_tangling_q90_{_short(str(r['activity']))}"] = float(r["tangling_q90"])
+    for r in dynamics.calibration:
+        out[f"compare_ceiling_cca_{_short(str(r['activity']))}"] = float(r["ceiling_cca"])
+    for r in dynamics.fixed_points:
+        key = f"compare_fixed_points_{_short(str(r['model']))}"
+        out[key] = out.get(key, 0.0) + float(r["n_points"])
+    for r in dynamics.communication:
+        src, dst = (str(r[k]).replace("/", "") for k in ("source", "target"))
+        out[f"compare_comm_dims_{src}_{dst}"] = float(r["dimensions"])
+    return out

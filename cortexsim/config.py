@@ -540,8 +540,17 @@ class CompareConfig:
     condition_column : str, optional
         ``.nwb``: the trials column that defines conditions (default ``condition``).
 
-    Unset options take :func:`cortexsim.data.load_neural_data`'s defaults (and stay out of the
-    config's TOML text, so runs without them keep their config hash).
+    n_surrogates : int
+        TME, CFR and CMPT surrogates per activity for the null p-values of every score and of
+        the jPCA ratio (0 for none, at most :data:`MAX_NULL`; p-values cannot go below
+        1 / (n + 1), so 10 resolves p < 0.1 only -- raise it for publication-grade tests).
+    fixed_point_starts : int
+        Trajectory-sampled starts per model and constant input for the fixed-point search
+        (0: no fixed points). 30 keeps the compare stage fast (the GRU and LSTM take seconds per
+        input on 2 busy cores); the issue-15 benchmark uses 1,000.
+
+    The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
+    out of the config's TOML text, so runs without them keep their config hash).
     """
 
     n_pcs: int = 10
@@ -554,6 +563,8 @@ class CompareConfig:
     window: tuple[float, ...] | None = None
     smooth_sd: float | None = None
     condition_column: str | None = None
+    n_surrogates: int = 10
+    fixed_point_starts: int = 30
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
@@ -570,6 +581,8 @@ class CompareConfig:
                 )
             for i, w in enumerate(self.window):
                 v.number(w, f"compare.window[{i}]")
+        v.number(self.n_surrogates, "compare.n_surrogates", low=0, high=MAX_NULL, integer=True)
+        v.number(self.fixed_point_starts, "compare.fixed_point_starts", low=0, high=100_000, integer=True)
 
     def loader_options(self) -> dict[str, Any]:
         """The options that are set, as keywords of :func:`cortexsim.data.load_neural_data`."""

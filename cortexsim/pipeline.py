@@ -38,6 +38,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import analysis, battery, metrics, plots, quality, store
+from .analysis import split_halves
 from .assembly import (
     ann_train_config,
     build_circuit,
@@ -725,19 +726,85 @@ def compare_stage(
         activities.append(data)
     t0 = time.perf_counter()
     result = battery.run_battery(
-        activities, n_pcs=cc.n_pcs, n_null=cc.n_null, positions=positions, rng=seeded_rng(config, "compare")
+        activities,
+        n_pcs=cc.n_pcs,
+        n_null=cc.n_null,
+        positions=positions,
+        rng=seeded_rng(config, "compare"),
+        n_surrogates=cc.n_surrogates,
+        surrogate_rng=seeded_rng(config, "compare-surrogates"),
     ).with_notes(notes)
-    log(f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({time.perf_counter() - t0:.1f} s)")
+    t1 = time.perf_counter()
+    replicates, probes = dynamics_inputs(run_file, config, cc)
+    dynamics = battery.run_dynamics(
+        result,
+        rng=seeded_rng(config, "compare-dynamics"),
+        n_pcs=cc.n_pcs,
+        replicates=replicates,
+        probes=probes,
+        fixed_point_starts=cc.fixed_point_starts,
+    )
+    log(
+        f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({t1 - t0:.1f} s); "
+        f"dynamics: {len(dynamics.fixed_points)} fixed-point searches, {len(dynamics.calibration)} ceilings "
+        f"({time.perf_counter() - t1:.1f} s)"
+    )
     log(report.format_report(result, verdict))
-    written = {**battery.headline_metrics(result), **verdict.to_metrics()}
+    written = {**battery.headline_metrics(result), **battery.dynamics_metrics(dynamics), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
-        store.write_analysis(f, result.similarity, result.jpca, battery.headline(result), result.notes)
+        store.write_analysis(
+            f, result.similarity, result.jpca, battery.headline(result), result.notes, dynamics.tables()
+        )
         store.write_metrics(f, written, METRICS_TEXT)
     plots.battery_figures(result, figures)
+    plots.dynamics_figures(result, dynamics, figures)
     with store.open_run(run_file) as f:
-        summary = report.summary_markdown(store.read_run_summary(f), result, verdict)
+        summary = report.summary_markdown(store.read_run_summary(f), result, verdict, dynamics)
     store.write_text_atomic(run_file.parent / "summary.md", summary)
     return list(written)
+
+
+def dynamics_inputs(
+    run_file: Path, config: Config, cc
+) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe]]:
+    """The run's models rebuilt from the file: two noise seeds each (ceilings) and their maps (fixed points).
+
+    The rate circuit (lesioned as the run was) and each ANN; the spiking twin's trials split in halves.
+    Streams "ceiling-a", "ceiling-b" (noise seeds) and "ceiling-halves"; nothing when
+    ``cc.fixed_point_starts`` is 0 and there is nothing to replicate.  A circuit that drives the
+    arm gets no fixed points yet: those of the closed loop need the plant and the delay lines in
+    the state.
+    """
+    evaluation = make_task(config).evaluation_set()
+    with store.open_run(run_file) as f:
+        names = [a.name for a in store.read_activities(f) if a.kind == "model"]
+        trained = store.read_trained_rate(f)
+        anns = {n.split(":", 1)[1]: store.read_ann(f, n.split(":", 1)[1]) for n in names if n.startswith("ann:")}
+        spiking_trials = store.read_spiking_trials(f)
+    models: dict[str, Trainable] = {"rate": trained_rate_network(config, trained)}
+    for arch, record in anns.items():
+        model = make_ann_model(config, arch)
+        model.set_params(record.params)
+        models[f"ann:{arch}"] = model
+    replicates: dict[str, battery.Replicate] = {}
+    probes: dict[str, battery.ModelProbe] = {}
+    groups = {p.name: np.arange(p.start, p.stop) for p in trained.connectome.populations}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, model in models.items():
+            if model.noise_std > 0:
+                a = model.simulate(evaluation, seeded_rng(config, "ceiling-a"))
+                b = model.simulate(evaluation, seeded_rng(config, "ceiling-b"))
+                pick = 1 if name == "rate" else 0  # rates (Hz) of the circuit, hidden h of an ANN
+                replicates[name] = battery.Replicate(a[pick], b[pick], "noise seeds")
+            else:
+                h = model.simulate(evaluation)[1 if name == "rate" else 0]
+                replicates[name] = battery.Replicate(h, h, "noise-free")
+            if cc.fixed_point_starts and not config.effector.arm:  # closed-loop fixed points: not yet
+                probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
+    if spiking_trials is not None and spiking_trials.shape[1] >= 2:
+        halves = split_halves(spiking_trials, seeded_rng(config, "ceiling-halves"))
+        replicates["spiking"] = battery.Replicate(*halves, "trial halves")
+    return replicates, probes
 
 
 METRICS_TEXT = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .battery import BatteryResult, Row, headline
+from .battery import NULL_METHODS, BatteryResult, DynamicsResult, Row, headline
 from .quality import QualityVerdict, model_label
 from .store import JPCA_COLUMNS, RunSummary
 
@@ -185,7 +185,147 @@ def _stages(run: RunSummary) -> list[str]:
     return lines
 
 
-def summary_markdown(run: RunSummary, result: BatteryResult, verdict: QualityVerdict | None = None) -> str:
+def model_caveat(name: str, verdict: QualityVerdict | None) -> str:
+    """``" (**FAILED its task**)"`` when activity ``name`` (``rate:L5B``, ``ann:gru``, ...) is of a failed model."""
+    if verdict is None or verdict.passed:
+        return ""
+    model = name.split("/")[-1]
+    model = model.replace("ann:", "ann_").split(":")[0]
+    return " (**FAILED its task**)" if model in verdict.failed_models else ""
+
+
+def _num(value, digits: int = 3) -> str:
+    if isinstance(value, str):
+        return value
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def dynamics_markdown(
+    result: BatteryResult, dynamics: DynamicsResult | None, verdict: QualityVerdict | None = None
+) -> list[str]:
+    """``summary.md``'s dynamics section (lines).
+
+    DSA and null p-values, jPCA nulls and variance per plane, ceilings, fixed points, tangling and
+    communication subspaces; a model that failed its task is flagged wherever it appears.
+    """
+    kinds = result.kinds()
+    flag = lambda name: model_caveat(str(name), verdict)  # noqa: E731
+    lines = [
+        "",
+        "## Dynamics, not only geometry",
+        "",
+        "DSA (Ostrow et al. 2023) compares the fitted linear dynamics (radians, lower = more similar). "
+        "p-values: share of surrogates of b at least as similar (TME: tensor maximum entropy; CFR: "
+        "corrected Fisher randomization, Elsayed & Cunningham 2017; CMPT: covariance-matched "
+        "permutation, Michaels et al. 2016; shuffle: condition shuffle). Small = more similar than "
+        "b's primary features explain; with n surrogates p >= 1/(n+1).",
+        "",
+    ]
+    rows = [r for r in result.similarity if kinds.get(r["a"]) in ("model", "data", "layer")]
+    if rows and "dsa" in rows[0]:
+        methods = [m for m in NULL_METHODS if f"cca_p_{m}" in rows[0]]
+        head = ["a", "b", "DSA", "cca", "p shuffle"] + [f"p {m.upper()}" for m in methods] + ["cka"]
+        head += [f"cka p {m.upper()}" for m in methods]
+        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for r in rows:
+            cells = [f"{r['a']}{flag(r['a'])}", f"{r['b']}{flag(r['b'])}", _num(r.get("dsa"))]
+            cells += [_num(r["cca"]), _num(r.get("cca_p", np.nan))] + [_num(r[f"cca_p_{m}"]) for m in methods]
+            cells += [_num(r["cka"])] + [_num(r[f"cka_p_{m}"]) for m in methods]
+            lines.append("| " + " | ".join(cells) + " |")
+    jrows = [r for r in result.jpca if kinds.get(r["activity"]) in ("model", "data", "layer")]
+    if jrows and "variance_plane1" in jrows[0]:
+        lines += [
+            "",
+            "### jPCA: variance captured per plane and the ratio against its nulls",
+            "",
+            "| activity | ratio | p TME | p CFR | p CMPT | plane 1 | plane 2 | plane 3 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in jrows:
+            lines.append(
+                f"| {r['activity']}{flag(r['activity'])} | {_num(r['ratio'])} | "
+                + " | ".join(_num(r.get(f"ratio_p_{m}", np.nan)) for m in NULL_METHODS)
+                + " | "
+                + " | ".join(_num(r.get(f"variance_plane{i}", np.nan)) for i in (1, 2, 3))
+                + " |"
+            )
+    if dynamics is None:
+        return lines
+    if dynamics.calibration:
+        lines += [
+            "",
+            "### Calibration: each model against itself (the ceiling of every score) and task decodability",
+            "",
+            "A score between two models means little without these: the same model measured twice "
+            "(two noise seeds; trial halves for the spiking twin) reaches the ceiling; "
+            "noise-free models are deterministic, so their ceiling is 1 (0 for distances) by construction.",
+            "",
+            "| model | measured twice by | cca | cka | rsa | shape distance | DSA | decoded position R² |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in dynamics.calibration:
+            lines.append(
+                f"| {r['activity']}{flag(r['activity'])} | {r['source']} | "
+                + " | ".join(
+                    _num(r.get(f"ceiling_{k}", np.nan)) for k in ("cca", "cka", "rsa", "shape_distance", "dsa")
+                )
+                + f" | {_num(r.get('decode_position_r2', np.nan))} |"
+            )
+    if dynamics.fixed_points:
+        lines += [
+            "",
+            "### Fixed and slow points (zero input, and the delay-period input of opposite targets)",
+            "",
+            f"{int(dynamics.fixed_points[0]['n_starts'])} trajectory-sampled starts per model and input "
+            "(`[compare] fixed_point_starts`); points with q below 1e-12 are kept, so an input with no point "
+            "found may hold only slow points or need more starts.",
+            "",
+            "| model | input | points | stable | saddle | marginal | unstable | max abs eigenvalue | "
+            "slowest tau (ms) | top population of the slowest modes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in dynamics.fixed_points:
+            lines.append(
+                f"| {r['model']}{flag(r['model'])} | {r['input']} | {int(r['n_points'])} | {int(r['n_stable'])} | "
+                f"{int(r['n_saddle'])} | {int(r['n_marginal'])} | {int(r['n_unstable'])} | "
+                f"{_num(r['max_abs_eig'], 4)} | {_num(r['slowest_tau_ms'], 0)} | {r['top_population'] or '-'} |"
+            )
+    trows = [r for r in dynamics.tangling if kinds.get(r["activity"]) in ("model", "data", "layer")]
+    if trows:
+        lines += [
+            "",
+            "### Trajectory tangling (Russo et al. 2018; top 8 PCs, 1/s², higher = more tangled)",
+            "",
+            "| activity | median Q | 90th percentile Q |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['activity']}{flag(r['activity'])} | {_num(r['tangling_median'], 1)} | {_num(r['tangling_q90'], 1)} |"
+            for r in trows
+        ]
+    if dynamics.communication:
+        lines += [
+            "",
+            "### Communication subspaces (Semedo et al. 2019; reduced-rank regression, held-out conditions)",
+            "",
+            "| source | target | dimensions used | performance (full rank) | target participation ratio |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        caveat = model_caveat("rate", verdict)
+        lines += [
+            f"| {r['source']}{caveat} | {r['target']} | {int(r['dimensions'])} | {_num(r['performance'])} | "
+            f"{_num(r['target_participation_ratio'], 1)} |"
+            for r in dynamics.communication
+        ]
+    return lines
+
+
+def summary_markdown(
+    run: RunSummary,
+    result: BatteryResult,
+    verdict: QualityVerdict | None = None,
+    dynamics: DynamicsResult | None = None,
+) -> str:
     """``summary.md``: the headline numbers of a run in a few lines, headed by the quality verdict.
 
     Parameters
@@ -195,6 +335,8 @@ def summary_markdown(run: RunSummary, result: BatteryResult, verdict: QualityVer
     result : BatteryResult
         The comparison.
     verdict : QualityVerdict, optional
+    dynamics : DynamicsResult, optional
+        Adds the dynamics section (:func:`dynamics_markdown`).
 
     Returns
     -------
@@ -250,6 +392,8 @@ def summary_markdown(run: RunSummary, result: BatteryResult, verdict: QualityVer
                 f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
                 f"{r.get('decode_position_r2', np.nan):.3f} |"
             )
+    if dynamics is not None or (result.similarity and "dsa" in result.similarity[0]):
+        lines += dynamics_markdown(result, dynamics, verdict)
     lines += _stages(run)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

@@ -30,9 +30,9 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -1773,6 +1773,20 @@ def read_rates(f: h5py.File, group: str) -> np.ndarray | None:
     return f[key][()] if key in f else None
 
 
+@_reader("/spiking")
+def read_spiking_trials(f: h5py.File) -> np.ndarray | None:
+    """Single-trial pool rates of the twin on the reach conditions, or None when the file has none.
+
+    Returns
+    -------
+    ndarray, shape (conditions, trials, time, units), or None
+        ``/spiking/rates_trials`` (Hz) restricted to the reach conditions of ``/task``.
+    """
+    if "spiking/rates_trials" not in f or "spiking/rates" not in f:
+        return None
+    return f["spiking/rates_trials"][: f["spiking/rates"].shape[0]]
+
+
 @_reader("/task/targets")
 def read_task_targets(f: h5py.File) -> np.ndarray:
     """``/task/targets``: desired hand position (m), shape (conditions, time, outputs)."""
@@ -1798,6 +1812,12 @@ SIMILARITY_COLUMNS = {
     "rsa_null": "mean RSA over condition shuffles",
     "cca_p": "share of condition shuffles with cca >= observed (small = significant)",
     "cca_null_time": "mean cca when each condition's time course is circularly shifted (time-shuffle null)",
+    "dsa": "DSA: angular Procrustes distance of the fitted DMD operators, rad (lower = more similar dynamics)",
+    **{
+        f"{score}_p_{method}": f"share of {method.upper()} surrogates of b at least as similar in {score}"
+        for score in ("cca", "shape_distance", "cka", "rsa")
+        for method in ("tme", "cfr", "cmpt")
+    },
 }
 """Columns of ``/analysis/similarity`` and their meaning (attributes ``col_<name>``)."""
 
@@ -1810,6 +1830,12 @@ JPCA_COLUMNS = {
     "participation_ratio": "dimensionality (participation ratio of the covariance eigenvalues)",
     "decode_position_r2": "held-out R^2 of hand position by ridge regression, folds over conditions",
     "decode_velocity_r2": "the same for hand velocity",
+    "variance_plane1": "share of the analysed variance in the strongest jPCA plane",
+    "variance_plane2": "the same, second plane",
+    "variance_plane3": "the same, third plane",
+    "ratio_p_tme": "share of TME surrogates with a jPCA ratio >= observed (small = significant)",
+    "ratio_p_cfr": "the same against CFR surrogates (Elsayed & Cunningham 2017)",
+    "ratio_p_cmpt": "the same against CMPT surrogates (Michaels et al. 2016)",
 }
 """Columns of ``/analysis/jpca`` and their meaning, in table order."""
 
@@ -1850,10 +1876,25 @@ class AnalysisRecord:
     jpca: tuple[Row, ...]
     answers: dict[str, str | float]
     notes: tuple[str, ...]
+    tables: dict[str, tuple[Row, ...]] = field(default_factory=dict)
+
+
+ANALYSIS_TABLES = {
+    "calibration": "Ceilings: every score of a model with itself (two noise seeds, or trial halves), and decoding.",
+    "tangling": "Trajectory tangling (Russo et al. 2018) of every activity in its top 8 PCs, 1/s^2.",
+    "communication": "Communication subspaces (Semedo et al. 2019): reduced-rank regression dimensions.",
+    "fixed_points": "Fixed and slow points per model and constant input, classified by Jacobian eigenvalues.",
+}
+"""The dynamics tables of ``/analysis`` (besides ``similarity`` and ``jpca``) and what they hold."""
 
 
 def write_analysis(
-    f: h5py.File, similarity: Sequence[Row], jpca: Sequence[Row], answers: dict[str, str | float], notes: Sequence[str]
+    f: h5py.File,
+    similarity: Sequence[Row],
+    jpca: Sequence[Row],
+    answers: dict[str, str | float],
+    notes: Sequence[str],
+    tables: Mapping[str, Sequence[Row]] | None = None,
 ) -> None:
     """Write ``/analysis`` (replacing any): the similarity and jPCA tables and the headline answers.
 
@@ -1869,6 +1910,9 @@ def write_analysis(
         Headline answers, written as attributes of ``/analysis`` (text or numbers).
     notes : sequence of str
         Caveats, written one a line as the attribute ``notes``.
+    tables : mapping, optional
+        More tables by name (:data:`ANALYSIS_TABLES`: ``calibration``, ``tangling``, ``communication``,
+        ``fixed_points``), one row per dict.
     """
     if "analysis" in f:
         del f["analysis"]
@@ -1878,6 +1922,8 @@ def write_analysis(
     g.attrs["notes"] = "\n".join(notes)
     write_table(g, "similarity", list(similarity), "One row per compared pair.", SIMILARITY_COLUMNS)
     write_table(g, "jpca", list(jpca), "One row per activity.", JPCA_COLUMNS)
+    for name, rows in (tables or {}).items():
+        write_table(g, name, list(rows), ANALYSIS_TABLES.get(name, "One row per entry."))
 
 
 @_reader("/analysis")
@@ -1896,7 +1942,11 @@ def read_analysis(f: h5py.File) -> AnalysisRecord | None:
     }
     notes = attr_text(g.attrs["notes"])
     return AnalysisRecord(
-        read_table(g, "similarity"), read_table(g, "jpca"), answers, tuple(notes.split("\n")) if notes else ()
+        read_table(g, "similarity"),
+        read_table(g, "jpca"),
+        answers,
+        tuple(notes.split("\n")) if notes else (),
+        {name: read_table(g, name) for name in ANALYSIS_TABLES if name in g},
     )
 
 

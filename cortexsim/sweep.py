@@ -483,8 +483,11 @@ LESION_METRICS = (
     "compare_jpca_ratio_spiking",
     "compare_cca_rate_ann_mean",
     "compare_cca_rate_data",
+    "compare_fixed_points_rate",
+    "compare_tangling_q90_rate",
 )
-"""Metrics whose change from the intact circuit a lesion sweep reports (``delta_*``)."""
+"""Metrics whose change from the intact circuit a lesion sweep reports (``delta_*``; the fixed-point count
+of the rate circuit summed over its probe inputs among them)."""
 
 
 def gather(
@@ -547,8 +550,11 @@ def gather(
 
 
 def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], lesioned: list[str]) -> None:
-    """Add ``delta_<metric>`` and ``lesion_cca_to_intact_<model>`` to the rows of lesioned points (in place)."""
-    from .battery import lesion_similarity
+    """Add ``delta_<metric>``, ``lesion_cca_to_intact_<model>`` and ``lesion_dsa_to_intact_<model>`` (in place).
+
+    Only the rows of lesioned points change.
+    """
+    from .battery import lesion_dsa, lesion_similarity
 
     def rates(folder: Path, model: str) -> np.ndarray | None:
         with store.open_run(folder / "run.h5") as f:
@@ -574,6 +580,7 @@ def _lesion_columns(sweep: Sweep, points: Sequence[Point], rows: list[dict], les
                 row[f"lesion_cca_to_intact_{model}"] = lesion_similarity(
                     reference, lesioned_rates, p.config.compare.n_pcs
                 )
+                row[f"lesion_dsa_to_intact_{model}"] = lesion_dsa(reference, lesioned_rates, p.config.compare.n_pcs)
 
 
 def _write_csv(path: Path, rows: list[dict], keys: list[str]) -> None:

@@ -19,7 +19,7 @@ CHANGES = {
     },
     "ann": {"archs": []},
     "spiking": {"enabled": False},
-    "compare": {"n_null": 0},
+    "compare": {"n_null": 0, "n_surrogates": 0, "fixed_point_starts": 0},
 }
 """What the tiny experiment changes in ``experiments/smoke.toml``: short training, no twin, no ANNs."""
 

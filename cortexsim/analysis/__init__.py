@@ -35,6 +35,16 @@ Surrogates (:mod:`.surrogates`)
     ``tme_surrogates(x, n, rng, *, preserve=...) -> ndarray (n, conditions, time, units)``
     ``fit_tme(x) -> TMEModel``, ``tme_mean(x)``, ``marginal_covariances(x)``, ``shuffle_surrogates(x, n, rng)``
     ``surrogate_p_value(statistic, x, n, rng, *, method="tme", greater=True) -> SurrogateTest``
+    ``cfr_surrogates(x, n, rng, *, readout="units")`` (Corrected Fisher Randomization),
+    ``cmpt_surrogates(x, n, rng)`` (covariance-matched permutation), ``make_surrogates(x, n, rng, method=...)``
+
+M1 hallmarks (:mod:`.tangling`, :mod:`.subspaces`)
+    ``tangling(X, *, dt, epsilon=None, n_pcs=None) -> TanglingResult``  (higher = more tangled)
+    ``communication_subspace(source, target, *, max_rank=None, n_folds=8, rng=None) -> CommunicationResult``
+    ``reduced_rank_maps(X, Y, max_rank)``, ``ridge_map(X, Y)``
+
+Calibration (:mod:`.calibration`)
+    ``split_halves(trials, rng) -> (half_a, half_b)``, ``ceiling(metric, half_a, half_b) -> float``
 
 Output-potent and output-null subspaces (:mod:`.output_null`, Kaufman et al. 2014)
     ``potent_null(rates, readout, prep, move) -> PotentNull``  (share of prep / movement variance the muscles read)
@@ -47,6 +57,7 @@ Statistics (:mod:`.nulls`)
 
 from __future__ import annotations
 
+from .calibration import ceiling, split_halves
 from .decoding import DEFAULT_ALPHAS, DecodingResult, decode_kinematics
 from .dsa import DMDFit, DSAResult, dsa, fit_operator, hankel, procrustes_angle
 from .fixed_points import (
@@ -64,19 +75,27 @@ from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .output_null import PotentNull, potent_basis, potent_null
 from .pca import PCAResult, participation_ratio, pca
 from .similarity import cca_similarity, linear_cka, rdm, rsa, shape_distance
+from .subspaces import CommunicationResult, communication_subspace, reduced_rank_maps, ridge_map
 from .surrogates import (
+    SURROGATE_METHODS,
     SurrogateTest,
     TMEModel,
+    cfr_surrogates,
+    cmpt_surrogates,
     fit_tme,
+    make_surrogates,
     marginal_covariances,
     shuffle_surrogates,
     surrogate_p_value,
     tme_mean,
     tme_surrogates,
 )
+from .tangling import TanglingResult, tangling
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "SURROGATE_METHODS",
+    "CommunicationResult",
     "DMDFit",
     "DSAResult",
     "DecodingResult",
@@ -89,9 +108,14 @@ __all__ = [
     "PotentNull",
     "SurrogateTest",
     "TMEModel",
+    "TanglingResult",
     "ann_map",
     "bootstrap_ci",
     "cca_similarity",
+    "ceiling",
+    "cfr_surrogates",
+    "cmpt_surrogates",
+    "communication_subspace",
     "decode_kinematics",
     "dsa",
     "find_fixed_points",
@@ -100,6 +124,7 @@ __all__ = [
     "hankel",
     "jpca",
     "linear_cka",
+    "make_surrogates",
     "marginal_covariances",
     "mode_loadings",
     "participation_ratio",
@@ -109,13 +134,17 @@ __all__ = [
     "procrustes_angle",
     "rate_map",
     "rdm",
+    "reduced_rank_maps",
+    "ridge_map",
     "rsa",
     "sample_starts",
     "shape_distance",
     "shuffle_null",
     "shuffle_surrogates",
     "speed_and_gradient",
+    "split_halves",
     "surrogate_p_value",
+    "tangling",
     "tme_mean",
     "tme_surrogates",
 ]
