@@ -181,6 +181,7 @@ def test_same_run_and_seed_give_the_same_content(exported, smoke_run, tmp_path):
         )
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 def test_export_config_writes_run_nwb(smoke_run, tmp_path):
     """``[export] nwb = true``: ``cortexsim run`` ends by writing ``<run folder>/run.nwb`` (stages reused)."""
     with store.open_run(smoke_run / "run.h5") as f:

@@ -65,6 +65,7 @@ def stages(run_file: Path) -> set[str]:
         return set(f["stages"]) if "stages" in f else set()
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 def test_ctrl_c_during_training_then_resume_gives_the_uninterrupted_numbers(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(tiny_config(**TRAINING).to_toml())
@@ -82,6 +83,7 @@ def test_ctrl_c_during_training_then_resume_gives_the_uninterrupted_numbers(tmp_
     assert compared > 100 and differ == []
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 @pytest.mark.brian2
 def test_ctrl_c_inside_the_brian2_simulation_is_not_swallowed(smoke_run, tmp_path):
     out = tmp_path / "cut"

@@ -245,6 +245,7 @@ def test_resume_after_an_interrupted_stage(tmp_path):
         assert np.isfinite(f["metrics"].attrs["ann_gru_position_r2"])
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
 
     config = tiny_config(train={"max_iterations": 20})

@@ -82,6 +82,7 @@ def test_smoke_run_says_its_models_failed_everywhere_results_are_shown(smoke_run
     assert "| rate circuit |" in summary and "**FAILED**" in summary
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 def test_strict_exits_non_zero_on_a_failed_gate_and_zero_on_a_passed_one(tmp_path, capsys):
     failing = tmp_path / "failing.toml"
     failing.write_text(tiny_config().to_toml())

@@ -122,6 +122,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # 25-130 s on 2 busy cores: the default suite stays near 10 min
 def test_sweep_on_a_local_cluster_with_a_failing_point(tmp_path, capsys):
     """Four points on two Dask workers: one fails at run time (reported, the others finish); a rerun only runs
     the point that changed."""
