@@ -1000,6 +1000,8 @@ PARAM_UNITS = {
     "b_out": ("m", "output"),
     "x0": ("mV", "unit"),
 }
+ARM_READOUT_UNITS = {"w_out": ("1/Hz", "muscle,readout_unit"), "b_out": ("1", "muscle")}
+"""Units of the readout when the circuit drives the arm: PT5B rates to excitation logits (dimensionless)."""
 PARAM_TEXT = {
     "w": "recurrent weight magnitudes (>= 0, zero off the connectome mask)",
     "w_in": "input weights (zero outside the units receiving each input)",
@@ -1116,9 +1118,13 @@ def write_rate(
         "/rate/effector (attribute effector = arm26), else the readout y = W_out r[readout units] + b_out.",
     )
     names = {"w_in": "W_in", "w_out": "W_out", "b": "b", "b_out": "b_out", "x0": "x0"}
+    arm = attrs.get("effector") == "arm26"  # the readout gives the six excitation logits, not metres
     for key, name in names.items():
-        units, dims = PARAM_UNITS[key]
-        write_array(g, name, params[key], units=units, dims=dims, description=f"Trained {PARAM_TEXT[key]}.")
+        units, dims = ARM_READOUT_UNITS[key] if arm and key in ARM_READOUT_UNITS else PARAM_UNITS[key]
+        text = f"Trained {PARAM_TEXT[key]}" + (
+            " (to the muscles' excitation logits)" if arm and key in ARM_READOUT_UNITS else ""
+        )
+        write_array(g, name, params[key], units=units, dims=dims, description=f"{text}.")
 
 
 EFFECTOR_ARRAYS: dict[str, tuple[str, str, str]] = {

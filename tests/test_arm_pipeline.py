@@ -30,6 +30,7 @@ def test_arm_run_stores_the_arm_it_drove(arm_run):
             assert g[name].attrs["dims"] == "condition,time," + {2: "joint", 6: "muscle"}.get(width, "xy").replace(
                 "joint", "xy" if name == "hand" else "joint"
             )
+        assert f["rate/W_out"].attrs["units"] == "1/Hz" and f["rate/W_out"].shape[0] == 6
         # the hand the task scores is the arm's hand relative to its start
         np.testing.assert_allclose(f["rate/outputs"][()], g["hand"][()] - g["hand"][0, 0], atol=1e-6)
         arrays = store.read_effector(f, "rate")
