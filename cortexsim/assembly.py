@@ -83,9 +83,12 @@ def check_effector(config: Config, where: str = "") -> None:
     prefix = f"{where}: " if where else ""
     try:
         ec.delay_steps(config.task.dt)
-        ArmKernel(config.task.dt, substeps=ec.substeps)
     except ConfigError as exc:
-        raise ConfigError(f"{prefix}{exc}".replace("substeps", "effector.substeps")) from None
+        raise ConfigError(f"{prefix}{exc}") from None
+    try:
+        ArmKernel(config.task.dt, substeps=ec.substeps)
+    except ConfigError as exc:  # the plant names its own argument; say which key sets it
+        raise ConfigError(f"{prefix}effector.substeps = {ec.substeps} at task.dt = {config.task.dt} s: {exc}") from None
     if config.spiking.enabled:
         raise ConfigError(
             f'{prefix}effector.kind = "arm26" with spiking.enabled = true: the spiking twin cannot drive the arm '

@@ -105,11 +105,6 @@ class Feedback:
                 raise ConfigError(f"feedback {key}: must be > 0, got {getattr(self, key)!r}")
 
     @property
-    def delays(self) -> np.ndarray:
-        """Delay (steps) of each of the 14 channels."""
-        return np.array([self.proprioception_delay] * 12 + [self.vision_delay] * 2)
-
-    @property
     def noise_sd(self) -> np.ndarray:
         """Noise SD of each of the 14 channels."""
         return np.array([self.proprioception_noise] * 12 + [self.vision_noise] * 2)
@@ -426,12 +421,11 @@ class ArmLoop:
         self._lam, self._g_s = g_s, self._lam
         ge = g_e
         floor = body.excitation_floor
-        if self.motor is not None:
-            factor = 1.0 + body.motor_noise * self.motor[t]
-            raw = floor + (1.0 - floor) * expit(self.y[t])
-            inside = (raw * factor >= 0.0) & (raw * factor <= 1.0)
-            ge = ge * factor * inside
         sig = expit(self.y[t])
+        if self.motor is not None:  # e = clip((floor + (1 - floor) sig) * factor, 0, 1)
+            factor = 1.0 + body.motor_noise * self.motor[t]
+            noisy = (floor + (1.0 - floor) * sig) * factor
+            ge = ge * factor * ((noisy >= 0.0) & (noisy <= 1.0))
         return ge * (1.0 - floor) * sig * (1.0 - sig)
 
 
