@@ -62,7 +62,7 @@ MUSCLE_ROWS = (
 _CACHE = True
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _clip_activation(a, amin):
     """Activation clipped to [amin, 1] and the clip's derivative (1 inside, 0 where it clips)."""
     if a < amin:
@@ -72,7 +72,7 @@ def _clip_activation(a, amin):
     return a, 1.0
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _muscle(a, length, velocity, m, scal, mus):
     """Force of muscle ``m`` (N) and its partials: (F, dF/da, dF/dL, dF/dV).
 
@@ -142,7 +142,7 @@ def _muscle(a, length, velocity, m, scal, mus):
     return (act + passive) * fmax, fmax * dact_da * dac, fmax * (dact_dln + dpass) * dln_dl, fmax * dact_dvn * inv_vmax
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _geometry(q1, q2, scal, mus, dl, length):
     """Moment-arm derivatives dL/dq (2, 6) and musculotendon lengths (6,) at (q1, q2)."""
     x1 = q1 - scal[_S_OFF0]
@@ -154,7 +154,7 @@ def _geometry(q1, q2, scal, mus, dl, length):
         length[m] += (mus[_M_A1E, m] + mus[_M_A2E, m] * x2) * x2
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _barrier(x):
     """softplus(x) and sigmoid(x), sharing one exponential; (0, 0) below x = -40 (both < 5e-18)."""
     if x < -40.0:
@@ -165,7 +165,7 @@ def _barrier(x):
     return sp, sg
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _limit(q, dq, j, scal):
     """Joint-limit torque of joint ``j`` and its partials: (tau, dtau/dq, dtau/ddq)."""
     k, bd, w, inv_w = scal[_S_LIMK], scal[_S_LIMB], scal[_S_LIMW], scal[_S_INV_LIMW]
@@ -176,7 +176,7 @@ def _limit(q, dq, j, scal):
     return tau, -k * (sb + sc) - bd * dq * (sc * (1.0 - sc) - sb * (1.0 - sb)) * inv_w, -bd * (sb + sc)
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _act_rate(u, a, scal):
     """Thelen activation rate and its partials: (da/dt, d/du, d/da)."""
     ac, dac = _clip_activation(a, scal[_S_AMIN])
@@ -202,7 +202,7 @@ TAPE_WIDTH = 58
 """Numbers kept per trial and sub-step by :func:`step_forward` for :func:`step_backward`."""
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
     """One semi-implicit Euler sub-step of the state ``s`` (10,), in place; ``rec`` (58,) records it."""
     q1, q2, dq1, dq2 = s[0], s[1], s[2], s[3]
@@ -256,7 +256,7 @@ def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
     s[1] = q2 + h * s[3]
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
     """One task step of ``n_sub`` semi-implicit Euler sub-steps of ``h`` s for every trial.
 
@@ -280,7 +280,7 @@ def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
             out[i, j] = s[j]
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, want_load):
     """Reverse-mode derivative of :func:`step_forward`.
 
@@ -367,7 +367,7 @@ def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, 
             g_state[i, j] = g[j]
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def sense(state, scal, mus, out):
     """What the arm's sensors see in each trial, (trials, 14).
 
@@ -387,7 +387,7 @@ def sense(state, scal, mus, out):
         out[i, 13] = l1 * math.sin(q1) + l2 * math.sin(q1 + q2)
 
 
-@njit(cache=_CACHE, error_model="numpy")
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
 def sense_backward(state, scal, mus, g_sense, g_state):
     """Reverse-mode derivative of :func:`sense`: *adds* dL/d(state) to ``g_state`` (trials, 10)."""
     dl = np.empty((2, 6))
@@ -412,3 +412,102 @@ def sense_backward(state, scal, mus, g_sense, g_state):
         g_state[i, 1] += gx2 - gx * y2 + gy * x2
         g_state[i, 2] += gdq1
         g_state[i, 3] += gdq2
+
+
+# -- one task step of the closed loop, body side (cortexsim.closed_loop.ArmLoop) -----------------------
+
+
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
+def _sigmoid(y):
+    return 1.0 / (1.0 + math.exp(-y)) if y >= 0.0 else math.exp(y) / (1.0 + math.exp(y))
+
+
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
+def loop_send(y, floor, motor_noise, motor, state, load, scal, mus, h, n_sub, advance, e, out, tape, z_next):
+    """Send a readout: excitation, then (``advance``) the arm's step and what its sensors see after it.
+
+    ``e = floor + (1 - floor) sigmoid(y)``, times ``1 + motor_noise motor`` and clipped to [0, 1]
+    when ``motor`` has rows (trials, 6); else ``motor`` is (0, 6).  Then, if ``advance``,
+    :func:`step_forward` from ``state`` into ``out`` (filling ``tape``) and :func:`sense` of
+    ``out`` into ``z_next`` (trials, 14).
+    """
+    noisy = motor.shape[0] > 0
+    for i in range(y.shape[0]):
+        for m in range(6):
+            v = floor + (1.0 - floor) * _sigmoid(y[i, m])
+            if noisy:
+                v = min(max(v * (1.0 + motor_noise * motor[i, m]), 0.0), 1.0)
+            e[i, m] = v
+    if advance:
+        step_forward(state, e, load, scal, mus, h, n_sub, out, tape)
+        sense(out, scal, mus, z_next)
+
+
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
+def loop_feedback(z, t, dp, dv, gains, length0, hand0, goals, sensory, out):
+    """The delayed feedback of step ``t`` into ``out`` (trials, 14).
+
+    ``z`` (time, trials, 14) are the sensor readings; proprioception reads ``z[max(t - dp, 0)]``,
+    vision ``z[max(t - dv, 0)]``.  ``gains`` = (length gain, velocity gain, 1 / vision scale);
+    ``goals`` (time, trials, 2) the target (m, relative to the start); ``sensory`` (trials, 14)
+    the noise to add, or (0, 14).
+    """
+    tp, tv = max(t - dp, 0), max(t - dv, 0)
+    noisy = sensory.shape[0] > 0
+    for i in range(out.shape[0]):
+        for m in range(6):
+            out[i, m] = gains[0] * (z[tp, i, m] - length0[m])
+            out[i, 6 + m] = gains[1] * z[tp, i, 6 + m]
+        for c in range(2):
+            out[i, 12 + c] = (z[tv, i, 12 + c] - hand0[c] - goals[tv, i, c]) * gains[2]
+        if noisy:
+            for c in range(14):
+                out[i, c] += sensory[i, c]
+
+
+@njit(cache=_CACHE, error_model="numpy", nogil=True)
+def loop_backward(
+    t, g_f, dp, dv, gains, g_z, tape, load, scal, mus, h, n_sub, advance, state, g_act, lam, g_s, g_e,
+    y, floor, motor_noise, motor, g_y,
+):  # fmt: skip
+    """The adjoint of one closed-loop step (:func:`loop_send` and :func:`loop_feedback` of step ``t``).
+
+    ``g_f`` (trials, 14): dL/df[t] (times nothing yet), or (0, 14) when f[t] reached nothing; it
+    is scaled by the feedback gains and added to ``g_z`` (time, trials, 14) at the delayed steps
+    (``t - d >= 1``: ``z[0]`` is fixed).  ``lam`` = dL/ds[t + 1]; if ``advance`` the plant's
+    reverse step sets ``g_s`` = dL/ds[t] and ``g_e`` = dL/de[t] (else both zero); for ``t >= 1``
+    the sensors' and the effort's shares at ``s[t]`` (``g_act`` (trials, 6)) are added.  Sets
+    ``g_y`` = dL/dy[t] through the excitation map (and the motor noise's clip).
+    """
+    n = g_s.shape[0]
+    if g_f.shape[0] > 0:
+        if t - dp >= 1:
+            for i in range(n):
+                for m in range(6):
+                    g_z[t - dp, i, m] += g_f[i, m] * gains[0]
+                    g_z[t - dp, i, 6 + m] += g_f[i, 6 + m] * gains[1]
+        if t - dv >= 1:
+            for i in range(n):
+                for c in range(12, 14):
+                    g_z[t - dv, i, c] += g_f[i, c] * gains[2]
+    if advance:
+        dummy = np.empty((1, 2))
+        step_backward(tape, load, scal, mus, h, n_sub, lam, g_s, g_e, dummy, False)
+    else:
+        g_s[...] = 0.0
+        g_e[...] = 0.0
+    if t >= 1:
+        sense_backward(state, scal, mus, g_z[t], g_s)
+        for i in range(n):
+            for m in range(6):
+                g_s[i, 4 + m] += g_act[i, m]
+    noisy = motor.shape[0] > 0
+    for i in range(n):
+        for m in range(6):
+            sig = _sigmoid(y[i, m])
+            ge = g_e[i, m]
+            if noisy:
+                factor = 1.0 + motor_noise * motor[i, m]
+                v = (floor + (1.0 - floor) * sig) * factor
+                ge = ge * factor if (v >= 0.0 and v <= 1.0) else 0.0
+            g_y[i, m] = ge * (1.0 - floor) * sig * (1.0 - sig)

@@ -75,7 +75,7 @@ def check_effector(config: Config, where: str = "") -> None:
     ------
     ConfigError
         Delays that are not whole task steps, an arm sub-step longer than its fastest activation
-        time constant, or a stage that cannot drive the arm yet (the spiking twin).
+        time constant, or a spiking twin asked to drive the arm under ``cpp_standalone``.
     """
     ec = config.effector
     if not ec.arm:
@@ -89,10 +89,11 @@ def check_effector(config: Config, where: str = "") -> None:
         ArmKernel(config.task.dt, substeps=ec.substeps)
     except ConfigError as exc:  # the plant names its own argument; say which key sets it
         raise ConfigError(f"{prefix}effector.substeps = {ec.substeps} at task.dt = {config.task.dt} s: {exc}") from None
-    if config.spiking.enabled:
+    if config.spiking.enabled and config.spiking.target == "cpp_standalone":
         raise ConfigError(
-            f'{prefix}effector.kind = "arm26" with spiking.enabled = true: the spiking twin cannot drive the arm '
-            "yet; set [spiking] enabled = false (experiments/arm_center_out.toml does)"
+            f'{prefix}spiking.target = "cpp_standalone" with effector.kind = "arm26": the twin steps the arm '
+            'from Python every task step, which a standalone binary cannot; set [spiking] target = "auto" '
+            '(cython) or "numpy"'
         )
 
 

@@ -38,8 +38,8 @@ import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import expit
 
+from . import _plant
 from .circuit import Connectome
 from .effector import Arm26Params, ArmKernel, balanced_excitation, hand_position, muscle_lengths
 from .errors import ConfigError
@@ -314,29 +314,46 @@ class ArmLoop:
         self.f = np.zeros((T, n, arm.N_SENSE))
         self.y = np.empty((T, n, 6))
         self.e = np.empty((T, n, 6))
+        fb = body.feedback
+        self._gain = np.array([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale])
+        self._none6, self._none14 = np.empty((0, 6)), np.empty((0, 14))
 
     # -- forward ------------------------------------------------------------------------
     def step(self, t: int, y: np.ndarray) -> np.ndarray:
         """Send the readout ``y`` (trials, 6) of step ``t``; returns the feedback of step ``t`` (trials, 14)."""
+        self.send(t, y)
+        return self.feedback(t)
+
+    def send(self, t: int, y: np.ndarray) -> None:
+        """Send the readout ``y`` (trials, 6) of step ``t``: excitation ``e[t]``, then the arm moves to ``s[t + 1]``."""
         body, arm = self.body, self.body.arm
         self.y[t] = y
-        e = self.e[t]
-        e[...] = body.excitation_floor + (1.0 - body.excitation_floor) * expit(y)
-        if self.motor is not None:
-            np.clip(e * (1.0 + body.motor_noise * self.motor[t]), 0.0, 1.0, out=e)
-        if t + 1 < self.n_steps:
-            arm.step(self.s[t], e, self.loads[t], self.s[t + 1], self.tape[t])
-            arm.sense(self.s[t + 1], self.z[t + 1])
-        fb, out = body.feedback, self.f[t]
+        advance = t + 1 < self.n_steps
+        nxt = min(t + 1, self.n_steps - 1)
+        _plant.loop_send(
+            self.y[t], body.excitation_floor, body.motor_noise, self._motor(t), self.s[t], self.loads[t],
+            arm.scal, arm.mus, arm.h, arm.substeps, advance, self.e[t], self.s[nxt], self.tape[t], self.z[nxt],
+        )  # fmt: skip
+
+    def feedback(self, t: int) -> np.ndarray:
+        """The feedback ``f[t]`` (trials, 14) the model receives at step ``t``.
+
+        It reads the sensors at ``t - delay``, so it is known as soon as the readout of step
+        ``t - 1`` has been sent (``send(t - 1, ...)``): a model whose readout lags (the spiking
+        twin's rates are filtered spikes) can still receive it on time.
+        """
+        body, fb, out = self.body, self.body.feedback, self.f[t]
         if fb.enabled:
-            dp, dv = max(t - fb.proprioception_delay, 0), max(t - fb.vision_delay, 0)
-            z = self.z
-            out[:, :6] = fb.length_gain * (z[dp, :, :6] - body.length0)
-            out[:, 6:12] = fb.velocity_gain * z[dp, :, 6:12]
-            out[:, 12:] = (z[dv, :, 12:] - body.hand0 - self.goals[dv]) / fb.vision_scale
-            if self.sensory is not None:
-                out += self.sensory[t]
+            sensory = self._none14 if self.sensory is None else self.sensory[t]
+            _plant.loop_feedback(
+                self.z, t, fb.proprioception_delay, fb.vision_delay, self._gain, body.length0, body.hand0,
+                self.goals, sensory, out,
+            )  # fmt: skip
         return out
+
+    def _motor(self, t: int) -> np.ndarray:
+        """The motor-noise draws of step ``t`` (trials, 6), or an empty (0, 6) array."""
+        return self._none6 if self.motor is None else self.motor[t]
 
     @property
     def hand(self) -> np.ndarray:
@@ -391,8 +408,6 @@ class ArmLoop:
         self._lam = np.zeros((n, body.arm.N_STATE))  # dL/ds[t + 1]
         self._g_s = np.zeros((n, body.arm.N_STATE))
         self._g_e = np.zeros((n, 6))
-        fb = body.feedback
-        self._gain = np.repeat([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale], [6, 6, 2])
         total = error.loss + speed + body.effort_l2 * effort
         return {"task": error.loss, "r2": error.r2, "speed": speed, "effort": effort, "total": total}
 
@@ -401,32 +416,16 @@ class ArmLoop:
 
         Call for t = T - 1, ..., 0 in turn, after :meth:`losses`.
         """
-        body, arm = self.body, self.body.arm
-        fb = body.feedback
-        if g_f is not None and fb.enabled:  # f[t] = sensors(s[t - d]); s[0] is fixed
-            g_f = g_f * self._gain
-            if t - fb.proprioception_delay >= 1:
-                self.g_z[t - fb.proprioception_delay, :, :12] += g_f[:, :12]
-            if t - fb.vision_delay >= 1:
-                self.g_z[t - fb.vision_delay, :, 12:] += g_f[:, 12:]
-        g_s, g_e = self._g_s, self._g_e
-        if t + 1 < self.n_steps:
-            arm.backward(self.tape[t], self.loads[t], self._lam, g_s, g_e)
-        else:
-            g_s[...] = 0.0
-            g_e[...] = 0.0
-        if t >= 1:
-            arm.sense_backward(self.s[t], self.g_z[t], g_s)
-            g_s[:, 4:] += self.g_act[t]
-        self._lam, self._g_s = g_s, self._lam
-        ge = g_e
-        floor = body.excitation_floor
-        sig = expit(self.y[t])
-        if self.motor is not None:  # e = clip((floor + (1 - floor) sig) * factor, 0, 1)
-            factor = 1.0 + body.motor_noise * self.motor[t]
-            noisy = (floor + (1.0 - floor) * sig) * factor
-            ge = ge * factor * ((noisy >= 0.0) & (noisy <= 1.0))
-        return ge * (1.0 - floor) * sig * (1.0 - sig)
+        body, arm, fb = self.body, self.body.arm, self.body.feedback
+        g_f = self._none14 if g_f is None or not fb.enabled else np.ascontiguousarray(g_f, dtype=float)
+        g_y = np.empty((self.n_trials, 6))
+        _plant.loop_backward(
+            t, g_f, fb.proprioception_delay, fb.vision_delay, self._gain, self.g_z, self.tape[t], self.loads[t],
+            arm.scal, arm.mus, arm.h, arm.substeps, t + 1 < self.n_steps, self.s[t], self.g_act[t],
+            self._lam, self._g_s, self._g_e, self.y[t], body.excitation_floor, body.motor_noise, self._motor(t), g_y,
+        )  # fmt: skip
+        self._lam, self._g_s = self._g_s, self._lam
+        return g_y
 
 
 class ArmRateNetwork(RateNetwork):

@@ -59,6 +59,7 @@ from .errors import ConfigError
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
 from .rate import RateNetwork
+from .spiking.arm import loop_target
 from .spiking.network import best_target
 from .spiking.twin import TwinResult, run_twin
 from .tasks import TrialBatch
@@ -601,13 +602,22 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
 
 
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
-    """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures."""
+    """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures.
+
+    On an arm run the twin drives the arm in closed loop (:mod:`cortexsim.spiking.arm`) and
+    ``/spiking/effector`` and ``arm_spiking.png`` record the arm it moved.
+    """
     log = log or LOG.info
     sc = config.spiking
-    target = best_target() if sc.target == "auto" else sc.target
+    arm_run = config.effector.arm
+    if arm_run:
+        target = loop_target(sc.target)
+    else:
+        target = best_target() if sc.target == "auto" else sc.target
     log(
         f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
         f"(Brian2 target {target})"
+        + (f", driving the arm (PT5B read through a {sc.readout_tau * 1e3:g} ms filter)" if arm_run else "")
     )
     with store.open_run(run_file) as f:
         trained = store.read_trained_rate(f)
@@ -623,10 +633,13 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
         trials_per_condition=sc.trials_per_condition,
         target=target,
         dt=sc.dt,
+        readout_tau=sc.readout_tau,
     )
     connectome = trained.connectome
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
+        if result.effector is not None:
+            store.write_effector(f, "spiking", result.effector, result.batch.dt, trials=True)
         store.write_metrics(f, result.metrics, METRICS_TEXT)
     plots.save(
         plots.plot_raster(result.spikes, connectome, result.params.k, duration=result.batch.n_steps * result.batch.dt),
@@ -637,6 +650,12 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
         plots.plot_trajectories(task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
         figures / "trajectories_spiking.png",
     )
+    if result.effector is not None:
+        first_trials = {name: a[:n_reach, 0] for name, a in result.effector.items()}
+        plots.save(
+            plots.plot_arm(task.evaluation_set(), first_trials, net.arm.params.segment_length[0]),
+            figures / "arm_spiking.png",
+        )
     plots.save(plots.plot_fidelity(result.fidelity), figures / "spiking_fidelity.png")
     _log_metrics(config, result.metrics, log)
     return result

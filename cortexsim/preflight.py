@@ -163,6 +163,9 @@ class Sizes:
         Whether the spiking twin runs.
     k, trials : int
         LIF neurons per unit and trials per condition of the twin.
+    twin_copies : int
+        Copies of the twin's network simulated side by side: 1 (trials back to back), or every
+        trial when the twin drives the arm (:func:`cortexsim.spiking.network.simulate_loop`).
     sim_seconds : float
         Simulated time of the twin (s).
     archs : tuple of str
@@ -187,6 +190,7 @@ class Sizes:
     spiking: bool
     k: int
     trials: int
+    twin_copies: int
     sim_seconds: float
     archs: tuple[str, ...]
     n_hidden: int
@@ -251,6 +255,7 @@ def sizes(config: Config) -> Sizes:
         spiking=sc.enabled,
         k=sc.k,
         trials=sc.trials_per_condition,
+        twin_copies=(task.n_targets + 1) * sc.trials_per_condition if config.effector.arm else 1,
         sim_seconds=(task.n_targets + 1) * sc.trials_per_condition * n_steps * task.dt,
         archs=tuple(config.ann.archs),
         n_hidden=config.ann.n_hidden,
@@ -392,8 +397,9 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
     if "spiking" in wanted and s.spiking:
         k, values = float(s.k), float(s.targets + 1) * s.trials * t * n
         spikes = SPIKE_RATE_HZ * k * n * s.sim_seconds
+        k *= s.twin_copies  # the network's neurons and synapses: every trial its own copy when driving the arm
         bins = s.sim_seconds / 1e-3
-        keys_k = ("spiking.k", *_N)
+        keys_k = ("spiking.k", *_N) + (("spiking.trials_per_condition",) if s.twin_copies > 1 else ())
         keys_trials = ("spiking.trials_per_condition", "task.n_targets", *_N, *_T)
         network = [
             Term(f"twin synapses ({k * syn:.3g})", SYNAPSE_BYTES * k * syn, keys_k),
@@ -694,12 +700,12 @@ def check_spiking(config: Config) -> None:
     ConfigError
         ``spiking.dt`` not below every time constant or not dividing ``task.dt``, or a transfer
         function that the offset calibration cannot fit (fewer than 3 of its grid inputs in 2-50 Hz),
-        or a circuit that drives the arm (the twin cannot yet).
+        or ``cpp_standalone`` for a twin that drives the arm.
     """
-    if config.effector.arm:
+    if config.effector.arm and config.spiking.target == "cpp_standalone":
         raise ConfigError(
-            'effector.kind = "arm26": the circuit drives the six-muscle arm, and the spiking twin cannot drive '
-            "the arm yet; run the twin on a kinematic run (experiments/center_out.toml)"
+            'spiking.target = "cpp_standalone" with effector.kind = "arm26": the twin steps the arm from Python '
+            'every task step, which a standalone binary cannot; set [spiking] target = "auto" (cython) or "numpy"'
         )
     spec = circuit_spec(config)
     sim_dt, task_dt = config.spiking.dt, config.task.dt

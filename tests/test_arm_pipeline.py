@@ -11,7 +11,11 @@ from cortexsim.closed_loop import FEEDBACK_CHANNELS
 
 @pytest.fixture(scope="module")
 def arm_run(tmp_path_factory):
-    config = tiny_config(effector={"kind": "arm26"}, ann={"archs": ["rnn"], "max_iterations": 5})
+    config = tiny_config(
+        effector={"kind": "arm26"},
+        ann={"archs": ["rnn"], "max_iterations": 5},
+        spiking={"enabled": True, "k": 1, "dt": 5e-4},
+    )
     out = tmp_path_factory.mktemp("arm")
     run_file = pipeline.run_experiment(config, out, log=lambda line: None)
     return config, run_file
@@ -40,8 +44,15 @@ def test_arm_run_stores_the_arm_it_drove(arm_run):
         ann_arm = store.read_effector(f, "ann/rnn")
         assert ann_arm["q"].shape == g["q"].shape
         np.testing.assert_allclose(ann_arm["q"][:, 0], g["q"][:, 0])
+        # and so did the spiking twin, every trial of every condition
+        twin = f["spiking/effector"]
+        n_trials = f["spiking"].attrs["trials_per_condition"]
+        assert twin["q"].shape == (n_cond + 1, n_trials, n_steps, 2)  # + the catch condition
+        assert twin["excitation"].attrs["dims"] == "condition,trial,time,muscle"
+        np.testing.assert_allclose(twin["q"][:n_cond, :, 0], np.repeat(g["q"][()][:, None, 0], n_trials, axis=1))
         metrics = store.read_metrics(f)
     keys = ("rate_peak_speed_error", "rate_speed_profile_r", "rate_prep_potent_share", "rate_potent_chance")
+    keys += ("spiking_endpoint_error_cm", "spiking_peak_speed_error", "spiking_catch_drift_cm")
     for key in (*keys, "rate_endpoint_error_cm_no_feedback", "ann_rnn_peak_speed_error", "ann_rnn_endpoint_error_cm"):
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["rate_prep_potent_share"] <= 1
@@ -51,7 +62,7 @@ def test_arm_run_says_so_and_draws_the_arm(arm_run):
     _, run_file = arm_run
     summary = (run_file.parent / "summary.md").read_text()
     assert "- effector: the six-muscle arm" in summary
-    for name in ("arm.png", "muscles.png", "trajectories.png"):
+    for name in ("arm.png", "muscles.png", "trajectories.png", "arm_spiking.png", "trajectories_spiking.png"):
         assert (run_file.parent / "figures" / name).stat().st_size > 10_000, name
 
 
@@ -61,12 +72,12 @@ def test_kinematic_runs_have_no_effector_group(smoke_run):
         assert store.read_effector(f, "rate") is None
 
 
-def test_spiking_command_on_an_arm_run_is_refused_in_one_line(arm_run, capsys):
+def test_spiking_command_on_an_arm_run_refuses_a_standalone_target_in_one_line(arm_run, capsys):
     from cortexsim import cli
 
     _, run_file = arm_run
     before = run_file.stat().st_mtime_ns
-    assert cli.main(["spiking", str(run_file)]) == 2
+    assert cli.main(["spiking", str(run_file), "--target", "cpp_standalone"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "spiking twin cannot drive the arm yet" in err[0]
+    assert len(err) == 1 and 'spiking.target = "cpp_standalone"' in err[0] and "numpy" in err[0]
     assert run_file.stat().st_mtime_ns == before

@@ -148,12 +148,6 @@ def test_bad_effector_config_is_one_clear_error(text, message):
     assert "\n" not in str(info.value)
 
 
-def test_arm_with_the_spiking_twin_is_refused_before_anything_runs():
-    with pytest.raises(ConfigError, match=r"spiking twin cannot drive the arm yet; set \[spiking\] enabled = false"):
-        assembly.experiment_from_text('[effector]\nkind = "arm26"\n', where="arm.toml")
-    assembly.experiment_from_text('[effector]\nkind = "arm26"\n[spiking]\nenabled = false\n')
-
-
 @pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("case", ["feedback, load, all noise", "feedback off"])
 def test_ann_on_the_arm_gradient_matches_finite_differences(arch, case):

@@ -126,3 +126,13 @@ def test_speed_bars_apply_only_when_set():
     slow |= {"rate_peak_speed_error": 0.45, "rate_speed_profile_r": 0.95}
     verdict = check_quality(slow, QualityConfig(peak_speed_error=0.2, speed_profile_r=0.9))
     assert verdict.failed("rate")
+
+
+def test_the_twins_endpoint_bar_applies_only_when_set():
+    twin = {"spiking_position_r2": 0.97, "spiking_endpoint_error_cm": 1.8}
+    assert not check_quality(twin, QualityConfig()).failed("spiking")
+    verdict = check_quality(twin, QualityConfig(spiking_endpoint_error_cm=1.5))
+    assert verdict.failed("spiking") and "spiking_endpoint_error_cm" in verdict.describe("spiking")
+    assert not check_quality(
+        {**twin, "spiking_endpoint_error_cm": 1.2}, QualityConfig(spiking_endpoint_error_cm=1.5)
+    ).failed("spiking")

@@ -53,6 +53,24 @@ x0 : volt (constant)
 POOL_TRIAL_START = "I = start(t) * x0 + (1 - start(t)) * I"
 """Run at every task step: at the first step of a trial, put ``I`` at the rate model's ``x0``."""
 
+LOOP_POOL_EQUATIONS = """
+dI/dt = (-I + I_ext(t, i) + I_fb) / tau : volt
+I_fb : volt
+tau : second (constant)
+x0 : volt (constant)
+"""
+"""Pool current in closed loop (trials side by side): ``I_ext`` the task drive, ``I_fb`` the feedback
+drive, set by the loop at every task step."""
+
+READOUT_EQUATIONS = """
+dr/dt = -r / tau_r : Hz
+tau_r : second (constant)
+"""
+"""One readout filter per readout pool and trial: its neurons' spikes through ``exp(-s / tau_r) / tau_r``."""
+
+READOUT_ON_PRE = "r_post += inc"
+"""A readout pool's spike adds ``1 / (K tau_r)`` to its filter, so ``r`` is the pool's rate per neuron (Hz)."""
+
 SYNAPSE_MODEL = "w : volt (constant)"
 SYNAPSE_ON_PRE = "I_post += w"
 """Neuron -> pool synapse: a spike of a neuron in pool j adds ``W_ij / (K tau_i)`` to pool i."""

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,44 +276,168 @@ def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, tar
     return Spikes(times[order], ids[order], params.n_units * params.k, duration, time.perf_counter() - t0)
 
 
-def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
-    """The twin's Network and its SpikeMonitor."""
+def simulate_loop(
+    params,
+    drive_mv: np.ndarray,
+    task_dt: float,
+    controller: Callable[[int, np.ndarray], np.ndarray | None],
+    r0: np.ndarray,
+    *,
+    readout_tau: float,
+    seed: int = 0,
+    target: str = "cython",
+) -> Spikes:
+    """Run the twin's trials side by side in closed loop with ``controller``, called every task step.
+
+    Every trial is its own copy of the pools (pool ``n N + u`` is unit ``u`` of trial ``n``), so
+    one simulation of one trial's length runs all of them, and the controller (the arm, in
+    :mod:`cortexsim.spiking.arm`) is stepped once per task step for every trial at once, by a
+    Brian2 ``NetworkOperation``.  At ``t dt`` (``t = 0 .. T``), before the neurons update, it
+    receives the readout pools' rates -- each neuron's spikes through the causal exponential
+    filter ``exp(-s / readout_tau) / readout_tau``, averaged over the pool -- and returns the
+    extra drive (mV) every pool receives during task step ``t`` (the call at ``T`` is the last
+    readout; its return is ignored).  A ``NetworkOperation`` runs Python, so the target must be a
+    runtime one (``"numpy"`` or ``"cython"``); ``cpp_standalone`` cannot host it.
+
+    Parameters
+    ----------
+    params : SpikingParams
+    drive_mv : ndarray, shape (trials, time, units)
+        Task drive ``B u + b`` of each rate unit (mV).
+    task_dt : float
+        Step of the task grid (s); a multiple of ``params.dt``.
+    controller : callable
+        ``controller(t, rates)`` with ``rates`` (trials, readout units) in Hz; returns the extra
+        drive (trials, units) in mV, or None for none.
+    r0 : ndarray, shape (readout units,)
+        Initial value of the readout filters (Hz): the rate model's initial rates, so that the
+        first readouts are not a silent filter's zeros.
+    readout_tau : float
+        Time constant of the readout filter (s).
+    seed : int
+    target : str
+        ``"numpy"`` or ``"cython"``.
+
+    Returns
+    -------
+    Spikes
+        In the layout of :func:`simulate`: neuron ``u K + j`` of every trial, trial ``n`` shifted
+        to ``[n T, (n + 1) T)``, so :mod:`cortexsim.spiking.decode` reads both alike.
+    """
     n_trials, n_steps, n_units = drive_mv.shape
-    k, dt = params.k, params.dt
-    drive = b2.TimedArray(drive_mv.reshape(-1, n_units) * b2.mV, dt=task_dt * b2.second)
-    starts = np.zeros(n_trials * n_steps)
-    starts[::n_steps] = 1.0
-    start = b2.TimedArray(starts, dt=task_dt * b2.second)
+    if n_units != params.n_units:
+        raise ValueError(f"drive has {n_units} units, the twin {params.n_units}")
+    if target not in ("numpy", "cython"):
+        raise ValueError(f"target {target!r}: a closed loop needs a runtime target, 'numpy' or 'cython'")
+    if abs(task_dt / params.dt - round(task_dt / params.dt)) > 1e-6:
+        raise ValueError(f"task dt {task_dt} s is not a multiple of the simulation dt {params.dt} s")
+    if not readout_tau > 0:
+        raise ValueError(f"readout_tau {readout_tau} s must be > 0")
+    t0 = time.perf_counter()
+    with _device(target, seed) as b2:
+        net, monitor, pools, readout = _build_parallel(b2, params, drive_mv, task_dt, seed, r0, readout_tau)
+        n_out = params.out_idx.size
+        step = iter(range(n_steps + 1))
+
+        def close_the_loop() -> None:
+            t = next(step)
+            extra = controller(t, np.asarray(readout.r_[:]).reshape(n_trials, n_out))
+            if extra is not None and t < n_steps:
+                pools.I_fb_[:] = 1e-3 * np.asarray(extra, float).reshape(-1)
+
+        net.add(b2.NetworkOperation(close_the_loop, dt=task_dt * b2.second, when="start", name="loop"))
+        run_network(b2, net, n_steps * task_dt, params.dt)
+        controller(n_steps, np.asarray(readout.r_[:]).reshape(n_trials, n_out))
+        times, ids = np.asarray(monitor.t[:] / b2.second, float), np.asarray(monitor.i[:], np.int64)
+    per_trial = n_units * params.k
+    trial = ids // per_trial
+    times = times + trial * (n_steps * task_dt)
+    ids = ids - trial * per_trial
+    order = np.argsort(times, kind="stable")
+    duration = n_trials * n_steps * task_dt
+    return Spikes(times[order], ids[order], per_trial, duration, time.perf_counter() - t0)
+
+
+def _pool_group(b2, n: int, equations: str, namespace: dict, dt: float, tau: np.ndarray, x0: np.ndarray):
+    """The pools: one current ``I`` (mV) per rate unit, starting at ``x0``."""
     pools = b2.NeuronGroup(
-        n_units,
-        eq.POOL_EQUATIONS,
-        method="exponential_euler",
-        namespace={"I_ext": drive, "start": start},
-        dt=dt * b2.second,
-        name="pools",
+        n, equations, method="exponential_euler", namespace=namespace, dt=dt * b2.second, name="pools"
     )
-    pools.tau = params.tau * b2.second
-    pools.x0 = params.x0 * b2.mV
-    pools.I = params.x0 * b2.mV
-    pools.run_regularly(eq.POOL_TRIAL_START, dt=task_dt * b2.second, when="start")
-    lifs = [params.lif_of_unit(u) for u in range(n_units) for _ in range(k)]
-    neurons = _neurons(b2, n_units * k, lifs, params.offset_mv, dt, name="neurons")
-    neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units), k))
+    pools.tau = tau * b2.second
+    pools.x0 = x0 * b2.mV
+    pools.I = x0 * b2.mV
+    return pools
+
+
+def _pool_neurons(b2, params, pools, copies: int, seed: int):
+    """K LIF neurons per pool, reading its current; membrane potentials drawn uniformly below threshold."""
+    k, n_units = params.k, params.n_units
+    lifs = [params.lif_of_unit(u) for u in range(n_units) for _ in range(k)] * copies
+    neurons = _neurons(b2, n_units * k * copies, lifs, params.offset_mv, params.dt, name="neurons")
+    neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units * copies), k))
     rng = np.random.default_rng([seed, 1])
-    neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k) * b2.mV
+    neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k * copies) * b2.mV
+    return neurons
+
+
+def _pool_coupling(b2, params, neurons, pools, copies: int):
+    """Neuron -> pool synapses: a spike of pool j's neuron adds ``W_ij / (K tau_i)`` to pool i (in each copy)."""
+    k, n_units = params.k, params.n_units
     syn = b2.Synapses(
         neurons,
         pools,
         model=eq.SYNAPSE_MODEL,
         on_pre=eq.SYNAPSE_ON_PRE,
         namespace={},
-        dt=dt * b2.second,
+        dt=params.dt * b2.second,
         name="pool_coupling",
     )
     pre_neuron = (params.syn_pre[:, None] * k + np.arange(k)[None, :]).ravel()
     post_pool = np.repeat(params.syn_post, k)
     if pre_neuron.size:
-        syn.connect(i=pre_neuron, j=post_pool)
-        syn.w = np.repeat(params.syn_increment_mv, k) * b2.mV
+        shift = np.arange(copies)[:, None]
+        syn.connect(i=(pre_neuron + shift * n_units * k).ravel(), j=(post_pool + shift * n_units).ravel())
+        syn.w = np.tile(np.repeat(params.syn_increment_mv, k), copies) * b2.mV
+    return syn
+
+
+def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
+    """The twin's Network and its SpikeMonitor (trials back to back)."""
+    n_trials, n_steps, n_units = drive_mv.shape
+    drive = b2.TimedArray(drive_mv.reshape(-1, n_units) * b2.mV, dt=task_dt * b2.second)
+    starts = np.zeros(n_trials * n_steps)
+    starts[::n_steps] = 1.0
+    start = b2.TimedArray(starts, dt=task_dt * b2.second)
+    namespace = {"I_ext": drive, "start": start}
+    pools = _pool_group(b2, n_units, eq.POOL_EQUATIONS, namespace, params.dt, params.tau, params.x0)
+    pools.run_regularly(eq.POOL_TRIAL_START, dt=task_dt * b2.second, when="start")
+    neurons = _pool_neurons(b2, params, pools, 1, seed)
+    syn = _pool_coupling(b2, params, neurons, pools, 1)
     monitor = b2.SpikeMonitor(neurons, name="spikes")
     return b2.Network(pools, neurons, syn, monitor), monitor
+
+
+def _build_parallel(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int, r0: np.ndarray, readout_tau: float):
+    """The twin with every trial its own copy of the pools, a feedback current and readout filters."""
+    n_trials, n_steps, n_units = drive_mv.shape
+    k, n_out = params.k, params.out_idx.size
+    drive = b2.TimedArray(drive_mv.transpose(1, 0, 2).reshape(n_steps, -1) * b2.mV, dt=task_dt * b2.second)
+    tau, x0 = np.tile(params.tau, n_trials), np.tile(params.x0, n_trials)
+    pools = _pool_group(b2, n_units * n_trials, eq.LOOP_POOL_EQUATIONS, {"I_ext": drive}, params.dt, tau, x0)
+    neurons = _pool_neurons(b2, params, pools, n_trials, seed)
+    syn = _pool_coupling(b2, params, neurons, pools, n_trials)
+    readout = b2.NeuronGroup(
+        n_trials * n_out, eq.READOUT_EQUATIONS, method="exact", namespace={}, dt=params.dt * b2.second, name="readout"
+    )
+    readout.tau_r = readout_tau * b2.second
+    readout.r = np.tile(np.asarray(r0, float), n_trials) * b2.Hz
+    inc = 1.0 / (k * readout_tau) * b2.Hz
+    tap = b2.Synapses(
+        neurons, readout, on_pre=eq.READOUT_ON_PRE, namespace={"inc": inc}, dt=params.dt * b2.second, name="readout_tap"
+    )
+    member = (params.out_idx[:, None] * k + np.arange(k)[None, :]).ravel()  # (n_out k,)
+    target_row = np.repeat(np.arange(n_out), k)
+    shift = np.arange(n_trials)[:, None]
+    tap.connect(i=(member + shift * n_units * k).ravel(), j=(target_row + shift * n_out).ravel())
+    monitor = b2.SpikeMonitor(neurons, name="spikes")
+    return b2.Network(pools, neurons, syn, readout, tap, monitor), monitor, pools, readout

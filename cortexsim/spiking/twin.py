@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .. import metrics
+from ..closed_loop import ArmRateNetwork
 from ..config import LIFParams
 from ..rate import RateNetwork
 from ..tasks import CenterOutTask, TrialBatch
@@ -62,6 +63,11 @@ class TwinResult:
         The conditions.
     params : SpikingParams
         The rate -> spiking mapping simulated.
+    effector : dict of str to ndarray, optional
+        When the twin drove the six-muscle arm: ``q``, ``dq``, ``hand`` (shoulder frame),
+        ``activation``, ``excitation``, ``feedback``, each (conditions, trials, time, k) as
+        :data:`cortexsim.store.EFFECTOR_ARRAYS` describes them; ``outputs`` is then the hand
+        relative to its start.
     """
 
     metrics: dict[str, float]
@@ -75,6 +81,43 @@ class TwinResult:
     rate_outputs: np.ndarray
     batch: TrialBatch
     params: SpikingParams
+    effector: dict[str, np.ndarray] | None = None
+
+
+def fidelity_metrics(
+    params: SpikingParams, rates: np.ndarray, rate_rates: np.ndarray, spikes: Spikes
+) -> tuple[dict[str, float], list[dict], np.ndarray, np.ndarray]:
+    """How faithfully the twin's rates follow its rate model's, and its firing statistics.
+
+    Parameters
+    ----------
+    params : SpikingParams
+    rates : ndarray, shape (conditions, trials, time, units)
+        The twin's pool rates (Hz).
+    rate_rates : ndarray, shape (conditions, time, units)
+        The rate model's rates on the same conditions (Hz).
+    spikes : Spikes
+
+    Returns
+    -------
+    metrics : dict
+        ``spiking_psth_r_median``, ``spiking_rate_mean_hz``, ``spiking_cv_isi_median``,
+        ``spiking_sim_seconds``, ``spiking_bio_seconds``, ``spiking_offset_mv``.
+    rows, unit_psth_r, modulated
+        As :func:`cortexsim.spiking.decode.fidelity_table` returns them.
+    """
+    rows, unit_r, modulated = decode.fidelity_table(
+        rates.mean(axis=1), rate_rates, spikes, params.k, params.populations
+    )
+    m = {
+        "spiking_psth_r_median": float(np.nanmedian(unit_r[modulated])) if modulated.any() else float("nan"),
+        "spiking_rate_mean_hz": float(spikes.times.size / (spikes.n_neurons * spikes.duration)),
+        "spiking_cv_isi_median": float(np.nanmedian(decode.cv_isi(spikes))),
+        "spiking_sim_seconds": spikes.wall_seconds,
+        "spiking_bio_seconds": spikes.duration,
+        "spiking_offset_mv": params.offset_mv,
+    }
+    return m, rows, unit_r, modulated
 
 
 def run_params(
@@ -108,21 +151,15 @@ def run_params(
     _, rate_rates, rate_outputs = net.simulate(batch)
     outputs = decode.readout(rates, params.w_out, params.b_out, params.out_idx)
     targets = np.repeat(batch.targets[:, None], trials_per_condition, axis=1)
-    single = _flat_batch(batch, trials_per_condition)
-    psth = rates.mean(axis=1)
+    single = flat_batch(batch, trials_per_condition)
     mean_out = outputs.mean(axis=1)
-    rows, unit_r, modulated = decode.fidelity_table(psth, rate_rates, spikes, params.k, params.populations)
+    fidelity, rows, unit_r, modulated = fidelity_metrics(params, rates, rate_rates, spikes)
     m = {
         "spiking_position_r2": metrics.position_r2(outputs.reshape(single.targets.shape), single.targets),
         "spiking_endpoint_error_cm": metrics.endpoint_error_cm(outputs.reshape(single.targets.shape), single),
         "spiking_position_r2_trial_avg": metrics.position_r2(mean_out, batch.targets),
         "spiking_endpoint_error_cm_trial_avg": metrics.endpoint_error_cm(mean_out, batch),
-        "spiking_psth_r_median": float(np.nanmedian(unit_r[modulated])) if modulated.any() else float("nan"),
-        "spiking_rate_mean_hz": float(spikes.times.size / (spikes.n_neurons * spikes.duration)),
-        "spiking_cv_isi_median": float(np.nanmedian(decode.cv_isi(spikes))),
-        "spiking_sim_seconds": spikes.wall_seconds,
-        "spiking_bio_seconds": spikes.duration,
-        "spiking_offset_mv": params.offset_mv,
+        **fidelity,
         "rate_position_r2_eval": metrics.position_r2(rate_outputs, batch.targets),
         "rate_endpoint_error_cm_eval": metrics.endpoint_error_cm(rate_outputs, batch),
     }
@@ -134,7 +171,7 @@ def run_params(
     return TwinResult(m, spikes, rates, outputs, rows, unit_r, modulated, rate_rates, rate_outputs, batch, params)
 
 
-def _flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
+def flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
     """``batch`` with every condition repeated ``repeats`` times (condition-major)."""
     rep = {k: np.repeat(val, repeats, axis=0) for k, val in batch.params.items()}
     return TrialBatch(
@@ -157,8 +194,12 @@ def run_twin(
     target: str | None = None,
     dt: float = 1e-4,
     catch: bool = True,
+    readout_tau: float = 0.020,
 ) -> TwinResult:
     """Map a trained rate network to LIF pools, simulate the evaluation conditions, score it.
+
+    A network that drives the six-muscle arm (:class:`~cortexsim.closed_loop.ArmRateNetwork`)
+    gets a twin that drives the same arm in closed loop (:func:`cortexsim.spiking.arm.run_arm_params`).
 
     Parameters
     ----------
@@ -176,11 +217,14 @@ def run_twin(
     trials_per_condition : int
         Independent trials per condition (>= 2 for the refit readout; >= 3 recommended).
     target : str, optional
-        Brian2 code generation target; default :func:`~cortexsim.spiking.network.best_target`.
+        Brian2 code generation target; default :func:`~cortexsim.spiking.network.best_target`
+        (for the arm, :func:`~cortexsim.spiking.arm.loop_target`: a runtime target).
     dt : float
         Simulation step (s).
     catch : bool
         Add one catch condition to the targets.
+    readout_tau : float
+        Arm only: time constant (s) of the filter through which PT5B's spikes drive the muscles.
 
     Returns
     -------
@@ -188,10 +232,23 @@ def run_twin(
         With ``spiking_k`` and ``spiking_total_seconds`` added to its metrics.
     """
     t0 = time.perf_counter()
-    target = best_target() if target is None else target
     params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
     batch = evaluation_conditions(task, catch=catch)
-    out = run_params(net, params, batch, trials_per_condition, seed=int(seed), target=target)
+    if isinstance(net, ArmRateNetwork):
+        from .arm import loop_target, run_arm_params  # arm.py builds on this module
+
+        out = run_arm_params(
+            net,
+            params,
+            batch,
+            trials_per_condition,
+            seed=int(seed),
+            target=loop_target("auto" if target is None else target),
+            readout_tau=readout_tau,
+        )
+    else:
+        target = best_target() if target is None else target
+        out = run_params(net, params, batch, trials_per_condition, seed=int(seed), target=target)
     extra = {"spiking_k": float(k), "spiking_total_seconds": time.perf_counter() - t0}
     return replace(out, metrics={**out.metrics, **extra})
 
