@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import analysis
+from .closed_loop import ArmRateNetwork
 from .data import NeuralData, align_conditions, match_time_base
 from .store import Activity, Row
 
@@ -780,7 +781,17 @@ def probe_inputs(evaluation, every: int = PROBE_TARGET_STEP) -> tuple[tuple[str,
 def probe_model(name: str, model, evaluation, groups: Mapping[str, np.ndarray] | None = None) -> ModelProbe:
     """A :class:`ModelProbe` of a rate network or ANN on a TrialBatch (its noise-free states and maps)."""
     inputs = probe_inputs(evaluation)
-    if name.startswith("ann:") or hasattr(model, "arch"):
+    if isinstance(model, ArmRateNetwork):  # the closed loop: circuit, arm and delay lines (analysis.loop_map)
+        maps = tuple(analysis.arm_loop_map(model, u) for _, u in inputs)
+        loop = model.simulate_loop(evaluation)
+        arm = np.concatenate([loop.q, loop.dq, loop.activation], axis=2)
+        states = analysis.loop_states(model, loop.states, arm)
+        layout = analysis.loop_layout(model)
+        groups = {
+            **(groups or {}),
+            **{part: np.arange(d.start, d.stop) for part, d in layout.items() if part != "circuit"},
+        }
+    elif name.startswith("ann:") or hasattr(model, "arch"):
         maps = tuple(analysis.ann_map(model, u) for _, u in inputs)
         hidden, state, _ = model.simulate(evaluation)
         states = np.concatenate([hidden, state], axis=2) if getattr(model, "arch", "") == "lstm" else hidden

@@ -791,8 +791,8 @@ def dynamics_inputs(
     The rate circuit (lesioned as the run was) and each ANN; the spiking twin's trials split in halves.
     Streams "ceiling-a", "ceiling-b" (noise seeds) and "ceiling-halves"; nothing when
     ``cc.fixed_point_starts`` is 0 and there is nothing to replicate.  A circuit that drives the
-    arm gets no fixed points yet: those of the closed loop need the plant and the delay lines in
-    the state.
+    arm gets the fixed points of the whole closed loop (circuit, arm and delay lines:
+    :func:`cortexsim.analysis.arm_loop_map`); an ANN that drives it gets none yet.
     """
     evaluation = make_task(config).evaluation_set()
     with store.open_run(run_file) as f:
@@ -818,7 +818,7 @@ def dynamics_inputs(
             else:
                 h = model.simulate(evaluation)[1 if name == "rate" else 0]
                 replicates[name] = battery.Replicate(h, h, "noise-free")
-            if cc.fixed_point_starts and not config.effector.arm:  # closed-loop fixed points: not yet
+            if cc.fixed_point_starts and not isinstance(model, ArmANN):  # the circuit on the arm: the whole loop
                 probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
     if spiking_trials is not None and spiking_trials.shape[1] >= 2:
         halves = split_halves(spiking_trials, seeded_rng(config, "ceiling-halves"))

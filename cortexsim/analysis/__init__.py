@@ -27,6 +27,9 @@ Fixed and slow points (:mod:`.fixed_points`)
     ``sample_starts(states, n, rng, noise_std=0.0)``, ``mode_loadings(modes, groups) -> dict``
     ``speed_and_gradient(step, jacobian, X) -> (q, grad q)``
 
+The closed loop as one map (:mod:`.loop_map`): circuit, six-muscle arm and delay lines
+    ``arm_loop_map(net, u) -> (step, Jacobian)``, ``loop_states(net, states, arm_state)``, ``loop_layout(net)``
+
 Dynamical similarity (:mod:`.dsa`)
     ``dsa(x, y, *, n_delays=None, rank=None, rng=None) -> DSAResult``  (lower = more similar dynamics, radians)
     ``fit_operator(X, ...) -> DMDFit``, ``hankel(X, n_delays)``, ``procrustes_angle(A, B) -> (angle, C)``
@@ -71,6 +74,7 @@ from .fixed_points import (
     speed_and_gradient,
 )
 from .jpca import JPCAResult, jpca
+from .loop_map import arm_loop_map, loop_layout, loop_states
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .output_null import PotentNull, potent_basis, potent_null
 from .pca import PCAResult, participation_ratio, pca
@@ -133,6 +137,9 @@ __all__ = [
     "potent_null",
     "procrustes_angle",
     "rate_map",
+    "arm_loop_map",
+    "loop_layout",
+    "loop_states",
     "rdm",
     "reduced_rank_maps",
     "ridge_map",

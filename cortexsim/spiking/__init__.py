@@ -7,7 +7,8 @@ functions that simulate).  Modules:
 - :mod:`~cortexsim.spiking.mapping` -- rate parameters -> :class:`SpikingParams` (one function);
 - :mod:`~cortexsim.spiking.network` -- builds and runs the Brian2 network, returns spikes;
 - :mod:`~cortexsim.spiking.decode` -- spikes -> rates, decoded reaches and fidelity metrics;
-- :mod:`~cortexsim.spiking.twin` -- :func:`run_twin`, everything above for a trained network (no file I/O).
+- :mod:`~cortexsim.spiking.twin` -- :func:`run_twin`, everything above for a trained network (no file I/O);
+- :mod:`~cortexsim.spiking.arm` -- the twin of a network that drives the six-muscle arm, in closed loop.
 """
 
 from .mapping import SpikingParams, calibrate_offset, map_rate_to_spiking
