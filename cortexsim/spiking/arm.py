@@ -40,7 +40,7 @@ from ..tasks import TrialBatch
 from . import decode
 from .mapping import SpikingParams
 from .network import simulate_loop
-from .twin import TwinResult, fidelity_metrics, flat_batch
+from .result import TwinResult, fidelity_metrics, flat_batch
 
 READOUT_TAU = 0.020
 """Default time constant (s) of the filter that turns PT5B's spikes into the rates the muscles read."""

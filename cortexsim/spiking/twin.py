@@ -8,7 +8,7 @@ file and writes the result (:func:`cortexsim.store.write_spiking`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,8 +18,10 @@ from ..config import LIFParams
 from ..rate import RateNetwork
 from ..tasks import CenterOutTask, TrialBatch
 from . import decode
+from .arm import loop_target, run_arm_params
 from .mapping import SpikingParams, map_rate_to_spiking
 from .network import Spikes, best_target, simulate
+from .result import TwinResult, fidelity_metrics, flat_batch
 
 
 def evaluation_conditions(task: CenterOutTask, catch: bool = True) -> TrialBatch:
@@ -30,94 +32,6 @@ def evaluation_conditions(task: CenterOutTask, catch: bool = True) -> TrialBatch
         angles = np.append(angles, angles[0])
     flags = np.arange(angles.size) >= n
     return task.build(angles, np.full(angles.size, task.eval_delay), flags, np.arange(angles.size))
-
-
-@dataclass(frozen=True)
-class TwinResult:
-    """The spiking twin on a set of conditions, and how faithfully it follows its rate model.
-
-    Attributes
-    ----------
-    metrics : dict of str to float
-        ``spiking_position_r2``, ``spiking_endpoint_error_cm`` (single trials, trained readout);
-        ``*_trial_avg``; ``spiking_position_r2_refit`` and ``spiking_endpoint_error_cm_refit``
-        (readout refit on all but the last trial of each condition, scored on the last);
-        ``spiking_psth_r_median``; rates (Hz), CV ISI, timings (s).
-    spikes : Spikes
-        Every spike, trials back to back.
-    rates : ndarray, shape (conditions, trials, time, units)
-        Pool rates (Hz).
-    outputs : ndarray, shape (conditions, trials, time, outputs)
-        Hand position decoded with the trained readout (m).
-    fidelity : list of dict
-        One row per population (see :func:`cortexsim.spiking.decode.fidelity_table`).
-    unit_psth_r : ndarray, shape (units,)
-        Pearson r of each unit's trial-averaged PSTH with its rate-model rate.
-    modulated : ndarray of bool, shape (units,)
-        Units whose rate-model rate is modulated (those ``unit_psth_r`` is summarised over).
-    rate_rates : ndarray, shape (conditions, time, units)
-        The rate model's rates on the same conditions (Hz).
-    rate_outputs : ndarray, shape (conditions, time, outputs)
-        The rate model's outputs (m).
-    batch : TrialBatch
-        The conditions.
-    params : SpikingParams
-        The rate -> spiking mapping simulated.
-    effector : dict of str to ndarray, optional
-        When the twin drove the six-muscle arm: ``q``, ``dq``, ``hand`` (shoulder frame),
-        ``activation``, ``excitation``, ``feedback``, each (conditions, trials, time, k) as
-        :data:`cortexsim.store.EFFECTOR_ARRAYS` describes them; ``outputs`` is then the hand
-        relative to its start.
-    """
-
-    metrics: dict[str, float]
-    spikes: Spikes
-    rates: np.ndarray
-    outputs: np.ndarray
-    fidelity: list[dict]
-    unit_psth_r: np.ndarray
-    modulated: np.ndarray
-    rate_rates: np.ndarray
-    rate_outputs: np.ndarray
-    batch: TrialBatch
-    params: SpikingParams
-    effector: dict[str, np.ndarray] | None = None
-
-
-def fidelity_metrics(
-    params: SpikingParams, rates: np.ndarray, rate_rates: np.ndarray, spikes: Spikes
-) -> tuple[dict[str, float], list[dict], np.ndarray, np.ndarray]:
-    """How faithfully the twin's rates follow its rate model's, and its firing statistics.
-
-    Parameters
-    ----------
-    params : SpikingParams
-    rates : ndarray, shape (conditions, trials, time, units)
-        The twin's pool rates (Hz).
-    rate_rates : ndarray, shape (conditions, time, units)
-        The rate model's rates on the same conditions (Hz).
-    spikes : Spikes
-
-    Returns
-    -------
-    metrics : dict
-        ``spiking_psth_r_median``, ``spiking_rate_mean_hz``, ``spiking_cv_isi_median``,
-        ``spiking_sim_seconds``, ``spiking_bio_seconds``, ``spiking_offset_mv``.
-    rows, unit_psth_r, modulated
-        As :func:`cortexsim.spiking.decode.fidelity_table` returns them.
-    """
-    rows, unit_r, modulated = decode.fidelity_table(
-        rates.mean(axis=1), rate_rates, spikes, params.k, params.populations
-    )
-    m = {
-        "spiking_psth_r_median": float(np.nanmedian(unit_r[modulated])) if modulated.any() else float("nan"),
-        "spiking_rate_mean_hz": float(spikes.times.size / (spikes.n_neurons * spikes.duration)),
-        "spiking_cv_isi_median": float(np.nanmedian(decode.cv_isi(spikes))),
-        "spiking_sim_seconds": spikes.wall_seconds,
-        "spiking_bio_seconds": spikes.duration,
-        "spiking_offset_mv": params.offset_mv,
-    }
-    return m, rows, unit_r, modulated
 
 
 def run_params(
@@ -169,18 +83,6 @@ def run_params(
         m["spiking_position_r2_refit"] = metrics.position_r2(held, batch.targets)
         m["spiking_endpoint_error_cm_refit"] = metrics.endpoint_error_cm(held, batch)
     return TwinResult(m, spikes, rates, outputs, rows, unit_r, modulated, rate_rates, rate_outputs, batch, params)
-
-
-def flat_batch(batch: TrialBatch, repeats: int) -> TrialBatch:
-    """``batch`` with every condition repeated ``repeats`` times (condition-major)."""
-    rep = {k: np.repeat(val, repeats, axis=0) for k, val in batch.params.items()}
-    return TrialBatch(
-        np.repeat(batch.inputs, repeats, 0),
-        np.repeat(batch.targets, repeats, 0),
-        np.repeat(batch.mask, repeats, 0),
-        batch.dt,
-        rep,
-    )
 
 
 def run_twin(
@@ -235,8 +137,6 @@ def run_twin(
     params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
     batch = evaluation_conditions(task, catch=catch)
     if isinstance(net, ArmRateNetwork):
-        from .arm import loop_target, run_arm_params  # arm.py builds on this module
-
         out = run_arm_params(
             net,
             params,
