@@ -131,7 +131,8 @@ def _banner(verdict: QualityVerdict | None) -> list[str]:
 EFFECTOR_TEXT = {
     "kinematic": "kinematic -- PT5B's linear readout is the hand position",
     "arm26": "the six-muscle arm (MotorNet's RigidTendonArm26) in closed loop: PT5B drives the muscles, "
-    "delayed proprioception and vision feed back; the ANN baselines drive the same arm with the same feedback",
+    "delayed proprioception and vision feed back; the spiking twin (PT5B's spikes through a causal filter) and "
+    "the ANN baselines drive the same arm with the same feedback",
 }
 """How ``summary.md`` names what the rate circuit moved (``/rate@effector``)."""
 

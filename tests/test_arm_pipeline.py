@@ -81,3 +81,15 @@ def test_spiking_command_on_an_arm_run_refuses_a_standalone_target_in_one_line(a
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'spiking.target = "cpp_standalone"' in err[0] and "numpy" in err[0]
     assert run_file.stat().st_mtime_ns == before
+
+
+def test_the_shipped_arm_study_runs_its_twin_on_the_arm_and_passes_every_check():
+    from pathlib import Path
+
+    from cortexsim import assembly, preflight
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "arm_center_out.toml"
+    config = assembly.load_experiment(path)
+    assert config.effector.arm and config.spiking.enabled and config.spiking.target == "auto"
+    assert config.quality.spiking_endpoint_error_cm == 1.5 and config.quality.peak_speed_error == 0.2
+    preflight.check_runnable(config)  # every check the run makes before computing
