@@ -456,7 +456,7 @@ def test_early_deduplication_keeps_counts_and_points(method):
     assert stable.shape[0] == 8 and fp.counts.sum() == fp.n_converged == 400
     off = find_fixed_points(step, jac, starts, method=method, dedup_tol=1e-12)  # no merging before the end
     gap = np.linalg.norm(off.of_kind("stable")[:, None] - stable[None], axis=2)
-    assert gap.min(axis=1).max() < 1e-8 and gap.min(axis=0).max() < 1e-8  # the same 8 points, found the long way
+    assert gap.min(axis=1).max() < 1e-7 and gap.min(axis=0).max() < 1e-7  # the same 8 points (q < 1e-16: ~1e-8 apart)
     assert off.n_points > 8  # (without merging, duplicates stay apart: the test can tell)
 
 
