@@ -58,6 +58,9 @@ class BatteryResult:
         Activity name -> :class:`~cortexsim.store.Activity`: those compared (constant ones are left out).
     notes : tuple of str
         Caveats (activities left out, pairs not compared, data resampled, ...).
+    n_null, n_surrogates : int
+        Condition shuffles per pair and surrogates per family behind the p-values: every p-value is
+        ``(1 + count) / (1 + n)``, so none can be below its floor ``1 / (1 + n)`` (:meth:`p_floor`).
     """
 
     similarity: tuple[Row, ...] = ()
@@ -65,6 +68,13 @@ class BatteryResult:
     jpca_results: Mapping[str, analysis.JPCAResult] = field(default_factory=dict)
     activities: Mapping[str, Activity] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    n_null: int = 0
+    n_surrogates: int = 0
+
+    def p_floor(self, kind: str = "surrogate") -> float:
+        """The smallest p-value ``1 / (1 + n)`` the ``"surrogate"`` or ``"shuffle"`` columns can take (NaN: none)."""
+        n = {"surrogate": self.n_surrogates, "shuffle": self.n_null}[kind]
+        return 1.0 / (1 + n) if n > 0 else float("nan")
 
     def with_notes(self, notes: Iterable[str]) -> BatteryResult:
         """A copy with ``notes`` appended to :attr:`notes`."""
@@ -318,6 +328,8 @@ def run_battery(
         jpca_results=jpca_results,
         activities={a.name: a for a in activities},
         notes=tuple(notes),
+        n_null=int(n_null),
+        n_surrogates=int(n_surrogates),
     )
 
 
