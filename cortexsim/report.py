@@ -345,15 +345,21 @@ def dynamics_markdown(
     if dynamics.communication:
         lines += [
             "",
-            "### Communication subspaces (Semedo et al. 2019; reduced-rank regression, held-out conditions)",
+            "### Communication subspaces (Semedo et al. 2019; cross-validated reduced-rank regression)",
             "",
-            "| source | target | dimensions used | performance (full rank) | target participation ratio |",
-            "| --- | --- | --- | --- | --- |",
+            "Dimensions: the smallest rank within one standard error of the best held-out prediction (rank 0 "
+            "included). On single-trial residuals (each trial minus its condition's mean) only the layers' "
+            "shared fluctuations count, not what the task drives in both; on condition averages the count is "
+            "the shared signal's dimensionality (inflated as a communication measure). Performance: held-out "
+            "1 - NSE of the full-rank map; participation ratio: of the target's condition averages.",
+            "",
+            "| source | target | samples | dimensions used | performance (full rank) | target participation ratio |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         caveat = model_caveat("rate", verdict)
         lines += [
-            f"| {r['source']}{caveat} | {r['target']} | {int(r['dimensions'])} | {_num(r['performance'])} | "
-            f"{_num(r['target_participation_ratio'], 1)} |"
+            f"| {r['source']}{caveat} | {r['target']} | {r.get('samples', 'condition averages')} | "
+            f"{int(r['dimensions'])} | {_num(r['performance'])} | {_num(r['target_participation_ratio'], 1)} |"
             for r in dynamics.communication
         ]
     return lines
