@@ -59,6 +59,9 @@ class BatteryResult:
         Activity name -> :class:`~cortexsim.store.Activity`: those compared (constant ones are left out).
     notes : tuple of str
         Caveats (activities left out, pairs not compared, data resampled, ...).
+    n_null, n_surrogates : int
+        Condition shuffles per pair and surrogates per family behind the p-values: every p-value is
+        ``(1 + count) / (1 + n)``, so none can be below its floor ``1 / (1 + n)`` (:meth:`p_floor`).
     """
 
     similarity: tuple[Row, ...] = ()
@@ -66,6 +69,13 @@ class BatteryResult:
     jpca_results: Mapping[str, analysis.JPCAResult] = field(default_factory=dict)
     activities: Mapping[str, Activity] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    n_null: int = 0
+    n_surrogates: int = 0
+
+    def p_floor(self, kind: str = "surrogate") -> float:
+        """The smallest p-value ``1 / (1 + n)`` the ``"surrogate"`` or ``"shuffle"`` columns can take (NaN: none)."""
+        n = {"surrogate": self.n_surrogates, "shuffle": self.n_null}[kind]
+        return 1.0 / (1 + n) if n > 0 else float("nan")
 
     def with_notes(self, notes: Iterable[str]) -> BatteryResult:
         """A copy with ``notes`` appended to :attr:`notes`."""
@@ -319,6 +329,8 @@ def run_battery(
         jpca_results=jpca_results,
         activities={a.name: a for a in activities},
         notes=tuple(notes),
+        n_null=int(n_null),
+        n_surrogates=int(n_surrogates),
     )
 
 
@@ -569,8 +581,9 @@ class DynamicsResult:
     tangling : tuple of dict
         One row per activity: ``activity``, ``tangling_median``, ``tangling_q90`` (1/s^2, in its top 8 PCs).
     communication : tuple of dict
-        One row per (source, target): ``source``, ``target``, ``dimensions``, ``performance`` (full rank,
-        held-out conditions), ``target_participation_ratio``.
+        One row per (source, target): ``source``, ``target``, ``samples`` (``"single-trial residuals"`` or
+        ``"condition averages"``), ``dimensions``, ``performance`` (full rank, held-out trials or
+        conditions), ``target_participation_ratio`` (of the condition averages).
     fixed_points : tuple of dict
         One row per (model, input): ``model``, ``input``, ``n_points``, ``n_stable``, ``n_saddle``,
         ``n_marginal``, ``n_unstable``, ``max_abs_eig`` (of the lowest-q point), ``slowest_tau_ms``,
@@ -700,18 +713,61 @@ def tangling_row(act: Activity) -> Row:
     return {"activity": act.name, "tangling_median": res.median, "tangling_q90": res.q90}
 
 
-def communication_rows(activities: Mapping[str, Activity], rng: np.random.Generator) -> list[Row]:
-    """Communication subspaces (Semedo et al. 2019) for :data:`COMMUNICATION_PAIRS` of the rate circuit."""
+@dataclass(frozen=True)
+class SingleTrials:
+    """Noisy single trials of the rate circuit, for communication subspaces on residuals.
+
+    Attributes
+    ----------
+    rates : ndarray, shape (trials, time, units)
+        Rates (Hz) of every unit on each trial (the run's process noise).
+    conditions : ndarray of int, shape (trials,)
+        The condition (evaluation-set target) of each trial.
+    groups : mapping
+        Layer or population name -> unit indices into ``rates``.
+    """
+
+    rates: np.ndarray
+    conditions: np.ndarray
+    groups: Mapping[str, np.ndarray]
+
+
+def communication_rows(
+    activities: Mapping[str, Activity], rng: np.random.Generator, trials: SingleTrials | None = None
+) -> list[Row]:
+    """Communication subspaces (Semedo et al. 2019) for :data:`COMMUNICATION_PAIRS` of the rate circuit.
+
+    With ``trials``: on the single-trial residuals around each condition's mean (Semedo et al.'s
+    analysis, ``samples = "single-trial residuals"``), so that what the task drives in both layers
+    is not counted as communication. Without: on the condition averages (``samples = "condition
+    averages"``), which counts the dimensions of the shared signal and is inflated on smooth,
+    noise-free averages (see :mod:`cortexsim.analysis.subspaces`). A pair is left out when either
+    side is missing or constant (a silenced population).
+    """
     rows: list[Row] = []
     for src, dst in COMMUNICATION_PAIRS:
         a, b = activities.get(f"rate:{src}"), activities.get(f"rate:{dst}")
         if a is None or b is None:
             continue
-        res = analysis.communication_subspace(a.rates, b.rates, rng=np.random.default_rng(rng.integers(2**32)))
+        fold_rng = np.random.default_rng(rng.integers(2**32))
+        use_trials = trials is not None and src in trials.groups and dst in trials.groups
+        try:
+            if use_trials:
+                res = analysis.communication_subspace(
+                    trials.rates[:, :, trials.groups[src]],
+                    trials.rates[:, :, trials.groups[dst]],
+                    conditions=trials.conditions,
+                    rng=fold_rng,
+                )
+            else:
+                res = analysis.communication_subspace(a.rates, b.rates, rng=fold_rng)
+        except ValueError:  # e.g. a side without fluctuations
+            continue
         rows.append(
             {
                 "source": src,
                 "target": dst,
+                "samples": "single-trial residuals" if use_trials else "condition averages",
                 "dimensions": float(res.dimensions),
                 "performance": float(res.full_performance),
                 "target_participation_ratio": float(analysis.participation_ratio(b.rates)),
@@ -809,6 +865,7 @@ def run_dynamics(
     replicates: Mapping[str, Replicate] | None = None,
     probes: Mapping[str, ModelProbe] | None = None,
     fixed_point_starts: int = 200,
+    trials: SingleTrials | None = None,
 ) -> DynamicsResult:
     """Tangling and communication subspaces of the compared activities, ceilings and fixed points.
 
@@ -826,10 +883,13 @@ def run_dynamics(
         Model name -> :class:`ModelProbe`.
     fixed_point_starts : int
         Starts per model and input.
+    trials : SingleTrials, optional
+        Noisy single trials of the rate circuit: communication subspaces on their residuals
+        (:func:`communication_rows`; without, on the condition averages).
     """
     acts = result.activities
     tangling = [tangling_row(a) for a in acts.values() if a.n_units >= 2 and a.rates.shape[1] >= 3]
-    communication = communication_rows(acts, rng)
+    communication = communication_rows(acts, rng, trials)
     decode = {r["activity"]: r.get("decode_position_r2", float("nan")) for r in result.jpca}
     calibration = []
     for name, rep in (replicates or {}).items():

@@ -551,12 +551,16 @@ class CompareConfig:
 
     n_surrogates : int
         TME, CFR and CMPT surrogates per activity for the null p-values of every score and of
-        the jPCA ratio (0 for none, at most :data:`MAX_NULL`; p-values cannot go below
-        1 / (n + 1), so 10 resolves p < 0.1 only -- raise it for publication-grade tests).
+        the jPCA ratio (0 for none, at most :data:`MAX_NULL`). p-values cannot go below
+        1 / (n + 1): 99 resolve p = 0.01 (``summary.md`` states the floor next to every p-value).
+        On the default run 99 cost about 53 s of the compare stage (18 s drawing the surrogates of
+        the 4 models, 26 s scoring the 28 model and layer pairs against them, 10 s of jPCA nulls;
+        10 surrogates: about 6 s), one core at load 2.5, 2026-12-01.
     fixed_point_starts : int
         Trajectory-sampled starts per model and constant input for the fixed-point search
-        (0: no fixed points). 30 keeps the compare stage fast (the GRU and LSTM take seconds per
-        input on 2 busy cores); the issue-15 benchmark uses 1,000.
+        (0: no fixed points). 200 cost about 35 s of the compare stage on the default run (rate
+        circuit 4 s, GRU 15 s, LSTM 14 s, RNN 3 s for their 3 inputs each, one core at load 3,
+        2026-12-01); the issue-15 benchmark (``benchmarks/fixed_points.py``) uses 1,000 per input.
 
     The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
     out of the config's TOML text, so runs without them keep their config hash).
@@ -572,8 +576,8 @@ class CompareConfig:
     window: tuple[float, ...] | None = None
     smooth_sd: float | None = None
     condition_column: str | None = None
-    n_surrogates: int = 10
-    fixed_point_starts: int = 30
+    n_surrogates: int = 99
+    fixed_point_starts: int = 200
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)

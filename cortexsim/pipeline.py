@@ -754,7 +754,7 @@ def compare_stage(
         surrogate_rng=seeded_rng(config, "compare-surrogates"),
     ).with_notes(notes)
     t1 = time.perf_counter()
-    replicates, probes = dynamics_inputs(run_file, config, cc)
+    replicates, probes, trials = dynamics_inputs(run_file, config, cc)
     dynamics = battery.run_dynamics(
         result,
         rng=seeded_rng(config, "compare-dynamics"),
@@ -762,6 +762,7 @@ def compare_stage(
         replicates=replicates,
         probes=probes,
         fixed_point_starts=cc.fixed_point_starts,
+        trials=trials,
     )
     log(
         f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({t1 - t0:.1f} s); "
@@ -785,13 +786,15 @@ def compare_stage(
 
 def dynamics_inputs(
     run_file: Path, config: Config, cc
-) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe]]:
-    """The run's models rebuilt from the file: two noise seeds each (ceilings) and their maps (fixed points).
+) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe], battery.SingleTrials | None]:
+    """The run's models rebuilt from the file: noise seeds (ceilings), maps (fixed points), single trials.
 
+    Single trials: noisy runs of the rate circuit, for communication subspaces on residuals.
     The rate circuit (lesioned as the run was) and each ANN; the spiking twin's trials split in halves.
-    Streams "ceiling-a", "ceiling-b" (noise seeds) and "ceiling-halves"; nothing when
-    ``cc.fixed_point_starts`` is 0 and there is nothing to replicate.  A circuit that drives the
-    arm gets the fixed points of the whole closed loop (circuit, arm and delay lines:
+    Streams "ceiling-a", "ceiling-b" (noise seeds), "ceiling-halves" and "communication-trials"
+    (:data:`COMMUNICATION_REPEATS` noisy runs of the evaluation set; none for a noise-free circuit);
+    no probes when ``cc.fixed_point_starts`` is 0.  A circuit that drives the arm gets the fixed
+    points of the whole closed loop (circuit, arm and delay lines:
     :func:`cortexsim.analysis.arm_loop_map`); an ANN that drives it gets none yet.
     """
     evaluation = make_task(config).evaluation_set()
@@ -820,10 +823,29 @@ def dynamics_inputs(
                 replicates[name] = battery.Replicate(h, h, "noise-free")
             if cc.fixed_point_starts and not isinstance(model, ArmANN):  # the circuit on the arm: the whole loop
                 probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
+        trials = None
+        rate = models["rate"]
+        if rate.noise_std > 0:
+            noise = seeded_rng(config, "communication-trials")
+            runs = [rate.simulate(evaluation, noise)[1] for _ in range(COMMUNICATION_REPEATS)]
+            units: dict[str, list[int]] = {}
+            for p in trained.connectome.populations:
+                units.setdefault(p.spec.layer, []).extend(range(p.start, p.stop))
+                units[p.name] = list(range(p.start, p.stop))
+            trials = battery.SingleTrials(
+                np.concatenate(runs, axis=0),
+                np.tile(np.arange(evaluation.n_trials), COMMUNICATION_REPEATS),
+                {name: np.asarray(idx, int) for name, idx in units.items()},
+            )
     if spiking_trials is not None and spiking_trials.shape[1] >= 2:
         halves = split_halves(spiking_trials, seeded_rng(config, "ceiling-halves"))
         replicates["spiking"] = battery.Replicate(*halves, "trial halves")
-    return replicates, probes
+    return replicates, probes, trials
+
+
+COMMUNICATION_REPEATS = 12
+"""Noisy runs of the evaluation set (one trial per target each) behind the communication subspaces:
+12 x 8 targets = 96 trials, 10-fold cross-validation over them (Semedo et al. 2019 used 10 folds)."""
 
 
 METRICS_TEXT = (

@@ -201,6 +201,41 @@ def _num(value, digits: int = 3) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _floor_note(floor: float) -> str:
+    """A column header's note of its p-value floor, e.g. ``" (floor 0.091)"``."""
+    return f" (floor {floor:.3f})" if np.isfinite(floor) else ""
+
+
+def _p(value, floor: float) -> str:
+    """A p-value cell; one at its floor ``1/(n+1)`` (no surrogate or shuffle as extreme) says so."""
+    text = _num(value)
+    if np.isfinite(floor) and isinstance(value, float) and np.isfinite(value) and value <= floor * (1 + 1e-9):
+        return f"{text} (floor)"
+    return text
+
+
+def _floor_sentence(result: BatteryResult) -> str:
+    """How low the p-values of this battery can go."""
+    parts = []
+    if result.n_surrogates:
+        parts.append(
+            f"{result.n_surrogates} surrogates per family: p >= 1/{result.n_surrogates + 1} = "
+            f"{result.p_floor('surrogate'):.3f}"
+        )
+    if result.n_null:
+        parts.append(
+            f"{result.n_null} condition shuffles: p >= 1/{result.n_null + 1} = {result.p_floor('shuffle'):.3f}"
+        )
+    if not parts:
+        return "No nulls were computed."
+    return (
+        "Every p-value is (1 + count) / (1 + n), so none can be smaller than its floor -- "
+        + "; ".join(parts)
+        + ". A cell marked (floor) means no surrogate or shuffle was as similar: the true p may be lower "
+        "(`[compare] n_surrogates`, `n_null` raise the resolution)."
+    )
+
+
 def dynamics_markdown(
     result: BatteryResult, dynamics: DynamicsResult | None, verdict: QualityVerdict | None = None
 ) -> list[str]:
@@ -219,19 +254,21 @@ def dynamics_markdown(
         "p-values: share of surrogates of b at least as similar (TME: tensor maximum entropy; CFR: "
         "corrected Fisher randomization, Elsayed & Cunningham 2017; CMPT: covariance-matched "
         "permutation, Michaels et al. 2016; shuffle: condition shuffle). Small = more similar than "
-        "b's primary features explain; with n surrogates p >= 1/(n+1).",
+        "b's primary features explain. " + _floor_sentence(result),
         "",
     ]
+    surr, shuf = result.p_floor("surrogate"), result.p_floor("shuffle")
     rows = [r for r in result.similarity if kinds.get(r["a"]) in ("model", "data", "layer")]
     if rows and "dsa" in rows[0]:
         methods = [m for m in NULL_METHODS if f"cca_p_{m}" in rows[0]]
-        head = ["a", "b", "DSA", "cca", "p shuffle"] + [f"p {m.upper()}" for m in methods] + ["cka"]
-        head += [f"cka p {m.upper()}" for m in methods]
+        head = ["a", "b", "DSA", "cca", f"p shuffle{_floor_note(shuf)}"]
+        head += [f"p {m.upper()}{_floor_note(surr)}" for m in methods] + ["cka"]
+        head += [f"cka p {m.upper()}{_floor_note(surr)}" for m in methods]
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for r in rows:
             cells = [f"{r['a']}{flag(r['a'])}", f"{r['b']}{flag(r['b'])}", _num(r.get("dsa"))]
-            cells += [_num(r["cca"]), _num(r.get("cca_p", np.nan))] + [_num(r[f"cca_p_{m}"]) for m in methods]
-            cells += [_num(r["cka"])] + [_num(r[f"cka_p_{m}"]) for m in methods]
+            cells += [_num(r["cca"]), _p(r.get("cca_p", np.nan), shuf)] + [_p(r[f"cca_p_{m}"], surr) for m in methods]
+            cells += [_num(r["cka"])] + [_p(r[f"cka_p_{m}"], surr) for m in methods]
             lines.append("| " + " | ".join(cells) + " |")
     jrows = [r for r in result.jpca if kinds.get(r["activity"]) in ("model", "data", "layer")]
     if jrows and "variance_plane1" in jrows[0]:
@@ -239,13 +276,15 @@ def dynamics_markdown(
             "",
             "### jPCA: variance captured per plane and the ratio against its nulls",
             "",
-            "| activity | ratio | p TME | p CFR | p CMPT | plane 1 | plane 2 | plane 3 |",
+            "| activity | ratio | "
+            + " | ".join(f"p {m.upper()}{_floor_note(surr)}" for m in NULL_METHODS)
+            + " | plane 1 | plane 2 | plane 3 |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in jrows:
             lines.append(
                 f"| {r['activity']}{flag(r['activity'])} | {_num(r['ratio'])} | "
-                + " | ".join(_num(r.get(f"ratio_p_{m}", np.nan)) for m in NULL_METHODS)
+                + " | ".join(_p(r.get(f"ratio_p_{m}", np.nan), surr) for m in NULL_METHODS)
                 + " | "
                 + " | ".join(_num(r.get(f"variance_plane{i}", np.nan)) for i in (1, 2, 3))
                 + " |"
@@ -307,15 +346,21 @@ def dynamics_markdown(
     if dynamics.communication:
         lines += [
             "",
-            "### Communication subspaces (Semedo et al. 2019; reduced-rank regression, held-out conditions)",
+            "### Communication subspaces (Semedo et al. 2019; cross-validated reduced-rank regression)",
             "",
-            "| source | target | dimensions used | performance (full rank) | target participation ratio |",
-            "| --- | --- | --- | --- | --- |",
+            "Dimensions: the smallest rank within one standard error of the best held-out prediction (rank 0 "
+            "included). On single-trial residuals (each trial minus its condition's mean) only the layers' "
+            "shared fluctuations count, not what the task drives in both; on condition averages the count is "
+            "the shared signal's dimensionality (inflated as a communication measure). Performance: held-out "
+            "1 - NSE of the full-rank map; participation ratio: of the target's condition averages.",
+            "",
+            "| source | target | samples | dimensions used | performance (full rank) | target participation ratio |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         caveat = model_caveat("rate", verdict)
         lines += [
-            f"| {r['source']}{caveat} | {r['target']} | {int(r['dimensions'])} | {_num(r['performance'])} | "
-            f"{_num(r['target_participation_ratio'], 1)} |"
+            f"| {r['source']}{caveat} | {r['target']} | {r.get('samples', 'condition averages')} | "
+            f"{int(r['dimensions'])} | {_num(r['performance'])} | {_num(r['target_participation_ratio'], 1)} |"
             for r in dynamics.communication
         ]
     return lines

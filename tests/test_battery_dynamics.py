@@ -159,6 +159,25 @@ def test_summary_has_the_dynamics_section_and_flags_a_failed_model(result):
     assert "FAILED" not in good
 
 
+def test_summary_reports_the_p_value_floor_next_to_every_p_value(result):
+    """9 surrogates: no p below 1/10; 5 shuffles: none below 1/6; a p at its floor is marked so."""
+    assert result.n_surrogates == 9 and result.n_null == 5
+    assert result.p_floor("surrogate") == pytest.approx(0.1) and result.p_floor("shuffle") == pytest.approx(1 / 6)
+    lines = report.dynamics_markdown(result, None)
+    text = "\n".join(lines)
+    assert "p >= 1/10 = 0.100" in text and "p >= 1/6 = 0.167" in text
+    head = next(line for line in lines if line.startswith("| a | b | DSA"))
+    assert "p TME (floor 0.100)" in head and "p shuffle (floor 0.167)" in head and "cka p CMPT (floor 0.100)" in head
+    row = next(line for line in lines if line.startswith("| rate | ann:rnn |"))
+    assert "0.100 (floor)" in row  # the rotated copy beats every surrogate
+    jpca_head = next(line for line in lines if line.startswith("| activity | ratio |"))
+    assert "p TME (floor 0.100)" in jpca_head
+    none = run_battery(activities()[:2], n_pcs=4, n_null=0, rng=np.random.default_rng(0), dsa=True)
+    assert np.isnan(none.p_floor("surrogate")) and "No nulls were computed." in "\n".join(
+        report.dynamics_markdown(none, None)
+    )
+
+
 def test_dynamics_figures_are_written(result, tmp_path):
     from cortexsim import plots
 

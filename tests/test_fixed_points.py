@@ -424,3 +424,62 @@ def test_bad_input_is_reported_clearly():
         rate_map(net, np.zeros(2))
     with pytest.raises(ValueError, match="LeakyRNN, GRU or LSTM"):
         ann_map(net, np.zeros(3))
+
+
+# -- the speed-ups: working sets, early deduplication, the stationarity stop ----------------------------------------
+def test_batched_gmres_with_shrinking_working_set_solves_every_row():
+    """Rows of different difficulty leave the working set at different steps; every solution is exact."""
+    rng = np.random.default_rng(3)
+    n, d = 12, 20
+    A = np.eye(d)[None] + np.linspace(0.0, 2.0, n)[:, None, None] * rng.normal(size=(n, d, d)) / np.sqrt(d)
+    b = rng.normal(size=(n, d))
+    seen = []
+
+    def matvec(V, rows):
+        seen.append(rows.size)
+        return np.einsum("nij,nj->ni", A[rows], V)
+
+    x, res = fpmod._gmres(matvec, b, np.full(n, 1e-12), d)
+    np.testing.assert_allclose(x, np.linalg.solve(A, b[..., None])[..., 0], rtol=1e-8, atol=1e-9)
+    assert np.all(res <= 1e-10 * np.linalg.norm(b, axis=1))
+    assert seen[0] == n and seen[-1] < n  # easy rows (A near I) left early
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_early_deduplication_keeps_counts_and_points(method):
+    """Many starts per basin: counts sum to the converged starts, every stable point found exactly once."""
+    step, jac, P = flip_flop(2.0)
+    rng = np.random.default_rng(4)
+    starts = (P @ rng.choice([-1.0, 1.0], size=(3, 400))).T + 0.05 * rng.normal(size=(400, 3))
+    fp = find_fixed_points(step, jac, starts, method=method)
+    stable = fp.of_kind("stable")
+    assert stable.shape[0] == 8 and fp.counts.sum() == fp.n_converged == 400
+    off = find_fixed_points(step, jac, starts, method=method, dedup_tol=1e-12)  # no merging before the end
+    gap = np.linalg.norm(off.of_kind("stable")[:, None] - stable[None], axis=2)
+    assert gap.min(axis=1).max() < 1e-7 and gap.min(axis=0).max() < 1e-7  # the same 8 points (q < 1e-16: ~1e-8 apart)
+    assert off.n_points > 8  # (without merging, duplicates stay apart: the test can tell)
+
+
+def test_stationarity_stop_ends_descents_on_slow_points_that_are_not_kept():
+    """x' = x + x^2 + c with c = 0.1: q has its minimum 0.005 > tol at x = 0; gtol stops the descent earlier."""
+    c = 0.1
+
+    def step(X):
+        return X + X**2 + c
+
+    calls = {"n": 0}
+
+    def linearize(X):
+        calls["n"] += 1
+        return (lambda V: (1 + 2 * X) * V, lambda V: (1 + 2 * X) * V)
+
+    jac = Jacobian(lambda X: (1 + 2 * X)[:, :, None], linearize)
+    starts = np.linspace(-0.5, 0.5, 11)[:, None]
+    fp = find_fixed_points(step, jac, starts, method="matrix-free")
+    with_stop = calls["n"]
+    calls["n"] = 0
+    fp_off = find_fixed_points(step, jac, starts, method="matrix-free", gtol=0.0)
+    assert fp.n_points == fp_off.n_points == 0  # nothing below tol either way
+    assert with_stop < calls["n"]
+    with pytest.raises(ValueError, match="gtol"):
+        find_fixed_points(step, jac, starts, gtol=1.5)

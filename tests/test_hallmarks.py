@@ -120,6 +120,61 @@ def test_independent_populations_use_no_dimensions():
     assert res.dimensions <= 1 and res.full_performance < 0.1
 
 
+def fluctuating_pair(seed: int, communicate: bool, rank: int = 2, n_conditions: int = 4, n_trials: int = 30):
+    """Source and target on single trials of few conditions: both driven by the same 10-dimensional smooth
+    condition means; the target also gets a planted rank-``rank`` map of the source's own fluctuations
+    (``communicate``) or of fluctuations independent of them."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, 40)
+    latent = np.stack([np.stack([np.sin(2 * np.pi * (k + 1) * t + c) for k in range(10)], axis=1) for c in range(4)])
+    latent = latent[:n_conditions]
+    mean_s, mean_t = latent @ rng.normal(size=(10, 30)), latent @ rng.normal(size=(10, 20))
+    labels = np.repeat(np.arange(n_conditions), n_trials)
+    fluct = rng.normal(size=(labels.size, t.size, 30))
+    B = rng.normal(size=(30, rank)) @ rng.normal(size=(rank, 20)) / np.sqrt(30)
+    drive = (fluct if communicate else rng.normal(size=fluct.shape)) @ B
+    source = mean_s[labels] + fluct
+    target = mean_t[labels] + drive + 0.5 * rng.normal(size=(labels.size, t.size, 20))
+    return source, target, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_rank_is_recovered_from_single_trials_of_few_conditions(seed):
+    source, target, labels = fluctuating_pair(seed, communicate=True)
+    res = communication_subspace(source, target, conditions=labels, rng=np.random.default_rng(0))
+    assert res.dimensions == 2 and res.n_folds == 10
+    assert res.performance[1] > res.performance[0] + 0.1 and res.full_performance > 0.7
+    # the condition averages of the same data count the shared 10-dimensional drive: the inflation residuals avoid
+    means = [np.stack([x[labels == c].mean(axis=0) for c in range(4)]) for x in (source, target)]
+    assert communication_subspace(*means, rng=np.random.default_rng(0)).dimensions > 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_communication_gives_zero_dimensions_despite_a_shared_condition_drive(seed):
+    source, target, labels = fluctuating_pair(seed, communicate=False)
+    res = communication_subspace(source, target, conditions=labels, rng=np.random.default_rng(0))
+    assert res.dimensions == 0 and res.full_performance < 0.01
+
+
+def test_rank_zero_counts_when_the_best_rank_is_within_one_sem_of_zero():
+    """Pure noise: whatever the best rank scores by chance, it is not one SEM above 0 -> 0 dimensions."""
+    rng = np.random.default_rng(7)
+    res = communication_subspace(
+        rng.normal(size=(40, 20, 8)), rng.normal(size=(40, 20, 6)), conditions=np.arange(40) % 4
+    )
+    assert res.dimensions == 0
+    best = int(np.argmax(res.performance))
+    assert res.performance[best] - res.sem[best] <= 0
+
+
+def test_single_trial_input_is_checked():
+    x = np.zeros((6, 5, 3)) + np.arange(6)[:, None, None]
+    with pytest.raises(ValueError, match="one label per trial"):
+        communication_subspace(x, x, conditions=[0, 1])
+    with pytest.raises(ValueError, match="at least 2 trials"):
+        communication_subspace(x, x, conditions=[0, 0, 1, 1, 2, 3])
+
+
 # --- CFR and CMPT ----------------------------------------------------------------------------------
 
 

@@ -28,13 +28,24 @@ starts are descended at once, each with its own step control:
   where that does not lower q (near slow points, where K is singular) take
   a Levenberg-Marquardt step solved by damped CGLS (conjugate gradients on
   the normal equations) instead. Needs a :class:`Jacobian` with
-  ``linearize``, as :func:`rate_map` and :func:`ann_map` return. On the
-  N = 500 circuit one start costs about 70 Jacobian-vector products, and the
-  matrix-free path is about ten times faster than the dense one
-  (``benchmarks/fixed_points.py``).
+  ``linearize``, as :func:`rate_map` and :func:`ann_map` return. GMRES
+  and CGLS multiply and orthogonalise only the rows still open (a row leaves
+  the working set once its solve has converged), and a row whose Newton step
+  failed goes straight to Levenberg-Marquardt, retrying Newton every fourth
+  iteration.
 
-A start stops once ``q < 1e-4 tol``, when its step becomes negligible, or when
-no damping lowers q (a local minimum: a slow point, or a failure if ``q >= tol``).
+A start stops once ``q < 1e-4 tol``, when its step becomes negligible, when
+no damping lowers q (a local minimum: a slow point, or a failure if ``q >=
+tol``), when it comes within ``dedup_tol`` of a point another start has
+already converged to (early deduplication: it takes that point, as the final
+deduplication would have merged it), or, while ``q >= tol``, when q is
+stationary (``gtol``: a slow point that would not be kept anyway).
+
+Cost (``benchmarks/fixed_points.py``, 2026-12-01, one core of a machine at
+load 3): the trained default N = 500 circuit, 1,000 trajectory-sampled
+starts under each of 9 inputs (zero and the 8 delay-period inputs) in 35 s,
+of which about 3.5 s classify the 25 points found; before the working sets,
+the early deduplication and the stationarity stop it took about 100 s of CPU.
 
 Units: ``q`` is in (state units)^2 per step^2 (mV^2 for the rate network).
 """
@@ -63,6 +74,10 @@ _CGLS_RTOL = 1e-6  # Levenberg-Marquardt steps by CGLS stop when ||K^T r|| has f
 _SPARSE_DENSITY = 0.2  # rate_map multiplies by W on its synapses (scipy CSR) up to this density
 _KRYLOV_ENTRIES = 2**21  # Krylov basis entries per GMRES block (16 MiB: faster than larger blocks, measured)
 _CHUNK_ENTRIES = 2**23  # Jacobian entries formed at once on the dense path (64 MiB of float64)
+DEFAULT_GTOL = 1e-3
+"""Relative gradient below which a start counts as stalled on a slow point (see :func:`find_fixed_points`)."""
+_NEWTON_RETRY = 4  # a row whose Newton step failed retries Newton every this many iterations
+_CGLS_FACTOR = 1  # CGLS iterations per Levenberg-Marquardt step at most, per Krylov vector allowed to GMRES
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,7 +264,10 @@ def _dense_steps(jacobian, X: np.ndarray, g: np.ndarray, mu: np.ndarray) -> tupl
 def _cgls_steps(
     linearize, X: np.ndarray, g: np.ndarray, mu: np.ndarray, rtol: float, max_cg: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LM steps by damped CGLS, matrix-free: minimise ``||K delta + g||^2 + mu ||delta||^2`` per row."""
+    """LM steps by damped CGLS, matrix-free: minimise ``||K delta + g||^2 + mu ||delta||^2`` per row.
+
+    Rows leave the working set once converged (re-linearised on the rest when an eighth has left).
+    """
     jvp, vjp = linearize(X)
     delta = np.zeros_like(X)
     r = -g  # residual -g - K delta
@@ -258,49 +276,65 @@ def _cgls_steps(
     gamma = np.sum(s * s, axis=1)
     stop = (rtol**2) * gamma
     active = gamma > 0
+    live = np.arange(X.shape[0])  # rows in the working set
     for _ in range(max_cg):
-        if not np.any(active):
+        if not np.any(active[live]):
             break
-        t = jvp(p) - p
-        denom = np.sum(t * t, axis=1) + mu * np.sum(p * p, axis=1)
-        a = np.where(active & (denom > 0), gamma / np.where(denom > 0, denom, 1.0), 0.0)
-        delta += a[:, None] * p
-        r -= a[:, None] * t
-        s = vjp(r) - r - mu[:, None] * delta
-        gamma_new = np.sum(s * s, axis=1)
-        beta = np.where(active & (gamma > 0), gamma_new / np.where(gamma > 0, gamma, 1.0), 0.0)
-        p = np.where(active[:, None], s + beta[:, None] * p, p)
-        gamma = np.where(active, gamma_new, gamma)
-        active &= gamma > stop
+        if np.count_nonzero(~active[live]) >= max(1, live.size // 8):  # leave the working set
+            live = live[active[live]]
+            jvp, vjp = linearize(X[live])
+        a_ = active[live]
+        pl, m_ = p[live], mu[live]
+        t = jvp(pl) - pl
+        denom = np.sum(t * t, axis=1) + m_ * np.sum(pl * pl, axis=1)
+        a = np.where(a_ & (denom > 0), gamma[live] / np.where(denom > 0, denom, 1.0), 0.0)
+        delta[live] += a[:, None] * pl
+        r[live] -= a[:, None] * t
+        rl = r[live]
+        sl = vjp(rl) - rl - m_[:, None] * delta[live]
+        gamma_new = np.sum(sl * sl, axis=1)
+        gl = gamma[live]
+        beta = np.where(a_ & (gl > 0), gamma_new / np.where(gl > 0, gl, 1.0), 0.0)
+        p[live] = np.where(a_[:, None], sl + beta[:, None] * pl, pl)
+        gamma[live] = np.where(a_, gamma_new, gl)
+        active[live] = a_ & (gamma[live] > stop[live])
     return delta, 0.5 * np.sum(r * r, axis=1)
 
 
 def _gmres(
-    matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, rtol: np.ndarray, max_krylov: int
+    matvec: Callable[[np.ndarray, np.ndarray], np.ndarray], b: np.ndarray, rtol: np.ndarray, max_krylov: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Batched GMRES (Saad & Schultz 1986) from 0 for ``A x = b`` row by row: ``matvec(V)`` gives the rows ``A V``.
+    """Batched GMRES (Saad & Schultz 1986) from 0 for ``A x = b`` row by row.
 
-    Classical Gram-Schmidt, repeated for rows that lost more than 30 % of their
-    norm (Kahan-Parlett "twice is enough"), Givens rotations for
-    the per-row residual; a row stops growing its space once its residual is
-    below ``rtol * ||b||`` (no restarts: after ``max_krylov`` vectors the best
-    iterate so far is returned). Returns the solutions (n, d) and residual norms (n,).
+    ``matvec(V, rows)`` gives the products ``A_r V[i]`` for the rows ``r = rows[i]``
+    of the batch (indices into b). Classical Gram-Schmidt, repeated for rows that
+    lost more than 30 % of their norm (Kahan-Parlett "twice is enough"), Givens
+    rotations for the per-row residual; a row stops growing its space once its
+    residual is below ``rtol * ||b||`` and leaves the working set then (its
+    solution is formed at once), so the rows still open are the only ones
+    multiplied and orthogonalised (no restarts: after ``max_krylov`` vectors the
+    best iterate so far is returned). Returns the solutions (n, d) and residual
+    norms (n,).
     """
     n, d = b.shape
     m = max_krylov
     beta = np.sqrt(np.sum(b * b, axis=1))
-    V = np.empty((n, m + 1, d))
-    V[:, 0] = b / np.where(beta > 0, beta, 1.0)[:, None]
-    R = np.zeros((n, m, m))
-    e = np.zeros((n, m + 1))
-    e[:, 0] = beta
-    cs, sn = np.ones((n, m)), np.zeros((n, m))
-    used = np.zeros(n, int)  # Krylov vectors each row uses
-    open_ = beta > 0
+    x_out = np.zeros_like(b)
+    res_out = beta.copy()
+    live = np.flatnonzero(beta > 0)  # rows of the batch in the working set, in order
+    size_live = live.size
+    V = np.empty((size_live, m + 1, d))
+    V[:, 0] = b[live] / beta[live, None]
+    R = np.zeros((size_live, m, m))
+    e = np.zeros((size_live, m + 1))
+    e[:, 0] = beta[live]
+    cs, sn = np.ones((size_live, m)), np.zeros((size_live, m))
+    bound = rtol[live] * beta[live]
+    finished = np.zeros(size_live, bool)  # finalised, waiting to leave the working set
     for k in range(m):
-        if not np.any(open_):
+        if live.size == 0:
             break
-        w = matvec(V[:, k])
+        w = matvec(V[:, k], live)
         basis = V[:, : k + 1]
         size = np.sqrt(np.sum(w * w, axis=1))
         h = np.matmul(basis, w[:, :, None])[:, :, 0]
@@ -323,35 +357,57 @@ def _gmres(
         cs[:, k] = np.where(radius > 0, h[:, k] / safe, 1.0)
         sn[:, k] = np.where(radius > 0, h_next / safe, 0.0)
         h[:, k] = radius
-        R[open_, : k + 1, k] = h[open_]
-        e[open_, k + 1] = -sn[open_, k] * e[open_, k]
-        e[open_, k] = cs[open_, k] * e[open_, k]
-        used[open_] = k + 1
-        open_ &= (np.abs(e[:, k + 1]) > rtol * beta) & (h_next > 0)
-    k_max = int(used.max(initial=0))
-    if k_max == 0:
-        return np.zeros_like(b), beta
-    R, rhs = R[:, :k_max, :k_max].copy(), e[:, :k_max].copy()
-    cols = np.arange(k_max)
-    unused = cols[None, :] >= used[:, None]
-    R[unused[:, None, :] & np.ones((1, k_max, 1), bool)] = 0.0  # columns a row did not build
-    R[:, cols, cols] = np.where(unused | (R[:, cols, cols] == 0), 1.0, R[:, cols, cols])
-    rhs[unused] = 0.0
-    y = np.linalg.solve(R, rhs[:, :, None])[:, :, 0]
-    x = np.matmul(y[:, None, :], V[:, :k_max])[:, 0]
-    return x, np.abs(e[np.arange(n), used])
+        R[:, : k + 1, k] = h
+        e[:, k + 1] = -sn[:, k] * e[:, k]
+        e[:, k] = cs[:, k] * e[:, k]
+        closing = ~finished & ((np.abs(e[:, k + 1]) <= bound) | (h_next <= 0) | (k == m - 1))
+        if np.any(closing):
+            c = np.flatnonzero(closing)
+            Rc = R[c, : k + 1, : k + 1].copy()
+            diag = np.arange(k + 1)
+            Rc[:, diag, diag] = np.where(Rc[:, diag, diag] == 0, 1.0, Rc[:, diag, diag])
+            y = np.linalg.solve(Rc, e[c, : k + 1, None])[:, :, 0]
+            x_out[live[c]] = np.matmul(y[:, None, :], V[c, : k + 1])[:, 0]
+            res_out[live[c]] = np.abs(e[c, k + 1])
+            finished[c] = True
+            if np.count_nonzero(finished) >= max(1, finished.size // 8) or k == m - 1:  # leave the working set
+                keep = np.flatnonzero(~finished)
+                V_new = np.empty((keep.size, m + 1, d))
+                V_new[:, : k + 2] = V[keep, : k + 2]
+                V, R, e, cs, sn = V_new, R[keep], e[keep], cs[keep], sn[keep]
+                bound, live, finished = bound[keep], live[keep], finished[keep]
+    return x_out, res_out
 
 
 def _newton_steps(linearize, X: np.ndarray, g: np.ndarray, eta: np.ndarray, max_krylov: int) -> np.ndarray:
-    """Inexact Newton steps ``(J - I) delta = -g`` by GMRES to relative residual ``eta``, in row blocks."""
+    """Inexact Newton steps ``(J - I) delta = -g`` by GMRES to relative residual ``eta``, in row blocks.
+
+    The products are re-linearised on the rows still open whenever GMRES's working set shrinks.
+    """
     n, d = X.shape
     block = max(1, min(n, _KRYLOV_ENTRIES // ((max_krylov + 1) * d)))
     delta = np.empty_like(X)
     for i in range(0, n, block):
-        sl = slice(i, min(i + block, n))
-        jvp, _ = linearize(X[sl])
-        delta[sl] = _gmres(lambda V, jvp=jvp: jvp(V) - V, -g[sl], eta[sl], max_krylov)[0]
+        Xb = X[i : min(i + block, n)]
+        cache: dict[str, Any] = {"rows": np.arange(Xb.shape[0]), "jvp": linearize(Xb)[0]}
+
+        def matvec(V: np.ndarray, rows: np.ndarray, Xb=Xb, cache=cache) -> np.ndarray:
+            if rows.size != cache["rows"].size:  # the working set only shrinks
+                cache["rows"], cache["jvp"] = rows, linearize(Xb[rows])[0]
+            return cache["jvp"](V) - V
+
+        delta[i : i + Xb.shape[0]] = _gmres(matvec, -g[i : i + Xb.shape[0]], eta[i : i + Xb.shape[0]], max_krylov)[0]
     return delta
+
+
+def _gradients(jacobian, X: np.ndarray, g: np.ndarray, matrix_free: bool) -> np.ndarray:
+    """``grad q = (J - I)^T g`` at the states X (n, d) with residuals g (n, d)."""
+    if matrix_free:
+        return jacobian.linearize(X)[1](g) - g
+    out = np.empty_like(X)
+    for sl in _chunks(*X.shape):
+        out[sl] = np.einsum("nij,ni->nj", _call_jacobian(jacobian, X[sl]), g[sl]) - g[sl]
+    return out
 
 
 def _minimise(
@@ -364,6 +420,8 @@ def _minimise(
     max_iter: int,
     krylov_rtol: float,
     max_krylov: int,
+    gtol: float = 0.0,
+    snap_tol: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Descend q from every start at once; returns the final states (n, d) and their q (n,).
 
@@ -395,7 +453,9 @@ def _minimise(
     eta = np.full(n, 0.1)
     q_done = tol * 1e-4  # well below the acceptance threshold, so duplicates coincide closely
     active = q > q_done
-    for _ in range(max_iter):
+    newton_failed = np.zeros(n, bool)
+    anchors, anchor_rows = np.empty((0, d)), []  # converged points so far (for snap_tol) and their rows
+    for iteration in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
@@ -404,9 +464,16 @@ def _minimise(
         ok = np.zeros(idx.size, bool)
         step_size = np.zeros(idx.size)
         if matrix_free:
-            delta = _newton_steps(linearize, x, gi, eta[idx], max_krylov)
+            # rows whose Newton step failed last iteration (near a slow point) go straight to
+            # Levenberg-Marquardt, retrying Newton every NEWTON_RETRY-th iteration
+            newton = np.flatnonzero(~newton_failed[idx] | (iteration % _NEWTON_RETRY == 0))
+            delta = np.zeros_like(x)
+            delta[newton] = _newton_steps(linearize, x[newton], gi[newton], eta[idx[newton]], max_krylov)
+            ok[np.setdiff1d(np.arange(idx.size), newton)] = False
+            tried = np.zeros(idx.size, bool)
+            tried[newton] = True
             for frac in (1.0, 0.5, 0.25):
-                rows = np.flatnonzero(~ok)
+                rows = np.flatnonzero(~ok & tried)
                 if rows.size == 0:
                     break
                 xt = x[rows] + frac * delta[rows]
@@ -416,11 +483,13 @@ def _minimise(
                 r = rows[good]
                 x_new[r], g_new[r], q_new[r], ok[r] = xt[good], gt[good], qt[good], True
                 step_size[r] = frac * np.sqrt(np.sum(delta[r] * delta[r], axis=1))
+        if matrix_free:
+            newton_failed[idx[newton]] = ~ok[newton]
         lm = np.flatnonzero(~ok)
         if lm.size:  # Levenberg-Marquardt for the rest (every row on the dense path)
             rows = idx[lm]
             if matrix_free:
-                dl, q_model = _cgls_steps(linearize, x[lm], gi[lm], mu[rows], _CGLS_RTOL, 2 * max_krylov)
+                dl, q_model = _cgls_steps(linearize, x[lm], gi[lm], mu[rows], _CGLS_RTOL, _CGLS_FACTOR * max_krylov)
             else:
                 dl, q_model = _dense_steps(jacobian, x[lm], gi[lm], mu[rows])
             xt = x[lm] + dl
@@ -449,6 +518,31 @@ def _minimise(
         small_step = ok & (step_size <= 1e-12 * (1.0 + np.sqrt(np.sum(x * x, axis=1))))
         stuck = mu[idx] > 1e16 * scale[idx]  # no decrease at any damping: a minimum of q (a slow point)
         done = (q_new <= q_done) | small_step | stuck
+        if snap_tol > 0:  # early deduplication: a start within snap_tol of a converged point takes that point
+            fresh = idx[done & (q_new <= q_done)]
+            for i in fresh:
+                if anchors.shape[0] == 0 or np.min(np.sum((anchors - X[i]) ** 2, axis=1)) >= snap_tol**2:
+                    anchors = np.vstack([anchors, X[i]])
+                    anchor_rows.append(int(i))
+            rest = np.flatnonzero(~done)
+            if rest.size and anchors.shape[0]:
+                d2 = (
+                    np.sum(x_new[rest] ** 2, axis=1)[:, None]
+                    - 2.0 * x_new[rest] @ anchors.T
+                    + np.sum(anchors**2, axis=1)[None, :]
+                )
+                near = np.argmin(d2, axis=1)
+                hit = d2[np.arange(rest.size), near] < snap_tol**2
+                if np.any(hit):
+                    rows, src = idx[rest[hit]], np.asarray(anchor_rows)[near[hit]]
+                    X[rows], g[rows], q[rows] = X[src], g[src], q[src]
+                    done[rest[hit]] = True
+        # a stationary point of q with q at or above tol: a slow point that will not be kept, no further descent
+        rest = np.flatnonzero(~done & (q_new >= tol))
+        if rest.size and gtol > 0:
+            grad = _gradients(jacobian, x_new[rest], g_new[rest], matrix_free)
+            size = np.sqrt(scale[idx[rest]] * np.sum(g_new[rest] ** 2, axis=1))
+            done[rest] = np.sqrt(np.sum(grad * grad, axis=1)) < gtol * size
         active[idx[done]] = False
     return X, q
 
@@ -494,6 +588,7 @@ def find_fixed_points(
     method: str = "auto",
     krylov_rtol: float = 1e-10,
     max_krylov: int = 40,
+    gtol: float = DEFAULT_GTOL,
 ) -> FixedPoints:
     """Fixed and slow points of ``x[t+1] = F(x)`` by minimising ``q = 1/2 ||F(x) - x||^2`` from many starts.
 
@@ -533,6 +628,12 @@ def find_fixed_points(
     max_krylov : int
         Matrix-free only: Krylov vectors per Newton step at most (GMRES is not
         restarted; CGLS steps take at most twice as many iterations).
+    gtol : float
+        A start whose ``q >= tol`` stops at a stationary point of q (a slow
+        point that would not be kept) once ``||grad q|| < gtol ||K|| ||g||``
+        (``||K||`` estimated at the start, see the module docstring); 0 turns
+        the test off. Starts with ``q < tol`` always descend to the stopping
+        speed, so kept slow points are located as precisely as before.
 
     Returns
     -------
@@ -549,6 +650,8 @@ def find_fixed_points(
     krylov_rtol = _checks.positive_float(krylov_rtol, "krylov_rtol")
     max_iter = _checks.positive_int(max_iter, "max_iter")
     max_krylov = _checks.positive_int(max_krylov, "max_krylov")
+    if isinstance(gtol, bool) or not np.isfinite(gtol) or not 0 <= gtol < 1:
+        raise ValueError(f"gtol must be a number in [0, 1); got {gtol!r}")
     n_modes = min(_checks.positive_int(n_modes, "n_modes"), d)
     if method not in METHODS:
         raise ValueError(f"method={method!r} is unknown; choose one of {', '.join(METHODS)}")
@@ -568,6 +671,8 @@ def find_fixed_points(
         max_iter=max_iter,
         krylov_rtol=krylov_rtol,
         max_krylov=max_krylov,
+        gtol=gtol,
+        snap_tol=dedup_tol,
     )
     good = np.flatnonzero(np.isfinite(q) & (q < tol))
     kept, counts = _deduplicate(X[good], q[good], dedup_tol)

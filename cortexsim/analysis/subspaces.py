@@ -8,26 +8,39 @@ and call the smallest rank that predicts as well as the full model the *dimensio
 interaction*; when it is smaller than the target's own dimensionality, the populations talk
 through a communication subspace. What this module implements, step by step:
 
-1. Samples are the (condition, time) points of activity arrays of shape (conditions, time, units)
-   (Semedo et al. used single trials; condition averages or trials both fit the same shape).
-2. Cross-validation folds are whole conditions (``n_folds`` groups of conditions), so the map is
-   judged on conditions it has not seen; each fold centres source and target on its training means.
-3. On the training samples, ridge regression ``B = (X^T X + alpha I)^-1 X^T Y`` (``alpha`` is
-   ``ridge`` times the mean eigenvalue of ``X^T X``, a small regulariser for collinear units;
-   Semedo et al. used ordinary least squares), then RRR of rank r:
-   ``B_r = B V_r V_r^T`` with ``V_r`` the top r right singular vectors of the fitted values
-   ``X B`` (Izenman 1975; Semedo et al., STAR Methods).
+1. Samples are the (trial or condition, time) points of activity arrays of shape
+   (trials or conditions, time, units).
+2. **Single trials** (``conditions`` given, Semedo et al.'s analysis): each trial's activity minus
+   the mean over the trials of its condition at each time step -- the *residuals*, the
+   trial-to-trial fluctuations around the condition's mean response. What the two populations
+   share because the task drives both (the condition means) is removed, so what remains is
+   predicted only through their interaction. Folds are groups of whole trials.
+   **Condition averages** (``conditions`` omitted): the samples are the averages themselves and the
+   folds are groups of conditions. On smooth, noise-free averages every rank keeps predicting a
+   little more of a held-out condition and the folds agree closely (tiny standard errors), so the
+   count tends to the target's signal dimensionality -- inflated as a communication measure
+   (7--17 dimensions on the default run's layers, 8 conditions); the battery uses residuals.
+3. Each fold centres source and target on its training means. On the training samples, ridge
+   regression ``B = (X^T X + alpha I)^-1 X^T Y`` (``alpha`` is ``ridge`` times the mean
+   eigenvalue of ``X^T X``, a small regulariser for collinear units; Semedo et al. used ordinary
+   least squares), then RRR of rank r: ``B_r = B V_r V_r^T`` with ``V_r`` the top r right
+   singular vectors of the fitted values ``X B`` (Izenman 1975; Semedo et al., STAR Methods).
 4. Performance of rank r on a held-out fold: ``1 - ||Y - X B_r||^2 / ||Y - mean_train(Y)||^2``
    (1 - normalised squared error), pooled over folds as a mean, with its standard error over folds.
 5. The dimensionality is the smallest rank whose mean performance is within one standard error
-   of the best rank's (Semedo et al.'s rule).
+   of the best rank's (Semedo et al.'s rule), rank 0 -- predicting the training mean, performance
+   0 -- included: 0 dimensions when the best rank is not more than one standard error above 0 (no
+   detectable communication; on the default circuit's residuals, e.g. L6 -> L4).
 
-The known answer: a target that is a rank-2 linear map of the source plus noise uses 2 dimensions.
+Known answers (tests/test_hallmarks.py): a target that is a rank-2 linear map of the source's
+fluctuations plus noise uses 2 dimensions, with 4 conditions whose means drive both populations
+in 10 shared dimensions; populations whose fluctuations are independent use 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +57,8 @@ class CommunicationResult:
     Attributes
     ----------
     dimensions : int
-        Smallest rank within one standard error of the best (0 when no rank predicts above 0).
+        Smallest rank within one standard error of the best, rank 0 included (0 when the best is not
+        more than one standard error above 0).
     performance : ndarray, shape (max_rank,)
         Cross-validated ``1 - NSE`` of ranks 1 .. max_rank (higher = better prediction; 1 = perfect).
     sem : ndarray, shape (max_rank,)
@@ -52,7 +66,7 @@ class CommunicationResult:
     full_performance : float
         ``performance`` of the full-rank (ridge) map.
     n_folds : int
-        Folds used (groups of conditions).
+        Folds used (groups of trials, or of conditions).
     """
 
     dimensions: int
@@ -106,12 +120,29 @@ def _folds(n_conditions: int, n_folds: int, rng: np.random.Generator | None) -> 
     return [np.sort(f) for f in np.array_split(order, n_folds)]
 
 
+def _residuals(X: np.ndarray, Y: np.ndarray, conditions: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each trial minus the mean of its condition's trials (step 2); checks the labels."""
+    labels = np.asarray(conditions)
+    if labels.shape != (X.shape[0],):
+        raise ValueError(f"conditions must give one label per trial (shape ({X.shape[0]},)); got shape {labels.shape}")
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if np.any(counts < 2):
+        raise ValueError("every condition needs at least 2 trials to form residuals around its mean")
+    out = []
+    for A in (X, Y):
+        means = np.zeros((counts.size, *A.shape[1:]))
+        np.add.at(means, inverse, A)
+        out.append(A - (means / counts[:, None, None])[inverse])
+    return out[0], out[1]
+
+
 def communication_subspace(
     source: np.ndarray,
     target: np.ndarray,
     *,
+    conditions: Any = None,
     max_rank: int | None = None,
-    n_folds: int = 8,
+    n_folds: int | None = None,
     ridge: float = DEFAULT_RIDGE,
     rng: np.random.Generator | None = None,
 ) -> CommunicationResult:
@@ -119,27 +150,35 @@ def communication_subspace(
 
     Parameters
     ----------
-    source : ndarray, shape (conditions, time, units_source)
-    target : ndarray, shape (conditions, time, units_target)
-        The same conditions and time steps.
+    source : ndarray, shape (trials or conditions, time, units_source)
+    target : ndarray, shape (trials or conditions, time, units_target)
+        The same trials (or conditions) and time steps.
+    conditions : array-like, shape (trials,), optional
+        The condition of each trial: the analysis then runs on the residuals around each
+        condition's mean, with folds over trials (Semedo et al.). Omitted: ``source`` and
+        ``target`` are condition averages and the folds are over conditions.
     max_rank : int, optional
         Largest rank tried (default ``min(units_source, units_target, 20)``).
-    n_folds : int
-        Folds over conditions (at most the number of conditions; at least 2).
+    n_folds : int, optional
+        Cross-validation folds (at least 2, at most the trials or conditions; default 10 over trials,
+        8 over conditions).
     ridge : float
         See :data:`DEFAULT_RIDGE`.
     rng : numpy.random.Generator, optional
-        Shuffles the conditions before they are split into folds (default: in order).
+        Shuffles the trials (conditions) before they are split into folds (default: in order).
 
     Returns
     -------
     CommunicationResult
     """
     X, Y = _checks.paired(source, target)
+    if conditions is not None:
+        X, Y = _residuals(X, Y, conditions)
     c = X.shape[0]
     if c < 2:
-        raise ValueError(f"cross-validation over conditions needs at least 2 conditions; got {c}")
-    n_folds = min(_checks.positive_int(n_folds, "n_folds", low=2), c)
+        raise ValueError(f"cross-validation needs at least 2 trials or conditions; got {c}")
+    default_folds = 10 if conditions is not None else 8
+    n_folds = min(_checks.positive_int(default_folds if n_folds is None else n_folds, "n_folds", low=2), c)
     limit = min(X.shape[2], Y.shape[2], 20) if max_rank is None else max_rank
     max_rank = _checks.positive_int(limit, "max_rank", high=min(X.shape[2], Y.shape[2]))
     ridge = float(ridge)
@@ -162,7 +201,7 @@ def communication_subspace(
     perf = scores.mean(axis=0)
     sem = scores.std(axis=0, ddof=1) / np.sqrt(n_folds)
     best = int(np.argmax(perf))
-    if perf[best] <= 0:
+    if perf[best] - sem[best] <= 0:  # rank 0 (the training mean, performance 0) is within one SEM of the peak
         dims = 0
     else:
         dims = int(np.flatnonzero(perf >= perf[best] - sem[best])[0]) + 1
