@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def solve(i: int):
         step, jac = maps[i]
-        return find_fixed_points(step, jac, starts[i], max_iter=battery.FIXED_POINT_MAX_ITER)
+        return find_fixed_points(step, starts[i], max_iter=battery.FIXED_POINT_MAX_ITER, jacobian=jac)
 
     times, results = [], None
     for rep in range(args.repeats):

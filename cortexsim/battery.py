@@ -801,7 +801,7 @@ def fixed_point_rows(
     jitter = 0.05 * float(np.std(probe.states))
     for (label, _), (step, jac) in zip(probe.inputs, probe.maps):
         starts = analysis.sample_starts(probe.states, n_starts, rng, noise_std=jitter)
-        fp = analysis.find_fixed_points(step, jac, starts, max_iter=FIXED_POINT_MAX_ITER)
+        fp = analysis.find_fixed_points(step, starts, max_iter=FIXED_POINT_MAX_ITER, jacobian=jac)
         found[(probe.name, label)] = fp
         row: Row = {
             "model": probe.name,

@@ -98,7 +98,7 @@ def test_linear_map_has_one_fixed_point_with_exact_eigenvalues(method, radius, k
     )
     b = rng.normal(size=d)
     step, jac = linear_map(A, b)
-    fp = find_fixed_points(step, jac, rng.normal(0, 3, (40, d)), method=method)
+    fp = find_fixed_points(step, rng.normal(0, 3, (40, d)), method=method, jacobian=jac)
     assert isinstance(fp, FixedPoints)
     assert fp.n_points == 1 and fp.kinds == (kind,) and fp.n_converged == 40 and fp.counts.tolist() == [40]
     np.testing.assert_allclose(fp.points[0], np.linalg.solve(np.eye(d) - A, b), atol=1e-9)
@@ -113,11 +113,31 @@ def test_linear_map_has_one_fixed_point_with_exact_eigenvalues(method, radius, k
         assert np.isclose(np.linalg.norm(v), 1.0)
 
 
+def test_the_contract_signature_per_state_and_finite_difference_jacobians():
+    """``find_fixed_points(step, x_init, *, jacobian=None, tol=1e-10)``: ``jacobian(x)`` at one state, or none."""
+    Q = np.linalg.qr(np.random.default_rng(5).normal(size=(3, 3)))[0]
+    A = Q @ np.diag([0.9, 0.5, -0.3]) @ Q.T
+    b = np.array([1.0, -2.0, 0.5])
+
+    def step(X):
+        return X @ A.T + b
+
+    want = np.linalg.solve(np.eye(3) - A, b)
+    starts = np.random.default_rng(6).normal(0, 2, (8, 3))
+    for jacobian in (lambda x: A, None):
+        fp = find_fixed_points(step, starts, jacobian=jacobian)
+        assert fp.n_points == 1 and fp.stable.tolist() == [True]
+        np.testing.assert_allclose(fp.points[0], want, atol=1e-8)
+        np.testing.assert_allclose(np.abs(fp.eigenvalues[0]), [0.9, 0.5, 0.3], atol=1e-7)  # sorted by |lambda|
+    unstable = find_fixed_points(lambda X: 2.0 * X, np.ones((2, 3)))
+    assert unstable.stable.tolist() == [False] and unstable.q[0] < 1e-10
+
+
 def test_linear_saddle_is_classified_as_saddle():
     Q = np.linalg.qr(np.random.default_rng(2).normal(size=(4, 4)))[0]
     A = Q @ np.diag([1.4, 0.5, 0.3, -0.2]) @ Q.T
     step, jac = linear_map(A, np.ones(4))
-    fp = find_fixed_points(step, jac, np.zeros((3, 4)))
+    fp = find_fixed_points(step, np.zeros((3, 4)), jacobian=jac)
     assert fp.kinds == ("saddle",)
     np.testing.assert_allclose(fp.eigenvalues[0].real, [1.4, 0.5, 0.3, -0.2], atol=1e-12)
 
@@ -145,7 +165,7 @@ def test_line_attractor_points_lie_on_the_line_and_are_marginal(method):
         return (lambda V: np.einsum("nij,nj->ni", J, V), lambda V: np.einsum("nij,ni->nj", J, V))
 
     starts = rng.normal(0, 2, (60, d))
-    fp = find_fixed_points(step, Jacobian(full, linearize), starts, method=method)
+    fp = find_fixed_points(step, starts, method=method, jacobian=Jacobian(full, linearize))
     assert fp.n_points >= 40  # distinct points along the line (starts project to different places)
     assert set(fp.kinds) == {"marginal"}
     along = fp.points @ Q[:, 0]
@@ -164,7 +184,7 @@ def test_three_bit_flip_flop_recovers_all_eight_stable_points(method):
     step, jac, P = flip_flop(w)
     rng = np.random.default_rng(4)
     starts = sample_starts(trajectories(step, rng.normal(0, 1.5, (100, 3)), 20, rng), 1000, rng, noise_std=0.5)
-    fp = find_fixed_points(step, jac, starts, method=method)
+    fp = find_fixed_points(step, starts, method=method, jacobian=jac)
     x_star = brentq(lambda x: np.tanh(w * x) - x, 0.1, 2.0)
     truth, kinds = [], []
     for signs in itertools.product([-1, 0, 1], repeat=3):
@@ -196,7 +216,7 @@ def test_slow_point_is_found_where_no_fixed_point_exists(method):
         return X + X**2 + c
 
     jac = Jacobian(lambda X: (1 + 2 * X)[:, :, None], lambda X: (lambda V: (1 + 2 * X) * V, lambda V: (1 + 2 * X) * V))
-    fp = find_fixed_points(step, jac, np.linspace(-0.5, 0.5, 11)[:, None], method=method, dedup_tol=1e-4)
+    fp = find_fixed_points(step, np.linspace(-0.5, 0.5, 11)[:, None], method=method, dedup_tol=1e-4, jacobian=jac)
     assert fp.n_points == 1
     np.testing.assert_allclose(fp.points[0], [0.0], atol=1e-9)  # dq/dx = 2 x (x^2 + c) = 0 only at x = 0
     np.testing.assert_allclose(fp.q, [0.5 * c**2], rtol=1e-3)
@@ -205,7 +225,7 @@ def test_slow_point_is_found_where_no_fixed_point_exists(method):
 
 def test_no_fixed_point_gives_an_empty_result():
     step, jac = linear_map(np.eye(2), np.ones(2))  # x' = x + 1: q = 1 everywhere
-    fp = find_fixed_points(step, jac, np.zeros((5, 2)))
+    fp = find_fixed_points(step, np.zeros((5, 2)), jacobian=jac)
     assert fp.n_points == 0 and fp.points.shape == (0, 2) and fp.eigenvalues.shape == (0, 2)
     assert fp.n_converged == 0 and fp.n_starts == 5
     assert "0 points" in repr(fp)
@@ -312,7 +332,7 @@ def test_rate_network_fixed_point_is_where_the_simulation_settles():
     for _ in range(3000):
         settled = step(settled)
     for method in METHODS:
-        fp = find_fixed_points(step, jac, starts, method=method)
+        fp = find_fixed_points(step, starts, method=method, jacobian=jac)
         assert fp.n_points == 1 and fp.kinds == ("stable",) and fp.counts.sum() == 200
         np.testing.assert_allclose(fp.points[0], settled[0], atol=1e-6)
         assert np.abs(fp.eigenvalues[0, 0]) < 1
@@ -350,8 +370,8 @@ def test_ann_fixed_points_dense_and_matrix_free_agree():
     step, jac = ann_map(model, np.array([0.0, 0.0, 1.0]))
     rng = np.random.default_rng(15)
     starts = sample_starts(trajectories(step, rng.normal(0, 0.5, (30, 12)), 40, rng), 300, rng, noise_std=0.1)
-    a = find_fixed_points(step, jac, starts, method="dense")
-    b = find_fixed_points(step, jac, starts, method="matrix-free")
+    a = find_fixed_points(step, starts, method="dense", jacobian=jac)
+    b = find_fixed_points(step, starts, method="matrix-free", jacobian=jac)
     # points the GRU can reach (|h| <= 1); far outside, saturated gates (z = 1) make continua of slow points
     inside_a, inside_b = (np.all(np.abs(r.points) <= 1.0, axis=1) for r in (a, b))
     assert inside_a.sum() >= 1 and inside_a.sum() == inside_b.sum()
@@ -382,7 +402,7 @@ def test_mode_loadings_are_shares_of_the_squared_norm():
     assert two == pytest.approx({"first": 0.5, "second": 0.5})
     net = small_network()
     step, jac = rate_map(net, np.zeros(3))
-    fp = find_fixed_points(step, jac, net.params["x0"][None].astype(float))
+    fp = find_fixed_points(step, net.params["x0"][None].astype(float), jacobian=jac)
     groups = {p.name: p.slice for p in net.connectome.populations}
     loads = mode_loadings(fp.modes[0, :, 0], groups)
     assert set(loads) == set(groups) and sum(loads.values()) == pytest.approx(1.0)
@@ -392,21 +412,21 @@ def test_mode_loadings_are_shares_of_the_squared_norm():
 def test_bad_input_is_reported_clearly():
     step, jac = linear_map(0.5 * np.eye(2), np.zeros(2))
     with pytest.raises(ValueError, match="2-D array"):
-        find_fixed_points(step, jac, np.zeros(2))
+        find_fixed_points(step, np.zeros(2), jacobian=jac)
     with pytest.raises(ValueError, match="NaN"):
-        find_fixed_points(step, jac, np.array([[np.nan, 0.0]]))
+        find_fixed_points(step, np.array([[np.nan, 0.0]]), jacobian=jac)
     with pytest.raises(ValueError, match="shape of X"):
-        find_fixed_points(lambda X: X[:, :1], jac, np.zeros((3, 2)))
+        find_fixed_points(lambda X: X[:, :1], np.zeros((3, 2)), jacobian=jac)
     with pytest.raises(ValueError, match="jacobian"):
-        find_fixed_points(step, lambda X: np.zeros((X.shape[0], 2)), np.zeros((3, 2)), method="dense")
+        find_fixed_points(step, np.zeros((3, 2)), method="dense", jacobian=lambda x: np.zeros(2))
     with pytest.raises(ValueError, match="method"):
-        find_fixed_points(step, jac, np.zeros((3, 2)), method="newton")
+        find_fixed_points(step, np.zeros((3, 2)), method="newton", jacobian=jac)
     with pytest.raises(ValueError, match="linearize"):
-        find_fixed_points(step, jac.full, np.zeros((3, 2)), method="matrix-free")
+        find_fixed_points(step, np.zeros((3, 2)), method="matrix-free", jacobian=jac.full)
     with pytest.raises(ValueError, match="tol"):
-        find_fixed_points(step, jac, np.zeros((3, 2)), tol=-1.0)
+        find_fixed_points(step, np.zeros((3, 2)), tol=-1.0, jacobian=jac)
     with pytest.raises(ValueError, match="kind"):
-        find_fixed_points(step, jac, np.zeros((3, 2))).of_kind("attractor")
+        find_fixed_points(step, np.zeros((3, 2)), jacobian=jac).of_kind("attractor")
     with pytest.raises(ValueError, match="3-D"):
         sample_starts(np.zeros((5, 2)), 3, np.random.default_rng(0))
     with pytest.raises(ValueError, match="noise_std"):
@@ -451,10 +471,10 @@ def test_early_deduplication_keeps_counts_and_points(method):
     step, jac, P = flip_flop(2.0)
     rng = np.random.default_rng(4)
     starts = (P @ rng.choice([-1.0, 1.0], size=(3, 400))).T + 0.05 * rng.normal(size=(400, 3))
-    fp = find_fixed_points(step, jac, starts, method=method)
+    fp = find_fixed_points(step, starts, method=method, jacobian=jac)
     stable = fp.of_kind("stable")
     assert stable.shape[0] == 8 and fp.counts.sum() == fp.n_converged == 400
-    off = find_fixed_points(step, jac, starts, method=method, dedup_tol=1e-12)  # no merging before the end
+    off = find_fixed_points(step, starts, method=method, dedup_tol=1e-12, jacobian=jac)  # no merging before the end
     gap = np.linalg.norm(off.of_kind("stable")[:, None] - stable[None], axis=2)
     assert gap.min(axis=1).max() < 1e-7 and gap.min(axis=0).max() < 1e-7  # the same 8 points (q < 1e-16: ~1e-8 apart)
     assert off.n_points > 8  # (without merging, duplicates stay apart: the test can tell)
@@ -475,11 +495,11 @@ def test_stationarity_stop_ends_descents_on_slow_points_that_are_not_kept():
 
     jac = Jacobian(lambda X: (1 + 2 * X)[:, :, None], linearize)
     starts = np.linspace(-0.5, 0.5, 11)[:, None]
-    fp = find_fixed_points(step, jac, starts, method="matrix-free")
+    fp = find_fixed_points(step, starts, method="matrix-free", jacobian=jac)
     with_stop = calls["n"]
     calls["n"] = 0
-    fp_off = find_fixed_points(step, jac, starts, method="matrix-free", gtol=0.0)
+    fp_off = find_fixed_points(step, starts, method="matrix-free", gtol=0.0, jacobian=jac)
     assert fp.n_points == fp_off.n_points == 0  # nothing below tol either way
     assert with_stop < calls["n"]
     with pytest.raises(ValueError, match="gtol"):
-        find_fixed_points(step, jac, starts, gtol=1.5)
+        find_fixed_points(step, starts, gtol=1.5, jacobian=jac)

@@ -78,7 +78,7 @@ def test_the_resting_loop_has_one_fixed_point_the_start_posture_and_it_is_the_ar
     layout = loop_layout(rest)
     X = loop_states(rest, trajectory.states, arm).reshape(-1, layout["sensors"].stop)
     step, jac = arm_loop_map(rest, u)
-    fp = find_fixed_points(step, jac, X[::10], tol=1e-12)
+    fp = find_fixed_points(step, X[::10], tol=1e-12, jacobian=jac)
     assert fp.n_points == 1 and fp.kinds == ("saddle",)
     point = fp.points[0]
     np.testing.assert_allclose(point[layout["arm"]][:2], rest.body.start_posture, atol=1e-6)

@@ -22,7 +22,7 @@ Decoding (:mod:`.decoding`)
     ``decode_kinematics(X, positions, *, dt, n_folds=5, alphas=..., rng=None) -> DecodingResult``
 
 Fixed and slow points (:mod:`.fixed_points`)
-    ``find_fixed_points(step, jacobian, starts, *, tol=1e-12, max_iter=200, dedup_tol=1e-3) -> FixedPoints``
+    ``find_fixed_points(step, x_init, *, jacobian=None, tol=1e-10, max_iter=200, dedup_tol=1e-3) -> FixedPoints``
     ``rate_map(net, u)``, ``ann_map(model, u) -> (step, Jacobian)``  (a model under constant input)
     ``sample_starts(states, n, rng, noise_std=0.0)``, ``mode_loadings(modes, groups) -> dict``
     ``speed_and_gradient(step, jacobian, X) -> (q, grad q)``

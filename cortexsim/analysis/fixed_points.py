@@ -34,7 +34,7 @@ starts are descended at once, each with its own step control:
   failed goes straight to Levenberg-Marquardt, retrying Newton every fourth
   iteration.
 
-A start stops once ``q < 1e-4 tol``, when its step becomes negligible, when
+A start stops once ``q < 1e-4 min(tol, 1e-12)``, when its step becomes negligible, when
 no damping lowers q (a local minimum: a slow point, or a failure if ``q >=
 tol``), when it comes within ``dedup_tol`` of a point another start has
 already converged to (early deduplication: it takes that point, as the final
@@ -152,6 +152,13 @@ class FixedPoints:
         """Number of distinct points."""
         return int(self.points.shape[0])
 
+    @property
+    def stable(self) -> np.ndarray:
+        """Ndarray of bool, shape (n_points,): every ``|lambda| < 1`` at the point."""
+        if self.eigenvalues.size == 0:
+            return np.zeros(self.n_points, bool)
+        return np.all(np.abs(self.eigenvalues) < 1.0, axis=1)
+
     def of_kind(self, kind: str) -> np.ndarray:
         """The points classified as ``kind``, shape (n, d)."""
         if kind not in KINDS:
@@ -192,6 +199,30 @@ def _call_jacobian(jacobian: Callable[[np.ndarray], np.ndarray], X: np.ndarray) 
             f"jacobian(X) must return an array of shape {(n, d, d)} for X of shape {X.shape}; got {out.shape}"
         )
     return out
+
+
+def _as_jacobian(jacobian, step: Step) -> Jacobian:
+    """``jacobian`` as a :class:`Jacobian`: per-state callables batched, None by finite differences of ``step``."""
+    if isinstance(jacobian, Jacobian):
+        return jacobian
+    if jacobian is None:
+        return Jacobian(lambda X: _finite_difference_jacobian(step, X))
+    if not callable(jacobian):
+        raise TypeError(f"jacobian must be a callable x -> (d, d), a Jacobian or None; got {type(jacobian).__name__}")
+    return Jacobian(lambda X: np.stack([np.asarray(jacobian(x), dtype=float) for x in X]))
+
+
+def _finite_difference_jacobian(step: Step, X: np.ndarray, rel: float = 1e-6) -> np.ndarray:
+    """Centred finite-difference Jacobians of ``step`` at the rows of ``X``, shape (n, d, d)."""
+    n, d = X.shape
+    h = rel * np.maximum(1.0, np.abs(X))  # (n, d)
+    J = np.empty((n, d, d))
+    for j in range(d):
+        plus, minus = X.copy(), X.copy()
+        plus[:, j] += h[:, j]
+        minus[:, j] -= h[:, j]
+        J[:, :, j] = (_call_step(step, plus) - _call_step(step, minus)) / (2.0 * h[:, j, None])
+    return J
 
 
 def _chunk_size(d: int) -> int:
@@ -451,7 +482,7 @@ def _minimise(
     mu = 1e-3 * scale
     nu = np.full(n, 2.0)
     eta = np.full(n, 0.1)
-    q_done = tol * 1e-4  # well below the acceptance threshold, so duplicates coincide closely
+    q_done = min(tol, 1e-12) * 1e-4  # well below the acceptance threshold, so duplicates coincide closely
     active = q > q_done
     newton_failed = np.zeros(n, bool)
     anchors, anchor_rows = np.empty((0, d)), []  # converged points so far (for snap_tol) and their rows
@@ -577,10 +608,10 @@ def _deduplicate(X: np.ndarray, q: np.ndarray, dedup_tol: float) -> tuple[np.nda
 
 def find_fixed_points(
     step: Step,
-    jacobian: Callable[[np.ndarray], np.ndarray] | Jacobian,
-    starts: np.ndarray,
+    x_init: np.ndarray,
     *,
-    tol: float = 1e-12,
+    jacobian: Callable[[np.ndarray], np.ndarray] | Jacobian | None = None,
+    tol: float = 1e-10,
     max_iter: int = 200,
     dedup_tol: float = 1e-3,
     marginal_tol: float = 1e-3,
@@ -603,14 +634,18 @@ def find_fixed_points(
     step : callable
         ``step(X)``: states (n, d) -> ``F(X)`` (n, d), vectorised over rows;
         the map under a constant input (see :func:`rate_map`, :func:`ann_map`).
-    jacobian : callable or Jacobian
-        ``jacobian(X)``: states (n, d) -> ``dF/dx`` (n, d, d). A
-        :class:`Jacobian` with ``linearize`` also allows the matrix-free solver.
-    starts : ndarray, shape (n_starts, d)
+    x_init : ndarray, shape (n_starts, d)
         Initial states, e.g. from :func:`sample_starts`.
+    jacobian : callable or Jacobian, optional
+        ``jacobian(x)``: one state (d,) -> ``dF/dx`` (d, d); or a :class:`Jacobian`, whose
+        ``full`` is batched (states (n, d) -> (n, d, d)) and whose ``linearize`` also allows
+        the matrix-free solver (:func:`rate_map`, :func:`ann_map` and
+        :func:`~cortexsim.analysis.loop_map.arm_loop_map` return one).  None: centred finite
+        differences of ``step`` (2 d extra evaluations per state; for small maps).
     tol : float
         Points with ``q < tol`` are kept (state units squared per step squared).
-        Starts stop early once ``q < 1e-4 tol``.
+        Starts stop early once ``q < 1e-4 min(tol, 1e-12)`` (so raising ``tol`` keeps more slow
+        points without locating the fixed points less precisely).
     max_iter : int
         Levenberg-Marquardt iterations per start at most.
     dedup_tol : float
@@ -642,8 +677,9 @@ def find_fixed_points(
         (sorted by modulus, descending), kinds, slowest modes and counts.
         Empty (``n_points == 0``) when no start reaches ``q < tol``.
     """
-    starts = _states(starts, "starts")
+    starts = _states(x_init, "x_init")
     n, d = starts.shape
+    jacobian = _as_jacobian(jacobian, step)
     tol = _checks.positive_float(tol, "tol")
     dedup_tol = _checks.positive_float(dedup_tol, "dedup_tol")
     marginal_tol = _checks.positive_float(marginal_tol, "marginal_tol")
