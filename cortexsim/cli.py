@@ -214,11 +214,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.data and any(value is not None for value in loader.values()):
         given = next(k for k, value in loader.items() if value is not None)
         raise CortexsimError(f"--{given.replace('_', '-')}: describes the --data file; give --data FILE too")
+    run_cc = config.compare  # the run's own [compare] sets what the command line does not
     cc = _section(
         "compare",
         CompareConfig,
         n_pcs=args.n_pcs,
         n_null=args.n_null,
+        n_surrogates=run_cc.n_surrogates if args.n_surrogates is None else args.n_surrogates,
+        fixed_point_starts=run_cc.fixed_point_starts if args.fixed_point_starts is None else args.fixed_point_starts,
         data=str(Path(args.data).resolve()) if args.data else "",
         **loader,
     )
@@ -502,6 +505,16 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--condition-column", help=".nwb: trials column that defines conditions (default condition)")
     k.add_argument("--n-pcs", type=int, default=10, help="PCs each activity is reduced to (default 10)")
     k.add_argument("--n-null", type=int, default=20, help="condition shuffles per pair (default 20)")
+    k.add_argument(
+        "--n-surrogates",
+        type=int,
+        help="TME, CFR and CMPT surrogates per activity for the p-values (default: the run's [compare] n_surrogates)",
+    )
+    k.add_argument(
+        "--fixed-point-starts",
+        type=int,
+        help="starts per input of the fixed-point search (default: the run's [compare] fixed_point_starts)",
+    )
     k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
     k.set_defaults(func=cmd_compare)
 
