@@ -552,10 +552,11 @@ class CompareConfig:
     n_surrogates : int
         TME, CFR and CMPT surrogates per activity for the null p-values of every score and of
         the jPCA ratio (0 for none, at most :data:`MAX_NULL`). p-values cannot go below
-        1 / (n + 1): 99 resolve p = 0.01 (``summary.md`` states the floor next to every p-value).
-        On the default run 99 cost about 53 s of the compare stage (18 s drawing the surrogates of
-        the 4 models, 26 s scoring the 28 model and layer pairs against them, 10 s of jPCA nulls;
-        10 surrogates: about 6 s), one core at load 2.5, 2026-12-01.
+        1 / (n + 1): the default 10 resolve p = 0.09 at best, 99 would resolve 0.01
+        (``summary.md`` states the floor next to every p-value).  The default stays 10: a part-by-
+        part estimate put 99 at about 53 s of the compare stage, but a whole `cortexsim compare`
+        with 99 ran for over 30 minutes at load 5-7 and comparing the smoke run with data for over
+        10 (2026-12-01); raise it for a real test when the time is there.
     fixed_point_starts : int
         Trajectory-sampled starts per model and constant input for the fixed-point search
         (0: no fixed points). 200 cost about 35 s of the compare stage on the default run (rate
@@ -576,7 +577,7 @@ class CompareConfig:
     window: tuple[float, ...] | None = None
     smooth_sd: float | None = None
     condition_column: str | None = None
-    n_surrogates: int = 99
+    n_surrogates: int = 10
     fixed_point_starts: int = 200
 
     def __post_init__(self) -> None:
