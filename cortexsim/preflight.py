@@ -86,6 +86,7 @@ from pathlib import Path
 import numpy as np
 
 from .anatomy import TASK_INPUT_GROUPS, circuit_spec
+from .assembly import check_effector
 from .config import Config
 from .errors import ConfigError, CortexsimError
 
@@ -702,11 +703,7 @@ def check_spiking(config: Config) -> None:
         function that the offset calibration cannot fit (fewer than 3 of its grid inputs in 2-50 Hz),
         or ``cpp_standalone`` for a twin that drives the arm.
     """
-    if config.effector.arm and config.spiking.target == "cpp_standalone":
-        raise ConfigError(
-            'spiking.target = "cpp_standalone" with effector.kind = "arm26": the twin steps the arm from Python '
-            'every task step, which a standalone binary cannot; set [spiking] target = "auto" (cython) or "numpy"'
-        )
+    check_effector(config)  # what [effector] asks of [spiking] (an arm twin's target) is said there
     spec = circuit_spec(config)
     sim_dt, task_dt = config.spiking.dt, config.task.dt
     slowest = min(spec.populations, key=lambda p: p.tau)

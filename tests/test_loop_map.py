@@ -1,5 +1,6 @@
 """The closed loop as one map (circuit, arm, delay lines): it is the loop, and its Jacobian is exact."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -23,6 +24,13 @@ def net():
     return net
 
 
+def _with_feedback(net, **changes):
+    """A copy of ``net`` whose body's feedback has ``changes`` (the module's network stays as it is)."""
+    new = copy.copy(net)
+    new.body = replace(net.body, feedback=replace(net.body.feedback, **changes))
+    return new
+
+
 def _constant_batch(u: np.ndarray, n_steps: int) -> TrialBatch:
     inputs = np.broadcast_to(u, (2, n_steps, u.size)).copy()
     return TrialBatch(inputs, np.zeros((2, n_steps, 2)), np.ones((2, n_steps, 1)), 0.01, {})
@@ -31,8 +39,7 @@ def _constant_batch(u: np.ndarray, n_steps: int) -> TrialBatch:
 def test_the_map_is_the_closed_loop(net):
     """Applied to the loop's state at t, the map gives the loop's state at t + 1 (feedback, delays and all)."""
     u = np.array([np.cos(0.7), np.sin(0.7), 0.0])
-    quiet = replace(net.body, feedback=replace(net.body.feedback, proprioception_noise=0.0, vision_noise=0.0))
-    net.body = quiet
+    net = _with_feedback(net, proprioception_noise=0.0, vision_noise=0.0)
     trajectory = net.simulate_loop(_constant_batch(u, 40))
     arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
     X = loop_states(net, trajectory.states, arm)
@@ -46,7 +53,7 @@ def test_the_map_is_the_closed_loop(net):
 
 @pytest.mark.parametrize("feedback", [True, False])
 def test_the_jacobian_is_exact(net, feedback):
-    net.body = replace(net.body, feedback=replace(net.body.feedback, enabled=feedback))
+    net = _with_feedback(net, enabled=feedback)
     u = np.array([0.0, 1.0, 0.0])
     trajectory = net.simulate_loop(_constant_batch(u, 30))
     arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)

@@ -124,10 +124,8 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     def parts(X: np.ndarray):
         X = np.asarray(X, float)
         x, s = X[:, :n], np.ascontiguousarray(X[:, n : n + 10])
-        r = phi(x.copy()) * keep
-        y = r[:, out_idx] @ w_out.T + b_out
-        sig = 1.0 / (1.0 + np.exp(-y))
-        return X, x, s, r, sig
+        y = (phi(x[:, out_idx].copy()) * keep[out_idx]) @ w_out.T + b_out  # the readout units only
+        return X, x, s, 1.0 / (1.0 + np.exp(-y))
 
     def advance(s: np.ndarray, e: np.ndarray):
         m = s.shape[0]
@@ -138,7 +136,7 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
         return nxt, z, tape
 
     def step(X: np.ndarray) -> np.ndarray:
-        X, x, s, _, sig = parts(X)
+        X, x, s, sig = parts(X)
         nxt, z, _ = advance(s, floor + (1.0 - floor) * sig)
         out = np.empty_like(X)
         out[:, :n] = circuit_step(x) + (X[:, sensors] - offset) @ fb_gain.T
@@ -149,7 +147,7 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
     def blocks(X: np.ndarray):
         """Per state: phi', P_s = ds'/ds (m,10,10), P_e = ds'/de (m,10,6), de/dy (m,6), S = dz'/ds' (m,14,10)."""
-        X, x, s, _, sig = parts(X)
+        X, x, s, sig = parts(X)
         m = X.shape[0]
         nxt, _, tape = advance(s, floor + (1.0 - floor) * sig)
         P_s, P_e = np.empty((m, 10, 10)), np.empty((m, 10, 6))

@@ -39,7 +39,7 @@ from ..closed_loop import ArmLoop, ArmRateNetwork, LoopNoise
 from ..tasks import TrialBatch
 from . import decode
 from .mapping import SpikingParams
-from .network import simulate_loop
+from .network import best_target, simulate_loop
 from .result import TwinResult, fidelity_metrics, flat_batch
 
 READOUT_TAU = 0.020
@@ -52,11 +52,9 @@ def loop_target(target: str) -> str:
     ``"auto"`` and ``"cpp_standalone"`` become ``"cython"`` when a C++ compiler works, else ``"numpy"``
     (a standalone binary cannot call the arm).
     """
-    import shutil
-
     if target in ("numpy", "cython"):
         return target
-    return "cython" if (shutil.which("g++") or shutil.which("c++")) else "numpy"
+    return "cython" if best_target() == "cpp_standalone" else "numpy"  # a compiler works
 
 
 def run_arm_params(
