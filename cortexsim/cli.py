@@ -118,6 +118,13 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_jobs(config) -> int:
+    """``cortexsim run``'s default ``--jobs``: the cores available, at most one per ANN plus the circuit."""
+    from .workers import available_cores
+
+    return max(1, min(available_cores(), 1 + len(config.ann.archs)))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`cortexsim run`: the whole pipeline, after every preflight check (exit status)."""
     from . import pipeline
@@ -132,12 +139,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = pipeline.run_folder(config, new=args.force)
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
-    preflight.check(config, out, force=args.force)  # before any folder or file is created
+    if args.jobs is not None and not 1 <= args.jobs <= MAX_WORKERS:
+        raise CortexsimError(f"--jobs {args.jobs}: use a whole number from 1 to {MAX_WORKERS}")
+    jobs = args.jobs if args.jobs is not None else default_jobs(config)
+    preflight.check(config, out, force=args.force, jobs=jobs)  # before any folder or file is created
     if not args.out:
         print(f"output folder: {out}")
     try:
         with store.hold_folder(out, _command_line("run", args)):
-            run_file = pipeline.run_experiment(config, out, force=args.force)
+            run_file = pipeline.run_experiment(config, out, force=args.force, jobs=jobs)
     except KeyboardInterrupt:
         again = " ".join(["cortexsim run", *([args.config] if args.config else []), "--out", str(out)])
         print(f"cortexsim: interrupted; rerun `{again}` to continue where it stopped", file=sys.stderr)
@@ -447,6 +457,13 @@ def parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="exit with status 1 when a trained model misses the [quality] bars of its task",
+    )
+    r.add_argument(
+        "--jobs",
+        type=int,
+        help="stages computed at the same time: the ANN baselines train in JOBS - 1 worker processes "
+        "next to the circuit (default: the cores available, at most 1 + the number of ANNs; "
+        "the numbers do not depend on it)",
     )
     r.set_defaults(func=cmd_run)
 

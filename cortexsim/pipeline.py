@@ -64,6 +64,7 @@ from .spiking.network import best_target
 from .spiking.twin import TwinResult, run_twin
 from .tasks import TrialBatch
 from .train import Trainable, TrainState, new_state, train
+from .workers import WorkerPool
 
 LOG = logging.getLogger(__name__)
 """Progress of the stages (INFO), their warnings (WARNING)."""
@@ -215,7 +216,12 @@ def _completed(run_file: Path, config: Config, force: bool, upstream: Path | Non
 
 
 def run_experiment(
-    config: Config, out_dir: str | Path, log: Log | None = None, force: bool = False, upstream: str | Path | None = None
+    config: Config,
+    out_dir: str | Path,
+    log: Log | None = None,
+    force: bool = False,
+    upstream: str | Path | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Run every stage of the pipeline and write ``out_dir/run.h5``, ``figures/`` and ``summary.md``.
 
@@ -228,19 +234,28 @@ def run_experiment(
     config : Config
     out_dir : str or Path
     log : callable, optional
-        Receives progress lines (default: the ``cortexsim.pipeline`` logger).
+        Receives progress lines (default: the ``cortexsim.pipeline`` logger).  With ``jobs``
+        > 1 it is also called from a helper thread (for the workers' lines).
     force : bool
         Recompute every stage even if ``out_dir/run.h5`` holds a run.
     upstream : str or Path, optional
         A finished run file whose stages with matching keys (:func:`stages`) seed a new
         ``out_dir/run.h5`` -- e.g. the intact run a lesion run is derived from, so the
         network is trained once.  Ignored when ``out_dir/run.h5`` exists.
+    jobs : int
+        Stages computed at the same time.  With ``jobs`` > 1 the ANN baselines train in
+        ``jobs - 1`` spawned worker processes (:mod:`cortexsim.workers`) while this process
+        trains the circuit and runs its twin; they need nothing the circuit's stages make.
+        This process alone writes the run file, and the numbers are the same for any
+        ``jobs`` (each stage seeds its own generators from the config).
 
     Returns
     -------
     Path
         The run file.
     """
+    if jobs < 1:
+        raise ConfigError(f"jobs = {jobs}: run at least one stage at a time (jobs >= 1)")
     out_dir = Path(out_dir)
     say = log or LOG.info
 
@@ -252,16 +267,14 @@ def run_experiment(
     with StickyInterrupt() as sticky:
         done = _completed(ctx.run_file, config, force, Path(upstream) if upstream else None, ctx.log)
         recomputed: set[str] = set()
-        timings = []
-        for stage in stages(config):
-            if stage.name in done and not recomputed.intersection(stage.after):
-                ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
-                timings.append((stage.name, done[stage.name]["seconds"], "reused"))
-                continue
-            ctx.log(f"[{stage.name}]")
-            t0 = time.perf_counter()
-            output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
-            seconds = time.perf_counter() - t0
+        timings: list[tuple[str, float, str]] = []
+        plan = stages(config)
+        # ANN stages read nothing earlier stages write (after = ()): whether they run is known now
+        background = [s for s in plan if s.name.startswith("ann:") and s.name not in done] if jobs > 1 else []
+        pool = WorkerPool(min(jobs - 1, len(background)), say) if background else None
+        written_by_worker: set[str] = set()
+
+        def record(stage: Stage, output: StageOutput, seconds: float, how: str) -> None:
             with store.open_for_update(ctx.run_file) as f:
                 store.write_stage(
                     f,
@@ -272,8 +285,45 @@ def run_experiment(
                     metrics=list(output.metrics),
                 )
             recomputed.add(stage.name)
-            timings.append((stage.name, seconds, "ran"))
-            sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
+            timings.append((stage.name, seconds, how))
+
+        def collect(stage: Stage) -> None:
+            """Write a worker's finished ANN stage (waiting for it), as :func:`_stage_ann` would."""
+            run, seconds = pool.result(stage.name)
+            ctx.log(f"[{stage.name}] finished in a worker process ({seconds:.1f} s)")
+            names = write_ann_run(config, run, ctx.run_file, ctx.figures, ctx.log)
+            record(stage, StageOutput((f"ann/{run.arch}",), tuple(names)), seconds, "ran in a worker")
+            written_by_worker.add(stage.name)
+
+        try:
+            if pool is not None:
+                ctx.log(
+                    f"training {', '.join(s.name for s in background)} in {pool.slots} worker process(es) "
+                    f"next to this one (jobs = {jobs})"
+                )
+                for stage in background:
+                    pool.submit(stage.name, _ann_job, config, stage.name.split(":")[1])
+            for stage in plan:
+                if stage.name in written_by_worker:
+                    continue
+                if stage.name in done and not recomputed.intersection(stage.after):
+                    ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
+                    timings.append((stage.name, done[stage.name]["seconds"], "reused"))
+                    continue
+                if stage in background:
+                    collect(stage)
+                    continue
+                ctx.log(f"[{stage.name}]")
+                t0 = time.perf_counter()
+                output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
+                record(stage, output, time.perf_counter() - t0, "ran")
+                sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
+                for finished in [s for s in background if pool is not None and s.name in pool.done()]:
+                    collect(finished)  # write what the workers finished, so an interruption keeps it
+                    sticky.check()
+        finally:
+            if pool is not None:
+                pool.close()
         if config.export.nwb:  # [export] nwb = true: the twin as NWB next to the run file (not a stage: rewritten)
             from .export import export_nwb
 
@@ -562,8 +612,40 @@ _RUNNERS = {
 }
 
 
-def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
-    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>``; returns the metric names."""
+@dataclass(frozen=True)
+class AnnRun:
+    """One trained and evaluated ANN baseline, before anything is written (see :func:`ann_run`).
+
+    Attributes
+    ----------
+    arch : str
+        ``"rnn"``, ``"gru"`` or ``"lstm"``.
+    results : Evaluation
+        Its held-out metrics and evaluation-set activity (hidden states).
+    params : dict of str to ndarray
+        The trained parameters (best validation iteration).
+    metrics : dict of str to float
+        ``ann_<arch>_*`` metrics, with the training time, iterations and budget flag.
+    attrs : dict
+        Attributes of ``/ann/<arch>`` (config, size, iterations, effector).
+    arm : dict of str to ndarray or None
+        On an arm run, the arm it moved on the evaluation set (:func:`_effector_arrays`).
+    """
+
+    arch: str
+    results: Evaluation
+    params: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    attrs: dict
+    arm: dict[str, np.ndarray] | None
+
+
+def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
+    """Train ANN baseline ``arch`` on the run's task and evaluate it; nothing is written.
+
+    A pure function of ``config`` and ``arch`` (its generators are seeded from the config), so
+    it gives the same numbers in the pipeline's own process or in a worker process.
+    """
     log = log or LOG.info
     model, state = train_ann(config, arch, log)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -575,30 +657,41 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
         f"ann_{arch}_train_iterations": float(state.iteration),
         f"ann_{arch}_budget_hit": float(state.budget_hit),
     }
+    attrs = {
+        "config": config.to_toml(),
+        "n_hidden": config.ann.n_hidden,
+        "iterations": state.iteration,
+        "train_seconds": state.elapsed,
+        "effector": "arm26" if arm is not None else "kinematic",
+    }
+    return AnnRun(arch, results, dict(model.params), written, attrs, arm)
+
+
+def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
+    """Write ``/ann/<arch>``, its metrics and ``trajectories_<arch>.png``; returns the metric names."""
+    log = log or LOG.info
+    results, arch = run.results, run.arch
     with store.open_for_update(run_file) as f:
-        store.write_ann(
-            f,
-            arch,
-            results.states,
-            results.outputs,
-            model.params,
-            {
-                "config": config.to_toml(),
-                "n_hidden": config.ann.n_hidden,
-                "iterations": state.iteration,
-                "train_seconds": state.elapsed,
-                "effector": "arm26" if arm is not None else "kinematic",
-            },
-        )
-        if arm is not None:
-            store.write_effector(f, f"ann/{arch}", arm, config.task.dt)
-        store.write_metrics(f, written, METRICS_TEXT)
+        store.write_ann(f, arch, results.states, results.outputs, run.params, run.attrs)
+        if run.arm is not None:
+            store.write_effector(f, f"ann/{arch}", run.arm, config.task.dt)
+        store.write_metrics(f, run.metrics, METRICS_TEXT)
     plots.save(
         plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
         figures / f"trajectories_{arch}.png",
     )
-    _log_metrics(config, written, log)
-    return list(written)
+    _log_metrics(config, run.metrics, log)
+    return list(run.metrics)
+
+
+def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
+    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>``; returns the metric names."""
+    return write_ann_run(config, ann_run(config, arch, log), run_file, figures, log)
+
+
+def _ann_job(config: Config, arch: str, log: Log) -> AnnRun:
+    """:func:`ann_run` as a :class:`~cortexsim.workers.WorkerPool` job (a module-level function pickles)."""
+    return ann_run(config, arch, log)
 
 
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:

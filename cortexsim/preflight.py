@@ -341,7 +341,9 @@ _ANN_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _ANN_BUFFERS = {"rnn": (7, 9), "gru": (15, 15), "lstm": (15, 15)}  # per hidden unit: training, evaluation
 
 
-def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0) -> MemoryEstimate:
+def estimate_memory(
+    config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0, jobs: int = 1
+) -> MemoryEstimate:
     """Peak resident memory of a run of ``config``, per stage (see the module docstring for the model).
 
     Parameters
@@ -351,6 +353,9 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
         The stages to include, from :data:`STAGES` (``spiking`` and ``ann`` only when the config runs them).
     data_bytes : float
         Size of the recorded data's rates array compared in the ``compare`` stage.
+    jobs : int
+        ``cortexsim run --jobs``: with more than one, up to ``jobs - 1`` ANN worker processes
+        (each as large as the ``ann`` stage) run alongside ``train``, ``rate`` and ``spiking``.
 
     Returns
     -------
@@ -458,6 +463,14 @@ def estimate_memory(config: Config, stages: Iterable[str] = STAGES, data_bytes: 
                 Term("recorded data", 3 * data_bytes, ("compare.data",)),
             ]
         )
+    if jobs > 1 and "ann" in out:
+        workers = min(jobs - 1, len(s.archs))
+        alongside = Term(
+            f"{workers} ANN worker process(es) alongside", workers * sum(t.bytes for t in out["ann"]), ("--jobs",)
+        )
+        for name in ("train", "rate", "spiking"):
+            if name in out:
+                out[name] = [*out[name], alongside]
     return MemoryEstimate(out)
 
 
@@ -474,16 +487,18 @@ def available_memory() -> float:
 
 
 def check_memory(
-    config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0, what: str = "the run"
+    config: Config, stages: Iterable[str] = STAGES, data_bytes: float = 0.0, what: str = "the run", jobs: int = 1
 ) -> MemoryEstimate:
     """Refuse a config whose estimated peak memory exceeds :data:`MEMORY_FRACTION` of the available memory.
+
+    ``jobs`` as for :func:`estimate_memory`.
 
     Raises
     ------
     ConfigError
         Naming the estimate, the stage and the keys that drive it, and the memory available.
     """
-    estimate = estimate_memory(config, stages, data_bytes)
+    estimate = estimate_memory(config, stages, data_bytes, jobs)
     available = available_memory()
     if estimate.peak > MEMORY_FRACTION * available:
         keys = list(dict.fromkeys(k for t in estimate.drivers() for k in t.keys))
@@ -502,6 +517,8 @@ def _value(config: Config, key: str) -> str:
         return f"the trial length ({task.n_steps} steps of task.dt = {task.dt:g} s; see task.delay_max, task.hold)"
     if key == "compare.data":
         return f"the recorded data ({config.compare.data})"
+    if key == "--jobs":
+        return "--jobs (1 trains the ANNs after the circuit, in one process)"
     section, _, name = key.partition(".")
     value = getattr(config.sections[section], name)
     return f"{key} = {value!r}" if isinstance(value, str) else f"{key} = {value}"
@@ -833,7 +850,9 @@ def check_export(config: Config, out_dir: str | Path | None = None) -> None:
         raise ConfigError('export.nwb = true needs the optional package pynwb; pip install "cortexsim[nwb]"')
 
 
-def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str = "the run") -> MemoryEstimate:
+def check(
+    config: Config, out_dir: str | Path, *, force: bool = False, what: str = "the run", jobs: int = 1
+) -> MemoryEstimate:
     """Every check of a ``cortexsim run`` of ``config`` into ``out_dir``, before anything is computed or written.
 
     Parameters
@@ -845,6 +864,8 @@ def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str
         ``--force``: a run file of another config in ``out_dir`` will be replaced.
     what : str
         What is checked, for the messages (``"the run"``, ``"sweep point 3"``).
+    jobs : int
+        ``cortexsim run --jobs`` (the memory of ANN workers running alongside counts).
 
     Returns
     -------
@@ -865,7 +886,7 @@ def check(config: Config, out_dir: str | Path, *, force: bool = False, what: str
     data_bytes = 0.0
     if config.compare.data:
         data_bytes = check_data_file(config.base / config.compare.data, config)
-    estimate = check_memory(config, data_bytes=data_bytes, what=what)
+    estimate = check_memory(config, data_bytes=data_bytes, what=what, jobs=jobs)
     existing = check_run_folder(out_dir, config, force)
     check_writable(out_dir)
     needed = 2 * estimate_disk(config) + DISK_MARGIN - existing

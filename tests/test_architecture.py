@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cortexsim"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("errors", "_validate", "_version", "config", "interrupts")),
+    ("base", ("errors", "_validate", "_version", "config", "interrupts", "workers")),
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
     ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant")),

@@ -780,6 +780,23 @@ def test_spiking_on_a_circuit_only_file_is_refused(tmp_path, capsys, run_file):
     assert run_file.read_bytes() == before
 
 
+@pytest.mark.parametrize("jobs", ["0", "-2", str(10**9), "two"])
+def test_bad_run_jobs_are_refused(tmp_path, capsys, jobs):
+    run_refused(tmp_path, capsys, {"experiment": {"name": "x"}}, "--jobs", extra=("--jobs", jobs))
+
+
+def test_ann_workers_count_in_the_memory_estimate():
+    config = tiny_config(ann={"archs": ["rnn", "gru", "lstm"]})
+    one = preflight.estimate_memory(config, jobs=1)
+    three = preflight.estimate_memory(config, jobs=3)
+    ann = one.stage_bytes("ann")
+    assert three.stage_bytes("train") == pytest.approx(one.stage_bytes("train") + 2 * ann)
+    assert three.stage_bytes("compare") == one.stage_bytes("compare")  # the workers are gone by then
+    assert preflight.estimate_memory(config, jobs=9).stage_bytes("train") == pytest.approx(
+        one.stage_bytes("train") + 3 * ann
+    )  # at most one worker per ANN
+
+
 def test_argparse_errors_are_one_line(capsys):
     assert_refused(main(["run", "--no-such-option"]), capsys.readouterr(), "--no-such-option")
     assert_refused(main(["nonsense"]), capsys.readouterr(), "nonsense")

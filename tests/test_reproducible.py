@@ -13,21 +13,31 @@ from runfiles import contents, differences
 from tiny import SMOKE, tiny_config
 
 from cortexsim import cli
+from cortexsim.assembly import load_experiment
 
 
-def run_smoke(folder: Path) -> Path:
-    assert cli.main(["run", str(SMOKE), "--out", str(folder)]) == 0
+def run_smoke(folder: Path, *args: str) -> Path:
+    assert cli.main(["run", str(SMOKE), "--out", str(folder), *args]) == 0
     return folder / "run.h5"
+
+
+def other_jobs() -> str:
+    """A ``--jobs`` other than the default the shared smoke run used (ANNs in worker processes or not)."""
+    return "1" if cli.default_jobs(load_experiment(SMOKE)) > 1 else "2"
 
 
 @pytest.fixture(scope="module")
 def two_smoke_runs(smoke_run, tmp_path_factory) -> tuple[Path, Path]:
-    """The shared smoke run and a second one, in another folder from another working directory."""
+    """The shared smoke run and a second one, in another folder from another working directory.
+
+    The second one runs with another ``--jobs`` than the first (whose default is the cores
+    available): the numbers must not depend on where the ANNs were trained.
+    """
     root = tmp_path_factory.mktemp("again")
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        return smoke_run / "run.h5", run_smoke(root / "b")
+        return smoke_run / "run.h5", run_smoke(root / "b", "--jobs", other_jobs())
     finally:
         os.chdir(cwd)
 

@@ -1,0 +1,91 @@
+"""Worker processes (cortexsim.workers): results, log lines, errors, Ctrl-C and termination."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from cortexsim.errors import ConfigError
+from cortexsim.workers import WorkerError, WorkerPool, available_cores
+
+
+def _double(x, log):
+    log(f"doubling {x}")
+    log("done")
+    return {"x": x, "twice": 2 * x, "pid": os.getpid()}
+
+
+def _raise_config_error(log):
+    raise ConfigError("[ann] n_hidden = -1: use a positive whole number")
+
+
+def _die(code, log):
+    os._exit(code)
+
+
+def _sleep(seconds, log):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_results_and_log_lines_come_back_from_another_process():
+    lines = []
+    with WorkerPool(2, lines.append) as pool:
+        for i in range(3):  # more jobs than processes: they queue
+            pool.submit(f"job{i}", _double, i)
+        results = [pool.result(f"job{i}") for i in range(3)]
+    assert [r["twice"] for r, _ in results] == [0, 2, 4]
+    assert all(r["pid"] != os.getpid() for r, _ in results)
+    assert all(seconds >= 0 for _, seconds in results)
+    assert sorted(lines) == sorted([f"[job{i}] doubling {i}" for i in range(3)] + [f"[job{i}] done" for i in range(3)])
+
+
+def test_a_job_exception_is_raised_again_in_the_parent_as_itself():
+    with WorkerPool(1, lambda line: None) as pool:
+        pool.submit("bad", _raise_config_error)
+        with pytest.raises(ConfigError, match=r"n_hidden = -1"):
+            pool.result("bad")
+        pool.submit("good", _double, 5)  # the worker survives a failed job
+        assert pool.result("good")[0]["twice"] == 10
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for():
+    with WorkerPool(1, lambda line: None) as pool:
+        pool.submit("dies", _die, 3)
+        with pytest.raises(WorkerError, match=r"'dies'.*exit 3"):
+            pool.result("dies")
+
+
+def test_workers_ignore_ctrl_c_and_close_terminates_them():
+    with WorkerPool(2, lambda line: None) as pool:
+        pids = pool.pids
+        assert len(pids) == 2
+        pool.submit("short", _sleep, 1.0)
+        pool.submit("long", _sleep, 600.0)
+        time.sleep(0.5)
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)  # what a Ctrl-C in the terminal sends the whole process group
+        assert pool.result("short")[0] == 1.0
+        t0 = time.perf_counter()
+        pool.close()
+        assert time.perf_counter() - t0 < 10
+        assert pool.pids == []
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit("late", _sleep, 0.1)
+
+
+def test_a_job_name_is_taken_once_and_unknown_names_are_refused():
+    with WorkerPool(1, lambda line: None) as pool:
+        pool.submit("a", _sleep, 0.0)
+        with pytest.raises(ValueError, match="already submitted"):
+            pool.submit("a", _sleep, 0.0)
+        with pytest.raises(KeyError, match="no job 'b'"):
+            pool.result("b")
+        assert pool.result("a")[0] == 0.0
+
+
+def test_available_cores_is_at_least_one():
+    assert available_cores() >= 1
