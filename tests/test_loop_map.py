@@ -24,6 +24,31 @@ def net():
     return net
 
 
+@pytest.fixture(scope="module", params=["rnn", "gru", "lstm"])
+def ann(request):
+    """An ANN driving the arm, its readout and feedback weights strong enough to move it."""
+    config = tiny_config(effector={"kind": "arm26"}, ann={"archs": [request.param], "n_hidden": 12, "dtype": "float64"})
+    model = assembly.make_ann_model(config, request.param)
+    rng = np.random.default_rng(2)
+    params = dict(model.params)
+    params["w_out"] = 2.0 * rng.standard_normal(params["w_out"].shape)
+    params["w_in"] = params["w_in"].copy()
+    params["w_in"][:, 3:] += 0.5 * rng.standard_normal(params["w_in"][:, 3:].shape)
+    model.set_params(params)
+    return model
+
+
+def _loop_state_of(net, trajectory):
+    """The closed-loop states of a simulated trajectory (an LSTM's state is [h, c])."""
+    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
+    inner = trajectory.states
+    if getattr(net, "arch", None) == "lstm":
+        inner = np.concatenate([trajectory.rates, trajectory.states], axis=2)
+    elif getattr(net, "arch", None) in ("rnn", "gru"):
+        inner = trajectory.rates
+    return loop_states(net, inner, arm)
+
+
 def _with_feedback(net, **changes):
     """A copy of ``net`` whose body's feedback has ``changes`` (the module's network stays as it is)."""
     new = copy.copy(net)
@@ -61,6 +86,39 @@ def test_the_jacobian_is_exact(net, feedback):
     step, jac = arm_loop_map(net, u)
     J = jac.full(X)
     rng = np.random.default_rng(1)
+    V = rng.standard_normal(X.shape)
+    h = 1e-6
+    fd = (step(X + h * V) - step(X - h * V)) / (2 * h)
+    np.testing.assert_allclose(np.einsum("mij,mj->mi", J, V), fd, rtol=1e-5, atol=1e-7)
+    jvp, vjp = jac.linearize(X)
+    np.testing.assert_allclose(jvp(V), np.einsum("mij,mj->mi", J, V), rtol=1e-10, atol=1e-12)
+    W = rng.standard_normal(X.shape)
+    np.testing.assert_allclose(vjp(W), np.einsum("mij,mi->mj", J, W), rtol=1e-10, atol=1e-12)
+
+
+def test_the_map_is_the_closed_loop_of_an_ann(ann):
+    """The same for each ANN on the arm: its update reads the 14 feedback channels as inputs."""
+    u = np.array([np.cos(2.1), np.sin(2.1), 0.0])
+    net = _with_feedback(ann, proprioception_noise=0.0, vision_noise=0.0)
+    trajectory = net.simulate_loop(_constant_batch(u, 40))
+    X = _loop_state_of(net, trajectory)
+    layout = loop_layout(net)
+    assert "hidden" in layout and X.shape[2] == layout["sensors"].stop
+    step, _ = arm_loop_map(net, u)
+    predicted = step(X[:, :-1].reshape(-1, X.shape[2])).reshape(2, -1, X.shape[2])
+    np.testing.assert_allclose(predicted, X[:, 1:], rtol=1e-9, atol=1e-9)
+    assert np.ptp(trajectory.hand) > 1e-4
+
+
+@pytest.mark.parametrize("feedback", [True, False])
+def test_the_jacobian_of_an_ann_loop_is_exact(ann, feedback):
+    net = _with_feedback(ann, enabled=feedback)
+    u = np.array([1.0, 0.0, 0.0])
+    X = _loop_state_of(net, net.simulate_loop(_constant_batch(u, 30)))[:, [4, 22]]
+    X = X.reshape(-1, loop_layout(net)["sensors"].stop)
+    step, jac = arm_loop_map(net, u)
+    J = jac.full(X)
+    rng = np.random.default_rng(3)
     V = rng.standard_normal(X.shape)
     h = 1e-6
     fd = (step(X + h * V) - step(X - h * V)) / (2 * h)

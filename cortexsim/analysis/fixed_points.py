@@ -945,72 +945,56 @@ def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     jacobian : Jacobian
         Full Jacobians and matrix-free products.
     """
-    arch = getattr(model, "arch", None)
-    if arch not in ("rnn", "gru", "lstm"):
-        raise ValueError(f"model must be a cortexsim.ann LeakyRNN, GRU or LSTM; got {type(model).__name__}")
-    u = _constant_input(u, int(model.n_inputs))
-    H = int(model.n_units)
-    p = {k: np.asarray(v, float) for k, v in model.params.items()}
-    x_in = p["w_in"] @ u + p["b"]
-    W = p["w"]
-    eye = np.eye(H)
-    if arch == "rnn":
-        a = float(model.alpha)
+    cell = AnnCell(model)
+    x_in = cell.drive(_constant_input(u, int(model.n_inputs)))
+    return (
+        lambda X: cell.step(X, x_in),
+        Jacobian(lambda X: cell.full(X, x_in), lambda X: cell.linearize(X, x_in)),
+    )
 
-        def step(X):
-            return (1 - a) * X + a * np.tanh(X @ W.T + x_in)
 
-        def parts(X):
-            s = np.tanh(X @ W.T + x_in)
-            return a * (1.0 - s * s)
+class AnnCell:
+    """One update of a :mod:`cortexsim.ann` baseline as a function of its state and its input drive.
 
-        def full(X):
-            return (1 - a) * eye + parts(X)[:, :, None] * W[None]
+    The drive ``x_in = B u + b`` (gate blocks stacked as in :mod:`cortexsim.ann`) may differ from
+    row to row, as it does when the input is fed back from an arm (:func:`cortexsim.analysis.arm_loop_map`);
+    :func:`ann_map` is this cell under one constant input.  Equations in :func:`ann_map`.
 
-        def linearize(X):
-            gain = parts(X)
-            return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
+    Parameters
+    ----------
+    model : LeakyRNN, GRU or LSTM
+        Its ``arch``, ``n_units``, ``params`` and (rnn) ``alpha`` are read (parameters copied).
 
-        return step, Jacobian(full, linearize)
+    Attributes
+    ----------
+    n_state : int
+        H, or 2H for the LSTM (state ``[h, c]``).
+    """
 
-    if arch == "gru":
-        Wr, Wz, Wm = W[:H], W[H : 2 * H], W[2 * H :]
-        b_hn = p["b_hn"]
+    def __init__(self, model: Any) -> None:
+        arch = getattr(model, "arch", None)
+        if arch not in ("rnn", "gru", "lstm"):
+            raise ValueError(f"model must be a cortexsim.ann LeakyRNN, GRU or LSTM; got {type(model).__name__}")
+        self.arch, self.H = arch, int(model.n_units)
+        self.p = {k: np.asarray(v, float) for k, v in model.params.items()}
+        self.a = float(model.alpha) if arch == "rnn" else 1.0
+        self.n_state = 2 * self.H if arch == "lstm" else self.H
 
-        def gates(X):
-            r = _sig(x_in[:H] + X @ Wr.T)
-            z = _sig(x_in[H : 2 * H] + X @ Wz.T)
-            hm = X @ Wm.T + b_hn
-            m = np.tanh(x_in[2 * H :] + r * hm)
-            return r, z, hm, m
+    def drive(self, u: np.ndarray) -> np.ndarray:
+        """``B u + b`` for inputs ``u`` (..., inputs) -> (..., gates H)."""
+        return u @ self.p["w_in"].T + self.p["b"]
 
-        def step(X):
-            _, z, _, m = gates(X)
-            return (1 - z) * m + z * X
+    # -- the update ----------------------------------------------------------------------
 
-        def coefficients(X):
-            r, z, hm, m = gates(X)
-            cm = (1 - z) * (1 - m * m)  # dh'/d(candidate pre-activation)
-            return z, (X - m) * z * (1 - z), cm * hm * r * (1 - r), cm * r  # diag, W_z, W_r, W_m coefficients
-
-        def full(X):
-            dz, cz, cr, cm = coefficients(X)
-            J = cz[:, :, None] * Wz + cr[:, :, None] * Wr + cm[:, :, None] * Wm
-            J[:, np.arange(H), np.arange(H)] += dz
-            return J
-
-        def linearize(X):
-            dz, cz, cr, cm = coefficients(X)
-            return (
-                lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
-                lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm,
-            )
-
-        return step, Jacobian(full, linearize)
-
-    Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
-
-    def cell(X):
+    def _parts(self, X: np.ndarray, x_in: np.ndarray):
+        H, W = self.H, self.p["w"]
+        if self.arch == "rnn":
+            return (np.tanh(X @ W.T + x_in),)
+        if self.arch == "gru":
+            r = _sig(x_in[..., :H] + X @ W[:H].T)
+            z = _sig(x_in[..., H : 2 * H] + X @ W[H : 2 * H].T)
+            hm = X @ W[2 * H :].T + self.p["b_hn"]
+            return r, z, hm, np.tanh(x_in[..., 2 * H :] + r * hm)
         h, c = X[:, :H], X[:, H:]
         pre = h @ W.T + x_in
         i, f, o = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H]), _sig(pre[:, 3 * H :])
@@ -1018,41 +1002,100 @@ def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
         c_new = f * c + i * g
         return c, i, f, g, o, c_new, np.tanh(c_new)
 
-    def step(X):
-        *_, o, c_new, tc = cell(X)
+    def step(self, X: np.ndarray, x_in: np.ndarray) -> np.ndarray:
+        """Next states (m, n_state) from states (m, n_state) and drives (gates H,) or (m, gates H)."""
+        parts = self._parts(X, x_in)
+        if self.arch == "rnn":
+            return (1 - self.a) * X + self.a * parts[0]
+        if self.arch == "gru":
+            _, z, _, m = parts
+            return (1 - z) * m + z * X
+        *_, o, c_new, tc = parts
         return np.concatenate([o * tc, c_new], axis=1)
 
-    def coefficients(X):
-        c, i, f, g, o, _, tc = cell(X)
-        # dc'/dh = ci W_i + cf W_f + cg W_g ; dc'/dc = f ; dh'/dh = co W_o + k dc'/dh ; dh'/dc = k f
-        ci, cf, cg = g * i * (1 - i), c * f * (1 - f), i * (1 - g * g)
-        co, k = tc * o * (1 - o), o * (1 - tc * tc)
-        return ci, cf, cg, co, k, f
+    def _coefficients(self, X: np.ndarray, x_in: np.ndarray):
+        """Derivatives of the update with respect to each gate's pre-activation (per row).
 
-    def full(X):
-        ci, cf, cg, co, k, f = coefficients(X)
-        dc_dh = ci[:, :, None] * Wi + cf[:, :, None] * Wf + cg[:, :, None] * Wg
+        rnn: ``(a (1 - s^2),)``; gru: ``(z, dh'/dpre_z, dh'/dpre_r, dh'/dpre_m, r)``;
+        lstm: ``(dc'/dpre_i, dc'/dpre_f, dc'/dpre_g, dh'/dpre_o, dh'/dc', f)``.
+        """
+        parts = self._parts(X, x_in)
+        if self.arch == "rnn":
+            s = parts[0]
+            return (self.a * (1.0 - s * s),)
+        if self.arch == "gru":
+            r, z, hm, m = parts
+            cm = (1 - z) * (1 - m * m)  # dh'/d(candidate pre-activation)
+            return z, (X - m) * z * (1 - z), cm * hm * r * (1 - r), cm, r
+        c, i, f, g, o, _, tc = parts
+        return g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), tc * o * (1 - o), o * (1 - tc * tc), f
+
+    def full(self, X: np.ndarray, x_in: np.ndarray) -> np.ndarray:
+        """Jacobians with respect to the state, (m, n_state, n_state)."""
+        H, W = self.H, self.p["w"]
+        co = self._coefficients(X, x_in)
+        if self.arch == "rnn":
+            return (1 - self.a) * np.eye(H) + co[0][:, :, None] * W[None]
+        if self.arch == "gru":
+            dz, cz, cr, cm, r = co  # the candidate sees W_m h through the reset gate
+            J = cz[:, :, None] * W[H : 2 * H] + cr[:, :, None] * W[:H] + (cm * r)[:, :, None] * W[2 * H :]
+            J[:, np.arange(H), np.arange(H)] += dz
+            return J
+        ci, cf, cg, c_o, k, f = co
+        dc_dh = ci[:, :, None] * W[:H] + cf[:, :, None] * W[H : 2 * H] + cg[:, :, None] * W[2 * H : 3 * H]
         J = np.zeros((X.shape[0], 2 * H, 2 * H))
-        J[:, :H, :H] = co[:, :, None] * Wo + k[:, :, None] * dc_dh
+        J[:, :H, :H] = c_o[:, :, None] * W[3 * H :] + k[:, :, None] * dc_dh
         J[:, H:, :H] = dc_dh
+        eye = np.eye(H)
         J[:, :H, H:] = (k * f)[:, :, None] * eye
         J[:, H:, H:] = f[:, :, None] * eye
         return J
 
-    def linearize(X):
-        ci, cf, cg, co, k, f = coefficients(X)
+    def linearize(self, X: np.ndarray, x_in: np.ndarray) -> Products:
+        """Matrix-free products with the state Jacobians: ``(jvp, vjp)``, each (m, n_state) -> (m, n_state)."""
+        H, W = self.H, self.p["w"]
+        co = self._coefficients(X, x_in)
+        if self.arch == "rnn":
+            gain, a = co[0], self.a
+            return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
+        if self.arch == "gru":
+            Wr, Wz, Wm = W[:H], W[H : 2 * H], W[2 * H :]
+            dz, cz, cr, cm, r = co
+            cm = cm * r
+            return (
+                lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
+                lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm,
+            )
+        Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
+        ci, cf, cg, c_o, k, f = co
 
         def jvp(V):
             vh, vc = V[:, :H], V[:, H:]
             dc = ci * (vh @ Wi.T) + cf * (vh @ Wf.T) + cg * (vh @ Wg.T) + f * vc
-            return np.concatenate([co * (vh @ Wo.T) + k * dc, dc], axis=1)
+            return np.concatenate([c_o * (vh @ Wo.T) + k * dc, dc], axis=1)
 
         def vjp(V):
             wh, wc = V[:, :H], V[:, H:]
             gc = wc + k * wh  # weight on dc'
-            out_h = (co * wh) @ Wo + (ci * gc) @ Wi + (cf * gc) @ Wf + (cg * gc) @ Wg
+            out_h = (c_o * wh) @ Wo + (ci * gc) @ Wi + (cf * gc) @ Wf + (cg * gc) @ Wg
             return np.concatenate([out_h, f * gc], axis=1)
 
         return jvp, vjp
 
-    return step, Jacobian(full, linearize)
+    def input_jacobian(self, X: np.ndarray, x_in: np.ndarray, columns: slice | np.ndarray) -> np.ndarray:
+        """Jacobians of the update with respect to the inputs ``u[columns]``, (m, n_state, len(columns)).
+
+        The input enters every gate's pre-activation through ``B``, so this is the state
+        Jacobian's structure with ``B[:, columns]`` in place of ``W`` (no reset gate on the
+        GRU candidate's input, no leak).
+        """
+        H, B = self.H, self.p["w_in"][:, columns]
+        co = self._coefficients(X, x_in)
+        if self.arch == "rnn":
+            return co[0][:, :, None] * B[None]
+        if self.arch == "gru":
+            _, cz, cr, cm, _ = co
+            return cz[:, :, None] * B[H : 2 * H] + cr[:, :, None] * B[:H] + cm[:, :, None] * B[2 * H :]
+        ci, cf, cg, c_o, k, _ = co
+        dc = ci[:, :, None] * B[:H] + cf[:, :, None] * B[H : 2 * H] + cg[:, :, None] * B[2 * H : 3 * H]
+        return np.concatenate([c_o[:, :, None] * B[3 * H :] + k[:, :, None] * dc, dc], axis=1)

@@ -31,16 +31,35 @@ from typing import Any
 
 import numpy as np
 
-from .fixed_points import Jacobian, Step, rate_map
+from .fixed_points import AnnCell, Jacobian, Step, rate_map
 
 ARM_STATE = ("q_shoulder", "q_elbow", "dq_shoulder", "dq_elbow", *(f"activation_{m}" for m in range(6)))
 """The arm's part of the state, in order."""
 
 
+def _is_ann(net: Any) -> bool:
+    """An :class:`~cortexsim.closed_loop.ArmANN` (it wraps a :mod:`cortexsim.ann` model)."""
+    return hasattr(net, "model") and getattr(net, "arch", None) in ("rnn", "gru", "lstm")
+
+
+def _model_size(net: Any) -> int:
+    """The controller's part of the state: the circuit's units, an ANN's h (the LSTM's [h, c])."""
+    n = int(net.n_units)
+    return 2 * n if _is_ann(net) and net.arch == "lstm" else n
+
+
 def loop_layout(net: Any) -> dict[str, slice]:
-    """Where each part of the closed-loop state lies: ``circuit``, ``arm`` and ``sensors`` (every delayed reading)."""
-    n, depth = int(net.n_units), _depth(net)
-    return {"circuit": slice(0, n), "arm": slice(n, n + 10), "sensors": slice(n + 10, n + 10 + 14 * (depth + 1))}
+    """Where each part of the closed-loop state lies: the controller, ``arm`` and ``sensors`` (every delayed reading).
+
+    The controller's part is ``circuit`` for an :class:`~cortexsim.closed_loop.ArmRateNetwork` and
+    ``hidden`` for an :class:`~cortexsim.closed_loop.ArmANN` (``[h, c]`` for the LSTM).
+    """
+    n, depth = _model_size(net), _depth(net)
+    return {
+        "hidden" if _is_ann(net) else "circuit": slice(0, n),
+        "arm": slice(n, n + 10),
+        "sensors": slice(n + 10, n + 10 + 14 * (depth + 1)),
+    }
 
 
 def _depth(net: Any) -> int:
@@ -53,9 +72,9 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
 
     Parameters
     ----------
-    net : ArmRateNetwork
-    states : ndarray, shape (trials, time, units)
-        The circuit's x (mV).
+    net : ArmRateNetwork or ArmANN
+    states : ndarray, shape (trials, time, n)
+        The controller's state: the circuit's x (mV), an ANN's h (the LSTM's ``[h, c]``).
     arm_state : ndarray, shape (trials, time, 10)
         q, dq and the six activations (as :class:`~cortexsim.closed_loop.LoopTrajectory` holds them).
 
@@ -74,23 +93,111 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
     return np.concatenate([states, arm_state, *lagged], axis=2).astype(float)
 
 
-def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
-    """The noise-free closed loop of an :class:`~cortexsim.closed_loop.ArmRateNetwork` under constant input ``u``.
+class _Controller:
+    """What drives the arm, as the loop map needs it (see :func:`_circuit` and :func:`_ann`).
 
-    See the module notes for the state and the map.  Uses the network's public ``params``,
-    ``alpha``, ``sign``, ``transfer``, ``silenced``, ``out_idx``, ``n_task_inputs`` and ``body``
-    (arm, feedback, excitation map, constant endpoint load); the parameters are copied.
+    ``cols`` are the state columns the excitation logits read, ``w_out`` (6, len(cols)) their
+    weights; ``logits(X)`` -> (m, 6); ``slope(X)`` -> (m, len(cols)) with ``dy/dX[:, :, cols] =
+    w_out * slope[:, None, :]``; ``step(X, f)`` the next controller state given the feedback
+    ``f`` (m, 14); ``full(X, f)`` and ``linearize(X, f)`` its state Jacobian; ``by_feedback(X, f)``
+    its Jacobian with respect to ``f``, (m or 1, n, 14).
+    """
+
+    def __init__(self, n, cols, w_out, logits, slope, step, full, linearize, by_feedback):
+        self.n, self.cols, self.w_out = n, cols, w_out
+        self.logits, self.slope, self.step = logits, slope, step
+        self.full, self.linearize, self.by_feedback = full, linearize, by_feedback
+
+
+def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
+    """The rate circuit: ``x' = circuit(x) + alpha B_fb f``; logits from the readout units' rates."""
+    p, n = net.params, int(net.n_units)
+    alpha = np.asarray(net.alpha, float)
+    w_fb = np.asarray(p["w_in"], float)[:, k_task:]  # (units, 14)
+    circuit_step, circuit_jac = rate_map(net, np.concatenate([u, np.zeros(w_fb.shape[1])]))
+    out_idx = np.asarray(net.out_idx)
+    w_out, b_out = np.asarray(p["w_out"], float), np.asarray(p["b_out"], float)
+    silenced = getattr(net, "silenced", None)
+    keep = (np.ones(n) if silenced is None else (~np.asarray(silenced, bool)).astype(float))[out_idx]
+    phi = net.transfer
+    by_f = (alpha[:, None] * w_fb)[None]  # (1, units, 14)
+
+    def logits(X):
+        return (phi(X[:, out_idx].copy()) * keep) @ w_out.T + b_out
+
+    def slope(X):
+        return phi.derivative(X[:, out_idx].copy()) * keep
+
+    def step(X, f):
+        return circuit_step(X) + f @ by_f[0].T
+
+    return _Controller(
+        n,
+        out_idx,
+        w_out,
+        logits,
+        slope,
+        step,
+        lambda X, f: circuit_jac.full(X),
+        lambda X, f: circuit_jac.linearize(X),
+        lambda X, f: by_f,
+    )
+
+
+def _ann(net: Any, u: np.ndarray, k_task: int) -> _Controller:
+    """An ANN on the arm: its cell with the drive ``B [u, f] + b``; logits ``W_out h + b_out``."""
+    cell = AnnCell(net.model)
+    H = int(net.n_units)
+    w_out, b_out = cell.p["w_out"], cell.p["b_out"]
+    task_drive = cell.drive(np.concatenate([u, np.zeros(cell.p["w_in"].shape[1] - k_task)]))
+    w_fb = cell.p["w_in"][:, k_task:]
+    feedback = slice(k_task, None)
+
+    def drive(f):
+        return task_drive + f @ w_fb.T
+
+    return _Controller(
+        cell.n_state,
+        np.arange(H),
+        w_out,
+        lambda X: X[:, :H] @ w_out.T + b_out,
+        lambda X: np.ones((X.shape[0], H)),
+        lambda X, f: cell.step(X, drive(f)),
+        lambda X, f: cell.full(X, drive(f)),
+        lambda X, f: cell.linearize(X, drive(f)),
+        lambda X, f: cell.input_jacobian(X, drive(f), feedback),
+    )
+
+
+def _rows_times(A: np.ndarray, V: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Row by row ``A[k] @ V[k]`` (or ``A[k].T @ V[k]``); ``A`` (m or 1, a, b) -- one shared matrix is one GEMM."""
+    if A.shape[0] == 1:
+        return V @ A[0] if transpose else V @ A[0].T
+    return np.matmul(V[:, None, :], A if transpose else A.transpose(0, 2, 1))[:, 0]
+
+
+def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
+    """The noise-free closed loop of a model driving the arm, under constant input ``u``.
+
+    See the module notes for the state and the map; for an
+    :class:`~cortexsim.closed_loop.ArmANN` the circuit's update is the ANN's
+    (:class:`~cortexsim.analysis.fixed_points.AnnCell`, with the 14 feedback channels as its
+    extra inputs) and the excitation logits are ``W_out h + b_out``.  Uses the models' public
+    parameters, ``alpha``, ``sign``, ``transfer``, ``silenced``, ``out_idx``,
+    ``n_task_inputs`` and ``body`` (arm, feedback, excitation map, constant endpoint load);
+    the parameters are copied.
 
     Parameters
     ----------
-    net : ArmRateNetwork
+    net : ArmRateNetwork or ArmANN
     u : ndarray, shape (task inputs,)
         The constant task input; its first two channels are the shown target's direction.
 
     Returns
     -------
     step : callable
-        States (m, d) -> next states (m, d), ``d = units + 10 + 14 (D + 1)``.
+        States (m, d) -> next states (m, d), ``d = n + 10 + 14 (D + 1)`` with ``n`` the
+        controller's state size (:func:`loop_layout`).
     jacobian : Jacobian
         Full (m, d, d) Jacobians and matrix-free products.
     """
@@ -99,33 +206,24 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     u = np.asarray(u, float).reshape(-1)
     if u.size != k_task:
         raise ValueError(f"u has {u.size} channels; the network has {k_task} task inputs")
-    p = net.params
-    n = int(net.n_units)
+    c = _ann(net, u, k_task) if _is_ann(net) else _circuit(net, u, k_task)
+    n = c.n
     depth, dp, dv = _depth(net), int(fb.proprioception_delay), int(fb.vision_delay)
     d = n + 10 + 14 * (depth + 1)
-    alpha = np.asarray(net.alpha, float)
-    w_fb = np.asarray(p["w_in"], float)[:, k_task:]  # (units, 14)
     on = 1.0 if fb.enabled else 0.0
     gain = on * np.repeat([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale], [6, 6, 2])
     offset = np.concatenate([body.length0, np.zeros(6), body.hand0 + u[:2] * body.reach])  # f = gain (z - offset)
     lag = np.array([dp] * 12 + [dv] * 2)  # which delayed reading each channel reads
-    # the circuit's own map, with the task input (the feedback is added below)
-    pad = np.concatenate([u, np.zeros(w_fb.shape[1])])
-    circuit_step, circuit_jac = rate_map(net, pad)
-    out_idx = np.asarray(net.out_idx)
-    w_out, b_out = np.asarray(p["w_out"], float), np.asarray(p["b_out"], float)
-    silenced = getattr(net, "silenced", None)
-    keep = np.ones(n) if silenced is None else (~np.asarray(silenced, bool)).astype(float)
-    phi, floor = net.transfer, float(body.excitation_floor)
+    floor = float(body.excitation_floor)
     load = np.asarray(body.endpoint_load, float)
     sensors = n + 10 + 14 * lag + np.arange(14)  # state columns of the readings the feedback reads
-    fb_gain = alpha[:, None] * w_fb * gain[None, :]  # d x' / d z[t - lag] (units, 14)
+    cols, w_out = c.cols, c.w_out
 
     def parts(X: np.ndarray):
         X = np.asarray(X, float)
         x, s = X[:, :n], np.ascontiguousarray(X[:, n : n + 10])
-        y = (phi(x[:, out_idx].copy()) * keep[out_idx]) @ w_out.T + b_out  # the readout units only
-        return X, x, s, 1.0 / (1.0 + np.exp(-y))
+        f = gain * (X[:, sensors] - offset)
+        return X, x, s, f, 1.0 / (1.0 + np.exp(-c.logits(x)))
 
     def advance(s: np.ndarray, e: np.ndarray):
         m = s.shape[0]
@@ -136,18 +234,18 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
         return nxt, z, tape
 
     def step(X: np.ndarray) -> np.ndarray:
-        X, x, s, sig = parts(X)
+        X, x, s, f, sig = parts(X)
         nxt, z, _ = advance(s, floor + (1.0 - floor) * sig)
         out = np.empty_like(X)
-        out[:, :n] = circuit_step(x) + (X[:, sensors] - offset) @ fb_gain.T
+        out[:, :n] = c.step(x, f)
         out[:, n : n + 10] = nxt
         out[:, n + 10 : n + 24] = z
         out[:, n + 24 :] = X[:, n + 10 : d - 14]
         return out
 
     def blocks(X: np.ndarray):
-        """Per state: phi', P_s = ds'/ds (m,10,10), P_e = ds'/de (m,10,6), de/dy (m,6), S = dz'/ds' (m,14,10)."""
-        X, x, s, sig = parts(X)
+        """Per state: the readout's slope, P_s = ds'/ds (m,10,10), P_e = ds'/de (m,10,6), de/dy (m,6), S = dz'/ds'."""
+        X, x, s, f, sig = parts(X)
         m = X.shape[0]
         nxt, _, tape = advance(s, floor + (1.0 - floor) * sig)
         P_s, P_e = np.empty((m, 10, 10)), np.empty((m, 10, 6))
@@ -160,27 +258,27 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
             P_s[:, i], P_e[:, i] = g_s, g_e
         S = np.empty((m, 14, 10))
         g_z = np.zeros((m, 14))
-        for c in range(14):
+        for ch in range(14):
             g_z[...] = 0.0
-            g_z[:, c] = 1.0
+            g_z[:, ch] = 1.0
             acc = np.zeros((m, 10))
             arm.sense_backward(nxt, g_z, acc)
-            S[:, c] = acc
-        slope = phi.derivative(x.copy()) * keep
+            S[:, ch] = acc
         dedy = (1.0 - floor) * sig * (1.0 - sig)
-        return slope, P_s, P_e, dedy, S
+        by_sensors = c.by_feedback(x, f) * gain  # d x' / d z[t - lag], (m or 1, n, 14)
+        return x, f, c.slope(x), P_s, P_e, dedy, S, by_sensors
 
     def full(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, float)
         m = X.shape[0]
-        slope, P_s, P_e, dedy, S = blocks(X)
+        x, f, slope, P_s, P_e, dedy, S, by_sensors = blocks(X)
         J = np.zeros((m, d, d))
-        J[:, :n, :n] = circuit_jac.full(X[:, :n])
-        J[:, :n, sensors] += fb_gain[None]
-        # arm: from its own state, and from the readout units through the excitations
-        de_dx = dedy[:, :, None] * w_out[None] * slope[:, None, out_idx]  # (m, 6, readout)
+        J[:, :n, :n] = c.full(x, f)
+        J[:, :n, sensors] += by_sensors
+        # arm: from its own state, and from the readout through the excitations
+        de_dx = dedy[:, :, None] * w_out[None] * slope[:, None, :]  # (m, 6, readout)
         J[:, n : n + 10, n : n + 10] = P_s
-        J[:, n : n + 10, out_idx] = np.einsum("mie,meo->mio", P_e, de_dx)
+        J[:, n : n + 10, cols] = np.einsum("mie,meo->mio", P_e, de_dx)
         J[:, n + 10 : n + 24, :] = np.einsum("mcs,msj->mcj", S, J[:, n : n + 10, :])
         rows = np.arange(n + 24, d)
         J[:, rows, rows - 14] = 1.0
@@ -188,15 +286,14 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
     def linearize(X: np.ndarray):
         X = np.asarray(X, float)
-        slope, P_s, P_e, dedy, S = blocks(X)
-        jvp_x, vjp_x = circuit_jac.linearize(X[:, :n])
-        s_out = slope[:, out_idx]
+        x, f, slope, P_s, P_e, dedy, S, by_sensors = blocks(X)
+        jvp_x, vjp_x = c.linearize(x, f)
 
         def jvp(V: np.ndarray) -> np.ndarray:
             V = np.asarray(V, float)
             out = np.empty_like(V)
-            out[:, :n] = jvp_x(V[:, :n]) + V[:, sensors] @ fb_gain.T
-            de = dedy * ((V[:, out_idx] * s_out) @ w_out.T)
+            out[:, :n] = jvp_x(V[:, :n]) + _rows_times(by_sensors, V[:, sensors])
+            de = dedy * ((V[:, cols] * slope) @ w_out.T)
             ds = np.einsum("mij,mj->mi", P_s, V[:, n : n + 10]) + np.einsum("mie,me->mi", P_e, de)
             out[:, n : n + 10] = ds
             out[:, n + 10 : n + 24] = np.einsum("mcs,ms->mc", S, ds)
@@ -209,10 +306,10 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
             g_s = V[:, n : n + 10] + np.einsum("mcs,mc->ms", S, V[:, n + 10 : n + 24])  # on s'
             out[:, :n] = vjp_x(V[:, :n])
             g_e = np.einsum("mie,mi->me", P_e, g_s)
-            out[:, out_idx] += s_out * ((dedy * g_e) @ w_out)
+            out[:, cols] += slope * ((dedy * g_e) @ w_out)
             out[:, n : n + 10] = np.einsum("mij,mi->mj", P_s, g_s)
             out[:, n + 10 : d - 14] = V[:, n + 24 :]
-            out[:, sensors] += V[:, :n] @ fb_gain  # the readings the feedback reads are distinct columns
+            out[:, sensors] += _rows_times(by_sensors, V[:, :n], transpose=True)  # distinct columns
             return out
 
         return jvp, vjp
