@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import analysis
-from .closed_loop import ArmRateNetwork
+from .closed_loop import ArmANN, ArmRateNetwork
 from .data import NeuralData, align_conditions, match_time_base
 from .store import Activity, Row
 
@@ -837,15 +837,13 @@ def probe_inputs(evaluation, every: int = PROBE_TARGET_STEP) -> tuple[tuple[str,
 def probe_model(name: str, model, evaluation, groups: Mapping[str, np.ndarray] | None = None) -> ModelProbe:
     """A :class:`ModelProbe` of a rate network or ANN on a TrialBatch (its noise-free states and maps)."""
     inputs = probe_inputs(evaluation)
-    if isinstance(model, ArmRateNetwork):  # the closed loop: circuit, arm and delay lines (analysis.loop_map)
+    if isinstance(model, (ArmRateNetwork, ArmANN)):  # the closed loop: model, arm and delay lines (loop_map)
         maps = tuple(analysis.arm_loop_map(model, u) for _, u in inputs)
-        loop = model.simulate_loop(evaluation)
-        arm = np.concatenate([loop.q, loop.dq, loop.activation], axis=2)
-        states = analysis.loop_states(model, loop.states, arm)
+        states = analysis.trajectory_states(model, model.simulate_loop(evaluation))
         layout = analysis.loop_layout(model)
         groups = {
             **(groups or {}),
-            **{part: np.arange(d.start, d.stop) for part, d in layout.items() if part != "circuit"},
+            **{part: np.arange(d.start, d.stop) for part, d in layout.items() if part not in ("circuit", "hidden")},
         }
     elif name.startswith("ann:") or hasattr(model, "arch"):
         maps = tuple(analysis.ann_map(model, u) for _, u in inputs)

@@ -888,7 +888,7 @@ def dynamics_inputs(
     (:data:`COMMUNICATION_REPEATS` noisy runs of the evaluation set; none for a noise-free circuit);
     no probes when ``cc.fixed_point_starts`` is 0.  A circuit that drives the arm gets the fixed
     points of the whole closed loop (circuit, arm and delay lines:
-    :func:`cortexsim.analysis.arm_loop_map`); an ANN that drives it gets none yet.
+    :func:`cortexsim.analysis.arm_loop_map`), and so does an ANN that drives it.
     """
     evaluation = make_task(config).evaluation_set()
     with store.open_run(run_file) as f:
@@ -914,7 +914,7 @@ def dynamics_inputs(
             else:
                 h = model.simulate(evaluation)[1 if name == "rate" else 0]
                 replicates[name] = battery.Replicate(h, h, "noise-free")
-            if cc.fixed_point_starts and not isinstance(model, ArmANN):  # the circuit on the arm: the whole loop
+            if cc.fixed_point_starts:  # a model on the arm: the whole closed loop (analysis.arm_loop_map)
                 probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
         trials = None
         rate = models["rate"]

@@ -9,7 +9,7 @@ from tiny import tiny_config
 
 from cortexsim import assembly
 from cortexsim.analysis.fixed_points import find_fixed_points
-from cortexsim.analysis.loop_map import arm_loop_map, loop_layout, loop_states
+from cortexsim.analysis.loop_map import arm_loop_map, loop_layout, loop_states, trajectory_states
 from cortexsim.tasks import TrialBatch
 
 
@@ -36,17 +36,6 @@ def ann(request):
     params["w_in"][:, 3:] += 0.5 * rng.standard_normal(params["w_in"][:, 3:].shape)
     model.set_params(params)
     return model
-
-
-def _loop_state_of(net, trajectory):
-    """The closed-loop states of a simulated trajectory (an LSTM's state is [h, c])."""
-    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
-    inner = trajectory.states
-    if getattr(net, "arch", None) == "lstm":
-        inner = np.concatenate([trajectory.rates, trajectory.states], axis=2)
-    elif getattr(net, "arch", None) in ("rnn", "gru"):
-        inner = trajectory.rates
-    return loop_states(net, inner, arm)
 
 
 def _with_feedback(net, **changes):
@@ -101,7 +90,7 @@ def test_the_map_is_the_closed_loop_of_an_ann(ann):
     u = np.array([np.cos(2.1), np.sin(2.1), 0.0])
     net = _with_feedback(ann, proprioception_noise=0.0, vision_noise=0.0)
     trajectory = net.simulate_loop(_constant_batch(u, 40))
-    X = _loop_state_of(net, trajectory)
+    X = trajectory_states(net, trajectory)
     layout = loop_layout(net)
     assert "hidden" in layout and X.shape[2] == layout["sensors"].stop
     step, _ = arm_loop_map(net, u)
@@ -114,7 +103,7 @@ def test_the_map_is_the_closed_loop_of_an_ann(ann):
 def test_the_jacobian_of_an_ann_loop_is_exact(ann, feedback):
     net = _with_feedback(ann, enabled=feedback)
     u = np.array([1.0, 0.0, 0.0])
-    X = _loop_state_of(net, net.simulate_loop(_constant_batch(u, 30)))[:, [4, 22]]
+    X = trajectory_states(net, net.simulate_loop(_constant_batch(u, 30)))[:, [4, 22]]
     X = X.reshape(-1, loop_layout(net)["sensors"].stop)
     step, jac = arm_loop_map(net, u)
     J = jac.full(X)

@@ -28,7 +28,8 @@ Fixed and slow points (:mod:`.fixed_points`)
     ``speed_and_gradient(step, jacobian, X) -> (q, grad q)``
 
 The closed loop as one map (:mod:`.loop_map`): circuit, six-muscle arm and delay lines
-    ``arm_loop_map(net, u) -> (step, Jacobian)``, ``loop_states(net, states, arm_state)``, ``loop_layout(net)``
+    ``arm_loop_map(net, u) -> (step, Jacobian)`` (a circuit or an ANN on the arm), ``loop_layout(net)``,
+    ``loop_states(net, states, arm_state)``, ``trajectory_states(net, trajectory)``
 
 Dynamical similarity (:mod:`.dsa`)
     ``dsa(x, y, *, n_delays=None, rank=None, rng=None) -> DSAResult``  (lower = more similar dynamics, radians)
@@ -74,7 +75,7 @@ from .fixed_points import (
     speed_and_gradient,
 )
 from .jpca import JPCAResult, jpca
-from .loop_map import arm_loop_map, loop_layout, loop_states
+from .loop_map import arm_loop_map, loop_layout, loop_states, trajectory_states
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .output_null import PotentNull, potent_basis, potent_null
 from .pca import PCAResult, participation_ratio, pca
@@ -140,6 +141,7 @@ __all__ = [
     "arm_loop_map",
     "loop_layout",
     "loop_states",
+    "trajectory_states",
     "rdm",
     "reduced_rank_maps",
     "ridge_map",

@@ -93,6 +93,24 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
     return np.concatenate([states, arm_state, *lagged], axis=2).astype(float)
 
 
+def trajectory_states(net: Any, trajectory: Any) -> np.ndarray:
+    """:func:`loop_states` of a simulated :class:`~cortexsim.closed_loop.LoopTrajectory` of ``net``.
+
+    The controller's part is the circuit's x, an ANN's h, or the LSTM's ``[h, c]``.
+
+    Returns
+    -------
+    ndarray, shape (trials, time, d)
+    """
+    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
+    inner = trajectory.states
+    if _is_ann(net):
+        inner = trajectory.rates  # h
+        if net.arch == "lstm":
+            inner = np.concatenate([trajectory.rates, trajectory.states], axis=2)  # [h, c]
+    return loop_states(net, inner, arm)
+
+
 class _Controller:
     """What drives the arm, as the loop map needs it (see :func:`_circuit` and :func:`_ann`).
 
@@ -317,4 +335,4 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     return step, Jacobian(full, linearize)
 
 
-__all__ = ["ARM_STATE", "arm_loop_map", "loop_layout", "loop_states"]
+__all__ = ["ARM_STATE", "arm_loop_map", "loop_layout", "loop_states", "trajectory_states"]
