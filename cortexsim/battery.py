@@ -31,14 +31,17 @@ result goes to :func:`cortexsim.store.write_analysis`, :mod:`cortexsim.report` a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import analysis
 from .closed_loop import ArmANN, ArmRateNetwork
 from .data import NeuralData, align_conditions, match_time_base
 from .store import Activity, Row
+from .workers import available_cores
 
 
 @dataclass(frozen=True)
@@ -789,20 +792,33 @@ def calibration_row(name: str, rep: Replicate, n_pcs: int) -> Row:
 
 
 def fixed_point_rows(
-    probe: ModelProbe, n_starts: int, rng: np.random.Generator
+    probe: ModelProbe, n_starts: int, rng: np.random.Generator, threads: int = 1
 ) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
     """Fixed and slow points of a model under each of its probe inputs (Sussillo & Barak 2013).
 
     ``n_starts`` states drawn from the evaluation trajectories, jittered by 5 % of the states' SD, each
-    descended for at most :data:`FIXED_POINT_MAX_ITER` iterations.
+    descended for at most :data:`FIXED_POINT_MAX_ITER` iterations.  Each input draws its starts from its
+    own generator, seeded from ``rng`` in input order, so the result is the same for any ``threads``.
     """
-    rows: list[Row] = []
-    found: dict[tuple[str, str], analysis.FixedPoints] = {}
-    jitter = 0.05 * float(np.std(probe.states))
-    for (label, _), (step, jac) in zip(probe.inputs, probe.maps):
-        starts = analysis.sample_starts(probe.states, n_starts, rng, noise_std=jitter)
+    seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
+    return _fixed_point_tasks([(probe, i, int(seed)) for i, seed in enumerate(seeds)], n_starts, threads)
+
+
+def _fixed_point_tasks(
+    tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int
+) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
+    """Rows and results of ``(probe, input index, seed)`` tasks, in task order, on ``threads`` threads.
+
+    The searches spend most of their time in BLAS and in the plant's compiled kernels, which release
+    the GIL, so threads share the cores without copying the models.
+    """
+
+    def one(task: tuple[ModelProbe, int, int]) -> tuple[Row, analysis.FixedPoints]:
+        probe, index, seed = task
+        (label, _), (step, jac) = probe.inputs[index], probe.maps[index]
+        jitter = 0.05 * float(np.std(probe.states))
+        starts = analysis.sample_starts(probe.states, n_starts, np.random.default_rng(seed), noise_std=jitter)
         fp = analysis.find_fixed_points(step, starts, max_iter=FIXED_POINT_MAX_ITER, jacobian=jac)
-        found[(probe.name, label)] = fp
         row: Row = {
             "model": probe.name,
             "input": label,
@@ -820,7 +836,15 @@ def fixed_point_rows(
             if probe.groups:
                 shares = analysis.mode_loadings(fp.modes[0], probe.groups)
                 row["top_population"] = max(shares, key=shares.get)
-        rows.append(row)
+        return row, fp
+
+    if threads > 1 and len(tasks) > 1:  # one BLAS thread each: threads x BLAS threads would oversubscribe
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads, "fixed-points") as pool:
+            done = list(pool.map(one, tasks))
+    else:
+        done = [one(task) for task in tasks]
+    rows = [row for row, _ in done]
+    found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(tasks, done, strict=True)}
     return rows, found
 
 
@@ -864,6 +888,7 @@ def run_dynamics(
     probes: Mapping[str, ModelProbe] | None = None,
     fixed_point_starts: int = 200,
     trials: SingleTrials | None = None,
+    fixed_point_threads: int | None = None,
 ) -> DynamicsResult:
     """Tangling and communication subspaces of the compared activities, ceilings and fixed points.
 
@@ -884,7 +909,12 @@ def run_dynamics(
     trials : SingleTrials, optional
         Noisy single trials of the rate circuit: communication subspaces on their residuals
         (:func:`communication_rows`; without, on the condition averages).
+    fixed_point_threads : int, optional
+        Threads the fixed-point searches (one per model and input) share; default: the cores
+        available, at most 4.  The points do not depend on it.
     """
+    if fixed_point_threads is None:
+        fixed_point_threads = min(4, available_cores())
     acts = result.activities
     tangling = [tangling_row(a) for a in acts.values() if a.n_units >= 2 and a.rates.shape[1] >= 3]
     communication = communication_rows(acts, rng, trials)
@@ -894,12 +924,11 @@ def run_dynamics(
         row = calibration_row(name, rep, n_pcs)
         row["decode_position_r2"] = float(decode.get(name, float("nan")))
         calibration.append(row)
-    fp_rows: list[Row] = []
-    fp_found: dict[tuple[str, str], analysis.FixedPoints] = {}
-    for probe in (probes or {}).values():
-        rows, found = fixed_point_rows(probe, fixed_point_starts, rng)
-        fp_rows += rows
-        fp_found.update(found)
+    tasks = []
+    for probe in (probes or {}).values():  # seeds drawn in model and input order: any thread count, same points
+        seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
+        tasks += [(probe, i, int(seed)) for i, seed in enumerate(seeds)]
+    fp_rows, fp_found = _fixed_point_tasks(tasks, fixed_point_starts, fixed_point_threads)
     return DynamicsResult(
         calibration=tuple(calibration),
         tangling=tuple(tangling),

@@ -123,6 +123,26 @@ def test_fixed_points_of_a_known_linear_map():
     np.testing.assert_allclose(found[("lin", "zero")].points[0], np.linalg.solve(np.eye(6) - A, b), atol=1e-8)
 
 
+def test_fixed_points_do_not_depend_on_the_thread_count():
+    """Each (model, input) search draws its starts from its own seed: threads change the time, not the points."""
+    A = np.array([[0.9, 0.2], [-0.2, 0.9]])
+    inputs = tuple((f"u{i}", np.array([float(i)])) for i in range(4))
+
+    def linear(u):
+        b = np.array([u[0], -u[0]])
+        return (lambda X: X @ A.T + b), (lambda x: A)  # jacobian(x): at one state
+
+    states = np.random.default_rng(4).standard_normal((3, 20, 2))
+    probe = ModelProbe("lin", inputs, tuple(linear(u) for _, u in inputs), states, 0.01, {})
+    one, found_one = fixed_point_rows(probe, 25, np.random.default_rng(7), threads=1)
+    two, found_two = fixed_point_rows(probe, 25, np.random.default_rng(7), threads=3)
+    assert one == two
+    for key, fp in found_one.items():
+        np.testing.assert_array_equal(fp.points, found_two[key].points)
+    expected = np.linalg.solve(np.eye(2) - A, np.array([3.0, -3.0]))  # x = A x + b under u3
+    np.testing.assert_allclose(found_two[("lin", "u3")].points[0], expected, atol=1e-8)
+
+
 def test_probe_model_builds_maps_for_an_ann_under_each_task_input():
     task = CenterOutTask(n_targets=4)
     evaluation = task.evaluation_set()

@@ -1058,26 +1058,32 @@ class AnnCell:
         if self.arch == "rnn":
             gain, a = co[0], self.a
             return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
+        # one GEMM with the stacked gate blocks per product (W's rows: [r, z, m] or [i, f, g, o])
+        Wt = np.ascontiguousarray(W.T)
         if self.arch == "gru":
-            Wr, Wz, Wm = W[:H], W[H : 2 * H], W[2 * H :]
             dz, cz, cr, cm, r = co
-            cm = cm * r
-            return (
-                lambda V: dz * V + cz * (V @ Wz.T) + cr * (V @ Wr.T) + cm * (V @ Wm.T),
-                lambda V: dz * V + (cz * V) @ Wz + (cr * V) @ Wr + (cm * V) @ Wm,
-            )
-        Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
+            gates = np.concatenate([cr, cz, cm * r], axis=1)  # the candidate sees W_m h through the reset gate
+
+            def jvp(V):
+                P = V @ Wt
+                return dz * V + cr * P[:, :H] + cz * P[:, H : 2 * H] + gates[:, 2 * H :] * P[:, 2 * H :]
+
+            def vjp(V):
+                return dz * V + (gates * np.tile(V, 3)) @ W
+
+            return jvp, vjp
         ci, cf, cg, c_o, k, f = co
 
         def jvp(V):
             vh, vc = V[:, :H], V[:, H:]
-            dc = ci * (vh @ Wi.T) + cf * (vh @ Wf.T) + cg * (vh @ Wg.T) + f * vc
-            return np.concatenate([c_o * (vh @ Wo.T) + k * dc, dc], axis=1)
+            P = vh @ Wt
+            dc = ci * P[:, :H] + cf * P[:, H : 2 * H] + cg * P[:, 2 * H : 3 * H] + f * vc
+            return np.concatenate([c_o * P[:, 3 * H :] + k * dc, dc], axis=1)
 
         def vjp(V):
             wh, wc = V[:, :H], V[:, H:]
             gc = wc + k * wh  # weight on dc'
-            out_h = (c_o * wh) @ Wo + (ci * gc) @ Wi + (cf * gc) @ Wf + (cg * gc) @ Wg
+            out_h = np.concatenate([ci * gc, cf * gc, cg * gc, c_o * wh], axis=1) @ W
             return np.concatenate([out_h, f * gc], axis=1)
 
         return jvp, vjp
