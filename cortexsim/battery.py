@@ -30,8 +30,8 @@ result goes to :func:`cortexsim.store.write_analysis`, :mod:`cortexsim.report` a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -839,13 +839,98 @@ def _fixed_point_tasks(
         return row, fp
 
     if threads > 1 and len(tasks) > 1:  # one BLAS thread each: threads x BLAS threads would oversubscribe
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads, "fixed-points") as pool:
-            done = list(pool.map(one, tasks))
+        with threadpool_limits(limits=1, user_api="blas"):
+            done = _on_threads(one, tasks, threads)
     else:
         done = [one(task) for task in tasks]
     rows = [row for row, _ in done]
     found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(tasks, done, strict=True)}
     return rows, found
+
+
+def _on_threads(fn: Callable, items: list, threads: int) -> list:
+    """``[fn(item) for item in items]`` on ``threads`` daemon threads, in order; the first exception is raised.
+
+    Daemon threads (not ``concurrent.futures``, whose workers the interpreter waits for at exit), so a
+    Ctrl-C that ends the program is not held up by searches still running.
+    """
+    results: list = [None] * len(items)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    todo = iter(range(len(items)))
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+                errors.append(exc)
+
+    pool = [threading.Thread(target=work, daemon=True, name=f"fixed-points-{k}") for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+class FixedPointJob:
+    """Fixed-point searches running in a background (daemon) thread: :func:`start_fixed_points`.
+
+    :meth:`result` waits for them and returns what :func:`fixed_point_rows` returns, for all probes.
+    """
+
+    def __init__(self, tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int) -> None:
+        self._outcome: tuple | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._outcome = _fixed_point_tasks(tasks, n_starts, threads)
+            except BaseException as exc:  # noqa: BLE001 - raised again in result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fixed-points")
+        self._thread.start()
+
+    def result(self) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
+        """Rows and results of every search (waits for them; raises a search's exception)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._outcome
+
+
+def start_fixed_points(
+    probes: Mapping[str, ModelProbe], n_starts: int, rng: np.random.Generator, threads: int | None = None
+) -> FixedPointJob:
+    """Start the fixed-point searches of every probe (model) and input in the background.
+
+    They need only the models, so the comparison pipeline starts them before the battery and
+    collects them after it (:func:`run_dynamics`'s ``fixed_points``): on two cores the searches
+    and the battery share the machine.  Seeds are drawn from ``rng`` now, in model and input
+    order, so the points do not depend on the thread count or on what runs alongside.
+
+    Parameters
+    ----------
+    probes : mapping of str to ModelProbe
+    n_starts : int
+        Starts per model and input.
+    rng : numpy.random.Generator
+    threads : int, optional
+        Default: the cores available, at most 4.
+    """
+    tasks = []
+    for probe in probes.values():
+        seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
+        tasks += [(probe, i, int(seed)) for i, seed in enumerate(seeds)]
+    return FixedPointJob(tasks, n_starts, min(4, available_cores()) if threads is None else threads)
 
 
 def probe_inputs(evaluation, every: int = PROBE_TARGET_STEP) -> tuple[tuple[str, np.ndarray], ...]:
@@ -889,6 +974,7 @@ def run_dynamics(
     fixed_point_starts: int = 200,
     trials: SingleTrials | None = None,
     fixed_point_threads: int | None = None,
+    fixed_points: tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]] | None = None,
 ) -> DynamicsResult:
     """Tangling and communication subspaces of the compared activities, ceilings and fixed points.
 
@@ -912,6 +998,9 @@ def run_dynamics(
     fixed_point_threads : int, optional
         Threads the fixed-point searches (one per model and input) share; default: the cores
         available, at most 4.  The points do not depend on it.
+    fixed_points : tuple, optional
+        Searches already done (:meth:`FixedPointJob.result` of :func:`start_fixed_points`); then
+        ``probes`` only supply the figures and nothing is searched here.
     """
     if fixed_point_threads is None:
         fixed_point_threads = min(4, available_cores())
@@ -924,11 +1013,9 @@ def run_dynamics(
         row = calibration_row(name, rep, n_pcs)
         row["decode_position_r2"] = float(decode.get(name, float("nan")))
         calibration.append(row)
-    tasks = []
-    for probe in (probes or {}).values():  # seeds drawn in model and input order: any thread count, same points
-        seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
-        tasks += [(probe, i, int(seed)) for i, seed in enumerate(seeds)]
-    fp_rows, fp_found = _fixed_point_tasks(tasks, fixed_point_starts, fixed_point_threads)
+    if fixed_points is None:  # seeds drawn in model and input order: any thread count, same points
+        fixed_points = start_fixed_points(probes or {}, fixed_point_starts, rng, fixed_point_threads).result()
+    fp_rows, fp_found = fixed_points
     return DynamicsResult(
         calibration=tuple(calibration),
         tangling=tuple(tangling),

@@ -289,7 +289,7 @@ def run_experiment(
 
         def collect(stage: Stage) -> None:
             """Write a worker's finished ANN stage (waiting for it), as :func:`_stage_ann` would."""
-            run, seconds = pool.result(stage.name)
+            run, seconds = pool.result(stage.name, check=sticky.check)  # a Ctrl-C stops the wait
             ctx.log(f"[{stage.name}] finished in a worker process ({seconds:.1f} s)")
             names = write_ann_run(config, run, ctx.run_file, ctx.figures, ctx.log)
             record(stage, StageOutput((f"ann/{run.arch}",), tuple(names)), seconds, "ran in a worker")
@@ -837,6 +837,9 @@ def compare_stage(
         data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
     t0 = time.perf_counter()
+    replicates, probes, trials = dynamics_inputs(run_file, config, cc)
+    # the fixed-point searches need only the models: they run on threads while the battery runs here
+    searches = battery.start_fixed_points(probes, cc.fixed_point_starts, seeded_rng(config, "compare-fixed-points"))
     result = battery.run_battery(
         activities,
         n_pcs=cc.n_pcs,
@@ -847,7 +850,6 @@ def compare_stage(
         surrogate_rng=seeded_rng(config, "compare-surrogates"),
     ).with_notes(notes)
     t1 = time.perf_counter()
-    replicates, probes, trials = dynamics_inputs(run_file, config, cc)
     dynamics = battery.run_dynamics(
         result,
         rng=seeded_rng(config, "compare-dynamics"),
@@ -856,6 +858,7 @@ def compare_stage(
         probes=probes,
         fixed_point_starts=cc.fixed_point_starts,
         trials=trials,
+        fixed_points=searches.result(),
     )
     log(
         f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({t1 - t0:.1f} s); "

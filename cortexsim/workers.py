@@ -165,10 +165,12 @@ class WorkerPool:
         with self._lock:
             return list(self._outcomes)
 
-    def result(self, name: str) -> tuple[Any, float]:
+    def result(self, name: str, check: Callable[[], None] | None = None) -> tuple[Any, float]:
         """Wait for job ``name``; return ``(result, seconds)`` or raise the job's exception.
 
         ``seconds`` is the job's own wall time in its worker.  Each result is returned once.
+        ``check`` is called every 0.2 s while waiting (e.g. an interrupt guard's ``check``, so a
+        deferred Ctrl-C stops the wait instead of waiting for the job).
         """
         with self._lock:
             if name not in self._submitted:
@@ -176,7 +178,9 @@ class WorkerPool:
             while name not in self._outcomes:
                 if not self._thread.is_alive():
                     raise WorkerError(f"job {name!r}: the worker pool stopped before it finished")
-                self._lock.wait(timeout=0.5)
+                if check is not None:
+                    check()
+                self._lock.wait(timeout=0.2)
             kind, value, text, seconds = self._outcomes.pop(name)
             self._submitted.discard(name)
         if kind == "done":

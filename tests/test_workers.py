@@ -77,6 +77,23 @@ def test_workers_ignore_ctrl_c_and_close_terminates_them():
         pool.submit("late", _sleep, 0.1)
 
 
+def test_waiting_for_a_result_can_be_interrupted():
+    """The parent's interrupt check runs while it waits, so a deferred Ctrl-C does not wait for the job."""
+    calls = []
+
+    def check():
+        calls.append(time.perf_counter())
+        if len(calls) >= 3:
+            raise KeyboardInterrupt
+
+    with WorkerPool(1, lambda line: None) as pool:
+        pool.submit("long", _sleep, 600.0)
+        t0 = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            pool.result("long", check=check)
+        assert time.perf_counter() - t0 < 5
+
+
 def test_a_job_name_is_taken_once_and_unknown_names_are_refused():
     with WorkerPool(1, lambda line: None) as pool:
         pool.submit("a", _sleep, 0.0)
