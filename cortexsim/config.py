@@ -561,7 +561,10 @@ class CompareConfig:
         Trajectory-sampled starts per model and constant input for the fixed-point search
         (0: no fixed points). 200 cost about 35 s of the compare stage on the default run (rate
         circuit 4 s, GRU 15 s, LSTM 14 s, RNN 3 s for their 3 inputs each, one core at load 3,
-        2026-12-01); the issue-15 benchmark (``benchmarks/fixed_points.py``) uses 1,000 per input.
+        2026-12-01); on the arm run, where every model's search is over the whole closed loop
+        (250-622 dimensions), 174 s one after another (rate 56 s, GRU 38 s, LSTM 54 s, RNN 25 s)
+        and 125 s on two threads.  The searches run on threads next to the rest of the battery.
+        The issue-15 benchmark (``benchmarks/fixed_points.py``) uses 1,000 per input.
 
     The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
     out of the config's TOML text, so runs without them keep their config hash).
