@@ -466,7 +466,9 @@ def estimate_memory(
     if jobs > 1 and "ann" in out:
         workers = min(jobs - 1, len(s.archs))
         alongside = Term(
-            f"{workers} ANN worker process(es) alongside", workers * sum(t.bytes for t in out["ann"]), ("--jobs",)
+            f"{workers} ANN worker process(es) alongside",
+            workers * sum(t.bytes for t in out["ann"]),
+            ("ann.n_hidden", "--jobs"),
         )
         for name in ("train", "rate", "spiking"):
             if name in out:

@@ -46,7 +46,7 @@ def test_run_folder_is_named_by_time_and_config(smoke_run):
 
 def test_run_without_arguments_runs_the_main_experiment(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(pipeline, "run_experiment", lambda config, out, force: calls.append((config, out)) or out)
+    monkeypatch.setattr(pipeline, "run_experiment", lambda config, out, force, jobs: calls.append((config, out)) or out)
     monkeypatch.setattr(pipeline, "gate", lambda run_file, config: check_quality({}, config.quality))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run"]) == 0
