@@ -800,111 +800,75 @@ def fixed_point_rows(
     descended for at most :data:`FIXED_POINT_MAX_ITER` iterations.  Each input draws its starts from its
     own generator, seeded from ``rng`` in input order, so the result is the same for any ``threads``.
     """
-    seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
-    return _fixed_point_tasks([(probe, i, int(seed)) for i, seed in enumerate(seeds)], n_starts, threads)
+    return start_fixed_points({probe.name: probe}, n_starts, rng, threads).result()
 
 
-def _fixed_point_tasks(
-    tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int
-) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
-    """Rows and results of ``(probe, input index, seed)`` tasks, in task order, on ``threads`` threads.
-
-    The searches spend most of their time in BLAS and in the plant's compiled kernels, which release
-    the GIL, so threads share the cores without copying the models.
-    """
-
-    def one(task: tuple[ModelProbe, int, int]) -> tuple[Row, analysis.FixedPoints]:
-        probe, index, seed = task
-        (label, _), (step, jac) = probe.inputs[index], probe.maps[index]
-        jitter = 0.05 * float(np.std(probe.states))
-        starts = analysis.sample_starts(probe.states, n_starts, np.random.default_rng(seed), noise_std=jitter)
-        fp = analysis.find_fixed_points(step, starts, max_iter=FIXED_POINT_MAX_ITER, jacobian=jac)
-        row: Row = {
-            "model": probe.name,
-            "input": label,
-            "n_points": float(fp.n_points),
-            **{f"n_{kind}": float(fp.kinds.count(kind)) for kind in ("stable", "saddle", "marginal", "unstable")},
-            "max_abs_eig": float("nan"),
-            "slowest_tau_ms": float("nan"),
-            "top_population": "",
-            "n_starts": float(n_starts),
-        }
-        if fp.n_points:
-            lam = float(np.abs(fp.eigenvalues[0, 0]))
-            row["max_abs_eig"] = lam
-            row["slowest_tau_ms"] = float(-1e3 * probe.dt / np.log(lam)) if 0 < lam < 1 else float("inf")
-            if probe.groups:
-                shares = analysis.mode_loadings(fp.modes[0], probe.groups)
-                row["top_population"] = max(shares, key=shares.get)
-        return row, fp
-
-    if threads > 1 and len(tasks) > 1:  # one BLAS thread each: threads x BLAS threads would oversubscribe
-        with threadpool_limits(limits=1, user_api="blas"):
-            done = _on_threads(one, tasks, threads)
-    else:
-        done = [one(task) for task in tasks]
-    rows = [row for row, _ in done]
-    found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(tasks, done, strict=True)}
-    return rows, found
-
-
-def _on_threads(fn: Callable, items: list, threads: int) -> list:
-    """``[fn(item) for item in items]`` on ``threads`` daemon threads, in order; the first exception is raised.
-
-    Daemon threads (not ``concurrent.futures``, whose workers the interpreter waits for at exit), so a
-    Ctrl-C that ends the program is not held up by searches still running.
-    """
-    results: list = [None] * len(items)
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    todo = iter(range(len(items)))
-
-    def work() -> None:
-        while not errors:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException as exc:  # noqa: BLE001 - raised again in the caller
-                errors.append(exc)
-
-    pool = [threading.Thread(target=work, daemon=True, name=f"fixed-points-{k}") for k in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
+def _search(task: tuple[ModelProbe, int, int], n_starts: int) -> tuple[Row, analysis.FixedPoints]:
+    """One ``(probe, input index, seed)`` search and its table row."""
+    probe, index, seed = task
+    (label, _), (step, jac) = probe.inputs[index], probe.maps[index]
+    jitter = 0.05 * float(np.std(probe.states))
+    starts = analysis.sample_starts(probe.states, n_starts, np.random.default_rng(seed), noise_std=jitter)
+    fp = analysis.find_fixed_points(step, starts, max_iter=FIXED_POINT_MAX_ITER, jacobian=jac)
+    row: Row = {
+        "model": probe.name,
+        "input": label,
+        "n_points": float(fp.n_points),
+        **{f"n_{kind}": float(fp.kinds.count(kind)) for kind in ("stable", "saddle", "marginal", "unstable")},
+        "max_abs_eig": float("nan"),
+        "slowest_tau_ms": float("nan"),
+        "top_population": "",
+        "n_starts": float(n_starts),
+    }
+    if fp.n_points:
+        lam = float(np.abs(fp.eigenvalues[0, 0]))
+        row["max_abs_eig"] = lam
+        row["slowest_tau_ms"] = float(-1e3 * probe.dt / np.log(lam)) if 0 < lam < 1 else float("inf")
+        if probe.groups:
+            shares = analysis.mode_loadings(fp.modes[0], probe.groups)
+            row["top_population"] = max(shares, key=shares.get)
+    return row, fp
 
 
 class FixedPointJob:
-    """Fixed-point searches running in a background (daemon) thread: :func:`start_fixed_points`.
+    """Fixed-point searches running on daemon threads (see :func:`start_fixed_points`).
 
-    :meth:`result` waits for them and returns what :func:`fixed_point_rows` returns, for all probes.
+    Daemon threads rather than ``concurrent.futures``, whose workers the interpreter waits for at
+    exit, so a Ctrl-C that ends the program is not held up by searches still running.  The searches
+    spend most of their time in BLAS and in the plant's compiled kernels, which release the GIL.
     """
 
     def __init__(self, tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int) -> None:
-        self._outcome: tuple | None = None
-        self._error: BaseException | None = None
+        self._tasks = tasks
+        self._done: list[tuple[Row, analysis.FixedPoints] | None] = [None] * len(tasks)
+        self._errors: list[BaseException] = []
+        todo, lock = iter(range(len(tasks))), threading.Lock()
 
-        def run() -> None:
-            try:
-                self._outcome = _fixed_point_tasks(tasks, n_starts, threads)
-            except BaseException as exc:  # noqa: BLE001 - raised again in result()
-                self._error = exc
+        def work() -> None:
+            while not self._errors:
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                try:
+                    self._done[i] = _search(tasks[i], n_starts)
+                except BaseException as exc:  # noqa: BLE001 - raised again in result()
+                    self._errors.append(exc)
 
-        self._thread = threading.Thread(target=run, daemon=True, name="fixed-points")
-        self._thread.start()
+        n = max(1, min(threads, len(tasks)))
+        self._threads = [threading.Thread(target=work, daemon=True, name=f"fixed-points-{k}") for k in range(n)]
+        for t in self._threads:
+            t.start()
 
     def result(self) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
-        """Rows and results of every search (waits for them; raises a search's exception)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._outcome
+        """Rows (in model and input order) and results of every search; waits, raises a search's exception."""
+        for t in self._threads:
+            t.join()
+        if self._errors:
+            raise self._errors[0]
+        rows = [row for row, _ in self._done]
+        found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(self._tasks, self._done, strict=True)}
+        return rows, found
 
 
 def start_fixed_points(
@@ -915,7 +879,9 @@ def start_fixed_points(
     They need only the models, so the comparison pipeline starts them before the battery and
     collects them after it (:func:`run_dynamics`'s ``fixed_points``): on two cores the searches
     and the battery share the machine.  Seeds are drawn from ``rng`` now, in model and input
-    order, so the points do not depend on the thread count or on what runs alongside.
+    order, so the points do not depend on the thread count or on what runs alongside.  Run the
+    searches under one BLAS thread (``threadpool_limits``, set by the caller for as long as they
+    run: the limit is process-wide), or threads times BLAS threads oversubscribe the cores.
 
     Parameters
     ----------
@@ -1002,8 +968,6 @@ def run_dynamics(
         Searches already done (:meth:`FixedPointJob.result` of :func:`start_fixed_points`); then
         ``probes`` only supply the figures and nothing is searched here.
     """
-    if fixed_point_threads is None:
-        fixed_point_threads = min(4, available_cores())
     acts = result.activities
     tangling = [tangling_row(a) for a in acts.values() if a.n_units >= 2 and a.rates.shape[1] >= 3]
     communication = communication_rows(acts, rng, trials)
@@ -1014,7 +978,8 @@ def run_dynamics(
         row["decode_position_r2"] = float(decode.get(name, float("nan")))
         calibration.append(row)
     if fixed_points is None:  # seeds drawn in model and input order: any thread count, same points
-        fixed_points = start_fixed_points(probes or {}, fixed_point_starts, rng, fixed_point_threads).result()
+        with threadpool_limits(limits=1, user_api="blas"):
+            fixed_points = start_fixed_points(probes or {}, fixed_point_starts, rng, fixed_point_threads).result()
     fp_rows, fp_found = fixed_points
     return DynamicsResult(
         calibration=tuple(calibration),

@@ -122,7 +122,7 @@ def default_jobs(config) -> int:
     """``cortexsim run``'s default ``--jobs``: the cores available, at most one per ANN plus the circuit."""
     from .workers import available_cores
 
-    return max(1, min(available_cores(), 1 + len(config.ann.archs)))
+    return min(available_cores(), 1 + len(config.ann.archs))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -272,7 +272,6 @@ def run_experiment(
         # ANN stages read nothing earlier stages write (after = ()): whether they run is known now
         background = [s for s in plan if s.name.startswith("ann:") and s.name not in done] if jobs > 1 else []
         pool = WorkerPool(min(jobs - 1, len(background)), say) if background else None
-        written_by_worker: set[str] = set()
 
         def record(stage: Stage, output: StageOutput, seconds: float, how: str) -> None:
             with store.open_for_update(ctx.run_file) as f:
@@ -293,7 +292,6 @@ def run_experiment(
             ctx.log(f"[{stage.name}] finished in a worker process ({seconds:.1f} s)")
             names = write_ann_run(config, run, ctx.run_file, ctx.figures, ctx.log)
             record(stage, StageOutput((f"ann/{run.arch}",), tuple(names)), seconds, "ran in a worker")
-            written_by_worker.add(stage.name)
 
         try:
             if pool is not None:
@@ -302,9 +300,9 @@ def run_experiment(
                     f"next to this one (jobs = {jobs})"
                 )
                 for stage in background:
-                    pool.submit(stage.name, _ann_job, config, stage.name.split(":")[1])
+                    pool.submit(stage.name, ann_run, config, stage.name.split(":")[1])
             for stage in plan:
-                if stage.name in written_by_worker:
+                if stage.name in recomputed:  # an ANN stage a worker finished early, written already
                     continue
                 if stage.name in done and not recomputed.intersection(stage.after):
                     ctx.log(f"[{stage.name}] done earlier ({done[stage.name]['seconds']:.1f} s); reused")
@@ -318,8 +316,9 @@ def run_experiment(
                 output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
                 record(stage, output, time.perf_counter() - t0, "ran")
                 sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
-                for finished in [s for s in background if pool is not None and s.name in pool.done()]:
-                    collect(finished)  # write what the workers finished, so an interruption keeps it
+                finished = pool.done() if pool is not None else []
+                for ann_stage in (s for s in background if s.name in finished):
+                    collect(ann_stage)  # write what the workers finished, so an interruption keeps it
                     sticky.check()
         finally:
             if pool is not None:
@@ -689,11 +688,6 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
     return write_ann_run(config, ann_run(config, arch, log), run_file, figures, log)
 
 
-def _ann_job(config: Config, arch: str, log: Log) -> AnnRun:
-    """:func:`ann_run` as a :class:`~cortexsim.workers.WorkerPool` job (a module-level function pickles)."""
-    return ann_run(config, arch, log)
-
-
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
     """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures.
 
@@ -836,30 +830,32 @@ def compare_stage(
         recorded = load_neural_data(base / cc.data, **cc.loader_options())
         data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
-    t0 = time.perf_counter()
     replicates, probes, trials = dynamics_inputs(run_file, config, cc)
-    # the fixed-point searches need only the models: they run on threads while the battery runs here
-    searches = battery.start_fixed_points(probes, cc.fixed_point_starts, seeded_rng(config, "compare-fixed-points"))
-    result = battery.run_battery(
-        activities,
-        n_pcs=cc.n_pcs,
-        n_null=cc.n_null,
-        positions=positions,
-        rng=seeded_rng(config, "compare"),
-        n_surrogates=cc.n_surrogates,
-        surrogate_rng=seeded_rng(config, "compare-surrogates"),
-    ).with_notes(notes)
-    t1 = time.perf_counter()
-    dynamics = battery.run_dynamics(
-        result,
-        rng=seeded_rng(config, "compare-dynamics"),
-        n_pcs=cc.n_pcs,
-        replicates=replicates,
-        probes=probes,
-        fixed_point_starts=cc.fixed_point_starts,
-        trials=trials,
-        fixed_points=searches.result(),
-    )
+    # one BLAS thread for the whole comparison: the limit is process-wide, and the fixed-point
+    # searches (which need only the models) run on threads while the battery runs here
+    with threadpool_limits(limits=1, user_api="blas"):
+        searches = battery.start_fixed_points(probes, cc.fixed_point_starts, seeded_rng(config, "compare-fixed-points"))
+        t0 = time.perf_counter()
+        result = battery.run_battery(
+            activities,
+            n_pcs=cc.n_pcs,
+            n_null=cc.n_null,
+            positions=positions,
+            rng=seeded_rng(config, "compare"),
+            n_surrogates=cc.n_surrogates,
+            surrogate_rng=seeded_rng(config, "compare-surrogates"),
+        ).with_notes(notes)
+        t1 = time.perf_counter()
+        dynamics = battery.run_dynamics(
+            result,
+            rng=seeded_rng(config, "compare-dynamics"),
+            n_pcs=cc.n_pcs,
+            replicates=replicates,
+            probes=probes,
+            fixed_point_starts=cc.fixed_point_starts,
+            trials=trials,
+            fixed_points=searches.result(),
+        )
     log(
         f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({t1 - t0:.1f} s); "
         f"dynamics: {len(dynamics.fixed_points)} fixed-point searches, {len(dynamics.calibration)} ceilings "

@@ -102,7 +102,7 @@ class WorkerPool:
     Examples
     --------
     >>> with WorkerPool(2, print) as pool:          # doctest: +SKIP
-    ...     pool.submit("ann:gru", ann_job, config, "gru")
+    ...     pool.submit("ann:gru", ann_run, config, "gru")  # fn(*args, log)
     ...     result, seconds = pool.result("ann:gru")
     """
 
