@@ -50,31 +50,25 @@ def _constant_batch(u: np.ndarray, n_steps: int) -> TrialBatch:
     return TrialBatch(inputs, np.zeros((2, n_steps, 2)), np.ones((2, n_steps, 1)), 0.01, {})
 
 
-def test_the_map_is_the_closed_loop(net):
-    """Applied to the loop's state at t, the map gives the loop's state at t + 1 (feedback, delays and all)."""
-    u = np.array([np.cos(0.7), np.sin(0.7), 0.0])
+def _assert_map_is_the_loop(net, u: np.ndarray) -> None:
+    """Applied to the loop's state at t, the map gives the loop's state at t + 1, and the arm moved."""
     net = _with_feedback(net, proprioception_noise=0.0, vision_noise=0.0)
     trajectory = net.simulate_loop(_constant_batch(u, 40))
-    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
-    X = loop_states(net, trajectory.states, arm)
-    layout = loop_layout(net)
-    assert X.shape[2] == layout["sensors"].stop
+    X = trajectory_states(net, trajectory)
+    assert X.shape[2] == loop_layout(net)["sensors"].stop
     step, _ = arm_loop_map(net, u)
     predicted = step(X[:, :-1].reshape(-1, X.shape[2])).reshape(2, -1, X.shape[2])
     np.testing.assert_allclose(predicted, X[:, 1:], rtol=1e-9, atol=1e-9)
     assert np.ptp(trajectory.hand) > 1e-4  # the arm moved: the test exercised the plant and the feedback
 
 
-@pytest.mark.parametrize("feedback", [True, False])
-def test_the_jacobian_is_exact(net, feedback):
-    net = _with_feedback(net, enabled=feedback)
-    u = np.array([0.0, 1.0, 0.0])
-    trajectory = net.simulate_loop(_constant_batch(u, 30))
-    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
-    X = loop_states(net, trajectory.states, arm)[:, [5, 25]].reshape(-1, loop_layout(net)["sensors"].stop)
+def _assert_jacobian_is_exact(net, u: np.ndarray, steps: list[int], seed: int) -> None:
+    """Full Jacobian against centred differences; jvp and vjp against the full Jacobian."""
+    X = trajectory_states(net, net.simulate_loop(_constant_batch(u, 30)))[:, steps]
+    X = X.reshape(-1, loop_layout(net)["sensors"].stop)
     step, jac = arm_loop_map(net, u)
     J = jac.full(X)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     V = rng.standard_normal(X.shape)
     h = 1e-6
     fd = (step(X + h * V) - step(X - h * V)) / (2 * h)
@@ -83,39 +77,28 @@ def test_the_jacobian_is_exact(net, feedback):
     np.testing.assert_allclose(jvp(V), np.einsum("mij,mj->mi", J, V), rtol=1e-10, atol=1e-12)
     W = rng.standard_normal(X.shape)
     np.testing.assert_allclose(vjp(W), np.einsum("mij,mi->mj", J, W), rtol=1e-10, atol=1e-12)
+
+
+def test_the_map_is_the_closed_loop(net):
+    """Applied to the loop's state at t, the map gives the loop's state at t + 1 (feedback, delays and all)."""
+    assert "circuit" in loop_layout(net)
+    _assert_map_is_the_loop(net, np.array([np.cos(0.7), np.sin(0.7), 0.0]))
+
+
+@pytest.mark.parametrize("feedback", [True, False])
+def test_the_jacobian_is_exact(net, feedback):
+    _assert_jacobian_is_exact(_with_feedback(net, enabled=feedback), np.array([0.0, 1.0, 0.0]), [5, 25], seed=1)
 
 
 def test_the_map_is_the_closed_loop_of_an_ann(ann):
     """The same for each ANN on the arm: its update reads the 14 feedback channels as inputs."""
-    u = np.array([np.cos(2.1), np.sin(2.1), 0.0])
-    net = _with_feedback(ann, proprioception_noise=0.0, vision_noise=0.0)
-    trajectory = net.simulate_loop(_constant_batch(u, 40))
-    X = trajectory_states(net, trajectory)
-    layout = loop_layout(net)
-    assert "hidden" in layout and X.shape[2] == layout["sensors"].stop
-    step, _ = arm_loop_map(net, u)
-    predicted = step(X[:, :-1].reshape(-1, X.shape[2])).reshape(2, -1, X.shape[2])
-    np.testing.assert_allclose(predicted, X[:, 1:], rtol=1e-9, atol=1e-9)
-    assert np.ptp(trajectory.hand) > 1e-4
+    assert "hidden" in loop_layout(ann)
+    _assert_map_is_the_loop(ann, np.array([np.cos(2.1), np.sin(2.1), 0.0]))
 
 
 @pytest.mark.parametrize("feedback", [True, False])
 def test_the_jacobian_of_an_ann_loop_is_exact(ann, feedback):
-    net = _with_feedback(ann, enabled=feedback)
-    u = np.array([1.0, 0.0, 0.0])
-    X = trajectory_states(net, net.simulate_loop(_constant_batch(u, 30)))[:, [4, 22]]
-    X = X.reshape(-1, loop_layout(net)["sensors"].stop)
-    step, jac = arm_loop_map(net, u)
-    J = jac.full(X)
-    rng = np.random.default_rng(3)
-    V = rng.standard_normal(X.shape)
-    h = 1e-6
-    fd = (step(X + h * V) - step(X - h * V)) / (2 * h)
-    np.testing.assert_allclose(np.einsum("mij,mj->mi", J, V), fd, rtol=1e-5, atol=1e-7)
-    jvp, vjp = jac.linearize(X)
-    np.testing.assert_allclose(jvp(V), np.einsum("mij,mj->mi", J, V), rtol=1e-10, atol=1e-12)
-    W = rng.standard_normal(X.shape)
-    np.testing.assert_allclose(vjp(W), np.einsum("mij,mi->mj", J, W), rtol=1e-10, atol=1e-12)
+    _assert_jacobian_is_exact(_with_feedback(ann, enabled=feedback), np.array([1.0, 0.0, 0.0]), [4, 22], seed=3)
 
 
 def test_the_resting_loop_has_one_fixed_point_the_start_posture_and_it_is_the_arms_saddle():

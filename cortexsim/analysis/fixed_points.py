@@ -1013,8 +1013,11 @@ class AnnCell:
         *_, o, c_new, tc = parts
         return np.concatenate([o * tc, c_new], axis=1)
 
-    def _coefficients(self, X: np.ndarray, x_in: np.ndarray):
+    def coefficients(self, X: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, ...]:
         """Derivatives of the update with respect to each gate's pre-activation (per row).
+
+        :meth:`full`, :meth:`linearize` and :meth:`input_jacobian` take them (``co``) so that
+        one evaluation of the gates serves all three.
 
         rnn: ``(a (1 - s^2),)``; gru: ``(z, dh'/dpre_z, dh'/dpre_r, dh'/dpre_m, r)``;
         lstm: ``(dc'/dpre_i, dc'/dpre_f, dc'/dpre_g, dh'/dpre_o, dh'/dc', f)``.
@@ -1030,10 +1033,10 @@ class AnnCell:
         c, i, f, g, o, _, tc = parts
         return g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), tc * o * (1 - o), o * (1 - tc * tc), f
 
-    def full(self, X: np.ndarray, x_in: np.ndarray) -> np.ndarray:
+    def full(self, X: np.ndarray, x_in: np.ndarray, co: tuple | None = None) -> np.ndarray:
         """Jacobians with respect to the state, (m, n_state, n_state)."""
         H, W = self.H, self.p["w"]
-        co = self._coefficients(X, x_in)
+        co = self.coefficients(X, x_in) if co is None else co
         if self.arch == "rnn":
             return (1 - self.a) * np.eye(H) + co[0][:, :, None] * W[None]
         if self.arch == "gru":
@@ -1051,10 +1054,10 @@ class AnnCell:
         J[:, H:, H:] = f[:, :, None] * eye
         return J
 
-    def linearize(self, X: np.ndarray, x_in: np.ndarray) -> Products:
+    def linearize(self, X: np.ndarray, x_in: np.ndarray, co: tuple | None = None) -> Products:
         """Matrix-free products with the state Jacobians: ``(jvp, vjp)``, each (m, n_state) -> (m, n_state)."""
         H, W = self.H, self.p["w"]
-        co = self._coefficients(X, x_in)
+        co = self.coefficients(X, x_in) if co is None else co
         if self.arch == "rnn":
             gain, a = co[0], self.a
             return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
@@ -1088,7 +1091,9 @@ class AnnCell:
 
         return jvp, vjp
 
-    def input_jacobian(self, X: np.ndarray, x_in: np.ndarray, columns: slice | np.ndarray) -> np.ndarray:
+    def input_jacobian(
+        self, X: np.ndarray, x_in: np.ndarray, columns: slice | np.ndarray, co: tuple | None = None
+    ) -> np.ndarray:
         """Jacobians of the update with respect to the inputs ``u[columns]``, (m, n_state, len(columns)).
 
         The input enters every gate's pre-activation through ``B``, so this is the state
@@ -1096,7 +1101,7 @@ class AnnCell:
         GRU candidate's input, no leak).
         """
         H, B = self.H, self.p["w_in"][:, columns]
-        co = self._coefficients(X, x_in)
+        co = self.coefficients(X, x_in) if co is None else co
         if self.arch == "rnn":
             return co[0][:, :, None] * B[None]
         if self.arch == "gru":

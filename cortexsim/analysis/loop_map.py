@@ -27,6 +27,8 @@ component) and the sensors' from :func:`cortexsim._plant.sense_backward`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -111,20 +113,36 @@ def trajectory_states(net: Any, trajectory: Any) -> np.ndarray:
     return loop_states(net, inner, arm)
 
 
+@dataclass(frozen=True)
 class _Controller:
     """What drives the arm, as the loop map needs it (see :func:`_circuit` and :func:`_ann`).
 
-    ``cols`` are the state columns the excitation logits read, ``w_out`` (6, len(cols)) their
-    weights; ``logits(X)`` -> (m, 6); ``slope(X)`` -> (m, len(cols)) with ``dy/dX[:, :, cols] =
-    w_out * slope[:, None, :]``; ``step(X, f)`` the next controller state given the feedback
-    ``f`` (m, 14); ``full(X, f)`` and ``linearize(X, f)`` its state Jacobian; ``by_feedback(X, f)``
-    its Jacobian with respect to ``f``, (m or 1, n, 14).
+    Attributes
+    ----------
+    n : int
+        Size of the controller's state.
+    cols : ndarray of int
+        State columns the excitation logits read; ``w_out`` (6, len(cols)) their weights.
+    logits : callable
+        ``logits(X)`` -> (m, 6).
+    slope : callable
+        ``slope(X)`` -> (m, len(cols)), with ``dy/dX[:, :, cols] = w_out * slope[:, None, :]``.
+    step : callable
+        ``step(X, f)``: the next controller state given the feedback ``f`` (m, 14).
+    full, linearize : callable
+        ``full(X, f) -> (J, B)`` and ``linearize(X, f) -> (jvp, vjp, B)``: the state Jacobian (or
+        its products) and ``B``, the Jacobian with respect to ``f``, (m or 1, n, 14), from one
+        evaluation.
     """
 
-    def __init__(self, n, cols, w_out, logits, slope, step, full, linearize, by_feedback):
-        self.n, self.cols, self.w_out = n, cols, w_out
-        self.logits, self.slope, self.step = logits, slope, step
-        self.full, self.linearize, self.by_feedback = full, linearize, by_feedback
+    n: int
+    cols: np.ndarray
+    w_out: np.ndarray
+    logits: Callable
+    slope: Callable
+    step: Callable
+    full: Callable
+    linearize: Callable
 
 
 def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
@@ -138,27 +156,17 @@ def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
     silenced = getattr(net, "silenced", None)
     keep = (np.ones(n) if silenced is None else (~np.asarray(silenced, bool)).astype(float))[out_idx]
     phi = net.transfer
-    by_f = (alpha[:, None] * w_fb)[None]  # (1, units, 14)
-
-    def logits(X):
-        return (phi(X[:, out_idx].copy()) * keep) @ w_out.T + b_out
-
-    def slope(X):
-        return phi.derivative(X[:, out_idx].copy()) * keep
-
-    def step(X, f):
-        return circuit_step(X) + f @ by_f[0].T
+    by_f = (alpha[:, None] * w_fb)[None]  # (1, units, 14): the feedback enters linearly
 
     return _Controller(
-        n,
-        out_idx,
-        w_out,
-        logits,
-        slope,
-        step,
-        lambda X, f: circuit_jac.full(X),
-        lambda X, f: circuit_jac.linearize(X),
-        lambda X, f: by_f,
+        n=n,
+        cols=out_idx,
+        w_out=w_out,
+        logits=lambda X: (phi(X[:, out_idx].copy()) * keep) @ w_out.T + b_out,
+        slope=lambda X: phi.derivative(X[:, out_idx].copy()) * keep,
+        step=lambda X, f: circuit_step(X) + f @ by_f[0].T,
+        full=lambda X, f: (circuit_jac.full(X), by_f),
+        linearize=lambda X, f: (*circuit_jac.linearize(X), by_f),
     )
 
 
@@ -174,16 +182,25 @@ def _ann(net: Any, u: np.ndarray, k_task: int) -> _Controller:
     def drive(f):
         return task_drive + f @ w_fb.T
 
+    def full(X, f):
+        x_in = drive(f)
+        co = cell.coefficients(X, x_in)
+        return cell.full(X, x_in, co), cell.input_jacobian(X, x_in, feedback, co)
+
+    def linearize(X, f):
+        x_in = drive(f)
+        co = cell.coefficients(X, x_in)
+        return (*cell.linearize(X, x_in, co), cell.input_jacobian(X, x_in, feedback, co))
+
     return _Controller(
-        cell.n_state,
-        np.arange(H),
-        w_out,
-        lambda X: X[:, :H] @ w_out.T + b_out,
-        lambda X: np.ones((X.shape[0], H)),
-        lambda X, f: cell.step(X, drive(f)),
-        lambda X, f: cell.full(X, drive(f)),
-        lambda X, f: cell.linearize(X, drive(f)),
-        lambda X, f: cell.input_jacobian(X, drive(f), feedback),
+        n=cell.n_state,
+        cols=np.arange(H),
+        w_out=w_out,
+        logits=lambda X: X[:, :H] @ w_out.T + b_out,
+        slope=lambda X: np.ones((X.shape[0], H)),
+        step=lambda X, f: cell.step(X, drive(f)),
+        full=full,
+        linearize=linearize,
     )
 
 
@@ -283,16 +300,15 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
             arm.sense_backward(nxt, g_z, acc)
             S[:, ch] = acc
         dedy = (1.0 - floor) * sig * (1.0 - sig)
-        by_sensors = c.by_feedback(x, f) * gain  # d x' / d z[t - lag], (m or 1, n, 14)
-        return x, f, c.slope(x), P_s, P_e, dedy, S, by_sensors
+        return x, f, c.slope(x), P_s, P_e, dedy, S
 
     def full(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, float)
         m = X.shape[0]
-        x, f, slope, P_s, P_e, dedy, S, by_sensors = blocks(X)
+        x, f, slope, P_s, P_e, dedy, S = blocks(X)
         J = np.zeros((m, d, d))
-        J[:, :n, :n] = c.full(x, f)
-        J[:, :n, sensors] += by_sensors
+        J[:, :n, :n], by_f = c.full(x, f)
+        J[:, :n, sensors] += by_f * gain  # d x' / d z[t - lag]
         # arm: from its own state, and from the readout through the excitations
         de_dx = dedy[:, :, None] * w_out[None] * slope[:, None, :]  # (m, 6, readout)
         J[:, n : n + 10, n : n + 10] = P_s
@@ -304,8 +320,9 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
 
     def linearize(X: np.ndarray):
         X = np.asarray(X, float)
-        x, f, slope, P_s, P_e, dedy, S, by_sensors = blocks(X)
-        jvp_x, vjp_x = c.linearize(x, f)
+        x, f, slope, P_s, P_e, dedy, S = blocks(X)
+        jvp_x, vjp_x, by_f = c.linearize(x, f)
+        by_sensors = by_f * gain  # d x' / d z[t - lag], (m or 1, n, 14)
 
         def jvp(V: np.ndarray) -> np.ndarray:
             V = np.asarray(V, float)
