@@ -563,7 +563,9 @@ class CompareConfig:
         circuit 4 s, GRU 15 s, LSTM 14 s, RNN 3 s for their 3 inputs each, one core at load 3,
         2026-12-01); on the arm run, where every model's search is over the whole closed loop
         (250-622 dimensions), 174 s one after another (rate 56 s, GRU 38 s, LSTM 54 s, RNN 25 s)
-        and 125 s on two threads.  The searches run on threads next to the rest of the battery.
+        and 125 s on two threads; evaluating each ANN's gates once per linearisation then brought
+        the GRU to 34 s and the LSTM to 47 s.  The searches run on threads next to the rest of
+        the battery.
         The issue-15 benchmark (``benchmarks/fixed_points.py``) uses 1,000 per input.
 
     The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
