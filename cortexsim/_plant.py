@@ -203,8 +203,12 @@ TAPE_WIDTH = 58
 
 
 @njit(cache=_CACHE, error_model="numpy", nogil=True)
-def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
-    """One semi-implicit Euler sub-step of the state ``s`` (10,), in place; ``rec`` (58,) records it."""
+def _substep(s, u, lx, ly, curl, scal, mus, h, dl, length, rec):
+    """One semi-implicit Euler sub-step of the state ``s`` (10,), in place; ``rec`` (58,) records it.
+
+    The force on the hand is the load ``(lx, ly)`` plus the velocity-dependent field ``curl @ v``
+    (``curl`` (2, 2), N s/m; ``v`` the hand velocity at the sub-step's start).
+    """
     q1, q2, dq1, dq2 = s[0], s[1], s[2], s[3]
     for j in range(N_STATE):
         rec[_T_STATE + j] = s[j]
@@ -221,13 +225,20 @@ def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
     damp = scal[_S_DAMP]
     t1 += lim1 - damp * dq1
     t2 += lim2 - damp * dq2
-    if lx != 0.0 or ly != 0.0:  # the endpoint load's joint torque J(q)^T f
+    curled = curl[0, 0] != 0.0 or curl[0, 1] != 0.0 or curl[1, 0] != 0.0 or curl[1, 1] != 0.0
+    if lx != 0.0 or ly != 0.0 or curled:  # the endpoint force's joint torque J(q)^T f
         l1, l2 = scal[_S_L1], scal[_S_L2]
         s12 = q1 + q2
         x1, y1 = l1 * math.cos(q1), l1 * math.sin(q1)
         x2, y2 = l2 * math.cos(s12), l2 * math.sin(s12)
-        t1 += -(y1 + y2) * lx + (x1 + x2) * ly
-        t2 += -y2 * lx + x2 * ly
+        fx, fy = lx, ly
+        if curled:  # f += B v, v = J(q) dq
+            vx = -(y1 + y2) * dq1 - y2 * dq2
+            vy = (x1 + x2) * dq1 + x2 * dq2
+            fx += curl[0, 0] * vx + curl[0, 1] * vy
+            fy += curl[1, 0] * vx + curl[1, 1] * vy
+        t1 += -(y1 + y2) * fx + (x1 + x2) * fy
+        t2 += -y2 * fx + x2 * fy
     # forward dynamics M^-1 (tau - C dq)
     k = scal[_S_K]
     cos2 = math.cos(q2)
@@ -257,7 +268,7 @@ def _substep(s, u, lx, ly, scal, mus, h, dl, length, rec):
 
 
 @njit(cache=_CACHE, error_model="numpy", nogil=True)
-def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
+def step_forward(state, u, load, curl, scal, mus, h, n_sub, out, tape):
     """One task step of ``n_sub`` semi-implicit Euler sub-steps of ``h`` s for every trial.
 
     Parameters
@@ -265,6 +276,7 @@ def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
     state : (trials, 10) float64, the state at the start of the step.
     u : (trials, 6) float64, excitation (clipped here to [min_activation, 1]).
     load : (trials, 2) float64, endpoint force (N).
+    curl : (2, 2) float64, a velocity-dependent force field on the hand, f = curl @ v (N s/m).
     out : (trials, 10), the state after the step.
     tape : (trials, n_sub, TAPE_WIDTH), filled with what the backward step needs.
     """
@@ -275,13 +287,13 @@ def step_forward(state, u, load, scal, mus, h, n_sub, out, tape):
         for j in range(N_STATE):
             s[j] = state[i, j]
         for k in range(n_sub):
-            _substep(s, u[i], load[i, 0], load[i, 1], scal, mus, h, dl, length, tape[i, k])
+            _substep(s, u[i], load[i, 0], load[i, 1], curl, scal, mus, h, dl, length, tape[i, k])
         for j in range(N_STATE):
             out[i, j] = s[j]
 
 
 @njit(cache=_CACHE, error_model="numpy", nogil=True)
-def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, want_load):
+def step_backward(tape, load, curl, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, want_load):
     """Reverse-mode derivative of :func:`step_forward`.
 
     Given ``g_out`` = dL/d(state after the step), (trials, 10), *sets* ``g_state`` = dL/d(state
@@ -293,13 +305,14 @@ def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, 
     g = np.empty(N_STATE)
     ga = np.empty(6)
     l1, l2, k_, damp = scal[_S_L1], scal[_S_L2], scal[_S_K], scal[_S_DAMP]
+    curled = curl[0, 0] != 0.0 or curl[0, 1] != 0.0 or curl[1, 0] != 0.0 or curl[1, 1] != 0.0
     for i in range(tape.shape[0]):
         for j in range(N_STATE):
             g[j] = g_out[i, j]
         for m in range(6):
             g_u[i, m] = 0.0
         lx, ly = load[i, 0], load[i, 1]
-        loaded = lx != 0.0 or ly != 0.0
+        loaded = lx != 0.0 or ly != 0.0 or curled
         for k in range(n_sub - 1, -1, -1):
             rec = tape[i, k]
             q1, q2, dq1, dq2 = rec[0], rec[1], rec[2], rec[3]
@@ -354,11 +367,26 @@ def step_backward(tape, load, scal, mus, h, n_sub, g_out, g_state, g_u, g_load, 
                 s12 = q1 + q2
                 x1, y1 = l1 * math.cos(q1), l1 * math.sin(q1)
                 x2, y2 = l2 * math.cos(s12), l2 * math.sin(s12)
+                gfx = -(y1 + y2) * gt1 - y2 * gt2  # dL/df = J(q) dL/dtau
+                gfy = (x1 + x2) * gt1 + x2 * gt2
                 if want_load:
-                    g_load[i, 0] += -(y1 + y2) * gt1 - y2 * gt2
-                    g_load[i, 1] += (x1 + x2) * gt1 + x2 * gt2
-                d2 = -x2 * lx - y2 * ly
-                gq1 += gt1 * (-(x1 + x2) * lx - (y1 + y2) * ly) + gt2 * d2
+                    g_load[i, 0] += gfx
+                    g_load[i, 1] += gfy
+                fx, fy = lx, ly
+                if curled:  # f = load + B v, v = J(q) dq: dL/dv = B^T dL/df
+                    vx = -(y1 + y2) * dq1 - y2 * dq2
+                    vy = (x1 + x2) * dq1 + x2 * dq2
+                    fx += curl[0, 0] * vx + curl[0, 1] * vy
+                    fy += curl[1, 0] * vx + curl[1, 1] * vy
+                    gvx = curl[0, 0] * gfx + curl[1, 0] * gfy
+                    gvy = curl[0, 1] * gfx + curl[1, 1] * gfy
+                    gdq1 += -(y1 + y2) * gvx + (x1 + x2) * gvy
+                    gdq2 += -y2 * gvx + x2 * gvy
+                    w = dq1 + dq2
+                    gq1 += gvx * (-(x1 + x2) * dq1 - x2 * dq2) + gvy * (-(y1 + y2) * dq1 - y2 * dq2)
+                    gq2 += -(gvx * x2 + gvy * y2) * w
+                d2 = -x2 * fx - y2 * fy
+                gq1 += gt1 * (-(x1 + x2) * fx - (y1 + y2) * fy) + gt2 * d2
                 gq2 += (gt1 + gt2) * d2
             g[0], g[1], g[2], g[3] = gq1, gq2, gdq1, gdq2
             for m in range(6):
@@ -423,7 +451,7 @@ def _sigmoid(y):
 
 
 @njit(cache=_CACHE, error_model="numpy", nogil=True)
-def loop_send(y, floor, motor_noise, motor, state, load, scal, mus, h, n_sub, advance, e, out, tape, z_next):
+def loop_send(y, floor, motor_noise, motor, state, load, curl, scal, mus, h, n_sub, advance, e, out, tape, z_next):
     """Send a readout: excitation, then (``advance``) the arm's step and what its sensors see after it.
 
     ``e = floor + (1 - floor) sigmoid(y)``, times ``1 + motor_noise motor`` and clipped to [0, 1]
@@ -439,7 +467,7 @@ def loop_send(y, floor, motor_noise, motor, state, load, scal, mus, h, n_sub, ad
                 v = min(max(v * (1.0 + motor_noise * motor[i, m]), 0.0), 1.0)
             e[i, m] = v
     if advance:
-        step_forward(state, e, load, scal, mus, h, n_sub, out, tape)
+        step_forward(state, e, load, curl, scal, mus, h, n_sub, out, tape)
         sense(out, scal, mus, z_next)
 
 
@@ -467,7 +495,7 @@ def loop_feedback(z, t, dp, dv, gains, length0, hand0, goals, sensory, out):
 
 @njit(cache=_CACHE, error_model="numpy", nogil=True)
 def loop_backward(
-    t, g_f, dp, dv, gains, g_z, tape, load, scal, mus, h, n_sub, advance, state, g_act, lam, g_s, g_e,
+    t, g_f, dp, dv, gains, g_z, tape, load, curl, scal, mus, h, n_sub, advance, state, g_act, lam, g_s, g_e,
     y, floor, motor_noise, motor, g_y,
 ):  # fmt: skip
     """The adjoint of one closed-loop step (:func:`loop_send` and :func:`loop_feedback` of step ``t``).
@@ -492,7 +520,7 @@ def loop_backward(
                     g_z[t - dv, i, c] += g_f[i, c] * gains[2]
     if advance:
         dummy = np.empty((1, 2))
-        step_backward(tape, load, scal, mus, h, n_sub, lam, g_s, g_e, dummy, False)
+        step_backward(tape, load, curl, scal, mus, h, n_sub, lam, g_s, g_e, dummy, False)
     else:
         g_s[...] = 0.0
         g_e[...] = 0.0

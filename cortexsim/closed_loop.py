@@ -253,6 +253,10 @@ class Body:
             length0=(lengths - np.array(arm.tendon_length)) / np.array(arm.optimal_fibre_length),
         )
 
+    def with_curl(self, curl: np.ndarray | None) -> Body:
+        """The same body in the velocity-dependent force field ``f = curl @ v`` on the hand (N s/m; None: none)."""
+        return replace(self, arm=self.arm.with_curl(curl))
+
     def with_feedback(self, enabled: bool) -> Body:
         """The same body with its feedback channels on or off (off: they carry zeros)."""
         return replace(self, feedback=replace(self.feedback, enabled=enabled))
@@ -331,7 +335,7 @@ class ArmLoop:
         advance = t + 1 < self.n_steps
         nxt = min(t + 1, self.n_steps - 1)
         _plant.loop_send(
-            self.y[t], body.excitation_floor, body.motor_noise, self._motor(t), self.s[t], self.loads[t],
+            self.y[t], body.excitation_floor, body.motor_noise, self._motor(t), self.s[t], self.loads[t], arm.curl,
             arm.scal, arm.mus, arm.h, arm.substeps, advance, self.e[t], self.s[nxt], self.tape[t], self.z[nxt],
         )  # fmt: skip
 
@@ -421,7 +425,7 @@ class ArmLoop:
         g_y = np.empty((self.n_trials, 6))
         _plant.loop_backward(
             t, g_f, fb.proprioception_delay, fb.vision_delay, self._gain, self.g_z, self.tape[t], self.loads[t],
-            arm.scal, arm.mus, arm.h, arm.substeps, t + 1 < self.n_steps, self.s[t], self.g_act[t],
+            arm.curl, arm.scal, arm.mus, arm.h, arm.substeps, t + 1 < self.n_steps, self.s[t], self.g_act[t],
             self._lam, self._g_s, self._g_e, self.y[t], body.excitation_floor, body.motor_noise, self._motor(t), g_y,
         )  # fmt: skip
         self._lam, self._g_s = self._g_s, self._lam

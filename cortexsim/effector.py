@@ -849,8 +849,10 @@ def _advance(state: tuple[np.ndarray, ...], deriv: Deriv, h: float, method: str)
     return tuple(x + h / 6.0 * (r1 + 2.0 * r2 + 2.0 * r3 + r4) for x, r1, r2, r3, r4 in zip(state, k1, k2, k3, k4))
 
 
-def _arm_deriv(u: np.ndarray, load: np.ndarray | None, joint_load: np.ndarray | None, c: _Consts) -> Deriv:
-    """Rates of ``(q, dq, activation)`` under held excitation ``u`` (clipped) and loads."""
+def _arm_deriv(
+    u: np.ndarray, load: np.ndarray | None, joint_load: np.ndarray | None, c: _Consts, curl: np.ndarray | None = None
+) -> Deriv:
+    """Rates of ``(q, dq, activation)`` under held excitation ``u`` (clipped), loads and a force field."""
     p = c.p
 
     def deriv(state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -867,12 +869,16 @@ def _arm_deriv(u: np.ndarray, load: np.ndarray | None, joint_load: np.ndarray | 
         limit = _limit_torque(q, dq, c)
         t1 = t1 + limit[:, 0] - p.joint_damping * dq1
         t2 = t2 + limit[:, 1] - p.joint_damping * dq2
-        if load is not None:
+        if load is not None or curl is not None:
             s12 = q1 + q2
             x_1, y_1 = c.l1 * np.cos(q1), c.l1 * np.sin(q1)
             x_2, y_2 = c.l2 * np.cos(s12), c.l2 * np.sin(s12)
-            t1 = t1 - (y_1 + y_2) * load[:, 0] + (x_1 + x_2) * load[:, 1]
-            t2 = t2 - y_2 * load[:, 0] + x_2 * load[:, 1]
+            f = np.zeros((q.shape[0], 2)) if load is None else load
+            if curl is not None:  # f = load + curl @ v, v = J(q) dq the hand velocity
+                v = np.stack([-(y_1 + y_2) * dq1 - y_2 * dq2, (x_1 + x_2) * dq1 + x_2 * dq2], axis=1)
+                f = f + v @ curl.T
+            t1 = t1 - (y_1 + y_2) * f[:, 0] + (x_1 + x_2) * f[:, 1]
+            t2 = t2 - y_2 * f[:, 0] + x_2 * f[:, 1]
         if joint_load is not None:
             t1 = t1 + joint_load[:, 0]
             t2 = t2 + joint_load[:, 1]
@@ -891,9 +897,10 @@ def _step(
     load: np.ndarray | None,
     joint_load: np.ndarray | None,
     c: _Consts,
+    curl: np.ndarray | None = None,
 ) -> ArmState:
     """:func:`arm_step` without the checks (``u`` already clipped to ``[min_activation, 1]``)."""
-    deriv = _arm_deriv(u, load, joint_load, c)
+    deriv = _arm_deriv(u, load, joint_load, c, curl)
     h = dt / substeps
     x = (state.q, state.dq, state.activation)
     for _ in range(substeps):
@@ -925,6 +932,16 @@ def _check_step(dt: Any, substeps: Any, method: Any, params: Arm26Params | None)
     return dt, int(substeps), method
 
 
+def _curl(value: Any) -> np.ndarray:
+    """A checked force-field matrix (2, 2), N s/m (zeros for None)."""
+    if value is None:
+        return np.zeros((2, 2))
+    field = np.asarray(value, dtype=float)
+    if field.shape != (2, 2) or not np.isfinite(field).all():
+        raise ConfigError(f"curl: expected a finite (2, 2) matrix in N s/m, got {np.asarray(value).tolist()!r}")
+    return field
+
+
 def _load(value: Any, name: str, shape: tuple[int, ...], width: int) -> np.ndarray | None:
     """A checked optional load of ``shape`` (or None)."""
     if value is None:
@@ -953,6 +970,7 @@ def arm_step(
     endpoint_load: np.ndarray | None = None,
     joint_load: np.ndarray | None = None,
     method: str = "euler",
+    curl: np.ndarray | None = None,
 ) -> ArmState:
     """Advance the arm by one task step of ``dt`` under a held excitation.
 
@@ -973,6 +991,8 @@ def arm_step(
         Extra joint torque (N m).
     method : {"euler", "rk4"}
         Semi-implicit Euler or classical Runge-Kutta (see the module notes).
+    curl : ndarray, shape (2, 2), optional
+        Velocity-dependent force field on the hand, ``f = curl @ v`` (N s/m), added to the load.
 
     Returns
     -------
@@ -989,7 +1009,8 @@ def arm_step(
     load = _load(endpoint_load, "endpoint_load", (n, 2), 2)
     jload = _load(joint_load, "joint_load", (n, 2), 2)
     u = np.clip(u, params.min_activation, 1.0)
-    return _step(state, u, dt, substeps, method, load, jload, _consts(params))
+    field = _curl(curl)
+    return _step(state, u, dt, substeps, method, load, jload, _consts(params), field if field.any() else None)
 
 
 # --------------------------------------------------------------------------- trajectories
@@ -1135,6 +1156,7 @@ def simulate_arm(
     motor_noise: float = 0.0,
     rng: np.random.Generator | None = None,
     method: str = "euler",
+    curl: np.ndarray | None = None,
 ) -> ArmTrajectory:
     """Simulate the six-muscle arm driven by muscle excitations.
 
@@ -1164,6 +1186,9 @@ def simulate_arm(
         Source of the motor noise (required when ``motor_noise > 0``).
     method : {"euler", "rk4"}
         Semi-implicit Euler (default) or classical Runge-Kutta (see the module notes).
+    curl : ndarray, shape (2, 2), optional
+        Velocity-dependent force field on the hand, ``f = curl @ v`` (N s/m), added to the load
+        at every sub-step (e.g. ``[[0, 13], [-13, 0]]``, a curl field).
 
     Returns
     -------
@@ -1188,13 +1213,15 @@ def simulate_arm(
         u = np.clip(u * (1.0 + noise * rng.standard_normal(u.shape)), 0.0, 1.0)
     state = initial_state(n, q, dq, activation0, params)
     c = _consts(params)
+    field = _curl(curl)
+    field = field if field.any() else None
     drive = np.clip(u, params.min_activation, 1.0)
     qs, dqs, acts = np.empty((n, T, 2)), np.empty((n, T, 2)), np.empty((n, T, N_MUSCLES))
     qs[:, 0], dqs[:, 0], acts[:, 0] = state.q, state.dq, state.activation
     for t in range(T - 1):
         lt = None if load is None else load[:, t]
         jt = None if jload is None else jload[:, t]
-        state = _step(state, drive[:, t], dt, substeps, method, lt, jt, c)
+        state = _step(state, drive[:, t], dt, substeps, method, lt, jt, c, field)
         qs[:, t + 1], dqs[:, t + 1], acts[:, t + 1] = state.q, state.dq, state.activation
     velocity = np.einsum("...j,...jm->...m", dqs, -moment_arms(qs, params))
     force, fibre, fibre_velocity = _force(acts, muscle_lengths(qs, params), velocity, c)
@@ -1275,16 +1302,27 @@ class ArmKernel:
     params : Arm26Params
     substeps : int
         Sub-steps per task step (default 5: 2 ms at dt = 10 ms; see the module notes for accuracy).
+    curl : ndarray, shape (2, 2), optional
+        A velocity-dependent force field on the hand, ``f = curl @ v`` (N s/m, ``v`` the hand
+        velocity in the shoulder frame), added to the endpoint load at every sub-step -- e.g.
+        the curl field ``[[0, 13], [-13, 0]]`` of Shadmehr & Mussa-Ivaldi (1994).  Default: none.
     """
 
     N_STATE = _plant.N_STATE
     N_SENSE = _plant.N_SENSE
 
-    def __init__(self, dt: float, params: Arm26Params = Arm26Params(), substeps: int = 5):
+    def __init__(
+        self, dt: float, params: Arm26Params = Arm26Params(), substeps: int = 5, curl: np.ndarray | None = None
+    ):
         self.dt, self.substeps, _ = _check_step(dt, substeps, "euler", params)
         self.h = self.dt / self.substeps
         self.params = params
         self.scal, self.mus = plant_constants(params)
+        self.curl = np.ascontiguousarray(_curl(curl))
+
+    def with_curl(self, curl: np.ndarray | None) -> ArmKernel:
+        """The same arm in the velocity-dependent force field ``f = curl @ v`` (N s/m; None: no field)."""
+        return ArmKernel(self.dt, self.params, self.substeps, curl)
 
     def initial(self, n_trials: int, q0: np.ndarray | None = None) -> np.ndarray:
         """Initial states ``(trials, 10)``: posture ``q0`` (rad; default the start posture), at rest."""
@@ -1301,7 +1339,7 @@ class ArmKernel:
         ``u`` ``(trials, 6)`` is the excitation (clipped here to ``[min_activation, 1]``), ``load``
         ``(trials, 2)`` the force on the hand (N).
         """
-        _plant.step_forward(state, u, load, self.scal, self.mus, self.h, self.substeps, out, tape)
+        _plant.step_forward(state, u, load, self.curl, self.scal, self.mus, self.h, self.substeps, out, tape)
 
     def backward(
         self,
@@ -1322,7 +1360,7 @@ class ArmKernel:
         want_load = g_load is not None
         g_load = g_load if want_load else np.empty((1, 2))
         _plant.step_backward(
-            tape, load, self.scal, self.mus, self.h, self.substeps, g_out, g_state, g_u, g_load, want_load
+            tape, load, self.curl, self.scal, self.mus, self.h, self.substeps, g_out, g_state, g_u, g_load, want_load
         )
 
     def sense(self, state: np.ndarray, out: np.ndarray) -> None:

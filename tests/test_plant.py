@@ -20,25 +20,52 @@ def _states(rng, n, near_limits=False):
     return np.concatenate([q, dq, a], axis=1)
 
 
-def _reference(s, u, load, substeps=5):
+CURL = np.array([[0.0, 13.0], [-13.0, 0.0]])  # N s/m, the classic curl field
+SKEW = np.array([[-10.1, -11.2], [-11.2, 11.1]])  # Shadmehr & Mussa-Ivaldi (1994)'s viscous field
+
+
+def _reference(s, u, load, substeps=5, curl=None):
     st = E.ArmState(s[:, :2].copy(), s[:, 2:4].copy(), s[:, 4:].copy())
-    out = E.arm_step(st, np.clip(u, 0, 1), DT, substeps=substeps, endpoint_load=load)
+    out = E.arm_step(st, np.clip(u, 0, 1), DT, substeps=substeps, endpoint_load=load, curl=curl)
     return np.concatenate([out.q, out.dq, out.activation], axis=1)
 
 
+@pytest.mark.parametrize("curl", [None, CURL, SKEW], ids=["no field", "curl", "viscous"])
 @pytest.mark.parametrize("near_limits", [False, True])
-def test_fused_step_matches_numpy_reference(near_limits):
+def test_fused_step_matches_numpy_reference(near_limits, curl):
     rng = np.random.default_rng(0)
-    arm = E.ArmKernel(DT)
+    arm = E.ArmKernel(DT, curl=curl)
     n = 32
     s = _states(rng, n, near_limits)
     u = rng.uniform(0.0, 1.0, (n, 6))
     load = rng.normal(0.0, 5.0, (n, 2))
     out, tape = np.empty_like(s), arm.tape(n)
     arm.step(s, u, load, out, tape)
-    np.testing.assert_allclose(out, _reference(s, u, load), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(out, _reference(s, u, load, curl=curl), rtol=0, atol=1e-11)
     # the tape's first record of each trial is the starting state
     np.testing.assert_array_equal(tape[:, 0, :10], s)
+
+
+def test_a_curl_field_pushes_the_hand_sideways_and_does_no_work():
+    """f = B v with B antisymmetric is perpendicular to v: it turns the hand's path without power."""
+    q = np.array([[0.8, 1.5]])
+    dq = np.array([[1.0, -1.5]])
+    v = E.hand_velocity(q, dq)[0]  # m/s
+    f = CURL @ v
+    assert abs(f @ v) < 1e-12 and np.linalg.norm(f) == pytest.approx(13.0 * np.linalg.norm(v))
+    # over one sub-step the field is the force f held as a load (it is evaluated at the sub-step's start)
+    s = np.concatenate([q, dq, np.full((1, 6), 0.1)], axis=1)
+    one = E.ArmKernel(0.002, substeps=1)
+    u = np.full((1, 6), 0.1)
+    curled, held, free = np.empty_like(s), np.empty_like(s), np.empty_like(s)
+    one.with_curl(CURL).step(s, u, np.zeros((1, 2)), curled, one.tape(1))
+    one.step(s, u, f[None], held, one.tape(1))
+    one.step(s, u, np.zeros((1, 2)), free, one.tape(1))
+    np.testing.assert_allclose(curled, held, rtol=0, atol=1e-13)
+    assert np.abs(curled - free).max() > 1e-3
+    assert not E.ArmKernel(DT).curl.any()
+    with pytest.raises(ConfigError, match="curl"):
+        E.ArmKernel(DT, curl=[[0.0, 1.0]])
 
 
 def test_fused_step_covers_every_muscle_regime():
@@ -59,10 +86,11 @@ def _directional(f, x, d, h=1e-6):
     return (f(x + h * d) - f(x - h * d)) / (2 * h)
 
 
+@pytest.mark.parametrize("curl", [None, CURL, SKEW], ids=["no field", "curl", "viscous"])
 @pytest.mark.parametrize("near_limits", [False, True])
-def test_backward_step_matches_finite_differences(near_limits):
+def test_backward_step_matches_finite_differences(near_limits, curl):
     rng = np.random.default_rng(2)
-    arm = E.ArmKernel(DT)
+    arm = E.ArmKernel(DT, curl=curl)
     n = 8
     s = _states(rng, n, near_limits)
     u = rng.uniform(0.05, 0.9, (n, 6))
