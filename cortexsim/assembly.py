@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
 from .store import TrainedRate
-from .tasks import CenterOutTask, TrialBatch
+from .tasks import BumpedTask, CenterOutTask, TrialBatch
 from .transfer import make_transfer
 
 
@@ -75,12 +75,27 @@ def check_effector(config: Config, where: str = "") -> None:
     ------
     ConfigError
         Delays that are not whole task steps, an arm sub-step longer than its fastest activation
-        time constant, or a spiking twin asked to drive the arm under ``cpp_standalone``.
+        time constant, a spiking twin asked to drive the arm under ``cpp_standalone``, ``[perturb]``
+        without the arm, or a hold bump that would last past the go cue.
     """
     ec = config.effector
-    if not ec.arm:
-        return
     prefix = f"{where}: " if where else ""
+    pc = config.perturb
+    if not ec.arm:
+        if pc.active or pc.train_bump_fraction > 0:
+            raise ConfigError(
+                f'{prefix}[perturb] pushes on a hand, which only the arm has: set [effector] kind = "arm26", '
+                "or turn perturb.curl, perturb.bumps and perturb.train_bump_fraction off"
+            )
+        return
+    if pc.bumps:
+        hold = config.task.eval_delay - pc.bump_hold_time - pc.bump_duration
+        if "hold" in pc.bump_times and hold < -1e-9:
+            raise ConfigError(
+                f"{prefix}perturb.bump_hold_time = {pc.bump_hold_time} s: the hold bump of {pc.bump_duration} s ends "
+                f"after the go cue (task.eval_delay = {config.task.eval_delay} s after target onset); make it at most "
+                f"{config.task.eval_delay - pc.bump_duration:g} s"
+            )
     try:
         ec.delay_steps(config.task.dt)
     except ConfigError as exc:
@@ -108,8 +123,12 @@ def build_circuit(config: Config) -> Connectome:
 
 
 def make_task(config: Config) -> CenterOutTask:
-    """The task of ``config``."""
-    return CenterOutTask.of(config.task)
+    """The task of ``config``: with ``[perturb] train_bump_fraction`` > 0 a :class:`~cortexsim.tasks.BumpedTask`."""
+    task = CenterOutTask.of(config.task)
+    pc = config.perturb
+    if pc.train_bump_fraction > 0:
+        return BumpedTask.bumped(task, pc.train_bump_fraction, pc.bump_force, pc.bump_duration)
+    return task
 
 
 def validation_set(config: Config) -> TrialBatch:

@@ -534,9 +534,14 @@ class ArmRateNetwork(RateNetwork):
 
     def without_feedback(self) -> ArmRateNetwork:
         """A copy whose feedback channels carry zeros (the loop opened after training)."""
+        return self.with_body(self.body.with_feedback(False))
+
+    def with_body(self, body: Body) -> ArmRateNetwork:
+        """A copy (its own parameter arrays) driving ``body``, e.g. ``net.body.with_curl(B)`` (a force field)."""
         new = copy.copy(self)
         new._buffers, new._rec = {}, None
-        new.body = self.body.with_feedback(False)
+        new.body = body
+        new.set_params({k: p.copy() for k, p in self.params.items()})
         return new
 
     # -- simulation ------------------------------------------------------------
@@ -681,6 +686,10 @@ class ArmANN:
 
     def __repr__(self) -> str:
         return repr(self.model)[:-1] + ", driving the six-muscle arm>"
+
+    def with_body(self, body: Body) -> ArmANN:
+        """A copy (its own parameters) driving ``body`` -- e.g. ``ann.body.with_curl(B)``, the arm in a force field."""
+        return ArmANN(copy.deepcopy(self.model), body, self.n_task_inputs)
 
     # -- the Trainable protocol ------------------------------------------------------------
     @property

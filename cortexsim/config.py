@@ -398,6 +398,16 @@ class QualityConfig:
     spiking_endpoint_error_cm : float, optional
         Largest acceptable mean single-trial endpoint error (cm) of the spiking twin (unset: not
         checked; the arm study sets 1.5).
+    curl_deviation_ratio : float, optional
+        Largest acceptable ``<model>_curl_deviation_ratio`` (lateral deviation after adaptation /
+        at first exposure) of the rate circuit and the ANNs (unset: not checked; the curl
+        experiment sets 0.5).
+    curl_aftereffect_cm : float, optional
+        Smallest acceptable ``<model>_curl_aftereffect_cm`` (positive: opposite to the first
+        exposure's deviation) of the rate circuit and the ANNs (the curl experiment sets 0.1).
+    bump_recovery_ms, spiking_bump_recovery_ms : float, optional
+        Largest acceptable median bump recovery time (ms) of the rate circuit and the ANNs, and
+        of the spiking twin (the bump experiment sets 300 and 500).
     """
 
     position_r2: float = 0.98
@@ -407,8 +417,17 @@ class QualityConfig:
     peak_speed_error: float | None = None
     speed_profile_r: float | None = None
     spiking_endpoint_error_cm: float | None = None
+    curl_deviation_ratio: float | None = None
+    curl_aftereffect_cm: float | None = None
+    bump_recovery_ms: float | None = None
+    spiking_bump_recovery_ms: float | None = None
 
     def __post_init__(self) -> None:
+        for key in ("curl_deviation_ratio", "bump_recovery_ms", "spiking_bump_recovery_ms"):
+            if getattr(self, key) is not None:
+                v.number(getattr(self, key), f"quality.{key}", low=0, low_open=True)
+        if self.curl_aftereffect_cm is not None:
+            v.number(self.curl_aftereffect_cm, "quality.curl_aftereffect_cm")
         if self.spiking_endpoint_error_cm is not None:
             v.number(self.spiking_endpoint_error_cm, "quality.spiking_endpoint_error_cm", low=0, low_open=True)
         if self.peak_speed_error is not None:
@@ -426,6 +445,8 @@ class QualityConfig:
             bars = [("spiking_position_r2", "min", self.spiking_position_r2)]
             if self.spiking_endpoint_error_cm is not None:
                 bars.append(("spiking_endpoint_error_cm", "max", self.spiking_endpoint_error_cm))
+            if self.spiking_bump_recovery_ms is not None:
+                bars.append(("spiking_bump_recovery_ms", "max", self.spiking_bump_recovery_ms))
             return bars
         bars = [
             (f"{model}_position_r2", "min", self.position_r2),
@@ -436,6 +457,12 @@ class QualityConfig:
             bars.append((f"{model}_peak_speed_error", "max", self.peak_speed_error))
         if self.speed_profile_r is not None:
             bars.append((f"{model}_speed_profile_r", "min", self.speed_profile_r))
+        if self.curl_deviation_ratio is not None:
+            bars.append((f"{model}_curl_deviation_ratio", "max", self.curl_deviation_ratio))
+        if self.curl_aftereffect_cm is not None:
+            bars.append((f"{model}_curl_aftereffect_cm", "min", self.curl_aftereffect_cm))
+        if self.bump_recovery_ms is not None:
+            bars.append((f"{model}_bump_recovery_ms", "max", self.bump_recovery_ms))
         return bars
 
 
@@ -790,6 +817,107 @@ class ExportConfig:
                 )
 
 
+ADAPT_PARAMS = ("all", "io")
+"""What ``perturb.adapt_params`` names: every parameter group, or only the input and readout weights."""
+
+BUMP_TIMES = ("hold", "peak_speed")
+"""When ``perturb.bump_times`` may bump the hand: during the delay's hold, or at the reach's peak speed."""
+
+
+@dataclass(frozen=True)
+class PerturbConfig:
+    """``[perturb]``: force-field adaptation and mechanical bumps of a trained arm model.
+
+    Both need ``[effector] kind = "arm26"``; each adds the stage ``perturb`` (the circuit and its
+    twin) and adds its protocol to every ``ann:<arch>`` stage.  See :mod:`cortexsim.perturb`.
+
+    Attributes
+    ----------
+    curl : bool
+        Run the curl-field protocol: baseline (null field), first exposure, adaptation (training
+        continued in the field), null-field probes of the aftereffect, washout.
+    curl_field : tuple of tuple of float
+        The field ``F = B v`` on the hand (N s/m; rows x, y): ``[[0, 13], [-13, 0]]`` by default, a
+        clockwise curl field of the strength MotorNet's curl-field tutorial and many labs use
+        (Shadmehr & Mussa-Ivaldi 1994 used a similar viscous field).
+    adapt_iterations, washout_iterations : int
+        Training iterations in the field and, after it, back in the null field.
+    adapt_learning_rate : float
+        Adam's step in units of each group's scale during adaptation and washout (constant).
+    adapt_params : str
+        ``"all"`` (every parameter group learns) or ``"io"`` (only the input and readout weights).
+    curve_every : int
+        Iterations between the lateral-deviation measurements of the learning curve.
+    bumps : bool
+        Run the bump protocol: brief force pulses on the hand that the model corrects by feedback.
+    bump_force : float
+        Pulse amplitude (N).
+    bump_duration : float
+        Pulse length (s).
+    bump_directions : int
+        Pulse directions, evenly spaced from 0 rad.
+    bump_times : tuple of str
+        When each condition is bumped: ``"hold"`` (``bump_hold_time`` after target onset, the hand
+        still at the start) and ``"peak_speed"`` (at the unperturbed reach's peak speed).
+    bump_hold_time : float
+        Delay (s) of the hold bump after target onset (must end before the go cue).
+    spiking_trials : int
+        Trials per condition of the spiking twin in each perturbed condition (0: rate only).
+    train_bump_fraction : float
+        Share of the *training* trials that get a random bump (``bump_force`` N for
+        ``bump_duration`` s, random direction and onset; :class:`cortexsim.tasks.BumpedTask`),
+        so that the models learn to correct them -- the Computation-through-Dynamics benchmark
+        bumps half its trials.  0 (the default): none; it changes the training, not only the test.
+    """
+
+    curl: bool = False
+    curl_field: tuple[tuple[float, ...], ...] = ((0.0, 13.0), (-13.0, 0.0))
+    adapt_iterations: int = 200
+    washout_iterations: int = 100
+    adapt_learning_rate: float = 0.01
+    adapt_params: str = "all"
+    curve_every: int = 20
+    bumps: bool = False
+    bump_force: float = 5.0
+    bump_duration: float = 0.05
+    bump_directions: int = 8
+    bump_times: tuple[str, ...] = BUMP_TIMES
+    bump_hold_time: float = 0.25
+    spiking_trials: int = 2
+    train_bump_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        v.number(self.train_bump_fraction, "perturb.train_bump_fraction", low=0, high=1)
+        rows = self.curl_field
+        if len(rows) != 2 or any(len(r) != 2 for r in rows):
+            raise ConfigError(
+                f"perturb.curl_field: expected a 2 x 2 matrix (N s/m) such as [[0.0, 13.0], [-13.0, 0.0]], got {rows!r}"
+            )
+        for key in ("adapt_iterations", "washout_iterations", "spiking_trials"):
+            v.number(getattr(self, key), f"perturb.{key}", low=0, high=100_000, integer=True)
+        v.number(self.curve_every, "perturb.curve_every", low=1, high=100_000, integer=True)
+        v.number(self.bump_directions, "perturb.bump_directions", low=1, high=360, integer=True)
+        v.number(self.adapt_learning_rate, "perturb.adapt_learning_rate", low=0, low_open=True, high=1)
+        v.choice(self.adapt_params, "perturb.adapt_params", ADAPT_PARAMS)
+        v.number(self.bump_force, "perturb.bump_force", low=0, low_open=True)
+        v.number(self.bump_duration, "perturb.bump_duration", low=0, low_open=True, high=1)
+        v.number(self.bump_hold_time, "perturb.bump_hold_time", low=0)
+        if not self.bump_times or isinstance(self.bump_times, str):
+            raise ConfigError('perturb.bump_times: expected a non-empty list such as ["hold", "peak_speed"]')
+        for i, when in enumerate(self.bump_times):
+            v.choice(when, f"perturb.bump_times[{i}]", BUMP_TIMES)
+
+    @property
+    def active(self) -> bool:
+        """True when a protocol runs."""
+        return self.curl or self.bumps
+
+    @property
+    def field(self) -> np.ndarray:
+        """The curl field as a (2, 2) array (N s/m)."""
+        return np.array(self.curl_field, dtype=float)
+
+
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig,
     "circuit": CircuitConfig,
@@ -804,6 +932,7 @@ SECTIONS: dict[str, type] = {
     "quality": QualityConfig,
     "effector": EffectorConfig,
     "export": ExportConfig,
+    "perturb": PerturbConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -835,6 +964,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     effector: EffectorConfig = field(default_factory=EffectorConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
     base: Path = Path(".")
 
     @property

@@ -101,3 +101,115 @@ def speed_profile_r(positions: np.ndarray, batch: TrialBatch) -> float:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (got * want).sum(axis=1) / denom
     return float(np.nanmean(r)) if np.any(np.isfinite(r)) else float("nan")
+
+
+# -- perturbations: force fields and bumps ------------------------------------------------------
+
+
+def lateral_deviation(positions: np.ndarray, batch: TrialBatch) -> np.ndarray:
+    """Signed maximum lateral deviation (m) of each reach from the straight path to its target.
+
+    The deviation at each step is the hand's distance from the line through the start and the
+    final target, positive to the left of the reach direction (counter-clockwise); each trial's
+    value is the signed deviation where its magnitude peaks, from the go cue to the trial's end.
+    Catch trials give NaN.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (trials, time, 2)
+        Hand positions relative to the start (m).
+    batch : TrialBatch
+        The trials (their final targets and go times).
+
+    Returns
+    -------
+    ndarray, shape (trials,)
+    """
+    end = batch.targets[:, -1, :]
+    length = np.linalg.norm(end, axis=-1)
+    out = np.full(positions.shape[0], np.nan)
+    go = np.nan_to_num(batch.params["go"], nan=np.inf)
+    for i in np.flatnonzero(length > 0):
+        u = end[i] / length[i]
+        side = u[0] * positions[i, :, 1] - u[1] * positions[i, :, 0]  # cross(u, p)
+        side = side[batch.time >= go[i] - 1e-9]
+        if side.size:
+            out[i] = side[np.argmax(np.abs(side))]
+    return out
+
+
+def bump_displacement(positions: np.ndarray, reference: np.ndarray, onset: np.ndarray, dt: float) -> np.ndarray:
+    """Peak distance (m) of each bumped hand path from its unperturbed path, from the bump's onset on.
+
+    Parameters
+    ----------
+    positions, reference : ndarray, shape (trials, time, 2)
+        Bumped and unperturbed hand positions (m), trial by trial.
+    onset : ndarray, shape (trials,)
+        Bump onset (s).
+    dt : float
+        Step (s).
+    """
+    d = np.linalg.norm(positions - reference, axis=-1)
+    steps = np.arange(d.shape[1])[None, :]
+    after = steps >= np.round(np.asarray(onset) / dt)[:, None]
+    return np.where(after, d, 0.0).max(axis=1)
+
+
+def recovery_time_ms(
+    positions: np.ndarray, reference: np.ndarray, onset: np.ndarray, dt: float, tolerance: float = 0.01
+) -> np.ndarray:
+    """Time (ms) from each bump's onset until the hand stays within ``tolerance`` of its unperturbed path.
+
+    0 when it never leaves the tolerance; ``inf`` when it is still outside at the trial's end.
+
+    Parameters
+    ----------
+    positions, reference : ndarray, shape (trials, time, 2)
+        Bumped and unperturbed hand positions (m).
+    onset : ndarray, shape (trials,)
+        Bump onset (s).
+    dt : float
+        Step (s).
+    tolerance : float
+        Distance (m) counted as back on the path (default 1 cm).
+    """
+    d = np.linalg.norm(positions - reference, axis=-1)
+    out = np.empty(d.shape[0])
+    for i, t0 in enumerate(np.round(np.asarray(onset) / dt).astype(int)):
+        outside = np.flatnonzero(d[i, t0:] > tolerance)
+        if outside.size == 0:
+            out[i] = 0.0
+        elif outside[-1] == d.shape[1] - 1 - t0:
+            out[i] = np.inf
+        else:
+            out[i] = (outside[-1] + 1) * dt * 1e3
+    return out
+
+
+def response_latency_ms(
+    change: np.ndarray, noise: np.ndarray, onset_step: int, dt: float, threshold_sd: float = 3.0, run: int = 2
+) -> float:
+    """Latency (ms) of a population's response to a perturbation.
+
+    The first step at or after ``onset_step`` from which ``change`` exceeds the noise floor's mean
+    plus ``threshold_sd`` of its SD for ``run`` consecutive steps; NaN if it never does.
+
+    Parameters
+    ----------
+    change : ndarray, shape (time,)
+        The population's mean |delta rate| between perturbed and unperturbed trials (Hz).
+    noise : ndarray, shape (baseline steps,)
+        The same measure between two unperturbed trials that differ only in their noise, over
+        a window before the perturbation (Hz): its mean and SD set the threshold.
+    onset_step : int
+        Step of the perturbation's onset.
+    dt : float
+        Step (s).
+    """
+    threshold = float(np.mean(noise) + threshold_sd * np.std(noise))
+    above = np.asarray(change[onset_step:]) > threshold
+    for k in range(above.size - run + 1):
+        if above[k : k + run].all():
+            return float(k * dt * 1e3)
+    return float("nan")

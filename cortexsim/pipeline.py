@@ -31,13 +31,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import analysis, battery, metrics, plots, quality, store
+from . import analysis, battery, metrics, perturb, plots, quality, store
 from .analysis import split_halves
 from .assembly import (
     ann_train_config,
@@ -62,7 +62,7 @@ from .rate import RateNetwork
 from .spiking.arm import loop_target
 from .spiking.network import best_target
 from .spiking.twin import TwinResult, run_twin
-from .tasks import TrialBatch
+from .tasks import CenterOutTask, TrialBatch
 from .train import Trainable, TrainState, new_state, train
 from .workers import WorkerPool
 
@@ -138,22 +138,28 @@ class StageOutput:
     metrics: tuple[str, ...]
 
 
-_TRAINING = ("experiment.seed", "circuit", "task", "lif", "rate", "train", "effector")
+_TRAINING = (
+    *("experiment.seed", "circuit", "task", "lif", "rate", "train", "effector"),
+    *("perturb.train_bump_fraction", "perturb.bump_force", "perturb.bump_duration"),  # the training bumps
+)
 
 
 def stages(config: Config) -> list[Stage]:
     """The stages ``config`` runs, in order.
 
     ``train`` (BPTT of the rate network) -> ``rate`` (evaluate it, with the ``[lesion]``
-    applied) -> ``spiking`` (if enabled) -> ``ann:<arch>`` per baseline -> ``compare``.
+    applied) -> ``spiking`` (if enabled) -> ``perturb`` (if ``[perturb]`` asks for a protocol)
+    -> ``ann:<arch>`` per baseline (with its own perturbation protocols) -> ``compare``.
     Training does not depend on ``[lesion]``, ``[spiking]``, ``[ann]`` or ``[compare]``,
     so runs that differ only there can share it (see :func:`run_experiment`'s ``upstream``).
     """
     out = [Stage("train", _TRAINING), Stage("rate", _TRAINING + ("lesion",), ("train",))]
     if config.spiking.enabled:
         out.append(Stage("spiking", _TRAINING + ("lesion", "spiking"), ("rate",)))
+    if config.perturb.active:
+        out.append(Stage("perturb", _TRAINING + ("lesion", "spiking", "perturb"), ("rate",)))
     ann = (
-        *("experiment.seed", "task", "train", "effector"),
+        *("experiment.seed", "task", "train", "effector", "perturb"),
         *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
     )
     out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
@@ -584,6 +590,157 @@ def _lesioned(net, config: Config, log: Log):
     return apply_lesion(net, config.lesion)
 
 
+def _stage_perturb(ctx: _Context, name: str) -> StageOutput:
+    """The trained circuit (lesioned as ``[lesion]`` says) and its twin through ``[perturb]``'s protocols."""
+    config, run_file, log = ctx.config, ctx.run_file, ctx.log
+    with store.open_run(run_file) as f:
+        trained = store.read_trained_rate(f)
+    net = trained_rate_network(config, trained)
+    with threadpool_limits(limits=net.kernel_info()["blas_threads"], user_api="blas"):
+        run = perturbation_run(config, net, "rate", log)
+    parts = dict(run.parts)
+    if config.spiking.enabled and config.perturb.spiking_trials > 0:
+        parts.update(spiking_perturbation_parts(config, net, run.curl, log))
+    written = write_perturbation_parts(parts, run_file)
+    perturbation_figures(run_file, ctx.figures)
+    _log_metrics(config, written, log)
+    return StageOutput(("perturbation",), tuple(written))
+
+
+Parts = dict[tuple[str, str], tuple[dict, dict, dict, dict[str, float]]]
+"""``(kind, model) -> (tables, arrays, attrs, metrics)``: what :func:`store.write_perturbation` writes."""
+
+
+@dataclass(frozen=True)
+class PerturbationRun:
+    """One model through ``[perturb]``'s protocols (:func:`perturbation_run`), before anything is written.
+
+    Attributes
+    ----------
+    parts : dict
+        ``(kind, model) -> (tables, arrays, attrs, metrics)`` for :func:`store.write_perturbation`.
+    curl : CurlResult or None
+        The curl protocol's result (the twin runs the adapted parameters).
+    """
+
+    parts: Parts
+    curl: perturb.CurlResult | None = None
+
+
+def perturbation_run(config: Config, model, prefix: str, log: Log | None = None) -> PerturbationRun:
+    """Run ``[perturb]``'s protocols on one trained arm model (circuit or ANN); nothing is written.
+
+    A pure function of its arguments and the config's seed (so an ANN's runs the same in a worker).
+    """
+    log = log or LOG.info
+    pc = config.perturb
+    task = make_task(config)  # adaptation trains on the run's own task (randomly bumped if it was)
+    plain = CenterOutTask.of(config.task)  # the bump protocol's test trials are the evaluation set's
+    parts: Parts = {}
+    curl = None
+    seed = config.experiment.seed
+    if pc.curl:
+        arch = prefix.removeprefix("ann_")
+        train_config = ann_train_config(config, arch) if prefix.startswith("ann_") else config.train
+        curl = perturb.curl_protocol(
+            model, task, train_config, pc, validation_set(config), seed=seed, prefix=prefix, log=log
+        )
+        parts[("curl", prefix)] = _curl_parts(
+            curl.phases, curl.hands, config, curl.metrics, curl.curve, curl.populations
+        )
+    if pc.bumps:
+        bumps = perturb.bump_protocol(model, plain, pc, seed=seed, prefix=prefix)
+        arrays = {
+            "aligned_hand": (bumps.aligned_hand, "m", "timing,direction,window,xy",
+                             "Hand displacement from the unperturbed path aligned to the bump, mean over conditions."),
+            "aligned_change": (bumps.aligned_change, "Hz", "timing,population,window",
+                               "Mean |delta rate| per population, noisy bumped vs calm PSTHs, aligned to the bump."),
+            "window": (bumps.window, "s", "window", "Time relative to the bump's onset."),
+        }  # fmt: skip
+        attrs = {"timings": list(bumps.timings), "populations": list(bumps.populations)}
+        parts[("bumps", prefix)] = (
+            {"trials": bumps.trials, "latencies": bumps.latencies},
+            arrays,
+            attrs,
+            bumps.metrics,
+        )
+        m = bumps.metrics
+        log(
+            f"[bumps] {prefix}: median peak displacement {m[f'{prefix}_bump_displacement_cm']:.2f} cm, "
+            f"median recovery {m[f'{prefix}_bump_recovery_ms']:.0f} ms (max {m[f'{prefix}_bump_recovery_max_ms']:.0f})"
+        )
+    return PerturbationRun(parts, curl)
+
+
+def _curl_parts(phases, hands, config: Config, values, curve=(), populations=()) -> tuple:
+    """The curl protocol's tables, arrays and attributes for :func:`store.write_perturbation`."""
+    names = [row["phase"] for row in phases]
+    arrays = {
+        "hands": (
+            np.stack([hands[ph] for ph in names]),
+            "m",
+            "phase,condition,time,xy",
+            "Hand paths relative to the start on the evaluation reaches, per phase (attribute phases).",
+        )
+    }
+    attrs = {"phases": names, "field_N_s_per_m": config.perturb.field.ravel().tolist()}
+    tables = {"phases": phases, "curve": curve, "populations": populations}
+    return ({k: rows for k, rows in tables.items() if rows}, arrays, attrs, values)
+
+
+def spiking_perturbation_parts(config: Config, net: ArmRateNetwork, curl, log: Log | None = None) -> Parts:
+    """The circuit's spiking twin through the perturbations (``perturb.spiking_trials`` trials per condition)."""
+    log = log or LOG.info
+    sc, pc = config.spiking, config.perturb
+    common = dict(
+        seed=config.experiment.seed, k=sc.k, dt=sc.dt, target=loop_target(sc.target), readout_tau=sc.readout_tau
+    )
+    plain = CenterOutTask.of(config.task)
+    parts: Parts = {}
+    if curl is not None:
+        t0 = time.perf_counter()
+        rows, values, hands = perturb.curl_twin(net, curl, pc, config.lif, plain, **common)
+        parts[("curl", "spiking")] = _curl_parts(tuple(rows), hands, config, values)
+        log(
+            f"[curl] spiking: first exposure {values['spiking_curl_first_exposure_deviation_cm']:.2f} cm, after "
+            f"adaptation {values['spiking_curl_after_adaptation_deviation_cm']:.2f} cm (ratio "
+            f"{values['spiking_curl_deviation_ratio']:.2f}), aftereffect "
+            f"{values['spiking_curl_aftereffect_cm']:+.2f} cm ({time.perf_counter() - t0:.0f} s)"
+        )
+    if pc.bumps:
+        t0 = time.perf_counter()
+        rows, values = perturb.bump_twin(net, pc, config.lif, plain, **common)
+        parts[("bumps", "spiking")] = ({"trials": tuple(rows)}, {}, {"timings": list(pc.bump_times)}, values)
+        log(
+            f"[bumps] spiking: median recovery {values['spiking_bump_recovery_ms']:.0f} ms "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+    return parts
+
+
+def write_perturbation_parts(parts: Parts, run_file: Path) -> dict[str, float]:
+    """Write every part under ``/perturbation`` and its metrics; returns the metrics written."""
+    written: dict[str, float] = {}
+    with store.open_for_update(run_file) as f:
+        for (kind, model), (tables, arrays, attrs, values) in parts.items():
+            store.write_perturbation(f, kind, model, tables, arrays, attrs)
+            written.update(values)
+        store.write_metrics(f, written, METRICS_TEXT)
+    return written
+
+
+def perturbation_figures(run_file: Path, folder: Path) -> list[Path]:
+    """``curl.png`` and ``bumps.png`` of every model ``/perturbation`` holds (none when it holds nothing)."""
+    with store.open_run(run_file) as f:
+        held = store.read_perturbation(f)
+    saved = []
+    if held.get("curl"):
+        saved.append(plots.save(plots.plot_curl(held["curl"]), folder / "curl.png"))
+    if held.get("bumps"):
+        saved.append(plots.save(plots.plot_bumps(held["bumps"]), folder / "bumps.png"))
+    return saved
+
+
 def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
     result = run_spiking(ctx.config, ctx.run_file, ctx.figures, ctx.log)
     return StageOutput(("spikes", "spiking"), tuple(result.metrics))
@@ -606,6 +763,7 @@ _RUNNERS = {
     "train": _stage_train,
     "rate": _stage_rate,
     "spiking": _stage_spiking,
+    "perturb": _stage_perturb,
     "ann": _stage_ann,
     "compare": _stage_compare,
 }
@@ -629,6 +787,9 @@ class AnnRun:
         Attributes of ``/ann/<arch>`` (config, size, iterations, effector).
     arm : dict of str to ndarray or None
         On an arm run, the arm it moved on the evaluation set (:func:`_effector_arrays`).
+    perturbation : dict
+        On an arm run with ``[perturb]`` protocols, their parts (:attr:`PerturbationRun.parts`);
+        their metrics are in :attr:`metrics` too.
     """
 
     arch: str
@@ -637,6 +798,7 @@ class AnnRun:
     metrics: dict[str, float]
     attrs: dict
     arm: dict[str, np.ndarray] | None
+    perturbation: Parts = field(default_factory=dict)
 
 
 def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
@@ -647,11 +809,15 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
     """
     log = log or LOG.info
     model, state = train_ann(config, arch, log)
+    parts: Parts = {}
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(model, config, f"ann_{arch}")
         arm = _effector_arrays(model.simulate_loop(results.evaluation)) if isinstance(model, ArmANN) else None
+        if arm is not None and config.perturb.active:
+            parts = perturbation_run(config, model, f"ann_{arch}", log).parts
     written = {
         **results.metrics,
+        **{k: val for *_, values in parts.values() for k, val in values.items()},
         f"ann_{arch}_train_seconds": state.elapsed,
         f"ann_{arch}_train_iterations": float(state.iteration),
         f"ann_{arch}_budget_hit": float(state.budget_hit),
@@ -663,7 +829,7 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
         "train_seconds": state.elapsed,
         "effector": "arm26" if arm is not None else "kinematic",
     }
-    return AnnRun(arch, results, dict(model.params), written, attrs, arm)
+    return AnnRun(arch, results, dict(model.params), written, attrs, arm, parts)
 
 
 def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
@@ -674,6 +840,8 @@ def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, lo
         store.write_ann(f, arch, results.states, results.outputs, run.params, run.attrs)
         if run.arm is not None:
             store.write_effector(f, f"ann/{arch}", run.arm, config.task.dt)
+        for (kind, model), (tables, arrays, attrs, _) in run.perturbation.items():
+            store.write_perturbation(f, kind, model, tables, arrays, attrs)
         store.write_metrics(f, run.metrics, METRICS_TEXT)
     plots.save(
         plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),

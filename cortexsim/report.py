@@ -167,6 +167,60 @@ def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
     return lines
 
 
+def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
+    """``summary.md``'s tables of the curl-field and bump protocols (empty for a run without them)."""
+    m = run.metrics
+    lines: list[str] = []
+
+    def status(base: str) -> str:
+        if verdict is None or base not in verdict.models:
+            return ""
+        return "**FAILED**" if verdict.failed(base) else "passed"
+
+    models = [(p, label) for p, label in SUMMARY_MODELS if not p.endswith("_noisy")]
+    curl = [(p, label) for p, label in models if f"{p}_curl_deviation_ratio" in m]
+    if curl:
+        lines += [
+            "",
+            "## Curl field (held-out reaches; lateral deviation, cm)",
+            "",
+            "Deviation = mean |peak distance from the straight path|; ratio = after adaptation / first exposure; "
+            "aftereffect = the null-field probes' signed deviation from baseline, + when opposite to the first "
+            "exposure.",
+            "",
+            "| model | baseline | first exposure | after adaptation | ratio | aftereffect (cm) | washout | task |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for p, label in curl:
+            lines.append(
+                f"| {label} | {m.get(f'{p}_curl_baseline_deviation_cm', np.nan):.2f} | "
+                f"{m.get(f'{p}_curl_first_exposure_deviation_cm', np.nan):.2f} | "
+                f"{m.get(f'{p}_curl_after_adaptation_deviation_cm', np.nan):.2f} | "
+                f"{m[f'{p}_curl_deviation_ratio']:.2f} | {m.get(f'{p}_curl_aftereffect_cm', np.nan):+.2f} | "
+                f"{m.get(f'{p}_curl_washout_deviation_cm', np.nan):.2f} | {status(p)} |"
+            )
+    bumps = [(p, label) for p, label in models if f"{p}_bump_recovery_ms" in m]
+    if bumps:
+        lines += [
+            "",
+            "## Bumps (held-out reaches)",
+            "",
+            "Recovery = from bump onset until the hand stays within 1 cm of the unperturbed path (median over bumped "
+            "trials; inf: some trial not back by its end).",
+            "",
+            "| model | peak displacement (cm) | recovery (ms) | hold | at peak speed | slowest (ms) | task |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for p, label in bumps:
+            lines.append(
+                f"| {label} | {m.get(f'{p}_bump_displacement_cm', np.nan):.2f} | {m[f'{p}_bump_recovery_ms']:.0f} | "
+                f"{m.get(f'{p}_bump_recovery_ms_hold', np.nan):.0f} | "
+                f"{m.get(f'{p}_bump_recovery_ms_peak_speed', np.nan):.0f} | "
+                f"{m.get(f'{p}_bump_recovery_max_ms', np.nan):.0f} | {status(p)} |"
+            )
+    return lines
+
+
 def _stages(run: RunSummary) -> list[str]:
     """``summary.md``'s table of stage wall times (empty for a run without stages)."""
     if not run.stages:
@@ -397,6 +451,7 @@ def summary_markdown(
         f"- effector: {EFFECTOR_TEXT.get(run.effector, run.effector)}",
     ]
     lines += _reaching(run, verdict)
+    lines += _perturbations(run, verdict)
     lines += [
         "",
         "## Circuit vs ANNs",

@@ -74,6 +74,17 @@ class TrialBatch:
         """Number of time steps."""
         return self.inputs.shape[1]
 
+    def take(self, index: np.ndarray) -> TrialBatch:
+        """The trials ``index`` (an integer array; repeats allowed), with their per-trial params."""
+        index = np.asarray(index, int)
+        params = {k: np.asarray(val)[index] for k, val in self.params.items()}
+        return type(self)(self.inputs[index], self.targets[index], self.mask[index], self.dt, params)
+
+    def without(self, *names: str) -> TrialBatch:
+        """The same trials without the per-trial params ``names`` (e.g. ``"endpoint_load"``)."""
+        params = {k: val for k, val in self.params.items() if k not in names}
+        return type(self)(self.inputs, self.targets, self.mask, self.dt, params)
+
     @property
     def time(self) -> np.ndarray:
         """Start time of each step (s), shape (time,)."""
@@ -165,3 +176,54 @@ class CenterOutTask(TaskConfig):
             "move_off": move_off,
         }
         return TrialBatch(inputs, targets, mask, dt, params)
+
+
+@dataclass(frozen=True)
+class BumpedTask(CenterOutTask):
+    """The center-out task with random force pulses on the hand in a share of its training trials.
+
+    How networks learn to correct perturbations: the Computation-through-Dynamics benchmark's
+    RandomTarget task bumps half its trials, MotorNet's examples a share of theirs.  Each bumped
+    trial gets one pulse of ``bump_force`` N for ``bump_duration`` s, in a uniformly random
+    direction, starting at a uniformly random time between target onset and the end of the reach
+    (``move_off``; for catch trials, the trial's end less the pulse).  The pulse is the batch's
+    ``params["endpoint_load"]`` (trials, time, 2), which the arm applies
+    (:class:`cortexsim.closed_loop.ArmLoop`).  :meth:`evaluation_set` stays unperturbed.
+
+    Attributes
+    ----------
+    bump_fraction : float
+        Share of sampled trials bumped, in [0, 1].
+    bump_force : float
+        Pulse amplitude (N).
+    bump_duration : float
+        Pulse length (s).
+    """
+
+    bump_fraction: float = 0.5
+    bump_force: float = 5.0
+    bump_duration: float = 0.05
+
+    @classmethod
+    def bumped(cls, task: TaskConfig, fraction: float, force: float, duration: float) -> BumpedTask:
+        """``task`` with ``fraction`` of its sampled trials bumped by ``force`` N for ``duration`` s."""
+        base = {k: val for k, val in asdict(task).items() if k not in ("bump_fraction", "bump_force", "bump_duration")}
+        return cls(**base, bump_fraction=float(fraction), bump_force=float(force), bump_duration=float(duration))
+
+    def sample(self, n_trials: int, rng: np.random.Generator) -> TrialBatch:
+        """Draw ``n_trials`` random trials, then their bumps (deterministic for ``rng``)."""
+        batch = super().sample(n_trials, rng)
+        n, steps, dt = batch.n_trials, batch.n_steps, batch.dt
+        hit = rng.random(n) < self.bump_fraction
+        direction = rng.uniform(0.0, 2 * np.pi, n)
+        pulse = max(1, int(round(self.bump_duration / dt)))
+        p = batch.params
+        first = np.round(p["target_on"] / dt).astype(int)
+        last = np.where(p["catch"], steps - pulse, np.round(np.nan_to_num(p["move_off"], nan=0.0) / dt).astype(int))
+        last = np.clip(last, first, steps - pulse)
+        onset = first + np.floor(rng.random(n) * (last - first + 1)).astype(int)
+        force = self.bump_force * np.stack([np.cos(direction), np.sin(direction)], axis=1)
+        load = np.zeros((n, steps, 2))
+        for i in np.flatnonzero(hit):
+            load[i, onset[i] : onset[i] + pulse] = force[i]
+        return TrialBatch(batch.inputs, batch.targets, batch.mask, dt, {**p, "endpoint_load": load})

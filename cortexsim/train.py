@@ -205,11 +205,13 @@ def train(
     validation: TrialBatch,
     checkpoint: Callable[[TrainState], None] | None = None,
     log: Callable[[str], None] | None = None,
+    keep: str = "best",
 ) -> TrainState:
     """Train ``model`` from ``state`` until done; returns the final state.
 
     The best parameters by validation loss end up in ``state.best_params`` and
-    installed in the model.  Ctrl-C finishes the current iteration, saves a
+    installed in the model (with ``keep="last"``: the last iteration's, e.g. for
+    adaptation, where the learning itself is what is measured).  Ctrl-C finishes the current iteration, saves a
     checkpoint of that whole iteration and re-raises ``KeyboardInterrupt`` (a second
     Ctrl-C stops at once and saves nothing); a NaN or infinite loss raises
     :class:`~cortexsim.errors.TrainingError` (the last checkpoint stays as it was).
@@ -230,7 +232,11 @@ def train(
         end, and on Ctrl-C.
     log : callable, optional
         Receives progress lines (default: the ``cortexsim.train`` logger, at INFO).
+    keep : {"best", "last"}
+        Which parameters end up installed: the best by validation loss, or the last.
     """
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep: {keep!r}; choose 'best' or 'last'")
     log = log or LOG.info
     rng_batch, rng_noise = _generator(state.rng_batch), _generator(state.rng_noise)
     penalties = Penalties.of(config)
@@ -270,6 +276,8 @@ def train(
             f"iteration and validation criteria)"
         )
     log(f"training stopped: {state.done} (best validation at iteration {state.best_iteration}, {state.elapsed:.0f} s)")
+    if keep == "last":
+        state.best_params = {k: p.copy() for k, p in model.params.items()}
     model.set_params(state.best_params)
     state.params = {k: p.copy() for k, p in model.params.items()}
     if checkpoint:

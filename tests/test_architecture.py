@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("loss", ("loss", "metrics")),
     ("models", ("_model", "_kernels", "rate", "closed_loop", "ann", "spiking")),
     ("lesion", ("lesion",)),
-    ("training", ("train",)),
+    ("training", ("train", "perturb")),
     ("store", ("store",)),
     ("data", ("data",)),
     ("analysis", ("analysis",)),

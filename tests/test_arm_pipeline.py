@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 from tiny import tiny_config
 
-from cortexsim import pipeline, store
+from cortexsim import perturb, pipeline, quality, store
 from cortexsim.closed_loop import FEEDBACK_CHANNELS
+
+PERTURB = {
+    **{"curl": True, "adapt_iterations": 4, "washout_iterations": 2, "curve_every": 2},
+    **{"bumps": True, "bump_directions": 4, "bump_hold_time": 0.1, "spiking_trials": 1, "train_bump_fraction": 0.5},
+}
+"""The tiny arm run goes through both perturbation protocols too (issue 14)."""
 
 
 @pytest.fixture(scope="module")
@@ -15,6 +21,8 @@ def arm_run(tmp_path_factory):
         effector={"kind": "arm26"},
         ann={"archs": ["rnn"], "max_iterations": 5},
         spiking={"enabled": True, "k": 1, "dt": 5e-4},
+        perturb=PERTURB,
+        quality={"curl_deviation_ratio": 0.5, "bump_recovery_ms": 300.0},
     )
     out = tmp_path_factory.mktemp("arm")
     run_file = pipeline.run_experiment(config, out, log=lambda line: None)
@@ -66,6 +74,53 @@ def test_arm_run_says_so_and_draws_the_arm(arm_run):
         assert (run_file.parent / "figures" / name).stat().st_size > 10_000, name
 
 
+def test_arm_run_perturbs_every_model_and_records_it(arm_run):
+    config, run_file = arm_run
+    with store.open_run(run_file) as f:
+        held = store.read_perturbation(f)
+        metrics = store.read_metrics(f)
+        stages = store.read_stages(f)
+        assert f["perturbation/curl/rate/hands"].attrs["units"] == "m"
+        assert f["perturbation/curl/rate/hands"].attrs["dims"] == "phase,condition,time,xy"
+        assert f["perturbation/bumps/rate/aligned_change"].attrs["units"] == "Hz"
+    assert set(held) == {"curl", "bumps"}
+    for kind in ("curl", "bumps"):
+        assert set(held[kind]) == {"rate", "spiking", "ann_rnn"}, kind
+    rate = held["curl"]["rate"]
+    assert [r["phase"] for r in rate["phases"]] == list(perturb.PHASES)
+    assert rate["hands"].shape[:2] == (len(perturb.PHASES), config.task.n_targets)
+    assert [r["iteration"] for r in rate["curve"]] == [0, 2, 4, 0, 2]
+    assert len(rate["populations"]) == 17
+    assert [r["phase"] for r in held["curl"]["spiking"]["phases"]][:2] == ["baseline", "first_exposure"]
+    bumps = held["bumps"]["rate"]
+    assert len(bumps["trials"]) == 2 * 4 * config.task.n_targets
+    assert {r["timing"] for r in bumps["latencies"]} == {"hold", "peak_speed"}
+    assert len(held["bumps"]["spiking"]["trials"]) == 2 * 4  # each direction bumps one condition, one trial
+    # the contract's metrics, for every model
+    for model in ("rate", "spiking", "ann_rnn"):
+        for name in ("curl_deviation_ratio", "curl_aftereffect_cm", "bump_recovery_ms"):
+            assert f"{model}_{name}" in metrics, (model, name)
+        assert metrics[f"{model}_curl_deviation_ratio"] > 0
+    assert stages["perturb"]["groups"] == ["perturbation"]
+    assert list(stages).index("perturb") > list(stages).index("rate")
+    # the perturbation bars are checked like the reach bars: these tiny models miss them, and say so
+    verdict = quality.check_quality(metrics, config.quality)
+    assert any(
+        s.metric == "rate_curl_deviation_ratio" or s.metric == "rate_bump_recovery_ms" for s in verdict.shortfalls
+    )
+
+
+def test_arm_run_draws_and_summarises_the_perturbations(arm_run):
+    _, run_file = arm_run
+    for name in ("curl.png", "bumps.png"):
+        assert (run_file.parent / "figures" / name).stat().st_size > 20_000, name
+    summary = (run_file.parent / "summary.md").read_text()
+    assert "## Curl field" in summary and "## Bumps" in summary
+    curl = summary.split("## Curl field")[1].split("##")[0]
+    assert "| rate circuit |" in curl and "| spiking twin |" in curl and "| RNN |" in curl
+    assert "**FAILED**" in curl  # a model that missed its task says so where its results are shown
+
+
 def test_kinematic_runs_have_no_effector_group(smoke_run):
     with h5py.File(smoke_run / "run.h5") as f:
         assert "effector" not in f["rate"] and f["rate"].attrs.get("effector", "kinematic") == "kinematic"
@@ -93,3 +148,26 @@ def test_the_shipped_arm_study_runs_its_twin_on_the_arm_and_passes_every_check()
     assert config.effector.arm and config.spiking.enabled and config.spiking.target == "auto"
     assert config.quality.spiking_endpoint_error_cm == 1.5 and config.quality.peak_speed_error == 0.2
     preflight.check_runnable(config)  # every check the run makes before computing
+
+
+@pytest.mark.parametrize(
+    ("name", "bars"),
+    [
+        ("arm_curl", {"curl_deviation_ratio": 0.5, "curl_aftereffect_cm": 0.1}),
+        ("arm_bump", {"bump_recovery_ms": 300.0, "spiking_bump_recovery_ms": 500.0}),
+    ],
+)
+def test_the_shipped_perturbation_experiments_are_the_arm_study_plus_their_protocol(name, bars):
+    from pathlib import Path
+
+    from cortexsim import assembly, preflight
+
+    root = Path(__file__).resolve().parent.parent / "experiments"
+    config = assembly.load_experiment(root / f"{name}.toml")
+    study = assembly.load_experiment(root / "arm_center_out.toml")
+    for section in ("circuit", "task", "rate", "train", "ann", "spiking", "effector", "compare"):
+        assert getattr(config, section) == getattr(study, section), section
+    for key, bar in bars.items():
+        assert getattr(config.quality, key) == bar, key
+    assert config.perturb.active and config.experiment.name == name
+    preflight.check_runnable(config)

@@ -907,3 +907,26 @@ def test_load_config_tiny_round_trip(tmp_path):
 
 def test_config_error_and_store_error_are_cortexsim_errors():
     assert issubclass(ConfigError, CortexsimError) and issubclass(RunFileError, CortexsimError)
+
+
+ARM = {"effector": {"kind": "arm26"}}
+BAD_PERTURB = [
+    pytest.param({"perturb": {"curl": True}}, ("[perturb]", "arm26"), id="perturb-without-arm"),
+    pytest.param({"perturb": {"train_bump_fraction": 0.5}}, ("[perturb]", "arm26"), id="train-bumps-without-arm"),
+    pytest.param({**ARM, "perturb": {"curl_field": [[0.0, 13.0]]}}, ("perturb.curl_field", "2 x 2"), id="curl-shape"),
+    pytest.param({**ARM, "perturb": {"adapt_params": "some"}}, ("perturb.adapt_params", "io"), id="adapt-params"),
+    pytest.param({**ARM, "perturb": {"bump_times": ["late"]}}, ("perturb.bump_times[0]", "peak_speed"), id="bump-time"),
+    pytest.param({**ARM, "perturb": {"bump_force": -5.0}}, ("perturb.bump_force",), id="negative-force"),
+    pytest.param({**ARM, "perturb": {"train_bump_fraction": 1.5}}, ("perturb.train_bump_fraction",), id="fraction"),
+    pytest.param(
+        {**ARM, "perturb": {"bumps": True, "bump_hold_time": 0.39}},
+        ("perturb.bump_hold_time", "go cue"),
+        id="late-hold",
+    ),
+    pytest.param({**ARM, "perturb": {"curl": True, "curve_every": 0}}, ("perturb.curve_every",), id="curve-every"),
+]
+
+
+@pytest.mark.parametrize(("changes", "needles"), BAD_PERTURB)
+def test_bad_perturbation_settings_are_refused_naming_the_key(tmp_path, capsys, changes, needles):
+    run_refused(tmp_path, capsys, tiny_data(**changes), *needles)

@@ -44,12 +44,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES) + ["feedback off"])
+@pytest.mark.parametrize("case", list(CASES) + ["feedback off", "curl field"])
 def test_gradient_of_every_group_matches_finite_differences(case):
     cfg = _config(**CASES.get(case, {}))
     net = _network(cfg)
     if case == "feedback off":
         net = net.without_feedback()
+    if case == "curl field":  # the hand in F = B v: the field's torque depends on q and dq
+        net = net.with_body(net.body.with_curl([[0.0, 13.0], [-13.0, 0.0]]))
+        assert net.arm.curl[0, 1] == 13.0
     rng = np.random.default_rng(2)
     batch = assembly.make_task(cfg).sample(3, rng)
     noise = net.noise(3, batch.n_steps, rng)
