@@ -174,6 +174,16 @@ class Connectome:
             raise ValueError("weight magnitudes must be >= 0 (the sign comes from the presynaptic unit)")
         return replace(self, weight=weight)
 
+    def within_populations(self) -> Connectome:
+        """The same circuit with every synapse between two different populations removed.
+
+        Within-population recurrence, inputs and outputs stay: the no-inter-population-recurrence
+        control of Kalidindi et al. (2021)'s question (:mod:`cortexsim.rotations`).
+        """
+        label = self.unit_population
+        keep = label[self.pre] == label[self.post]
+        return replace(self, pre=self.pre[keep], post=self.post[keep], weight=self.weight[keep])
+
     def population_matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """Empirical connection probability and summed signed input, population by population.
 

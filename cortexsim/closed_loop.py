@@ -398,6 +398,9 @@ class ArmLoop:
         self.g_z = np.zeros_like(self.z)
         self.g_z[:, :, 12:] = error.grad
         step_mask = mask[1:] * mask[:-1]
+        free = batch.params.get("speed_free")  # (trials, time): 1 where a correction may move at any speed
+        if free is not None:
+            step_mask = step_mask * (1.0 - np.asarray(free, float).T[1:, :, None])
         scale = body.arm.dt * body.speed_scale
         speed_err = ((hand[1:] - hand[:-1]) - (target[1:] - target[:-1])) / scale
         count = max(float(step_mask.sum()), 1.0)

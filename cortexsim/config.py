@@ -594,6 +594,11 @@ class CompareConfig:
         the GRU to 34 s and the LSTM to 47 s.  The searches run on threads next to the rest of
         the battery.
         The issue-15 benchmark (``benchmarks/fixed_points.py``) uses 1,000 per input.
+    rotation_control : bool
+        Arm runs: also train, from scratch and with feedback, the circuit without inter-population
+        recurrence (stage ``control``; :meth:`cortexsim.circuit.Connectome.within_populations`), the
+        fair control of Kalidindi et al. (2021), and add it to ``/analysis/rotation_sources``.  Costs
+        a second training (it runs in a worker process next to the circuit's with ``--jobs 2``).
 
     The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
     out of the config's TOML text, so runs without them keep their config hash).
@@ -611,6 +616,7 @@ class CompareConfig:
     condition_column: str | None = None
     n_surrogates: int = 10
     fixed_point_starts: int = 200
+    rotation_control: bool = False
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)

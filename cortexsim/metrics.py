@@ -207,8 +207,10 @@ def response_latency_ms(
     dt : float
         Step (s).
     """
+    noise = np.asarray(noise, float)
+    noise = noise[np.isfinite(noise)]
     threshold = float(np.mean(noise) + threshold_sd * np.std(noise))
-    above = np.asarray(change[onset_step:]) > threshold
+    above = np.asarray(change[onset_step:]) > threshold  # NaN (past the trial's end) never counts
     for k in range(above.size - run + 1):
         if above[k : k + run].all():
             return float(k * dt * 1e3)

@@ -550,10 +550,13 @@ def bump_trials(
 
 
 def _aligned(x: np.ndarray, onset: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """``x[i, onset[i] + lo : onset[i] + hi]`` per trial (edge-padded), (trials, hi - lo, ...)."""
+    """``x[i, onset[i] + lo : onset[i] + hi]`` per trial, NaN outside the trial, (trials, hi - lo, ...)."""
     T = x.shape[1]
-    idx = np.clip(onset[:, None] + np.arange(lo, hi)[None, :], 0, T - 1)
-    return np.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+    raw = onset[:, None] + np.arange(lo, hi)[None, :]
+    idx = np.clip(raw, 0, T - 1)
+    out = np.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1).astype(float)
+    out[(raw < 0) | (raw >= T)] = np.nan
+    return out
 
 
 def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, prefix: str) -> BumpResult:
@@ -619,17 +622,17 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
         dhand = _aligned(record.hand[sel] - ref_hand[sel], bumped.onset_step[sel], lo, hi)
         d_index = np.round(bumped.direction[sel] / (2 * np.pi / directions)).astype(int) % directions
         for d in range(directions):
-            aligned_hand[j, d] = dhand[d_index == d].mean(axis=0)
+            aligned_hand[j, d] = np.nanmean(dhand[d_index == d], axis=0)
         for p, (name, sl) in enumerate(pops):
             resp = _aligned(change[sel][:, :, sl].mean(axis=2, keepdims=True), bumped.onset_step[sel], lo, hi)
-            resp = resp[:, :, 0].mean(axis=0)  # mean over trials of the population's mean |delta rate|
+            resp = np.nanmean(resp[:, :, 0], axis=0)  # mean over trials of the population's mean |delta rate|
             aligned_change[j, p] = resp
             latencies.append(
                 {
                     "timing": when,
                     "population": name,
                     "latency_ms": metrics.response_latency_ms(resp, resp[:-lo], -lo, dt),
-                    "peak_change_hz": float(resp[-lo:].max()),
+                    "peak_change_hz": float(np.nanmax(resp[-lo:])),
                 }
             )
     finite = np.where(np.isfinite(recovery), recovery, np.inf)

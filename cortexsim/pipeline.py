@@ -163,6 +163,8 @@ def stages(config: Config) -> list[Stage]:
         *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
     )
     out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
+    if config.compare.rotation_control and config.effector.arm:
+        out.append(Stage("control", _TRAINING + ("compare.rotation_control",)))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
 
@@ -275,8 +277,8 @@ def run_experiment(
         recomputed: set[str] = set()
         timings: list[tuple[str, float, str]] = []
         plan = stages(config)
-        # ANN stages read nothing earlier stages write (after = ()): whether they run is known now
-        background = [s for s in plan if s.name.startswith("ann:") and s.name not in done] if jobs > 1 else []
+        # ANN and control stages read nothing earlier stages write (after = ()): whether they run is known now
+        background = [s for s in plan if s.name.split(":")[0] in _JOBS and s.name not in done] if jobs > 1 else []
         pool = WorkerPool(min(jobs - 1, len(background)), say) if background else None
 
         def record(stage: Stage, output: StageOutput, seconds: float, how: str) -> None:
@@ -293,11 +295,11 @@ def run_experiment(
             timings.append((stage.name, seconds, how))
 
         def collect(stage: Stage) -> None:
-            """Write a worker's finished ANN stage (waiting for it), as :func:`_stage_ann` would."""
+            """Write a worker's finished stage (waiting for it), as its stage runner would."""
             run, seconds = pool.result(stage.name, check=sticky.check)  # a Ctrl-C stops the wait
             ctx.log(f"[{stage.name}] finished in a worker process ({seconds:.1f} s)")
-            names = write_ann_run(config, run, ctx.run_file, ctx.figures, ctx.log)
-            record(stage, StageOutput((f"ann/{run.arch}",), tuple(names)), seconds, "ran in a worker")
+            output = _JOBS[stage.name.split(":")[0]][1](config, run, ctx.run_file, ctx.figures, ctx.log)
+            record(stage, output, seconds, "ran in a worker")
 
         try:
             if pool is not None:
@@ -306,7 +308,8 @@ def run_experiment(
                     f"next to this one (jobs = {jobs})"
                 )
                 for stage in background:
-                    pool.submit(stage.name, ann_run, config, stage.name.split(":")[1])
+                    kind, _, arch = stage.name.partition(":")
+                    pool.submit(stage.name, _JOBS[kind][0], config, *((arch,) if arch else ()))
             for stage in plan:
                 if stage.name in recomputed:  # an ANN stage a worker finished early, written already
                     continue
@@ -323,8 +326,8 @@ def run_experiment(
                 record(stage, output, time.perf_counter() - t0, "ran")
                 sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
                 finished = pool.done() if pool is not None else []
-                for ann_stage in (s for s in background if s.name in finished):
-                    collect(ann_stage)  # write what the workers finished, so an interruption keeps it
+                for job in (s for s in background if s.name in finished and s.name not in recomputed):
+                    collect(job)  # write what the workers finished, so an interruption keeps it
                     sticky.check()
         finally:
             if pool is not None:
@@ -759,12 +762,74 @@ def _stage_compare(ctx: _Context, name: str) -> StageOutput:
     return StageOutput(("analysis",), tuple(written))
 
 
+@dataclass(frozen=True)
+class ControlRun:
+    """The trained no-inter-population-recurrence control circuit (:func:`control_run`), before it is written.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        Its trained parameters (best validation iteration).
+    metrics : dict of str to float
+        ``control_*``: held-out reach metrics, training time and iterations.
+    """
+
+    params: dict[str, np.ndarray]
+    metrics: dict[str, float]
+
+
+def control_net(config: Config) -> ArmRateNetwork:
+    """The control circuit of ``config``: its connectome without inter-population synapses (parameters unset)."""
+    return make_rate_network(config, build_circuit(config).within_populations())
+
+
+def control_run(config: Config, log: Log | None = None) -> ControlRun:
+    """Train the circuit without inter-population recurrence from scratch, with feedback; nothing is written.
+
+    The same task, streams and settings as the circuit's own training (:func:`train_rate`), on
+    :meth:`~cortexsim.circuit.Connectome.within_populations` of its connectome.
+    """
+    log = log or LOG.info
+
+    def say(line: str) -> None:
+        log(f"[control] {line}")
+
+    net, state = train_rate(config, build_circuit(config).within_populations(), log=say)
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = evaluate(net, config, "control")
+    values = {
+        **{k: val for k, val in results.metrics.items() if not k.endswith("_noisy")},
+        "control_train_seconds": state.elapsed,
+        "control_train_iterations": float(state.iteration),
+    }
+    return ControlRun({k: p.copy() for k, p in net.params.items()}, values)
+
+
+def write_control_run(config: Config, run: ControlRun, run_file: Path, figures: Path, log: Log | None = None):
+    """Write ``/control`` and its metrics; returns the stage's output."""
+    with store.open_for_update(run_file) as f:
+        store.write_control(f, run.params, {"connectome": "within_populations", "config": config.to_toml()})
+        store.write_metrics(f, run.metrics, METRICS_TEXT)
+    for key, value in run.metrics.items():
+        (log or LOG.info)(f"  {key:32s} {value:.4g}")
+    return StageOutput(("control",), tuple(run.metrics))
+
+
+def _stage_control(ctx: _Context, name: str) -> StageOutput:
+    return write_control_run(ctx.config, control_run(ctx.config, ctx.log), ctx.run_file, ctx.figures, ctx.log)
+
+
+def _write_ann_job(config: Config, run, run_file: Path, figures: Path, log: Log) -> StageOutput:
+    return StageOutput((f"ann/{run.arch}",), tuple(write_ann_run(config, run, run_file, figures, log)))
+
+
 _RUNNERS = {
     "train": _stage_train,
     "rate": _stage_rate,
     "spiking": _stage_spiking,
     "perturb": _stage_perturb,
     "ann": _stage_ann,
+    "control": _stage_control,
     "compare": _stage_compare,
 }
 
@@ -856,6 +921,10 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
     return write_ann_run(config, ann_run(config, arch, log), run_file, figures, log)
 
 
+_JOBS = {"ann": (ann_run, _write_ann_job), "control": (control_run, write_control_run)}
+"""Stages a worker process may compute (they read nothing earlier stages write): job, writer."""
+
+
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
     """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures.
 
@@ -925,7 +994,7 @@ def _log_metrics(config: Config, written: dict[str, float], log: Log) -> None:
 
 def _log_gate(config: Config, written: dict[str, float], log: Log) -> None:
     """Say at once, in plain words, if the model a stage just evaluated missed its ``[quality]`` bars."""
-    verdict = quality.check_quality(written, config.quality)
+    verdict = quality.check_written(written, config.quality)
     for model in verdict.failed_models:
         log(f"  QUALITY: {verdict.describe(model)}")
 
@@ -1014,6 +1083,7 @@ def compare_stage(
             surrogate_rng=seeded_rng(config, "compare-surrogates"),
         ).with_notes(notes)
         t1 = time.perf_counter()
+        rotation_rows = rotation_sources_of(run_file, config, cc.n_pcs, log)  # while the searches run
         dynamics = battery.run_dynamics(
             result,
             rng=seeded_rng(config, "compare-dynamics"),
@@ -1032,16 +1102,45 @@ def compare_stage(
     log(report.format_report(result, verdict))
     written = {**battery.headline_metrics(result), **battery.dynamics_metrics(dynamics), **verdict.to_metrics()}
     with store.open_for_update(run_file) as f:
-        store.write_analysis(
-            f, result.similarity, result.jpca, battery.headline(result), result.notes, dynamics.tables()
-        )
+        tables = {**dynamics.tables(), **({"rotation_sources": rotation_rows} if rotation_rows else {})}
+        store.write_analysis(f, result.similarity, result.jpca, battery.headline(result), result.notes, tables)
         store.write_metrics(f, written, METRICS_TEXT)
     plots.battery_figures(result, figures)
     plots.dynamics_figures(result, dynamics, figures)
+    perturbation_figures(run_file, figures)  # every model's protocols, the ANNs' included
+    if rotation_rows:
+        plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
     with store.open_run(run_file) as f:
-        summary = report.summary_markdown(store.read_run_summary(f), result, verdict, dynamics)
+        summary = report.summary_markdown(store.read_run_summary(f), result, verdict, dynamics, rotation_rows)
     store.write_text_atomic(run_file.parent / "summary.md", summary)
     return list(written)
+
+
+def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
+    """An arm run's rotation-sources table (:func:`cortexsim.rotations.rotation_sources`); [] otherwise."""
+    from .rotations import rotation_sources
+
+    if not config.effector.arm:
+        return []
+    with store.open_run(run_file) as f:
+        if "rate" not in f:
+            return []
+        trained = store.read_trained_rate(f)
+    with store.open_run(run_file) as f:
+        control_params = store.read_control(f)
+    t0 = time.perf_counter()
+    net = trained_rate_network(config, trained, lesion=False)  # the intact circuit: the table's reference
+    control = None
+    if control_params is not None:
+        control = control_net(config)
+        control.set_params(control_params)
+    rows = rotation_sources(net, make_task(config).evaluation_set(), n_pcs, control=control)
+    (log or LOG.info)(
+        "rotation sources: "
+        + ", ".join(f"{r['condition']} {r['jpca_ratio']:.2f} @ {r['frequency_hz']:.2f} Hz" for r in rows)
+        + f" ({time.perf_counter() - t0:.1f} s)"
+    )
+    return rows
 
 
 def dynamics_inputs(
@@ -1163,8 +1262,12 @@ class Evaluation:
 
 
 def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
-    """Held-out metrics (with and without noise, keys ``<prefix>_*``) and evaluation-set activity."""
-    task = make_task(config)
+    """Held-out metrics (with and without noise, keys ``<prefix>_*``) and evaluation-set activity.
+
+    The held-out trials are the plain task's even when training bumps some (``[perturb]
+    train_bump_fraction``): reaching is scored unperturbed, the bumps by the ``perturb`` stage.
+    """
+    task = CenterOutTask.of(config.task)
     test = task.sample(HELD_OUT_TRIALS, seeded_rng(config, "test"))
     _, rates, clean = model.simulate(test)
     _, _, noisy = model.simulate(test, seeded_rng(config, "test-noise"))

@@ -307,6 +307,32 @@ def plot_curl(models: dict[str, dict]) -> Figure:
     return fig
 
 
+def plot_rotation_sources(rows: list[dict]) -> Figure:
+    """The rotation-sources table as bars: jPCA ratio, frequency, DSA to intact and endpoint error per condition.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`cortexsim.rotations.rotation_sources`'s rows (``/analysis/rotation_sources``).
+    """
+    names = [r["condition"].replace("_", " ") for r in rows]
+    fig, axes = _subplots(1, 4, figsize=(17, 4.8), sharey=True)
+    y = np.arange(len(rows))
+    colours = ["k" if r["condition"] == "intact" else "C0" for r in rows]
+    for ax, key, label in zip(
+        axes,
+        ("jpca_ratio", "frequency_hz", "dsa_to_intact", "endpoint_error_cm"),
+        ("jPCA ratio (skew R² / best R²)", "rotation frequency (Hz)", "DSA to intact (rad)", "endpoint error (cm)"),
+    ):
+        ax.barh(y, [r[key] for r in rows], color=colours)
+        ax.set_xlabel(label)
+        ax.axvline(rows[0][key], color="k", lw=0.6, ls=":")
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    fig.suptitle("Where the arm circuit's rotations come from: the trained circuit with parts of its loop removed")
+    return fig
+
+
 def plot_bumps(models: dict[str, dict]) -> Figure:
     """Bump responses: the hand's displacement aligned to the bump and each population's response.
 
@@ -340,7 +366,7 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
         bx = axes[1, j]
         entry = models[first]
         change, pops = entry["aligned_change"][j], list(entry["attrs"]["populations"])
-        base = change[:, entry["window"] < 0].mean(axis=1, keepdims=True)
+        base = np.nanmean(change[:, entry["window"] < 0], axis=1, keepdims=True)
         t = 1e3 * entry["window"]
         image = bx.imshow(
             change - base, aspect="auto", cmap="magma", origin="upper", extent=(t[0], t[-1], len(pops), 0)
@@ -359,7 +385,11 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
         rec = np.array([r["recovery_ms"] for r in entry["trials"]], float)
         rec = np.where(np.isfinite(rec), rec, np.nan)
         cx.scatter(np.full(rec.size, i) + np.linspace(-0.2, 0.2, rec.size), rec, s=6, alpha=0.5)
-        cx.plot([i - 0.3, i + 0.3], [np.nanmedian(rec)] * 2, "k-", lw=2)
+        if np.isfinite(rec).any():
+            cx.plot([i - 0.3, i + 0.3], [np.nanmedian(rec)] * 2, "k-", lw=2)
+        lost = int(np.isnan(rec).sum())
+        if lost:
+            cx.annotate(f"{lost} not back", (i, 0), xycoords=("data", "axes fraction"), ha="center", fontsize=7)
     cx.set_xticks(range(len(models)), [_MODEL_LABELS.get(m, m) for m in models], fontsize=8)
     cx.set_ylabel("recovery time (ms; bar: median)")
     cx.set_title("Back within 1 cm of the unperturbed path")
@@ -686,7 +716,26 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
             "Dynamics kept: CCA with the intact circuit",
             [("lesion_cca_to_intact_rate", "rate", "#1f77b4"), ("lesion_cca_to_intact_spiking", "spiking", "#ff7f0e")],
         ),
+        ("Arm: change in endpoint error (cm)", [("delta_rate_endpoint_error_cm", "rate", "#1f77b4")]),
+        (
+            "Corrections: change in median bump recovery (ms) and peak displacement (cm x 100)",
+            [
+                ("delta_rate_bump_recovery_ms", "recovery", "#9467bd"),
+                ("delta_rate_bump_displacement_cm_x100", "displacement", "#8c564b"),
+            ],
+        ),
+        (
+            "Adaptation: change in curl deviation ratio (after / first exposure) and aftereffect (cm)",
+            [
+                ("delta_rate_curl_deviation_ratio", "ratio", "#d62728"),
+                ("delta_rate_curl_aftereffect_cm", "aftereffect", "#e377c2"),
+            ],
+        ),
     )
+    rows = [
+        {**r, "delta_rate_bump_displacement_cm_x100": 100 * r.get("delta_rate_bump_displacement_cm", np.nan)}
+        for r in rows
+    ]
     panels = [(t, [c for c in cols if any(np.isfinite(r.get(c[0], np.nan)) for r in rows)]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
     fig, axes = _subplots(

@@ -138,6 +138,29 @@ def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
     return tuple(models)
 
 
+def check_written(metrics: Mapping[str, float], quality: QualityConfig) -> QualityVerdict:
+    """The bars among ``quality``'s whose metric ``metrics`` holds, e.g. those one stage just wrote.
+
+    Unlike :func:`check_quality`, a bar whose metric is absent is skipped, not missed: a stage that
+    writes a model's perturbation metrics, or its reach metrics before the perturbation stage has
+    run, is judged on what it wrote.
+    """
+    candidates = ["rate", "spiking"] + sorted(
+        {"_".join(k.split("_")[:2]) for k in metrics if k.startswith("ann_") and k.count("_") >= 2}
+    )
+    models, shortfalls = [], []
+    for model in candidates:
+        bars = [b for b in quality.bars(model) if b[0] in metrics]
+        if not bars:
+            continue
+        models.append(model)
+        for metric, kind, bar in bars:
+            value = float(metrics[metric])
+            if not (math.isfinite(value) and (value >= bar if kind == "min" else value < bar)):
+                shortfalls.append(Shortfall(model, metric, value, bar, kind))
+    return QualityVerdict(tuple(models), tuple(shortfalls), ())
+
+
 def check_quality(metrics: Mapping[str, float], quality: QualityConfig) -> QualityVerdict:
     """Check every model found in ``metrics`` against the bars of ``quality``.
 

@@ -221,6 +221,33 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
     return lines
 
 
+def rotation_markdown(rows: list[dict], verdict: QualityVerdict | None = None) -> list[str]:
+    """``summary.md``'s rotation-sources table: the trained arm circuit with parts of its loop removed."""
+    lines = [
+        "",
+        "## Where the rotations come from (the trained arm circuit, manipulated after training)",
+        "",
+        "jPCA around movement onset; DSA to the intact circuit (rad, lower = closer dynamics). A variant that "
+        "no longer reaches (large endpoint error) has lost more than its rotations.",
+        "",
+    ]
+    if verdict is not None and verdict.failed("rate"):
+        lines += [
+            "**The rate circuit FAILED its task: these manipulations start from a circuit that does not reach.**",
+            "",
+        ]
+    lines += [
+        "| condition | jPCA ratio | frequency (Hz) | DSA to intact | endpoint error (cm) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['condition']} | {r['jpca_ratio']:.3f} | {r['frequency_hz']:.2f} | {r['dsa_to_intact']:.3f} | "
+        f"{r['endpoint_error_cm']:.2f} |"
+        for r in rows
+    ]
+    return lines
+
+
 def _stages(run: RunSummary) -> list[str]:
     """``summary.md``'s table of stage wall times (empty for a run without stages)."""
     if not run.stages:
@@ -425,6 +452,7 @@ def summary_markdown(
     result: BatteryResult,
     verdict: QualityVerdict | None = None,
     dynamics: DynamicsResult | None = None,
+    rotations: list[dict] | None = None,
 ) -> str:
     """``summary.md``: the headline numbers of a run in a few lines, headed by the quality verdict.
 
@@ -437,6 +465,8 @@ def summary_markdown(
     verdict : QualityVerdict, optional
     dynamics : DynamicsResult, optional
         Adds the dynamics section (:func:`dynamics_markdown`).
+    rotations : list of dict, optional
+        The rotation-sources table of an arm run (:func:`cortexsim.rotations.rotation_sources`).
 
     Returns
     -------
@@ -495,6 +525,8 @@ def summary_markdown(
             )
     if dynamics is not None or (result.similarity and "dsa" in result.similarity[0]):
         lines += dynamics_markdown(result, dynamics, verdict)
+    if rotations:
+        lines += rotation_markdown(rotations, verdict)
     lines += _stages(run)
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

@@ -1532,6 +1532,33 @@ def write_perturbation(
         write_array(g, name, data, units=units, dims=dims, description=description)
 
 
+def write_control(f: h5py.File, params: dict[str, np.ndarray], attrs: Mapping[str, Any]) -> None:
+    """Write ``/control`` (replacing it): the trained parameters of the no-inter-population-recurrence circuit.
+
+    Its connectome is the run's ``/circuit`` without the synapses between populations (rebuilt
+    from the config, :meth:`cortexsim.circuit.Connectome.within_populations`); ``attrs`` says so.
+    """
+    if "control" in f:
+        del f["control"]
+    g = f.create_group("control")
+    g.attrs["description"] = (
+        "The circuit trained from scratch without inter-population recurrence (the rotation-sources control)."
+    )
+    g.attrs.update(dict(attrs))
+    for key, value in params.items():  # the control drives the arm: its readout gives excitation logits
+        units, dims = ARM_READOUT_UNITS.get(key, PARAM_UNITS[key])
+        write_array(g, key, value, units=units, dims=dims, description=f"Control circuit: {PARAM_TEXT[key]}.")
+
+
+@_reader("/control")
+def read_control(f: h5py.File) -> dict[str, np.ndarray] | None:
+    """The control circuit's trained parameters (``/control``), or None when the run has none."""
+    if "control" not in f:
+        return None
+    g = f["control"]
+    return {name: g[name][()] for name in g if isinstance(g[name], h5py.Dataset)}
+
+
 @_reader("/perturbation")
 def read_perturbation(f: h5py.File) -> dict[str, dict[str, dict[str, Any]]]:
     """``/perturbation`` as ``{kind: {model: {name: rows or array}}}`` (empty when absent).
@@ -1971,6 +1998,9 @@ ANALYSIS_TABLES = {
     "tangling": "Trajectory tangling (Russo et al. 2018) of every activity in its top 8 PCs, 1/s^2.",
     "communication": "Communication subspaces (Semedo et al. 2019): reduced-rank regression dimensions.",
     "fixed_points": "Fixed and slow points per model and constant input, classified by Jacobian eigenvalues.",
+    "rotation_sources": "Arm runs: jPCA ratio, rotation frequency (Hz), DSA to the intact circuit (rad) and endpoint "
+    "error (cm) of the trained circuit intact, without feedback, without inter-population recurrence and with each "
+    "layer silenced (cortexsim.rotations).",
 }
 """The dynamics tables of ``/analysis`` (besides ``similarity`` and ``jpca``) and what they hold."""
 
@@ -1999,7 +2029,7 @@ def write_analysis(
         Caveats, written one a line as the attribute ``notes``.
     tables : mapping, optional
         More tables by name (:data:`ANALYSIS_TABLES`: ``calibration``, ``tangling``, ``communication``,
-        ``fixed_points``), one row per dict.
+        ``fixed_points``, ``rotation_sources``), one row per dict.
     """
     if "analysis" in f:
         del f["analysis"]

@@ -485,6 +485,11 @@ LESION_METRICS = (
     "compare_cca_rate_data",
     "compare_fixed_points_rate",
     "compare_tangling_q90_rate",
+    "rate_endpoint_error_cm",
+    "rate_bump_recovery_ms",
+    "rate_bump_displacement_cm",
+    "rate_curl_deviation_ratio",
+    "rate_curl_aftereffect_cm",
 )
 """Metrics whose change from the intact circuit a lesion sweep reports (``delta_*``; the fixed-point count
 of the rate circuit summed over its probe inputs among them)."""

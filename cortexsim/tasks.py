@@ -188,7 +188,10 @@ class BumpedTask(CenterOutTask):
     direction, starting at a uniformly random time between target onset and the end of the reach
     (``move_off``; for catch trials, the trial's end less the pulse).  The pulse is the batch's
     ``params["endpoint_load"]`` (trials, time, 2), which the arm applies
-    (:class:`cortexsim.closed_loop.ArmLoop`).  :meth:`evaluation_set` stays unperturbed.
+    (:class:`cortexsim.closed_loop.ArmLoop`).  From a bump's onset to the trial's end,
+    ``params["speed_free"]`` (trials, time) is 1: the loss's speed term, which holds an unperturbed
+    reach to the minimum-jerk speed profile, would otherwise penalise the fast corrective movement
+    back to the path.  :meth:`evaluation_set` stays unperturbed.
 
     Attributes
     ----------
@@ -224,6 +227,8 @@ class BumpedTask(CenterOutTask):
         onset = first + np.floor(rng.random(n) * (last - first + 1)).astype(int)
         force = self.bump_force * np.stack([np.cos(direction), np.sin(direction)], axis=1)
         load = np.zeros((n, steps, 2))
+        free = np.zeros((n, steps))
         for i in np.flatnonzero(hit):
             load[i, onset[i] : onset[i] + pulse] = force[i]
-        return TrialBatch(batch.inputs, batch.targets, batch.mask, dt, {**p, "endpoint_load": load})
+            free[i, onset[i] :] = 1.0
+        return TrialBatch(batch.inputs, batch.targets, batch.mask, dt, {**p, "endpoint_load": load, "speed_free": free})

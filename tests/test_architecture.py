@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("store",)),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
-    ("comparison / report / score / export", ("battery", "report", "quality", "score", "export")),
+    ("comparison / report / score / export", ("battery", "report", "quality", "score", "export", "rotations")),
     ("plots", ("plots",)),
     ("pipeline and assembly", ("pipeline", "assembly", "preflight")),
     ("sweep", ("sweep",)),

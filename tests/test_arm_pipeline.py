@@ -23,6 +23,7 @@ def arm_run(tmp_path_factory):
         spiking={"enabled": True, "k": 1, "dt": 5e-4},
         perturb=PERTURB,
         quality={"curl_deviation_ratio": 0.5, "bump_recovery_ms": 300.0},
+        compare={"rotation_control": True},
     )
     out = tmp_path_factory.mktemp("arm")
     run_file = pipeline.run_experiment(config, out, log=lambda line: None)
@@ -165,9 +166,34 @@ def test_the_shipped_perturbation_experiments_are_the_arm_study_plus_their_proto
     root = Path(__file__).resolve().parent.parent / "experiments"
     config = assembly.load_experiment(root / f"{name}.toml")
     study = assembly.load_experiment(root / "arm_center_out.toml")
-    for section in ("circuit", "task", "rate", "train", "ann", "spiking", "effector", "compare"):
+    for section in ("circuit", "task", "rate", "ann", "spiking", "effector", "compare"):
         assert getattr(config, section) == getattr(study, section), section
+    assert config.train.max_iterations >= study.train.max_iterations  # bumps take longer to learn
     for key, bar in bars.items():
         assert getattr(config.quality, key) == bar, key
     assert config.perturb.active and config.experiment.name == name
     preflight.check_runnable(config)
+
+
+def test_arm_run_tabulates_where_the_rotations_come_from(arm_run):
+    _, run_file = arm_run
+    with store.open_run(run_file) as f:
+        rows = store.read_analysis(f).tables["rotation_sources"]
+        columns = set(f["analysis/rotation_sources"].dtype.names)
+    assert {"condition", "jpca_ratio", "frequency_hz", "dsa_to_intact"} <= columns  # the contract
+    names = [r["condition"] for r in rows]
+    assert names[:3] == ["intact", "no_feedback", "no_interpopulation_recurrence"]
+    assert names[-1] == "trained_without_interpopulation_recurrence"  # [compare] rotation_control
+    with store.open_run(run_file) as f:
+        control = store.read_control(f)
+        stages = store.read_stages(f)
+        assert f["control/w_out"].attrs["units"] == "1/Hz"
+        connectome = store.read_circuit(f)
+    label = connectome.unit_population
+    between = (label[:, None] != label[None, :]) & (np.abs(control["w"]) > 0)
+    assert not between.any() and np.abs(control["w"]).sum() > 0  # only within-population synapses learned
+    assert stages["control"]["groups"] == ["control"]
+    assert {f"silenced_{layer}" for layer in ("L1", "L2/3", "L4", "L5A", "L5B", "L6")} <= set(names)
+    assert rows[0]["dsa_to_intact"] == 0.0 and all(r["dsa_to_intact"] >= 0 for r in rows[1:])
+    assert (run_file.parent / "figures" / "rotation_sources.png").stat().st_size > 10_000
+    assert "## Where the rotations come from" in (run_file.parent / "summary.md").read_text()

@@ -234,3 +234,25 @@ def test_train_keep_last_installs_the_last_iteration(arm_net):
         np.testing.assert_array_equal(out.best_params[group], seen[3][group])
     with pytest.raises(ValueError, match="keep"):
         train(model, make_task(cfg), config, state, validation=validation_set(cfg), keep="first")
+
+
+def test_rotation_variants_cut_only_what_they_name(arm_net):
+    from cortexsim import rotations
+
+    _, net = arm_net
+    cut = rotations.interpopulation_synapses(net)
+    label = np.empty(net.n_units, int)
+    for i, pop in enumerate(net.connectome.populations):
+        label[pop.slice] = i
+    assert cut.any() and not np.any(cut & (label[:, None] == label[None, :]))
+    assert np.all(net.mask[cut] > 0)
+    v = rotations.variants(net)
+    w = v["no_interpopulation_recurrence"].params["w"]
+    assert np.all(w[cut] == 0) and np.array_equal(w[~cut], net.params["w"][~cut])
+    assert not v["no_feedback"].body.feedback.enabled and net.body.feedback.enabled
+    l5b = v["silenced_L5B"].silenced
+    expected = np.zeros(net.n_units, bool)
+    for pop in net.connectome.populations:
+        if pop.spec.layer == "L5B":
+            expected[pop.slice] = True
+    np.testing.assert_array_equal(l5b, expected)

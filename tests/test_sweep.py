@@ -115,6 +115,13 @@ def test_shipped_sweeps_are_valid(tmp_path):
     silenced = {p.config.lesion.silence for p in points}
     assert silenced == {(), *((name,) for name in circuit_spec(lesions.base).names)}
     assert sum(p.upstream is None for p in points) == len({p.config.experiment.seed for p in points}) == 2
+    arm = sweep.load_sweep(EXPERIMENTS / "sweeps" / "arm_lesions.toml")
+    points = arm.points(tmp_path)
+    assert {p.config.lesion.silence for p in points} == silenced
+    assert sum(p.upstream is None for p in points) == 2  # two circuits trained, the lesions reuse them
+    for p in points:
+        c = p.config
+        assert c.effector.arm and c.perturb.curl and c.perturb.bumps and not c.spiking.enabled and not c.ann.archs
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
