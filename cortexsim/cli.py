@@ -119,10 +119,15 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 
 def default_jobs(config) -> int:
-    """``cortexsim run``'s default ``--jobs``: the cores available, at most one per ANN plus the circuit."""
+    """``cortexsim run``'s default ``--jobs``: the cores available, at most one per worker stage plus the circuit.
+
+    Worker stages are those that read nothing earlier stages write: each ANN, and the rotation
+    control of an arm run (``[compare] rotation_control``).
+    """
     from .workers import available_cores
 
-    return min(available_cores(), 1 + len(config.ann.archs))
+    control = bool(config.compare.rotation_control and config.effector.arm)
+    return min(available_cores(), 1 + len(config.ann.archs) + control)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -461,9 +466,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--jobs",
         type=int,
-        help="stages computed at the same time: the ANN baselines train in JOBS - 1 worker processes "
-        "next to the circuit (default: the cores available, at most 1 + the number of ANNs; "
-        "the numbers do not depend on it)",
+        help="stages computed at the same time: the ANN baselines (and an arm run's rotation control) train "
+        "in JOBS - 1 worker processes next to the circuit (default: the cores available, at most 1 + the "
+        "number of such stages; the numbers do not depend on it)",
     )
     r.set_defaults(func=cmd_run)
 

@@ -586,12 +586,12 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
     record = model.simulate_loop(bumped.batch)
     # latencies: the PSTHs of LATENCY_REPEATS noisy bumped trials against those of as many noisy
     # unperturbed ones (independent noise), per bumped trial
-    repeats = np.repeat(np.arange(bumped.condition.size), LATENCY_REPEATS)
-    noisy = bumped.batch.take(repeats)
-    shape = (bumped.condition.size, LATENCY_REPEATS, evaluation.n_steps, -1)
-    psth_hit = _rates(model.simulate_loop(noisy, np.random.default_rng([seed, 21]))).reshape(shape).mean(axis=1)
-    calm = noisy.without("endpoint_load")
-    psth_calm = _rates(model.simulate_loop(calm, np.random.default_rng([seed, 22]))).reshape(shape).mean(axis=1)
+    # (one batch of bumped trials at a time, so memory does not grow with the repeats)
+    calm = bumped.batch.without("endpoint_load")
+    rng_hit, rng_calm = np.random.default_rng([seed, 21]), np.random.default_rng([seed, 22])
+    psth_hit = sum(_rates(model.simulate_loop(bumped.batch, rng_hit)) for _ in range(LATENCY_REPEATS))
+    psth_calm = sum(_rates(model.simulate_loop(calm, rng_calm)) for _ in range(LATENCY_REPEATS))
+    psth_hit, psth_calm = psth_hit / LATENCY_REPEATS, psth_calm / LATENCY_REPEATS
     ref_hand = reference.hand[bumped.condition]
     onset_s = bumped.onset_step * dt
     displacement = metrics.bump_displacement(record.hand, ref_hand, onset_s, dt)

@@ -123,7 +123,7 @@ DISK_MARGIN = 64 * MiB
 MAX_LIF_SPAN_MV = 10_000.0
 """Largest ``lif.threshold - lif.reset + 16 lif.sigma`` (mV) accepted (the ``lif`` transfer tabulates it at 0.1 mV)."""
 
-STAGES = ("train", "rate", "spiking", "ann", "compare")
+STAGES = ("train", "rate", "spiking", "perturb", "ann", "compare")
 """The stages of :func:`estimate_memory` (those of :func:`cortexsim.pipeline.stages`, ANNs together)."""
 
 MEASURED: tuple[tuple[str, float, float], ...] = (
@@ -350,7 +350,8 @@ def estimate_memory(
     ----------
     config : Config
     stages : iterable of str
-        The stages to include, from :data:`STAGES` (``spiking`` and ``ann`` only when the config runs them).
+        The stages to include, from :data:`STAGES` (``spiking``, ``perturb`` and ``ann`` only when the
+        config runs them).
     data_bytes : float
         Size of the recorded data's rates array compared in the ``compare`` stage.
     jobs : int
@@ -425,6 +426,21 @@ def estimate_memory(
             + [Term("recurrent matrices", (2 * w + 9) * n * n, _N), Term("connectome", 48 * syn, _N)]
             + peak
         )
+    pc = config.perturb
+    if "perturb" in wanted and pc.active and config.effector.arm:
+        terms = list(out.get("train", [])) if pc.curl else list(base)  # adaptation trains like the train stage
+        if pc.bumps:
+            bumped = float(len(pc.bump_times) * pc.bump_directions * s.targets)
+            # per trial and step: x and r, their trial-first copies, the loop's tape and sensors, the PSTH sums
+            per_step = bumped * t * (n * (6 * w + 32) + 2700)
+            terms.append(
+                Term(
+                    f"bump simulations ({bumped:.0f} trials x {s.n_steps} steps x {s.n_units} units)",
+                    per_step,
+                    ("perturb.bump_directions", "perturb.bump_times", "task.n_targets", *_N, *_T),
+                )
+            )
+        out["perturb"] = terms
     if "ann" in wanted and s.archs:
         h, wa = float(s.n_hidden), float(s.ann_bytes)
         per_arch = []
@@ -463,6 +479,17 @@ def estimate_memory(
                 Term("recorded data", 3 * data_bytes, ("compare.data",)),
             ]
         )
+    control = config.compare.rotation_control and config.effector.arm
+    if jobs > 1 and control and "train" in out:  # the control circuit trains in a worker, as large as the circuit's
+        alongside = Term(
+            "control circuit's training in a worker process",
+            sum(t.bytes for t in out["train"]),
+            ("compare.rotation_control", "--jobs"),
+        )
+        for name in ("train", "rate", "spiking", "perturb"):
+            if name in out:
+                out[name] = [*out[name], alongside]
+        jobs -= 1  # one worker fewer for the ANNs
     if jobs > 1 and "ann" in out:
         workers = min(jobs - 1, len(s.archs))
         alongside = Term(
@@ -470,7 +497,7 @@ def estimate_memory(
             workers * sum(t.bytes for t in out["ann"]),
             ("ann.n_hidden", "--jobs"),
         )
-        for name in ("train", "rate", "spiking"):
+        for name in ("train", "rate", "spiking", "perturb"):
             if name in out:
                 out[name] = [*out[name], alongside]
     return MemoryEstimate(out)

@@ -185,6 +185,16 @@ def test_memory_estimate_names_the_stage_and_grows_with_each_size():
     assert "spiking" in twin.stages
     more = preflight.estimate_memory(tiny_config(spiking={"enabled": True, "k": 50}))
     assert more.stage_bytes("spiking") > twin.stage_bytes("spiking")
+    arm = {"effector": {"kind": "arm26"}}
+    bumps = preflight.estimate_memory(tiny_config(**arm, perturb={"bumps": True}))
+    assert "perturb" in bumps.stages and "perturb" not in preflight.estimate_memory(tiny_config(**arm)).stages
+    wider = preflight.estimate_memory(tiny_config(**arm, perturb={"bumps": True, "bump_directions": 64}))
+    assert wider.stage_bytes("perturb") > bumps.stage_bytes("perturb")
+    curl = preflight.estimate_memory(tiny_config(**arm, perturb={"curl": True}))
+    assert curl.stage_bytes("perturb") >= curl.stage_bytes("train")  # adaptation trains like the train stage
+    control = tiny_config(**arm, compare={"rotation_control": True})
+    alone, beside = preflight.estimate_memory(control), preflight.estimate_memory(control, jobs=2)
+    assert beside.stage_bytes("train") > alone.stage_bytes("train")  # the control trains next to it
 
 
 MEASURE = """

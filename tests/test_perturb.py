@@ -256,3 +256,27 @@ def test_rotation_variants_cut_only_what_they_name(arm_net):
         if pop.spec.layer == "L5B":
             expected[pop.slice] = True
     np.testing.assert_array_equal(l5b, expected)
+
+
+def test_a_stage_is_judged_on_the_bars_of_what_it_wrote():
+    from cortexsim import quality
+    from cortexsim.config import QualityConfig
+
+    bars = QualityConfig(bump_recovery_ms=300.0, curl_deviation_ratio=0.5)
+    reach = {"rate_position_r2": 0.99, "rate_endpoint_error_cm": 0.5, "rate_catch_drift_cm": 0.5}
+    assert quality.check_written(reach, bars).passed  # the perturbation metrics come later: not a miss
+    assert not quality.check_quality(reach, bars).passed  # at the end they must be there
+    later = {"rate_bump_recovery_ms": 450.0, "ann_gru_curl_deviation_ratio": 0.2}
+    verdict = quality.check_written(later, bars)
+    assert verdict.failed_models == ("rate",) and verdict.models == ("rate", "ann_gru")
+    assert [s.metric for s in verdict.shortfalls] == ["rate_bump_recovery_ms"]
+
+
+def test_default_jobs_counts_the_rotation_control_as_a_worker_stage(monkeypatch):
+    from cortexsim import cli, workers
+
+    monkeypatch.setattr(workers, "available_cores", lambda: 8)
+    arm = tiny_config(effector={"kind": "arm26"})
+    assert cli.default_jobs(arm) == 1  # the tiny config has no ANNs
+    assert cli.default_jobs(arm.with_section("compare", rotation_control=True)) == 2
+    assert cli.default_jobs(tiny_config(compare={"rotation_control": True})) == 1  # no arm, no control
