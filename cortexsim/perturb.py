@@ -545,7 +545,7 @@ def bump_trials(
         stop = min(onset[i] + pulse, n_steps)
         load[i, onset[i] : stop] = pc.bump_force * np.array([np.cos(direction[i]), np.sin(direction[i])])
     picked = evaluation.take(cond)
-    batch = TrialBatch(picked.inputs, picked.targets, picked.mask, picked.dt, {**picked.params, "endpoint_load": load})
+    batch = replace(picked, params={**picked.params, "endpoint_load": load})
     return BumpTrials(batch, cond, tuple(timing), direction, onset)
 
 

@@ -23,7 +23,7 @@ stay at the centre.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -78,12 +78,13 @@ class TrialBatch:
         """The trials ``index`` (an integer array; repeats allowed), with their per-trial params."""
         index = np.asarray(index, int)
         params = {k: np.asarray(val)[index] for k, val in self.params.items()}
-        return type(self)(self.inputs[index], self.targets[index], self.mask[index], self.dt, params)
+        return replace(
+            self, inputs=self.inputs[index], targets=self.targets[index], mask=self.mask[index], params=params
+        )
 
     def without(self, *names: str) -> TrialBatch:
         """The same trials without the per-trial params ``names`` (e.g. ``"endpoint_load"``)."""
-        params = {k: val for k, val in self.params.items() if k not in names}
-        return type(self)(self.inputs, self.targets, self.mask, self.dt, params)
+        return replace(self, params={k: val for k, val in self.params.items() if k not in names})
 
     @property
     def time(self) -> np.ndarray:
@@ -231,4 +232,4 @@ class BumpedTask(CenterOutTask):
         for i in np.flatnonzero(hit):
             load[i, onset[i] : onset[i] + pulse] = force[i]
             free[i, onset[i] :] = 1.0
-        return TrialBatch(batch.inputs, batch.targets, batch.mask, dt, {**p, "endpoint_load": load, "speed_free": free})
+        return replace(batch, params={**p, "endpoint_load": load, "speed_free": free})

@@ -280,3 +280,15 @@ def test_default_jobs_counts_the_rotation_control_as_a_worker_stage(monkeypatch)
     assert cli.default_jobs(arm) == 1  # the tiny config has no ANNs
     assert cli.default_jobs(arm.with_section("compare", rotation_control=True)) == 2
     assert cli.default_jobs(tiny_config(compare={"rotation_control": True})) == 1  # no arm, no control
+
+
+def test_take_and_without_keep_every_field_of_a_batch():
+    batch = _task().evaluation_set()
+    named = replace(batch, input_names=("a", "b", "c"), input_groups=("target", "target", "go"))
+    picked = named.take(np.array([2, 2, 0]))
+    assert picked.input_names == ("a", "b", "c") and picked.n_trials == 3
+    np.testing.assert_array_equal(picked.inputs[0], batch.inputs[2])
+    np.testing.assert_array_equal(picked.params["angle"], batch.params["angle"][[2, 2, 0]])
+    loaded = replace(picked, params={**picked.params, "endpoint_load": np.zeros((3, batch.n_steps, 2))})
+    plain = loaded.without("endpoint_load")
+    assert "endpoint_load" not in plain.params and plain.input_names == ("a", "b", "c")
