@@ -52,6 +52,26 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+PARENT_CHECK_SECONDS = 1.0
+"""How often a worker checks that the process that started it is still there."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this worker when ``parent`` is gone, even mid-job (a parent killed outright cannot tell it).
+
+    A daemon thread compares ``os.getppid()`` with the parent's pid every
+    :data:`PARENT_CHECK_SECONDS`; an orphan is re-parented, so the pid changes, and the worker
+    leaves at once with status 1 instead of computing a result nobody will read.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="cortexsim-parent-watch", daemon=True).start()
+
+
 def _worker_main(conn: Connection) -> None:
     """Body of a worker process: run the jobs that arrive on ``conn`` until it sends ``None``.
 
@@ -59,6 +79,7 @@ def _worker_main(conn: Connection) -> None:
     ``("done", result, "", seconds)`` or ``("error", exception, traceback, seconds)``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    _exit_with_parent(os.getppid())
 
     def log(line: str) -> None:
         conn.send(("log", str(line)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,52 @@ def test_a_job_name_is_taken_once_and_unknown_names_are_refused():
 
 def test_available_cores_is_at_least_one():
     assert available_cores() >= 1
+
+
+def _nap(seconds, log):
+    log("napping")
+    time.sleep(seconds)
+    return seconds
+
+
+ORPHAN = """
+import sys, threading, time
+sys.path.insert(0, {tests!r})
+from test_workers import _nap
+from cortexsim.workers import WorkerPool
+started = threading.Event()
+pool = WorkerPool(1, lambda line: started.set())
+pool.submit("nap", _nap, 60)
+started.wait(60)  # the job is running in the worker
+print(pool.pids[0], flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the worker's state from /proc (Linux)")
+def test_a_worker_exits_when_its_parent_is_killed_outright():
+    """A parent killed by SIGKILL cannot terminate its workers: they notice and leave within seconds."""
+    import subprocess
+    import sys
+
+    code = ORPHAN.format(tests=str(Path(__file__).resolve().parent))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(worker, 0)  # alive, mid-job
+    parent.kill()
+    parent.wait()
+
+    def gone() -> bool:  # exited: reaped, or a zombie its new parent has not reaped yet
+        try:
+            with open(f"/proc/{worker}/status") as fh:
+                return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if gone():
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"worker {worker} outlived its killed parent by 15 s")
