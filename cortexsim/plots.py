@@ -247,8 +247,9 @@ def plot_curl(models: dict[str, dict]) -> Figure:
     """
     first = "rate" if "rate" in models else next(iter(models))
     names = list(models[first]["attrs"]["phases"])
-    fig = Figure(figsize=(3.0 * max(len(names), 4), 7.5), constrained_layout=True)
-    grid = fig.add_gridspec(2, max(len(names), 4))
+    cols = max(len(names), 5)
+    fig = Figure(figsize=(3.2 * cols, 7.5), constrained_layout=True)
+    grid = fig.add_gridspec(2, cols)
     hands = models[first]["hands"]
     colours = _colours("hsv", hands.shape[1])
     for j, phase in enumerate(names):
@@ -263,7 +264,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         ax.set_xlabel("x (cm)")
         if j == 0:
             ax.set_ylabel(f"{_MODEL_LABELS.get(first, first)}\ny (cm)")
-    cx = fig.add_subplot(grid[1, : max(len(names), 4) // 2])
+    cx = fig.add_subplot(grid[1, :2])
     for model, entry in models.items():
         curve = entry.get("curve", ())
         if not curve:
@@ -280,7 +281,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
     cx.set_ylabel("signed lateral deviation (cm, + left)")
     cx.set_title("Learning curve")
     cx.legend(fontsize=8)
-    dx = fig.add_subplot(grid[1, max(len(names), 4) // 2 :])
+    dx = fig.add_subplot(grid[1, 2 : cols - 1])
     width = 0.8 / max(len(models), 1)
     for i, (model, entry) in enumerate(models.items()):
         rows = {r["phase"]: r for r in entry["phases"]}
@@ -297,13 +298,17 @@ def plot_curl(models: dict[str, dict]) -> Figure:
     dx.set_title("Each phase, every model (aftereffect: opposite sign to first exposure)")
     dx.legend(fontsize=8)
     pops = models[first].get("populations", ())
+    ex = fig.add_subplot(grid[1, cols - 1])
     if pops:
-        inset = dx.inset_axes([1.02, 0.0, 0.35, 1.0])
-        inset.barh(np.arange(len(pops)), [r["activity_change"] for r in pops], color="C3")
-        inset.set_yticks(np.arange(len(pops)), [r["population"] for r in pops])
-        inset.invert_yaxis()
-        inset.tick_params(labelsize=6)
-        inset.set_title("rate change\n(adapted vs first)", fontsize=7)
+        ex.barh(np.arange(len(pops)), [r["activity_change"] for r in pops], color="C3")
+        ex.set_yticks(np.arange(len(pops)), [r["population"] for r in pops], fontsize=7)
+        ex.invert_yaxis()
+        ex.set_xlabel("RMS rate change / RMS rate")
+        ex.set_title(
+            f"Who adapted ({_MODEL_LABELS.get(first, first)}):\nafter adaptation vs first exposure", fontsize=9
+        )
+    else:
+        ex.axis("off")
     return fig
 
 

@@ -172,6 +172,10 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
     m = run.metrics
     lines: list[str] = []
 
+    def num(key: str, spec: str) -> str:  # a protocol part a model does not run (the twin's washout): a dash
+        value = m.get(key, np.nan)
+        return format(value, spec) if np.isfinite(value) or np.isinf(value) else "—"
+
     def status(base: str) -> str:
         if verdict is None or base not in verdict.models:
             return ""
@@ -193,11 +197,11 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
         ]
         for p, label in curl:
             lines.append(
-                f"| {label} | {m.get(f'{p}_curl_baseline_deviation_cm', np.nan):.2f} | "
-                f"{m.get(f'{p}_curl_first_exposure_deviation_cm', np.nan):.2f} | "
-                f"{m.get(f'{p}_curl_after_adaptation_deviation_cm', np.nan):.2f} | "
-                f"{m[f'{p}_curl_deviation_ratio']:.2f} | {m.get(f'{p}_curl_aftereffect_cm', np.nan):+.2f} | "
-                f"{m.get(f'{p}_curl_washout_deviation_cm', np.nan):.2f} | {status(p)} |"
+                f"| {label} | {num(f'{p}_curl_baseline_deviation_cm', '.2f')} | "
+                f"{num(f'{p}_curl_first_exposure_deviation_cm', '.2f')} | "
+                f"{num(f'{p}_curl_after_adaptation_deviation_cm', '.2f')} | "
+                f"{num(f'{p}_curl_deviation_ratio', '.2f')} | {num(f'{p}_curl_aftereffect_cm', '+.2f')} | "
+                f"{num(f'{p}_curl_washout_deviation_cm', '.2f')} | {status(p)} |"
             )
     bumps = [(p, label) for p, label in models if f"{p}_bump_recovery_ms" in m]
     if bumps:
@@ -213,10 +217,9 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
         ]
         for p, label in bumps:
             lines.append(
-                f"| {label} | {m.get(f'{p}_bump_displacement_cm', np.nan):.2f} | {m[f'{p}_bump_recovery_ms']:.0f} | "
-                f"{m.get(f'{p}_bump_recovery_ms_hold', np.nan):.0f} | "
-                f"{m.get(f'{p}_bump_recovery_ms_peak_speed', np.nan):.0f} | "
-                f"{m.get(f'{p}_bump_recovery_max_ms', np.nan):.0f} | {status(p)} |"
+                f"| {label} | {num(f'{p}_bump_displacement_cm', '.2f')} | {num(f'{p}_bump_recovery_ms', '.0f')} | "
+                f"{num(f'{p}_bump_recovery_ms_hold', '.0f')} | {num(f'{p}_bump_recovery_ms_peak_speed', '.0f')} | "
+                f"{num(f'{p}_bump_recovery_max_ms', '.0f')} | {status(p)} |"
             )
     return lines
 
