@@ -123,6 +123,46 @@ class _Frozen:
         return loss, {k: (g if k in self.groups else np.zeros_like(g)) for k, g in grads.items()}, stats
 
 
+@dataclass(frozen=True)
+class TwinSettings:
+    """How the spiking twin runs the perturbed trials (``[spiking]``'s settings and the run's seed).
+
+    Attributes
+    ----------
+    seed : int
+        Seeds the mapping's calibration, Brian2's noise and the loop's sensory and motor noise.
+    k : int
+        LIF neurons per rate unit.
+    dt : float
+        Simulation step (s).
+    target : str
+        Brian2 target (``"cython"`` or ``"numpy"``: the loop needs a runtime target).
+    readout_tau : float
+        PT5B's readout filter (s).
+    """
+
+    seed: int
+    k: int
+    dt: float
+    target: str
+    readout_tau: float
+
+    def run(self, net: ArmRateNetwork, params, batch: TrialBatch, trials: int) -> np.ndarray:
+        """The twin of ``params`` driving ``net``'s body on ``batch``: its hand, (conditions, trials, time, 2) m."""
+        from .spiking.arm import run_arm_params
+
+        out = run_arm_params(
+            net, params, batch, trials, seed=self.seed, target=self.target, readout_tau=self.readout_tau
+        )
+        return out.outputs
+
+    def map(self, net: ArmRateNetwork, lif: LIFParams):
+        """The twin's parameters for ``net`` (:func:`cortexsim.spiking.mapping.map_rate_to_spiking`)."""
+        from .spiking.mapping import map_rate_to_spiking
+
+        return map_rate_to_spiking(net, lif, k=self.k, dt=self.dt, seed=int(self.seed))
+
+
 # -- curl field -----------------------------------------------------------------------------------
 
 PHASES = ("baseline", "first_exposure", "after_adaptation", "aftereffect", "washout")
@@ -360,17 +400,7 @@ def curl_protocol(
 
 
 def curl_twin(
-    net: ArmRateNetwork,
-    result: CurlResult,
-    pc: PerturbConfig,
-    lif: LIFParams,
-    task: CenterOutTask,
-    *,
-    seed: int,
-    k: int,
-    dt: float,
-    target: str,
-    readout_tau: float,
+    net: ArmRateNetwork, result: CurlResult, pc: PerturbConfig, lif: LIFParams, task: CenterOutTask, twin: TwinSettings
 ) -> tuple[list[dict], dict[str, float], dict[str, np.ndarray]]:
     """The spiking twin through the curl protocol's test phases (before and after adaptation, in and out of the field).
 
@@ -387,8 +417,6 @@ def curl_twin(
     hands : dict of str to ndarray
         Trial-averaged hand path per phase, (conditions, time, 2).
     """
-    from .spiking.arm import run_arm_params
-    from .spiking.mapping import map_rate_to_spiking
     from .spiking.result import flat_batch
 
     evaluation = task.evaluation_set()
@@ -406,15 +434,11 @@ def curl_twin(
     for phase, (model, on) in runs.items():
         params = mapped.get(id(model))
         if params is None:
-            params = mapped[id(model)] = map_rate_to_spiking(model, lif, k=k, dt=dt, seed=int(seed))
+            params = mapped[id(model)] = twin.map(model, lif)
         body = model.body.with_curl(pc.field if on else None)
-        out = run_arm_params(
-            model.with_body(body), params, evaluation, pc.spiking_trials, seed=seed, target=target,
-            readout_tau=readout_tau,
-        )  # fmt: skip
-        hand = out.outputs.reshape(-1, evaluation.n_steps, 2)
-        rows.append(_phase_row(phase, on, hand, trials))
-        hands[phase] = out.outputs.mean(axis=1)
+        out = twin.run(model.with_body(body), params, evaluation, pc.spiking_trials)
+        rows.append(_phase_row(phase, on, out.reshape(-1, evaluation.n_steps, 2), trials))
+        hands[phase] = out.mean(axis=1)
     by = {r["phase"]: r for r in rows}
     first = by["first_exposure"]["deviation_cm"]
     m = {
@@ -596,17 +620,7 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
     onset_s = bumped.onset_step * dt
     displacement = metrics.bump_displacement(record.hand, ref_hand, onset_s, dt)
     recovery = metrics.recovery_time_ms(record.hand, ref_hand, onset_s, dt, RECOVERY_TOLERANCE)
-    trials = [
-        {
-            "timing": bumped.timing[i],
-            "direction_deg": float(np.rad2deg(bumped.direction[i])),
-            "condition": float(bumped.condition[i]),
-            "onset_s": float(onset_s[i]),
-            "peak_displacement_cm": float(100 * displacement[i]),
-            "recovery_ms": float(recovery[i]),
-        }
-        for i in range(bumped.condition.size)
-    ]
+    trials = _bump_rows(bumped.timing, bumped.direction, bumped.condition, onset_s, displacement, recovery)
     lo, hi = (int(round(w / dt)) for w in LATENCY_WINDOW)
     window = np.arange(lo, hi) * dt
     pops = population_slices(model)
@@ -635,16 +649,6 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
                     "peak_change_hz": float(np.nanmax(resp[-lo:])),
                 }
             )
-    finite = np.where(np.isfinite(recovery), recovery, np.inf)
-    m = {
-        f"{prefix}_bump_recovery_ms": float(np.median(finite)),
-        f"{prefix}_bump_recovery_max_ms": float(np.max(finite)),
-        f"{prefix}_bump_displacement_cm": float(100 * np.median(displacement)),
-    }
-    for when in timings:
-        sel = timing_of == when
-        m[f"{prefix}_bump_recovery_ms_{when}"] = float(np.median(finite[sel]))
-        m[f"{prefix}_bump_displacement_cm_{when}"] = float(100 * np.median(displacement[sel]))
     return BumpResult(
         trials=tuple(trials),
         latencies=tuple(latencies),
@@ -653,21 +657,42 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
         window=window,
         populations=tuple(name for name, _ in pops),
         timings=timings,
-        metrics=m,
+        metrics=_bump_metrics(prefix, timing_of, displacement, recovery, timings),
     )
 
 
+def _bump_rows(timing, direction, condition, onset_s, displacement, recovery) -> list[dict]:
+    """One row per bumped trial (:attr:`BumpResult.trials`)."""
+    return [
+        {
+            "timing": str(timing[i]),
+            "direction_deg": float(np.rad2deg(direction[i])),
+            "condition": float(condition[i]),
+            "onset_s": float(onset_s[i]),
+            "peak_displacement_cm": float(100 * displacement[i]),
+            "recovery_ms": float(recovery[i]),
+        }
+        for i in range(len(timing))
+    ]
+
+
+def _bump_metrics(prefix: str, timing, displacement, recovery, timings) -> dict[str, float]:
+    """``<prefix>_bump_*``: medians (overall and per timing) and the slowest recovery."""
+    timing = np.asarray(timing)
+    m = {
+        f"{prefix}_bump_recovery_ms": float(np.median(recovery)),
+        f"{prefix}_bump_recovery_max_ms": float(np.max(recovery)),
+        f"{prefix}_bump_displacement_cm": float(100 * np.median(displacement)),
+    }
+    for when in timings:
+        sel = timing == when
+        m[f"{prefix}_bump_recovery_ms_{when}"] = float(np.median(recovery[sel]))
+        m[f"{prefix}_bump_displacement_cm_{when}"] = float(100 * np.median(displacement[sel]))
+    return m
+
+
 def bump_twin(
-    net: ArmRateNetwork,
-    pc: PerturbConfig,
-    lif: LIFParams,
-    task: CenterOutTask,
-    *,
-    seed: int,
-    k: int,
-    dt: float,
-    target: str,
-    readout_tau: float,
+    net: ArmRateNetwork, pc: PerturbConfig, lif: LIFParams, task: CenterOutTask, twin: TwinSettings
 ) -> tuple[list[dict], dict[str, float]]:
     """The spiking twin bumped: each direction bumps one condition (direction ``d``, condition ``d`` mod conditions).
 
@@ -680,55 +705,33 @@ def bump_twin(
         One per twin trial, as :attr:`BumpResult.trials`.
     metrics : dict
         ``spiking_bump_recovery_ms`` (median), ``spiking_bump_recovery_max_ms``,
-        ``spiking_bump_displacement_cm`` and per timing ``spiking_bump_recovery_ms_<timing>``.
+        ``spiking_bump_displacement_cm`` and per timing ``spiking_bump_recovery_ms_<timing>`` and
+        ``spiking_bump_displacement_cm_<timing>``.
     """
-    from .spiking.arm import run_arm_params
-    from .spiking.mapping import map_rate_to_spiking
-
     evaluation = task.evaluation_set()
     reference = net.simulate_loop(evaluation)
     onsets = bump_onsets(reference.hand, evaluation, pc)
     picks = np.arange(pc.bump_directions) % evaluation.n_trials
     bumped = bump_trials(evaluation, onsets, pc, conditions=picks)
-    plain = bumped.batch.without("endpoint_load")
-    params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
-    n = pc.spiking_trials
-    hit = run_arm_params(net, params, bumped.batch, n, seed=seed, target=target, readout_tau=readout_tau).outputs
-    calm = run_arm_params(net, params, plain, n, seed=seed, target=target, readout_tau=readout_tau).outputs
-    T = evaluation.n_steps
-    hit, calm = hit.reshape(-1, T, 2), calm.reshape(-1, T, 2)
+    params = twin.map(net, lif)
+    n, T = pc.spiking_trials, evaluation.n_steps
+    hit = twin.run(net, params, bumped.batch, n).reshape(-1, T, 2)
+    calm = twin.run(net, params, bumped.batch.without("endpoint_load"), n).reshape(-1, T, 2)
     onset_s = np.repeat(bumped.onset_step, n) * evaluation.dt
     displacement = metrics.bump_displacement(hit, calm, onset_s, evaluation.dt)
     recovery = metrics.recovery_time_ms(hit, calm, onset_s, evaluation.dt, RECOVERY_TOLERANCE)
     timing = np.repeat(np.array(bumped.timing), n)
-    direction = np.repeat(bumped.direction, n)
-    condition = np.repeat(bumped.condition, n)
-    rows = [
-        {
-            "timing": str(timing[i]),
-            "direction_deg": float(np.rad2deg(direction[i])),
-            "condition": float(condition[i]),
-            "onset_s": float(onset_s[i]),
-            "peak_displacement_cm": float(100 * displacement[i]),
-            "recovery_ms": float(recovery[i]),
-        }
-        for i in range(timing.size)
-    ]
-    m = {
-        "spiking_bump_recovery_ms": float(np.median(recovery)),
-        "spiking_bump_recovery_max_ms": float(np.max(recovery)),
-        "spiking_bump_displacement_cm": float(100 * np.median(displacement)),
-    }
-    for when in pc.bump_times:
-        sel = timing == when
-        m[f"spiking_bump_recovery_ms_{when}"] = float(np.median(recovery[sel]))
-    return rows, m
+    rows = _bump_rows(
+        timing, np.repeat(bumped.direction, n), np.repeat(bumped.condition, n), onset_s, displacement, recovery
+    )
+    return rows, _bump_metrics("spiking", timing, displacement, recovery, pc.bump_times)
 
 
 __all__ = [
     "BumpResult",
     "BumpTrials",
     "CurlResult",
+    "TwinSettings",
     "IO_GROUPS",
     "PHASES",
     "aftereffect_cm",

@@ -695,14 +695,12 @@ def spiking_perturbation_parts(config: Config, net: ArmRateNetwork, curl, log: L
     """The circuit's spiking twin through the perturbations (``perturb.spiking_trials`` trials per condition)."""
     log = log or LOG.info
     sc, pc = config.spiking, config.perturb
-    common = dict(
-        seed=config.experiment.seed, k=sc.k, dt=sc.dt, target=loop_target(sc.target), readout_tau=sc.readout_tau
-    )
+    twin = perturb.TwinSettings(config.experiment.seed, sc.k, sc.dt, loop_target(sc.target), sc.readout_tau)
     plain = CenterOutTask.of(config.task)
     parts: Parts = {}
     if curl is not None:
         t0 = time.perf_counter()
-        rows, values, hands = perturb.curl_twin(net, curl, pc, config.lif, plain, **common)
+        rows, values, hands = perturb.curl_twin(net, curl, pc, config.lif, plain, twin)
         parts[("curl", "spiking")] = _curl_parts(tuple(rows), hands, config, values)
         log(
             f"[curl] spiking: first exposure {values['spiking_curl_first_exposure_deviation_cm']:.2f} cm, after "
@@ -712,7 +710,7 @@ def spiking_perturbation_parts(config: Config, net: ArmRateNetwork, curl, log: L
         )
     if pc.bumps:
         t0 = time.perf_counter()
-        rows, values = perturb.bump_twin(net, pc, config.lif, plain, **common)
+        rows, values = perturb.bump_twin(net, pc, config.lif, plain, twin)
         parts[("bumps", "spiking")] = ({"trials": tuple(rows)}, {}, {"timings": list(pc.bump_times)}, values)
         log(
             f"[bumps] spiking: median recovery {values['spiking_bump_recovery_ms']:.0f} ms "

@@ -210,7 +210,7 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
             "## Bumps (held-out reaches)",
             "",
             "Recovery = from bump onset until the hand stays within 1 cm of the unperturbed path (median over bumped "
-            "trials; inf: some trial not back by its end).",
+            "trials; slowest: inf when a trial is not back by its end).",
             "",
             "| model | peak displacement (cm) | recovery (ms) | hold | at peak speed | slowest (ms) | task |",
             "| --- | --- | --- | --- | --- | --- | --- |",
