@@ -787,12 +787,7 @@ def control_run(config: Config, log: Log | None = None) -> ControlRun:
     The same task, streams and settings as the circuit's own training (:func:`train_rate`), on
     :meth:`~cortexsim.circuit.Connectome.within_populations` of its connectome.
     """
-    log = log or LOG.info
-
-    def say(line: str) -> None:
-        log(f"[control] {line}")
-
-    net, state = train_rate(config, build_circuit(config).within_populations(), log=say)
+    net, state = train_rate(config, build_circuit(config).within_populations(), log=log or LOG.info)
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(net, config, "control")
     values = {
