@@ -27,6 +27,7 @@ LABELS = {
     "ann_rnn": "the RNN",
     "ann_gru": "the GRU",
     "ann_lstm": "the LSTM",
+    "control": "the control circuit (trained without inter-population recurrence)",
 }
 """Plain-word names of the model prefixes used in ``/metrics``."""
 
@@ -130,8 +131,8 @@ class QualityVerdict:
 
 
 def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
-    """The trained models whose reach metrics ``metrics`` holds (rate, spiking, ann_<arch>, in that order)."""
-    models = [m for m in ("rate", "spiking") if f"{m}_position_r2" in metrics]
+    """The trained models whose reach metrics ``metrics`` holds (rate, spiking, control, ann_<arch>, in that order)."""
+    models = [m for m in ("rate", "spiking", "control") if f"{m}_position_r2" in metrics]
     models += sorted(
         k.removesuffix("_position_r2") for k in metrics if k.startswith("ann_") and k.endswith("_position_r2")
     )
@@ -145,7 +146,7 @@ def check_written(metrics: Mapping[str, float], quality: QualityConfig) -> Quali
     writes a model's perturbation metrics, or its reach metrics before the perturbation stage has
     run, is judged on what it wrote.
     """
-    candidates = ["rate", "spiking"] + sorted(
+    candidates = ["rate", "spiking", "control"] + sorted(
         {"_".join(k.split("_")[:2]) for k in metrics if k.startswith("ann_") and k.count("_") >= 2}
     )
     models, shortfalls = [], []

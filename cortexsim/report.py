@@ -45,6 +45,7 @@ SUMMARY_MODELS = (
     ("ann_gru", "GRU"),
     ("ann_lstm", "LSTM"),
     ("spiking", "spiking twin"),
+    ("control", "control circuit (no inter-population recurrence)"),
 )
 """Rows of ``summary.md``'s reaching table: metric prefix (``_noisy``: with process noise) and label."""
 
@@ -239,13 +240,17 @@ def rotation_markdown(rows: list[dict], verdict: QualityVerdict | None = None) -
             "**The rate circuit FAILED its task: these manipulations start from a circuit that does not reach.**",
             "",
         ]
+    control = "trained_without_interpopulation_recurrence"
+    failed = verdict is not None and verdict.failed("control")
+    if failed and any(r["condition"] == control for r in rows):
+        lines += [f"**{verdict.describe('control')}**: its row below is a circuit that does not do the task well.", ""]
     lines += [
         "| condition | jPCA ratio | frequency (Hz) | DSA to intact | endpoint error (cm) |",
         "| --- | --- | --- | --- | --- |",
     ]
     lines += [
-        f"| {r['condition']} | {r['jpca_ratio']:.3f} | {r['frequency_hz']:.2f} | {r['dsa_to_intact']:.3f} | "
-        f"{r['endpoint_error_cm']:.2f} |"
+        f"| {r['condition']}{' (**FAILED**)' if failed and r['condition'] == control else ''} | "
+        f"{r['jpca_ratio']:.3f} | {r['frequency_hz']:.2f} | {r['dsa_to_intact']:.3f} | {r['endpoint_error_cm']:.2f} |"
         for r in rows
     ]
     return lines
