@@ -7,8 +7,14 @@ Stages (each a function of the config and what earlier stages wrote):
 2. **rate** -- evaluate the trained network (lesioned as ``[lesion]`` says) on held-out
    trials and write ``/task``, ``/rate``, ``/metrics`` and figures;
 3. **spiking** -- the trained circuit as LIF neurons in Brian2 (``/spikes``, ``/spiking``);
-4. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``);
-5. **compare** -- the comparison battery (``/analysis``, figures, ``summary.md``).
+4. **perturb** -- arm runs with ``[perturb]`` protocols: the circuit and its twin in a curl field
+   and bumped (``/perturbation``; :mod:`cortexsim.perturb`);
+5. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``), and run it
+   through the same perturbations;
+6. **control** -- arm runs with ``[compare] rotation_control``: the circuit trained without
+   inter-population recurrence (``/control``);
+7. **compare** -- the comparison battery (``/analysis``, with the rotation sources of an arm run;
+   figures, ``summary.md``).
 
 The pipeline reads and writes the run file through :mod:`cortexsim.store`; below it,
 models, training, the twin, lesions and analyses never touch a file: they receive
