@@ -93,11 +93,6 @@ def population_slices(model) -> list[tuple[str, slice]]:
     return [("hidden", slice(0, model.n_units))]
 
 
-def _rates(loop) -> np.ndarray:
-    """A loop record's activity: rates (circuit) or hidden states (ANN), (trials, time, units)."""
-    return loop.rates
-
-
 class _Frozen:
     """A :class:`~cortexsim.train.Trainable` view of ``model`` whose groups outside ``groups`` do not learn.
 
@@ -383,8 +378,8 @@ def curl_protocol(
     )
     populations = _population_change(
         model,
-        _rates(records["first_exposure"]),
-        _rates(records["after_adaptation"]),
+        records["first_exposure"].rates,
+        records["after_adaptation"].rates,
         model.params,
         adapted_params,
     )
@@ -613,8 +608,8 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
     # (one batch of bumped trials at a time, so memory does not grow with the repeats)
     calm = bumped.batch.without("endpoint_load")
     rng_hit, rng_calm = np.random.default_rng([seed, 21]), np.random.default_rng([seed, 22])
-    psth_hit = sum(_rates(model.simulate_loop(bumped.batch, rng_hit)) for _ in range(LATENCY_REPEATS))
-    psth_calm = sum(_rates(model.simulate_loop(calm, rng_calm)) for _ in range(LATENCY_REPEATS))
+    psth_hit = sum(model.simulate_loop(bumped.batch, rng_hit).rates for _ in range(LATENCY_REPEATS))
+    psth_calm = sum(model.simulate_loop(calm, rng_calm).rates for _ in range(LATENCY_REPEATS))
     psth_hit, psth_calm = psth_hit / LATENCY_REPEATS, psth_calm / LATENCY_REPEATS
     ref_hand = reference.hand[bumped.condition]
     onset_s = bumped.onset_step * dt

@@ -44,9 +44,7 @@ ROTATION_COLUMNS = {
 
 def interpopulation_synapses(net: ArmRateNetwork) -> np.ndarray:
     """Boolean (post units, pre units): True where a synapse joins two different populations."""
-    label = np.empty(net.n_units, int)
-    for i, pop in enumerate(net.connectome.populations):
-        label[pop.slice] = i
+    label = net.connectome.unit_population
     return (label[:, None] != label[None, :]) & (net.mask > 0)
 
 
