@@ -1124,9 +1124,7 @@ def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | N
     with store.open_run(run_file) as f:
         if "rate" not in f:
             return []
-        trained = store.read_trained_rate(f)
-    with store.open_run(run_file) as f:
-        control_params = store.read_control(f)
+        trained, control_params = store.read_trained_rate(f), store.read_control(f)
     t0 = time.perf_counter()
     net = trained_rate_network(config, trained, lesion=False)  # the intact circuit: the table's reference
     control = None
