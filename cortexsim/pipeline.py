@@ -1122,7 +1122,7 @@ def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | N
     if not config.effector.arm:
         return []
     with store.open_run(run_file) as f:
-        if "rate" not in f:
+        if "rate" not in store.read_stages(f):  # the circuit has not been evaluated (yet)
             return []
         trained, control_params = store.read_trained_rate(f), store.read_control(f)
     t0 = time.perf_counter()
