@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
 from .store import TrainedRate
-from .tasks import BumpedTask, CenterOutTask, TrialBatch
+from .tasks import BumpedTask, Task, TrialBatch, task_of
 from .transfer import make_transfer
 
 
@@ -76,11 +76,17 @@ def check_effector(config: Config, where: str = "") -> None:
     ConfigError
         Delays that are not whole task steps, an arm sub-step longer than its fastest activation
         time constant, a spiking twin asked to drive the arm under ``cpp_standalone``, ``[perturb]``
-        without the arm, or a hold bump that would last past the go cue.
+        without the arm or on the maze, or a hold bump that would last past the go cue.
     """
     ec = config.effector
     prefix = f"{where}: " if where else ""
     pc = config.perturb
+    if config.task.kind == "maze" and (pc.active or pc.train_bump_fraction > 0):
+        raise ConfigError(
+            f'{prefix}[perturb] with task.kind = "maze": the curl and bump protocols are measured on straight '
+            "center-out reaches; run them on the center-out task, or turn perturb.curl, perturb.bumps and "
+            "perturb.train_bump_fraction off"
+        )
     if not ec.arm:
         if pc.active or pc.train_bump_fraction > 0:
             raise ConfigError(
@@ -122,9 +128,12 @@ def build_circuit(config: Config) -> Connectome:
     return build_connectome(circuit_spec(config), config.circuit.n_units, seeded_rng(config, "circuit"))
 
 
-def make_task(config: Config) -> CenterOutTask:
-    """The task of ``config``: with ``[perturb] train_bump_fraction`` > 0 a :class:`~cortexsim.tasks.BumpedTask`."""
-    task = CenterOutTask.of(config.task)
+def make_task(config: Config) -> Task:
+    """The training task of ``config`` (:func:`cortexsim.tasks.task_of`); bumped when ``[perturb]`` says so.
+
+    With ``[perturb] train_bump_fraction`` > 0 it is a :class:`~cortexsim.tasks.BumpedTask`.
+    """
+    task = task_of(config.task)
     pc = config.perturb
     if pc.train_bump_fraction > 0:
         return BumpedTask.bumped(task, pc.train_bump_fraction, pc.bump_force, pc.bump_duration)
@@ -144,7 +153,11 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    kind, extra = (ArmRateNetwork, {"body": make_body(config)}) if config.effector.arm else (RateNetwork, {})
+    groups = task_of(config.task).input_groups
+    if config.effector.arm:
+        kind, extra = ArmRateNetwork, {"body": make_body(config), "task_groups": groups}
+    else:
+        kind, extra = RateNetwork, {"input_groups": groups}
     return kind(
         connectome,
         phi,
@@ -233,16 +246,18 @@ def make_ann_model(config: Config, arch: str, init: bool = True):
     """
     ac = config.ann
     arm = config.effector.arm
+    n_task = len(task_of(config.task).input_names)
     model = make_ann(
         arch,
         ac.n_hidden,
         config.task.dt,
         dtype=np.dtype(ac.dtype),
         output_scale=config.task.reach_distance,
-        **({"n_inputs": 3 + len(FEEDBACK_CHANNELS), "n_outputs": 6} if arm else {}),
+        n_inputs=n_task + (len(FEEDBACK_CHANNELS) if arm else 0),
+        **({"n_outputs": 6} if arm else {}),
     )
     if arm:
-        model = ArmANN(model, make_body(config))
+        model = ArmANN(model, make_body(config), n_task)
     if init:
         model.init_params(seeded_rng(config, f"ann-init-{arch}"))
     return model

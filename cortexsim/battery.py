@@ -510,9 +510,10 @@ COMMUNICATION_PAIRS = (
 )
 """(source, target) layers or populations of the rate circuit whose communication subspace is measured."""
 
-PROBE_TARGET_STEP = 4
-"""Fixed points are sought under zero input and the delay input of every ``PROBE_TARGET_STEP``-th target
-(default every fourth: 2 of the 8 targets, opposite ones), which keeps the stage fast."""
+PROBE_TARGETS = 2
+"""Fixed points are sought under zero input and the delay input of ``PROBE_TARGETS`` conditions, evenly
+spaced through the evaluation set (of the 8 center-out targets: 0 and 4, opposite ones; of the 27 maze
+conditions: 0 and 13), so the stage's cost does not grow with the number of conditions."""
 
 FIXED_POINT_MAX_ITER = 50
 """Levenberg-Marquardt iterations per start: on the default run 50 find the same points as 200 at a quarter
@@ -899,11 +900,12 @@ def start_fixed_points(
     return FixedPointJob(tasks, n_starts, min(4, available_cores()) if threads is None else threads)
 
 
-def probe_inputs(evaluation, every: int = PROBE_TARGET_STEP) -> tuple[tuple[str, np.ndarray], ...]:
-    """Zero input and the delay-period input (the step before the go cue) of every ``every``-th trial."""
+def probe_inputs(evaluation, n_targets: int = PROBE_TARGETS) -> tuple[tuple[str, np.ndarray], ...]:
+    """Zero input and the delay-period input (the step before the go cue) of ``n_targets`` evenly spaced trials."""
     inputs = [("zero", np.zeros(evaluation.inputs.shape[2]))]
     go = evaluation.params["go"]
-    for i in range(0, evaluation.n_trials, every):
+    n = evaluation.n_trials
+    for i in sorted({k * n // n_targets for k in range(min(n_targets, n))}):
         t = int(round(float(go[i]) / evaluation.dt)) - 1
         inputs.append((f"target{i}", np.asarray(evaluation.inputs[i, t], float)))
     return tuple(inputs)

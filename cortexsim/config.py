@@ -45,6 +45,12 @@ from .errors import ConfigError
 TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
 """The transfer functions ``rate.transfer`` names (:func:`cortexsim.transfer.make_transfer` builds them)."""
 
+TASK_KINDS = ("center_out", "maze")
+"""The tasks ``task.kind`` names (:func:`cortexsim.tasks.task_of` builds them)."""
+
+MAZE_SHAPES = ("straight", "arc", "s_curve")
+"""The path shapes of the maze task (``task.maze_shapes``): no, one or two via points."""
+
 ANN_ARCHITECTURES = ("rnn", "gru", "lstm")
 """The ANN baselines ``ann.archs`` names (:func:`cortexsim.ann.make_ann` builds them)."""
 
@@ -148,12 +154,17 @@ class CircuitConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """``[task]``: the delayed center-out reach; every duration in seconds, distance in metres.
+    """``[task]``: the delayed reach; every duration in seconds, distance in metres.
 
-    :class:`cortexsim.tasks.CenterOutTask` is the task these numbers define (it draws the trials).
+    ``kind = "center_out"`` (default) is the straight reach to ``n_targets`` targets
+    (:class:`cortexsim.tasks.CenterOutTask`); ``kind = "maze"`` the curved reaches through via
+    points (:class:`cortexsim.tasks.MazeTask`): ``n_targets`` x ``len(maze_shapes)`` conditions.
+    Both share every timing below.
 
     Attributes
     ----------
+    kind : str
+        ``"center_out"`` or ``"maze"`` (see :data:`TASK_KINDS`).
     dt : float
         Time step (s).
     n_targets : int
@@ -179,9 +190,17 @@ class TaskConfig:
     hold : float
         Time after the latest possible movement end until the trial ends (s).
     eval_delay : float
-        Delay of the evaluation set (one trial per target).
+        Delay of the evaluation set (one trial per condition).
+    maze_shapes : tuple of str
+        Maze only: the path shapes every target is reached by (:data:`MAZE_SHAPES`): ``straight``,
+        ``arc`` (one via point) or ``s_curve`` (two via points).
+    maze_bend : float
+        Maze only: how far a via point lies beside the straight path, as a share of
+        ``reach_distance`` (0 < bend <= 1).  Arcs bend left on even targets and right on odd ones;
+        S-curves the other way round.
     """
 
+    kind: str = "center_out"
     dt: float = 0.01
     n_targets: int = 8
     random_angles: bool = False
@@ -196,8 +215,11 @@ class TaskConfig:
     go_duration: float = 0.10
     hold: float = 0.20
     eval_delay: float = 0.50
+    maze_shapes: tuple[str, ...] = ("straight", "arc", "s_curve")
+    maze_bend: float = 0.3
 
     def __post_init__(self) -> None:
+        v.choice(self.kind, "task.kind", TASK_KINDS)
         v.number(self.dt, "task.dt", low=0, low_open=True)
         v.number(self.n_targets, "task.n_targets", low=1, integer=True)
         for name in ("reach_distance", "reach_duration", "go_duration"):
@@ -215,6 +237,23 @@ class TaskConfig:
                 f"task.reach_duration: {self.reach_duration} s is under two time steps "
                 f"(dt = {self.dt} s); lengthen it or lower dt"
             )
+        if not self.maze_shapes:
+            raise ConfigError('task.maze_shapes: empty; give at least one of "straight", "arc", "s_curve"')
+        for i, shape in enumerate(self.maze_shapes):
+            v.choice(shape, f"task.maze_shapes[{i}]", MAZE_SHAPES)
+        if len(set(self.maze_shapes)) != len(self.maze_shapes):
+            raise ConfigError(f"task.maze_shapes: {list(self.maze_shapes)} repeats a shape; give each once")
+        v.number(self.maze_bend, "task.maze_bend", low=0, low_open=True, high=1)
+        if self.kind == "maze" and self.random_angles:
+            raise ConfigError(
+                'task.random_angles = true with task.kind = "maze": maze conditions are fixed paths to '
+                "n_targets targets; set random_angles = false"
+            )
+
+    @property
+    def n_conditions(self) -> int:
+        """Number of distinct reach conditions: targets, times path shapes for the maze."""
+        return self.n_targets * (len(self.maze_shapes) if self.kind == "maze" else 1)
 
     @property
     def duration(self) -> float:
@@ -408,6 +447,9 @@ class QualityConfig:
     bump_recovery_ms, spiking_bump_recovery_ms : float, optional
         Largest acceptable median bump recovery time (ms) of the rate circuit and the ANNs, and
         of the spiking twin (the bump experiment sets 300 and 500).
+    maze_curvature_gain : float, optional
+        Smallest acceptable ``<model>_maze_curvature_gain`` (share of the curved maze paths' bend the
+        hand reproduces) of the rate circuit and the ANNs (the maze experiment sets 0.5).
     """
 
     position_r2: float = 0.98
@@ -421,8 +463,11 @@ class QualityConfig:
     curl_aftereffect_cm: float | None = None
     bump_recovery_ms: float | None = None
     spiking_bump_recovery_ms: float | None = None
+    maze_curvature_gain: float | None = None
 
     def __post_init__(self) -> None:
+        if self.maze_curvature_gain is not None:
+            v.number(self.maze_curvature_gain, "quality.maze_curvature_gain")
         for key in ("curl_deviation_ratio", "bump_recovery_ms", "spiking_bump_recovery_ms"):
             if getattr(self, key) is not None:
                 v.number(getattr(self, key), f"quality.{key}", low=0, low_open=True)
@@ -459,6 +504,8 @@ class QualityConfig:
             bars.append((f"{model}_speed_profile_r", "min", self.speed_profile_r))
         if self.curl_deviation_ratio is not None:
             bars.append((f"{model}_curl_deviation_ratio", "max", self.curl_deviation_ratio))
+        if self.maze_curvature_gain is not None:
+            bars.append((f"{model}_maze_curvature_gain", "min", self.maze_curvature_gain))
         if self.curl_aftereffect_cm is not None:
             bars.append((f"{model}_curl_aftereffect_cm", "min", self.curl_aftereffect_cm))
         if self.bump_recovery_ms is not None:

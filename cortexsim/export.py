@@ -45,7 +45,7 @@ from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
 from .spiking.twin import evaluation_conditions
-from .tasks import CenterOutTask
+from .tasks import Task, task_of
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 """The first bytes of every HDF5 (and so NWB) file."""
@@ -272,7 +272,7 @@ def _build(
     from pynwb.behavior import Position, SpatialSeries
 
     s, twin, connectome = run.summary, run.twin, run.connectome
-    task = CenterOutTask.of(run.config.task)
+    task = task_of(run.config.task)
     batch = evaluation_conditions(task, catch=twin.condition.max() >= twin.n_reach)
     if batch.n_trials != twin.outputs.shape[0]:
         raise CortexsimError(
@@ -364,7 +364,7 @@ def _build(
     return nwb
 
 
-def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: CenterOutTask) -> None:
+def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> None:
     """The trials table: one row per simulated trial, event times in session time (s).
 
     A trial runs from its ``/spiking/trials/start`` for ``duration`` seconds; ``stop_time`` is put half a
@@ -372,7 +372,7 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: CenterOutTas
     back-to-back trials do not touch (pynapple merges touching intervals and drops their columns).
     """
     columns = {
-        "condition": "evaluation condition (0 .. n_targets-1 reach; later indices: catch trials toward target 0)",
+        "condition": "evaluation condition (0 .. n_conditions-1 reach; later indices: catch trials of condition 0)",
         "target_angle": "target direction (rad, 0 = rightward, counter-clockwise)",
         "target_x": "target position x (m, from the centre)",
         "target_y": "target position y (m, from the centre)",

@@ -215,3 +215,54 @@ def response_latency_ms(
         if above[k : k + run].all():
             return float(k * dt * 1e3)
     return float("nan")
+
+
+# -- the maze: curved paths through via points ---------------------------------------------------
+
+
+def _lateral(positions: np.ndarray, batch: TrialBatch) -> np.ndarray:
+    """Signed offset (m) of each position from the line through the start and the trial's target, (trials, time)."""
+    end = batch.targets[:, -1, :]
+    u = end / np.maximum(np.linalg.norm(end, axis=-1, keepdims=True), 1e-12)
+    return u[:, None, 0] * positions[..., 1] - u[:, None, 1] * positions[..., 0]  # cross(u, p)
+
+
+def curvature_gain(positions: np.ndarray, batch: TrialBatch, curved: np.ndarray) -> float:
+    """How much of the desired paths' bend the hand reproduces: 1 follows it, 0 reaches straight.
+
+    The least-squares gain of the hand's signed offset from the straight line to the target on the
+    desired path's offset, ``sum(lat * lat_desired) / sum(lat_desired^2)`` over every step of the
+    reach trials marked ``curved`` (NaN if none).
+
+    Parameters
+    ----------
+    positions : ndarray, shape (trials, time, 2)
+        Hand positions relative to the start (m).
+    batch : TrialBatch
+    curved : ndarray of bool, shape (trials,)
+        Trials whose desired path bends (maze arcs and S-curves).
+    """
+    keep = np.asarray(curved, bool) & ~batch.params["catch"]
+    if not np.any(keep):
+        return float("nan")
+    trials = batch.take(np.flatnonzero(keep))
+    got, want = _lateral(positions[keep], trials), _lateral(trials.targets, trials)
+    return float(np.sum(got * want) / np.sum(want**2))
+
+
+def via_error_cm(positions: np.ndarray, batch: TrialBatch, via: np.ndarray) -> float:
+    """Mean over reach trials and their via points of the hand's closest approach to the point (cm).
+
+    Parameters
+    ----------
+    positions : ndarray, shape (trials, time, 2)
+        Hand positions relative to the start (m).
+    batch : TrialBatch
+    via : ndarray, shape (trials, slots, 2)
+        Each trial's via points (m); NaN rows for unused slots.  NaN if no reach trial has one.
+    """
+    gaps = []
+    for i in np.flatnonzero(~batch.params["catch"]):
+        for point in via[i][np.all(np.isfinite(via[i]), axis=1)]:
+            gaps.append(np.linalg.norm(positions[i] - point, axis=-1).min())
+    return float(100.0 * np.mean(gaps)) if gaps else float("nan")

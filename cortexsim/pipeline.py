@@ -67,8 +67,9 @@ from .lesion import apply_lesion
 from .rate import RateNetwork
 from .spiking.arm import loop_target
 from .spiking.network import best_target
+from .spiking.result import flat_batch
 from .spiking.twin import TwinResult, run_twin
-from .tasks import CenterOutTask, TrialBatch
+from .tasks import CenterOutTask, TrialBatch, task_of
 from .train import Trainable, TrainState, new_state, train
 from .workers import WorkerPool
 
@@ -748,6 +749,18 @@ def perturbation_figures(run_file: Path, folder: Path) -> list[Path]:
     return saved
 
 
+def maze_figure(run_file: Path, config: Config, folder: Path, verdict: quality.QualityVerdict) -> Path | None:
+    """``maze.png``: every model's hand path on every maze condition (None unless ``task.kind = "maze"``)."""
+    if config.task.kind != "maze":
+        return None
+    task = task_of(config.task)
+    with store.open_run(run_file) as f:
+        evaluation, paths = store.read_task(f), store.read_hand_paths(f)
+    via = task.via_points(np.arange(task.n_conditions))
+    fig = plots.plot_maze(evaluation, via, task.maze_shapes, paths, verdict.failed_models)
+    return plots.save(fig, folder / "maze.png")
+
+
 def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
     result = run_spiking(ctx.config, ctx.run_file, ctx.figures, ctx.log)
     return StageOutput(("spikes", "spiking"), tuple(result.metrics))
@@ -958,6 +971,9 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
         dt=sc.dt,
         readout_tau=sc.readout_tau,
     )
+    n_trials = result.outputs.shape[1]  # single trials, condition-major, as the twin's own metrics
+    hands = result.outputs.reshape(-1, *result.outputs.shape[2:])
+    result.metrics.update(maze_metrics(config, "spiking", hands, flat_batch(result.batch, n_trials)))
     connectome = trained.connectome
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
@@ -1107,6 +1123,7 @@ def compare_stage(
     plots.battery_figures(result, figures)
     plots.dynamics_figures(result, dynamics, figures)
     perturbation_figures(run_file, figures)  # every model's protocols, the ANNs' included
+    maze_figure(run_file, config, figures, verdict)
     if rotation_rows:
         plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
     with store.open_run(run_file) as f:
@@ -1148,7 +1165,7 @@ def dynamics_inputs(
     Single trials: noisy runs of the rate circuit, for communication subspaces on residuals.
     The rate circuit (lesioned as the run was) and each ANN; the spiking twin's trials split in halves.
     Streams "ceiling-a", "ceiling-b" (noise seeds), "ceiling-halves" and "communication-trials"
-    (:data:`COMMUNICATION_REPEATS` noisy runs of the evaluation set; none for a noise-free circuit);
+    (:func:`communication_repeats` noisy runs of the evaluation set; none for a noise-free circuit);
     no probes when ``cc.fixed_point_starts`` is 0.  A circuit that drives the arm gets the fixed
     points of the whole closed loop (circuit, arm and delay lines:
     :func:`cortexsim.analysis.arm_loop_map`), and so does an ANN that drives it.
@@ -1183,14 +1200,15 @@ def dynamics_inputs(
         rate = models["rate"]
         if rate.noise_std > 0:
             noise = seeded_rng(config, "communication-trials")
-            runs = [rate.simulate(evaluation, noise)[1] for _ in range(COMMUNICATION_REPEATS)]
+            repeats = communication_repeats(evaluation.n_trials)
+            runs = [rate.simulate(evaluation, noise)[1] for _ in range(repeats)]
             units: dict[str, list[int]] = {}
             for p in trained.connectome.populations:
                 units.setdefault(p.spec.layer, []).extend(range(p.start, p.stop))
                 units[p.name] = list(range(p.start, p.stop))
             trials = battery.SingleTrials(
                 np.concatenate(runs, axis=0),
-                np.tile(np.arange(evaluation.n_trials), COMMUNICATION_REPEATS),
+                np.tile(np.arange(evaluation.n_trials), repeats),
                 {name: np.asarray(idx, int) for name, idx in units.items()},
             )
     if spiking_trials is not None and spiking_trials.shape[1] >= 2:
@@ -1199,9 +1217,15 @@ def dynamics_inputs(
     return replicates, probes, trials
 
 
-COMMUNICATION_REPEATS = 12
-"""Noisy runs of the evaluation set (one trial per target each) behind the communication subspaces:
-12 x 8 targets = 96 trials, 10-fold cross-validation over them (Semedo et al. 2019 used 10 folds)."""
+COMMUNICATION_TRIALS = 96
+"""Single trials behind the communication subspaces: noisy runs of the evaluation set (one trial per
+condition each), 12 x 8 center-out targets = 96, 4 x 27 maze conditions = 108; 10-fold
+cross-validation over them (Semedo et al. 2019 used 10 folds)."""
+
+
+def communication_repeats(n_conditions: int) -> int:
+    """Noisy runs of the evaluation set that give at least :data:`COMMUNICATION_TRIALS` trials (at least 2)."""
+    return max(2, -(-COMMUNICATION_TRIALS // n_conditions))
 
 
 METRICS_TEXT = (
@@ -1263,8 +1287,11 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
 
     The held-out trials are the plain task's even when training bumps some (``[perturb]
     train_bump_fraction``): reaching is scored unperturbed, the bumps by the ``perturb`` stage.
+    On the maze (``task.kind = "maze"``) the endpoint error and position R^2 are also written as
+    ``<prefix>_maze_endpoint_error_cm`` and ``<prefix>_maze_position_r2``: the same held-out numbers,
+    over its straight and curved conditions.
     """
-    task = CenterOutTask.of(config.task)
+    task = task_of(config.task)
     test = task.sample(HELD_OUT_TRIALS, seeded_rng(config, "test"))
     _, rates, clean = model.simulate(test)
     _, _, noisy = model.simulate(test, seeded_rng(config, "test-noise"))
@@ -1276,6 +1303,7 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
         f"{prefix}_peak_speed_error": metrics.peak_speed_error(clean, test),
         f"{prefix}_speed_profile_r": metrics.speed_profile_r(clean, test),
     }
+    out.update(maze_metrics(config, prefix, clean, test))
     if model.noise_std > 0:
         out.update(
             {
@@ -1288,6 +1316,26 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     states, activity, outputs = model.simulate(evaluation)
     catch = task.evaluation_set(catch=True)
     return Evaluation(out, evaluation, states, activity, outputs, model.simulate(catch)[2], test, rates, noisy)
+
+
+def maze_metrics(config: Config, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:
+    """The maze's metrics of hand ``positions`` (trials, time, 2; m) on ``batch``; none unless ``task.kind = "maze"``.
+
+    ``<prefix>_maze_endpoint_error_cm`` and ``_maze_position_r2`` (the reach metrics, over the maze's
+    straight and curved conditions), ``_maze_curvature_gain`` (how much of the curved paths' bend the
+    hand reproduces, :func:`cortexsim.metrics.curvature_gain`: 1 follows it, 0 reaches straight) and
+    ``_maze_via_error_cm`` (closest approach to the via points, :func:`cortexsim.metrics.via_error_cm`).
+    """
+    if config.task.kind != "maze":
+        return {}
+    task = task_of(config.task)
+    condition = batch.params["condition"]
+    return {
+        f"{prefix}_maze_endpoint_error_cm": metrics.endpoint_error_cm(positions, batch),
+        f"{prefix}_maze_position_r2": metrics.position_r2(positions, batch.targets, batch.mask),
+        f"{prefix}_maze_curvature_gain": metrics.curvature_gain(positions, batch, batch.params["shape"] > 0),
+        f"{prefix}_maze_via_error_cm": metrics.via_error_cm(positions, batch, task.via_points(condition)),
+    }
 
 
 def evaluate_rate(net, config: Config) -> Evaluation:

@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from . import analysis
 from .circuit import Connectome
@@ -309,6 +310,66 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         )
     else:
         ex.axis("off")
+    return fig
+
+
+def plot_maze(
+    evaluation,
+    via: np.ndarray,
+    shapes: tuple[str, ...],
+    paths: dict[str, np.ndarray],
+    failed: tuple[str, ...] = (),
+) -> Figure:
+    """The maze: every condition's desired path and each model's hand path, one panel per target.
+
+    Parameters
+    ----------
+    evaluation : TrialBatch
+        One trial per maze condition (condition ``c`` = target ``c // len(shapes)``, shape ``c % len(shapes)``).
+    via : ndarray, shape (conditions, 2, 2)
+        Via points (m); NaN rows for unused slots.
+    shapes : tuple of str
+        The path shapes (``task.maze_shapes``).
+    paths : dict of str to ndarray, shape (conditions, time, 2)
+        Hand path (m) of each model, keyed by its ``/metrics`` prefix (:func:`cortexsim.store.read_hand_paths`).
+    failed : tuple of str
+        Prefixes of models that failed their task: marked in the legend.
+    """
+    n_shapes = len(shapes)
+    n_targets = evaluation.n_trials // n_shapes
+    ncols = min(n_targets, 5)
+    nrows = int(np.ceil(n_targets / ncols))
+    fig, axes = _subplots(nrows, ncols, figsize=(3.4 * ncols, 3.4 * nrows + 0.6), squeeze=False)
+    styles = ("-", "--", ":")
+    for ax in axes.flat[n_targets:]:
+        ax.set_visible(False)
+    for target in range(n_targets):
+        ax = axes.flat[target]
+        for j in range(n_shapes):
+            c = target * n_shapes + j
+            ax.plot(*(100 * evaluation.targets[c].T), color="0.6", lw=3, ls=styles[j % 3], alpha=0.6)
+            points = via[c][np.all(np.isfinite(via[c]), axis=1)]
+            ax.plot(*(100 * points.T), "kx", ms=6)
+            for k, hand in enumerate(paths.values()):
+                ax.plot(*(100 * hand[c].T), color=f"C{k}", lw=1.2, ls=styles[j % 3])
+        ax.plot(*(100 * evaluation.targets[target * n_shapes, -1]), "ko", mfc="none", ms=12)
+        ax.plot(0, 0, "k+", ms=8)
+        ax.set_aspect("equal")
+        ax.set_title(f"target {target}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    handles = [Line2D([], [], color="0.6", lw=3, label="desired")]
+    handles += [
+        Line2D(
+            [], [], color=f"C{k}", lw=1.5, label=_MODEL_LABELS.get(m, m) + (" (FAILED its task)" if m in failed else "")
+        )
+        for k, m in enumerate(paths)
+    ]
+    handles += [
+        Line2D([], [], color="k", ls=styles[j % 3], label=shape.replace("_", "-")) for j, shape in enumerate(shapes)
+    ]
+    handles += [Line2D([], [], color="k", marker="x", ls="", label="via point")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    fig.suptitle("Maze: hand paths (cm) of every condition, desired (grey) and produced (colour)")
     return fig
 
 

@@ -157,7 +157,7 @@ class Sizes:
     n_steps : int
         Time steps per trial.
     batch, validation, test, targets : int
-        Trials per training batch, validation trials, held-out test trials, targets.
+        Trials per training batch, validation trials, held-out test trials, conditions (targets x maze shapes).
     rate_bytes, ann_bytes : int
         Bytes per value of ``rate.dtype`` and ``ann.dtype``.
     spiking : bool
@@ -251,13 +251,13 @@ def sizes(config: Config) -> Sizes:
         batch=config.train.batch_size,
         validation=config.train.validation_trials,
         test=HELD_OUT_TRIALS,
-        targets=task.n_targets,
+        targets=task.n_conditions,
         rate_bytes=np.dtype(config.rate.dtype).itemsize,
         spiking=sc.enabled,
         k=sc.k,
         trials=sc.trials_per_condition,
-        twin_copies=(task.n_targets + 1) * sc.trials_per_condition if config.effector.arm else 1,
-        sim_seconds=(task.n_targets + 1) * sc.trials_per_condition * n_steps * task.dt,
+        twin_copies=(task.n_conditions + 1) * sc.trials_per_condition if config.effector.arm else 1,
+        sim_seconds=(task.n_conditions + 1) * sc.trials_per_condition * n_steps * task.dt,
         archs=tuple(config.ann.archs),
         n_hidden=config.ann.n_hidden,
         ann_bytes=np.dtype(config.ann.dtype).itemsize,

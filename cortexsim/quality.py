@@ -133,8 +133,10 @@ class QualityVerdict:
 def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
     """The trained models whose reach metrics ``metrics`` holds (rate, spiking, control, ann_<arch>, in that order)."""
     models = [m for m in ("rate", "spiking", "control") if f"{m}_position_r2" in metrics]
-    models += sorted(
-        k.removesuffix("_position_r2") for k in metrics if k.startswith("ann_") and k.endswith("_position_r2")
+    models += sorted(  # ann_<arch>_position_r2 (not e.g. ann_<arch>_maze_position_r2)
+        k.removesuffix("_position_r2")
+        for k in metrics
+        if k.startswith("ann_") and k.count("_") == 3 and k.endswith("_position_r2")
     )
     return tuple(models)
 

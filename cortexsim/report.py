@@ -168,19 +168,61 @@ def _reaching(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
     return lines
 
 
+def _cell(m: dict[str, float], key: str, spec: str) -> str:
+    """``m[key]`` formatted, or a dash where a model has no such number (the twin's washout, say)."""
+    value = m.get(key, np.nan)
+    return format(value, spec) if np.isfinite(value) or np.isinf(value) else "—"
+
+
+def _status(verdict: QualityVerdict | None, base: str) -> str:
+    """``passed`` / ``**FAILED**`` for a model prefix the gate checked, else empty."""
+    if verdict is None or base not in verdict.models:
+        return ""
+    return "**FAILED**" if verdict.failed(base) else "passed"
+
+
+MAZE_COLUMNS = (
+    ("position_r2", ".4f"),
+    ("endpoint_error_cm", ".2f"),
+    ("curvature_gain", ".2f"),
+    ("via_error_cm", ".2f"),
+)
+"""The maze metrics ``summary.md``'s maze table shows (``<model>_maze_<key>``), with their formats."""
+
+
+def _maze(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
+    """``summary.md``'s maze table: how each model follows the curved paths (empty for other tasks)."""
+    m = run.metrics
+    models = [(p, label) for p, label in SUMMARY_MODELS if f"{p}_maze_curvature_gain" in m]
+    if not models:
+        return []
+    lines = [
+        "",
+        "## Maze (held-out curved and straight reaches through via points)",
+        "",
+        "Curvature gain = how much of the curved paths' bend the hand reproduces (1 follows it, 0 reaches "
+        "straight); via error = the hand's mean closest approach to the via points. Position R² alone does not "
+        "tell them apart: straight reaches to every target score about 0.99.",
+        "",
+        "| model | position R² | endpoint (cm) | curvature gain | via error (cm) | task |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p, label in models:
+        cells = [_cell(m, f"{p}_maze_{key}", spec) for key, spec in MAZE_COLUMNS]
+        lines.append(f"| {label} | {' | '.join(cells)} | {_status(verdict, p)} |")
+    return lines
+
+
 def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
     """``summary.md``'s tables of the curl-field and bump protocols (empty for a run without them)."""
     m = run.metrics
     lines: list[str] = []
 
-    def num(key: str, spec: str) -> str:  # a protocol part a model does not run (the twin's washout): a dash
-        value = m.get(key, np.nan)
-        return format(value, spec) if np.isfinite(value) or np.isinf(value) else "—"
+    def num(key: str, spec: str) -> str:
+        return _cell(m, key, spec)
 
     def status(base: str) -> str:
-        if verdict is None or base not in verdict.models:
-            return ""
-        return "**FAILED**" if verdict.failed(base) else "passed"
+        return _status(verdict, base)
 
     models = [(p, label) for p, label in SUMMARY_MODELS if not p.endswith("_noisy")]
     curl = [(p, label) for p, label in models if f"{p}_curl_deviation_ratio" in m]
@@ -489,6 +531,7 @@ def summary_markdown(
         f"- effector: {EFFECTOR_TEXT.get(run.effector, run.effector)}",
     ]
     lines += _reaching(run, verdict)
+    lines += _maze(run, verdict)
     lines += _perturbations(run, verdict)
     lines += [
         "",

@@ -1902,6 +1902,23 @@ def read_spiking_trials(f: h5py.File) -> np.ndarray | None:
 
 
 @_reader("/task/targets")
+def read_hand_paths(f: h5py.File) -> dict[str, np.ndarray]:
+    """Each model's hand path on the evaluation conditions (m), shape (conditions, time, 2) each.
+
+    Keys are the ``/metrics`` prefixes: ``rate`` (``/rate/outputs``), ``spiking`` (``/spiking/outputs``
+    averaged over trials, reach conditions only) and ``ann_<arch>`` (``/ann/<arch>/outputs``), where
+    present.
+    """
+    n = f["task/targets"].shape[0]
+    paths = {"rate": f["rate/outputs"][()]} if "rate/outputs" in f else {}
+    if "spiking/outputs" in f:
+        paths["spiking"] = f["spiking/outputs"][()][:n].mean(axis=1)
+    for arch in f["ann"] if "ann" in f else ():
+        if "outputs" in f["ann"][arch]:
+            paths[f"ann_{arch}"] = f["ann"][arch]["outputs"][()]
+    return paths
+
+
 def read_task_targets(f: h5py.File) -> np.ndarray:
     """``/task/targets``: desired hand position (m), shape (conditions, time, outputs)."""
     return f["task/targets"][()]

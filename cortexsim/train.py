@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .errors import TrainingError
 from .interrupts import InterruptGuard
 from .loss import Penalties, r2_score
-from .tasks import CenterOutTask, TrialBatch
+from .tasks import Task, TrialBatch
 
 
 class Trainable(Protocol):
@@ -198,7 +198,7 @@ def _fmt_time(seconds: float) -> str:
 
 def train(
     model: Trainable,
-    task: CenterOutTask,
+    task: Task,
     config: TrainConfig,
     state: TrainState,
     *,
@@ -220,7 +220,7 @@ def train(
     ----------
     model : Trainable
         The rate network, an ANN, or anything with the methods of :class:`Trainable`.
-    task : CenterOutTask
+    task : Task
     config : TrainConfig
     state : TrainState
         From :func:`new_state` or a checkpoint.
@@ -298,7 +298,7 @@ class _Draws:
     def __init__(
         self,
         model: Trainable,
-        task: CenterOutTask,
+        task: Task,
         batch_size: int,
         rng_batch: np.random.Generator,
         rng_noise: np.random.Generator,

@@ -218,7 +218,9 @@ MEMORY_CASES = {
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux) to read the peak RSS")
-@pytest.mark.parametrize("case", sorted(MEMORY_CASES))
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=[pytest.mark.slow] if c != "small" else []) for c in sorted(MEMORY_CASES)]
+)  # the medium case (33 s) runs with the slow tests
 def test_memory_estimate_is_within_2x_of_measured_peak(tmp_path, case):
     code = MEASURE.format(tests=str(TESTS), changes=json.dumps(MEMORY_CASES[case]), out=str(tmp_path / "run"))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -939,4 +941,31 @@ BAD_PERTURB = [
 
 @pytest.mark.parametrize(("changes", "needles"), BAD_PERTURB)
 def test_bad_perturbation_settings_are_refused_naming_the_key(tmp_path, capsys, changes, needles):
+    run_refused(tmp_path, capsys, tiny_data(**changes), *needles)
+
+
+MAZE = {"kind": "maze", "n_targets": 3}
+BAD_MAZE = [
+    pytest.param({"task": {"kind": "mazes"}}, ("task.kind", "did you mean 'maze'"), id="kind"),
+    pytest.param(
+        {"task": {**MAZE, "maze_shapes": ["straight", "zigzag"]}}, ("task.maze_shapes[1]", "s_curve"), id="shape"
+    ),
+    pytest.param({"task": {**MAZE, "maze_shapes": []}}, ("task.maze_shapes", "at least one"), id="no-shapes"),
+    pytest.param(
+        {"task": {**MAZE, "maze_shapes": ["arc", "arc"]}}, ("task.maze_shapes", "repeats"), id="repeated-shape"
+    ),
+    pytest.param({"task": {**MAZE, "maze_bend": 0.0}}, ("task.maze_bend",), id="flat-bend"),
+    pytest.param({"task": {**MAZE, "maze_bend": 1.5}}, ("task.maze_bend",), id="huge-bend"),
+    pytest.param({"task": {**MAZE, "random_angles": True}}, ("task.random_angles", "maze"), id="random-angles"),
+    pytest.param(
+        {**ARM, "task": MAZE, "perturb": {"curl": True}}, ("[perturb]", "maze", "center-out"), id="perturb-on-maze"
+    ),
+    pytest.param(
+        {**ARM, "task": MAZE, "perturb": {"train_bump_fraction": 0.5}}, ("[perturb]", "maze"), id="bumps-on-maze"
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "needles"), BAD_MAZE)
+def test_bad_maze_settings_are_refused_naming_the_key(tmp_path, capsys, changes, needles):
     run_refused(tmp_path, capsys, tiny_data(**changes), *needles)

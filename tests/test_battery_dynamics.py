@@ -149,10 +149,10 @@ def test_probe_model_builds_maps_for_an_ann_under_each_task_input():
     model = make_ann("gru", 8)
     model.init_params(np.random.default_rng(0))
     probe = probe_model("ann:gru", model, evaluation)
-    assert [label for label, _ in probe.inputs] == ["zero", "target0"]
+    assert [label for label, _ in probe.inputs] == ["zero", "target0", "target2"]  # two opposite targets
     assert probe.states.shape == (4, evaluation.n_steps, 8)
     rows, _ = fixed_point_rows(probe, 20, np.random.default_rng(0))
-    assert len(rows) == 2 and all(r["n_points"] >= 1 for r in rows)
+    assert len(rows) == 3 and all(r["n_points"] >= 1 for r in rows)
 
 
 def test_tables_round_trip_through_the_run_file(result, tmp_path):

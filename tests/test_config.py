@@ -8,7 +8,7 @@ import typing
 
 import pytest
 
-from cortexsim import ann, config, transfer
+from cortexsim import ann, config, tasks, transfer
 from cortexsim.anatomy import circuit_spec
 from cortexsim.assembly import experiment_from_text
 from cortexsim.config import Config, config_from_text, load_config
@@ -26,6 +26,10 @@ def test_config_fields_are_typed_sections():
 def test_the_base_layer_names_agree_with_the_modules_that_build_them():
     assert transfer.TRANSFERS == config.TRANSFER_NAMES
     assert ann.ARCHITECTURES == config.ANN_ARCHITECTURES
+    assert {type(tasks.task_of(config.TaskConfig(kind=k))).__name__ for k in config.TASK_KINDS} == {
+        "CenterOutTask",
+        "MazeTask",
+    }
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from .. import metrics
 from ..closed_loop import ArmRateNetwork
 from ..config import LIFParams
 from ..rate import RateNetwork
-from ..tasks import CenterOutTask, TrialBatch
+from ..tasks import Task, TrialBatch
 from . import decode
 from .arm import loop_target, run_arm_params
 from .mapping import SpikingParams, map_rate_to_spiking
@@ -24,14 +24,12 @@ from .network import Spikes, best_target, simulate
 from .result import TwinResult, fidelity_metrics, flat_batch
 
 
-def evaluation_conditions(task: CenterOutTask, catch: bool = True) -> TrialBatch:
-    """Every target at the evaluation delay, plus (``catch``) one catch trial toward target 0."""
-    angles = task.target_angles()
-    n = angles.size
-    if catch:
-        angles = np.append(angles, angles[0])
-    flags = np.arange(angles.size) >= n
-    return task.build(angles, np.full(angles.size, task.eval_delay), flags, np.arange(angles.size))
+def evaluation_conditions(task: Task, catch: bool = True) -> TrialBatch:
+    """Every condition at the evaluation delay, plus (``catch``) one catch trial of condition 0 (last)."""
+    n = task.n_conditions
+    condition = np.append(np.arange(n), 0) if catch else np.arange(n)
+    flags = np.arange(condition.size) >= n
+    return task.trials(condition, np.full(condition.size, task.eval_delay), flags)
 
 
 def run_params(
@@ -88,7 +86,7 @@ def run_params(
 def run_twin(
     net: RateNetwork,
     lif: LIFParams,
-    task: CenterOutTask,
+    task: Task,
     *,
     seed: int,
     k: int = 5,
@@ -110,7 +108,7 @@ def run_twin(
         held at :data:`~cortexsim.spiking.mapping.SILENCE_MV`).
     lif : LIFParams
         The neuron the rate units' transfer function stands for.
-    task : CenterOutTask
+    task : Task
         The task whose evaluation conditions are simulated.
     seed : int
         Seeds the offset calibration and Brian2's noise (the run's ``experiment.seed``).
