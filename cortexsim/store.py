@@ -1039,7 +1039,8 @@ def write_task(f: h5py.File, batch: TrialBatch, description: str) -> None:
         batch.inputs,
         units="1",
         dims="condition,time,input",
-        description="Task input channels (target direction cos/sin, go pulse).",
+        description="Task input channels, named by the input_names attribute: the target (cos, sin of its "
+        "direction), the maze's via points (position / reach distance, 0 when unused), the go pulse.",
     )
     write_array(
         g, "targets", batch.targets, units="m", dims="condition,time,output", description="Desired hand position."
