@@ -235,6 +235,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, capsys, monkeypatch
     assert "--scheduler tcp://127.0.0.1:9: cannot connect" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 29 s: starts a dask LocalCluster
 def test_sweep_on_a_running_scheduler(tmp_path):
     """--scheduler ADDRESS: the points go to an existing cluster (here a LocalCluster started by the test)."""
     distributed = pytest.importorskip("distributed")
