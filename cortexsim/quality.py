@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import QualityConfig
+from .config import ANN_ARCHITECTURES, QualityConfig
 
 LABELS = {
     "rate": "the rate circuit",
@@ -133,11 +133,7 @@ class QualityVerdict:
 def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
     """The trained models whose reach metrics ``metrics`` holds (rate, spiking, control, ann_<arch>, in that order)."""
     models = [m for m in ("rate", "spiking", "control") if f"{m}_position_r2" in metrics]
-    models += sorted(  # ann_<arch>_position_r2 (not e.g. ann_<arch>_maze_position_r2)
-        k.removesuffix("_position_r2")
-        for k in metrics
-        if k.startswith("ann_") and k.count("_") == 3 and k.endswith("_position_r2")
-    )
+    models += sorted(f"ann_{arch}" for arch in ANN_ARCHITECTURES if f"ann_{arch}_position_r2" in metrics)
     return tuple(models)
 
 
@@ -148,9 +144,7 @@ def check_written(metrics: Mapping[str, float], quality: QualityConfig) -> Quali
     writes a model's perturbation metrics, or its reach metrics before the perturbation stage has
     run, is judged on what it wrote.
     """
-    candidates = ["rate", "spiking", "control"] + sorted(
-        {"_".join(k.split("_")[:2]) for k in metrics if k.startswith("ann_") and k.count("_") >= 2}
-    )
+    candidates = ["rate", "spiking", "control"] + sorted(f"ann_{arch}" for arch in ANN_ARCHITECTURES)
     models, shortfalls = [], []
     for model in candidates:
         bars = [b for b in quality.bars(model) if b[0] in metrics]

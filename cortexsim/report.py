@@ -218,12 +218,6 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
     m = run.metrics
     lines: list[str] = []
 
-    def num(key: str, spec: str) -> str:
-        return _cell(m, key, spec)
-
-    def status(base: str) -> str:
-        return _status(verdict, base)
-
     models = [(p, label) for p, label in SUMMARY_MODELS if not p.endswith("_noisy")]
     curl = [(p, label) for p, label in models if f"{p}_curl_deviation_ratio" in m]
     if curl:
@@ -240,11 +234,11 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
         ]
         for p, label in curl:
             lines.append(
-                f"| {label} | {num(f'{p}_curl_baseline_deviation_cm', '.2f')} | "
-                f"{num(f'{p}_curl_first_exposure_deviation_cm', '.2f')} | "
-                f"{num(f'{p}_curl_after_adaptation_deviation_cm', '.2f')} | "
-                f"{num(f'{p}_curl_deviation_ratio', '.2f')} | {num(f'{p}_curl_aftereffect_cm', '+.2f')} | "
-                f"{num(f'{p}_curl_washout_deviation_cm', '.2f')} | {status(p)} |"
+                f"| {label} | {_cell(m, f'{p}_curl_baseline_deviation_cm', '.2f')} | "
+                f"{_cell(m, f'{p}_curl_first_exposure_deviation_cm', '.2f')} | "
+                f"{_cell(m, f'{p}_curl_after_adaptation_deviation_cm', '.2f')} | "
+                f"{_cell(m, f'{p}_curl_deviation_ratio', '.2f')} | {_cell(m, f'{p}_curl_aftereffect_cm', '+.2f')} | "
+                f"{_cell(m, f'{p}_curl_washout_deviation_cm', '.2f')} | {_status(verdict, p)} |"
             )
     bumps = [(p, label) for p, label in models if f"{p}_bump_recovery_ms" in m]
     if bumps:
@@ -259,11 +253,9 @@ def _perturbations(run: RunSummary, verdict: QualityVerdict | None) -> list[str]
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for p, label in bumps:
-            lines.append(
-                f"| {label} | {num(f'{p}_bump_displacement_cm', '.2f')} | {num(f'{p}_bump_recovery_ms', '.0f')} | "
-                f"{num(f'{p}_bump_recovery_ms_hold', '.0f')} | {num(f'{p}_bump_recovery_ms_peak_speed', '.0f')} | "
-                f"{num(f'{p}_bump_recovery_max_ms', '.0f')} | {status(p)} |"
-            )
+            keys = ("displacement_cm", "recovery_ms", "recovery_ms_hold", "recovery_ms_peak_speed", "recovery_max_ms")
+            cells = [_cell(m, f"{p}_bump_{key}", ".2f" if key.endswith("cm") else ".0f") for key in keys]
+            lines.append(f"| {label} | {' | '.join(cells)} | {_status(verdict, p)} |")
     return lines
 
 
