@@ -612,7 +612,7 @@ def _stage_perturb(ctx: _Context, name: str) -> StageOutput:
     if config.spiking.enabled and config.perturb.spiking_trials > 0:
         parts.update(spiking_perturbation_parts(config, net, run.curl, log))
     written = write_perturbation_parts(parts, run_file)
-    perturbation_figures(run_file, ctx.figures)
+    perturbation_figures(run_file, ctx.figures, gate(run_file, config))
     _log_metrics(config, written, log)
     return StageOutput(("perturbation",), tuple(written))
 
@@ -737,15 +737,19 @@ def write_perturbation_parts(parts: Parts, run_file: Path) -> dict[str, float]:
     return written
 
 
-def perturbation_figures(run_file: Path, folder: Path) -> list[Path]:
-    """``curl.png`` and ``bumps.png`` of every model ``/perturbation`` holds (none when it holds nothing)."""
+def perturbation_figures(run_file: Path, folder: Path, verdict: quality.QualityVerdict) -> list[Path]:
+    """``curl.png`` and ``bumps.png`` of every model ``/perturbation`` holds (none when it holds nothing).
+
+    A model in ``verdict.failed_models`` is marked as having failed its task in both.
+    """
     with store.open_run(run_file) as f:
         held = store.read_perturbation(f)
+    failed = verdict.failed_models
     saved = []
     if held.get("curl"):
-        saved.append(plots.save(plots.plot_curl(held["curl"]), folder / "curl.png"))
+        saved.append(plots.save(plots.plot_curl(held["curl"], failed), folder / "curl.png"))
     if held.get("bumps"):
-        saved.append(plots.save(plots.plot_bumps(held["bumps"]), folder / "bumps.png"))
+        saved.append(plots.save(plots.plot_bumps(held["bumps"], failed), folder / "bumps.png"))
     return saved
 
 
@@ -1122,7 +1126,7 @@ def compare_stage(
         store.write_metrics(f, written, METRICS_TEXT)
     plots.battery_figures(result, figures)
     plots.dynamics_figures(result, dynamics, figures)
-    perturbation_figures(run_file, figures)  # every model's protocols, the ANNs' included
+    perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
     maze_figure(run_file, config, figures, verdict)
     if rotation_rows:
         plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")

@@ -236,7 +236,12 @@ _MODEL_LABELS = {
 }
 
 
-def plot_curl(models: dict[str, dict]) -> Figure:
+def _model_label(model: str, failed: tuple[str, ...] = ()) -> str:
+    """A model's legend label from its ``/metrics`` prefix, with ``(FAILED its task)`` when it is in ``failed``."""
+    return _MODEL_LABELS.get(model, model) + (" (FAILED its task)" if model in failed else "")
+
+
+def plot_curl(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
     """The curl-field protocol: hand paths per phase, the learning curve, deviations and population changes.
 
     Parameters
@@ -245,6 +250,8 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         ``/perturbation/curl`` as :func:`cortexsim.store.read_perturbation` returns it: per model
         (``rate``, ``spiking``, ``ann_<arch>``) its ``phases`` and (trained models) ``curve`` and
         ``populations`` tables, its ``hands`` (phase, condition, time, 2; m) and ``attrs["phases"]``.
+    failed : tuple of str
+        Prefixes of models that failed their task: marked wherever the model is named.
     """
     first = "rate" if "rate" in models else next(iter(models))
     names = list(models[first]["attrs"]["phases"])
@@ -264,7 +271,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         ax.set_aspect("equal")
         ax.set_xlabel("x (cm)")
         if j == 0:
-            ax.set_ylabel(f"{_MODEL_LABELS.get(first, first)}\ny (cm)")
+            ax.set_ylabel(f"{_model_label(first, failed)}\ny (cm)")
     cx = fig.add_subplot(grid[1, :2])
     for model, entry in models.items():
         curve = entry.get("curve", ())
@@ -275,7 +282,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         end = adapt[-1]["iteration"] if adapt else 0.0
         xs = [r["iteration"] for r in adapt] + [end + r["iteration"] for r in wash]
         ys = [r["signed_deviation_cm"] for r in adapt] + [r["signed_deviation_cm"] for r in wash]
-        cx.plot(xs, ys, "-o", ms=3, label=_MODEL_LABELS.get(model, model))
+        cx.plot(xs, ys, "-o", ms=3, label=_model_label(model, failed))
         cx.axvline(end, color="0.5", lw=0.8, ls="--")
     cx.axhline(0, color="k", lw=0.6)
     cx.set_xlabel("training iteration (adaptation in the field, then washout after the dashed line)")
@@ -291,7 +298,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
             xs,
             [rows[p]["signed_deviation_cm"] for p in rows if p in names],
             width,
-            label=_MODEL_LABELS.get(model, model),
+            label=_model_label(model, failed),
         )
     dx.set_xticks(np.arange(len(names)) + 0.4 - width / 2, [n.replace("_", "\n") for n in names], fontsize=8)
     dx.axhline(0, color="k", lw=0.6)
@@ -306,7 +313,7 @@ def plot_curl(models: dict[str, dict]) -> Figure:
         ex.invert_yaxis()
         ex.set_xlabel("RMS rate change / RMS rate")
         ex.set_title(
-            f"Who adapted ({_MODEL_LABELS.get(first, first)}):\nafter adaptation vs first exposure", fontsize=9
+            f"Who adapted ({_model_label(first, failed)}):\nafter adaptation vs first exposure", fontsize=9
         )
     else:
         ex.axis("off")
@@ -359,10 +366,7 @@ def plot_maze(
         ax.tick_params(labelsize=7)
     handles = [Line2D([], [], color="0.6", lw=3, label="desired")]
     handles += [
-        Line2D(
-            [], [], color=f"C{k}", lw=1.5, label=_MODEL_LABELS.get(m, m) + (" (FAILED its task)" if m in failed else "")
-        )
-        for k, m in enumerate(paths)
+        Line2D([], [], color=f"C{k}", lw=1.5, label=_model_label(m, failed)) for k, m in enumerate(paths)
     ]
     handles += [
         Line2D([], [], color="k", ls=styles[j % 3], label=shape.replace("_", "-")) for j, shape in enumerate(shapes)
@@ -399,7 +403,7 @@ def plot_rotation_sources(rows: list[dict]) -> Figure:
     return fig
 
 
-def plot_bumps(models: dict[str, dict]) -> Figure:
+def plot_bumps(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
     """Bump responses: the hand's displacement aligned to the bump and each population's response.
 
     Parameters
@@ -409,6 +413,8 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
         its ``trials`` table and (rate models, ANNs) ``aligned_hand`` (timing, direction, window, 2;
         m), ``aligned_change`` (timing, population, window; Hz), ``window`` (s), ``latencies``
         and ``attrs`` (``timings``, ``populations``).
+    failed : tuple of str
+        Prefixes of models that failed their task: marked wherever the model is named.
     """
     aligned = {m: e for m, e in models.items() if "aligned_hand" in e}
     first = "rate" if "rate" in aligned else next(iter(aligned), None)
@@ -419,7 +425,7 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
         for model, entry in aligned.items():
             t = 1e3 * entry["window"]
             d = 100 * np.linalg.norm(entry["aligned_hand"][j], axis=-1)  # (directions, window)
-            line = ax.plot(t, d.mean(axis=0), lw=2, label=_MODEL_LABELS.get(model, model))[0]
+            line = ax.plot(t, d.mean(axis=0), lw=2, label=_model_label(model, failed))[0]
             if model == first:
                 for row in d:
                     ax.plot(t, row, color=line.get_color(), lw=0.5, alpha=0.4)
@@ -444,7 +450,7 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
                 bx.plot(lat[pop], i + 0.5, "c|", ms=8, mew=2)
         bx.axvline(0, color="w", lw=0.6)
         bx.set_xlabel("time from bump onset (ms)   (cyan: response latency)")
-        bx.set_title(f"{_MODEL_LABELS.get(first, first)}: mean |delta rate| over its pre-bump floor (Hz)")
+        bx.set_title(f"{_model_label(first, failed)}: mean |delta rate| over its pre-bump floor (Hz)")
         fig.colorbar(image, ax=bx, shrink=0.8)
     cx = axes[0, -1]
     for i, entry in enumerate(models.values()):
@@ -456,7 +462,7 @@ def plot_bumps(models: dict[str, dict]) -> Figure:
         lost = int(np.isnan(rec).sum())
         if lost:
             cx.annotate(f"{lost} not back", (i, 0), xycoords=("data", "axes fraction"), ha="center", fontsize=7)
-    cx.set_xticks(range(len(models)), [_MODEL_LABELS.get(m, m) for m in models], fontsize=8)
+    cx.set_xticks(range(len(models)), [_model_label(m, failed).replace(" (", "\n(") for m in models], fontsize=8)
     cx.set_ylabel("recovery time (ms; bar: median)")
     cx.set_title("Back within 1 cm of the unperturbed path")
     axes[1, -1].axis("off")

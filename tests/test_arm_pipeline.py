@@ -1,11 +1,12 @@
 """An arm run through the whole pipeline, as `cortexsim run experiments/arm_center_out.toml` makes one (tiny)."""
 
 import h5py
+import matplotlib.text
 import numpy as np
 import pytest
 from tiny import tiny_config
 
-from cortexsim import perturb, pipeline, quality, store
+from cortexsim import perturb, pipeline, plots, quality, store
 from cortexsim.closed_loop import FEEDBACK_CHANNELS
 
 PERTURB = {
@@ -120,6 +121,22 @@ def test_arm_run_draws_and_summarises_the_perturbations(arm_run):
     curl = summary.split("## Curl field")[1].split("##")[0]
     assert "| rate circuit |" in curl and "| spiking twin |" in curl and "| RNN |" in curl
     assert "**FAILED**" in curl  # a model that missed its task says so where its results are shown
+
+
+def _texts(fig) -> str:
+    """Every text a figure shows: titles, axis labels, tick labels and legend entries."""
+    return "\n".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+
+
+def test_the_perturbation_figures_mark_a_model_that_failed_its_task(arm_run):
+    _, run_file = arm_run
+    with store.open_run(run_file) as f:
+        held = store.read_perturbation(f)
+    for draw, kind in ((plots.plot_curl, "curl"), (plots.plot_bumps, "bumps")):
+        assert "FAILED" not in _texts(draw(held[kind], ())), kind
+        marked = _texts(draw(held[kind], ("ann_rnn",)))
+        assert "RNN (FAILED its task)" in marked or "RNN\n(FAILED its task)" in marked, kind
+        assert "rate circuit (FAILED" not in marked, kind
 
 
 def test_kinematic_runs_have_no_effector_group(smoke_run):
