@@ -312,9 +312,7 @@ def plot_curl(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
         ex.set_yticks(np.arange(len(pops)), [r["population"] for r in pops], fontsize=7)
         ex.invert_yaxis()
         ex.set_xlabel("RMS rate change / RMS rate")
-        ex.set_title(
-            f"Who adapted ({_model_label(first, failed)}):\nafter adaptation vs first exposure", fontsize=9
-        )
+        ex.set_title(f"Who adapted ({_model_label(first, failed)}):\nafter adaptation vs first exposure", fontsize=9)
     else:
         ex.axis("off")
     return fig
@@ -365,9 +363,7 @@ def plot_maze(
         ax.set_title(f"target {target}", fontsize=9)
         ax.tick_params(labelsize=7)
     handles = [Line2D([], [], color="0.6", lw=3, label="desired")]
-    handles += [
-        Line2D([], [], color=f"C{k}", lw=1.5, label=_model_label(m, failed)) for k, m in enumerate(paths)
-    ]
+    handles += [Line2D([], [], color=f"C{k}", lw=1.5, label=_model_label(m, failed)) for k, m in enumerate(paths)]
     handles += [
         Line2D([], [], color="k", ls=styles[j % 3], label=shape.replace("_", "-")) for j, shape in enumerate(shapes)
     ]
