@@ -1,5 +1,7 @@
 """An arm run through the whole pipeline, as `cortexsim run experiments/arm_center_out.toml` makes one (tiny)."""
 
+from dataclasses import replace
+
 import h5py
 import matplotlib.text
 import numpy as np
@@ -183,8 +185,11 @@ def test_the_shipped_perturbation_experiments_are_the_arm_study_plus_their_proto
     root = Path(__file__).resolve().parent.parent / "experiments"
     config = assembly.load_experiment(root / f"{name}.toml")
     study = assembly.load_experiment(root / "arm_center_out.toml")
-    for section in ("circuit", "task", "rate", "spiking", "effector", "compare"):
+    for section in ("circuit", "task", "rate", "spiking", "compare"):
         assert getattr(config, section) == getattr(study, section), section
+    # the same arm and feedback; only the initial feedback weights may be stronger (arm_bump: corrections)
+    assert replace(config.effector, feedback_std=study.effector.feedback_std) == study.effector
+    assert config.effector.feedback_std >= study.effector.feedback_std
     assert config.train.max_iterations >= study.train.max_iterations  # bumps take longer to learn
     assert config.ann.archs == study.ann.archs
     for key, bar in bars.items():
