@@ -236,9 +236,9 @@ _MODEL_LABELS = {
 }
 
 
-def _model_label(model: str, failed: tuple[str, ...] = ()) -> str:
-    """A model's legend label from its ``/metrics`` prefix, with ``(FAILED its task)`` when it is in ``failed``."""
-    return _MODEL_LABELS.get(model, model) + (" (FAILED its task)" if model in failed else "")
+def _model_label(model: str, failed: tuple[str, ...] = (), sep: str = " ") -> str:
+    """A model's label from its ``/metrics`` prefix, ``sep`` + ``(FAILED its task)`` when it is in ``failed``."""
+    return _MODEL_LABELS.get(model, model) + (f"{sep}(FAILED its task)" if model in failed else "")
 
 
 def plot_curl(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
@@ -458,7 +458,7 @@ def plot_bumps(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
         lost = int(np.isnan(rec).sum())
         if lost:
             cx.annotate(f"{lost} not back", (i, 0), xycoords=("data", "axes fraction"), ha="center", fontsize=7)
-    cx.set_xticks(range(len(models)), [_model_label(m, failed).replace(" (", "\n(") for m in models], fontsize=8)
+    cx.set_xticks(range(len(models)), [_model_label(m, failed, "\n") for m in models], fontsize=8)
     cx.set_ylabel("recovery time (ms; bar: median)")
     cx.set_title("Back within 1 cm of the unperturbed path")
     axes[1, -1].axis("off")
