@@ -45,7 +45,7 @@ from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
 from .spiking.twin import evaluation_conditions
-from .tasks import Task, task_of
+from .tasks import MazeTask, Task, task_of
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 """The first bytes of every HDF5 (and so NWB) file."""
@@ -369,7 +369,8 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
 
     A trial runs from its ``/spiking/trials/start`` for ``duration`` seconds; ``stop_time`` is put half a
     simulation step early, after the trial's last possible spike and before the next trial's first, so that
-    back-to-back trials do not touch (pynapple merges touching intervals and drops their columns).
+    back-to-back trials do not touch (pynapple merges touching intervals and drops their columns).  A maze
+    run's trials also name their path (``maze_shape``) and its via points (``via1_x`` .. ``via2_y``).
     """
     columns = {
         "condition": "evaluation condition (0 .. n_conditions-1 reach; later indices: catch trials of condition 0)",
@@ -383,11 +384,21 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
         "move_end_time": "end of the desired movement (s, session time; NaN on catch trials)",
         "catch": "catch trial: a target but no go cue, the hand should stay at the centre",
     }
+    p = batch.params
+    maze: dict[str, np.ndarray] = {}
+    if isinstance(task, MazeTask):
+        # the maze's path of each condition: its shape's name and the via points shown with the target
+        columns["maze_shape"] = f"path through the via points: one of {', '.join(task.maze_shapes)}"
+        maze["maze_shape"] = np.asarray(task.maze_shapes)[p["shape"]]
+        via = task.via_points(p["condition"]).reshape(-1, 4)
+        for j, name in enumerate(("via1_x", "via1_y", "via2_x", "via2_y")):
+            columns[name] = f"via point {name[3]}, {name[-1]} (m, from the centre; NaN: the path has no such via point)"
+            maze[name] = via[:, j]
     for name, text in columns.items():
         nwb.add_trial_column(name=name, description=text)
-    p = batch.params
     for start, c in zip(twin.start, twin.condition):
         angle = float(p["angle"][c])
+        extra = {name: (str(v[c]) if v.dtype.kind == "U" else float(v[c])) for name, v in maze.items()}
         nwb.add_trial(
             start_time=float(start),
             stop_time=float(start + twin.duration - twin.sim_dt / 2),
@@ -401,6 +412,7 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
             move_onset_time=float(start + p["move_on"][c]),
             move_end_time=float(start + p["move_off"][c]),
             catch=bool(p["catch"][c]),
+            **extra,
         )
 
 

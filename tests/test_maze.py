@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tiny import tiny_config
 
-from cortexsim import battery, metrics, pipeline, quality, store
+from cortexsim import battery, export, metrics, pipeline, quality, store
 from cortexsim.assembly import build_circuit, make_ann_model, make_rate_network
 from cortexsim.config import TaskConfig
 from cortexsim.errors import ConfigError
@@ -242,3 +242,21 @@ def test_the_dynamics_battery_probes_as_many_inputs_whatever_the_number_of_condi
     assert [name for name, _ in curved] == ["zero", "target0", "target13"] and curved[1][1].size == 7
     assert pipeline.communication_repeats(8) == 12  # 96 single trials of the center-out set
     assert 96 <= 27 * pipeline.communication_repeats(27) < 96 + 27
+
+
+def test_a_maze_run_exports_each_trials_path_and_via_points_to_nwb(maze_run, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    config, run_file = maze_run
+    out = export.export_nwb(run_file, tmp_path / "maze.nwb").path
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        trials = io.read().trials.to_dataframe()
+    task = task_of(config.task)
+    with store.open_run(run_file) as f:
+        condition = store.read_twin_trials(f).condition
+    condition = np.where(condition < task.n_conditions, condition, 0)  # catch trials: condition 0's path
+    names = np.asarray(task.maze_shapes)[condition % len(task.maze_shapes)]
+    assert trials["maze_shape"].tolist() == names.tolist() and set(names) == set(task.maze_shapes)
+    via = task.via_points(condition).reshape(-1, 4)
+    got = trials[["via1_x", "via1_y", "via2_x", "via2_y"]].to_numpy(float)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(via))  # straight: none, arc: one, S-curve: two
+    np.testing.assert_allclose(got[np.isfinite(via)], via[np.isfinite(via)])
