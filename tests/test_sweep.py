@@ -122,6 +122,7 @@ def test_shipped_sweeps_are_valid(tmp_path):
     for p in points:
         c = p.config
         assert c.effector.arm and c.perturb.curl and c.perturb.bumps and not c.spiking.enabled and not c.ann.archs
+        assert c.perturb.train_bump_fraction == 1.0  # arm_bump's circuit: trained to correct bumps
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
