@@ -758,6 +758,12 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
         The swept lesion parameter (``"lesion.silence"``); ``"none"`` marks the intact circuit.
     populations : list of (name, layer, cell class)
         Order and colours of the x axis.
+
+    Notes
+    -----
+    A change of +inf (a lesioned circuit that never recovers from its bumps, median recovery ``inf``)
+    is drawn as "∞" at the top of its panel (``∞k/n`` when it holds for k of n seeds); the bar then
+    shows the finite seeds.
     """
     lesions = [p for p in populations if any(r[key] == p[0] for r in rows)]
     names = [p[0] for p in lesions]
@@ -804,7 +810,7 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
         {**r, "delta_rate_bump_displacement_cm_x100": 100 * r.get("delta_rate_bump_displacement_cm", np.nan)}
         for r in rows
     ]
-    panels = [(t, [c for c in cols if any(np.isfinite(r.get(c[0], np.nan)) for r in rows)]) for t, cols in panels]
+    panels = [(t, [c for c in cols if any(~np.isnan(r.get(c[0], np.nan)) for r in rows)]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
     fig, axes = _subplots(
         len(panels), 1, figsize=(max(6.0, 0.45 * len(names) + 2), 2.4 * len(panels)), sharex=True, squeeze=False
@@ -813,18 +819,25 @@ def plot_lesions(rows: list[dict], key: str, populations: list[tuple[str, str, s
     for ax, (title, cols) in zip(axes[:, 0], panels):
         width = 0.8 / len(cols)
         for i, (col, label, colour) in enumerate(cols):
-            stats = [_mean_sd([r.get(col, np.nan) for r in rows if r[key] == n]) for n in names]
-            mean, sd = np.array(stats).T
-            ax.bar(
-                x + (i - (len(cols) - 1) / 2) * width,
-                mean,
-                width,
-                yerr=sd,
-                color=colour,
-                label=label,
-                capsize=2,
-                error_kw={"lw": 0.8},
-            )
+            values = [[r.get(col, np.nan) for r in rows if r[key] == n] for n in names]
+            mean, sd = np.array([_mean_sd(v) for v in values]).T
+            at = x + (i - (len(cols) - 1) / 2) * width
+            ax.bar(at, mean, width, yerr=sd, color=colour, label=label, capsize=2, error_kw={"lw": 0.8})
+            # an infinite change (the lesioned circuit never recovers from a bump) has no bar: say so where it
+            # would stand, with how many seeds it holds for, rather than leave a gap that reads as "no change"
+            for where, v in zip(at, values):
+                n_inf = sum(np.isposinf(v))
+                if n_inf:
+                    ax.annotate(
+                        "∞" if n_inf == len(v) else f"∞{n_inf}/{len(v)}",
+                        (where, 1.0),
+                        xycoords=("data", "axes fraction"),
+                        ha="center",
+                        va="top",
+                        fontsize=7,
+                        color=colour,
+                        fontweight="bold",
+                    )
         ax.axhline(0, color="k", lw=0.6)
         ax.set_title(title, fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="best")

@@ -247,3 +247,21 @@ def test_sweep_on_a_running_scheduler(tmp_path):
     rows = read_csv(out / "summary.csv")
     assert [r["status"] for r in rows] == ["done", "done"]
     assert rows[0]["rate_position_r2"] != rows[1]["rate_position_r2"]  # two seeds, two networks
+
+
+def test_the_lesion_figure_marks_a_lesion_that_never_recovers_instead_of_leaving_a_gap():
+    from cortexsim import plots
+
+    pops = [("IT4", "L4", "E"), ("PT5B", "L5B", "E"), ("PV5B", "L5B", "I")]
+    delta = {"IT4": (40.0, 60.0), "PT5B": (np.inf, np.inf), "PV5B": (np.inf, 20.0)}
+    rows = [
+        {"lesion.silence": name, "experiment.seed": str(seed), "delta_rate_bump_recovery_ms": d[seed]}
+        for name, d in delta.items()
+        for seed in (0, 1)
+    ]
+    fig = plots.plot_lesions(rows, "lesion.silence", pops)
+    (ax,) = [a for a in fig.axes if a.get_title(loc="left").startswith("Corrections")]
+    marks = {round(t.xy[0]): t.get_text() for t in ax.texts}
+    assert marks == {1: "∞", 2: "∞1/2"}  # none over IT4, whose bars are finite
+    heights = [b.get_height() for b in ax.patches]
+    assert heights[0] == pytest.approx(50.0) and heights[2] == pytest.approx(20.0)  # the finite seed's bar
