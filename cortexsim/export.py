@@ -398,7 +398,7 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
         nwb.add_trial_column(name=name, description=text)
     for start, c in zip(twin.start, twin.condition):
         angle = float(p["angle"][c])
-        extra = {name: (str(v[c]) if v.dtype.kind == "U" else float(v[c])) for name, v in maze.items()}
+        extra = {name: v[c].item() for name, v in maze.items()}  # numpy str_ / float64 -> str / float
         nwb.add_trial(
             start_time=float(start),
             stop_time=float(start + twin.duration - twin.sim_dt / 2),
