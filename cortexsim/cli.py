@@ -26,11 +26,12 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import preflight, store
+from . import outputs, paths, preflight, store
 from ._version import __version__
 from .assembly import build_circuit, circuit_spec, load_experiment
 from .config import Config, read_text_file
@@ -63,29 +64,37 @@ def _config_with(args: argparse.Namespace) -> Config:
     return config
 
 
-def _out_file(path: str, suffixes: tuple[str, ...], flag: str) -> Path:
-    out = Path(path)
-    if out.is_dir():
-        raise CortexsimError(f"{flag} {out}: is a folder; give a file name such as {out / ('circuit' + suffixes[0])}")
-    if out.suffix.lower() not in suffixes:
-        raise CortexsimError(f"{flag} {out}: expected a file ending in {' or '.join(suffixes)}")
-    return out
+def _out_file(path: str, suffixes: tuple[str, ...], flag: str, args: argparse.Namespace, **checks: object) -> Path:
+    """An output file checked before anything is computed (:func:`cortexsim.paths.output_file`)."""
+    checks = {"example": "circuit", **checks}
+    return paths.output_file(path, flag, suffixes=suffixes, force=getattr(args, "force", False), **checks)
+
+
+def _inputs(args: argparse.Namespace, *names: str) -> tuple[str, ...]:
+    """The input paths among ``args``' attributes ``names`` (those given)."""
+    return tuple(str(getattr(args, n)) for n in names if getattr(args, n, None))
 
 
 def cmd_circuit(args: argparse.Namespace) -> int:
     """`cortexsim circuit`: build a circuit, write it and print its populations (exit status)."""
     from . import pipeline, plots  # heavy imports only when needed
 
-    out = _out_file(args.out, (".h5", ".hdf5"), "--out")
-    plot = _out_file(args.plot, (".png", ".pdf", ".svg"), "--plot") if args.plot else None
+    inputs = _inputs(args, "config")
+    out = _out_file(args.out, (".h5", ".hdf5"), "--out", args, recognise=outputs.circuit_kind, inputs=inputs)
+    plot = (
+        _out_file(args.plot, (".png", ".pdf", ".svg"), "--plot", args, recognise=outputs.figure_kind, inputs=inputs)
+        if args.plot
+        else None
+    )
+    if plot is not None and out.resolve() == plot.resolve():
+        raise CortexsimError(f"--plot {plot}: is the --out file; give the figure another name")
     config = _config_with(args)
     preflight.check_circuit(config, out)
-    if out.exists():
-        store.open_run(out).close()  # never replace a foreign or damaged file
-    if plot:
-        preflight.check_writable(plot.parent, "--plot")
-    connectome = build_circuit(config)
-    pipeline.write_circuit_file(config, connectome, out)
+    if out.exists() and not args.force:
+        store.open_run(out).close()  # never replace a damaged file
+    with outputs.hold_outputs([out.parent, plot.parent if plot else None], _command_line("circuit", args)):
+        connectome = build_circuit(config)
+        pipeline.write_circuit_file(config, connectome, out)
     print(f"{connectome!r}  seed {config.experiment.seed}")
     print(format_table(connectome.population_table()))
     print("in_degree_*: mean synapses per unit from E / I units; signed_input: mean summed signed weight (mV/Hz)")
@@ -98,20 +107,25 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """`cortexsim inspect`: print what a run file holds, as a tree or as JSON (exit status)."""
-    info = store.describe(args.file)
+    info = store.describe(paths.input_file(args.file, what="run file"))  # a FIFO would hang, a device fill memory
     print(json.dumps(info, indent=1) if args.json else store.format_tree(info))
     return 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
     """`cortexsim spec`: print or write the circuit spec with the config's overrides (exit status)."""
-    out = _out_file(args.out, (".toml",), "--out") if args.out else None
-    text = circuit_spec(_config_with(args)).to_toml()
+    config = _config_with(args)
+    inputs = (*_inputs(args, "config"), *([str(config.spec_path())] if config.spec_path() else []))
+    out = (
+        _out_file(args.out, (".toml",), "--out", args, recognise=outputs.spec_kind, inputs=inputs) if args.out else None
+    )
+    text = circuit_spec(config).to_toml()
     if out:
-        try:
-            out.write_text(text)
-        except OSError as exc:
-            raise CortexsimError(f"--out {out}: cannot write ({exc.strerror})") from None
+        with outputs.hold_outputs([out.parent], _command_line("spec", args)):
+            try:
+                store.write_text_atomic(out, text)
+            except OSError as exc:
+                raise CortexsimError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
         print(f"wrote {out}")
     else:
         print(text)
@@ -139,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:  # the main experiment; its defaults also live in the code, for non-editable installs
         config = load_experiment(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None)
     if args.out:
-        out = Path(args.out)
+        out = paths.check_path(args.out, "--out")
     else:  # results/<experiment>/<timestamp>-<hash>/; a rerun continues the newest folder of this config
         out = pipeline.run_folder(config, new=args.force)
     if out.exists() and not out.is_dir():
@@ -171,7 +185,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     read_text_file(args.sweep, "sweep file")  # a clear error for a binary or non-UTF-8 file
     spec = sweep.load_sweep(args.sweep)
-    out = Path(args.out)
+    out = paths.check_path(args.out, "--out")
     if out.exists() and not out.is_dir():
         raise CortexsimError(f"--out {out}: exists and is not a folder")
     if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
@@ -194,6 +208,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
         print(f"{len(points)} points; nothing was run (--dry-run)")
         return 0
+    outputs.check_sweep_folder(out, spec.text, force=args.force)  # never over another sweep's summary
     preflight.check_sweep(points, out)  # every point, before any point runs or any folder is made
     for point in points:
         holder = store.lock_holder(point.folder)
@@ -217,6 +232,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     others = tuple(Path(o) for o in args.others)
     for other in others:
         _run_config(other, needs=("task", "rate"), parse=False)
+    if args.data:
+        paths.input_file(args.data, "--data", "data file")  # before resolving: a link loop, a FIFO
     loader = {
         "variable": args.variable,
         "layout": args.layout,
@@ -246,7 +263,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     preflight.check_memory(config, ("compare",), data_bytes, what="the comparison")
     _check_update(run_file, figures, 4 * preflight.MiB)
-    with store.hold_folder(run_file.parent, _command_line("compare", args)):
+    with outputs.hold_outputs([run_file.parent, figures], _command_line("compare", args)):
         pipeline.compare_stage(run_file, figures, cc, others=others)
         with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it
             store.forget_stages(f, ["compare"])
@@ -283,7 +300,7 @@ def cmd_spiking(args: argparse.Namespace) -> int:
         24 * (s.targets + 1) * s.trials * s.n_steps * s.n_units
         + 16 * preflight.SPIKE_RATE_HZ * s.k * s.n_units * s.sim_seconds,
     )
-    with store.hold_folder(run_file.parent, _command_line("spiking", args)):
+    with outputs.hold_outputs([run_file.parent, figures], _command_line("spiking", args)):
         pipeline.run_spiking(config, run_file, figures)
         with store.open_for_update(run_file) as f:  # its settings may not be the run's: `cortexsim run` redoes them
             store.forget_stages(f, ["spiking", "compare"])
@@ -296,13 +313,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from . import export
 
     export.check_fraction(args.heldout_fraction)  # every check before anything is read or computed
-    out = export.check_output(args.nwb)
+    run_file = Path(args.run)
+    out = export.check_output(args.nwb, inputs=(run_file,), force=args.force)  # never the run file itself
     if args.seed is not None and not 0 <= args.seed <= 2**32 - 1:
         raise CortexsimError(f"--seed {args.seed}: use a whole number from 0 to {2**32 - 1}")
-    run_file = Path(args.run)
     _run_config(run_file, needs=("task", "rate", "spikes", "spiking"), parse=False)
-    preflight.check_writable(out.parent, "--nwb folder")
-    done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed)
+    with outputs.hold_outputs([out.parent], _command_line("export", args)):  # e.g. a run folder being written
+        done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed, force=True)
     held = f", {done.n_heldout_units} rate units held out (seed {done.seed})" if done.n_heldout_units else ""
     print(
         f"wrote {done.path}: {done.n_neurons} units, {done.n_spikes} spikes, {done.n_trials} trials{held} "
@@ -327,19 +344,23 @@ def cmd_score(args: argparse.Namespace) -> int:
         model=args.model,
         velocity=args.velocity,
     )  # every check before anything is read
-    data = Path(args.data)
-    if data.suffix.lower() != ".nwb" or not data.is_file():
-        raise CortexsimError(
-            f"--data {data}: {'no such file' if data.suffix.lower() == '.nwb' else 'give an NWB file (.nwb)'}"
-        )
-    json_out = Path(args.json) if args.json not in (None, "-") else None
-    if json_out is not None:
-        if json_out.is_dir() or json_out.suffix.lower() != ".json":
-            raise CortexsimError(f"--json {json_out}: give a file name ending in .json")
-        preflight.check_writable(json_out.parent, "--json folder")
+    data = paths.check_path(args.data, "--data")
+    if data.suffix.lower() != ".nwb":
+        raise CortexsimError(f"--data {data}: give an NWB file (.nwb)")
+    paths.input_file(data, "--data")  # a FIFO, device, folder or link loop is refused here
+    if args.mapping:
+        paths.input_file(args.mapping, "--mapping", "mapping file")
+    json_out = None
+    if args.json not in (None, "-"):
+        inputs = _inputs(args, "run", "data", "mapping")
+        json_out = _out_file(args.json, (".json",), "--json", args, recognise=outputs.score_kind, inputs=inputs)
     run_file = Path(args.run)
     _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
-    result = score.score_run(run_file, data, spec)
+    held = [json_out.parent] if json_out is not None else []
+    with outputs.hold_outputs(held, _command_line("score", args)):
+        result = score.score_run(run_file, data, spec)
+        if json_out is not None:
+            store.write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1) + "\n")
     if args.json == "-":
         print(json.dumps(result.to_dict(), indent=1))
         return 0
@@ -348,7 +369,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"co_bps: bits per spike over each neuron's mean rate ({result.n_scored} of {result.n_neurons} neurons)")
     if json_out is not None:
-        store.write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1) + "\n")
         print(f"wrote {json_out}")
     return 0
 
@@ -392,6 +412,10 @@ def _section(name: str, kind: type, **values: object) -> object:
 def _check_update(run_file: Path, figures: Path, added: float) -> None:
     """Before a command updates ``run_file`` and writes ``figures``: both writable, room for the copy and figures."""
     preflight.check_writable(run_file.parent, "run file folder")
+    if not os.access(run_file, os.W_OK):  # an immutable or read-only run file: refused before computing
+        raise CortexsimError(
+            f"{run_file}: the run file is read-only (or immutable) and cannot be updated; make it writable or copy it"
+        )
     preflight.check_writable(figures, "--figures")
     size = run_file.stat().st_size
     preflight.check_free_space(
@@ -490,6 +514,12 @@ def parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: the file's, or one per core)")
     w.add_argument("--dry-run", action="store_true", help="list the points and what they share, run nothing")
+    w.add_argument(
+        "--force",
+        action="store_true",
+        help="run into an --out folder holding another sweep (its summary.csv, summary.h5 and sweep.toml are "
+        "replaced; its run folders are kept)",
+    )
     w.set_defaults(func=cmd_sweep)
 
     c = sub.add_parser("circuit", parents=common, help="build a circuit, save it and print its populations")
@@ -498,6 +528,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, help="random seed")
     c.add_argument("--out", required=True, help="run file to write (.h5)")
     c.add_argument("--plot", help="connectivity figure to write (.png, .pdf, .svg)")
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out or --plot file that is not a circuit file or a figure (a run file, ...)",
+    )
     c.set_defaults(func=cmd_circuit)
 
     k = sub.add_parser(
@@ -560,7 +595,13 @@ def parser() -> argparse.ArgumentParser:
         "optional extra: pip install 'cortexsim[nwb]'. See docs/nwb.md.",
     )
     e.add_argument("run", help="run file (.h5) with a spiking twin")
-    e.add_argument("--nwb", required=True, help="NWB file to write (.nwb; an existing NWB file is replaced)")
+    e.add_argument(
+        "--nwb",
+        required=True,
+        help="NWB file to write (.nwb; an existing NWB file written by cortexsim export is replaced, any other "
+        "file only with --force, the run file never)",
+    )
+    e.add_argument("--force", action="store_true", help="replace an existing --nwb file that export did not write")
     e.add_argument(
         "--heldout-fraction",
         type=float,
@@ -606,6 +647,9 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--mapping", help="CSV with columns recorded,model: recorded condition -> model condition index")
     sc.add_argument("--model", choices=("rate", "spiking"), default="rate", help="model rates to map (default rate)")
     sc.add_argument("--velocity", default="hand_velocity", help="name of the hand-velocity TimeSeries")
+    sc.add_argument(
+        "--force", action="store_true", help="replace an existing --json FILE that cortexsim score did not write"
+    )
     sc.set_defaults(func=cmd_score)
 
     i = sub.add_parser("inspect", parents=common, help="show what a run file holds")
@@ -615,7 +659,14 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("spec", parents=common, help="print the circuit spec (with the config's overrides) as TOML")
     s.add_argument("--config", help="experiment TOML")
-    s.add_argument("--out", help="write to this file instead of printing")
+    s.add_argument(
+        "--out", help="write to this file instead of printing (an existing file only if it is a circuit spec)"
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out file that is not a circuit spec (never the config)",
+    )
     s.set_defaults(func=cmd_spec)
     return p
 

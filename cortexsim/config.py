@@ -19,7 +19,7 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
 
-This module is the base layer: it imports nothing of cortexsim but the errors and
+This module is the base layer: it imports nothing of cortexsim but the errors, the paths and
 the validators, so every other module may read its sections.  The names a config
 gives to populations, projections and input groups are checked against the circuit
 by :func:`cortexsim.anatomy.check_config` (which :func:`cortexsim.assembly.load_experiment`
@@ -40,6 +40,7 @@ import numpy as np
 import tomli_w
 
 from . import _validate as v
+from . import paths
 from .errors import ConfigError
 
 TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
@@ -123,6 +124,7 @@ class ExperimentConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        paths.folder_name(self.name, "experiment.name", error=ConfigError)  # it becomes results/<name>/
         try:
             v.number(self.seed, "experiment.seed", low=0, high=SEED_MAX, integer=True)
         except ConfigError as exc:
@@ -1085,7 +1087,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def read_text_file(path: str | Path, what: str, key: str = "") -> str:
-    """The text of a UTF-8 file the user named (config, spec or sweep file).
+    """The text of a UTF-8 file the user named (config, spec or sweep file), at most 16 MiB.
 
     Parameters
     ----------
@@ -1098,15 +1100,11 @@ def read_text_file(path: str | Path, what: str, key: str = "") -> str:
     Raises
     ------
     ConfigError
-        The file is missing, unreadable, a folder, or not UTF-8 text (binary, latin-1, ...).
+        The file is missing, unreadable, not a regular file (a folder, FIFO, device, link loop), larger
+        than :data:`cortexsim.paths.TEXT_MAX_BYTES`, or not UTF-8 text (binary, latin-1, ...).
     """
-    path = Path(path)
     named = f"{key} = {str(path)!r}" if key else str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{named}: cannot read the {what} ({reason})") from None
+    data = paths.read_bytes(path, f"{key} =" if key else "", what, error=ConfigError)  # regular, capped, no FIFO
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -1128,9 +1126,43 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         ``<where>: not valid TOML (<the parser's message with line and column>)``.
     """
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:  # arrays or inline tables nested hundreds deep
+        raise ConfigError(
+            f"{where}: arrays or tables nested too deeply to parse; no key takes more than "
+            f"{TOML_MAX_DEPTH} levels"
+        ) from None
+    key, depth = _deepest(data)
+    if depth > TOML_MAX_DEPTH:
+        raise ConfigError(
+            f"{where}: {key or 'a value'} is nested {depth} levels deep (tables, arrays); no key takes more "
+            f"than {TOML_MAX_DEPTH}"
+        )
+    return data
+
+
+TOML_MAX_DEPTH = 12
+"""Most levels of nested tables and arrays a TOML file may hold; the deepest key any cortexsim file
+uses (a spec's ``[[projections]]``, a sweep's ``[[points]]`` of lists) takes 5."""
+
+
+def _deepest(data: Any) -> tuple[str, int]:
+    """The dotted key of the most deeply nested value in ``data`` and its depth (iterative: no recursion)."""
+    deepest, key = 0, ""
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > deepest:
+            deepest, key = depth, path
+        if depth > TOML_MAX_DEPTH:
+            continue  # deep enough to refuse; do not walk the rest of the tower
+        if isinstance(node, dict):
+            stack.extend((x, f"{path}.{k}" if path else str(k), depth + 1) for k, x in node.items())
+        elif isinstance(node, list):
+            stack.extend((x, f"{path}[{i}]", depth + 1) for i, x in enumerate(node))
+    return key[:80], deepest - 1
 
 
 def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:

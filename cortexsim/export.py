@@ -40,15 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from . import store
+from . import paths, store
 from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
 from .spiking.twin import evaluation_conditions
 from .tasks import MazeTask, Task, task_of
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-"""The first bytes of every HDF5 (and so NWB) file."""
 
 HELDOUT_STREAM = "heldout"
 """Name of the seed stream the held-out units are drawn from (as :func:`cortexsim.assembly.seeded_rng`)."""
@@ -102,21 +99,29 @@ def check_fraction(fraction: float | None, flag: str = "--heldout-fraction") -> 
         )
 
 
-def check_output(path: str | Path, flag: str = "--nwb") -> Path:
-    """Refuse an output path that is a folder, lacks ``.nwb``, or is an existing file that is not HDF5."""
-    out = Path(path)
-    if out.is_dir():
-        raise CortexsimError(f"{flag} {out}: is a folder; give a file name such as {out / 'run.nwb'}")
-    if out.suffix.lower() != ".nwb":
-        raise CortexsimError(f"{flag} {out}: expected a file name ending in .nwb")
-    if out.exists():
-        with open(out, "rb") as fh:
-            if fh.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-                raise CortexsimError(
-                    f"{flag} {out}: exists and is not an NWB (HDF5) file; it is left alone: choose another name "
-                    "or move it away"
-                )
-    return out
+def check_output(
+    path: str | Path, flag: str = "--nwb", *, inputs: tuple[str | Path, ...] = (), force: bool = False
+) -> Path:
+    """Refuse an NWB output path that this export may not write.
+
+    Refused: a folder, a name without ``.nwb``, a path too long, a folder that cannot be written,
+    one of ``inputs`` (the run file), or an existing file that ``cortexsim export`` did not write
+    (recognised by :data:`cortexsim.store.NWB_EXPORT_MARK`) -- a run file, another NWB file,
+    anything else -- unless ``force``.
+
+    Raises
+    ------
+    CortexsimError
+        One line naming ``flag``, the path and the fix.
+    """
+
+    def recognise(existing: Path) -> str | None:
+        kind = store.file_kind(existing)
+        return None if kind == "nwb export" else store.FILE_KIND_TEXT[kind]
+
+    return paths.output_file(
+        path, flag, suffixes=(".nwb",), recognise=recognise, inputs=inputs, force=force, example="run"
+    )
 
 
 def heldout_units(n_units: int, fraction: float, seed: int) -> np.ndarray:
@@ -187,7 +192,12 @@ def _read(run_file: Path) -> _Run:
 
 
 def export_nwb(
-    run_file: str | Path, out: str | Path, *, heldout_fraction: float | None = None, seed: int | None = None
+    run_file: str | Path,
+    out: str | Path,
+    *,
+    heldout_fraction: float | None = None,
+    seed: int | None = None,
+    force: bool = False,
 ) -> NwbExport:
     """Write the spiking twin of a run file as an NWB file (see the module docstring for its content).
 
@@ -196,8 +206,9 @@ def export_nwb(
     run_file : str or Path
         A run file with a spiking twin (``/spikes``, ``/spiking``).
     out : str or Path
-        The NWB file to write (``.nwb``); an existing NWB file there is replaced once the new one
-        is complete, any other existing file is refused.
+        The NWB file to write (``.nwb``); an existing NWB file that ``cortexsim export`` wrote is
+        replaced once the new one is complete, any other existing file is refused (see
+        :func:`check_output`) unless ``force``; the run file itself always is.
     heldout_fraction : float, optional
         Share of rate units (with all their K neurons) labelled held out in the Units column
         ``heldout``; None: no such column.
@@ -219,8 +230,8 @@ def export_nwb(
     """
     t0 = time.perf_counter()
     check_fraction(heldout_fraction)
-    out = check_output(out)
     run_file = Path(run_file)
+    out = check_output(out, inputs=(run_file,), force=force)
     pynwb = _pynwb()
     run = _read(run_file)
     seed = run.summary.seed if seed is None else int(seed)
@@ -300,7 +311,7 @@ def _build(
         session_id=f"{run.config.experiment.name}-seed{s.seed}",
         notes=run.config_text,
         source_script=f"cortexsim {s.cortexsim_version} (git {s.git_commit}), cortexsim.export {__version__}",
-        source_script_file_name="cortexsim/export.py",
+        source_script_file_name=store.NWB_EXPORT_MARK,  # how check_output knows its own files
         keywords=["simulation", "cortexsim", "motor cortex", "spiking network", "center-out reach", "ground truth"],
         lab="cortexsim (simulation)",
         institution="none (simulated data)",

@@ -342,7 +342,9 @@ def run_experiment(
         if config.export.nwb:  # [export] nwb = true: the twin as NWB next to the run file (not a stage: rewritten)
             from .export import export_nwb
 
-            done = export_nwb(ctx.run_file, out_dir / "run.nwb", heldout_fraction=config.export.heldout_fraction)
+            done = export_nwb(
+                ctx.run_file, out_dir / "run.nwb", heldout_fraction=config.export.heldout_fraction, force=force
+            )
             ctx.log(f"wrote {done.path} ({done.n_neurons} units, {done.size_bytes / 2**20:.1f} MiB)")
         ctx.log("stage wall times: " + ", ".join(f"{n} {t:.1f} s ({how})" for n, t, how in timings))
         ctx.log(f"wrote {ctx.run_file}, {out_dir / 'summary.md'} and {ctx.figures}/")
@@ -497,7 +499,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
         if isinstance(net, ArmRateNetwork):
             arm = _effector_arrays(net.simulate_loop(results.evaluation))
             results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
-            open_loop = net.without_feedback().simulate(results.test)[2]
+            open_loop = net.without_feedback().simulate(results.test).outputs
             results.metrics["rate_endpoint_error_cm_no_feedback"] = metrics.endpoint_error_cm(open_loop, results.test)
     with store.open_for_update(run_file) as f:
         store.write_task(
@@ -918,7 +920,7 @@ def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, lo
     log = log or LOG.info
     results, arch = run.results, run.arch
     with store.open_for_update(run_file) as f:
-        store.write_ann(f, arch, results.states, results.outputs, run.params, run.attrs)
+        store.write_ann(f, arch, results.activity, results.outputs, run.params, run.attrs)
         if run.arm is not None:
             store.write_effector(f, f"ann/{arch}", run.arm, config.task.dt)
         for (kind, model), (tables, arrays, attrs, _) in run.perturbation.items():
@@ -1191,12 +1193,11 @@ def dynamics_inputs(
     with threadpool_limits(limits=1, user_api="blas"):
         for name, model in models.items():
             if model.noise_std > 0:
-                a = model.simulate(evaluation, seeded_rng(config, "ceiling-a"))
-                b = model.simulate(evaluation, seeded_rng(config, "ceiling-b"))
-                pick = 1 if name == "rate" else 0  # rates (Hz) of the circuit, hidden h of an ANN
-                replicates[name] = battery.Replicate(a[pick], b[pick], "noise seeds")
+                a = model.simulate(evaluation, seeded_rng(config, "ceiling-a")).activity
+                b = model.simulate(evaluation, seeded_rng(config, "ceiling-b")).activity
+                replicates[name] = battery.Replicate(a, b, "noise seeds")
             else:
-                h = model.simulate(evaluation)[1 if name == "rate" else 0]
+                h = model.simulate(evaluation).activity
                 replicates[name] = battery.Replicate(h, h, "noise-free")
             if cc.fixed_point_starts:  # a model on the arm: the whole closed loop (analysis.arm_loop_map)
                 probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
@@ -1205,7 +1206,7 @@ def dynamics_inputs(
         if rate.noise_std > 0:
             noise = seeded_rng(config, "communication-trials")
             repeats = communication_repeats(evaluation.n_trials)
-            runs = [rate.simulate(evaluation, noise)[1] for _ in range(repeats)]
+            runs = [rate.simulate(evaluation, noise).activity for _ in range(repeats)]
             units: dict[str, list[int]] = {}
             for p in trained.connectome.populations:
                 units.setdefault(p.spec.layer, []).extend(range(p.start, p.stop))
@@ -1261,8 +1262,8 @@ class Evaluation:
     evaluation : TrialBatch
         One trial per target at the evaluation delay.
     states, activity : ndarray, shape (conditions, time, units)
-        The model's state and activity on :attr:`evaluation` (rate model: x in mV and r in Hz; ANN:
-        its hidden state for both).
+        The model's :class:`~cortexsim.model.Trajectory` state and activity on :attr:`evaluation`
+        (rate model: x in mV and r in Hz; ANN: h, or the LSTM's ``[h, c]``, and h).
     outputs : ndarray, shape (conditions, time, outputs)
         Hand position on :attr:`evaluation` (m).
     catch_outputs : ndarray, shape (conditions, time, outputs)
@@ -1297,8 +1298,9 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     """
     task = task_of(config.task)
     test = task.sample(HELD_OUT_TRIALS, seeded_rng(config, "test"))
-    _, rates, clean = model.simulate(test)
-    _, _, noisy = model.simulate(test, seeded_rng(config, "test-noise"))
+    held_out = model.simulate(test)
+    rates, clean = held_out.activity, held_out.outputs
+    noisy = model.simulate(test, seeded_rng(config, "test-noise")).outputs
     out = {
         f"{prefix}_position_r2": metrics.position_r2(clean, test.targets, test.mask),
         f"{prefix}_endpoint_error_cm": metrics.endpoint_error_cm(clean, test),
@@ -1317,9 +1319,9 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
             }
         )
     evaluation = task.evaluation_set()
-    states, activity, outputs = model.simulate(evaluation)
-    catch = task.evaluation_set(catch=True)
-    return Evaluation(out, evaluation, states, activity, outputs, model.simulate(catch)[2], test, rates, noisy)
+    run = model.simulate(evaluation)
+    catch = model.simulate(task.evaluation_set(catch=True)).outputs
+    return Evaluation(out, evaluation, run.state, run.activity, run.outputs, catch, test, rates, noisy)
 
 
 def maze_metrics(config: Config, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:

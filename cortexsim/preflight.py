@@ -78,13 +78,13 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import paths
 from .anatomy import TASK_INPUT_GROUPS, circuit_spec
 from .assembly import check_effector
 from .config import Config
@@ -625,22 +625,9 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
     Raises
     ------
     CortexsimError
-        ``path`` or an ancestor is a file, or the folder does not accept a new file.
+        ``path`` is too long, it or an ancestor is a file, or the folder does not accept a new file.
     """
-    path = Path(path)
-    existing = nearest_existing(path)
-    if not existing.is_dir():
-        where = "" if existing == Path(os.path.abspath(path)) else f" (its ancestor {existing} is a file)"
-        raise CortexsimError(f"{flag} {path}: exists and is not a folder{where}; choose a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".cortexsim-probe-", dir=existing)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise CortexsimError(
-            f"{flag} {path}: cannot write in {existing} ({reason}); choose a folder you can write to"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
+    paths.writable_folder(path, flag)  # also refuses a path too long for the file system
 
 
 # ---------------------------------------------------------------------------
@@ -857,17 +844,18 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
 # ---------------------------------------------------------------------------
 
 
-def check_export(config: Config, out_dir: str | Path | None = None) -> None:
+def check_export(config: Config, out_dir: str | Path | None = None, force: bool = False) -> None:
     """Refuse ``[export] nwb = true`` without the spiking twin it exports, without pynwb, or over a foreign file.
 
-    ``out_dir``: the run folder, whose ``run.nwb`` must be absent or an NWB (HDF5) file to replace.
+    ``out_dir``: the run folder, whose ``run.nwb`` must be absent or an NWB file ``cortexsim export``
+    wrote (any other file only with ``force``).
     """
     if not config.export.nwb:
         return
     if out_dir is not None:
         from .export import check_output
 
-        check_output(Path(out_dir) / "run.nwb", "export.nwb: the run's")
+        check_output(Path(out_dir) / "run.nwb", "export.nwb: the run's", force=force)
     if not config.spiking.enabled:
         raise ConfigError(
             "export.nwb = true exports the spiking twin, but spiking.enabled = false; enable the twin or drop "
@@ -911,7 +899,7 @@ def check(
     if out_dir.exists() and not out_dir.is_dir():
         raise CortexsimError(f"--out {out_dir}: exists and is not a folder")
     check_runnable(config)
-    check_export(config, out_dir)
+    check_export(config, out_dir, force)
     data_bytes = 0.0
     if config.compare.data:
         data_bytes = check_data_file(config.base / config.compare.data, config)

@@ -39,6 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from . import paths
 from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
@@ -162,8 +163,7 @@ def check_run_file(f: h5py.File, path: str | Path) -> None:
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
-    if not path.exists():
-        raise RunFileError(f"{path}: no such file")
+    paths.input_file(path, error=RunFileError)  # missing, a FIFO (h5py would hang), a device, a link loop
     try:
         return h5py.File(path, mode)
     except OSError as exc:
@@ -197,6 +197,52 @@ def open_run(path: str | Path, verify: bool = True) -> h5py.File:
         f.close()
         raise
     return f
+
+
+def file_kind(path: str | Path) -> str:
+    """What an existing file is, for a command deciding whether it may replace it (reads attributes only).
+
+    Returns
+    -------
+    str
+        ``"circuit"`` (a cortexsim run file holding only ``/circuit``, as ``cortexsim circuit``
+        writes), ``"run"`` (a cortexsim run file with more), ``"sweep summary"``, ``"nwb export"``
+        (an NWB file ``cortexsim export`` wrote), ``"nwb"`` (another NWB file), ``"hdf5"`` (another
+        HDF5 file) or ``"other"`` (not HDF5, or unreadable).
+    """
+    try:
+        f = h5py.File(paths.input_file(path), "r")
+    except (OSError, CortexsimError):
+        return "other"
+    with f:
+        try:
+            kind = attr_text(f.attrs.get("file_kind", ""))
+            if kind == SWEEP_FILE_KIND:
+                return "sweep summary"
+            if kind == FILE_KIND or "schema_version" in f.attrs:
+                return "circuit" if kind == FILE_KIND and set(f) <= {"circuit"} else "run"
+            if attr_text(f.attrs.get("neurodata_type", "")) == "NWBFile":
+                script = f.get("general/source_script")
+                mark = attr_text(script.attrs.get("file_name", "")) if isinstance(script, h5py.Dataset) else ""
+                return "nwb export" if mark == NWB_EXPORT_MARK else "nwb"
+        except (OSError, KeyError, TypeError, ValueError):
+            return "hdf5"
+    return "hdf5"
+
+
+NWB_EXPORT_MARK = "cortexsim/export.py"
+"""``general/source_script``'s ``file_name`` in every NWB file ``cortexsim export`` writes: how it is recognised."""
+
+FILE_KIND_TEXT = {
+    "circuit": "a cortexsim circuit file",
+    "run": "a cortexsim run file",
+    "sweep summary": "a cortexsim sweep summary",
+    "nwb export": "an NWB file written by cortexsim export",
+    "nwb": "an NWB file that cortexsim export did not write",
+    "hdf5": "an HDF5 file that cortexsim did not write",
+    "other": "not a file cortexsim wrote",
+}
+""":func:`file_kind`'s answers in words, for messages."""
 
 
 @contextmanager

@@ -15,12 +15,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cortexsim"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("errors", "_validate", "_version", "config", "interrupts", "workers")),
+    ("base", ("errors", "_validate", "_version", "paths", "config", "interrupts", "workers")),
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
     ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant")),
     ("loss", ("loss", "metrics")),
-    ("models", ("_model", "_kernels", "rate", "closed_loop", "ann", "spiking")),
+    (
+        "models",
+        ("model", "_model", "_kernels", "rate", "closed_loop_map", "closed_loop", "ann_cells", "ann", "spiking"),
+    ),
     ("lesion", ("lesion",)),
     ("training", ("train", "perturb")),
     ("store", ("store",)),
@@ -28,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analysis", ("analysis",)),
     ("comparison / report / score / export", ("battery", "report", "quality", "score", "export", "rotations")),
     ("plots", ("plots",)),
-    ("pipeline and assembly", ("pipeline", "assembly", "preflight")),
+    ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs")),
     ("sweep", ("sweep",)),
     ("cli", ("cli", "__main__")),
     ("public API", ("__init__",)),
