@@ -21,12 +21,46 @@ battery/report -> plots -> pipeline/assembly -> sweep -> cli.
 """
 
 from ._version import __version__
-from .assembly import build_circuit, load_experiment, make_ann_model, make_rate_network, make_task
-from .battery import BatteryResult
-from .config import Config, load_config
-from .lesion import apply_lesion
-from .pipeline import Evaluation, compare_models, evaluate, run_experiment, train_ann, train_rate
-from .spiking.twin import TwinResult, run_twin
+
+_PUBLIC = {
+    "build_circuit": "assembly",
+    "load_experiment": "assembly",
+    "make_ann_model": "assembly",
+    "make_rate_network": "assembly",
+    "make_task": "assembly",
+    "BatteryResult": "battery",
+    "Config": "config",
+    "load_config": "config",
+    "apply_lesion": "lesion",
+    "Evaluation": "pipeline",
+    "compare_models": "pipeline",
+    "evaluate": "pipeline",
+    "run_experiment": "pipeline",
+    "train_ann": "pipeline",
+    "train_rate": "pipeline",
+    "TwinResult": "spiking.twin",
+    "run_twin": "spiking.twin",
+}
+"""Public name -> the module that defines it.  Imported on first use (PEP 562), so that
+``import cortexsim`` -- and the ``cortexsim`` command's start-up, which must set its signal
+handlers before the heavy imports -- costs nothing until a name is used."""
+
+
+def __getattr__(name: str) -> object:
+    """The public name ``name``, imported from its module on first use."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cortexsim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones not yet imported included."""
+    return sorted({*globals(), *_PUBLIC})
+
 
 __all__ = [
     "BatteryResult",

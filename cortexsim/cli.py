@@ -17,7 +17,8 @@ User errors (bad arguments, bad config, unreadable files) print one line
 leave a partly written output.
 
 Exit status: 0 success; 1 a model failed its task under ``run --strict``, or a sweep
-point failed; 2 bad input; 130 interrupted (Ctrl-C).
+point failed; 2 bad input; 130 interrupted (Ctrl-C, SIGINT); 143 stopped by SIGTERM; 129 stopped
+by SIGHUP.  Every command treats the three signals alike (:mod:`cortexsim.interrupts`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import outputs, paths, preflight, store
+from . import interrupts, outputs, paths, preflight, store
 from ._version import __version__
 from .assembly import build_circuit, circuit_spec, load_experiment
 from .config import Config, read_text_file
-from .errors import ConfigError, CortexsimError
+from .errors import ConfigError, CortexsimError, RunFileError
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
 
@@ -107,8 +108,11 @@ def cmd_circuit(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """`cortexsim inspect`: print what a run file holds, as a tree or as JSON (exit status)."""
-    info = store.describe(paths.input_file(args.file, what="run file"))  # a FIFO would hang, a device fill memory
+    info = store.describe(paths.input_file(args.file, what="run file"), damaged=True)  # a FIFO would hang
     print(json.dumps(info, indent=1) if args.json else store.format_tree(info))
+    if info.get("damage"):  # the tree above marks every problem; the status says the file must not be used
+        first, n = info["damage"][0]["text"], len(info["damage"])
+        raise RunFileError(f"{first} [DAMAGED: {n} problem(s), marked '!! DAMAGED' in the tree]")
     return 0
 
 
@@ -169,8 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_file = pipeline.run_experiment(config, out, force=args.force, jobs=jobs)
     except KeyboardInterrupt:
         again = " ".join(["cortexsim run", *([args.config] if args.config else []), "--out", str(out)])
-        print(f"cortexsim: interrupted; rerun `{again}` to continue where it stopped", file=sys.stderr)
-        return 130
+        return _stopped(f"cortexsim: {interrupts.stopped_by()}; rerun `{again}` to continue where it stopped")
     verdict = pipeline.gate(run_file, config)
     if args.strict and not verdict.passed:
         failed = "; ".join(verdict.describe(m) for m in verdict.failed_models)
@@ -690,7 +693,30 @@ def _progress_to_stdout(level: int) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 success, 2 bad input, 130 interrupted)."""
+    """Entry point; returns the exit status (0 success, 2 bad input, 130/143/129 stopped by SIGINT/TERM/HUP).
+
+    Every command runs under :func:`cortexsim.interrupts.handled_signals`: the three signals stop
+    it as Ctrl-C does, however the process was started, with one line and no traceback.
+    """
+    with interrupts.handled_signals():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:
+            return _stopped(f"cortexsim: {interrupts.stopped_by()}")
+
+
+def _stopped(line: str) -> int:
+    """Print ``line`` (the one line of a stopped command) and return the exit status of the signal that stopped it.
+
+    Later signals are ignored from here on: the command is already leaving.
+    """
+    interrupts.ignore_stop_signals()  # until handled_signals restores the handlers
+    with contextlib.suppress(OSError, ValueError):  # a closed terminal (SIGHUP) has nowhere to print
+        print(line, file=sys.stderr)
+    return interrupts.exit_status()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a bad argument (one line, status 2)
@@ -702,9 +728,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CortexsimError as exc:
         print(f"cortexsim: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cortexsim: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0

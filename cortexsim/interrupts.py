@@ -14,15 +14,189 @@ simulation.  :class:`InterruptGuard` replaces both behaviours with one rule:
 
 Signal handlers can only be installed from the main thread; elsewhere (a Dask worker
 thread) the guard does nothing and Ctrl-C keeps its usual meaning there.
+
+Every command gets the same treatment of the signals that stop a process
+(:data:`STOP_SIGNALS`), decided here once for all of them:
+
+* :func:`exit_at_once` covers the imports before a command starts and the shutdown after it:
+  nothing is being written then, so a signal prints one line and ends the process at once;
+* :func:`handled_signals` covers the command itself: SIGINT raises ``KeyboardInterrupt`` (even
+  when the process inherited it ignored, as under ``nohup`` or a script's ``&``), and SIGTERM
+  (what SLURM sends before a job's time runs out) and SIGHUP (a closed terminal) do whatever
+  SIGINT does at that moment -- so the guards above, the pipeline's safe points and the
+  worker pools treat all three alike.  A ``KeyboardInterrupt`` that Python could only print
+  (raised inside a ``__del__`` or a weakref callback) is silenced and delivered again;
+* :func:`stopped_by` and :func:`exit_status` say which signal stopped the command: the one
+  line it prints and its exit status, 128 + the signal number (130, 143, 129);
+* :class:`Shield` defers them while something must finish whole (closing a Dask cluster).
 """
 
 from __future__ import annotations
 
+import _thread
+import contextlib
+import os
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
+
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals that stop a command the way Ctrl-C does: SIGINT, SIGTERM and SIGHUP."""
+
+_received: list[int] = []
+"""The stop signals that reached this process since :func:`handled_signals` began, first first."""
+
+
+def _note(signum: int) -> None:
+    """Remember ``signum`` as a signal that stops the command (the first one sets the exit status)."""
+    if signum in STOP_SIGNALS:
+        _received.append(signum)
+
+
+def received() -> int | None:
+    """The first stop signal that reached the process under :func:`handled_signals` (None if none)."""
+    return _received[0] if _received else None
+
+
+def exit_status() -> int:
+    """Exit status of a stopped command: 128 + the first stop signal's number (SIGINT if none was noted).
+
+    130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP, as a shell reports a process
+    killed by that signal.
+    """
+    return 128 + (received() or signal.SIGINT)
+
+
+def stopped_by(signum: int | None = None) -> str:
+    """What stopped the command, for its one line: ``"interrupted"`` (SIGINT) or ``"stopped by SIGTERM"``."""
+    signum = signum or received() or signal.SIGINT
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _leave(signum: int, frame: FrameType | None) -> None:
+    """Print one line and end the process at once with status 128 + ``signum`` (see :func:`exit_at_once`)."""
+    with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) has nowhere to print
+        os.write(2, f"cortexsim: {stopped_by(signum)}\n".encode())
+    os._exit(128 + signum)
+
+
+def exit_at_once() -> None:
+    """From now on, a stop signal prints one line and ends the process at once (status 128 + its number).
+
+    For the ``cortexsim`` command before and after its work, when nothing is being written: the
+    imports at start-up (a ``KeyboardInterrupt`` there would print a traceback from deep inside
+    a library) and the interpreter's shutdown.  SIGINT is honoured even if the process inherited
+    it ignored.  :func:`handled_signals` takes over while a command runs and hands these
+    handlers back after it.  Does nothing outside the main thread.
+    """
+    if _main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _leave)
+
+
+def ignore_stop_signals() -> None:
+    """Ignore the stop signals from now on (main thread only): for a command already leaving after one of them."""
+    if _main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _installed(handlers: dict[int, Any]) -> Iterator[None]:
+    """Install ``handlers`` (signal -> handler) for the block, from the main thread only; restore them after."""
+    if not _main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in handlers}
+    try:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT under :func:`handled_signals`: note it and raise ``KeyboardInterrupt``, as Python's default does."""
+    _note(signum)
+    raise KeyboardInterrupt
+
+
+def _forward(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM and SIGHUP under :func:`handled_signals`: note it, then do whatever SIGINT's handler does now.
+
+    A guard that defers Ctrl-C defers these too; where SIGINT is ignored for a moment (a worker
+    pool starting its processes) they stop the command at once.
+    """
+    _note(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that silences a ``KeyboardInterrupt`` Python could only print, and delivers it again.
+
+    Python runs a signal's handler wherever the interpreter is; when that is a ``__del__``
+    method or a weakref callback (h5py, hdmf and matplotlib run many), the exception cannot
+    propagate: Python prints "Exception ignored in ..." with a traceback and carries on as if
+    nothing had been pressed.  Here it is not printed, and SIGINT's handler is run again at the
+    next instruction outside the callback.
+    """
+
+    def hook_(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _thread.interrupt_main(signal.SIGINT)
+            return
+        hook(unraisable)
+
+    return hook_
+
+
+@contextlib.contextmanager
+def handled_signals() -> Iterator[None]:
+    """Run a command under cortexsim's treatment of the stop signals (see the module docstring).
+
+    While the block runs (main thread only): SIGINT raises ``KeyboardInterrupt``, even if the
+    process inherited it ignored; SIGTERM and SIGHUP do what SIGINT does; every one of them is
+    noted for :func:`stopped_by` and :func:`exit_status`; a ``KeyboardInterrupt`` swallowed by a
+    ``__del__`` or weakref callback is raised again.  Handlers and ``sys.unraisablehook`` are
+    restored on exit.
+
+    Examples
+    --------
+    >>> with handled_signals():          # doctest: +SKIP
+    ...     try:
+    ...         work()
+    ...     except KeyboardInterrupt:
+    ...         print(f"cortexsim: {stopped_by()}")
+    ...         status = exit_status()   # 130, 143 or 129
+    """
+    if not _main_thread():
+        yield
+        return
+    _received.clear()
+    handlers = {signum: _forward for signum in STOP_SIGNALS}
+    handlers[signal.SIGINT] = _interrupt
+    hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(hook)
+    try:
+        with _installed(handlers):
+            yield
+    finally:
+        sys.unraisablehook = hook
 
 
 class _SigintHandler:
@@ -78,6 +252,7 @@ class InterruptGuard(_SigintHandler):
         self.on_first = on_first
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        _note(signum)
         if self.requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.requested = True
@@ -98,5 +273,25 @@ class StickyInterrupt(_SigintHandler):
     """
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        _note(signum)
         self.requested = True
         raise KeyboardInterrupt
+
+
+class Shield(_SigintHandler):
+    """Context manager: stop signals are only noted while the block runs, then raised at its end.
+
+    For work that must finish whole once begun, such as closing a Dask cluster after a first
+    Ctrl-C (a second one would otherwise leave its processes half-closed and print their
+    tracebacks).  Under :func:`handled_signals` SIGTERM and SIGHUP are deferred too.  On exit,
+    a signal that arrived raises ``KeyboardInterrupt`` unless one is already propagating.
+    """
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        _note(signum)
+        self.requested = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        super().__exit__(kind, exc, tb)
+        if kind is None:
+            self.check()
