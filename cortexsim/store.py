@@ -39,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import paths
+from . import integrity, paths
 from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
@@ -205,8 +205,8 @@ def file_kind(path: str | Path) -> str:
     Returns
     -------
     str
-        ``"circuit"`` (a cortexsim run file holding only ``/circuit``, as ``cortexsim circuit``
-        writes), ``"run"`` (a cortexsim run file with more), ``"sweep summary"``, ``"nwb export"``
+        ``"circuit"`` (a cortexsim run file holding ``/circuit`` and nothing computed from it: no
+        ``/stages``, ``/training``, ``/task``, ``/rate``, ... -- what ``cortexsim circuit`` writes), ``"run"`` (a cortexsim run file with more), ``"sweep summary"``, ``"nwb export"``
         (an NWB file ``cortexsim export`` wrote), ``"nwb"`` (another NWB file), ``"hdf5"`` (another
         HDF5 file) or ``"other"`` (not HDF5, or unreadable).
     """
@@ -220,7 +220,8 @@ def file_kind(path: str | Path) -> str:
             if kind == SWEEP_FILE_KIND:
                 return "sweep summary"
             if kind == FILE_KIND or "schema_version" in f.attrs:
-                return "circuit" if kind == FILE_KIND and set(f) <= {"circuit"} else "run"
+                computed = {"stages", "training", "task", "rate", "ann", "spiking", "spikes", "analysis", "metrics"}
+                return "circuit" if kind == FILE_KIND and "circuit" in f and not computed & set(f) else "run"
             if attr_text(f.attrs.get("neurodata_type", "")) == "NWBFile":
                 script = f.get("general/source_script")
                 mark = attr_text(script.attrs.get("file_name", "")) if isinstance(script, h5py.Dataset) else ""
@@ -285,6 +286,7 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
             f = h5py.File(tmp, "w")
             f.attrs.update(provenance_attrs)
         yield f
+        integrity.write_checksums(f)  # last: every attribute and object as written
         f.flush()
         f.close()
         with open(tmp, "rb") as fh:
@@ -556,36 +558,16 @@ def _short(value: Any) -> str:
 
 
 _ROOT_TEXT = ("config", "created_utc", "cortexsim_version", "git_commit")
-REQUIRED: dict[str, dict[str, Any]] = {
-    "circuit": {
-        "attrs": {"spec": str, "n_units": int},
-        "datasets": ("populations", "connectome/pre", "connectome/post", "connectome/weight_init", "output_mask"),
-        "groups": ("inputs",),
-    },
-    "task": {"attrs": {"dt": float}, "datasets": ("inputs", "targets", "mask", "params/move_on"), "groups": ()},
-    "rate": {
-        "attrs": {},
-        "datasets": ("states", "rates", "outputs", "W_in", "W_out", "b", "b_out", "x0"),
-        "groups": (),
-    },
-    "spiking": {"attrs": {"k": int}, "datasets": ("rates", "rates_trials", "outputs"), "groups": ()},
-    "training": {"attrs": {}, "datasets": ("loss", "val_iteration"), "groups": ("checkpoint",)},
-}
-"""What the readers need of each top-level group, when it is present: attributes (and their kind),
-datasets and subgroups.  ``/ann/<arch>`` needs ``hidden`` and ``outputs``; ``/stages/<name>`` the
-attributes of :func:`write_stage`; every ``/metrics`` attribute is a number."""
-
 _STAGE_ATTRS = {"key": str, "seconds": float, "order": int, "finished_utc": str, "groups": str, "metrics": str}
 
 
 def check_layout(f: h5py.File, path: str | Path) -> None:
     """Raise :class:`RunFileError` if ``f`` lacks a part a reader needs, or holds one of the wrong kind.
 
-    The parts are the groups, datasets and attributes of :data:`REQUIRED`; also checks that each
-    dataset's ``dims`` matches its shape.
-
-    Groups that are absent are not required (a run file grows stage by stage), except those that a
-    stage recorded in ``/stages`` says it wrote.
+    The parts, their dtypes, shapes and attributes are those of :data:`cortexsim.integrity.SCHEMA`
+    (:func:`cortexsim.integrity.structure_damage`); also checks the root's provenance, that each
+    dataset's ``dims`` matches its shape, and that the groups a stage recorded in ``/stages`` say
+    it wrote are there. Groups that are absent are not required (a run file grows stage by stage).
     """
     try:
         _check_layout(f, path)
@@ -604,45 +586,8 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
             parse_toml(_attr(f, "config", str, path), f"{path}@config")
         except ConfigError as exc:
             raise RunFileError(f"{exc}; the file is damaged") from None
-    for group, need in REQUIRED.items():
-        if group not in f:
-            continue
-        g = f[group]
-        if not isinstance(g, h5py.Group):
-            raise RunFileError(f"{path}: /{group} is a dataset, expected a group")
-        for name, kind in need["attrs"].items():
-            _attr(g, name, kind, path)
-        for name in need["datasets"]:
-            if not isinstance(g.get(name), h5py.Dataset):
-                raise RunFileError(
-                    f"{path}: /{group}/{name} is missing; the file is incomplete (rerun the stage that "
-                    f"writes /{group}, with --force if need be)"
-                )
-        for name in need["groups"]:
-            if not isinstance(g.get(name), h5py.Group):
-                raise RunFileError(f"{path}: /{group}/{name} is missing; the file is incomplete")
-    if "circuit" in f:
-        n_units = _attr(f["circuit"], "n_units", int, path)
-        c = f["circuit/connectome"]
-        lengths = {c[k].shape for k in ("pre", "post", "weight_init", "weight_trained") if k in c}
-        if len(lengths) != 1:
-            raise RunFileError(f"{path}: /circuit/connectome: pre, post and the weights differ in length")
-        if f["circuit/output_mask"].shape != (n_units,):
-            raise RunFileError(
-                f"{path}: /circuit/output_mask has shape {f['circuit/output_mask'].shape}, "
-                f"expected ({n_units},) (/circuit@n_units)"
-            )
-        if "rate" in f and f["rate/rates"].ndim == 3 and f["rate/rates"].shape[2] != n_units:
-            raise RunFileError(f"{path}: /rate/rates has {f['rate/rates'].shape[2]} units, /circuit {n_units}")
-    if "ann" in f:
-        for arch, g in f["ann"].items():
-            for name in ("hidden", "outputs"):
-                if not isinstance(g.get(name), h5py.Dataset):
-                    raise RunFileError(f"{path}: /ann/{arch}/{name} is missing; the file is incomplete")
-    if "metrics" in f:
-        for name in f["metrics"].attrs:
-            if name != "description":
-                _attr(f["metrics"], name, float, path)
+    for damage in integrity.structure_damage(f, str(path)):
+        raise RunFileError(damage.text)
     if "stages" in f:
         for name, g in f["stages"].items():
             for attr, kind in _STAGE_ATTRS.items():
@@ -652,6 +597,14 @@ def _check_layout(f: h5py.File, path: str | Path) -> None:
                 json.loads(_attr(g, "metrics", str, path))
             except json.JSONDecodeError:
                 raise RunFileError(f"{path}:/stages/{name}: malformed 'groups' or 'metrics' attribute") from None
+            listed = json.loads(_attr(g, "metrics", str, path))
+            kept = f["metrics"].attrs if "metrics" in f else {}
+            lost = [m for m in listed if isinstance(m, str) and m not in kept] if isinstance(listed, list) else []
+            if lost:
+                raise RunFileError(
+                    f"{path}: stage '{name}' is recorded as finished but /metrics@{lost[0]} it wrote is missing; "
+                    f"the file was altered -- restore a copy or rerun it with --force"
+                )
             for group in groups if isinstance(groups, list) else []:
                 if str(group) not in f:
                     raise RunFileError(
@@ -688,12 +641,17 @@ def _version(path: str | Path) -> tuple | None:
 def verify_checksums(f: h5py.File, path: str | Path) -> int:
     """Read every checksummed dataset so that HDF5 checks its Fletcher-32 sums; returns how many were checked.
 
+    Then compares every attribute and object with ``/checksums``
+    (:func:`cortexsim.integrity.checksum_damage`) and checks the values of the datasets
+    :data:`cortexsim.integrity.SCHEMA` bounds (:func:`cortexsim.integrity.value_damage`).
     Done once per version of the file (path, inode, size, modification time) in this process.
 
     Raises
     ------
     RunFileError
-        Naming the first dataset whose data do not match their checksum (a corrupted byte).
+        Naming the first dataset whose data do not match their checksum (a corrupted byte), the
+        first attribute or object changed, added or deleted since it was written, or the first
+        dataset holding a value it may not (NaN, out of range).
     """
     key = _version(path)
     if key is not None and key in _VERIFIED:
@@ -722,6 +680,8 @@ def verify_checksums(f: h5py.File, path: str | Path) -> int:
         raise
     except Exception as exc:
         raise RunFileError(f"{path}: damaged file structure ({type(exc).__name__}: {exc})") from None
+    for damage in integrity.checksum_damage(f, str(path)) + integrity.value_damage(f, str(path)):
+        raise RunFileError(damage.text)
     if key is not None:
         _VERIFIED.add(key)
     return len(checked)
@@ -978,15 +938,37 @@ def _dtype_text(dtype: np.dtype) -> str:
     return str(dtype)
 
 
-def describe(path: str | Path) -> dict[str, Any]:
+def describe(path: str | Path, damaged: bool = False) -> dict[str, Any]:
     """The tree of a run file as plain data: every group and dataset with attributes.
+
+    Parameters
+    ----------
+    path : str or Path
+    damaged : bool
+        Describe a run file that fails :func:`open_run`'s checks too (``cortexsim inspect``): the
+        result then lists every problem found under ``"damage"``. A file that is not a run file,
+        or not HDF5, is refused either way.
 
     Returns
     -------
     dict
-        ``{"file", "attrs", "items": [{"path", "kind", "shape", "dtype", "attrs"}, ...]}``.
+        ``{"file", "attrs", "items": [{"path", "kind", "shape", "dtype", "attrs"}, ...]}``, and
+        ``"damage": [{"path", "text"}, ...]`` when ``damaged`` and the file fails a check.
     """
-    with open_run(path) as f:
+    damage: list[integrity.Damage] = []
+    try:
+        f = open_run(path)
+    except RunFileError as exc:
+        if not damaged:
+            raise
+        f = _open_h5(Path(path), "r")
+        try:
+            check_run_file(f, path)
+        except BaseException:
+            f.close()
+            raise
+        damage = integrity.all_damage(f, str(path), str(exc))
+    with f:
         items: list[dict[str, Any]] = []
 
         def visit(name: str, obj: Any) -> None:
@@ -998,7 +980,10 @@ def describe(path: str | Path) -> dict[str, Any]:
             items.append(entry)
 
         f.visititems(visit)
-        return {"file": str(path), "attrs": {k: _jsonable(v) for k, v in f.attrs.items()}, "items": items}
+        info = {"file": str(path), "attrs": {k: _jsonable(v) for k, v in f.attrs.items()}, "items": items}
+    if damage:
+        info["damage"] = [{"path": d.path, "text": d.text} for d in damage]
+    return info
 
 
 def format_tree(info: dict[str, Any]) -> str:
@@ -1009,6 +994,8 @@ def format_tree(info: dict[str, Any]) -> str:
         if "\n" in text:
             text = f"<{text.count(chr(10)) + 1} lines of text>"
         lines.append(f"  @{key} = {text}")
+    damage = info.get("damage", [])
+    lines += integrity.marks(damage, "/", "  ")
     for item in info["items"]:
         depth = item["path"].count("/")
         pad = "  " * depth
@@ -1031,7 +1018,9 @@ def format_tree(info: dict[str, Any]) -> str:
             if "\n" in text or len(text) > 80:
                 text = f"<{len(text)} characters>"
             lines.append(f"{pad}  @{key} = {text}")
-    return "\n".join(lines)
+        lines += integrity.marks(damage, item["path"], pad + "  ")
+    tree = {"/", *(item["path"] for item in info["items"])}
+    return "\n".join(lines + integrity.marks(damage, None, "", tree))
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("lesion", ("lesion",)),
     ("training", ("train", "perturb")),
-    ("store", ("store",)),
+    ("store", ("store", "integrity")),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
     ("comparison / report / score / export", ("battery", "report", "quality", "score", "export", "rotations")),
@@ -39,8 +39,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """Layers in import order: a module may import its own layer and the layers above it in this list.
 A package (``spiking``, ``data``, ``analysis``) is one unit: every module in it shares its layer."""
 
-H5PY_ALLOWED = ("store", "data")
-"""The only units that may import h5py: the run file's door and the recorded-data loaders."""
+H5PY_ALLOWED = ("store", "integrity", "data")
+"""The only units that may import h5py: the run file's door (with its schema and checksums) and the
+recorded-data loaders."""
 
 STORE_FROM = "comparison / report / score / export"
 """The first layer allowed to import :mod:`cortexsim.store`: below it, models, training, the twin, the
