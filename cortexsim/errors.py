@@ -7,6 +7,9 @@ traceback.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class CortexsimError(Exception):
     """Base class of all user-facing cortexsim errors."""
@@ -22,3 +25,41 @@ class RunFileError(CortexsimError, OSError):
 
 class TrainingError(CortexsimError, RuntimeError):
     """Training cannot continue (for example the loss became NaN or infinite)."""
+
+
+_WRITE_FIXES = {
+    errno.ENOSPC: "free some disk space (or choose a folder on another disk) and rerun",
+    errno.EDQUOT: "free some of your disk quota (or choose a folder on another disk) and rerun",
+    errno.EFBIG: "the file is larger than this file system allows; choose a folder on another disk",
+    errno.EROFS: "the file system is read-only; choose a folder you can write to",
+    errno.EACCES: "choose a folder you can write to",
+    errno.EPERM: "choose a folder you can write to",
+    errno.EIO: "the disk reported an input/output error; check it, or choose a folder on another disk",
+}
+"""What to do about an ``OSError`` while a file is written, by its ``errno``."""
+
+
+def cannot_write(path: str | Path, exc: OSError, what: str = "the file") -> CortexsimError:
+    """The one-line error for an ``OSError`` raised while ``what`` was written to ``path``.
+
+    For a disk that fills (``ENOSPC``, ``EDQUOT``), a read-only or forbidden folder and the
+    like: the message names the file, the system's reason and the fix, as the run file's own
+    checks do, instead of a traceback.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file being written.
+    exc : OSError
+        What the write raised.
+    what : str
+        The file in words, e.g. ``"the figure"``.
+
+    Returns
+    -------
+    CortexsimError
+        To be raised ``from None``.
+    """
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    fix = _WRITE_FIXES.get(exc.errno or 0, "check the folder and rerun")
+    return CortexsimError(f"{path}: cannot write {what} ({reason}); {fix}")

@@ -9,6 +9,7 @@ switches the user's backend, and nothing keeps a figure alive once it is saved
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from matplotlib.lines import Line2D
 
 from . import analysis
 from .circuit import Connectome
+from .errors import cannot_write
 
 if TYPE_CHECKING:
     from .battery import BatteryResult, DynamicsResult
@@ -72,13 +74,22 @@ def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    CortexsimError
+        The figure cannot be written (a full disk, a read-only folder): one line naming it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".").lower() or None)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise cannot_write(path, exc, "the figure") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

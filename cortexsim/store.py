@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
 from .config import Config, config_from_text, parse_toml
 from .effector import MUSCLE_NAMES
-from .errors import ConfigError, CortexsimError, RunFileError
+from .errors import ConfigError, CortexsimError, RunFileError, cannot_write
 from .spiking.twin import TwinResult
 from .tasks import TrialBatch
 from .train import TrainState
@@ -147,13 +147,16 @@ def check_run_file(f: h5py.File, path: str | Path) -> None:
             f"it was written by another program"
         )
     version = _attr(f, "schema_version", int, path)
+    raw = f.attrs["schema_version"]
+    if not isinstance(raw, (int, np.integer)):  # 2.0 is not a schema this code wrote
+        raise RunFileError(f"{path}: /@schema_version must be an integer, is {_short(raw)}; the file was altered")
     if version > SCHEMA_VERSION:
         raise RunFileError(
             f"{path}: written with run-file schema {version}, but this cortexsim "
             f"({__version__}) reads schema <= {SCHEMA_VERSION}; upgrade cortexsim"
         )
     if version < 1:
-        raise RunFileError(f"{path}: unknown run-file schema version {version}")
+        raise RunFileError(f"{path}: unknown run-file schema version {version} (/@schema_version)")
     if version < SCHEMA_VERSION:
         raise RunFileError(
             f"{path}: written with run-file schema {version} (before cortexsim 0.2 named the initial and the trained "
@@ -1226,11 +1229,15 @@ def write_metrics(f: h5py.File, metrics: dict[str, float], description: str) -> 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a text file (e.g. ``summary.md``) atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise cannot_write(path, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -14,7 +14,10 @@ processes, at most ``slots`` at a time, while the parent goes on with its own st
 * processes are *spawned* (a fresh interpreter), never forked: the parent may hold threads
   (the weight-gradient helper, Brian2) that a fork would copy half-way;
 * workers ignore SIGINT: a Ctrl-C reaches the parent, whose safe points stop the run, and
-  :meth:`WorkerPool.close` terminates the workers -- no worker ever records anything;
+  :meth:`WorkerPool.close` terminates the workers -- no worker ever records anything.  SIGTERM
+  and SIGHUP (a scheduler's or a closed terminal's, sent to the whole process group) end a
+  worker silently, and the parent, which treats them as Ctrl-C
+  (:func:`cortexsim.interrupts.handled_signals`), reports the signal, not the lost worker;
 * an exception in a job is raised again in the parent, when its result is asked for, as the
   same exception (or a :class:`WorkerError` carrying the worker's traceback when it does not
   pickle).
@@ -204,6 +207,8 @@ class WorkerPool:
                 self._lock.wait(timeout=0.2)
             kind, value, text, seconds = self._outcomes.pop(name)
             self._submitted.discard(name)
+        if kind != "done" and check is not None:
+            check()  # a worker ended by the signal that stops this process: report the signal, not the worker
         if kind == "done":
             return value, seconds
         if text:
