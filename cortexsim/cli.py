@@ -80,6 +80,7 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     """`cortexsim circuit`: build a circuit, write it and print its populations (exit status)."""
     from . import pipeline, plots  # heavy imports only when needed
 
+    config = _config_with(args)  # the config's own errors first; nothing is computed yet
     inputs = _inputs(args, "config")
     out = _out_file(args.out, (".h5", ".hdf5"), "--out", args, recognise=outputs.circuit_kind, inputs=inputs)
     plot = (
@@ -89,7 +90,6 @@ def cmd_circuit(args: argparse.Namespace) -> int:
     )
     if plot is not None and out.resolve() == plot.resolve():
         raise CortexsimError(f"--plot {plot}: is the --out file; give the figure another name")
-    config = _config_with(args)
     preflight.check_circuit(config, out)
     if out.exists() and not args.force:
         store.open_run(out).close()  # never replace a damaged file

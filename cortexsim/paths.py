@@ -271,6 +271,8 @@ def output_file(
 ) -> Path:
     """Check an output file before anything is computed: its path, its folder and what it would replace.
 
+    The folder must exist and accept a new file; an existing file must be a regular, writable file.
+
     Parameters
     ----------
     path : str or PathLike
@@ -305,7 +307,10 @@ def output_file(
         raise error(f"{flag} {out}: is a folder; give a file name such as {out / (example + suffixes[0])}")
     if suffixes and out.suffix.lower() not in suffixes:
         raise error(f"{flag} {out}: expected a file name ending in {' or '.join(suffixes)}")
-    writable_folder(out.parent, f"{flag} folder", error)
+    parent = Path(os.path.abspath(out)).parent
+    if not os.path.lexists(parent):
+        raise error(f"{flag} {out}: the folder {parent} does not exist; create it first, or choose another")
+    writable_folder(parent, f"{flag} folder", error)
     if not os.path.lexists(out):
         return out
     try:

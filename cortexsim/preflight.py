@@ -78,6 +78,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -627,7 +628,20 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
     CortexsimError
         ``path`` is too long, it or an ancestor is a file, or the folder does not accept a new file.
     """
-    paths.writable_folder(path, flag)  # also refuses a path too long for the file system
+    path = paths.check_path(path, flag)  # a NUL byte, a path too long for the file system
+    existing = nearest_existing(path)
+    if not existing.is_dir():
+        where = "" if existing == Path(os.path.abspath(path)) else f" (its ancestor {existing} is a file)"
+        raise CortexsimError(f"{flag} {path}: exists and is not a folder{where}; choose a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".cortexsim-probe-", dir=existing)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CortexsimError(
+            f"{flag} {path}: cannot write in {existing} ({reason}); choose a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 # ---------------------------------------------------------------------------
