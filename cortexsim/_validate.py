@@ -113,4 +113,33 @@ def names(value: Any, where: str, known: Iterable[str]) -> tuple[str, ...]:
     known = list(known)
     for item in value:
         choice(item, where, known)
-    return tuple(value)
+    return unique(value, where)
+
+
+def unique(value: Iterable[Any], where: str) -> tuple[Any, ...]:
+    """Check that a list naming things (populations, architectures, protocols, ...) names each once.
+
+    Parameters
+    ----------
+    value : iterable
+        The checked list.
+    where : str
+        Dotted name of the key, used in the error message.
+
+    Returns
+    -------
+    tuple
+        ``value`` as a tuple.
+
+    Raises
+    ------
+    ConfigError
+        ``<where>: 'rnn' is listed twice; list each name once``.
+    """
+    items = tuple(value)
+    seen: list[Any] = []
+    for item in items:
+        if item in seen:
+            raise ConfigError(f"{where}: {item!r} is listed twice; list each name once")
+        seen.append(item)
+    return items

@@ -372,7 +372,7 @@ def _name_list(value: Any, where: str) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str):
             raise ConfigError(f"{where}: expected names (strings), got {item!r}")
-    return tuple(value)
+    return v.unique(value, where)
 
 
 # ---------------------------------------------------------------------------

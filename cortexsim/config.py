@@ -28,6 +28,7 @@ and the command line run before anything is computed).
 
 from __future__ import annotations
 
+import re
 import tomllib
 import types
 import typing
@@ -87,7 +88,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = typing.get_args(kind)[0]
-        return tuple(_coerce(x, inner, f"{where}[{i}]") for i, x in enumerate(value))
+        items = tuple(_coerce(x, inner, f"{where}[{i}]") for i, x in enumerate(value))
+        return v.unique(items, where) if inner is str else items  # a list of strings names things
     raise TypeError(f"unsupported config type {kind!r} at {where}")
 
 
@@ -1125,20 +1127,20 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
     ConfigError
         ``<where>: not valid TOML (<the parser's message with line and column>)``.
     """
+    _check_key_depth(text, where)  # before parsing: tomllib takes quadratic time on a very long dotted key
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML ({exc})") from None
     except RecursionError:  # arrays or inline tables nested hundreds deep
         raise ConfigError(
-            f"{where}: arrays or tables nested too deeply to parse; no key takes more than "
-            f"{TOML_MAX_DEPTH} levels"
+            f"{where}: arrays or tables nested too deeply to parse; no key takes more than {TOML_MAX_DEPTH} levels"
         ) from None
     key, depth = _deepest(data)
     if depth > TOML_MAX_DEPTH:
         raise ConfigError(
-            f"{where}: {key or 'a value'} is nested {depth} levels deep (tables, arrays); no key takes more "
-            f"than {TOML_MAX_DEPTH}"
+            f"{where}: {key or 'a value'} is nested more than {TOML_MAX_DEPTH} levels deep (tables, arrays); "
+            f"no key takes more"
         )
     return data
 
@@ -1148,21 +1150,39 @@ TOML_MAX_DEPTH = 12
 uses (a spec's ``[[projections]]``, a sweep's ``[[points]]`` of lists) takes 5."""
 
 
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'')
+"""A basic or literal TOML string on one line (its dots are not key separators)."""
+
+
+def _check_key_depth(text: str, where: str) -> None:
+    """Refuse a table header or key with more dotted parts than :data:`TOML_MAX_DEPTH` (a cheap scan)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        bare = _QUOTED.sub('""', line.strip())
+        key = bare.split("]", 1)[0] if bare.startswith("[") else bare.split("=", 1)[0]
+        if key.count(".") >= TOML_MAX_DEPTH:
+            raise ConfigError(
+                f"{where}: line {number}: a key with {key.count('.') + 1} dotted parts; no key takes more than "
+                f"{TOML_MAX_DEPTH} levels"
+            )
+
+
 def _deepest(data: Any) -> tuple[str, int]:
-    """The dotted key of the most deeply nested value in ``data`` and its depth (iterative: no recursion)."""
+    """The dotted key of the most deeply nested table or array in ``data`` and its depth (iterative)."""
     deepest, key = 0, ""
-    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         node, path, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
         if depth > deepest:
             deepest, key = depth, path
         if depth > TOML_MAX_DEPTH:
             continue  # deep enough to refuse; do not walk the rest of the tower
-        if isinstance(node, dict):
-            stack.extend((x, f"{path}.{k}" if path else str(k), depth + 1) for k, x in node.items())
-        elif isinstance(node, list):
-            stack.extend((x, f"{path}[{i}]", depth + 1) for i, x in enumerate(node))
-    return key[:80], deepest - 1
+        items = node.items() if isinstance(node, dict) else ((f"[{i}]", x) for i, x in enumerate(node))
+        for k, x in items:
+            sub = path + k if isinstance(node, list) else (f"{path}.{k}" if path else str(k))
+            stack.append((x, sub, depth + 1))
+    return key[:80], deepest
 
 
 def config_from_text(text: str, base: Path = Path("."), where: str = "config") -> Config:

@@ -38,15 +38,18 @@ figures in ``DIR/figures/``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -57,8 +60,10 @@ import numpy as np
 from . import store
 from .anatomy import check_config, circuit_spec
 from .assembly import check_effector, experiment_from_text, load_experiment
-from .config import SECTIONS, Config, parse_toml
-from .errors import ConfigError
+from .config import SECTIONS, Config, parse_toml, read_text_file
+from .errors import ConfigError, CortexsimError
+from .interrupts import Shield
+from .model_id import of_activity
 
 LOG = logging.getLogger(__name__)
 """Progress of a sweep (INFO)."""
@@ -68,6 +73,13 @@ SWEEP_KEYS = ("experiment", "workers")
 
 SCHEDULER_TIMEOUT = "20s"
 """How long ``--scheduler ADDRESS`` waits for the scheduler to answer."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds the LocalCluster's workers get to stop before they are killed, when a sweep ends or is stopped."""
+
+
+class PointError(CortexsimError):
+    """A sweep point's run ended without a finished run (it is reported failed)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +152,7 @@ class Sweep:
             folder = out / f"{slug(row)}-{config_hash(config)}"
             if any(p.folder == folder for p in points):
                 raise ConfigError(f"{self.path}: point {i + 1} ({_describe(row)}) repeats an earlier point")
-            shared = tuple(s.key(config) for s in stages(config) if s.name == "train" or s.name.startswith("ann:"))
+            shared = tuple(s.key(config) for s in stages(config) if s.name == "train" or _trains_an_ann(s.name))
             upstream = trainers.setdefault(shared, folder)
             points.append(Point(row, config, folder, None if upstream == folder else upstream))
         return points
@@ -155,33 +167,39 @@ def load_sweep(path: str | Path) -> Sweep:
         Unreadable file, unknown keys, a parameter outside the config, an empty grid.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the sweep file ({exc.strerror})") from None
+    text = read_text_file(path, "sweep file")
     data = parse_toml(text, str(path))
     unknown = set(data) - {"sweep", "grid", "points", "base"}
     if unknown:
         raise ConfigError(
             f"{path}: unknown table(s) {sorted(unknown)}; a sweep file has [sweep], [grid], [[points]] and [base]"
         )
+    for table in ("sweep", "grid", "base"):
+        if not isinstance(data.get(table, {}), Mapping):
+            raise ConfigError(f"{path}: {table} = {_short(data[table])}; expected a table [{table}]")
     head = data.get("sweep", {})
     bad = set(head) - set(SWEEP_KEYS)
     if bad:
         raise ConfigError(f"{path}: [sweep] has unknown key(s) {sorted(bad)}; allowed: {', '.join(SWEEP_KEYS)}")
     if "experiment" not in head:
         raise ConfigError(f'{path}: [sweep] needs experiment = "<base experiment TOML>" (relative to this file)')
-    base = load_experiment(path.parent / head["experiment"])
+    experiment = head["experiment"]
+    if not isinstance(experiment, str) or not experiment.strip():
+        raise ConfigError(
+            f"{path}: [sweep] experiment = {_short(experiment)}; expected the base experiment's TOML file "
+            f'as a string, e.g. experiment = "../center_out.toml"'
+        )
+    base = load_experiment(path.parent / experiment)
     workers = head.get("workers", os.cpu_count() or 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"{path}: [sweep] workers = {workers!r}; use a whole number >= 1")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"{path}: [sweep] workers = {_short(workers)}; use a whole number from 1 to {MAX_WORKERS}")
     grid = _flatten(data.get("grid", {}))
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path}: [grid] {key!r} = {values!r}; give a non-empty list of values")
+            raise ConfigError(f"{path}: [grid] {key!r} = {_short(values)}; give a non-empty list of values")
     listed = data.get("points", [])
     if not isinstance(listed, list) or not all(isinstance(p, Mapping) for p in listed):
-        raise ConfigError(f"{path}: points must be an array of tables ([[points]])")
+        raise ConfigError(f"{path}: points must be an array of tables ([[points]]), got {_short(listed)}")
     listed = [_flatten(p) for p in listed] or [{}]
     combos = [dict(zip(grid, values)) for values in product(*grid.values())] or [{}]
     rows = [{**p, **c} for p in listed for c in combos]
@@ -190,12 +208,41 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(f"{path}: nothing to sweep; add a [grid] table or [[points]]")
     fixed = _flatten(data.get("base", {}))
     for key in (*params, *fixed):
-        if key.split(".")[0] not in SECTIONS or "." not in key:
+        parts = key.split(".")
+        if parts[0] not in SECTIONS or len(parts) < 2 or not all(parts):
             raise ConfigError(
                 f'{path}: parameter {key!r} is not a config key; write "section.key" with a '
                 f"section from {', '.join(SECTIONS)}"
             )
+    for where, table in [*((f"point {i + 1}", row) for i, row in enumerate(rows)), ("[base]", fixed)]:
+        for key, value in table.items():
+            if not _plain(value):
+                raise ConfigError(
+                    f"{path}: {where}: {key} = {_short(value)}; expected numbers, strings, booleans, "
+                    f"or lists and tables of them (not a date or time)"
+                )
     return Sweep(path, base, params, rows, int(workers), text, fixed)
+
+
+MAX_WORKERS = 1024
+"""Most LocalCluster worker processes ``[sweep] workers`` may ask for (as ``--workers``)."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(value: Any) -> bool:
+    """True if ``value`` holds only what a config key can take (no TOML date or time)."""
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_plain(x) for x in value)
+    if isinstance(value, Mapping):
+        return all(_plain(x) for x in value.values())
+    return False
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -265,6 +312,12 @@ def config_value(config: Config, key: str) -> Any:
     return node
 
 
+def _trains_an_ann(stage: str) -> bool:
+    """True for the stage that trains an ANN baseline (``ann:gru``): points that differ only later share it."""
+    model = of_activity(stage)
+    return model is not None and model.kind == "ann"
+
+
 def slug(row: Mapping[str, Any], limit: int = 60) -> str:
     """Folder-safe label of a point, e.g. ``seed-1_weight_l2-0.001`` or ``silence-PT5B``."""
     parts = [f"{key.split('.')[-1]}-{value_text(value)}" for key, value in row.items()]
@@ -278,19 +331,34 @@ def slug(row: Mapping[str, Any], limit: int = 60) -> str:
 
 
 def point_finished(point: Point) -> bool:
-    """True if the point's run folder holds every stage of its config."""
+    """True if the point's run folder holds every stage of its config (and its NWB file, with ``[export] nwb``)."""
+    return unfinished(point.config, point.folder) is None
+
+
+def unfinished(config: Config, folder: Path) -> str | None:
+    """Why the run in ``folder`` is not a finished run of ``config`` (None if it is), in words.
+
+    A point counts as done only when its run file is readable, was made with ``config`` and
+    records every stage, and the NWB file ``[export] nwb`` asks for exists: whatever
+    :func:`run_point` returned, a point that ended without them failed.
+    """
     from .pipeline import matching_stages, stages
 
-    run_file = point.folder / "run.h5"
+    run_file = folder / "run.h5"
     if not run_file.exists():
-        return False
+        return f"no run file {run_file}"
     try:
         with store.open_run(run_file) as f:
-            return store.read_config_text(f) == point.config.to_toml() and len(matching_stages(f, point.config)) == len(
-                stages(point.config)
-            )
-    except store.RunFileError:
-        return False
+            if store.read_config_text(f) != config.to_toml():
+                return f"{run_file} holds another config"
+            missing = len(stages(config)) - len(matching_stages(f, config))
+    except CortexsimError as exc:
+        return str(exc)
+    if missing:
+        return f"{run_file} lacks {missing} of the config's stages"
+    if config.export.nwb and not (folder / "run.nwb").exists():
+        return f"no NWB file {folder / 'run.nwb'} ([export] nwb = true)"
+    return None
 
 
 def run_point(
@@ -337,7 +405,12 @@ def run_point(
             up = Path(upstream) / "run.h5" if upstream else None
             with threadpool_limits(limits=blas_threads, user_api="blas"):
                 run_experiment(config, folder_path, log=log, upstream=up if up and up.exists() else None)
-        except Exception as exc:  # reported in the table; the sweep goes on
+            why = unfinished(config, folder_path)
+            if why is not None:  # it returned, yet the run is not whole: a failure all the same
+                raise PointError(f"the run ended unfinished: {why}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - anything (SystemExit too) is reported; the sweep goes on
             (folder_path / "error.txt").write_text(traceback.format_exc())
             log(f"FAILED: {type(exc).__name__}: {exc}")
             return {
@@ -379,7 +452,7 @@ def run_sweep(
     """
     log = log or LOG.info
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ConfigError("the sweep command needs Dask; install it with: pip install 'cortexsim[sweep]'") from None
     out = Path(out)
@@ -402,59 +475,42 @@ def run_sweep(
     if todo:
         n_workers = min(workers or sweep.workers, len(todo))
         cores = os.cpu_count() or 1
-        if scheduler:
-            cluster, blas = None, None
-            try:
-                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
-            except (OSError, ValueError, TypeError) as exc:
-                raise ConfigError(
-                    f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
-                    f"give its address as tcp://HOST:PORT"
-                ) from None
-        else:
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
-            blas = max(1, cores // n_workers)
-        log(
-            f"dask: scheduler {scheduler}"
-            if scheduler
-            else f"dask: LocalCluster of {n_workers} worker processes x 1 thread, {blas} BLAS thread(s) each"
-        )
+        cluster = client = None
         try:
-            futures, names = {}, {}
-            t0 = time.perf_counter()
-            for p in todo:
-                future = client.submit(
-                    run_point,
-                    p.config.to_toml(),
-                    str(p.folder),
-                    str(p.upstream) if p.upstream else None,
-                    blas,
-                    futures.get(p.upstream),
-                    key=f"cortexsim-{p.name}-{time.time_ns()}",
-                    pure=False,
-                )
-                futures[p.folder], names[future.key] = future, p.name
-            for i, future in enumerate(as_completed(list(futures.values())), start=1):
-                name = names[future.key]
+            if scheduler:
+                blas = None
                 try:
-                    result = future.result()
-                except Exception as exc:  # the worker died (out of memory, killed) or the task could not run
-                    result = {
-                        "status": "failed",
-                        "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                        "seconds": float("nan"),
-                    }
-                status[name] = result
-                word = "done" if result["status"] == "done" else f"FAILED: {result['error']}"
-                log(
-                    f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; "
-                    f"{time.perf_counter() - t0:.0f} s elapsed)"
-                )
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+                    client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+                except (OSError, ValueError, TypeError) as exc:
+                    raise ConfigError(
+                        f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc}); "
+                        f"give its address as tcp://HOST:PORT"
+                    ) from None
+            else:
+                with _workers_ignore_ctrl_c():
+                    cluster = LocalCluster(
+                        n_workers=n_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
+                client = Client(cluster)
+                blas = max(1, cores // n_workers)
+            log(
+                f"dask: scheduler {scheduler}"
+                if scheduler
+                else f"dask: LocalCluster of {n_workers} worker processes x 1 thread, {blas} BLAS thread(s) each"
+            )
+            _run_points(client, todo, blas, status, log)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: stop the workers; finished points stay finished
+            log(f"sweep stopped: {sum(st['status'] == 'done' for st in status.values())} point(s) finished are kept")
+            _close(client, cluster, quiet=True)
+            raise
+        except BaseException:
+            _close(client, cluster, quiet=False)
+            raise
+        _close(client, cluster, quiet=False)
     rows = gather(sweep, points, status, out, log)
     failed = [r for r in rows if r["status"] != "done"]
     if failed:
@@ -470,6 +526,87 @@ def run_sweep(
             f"`cortexsim run {out}/<point>/config.toml --out {out}/<point>`."
         )
     return rows
+
+
+def _run_points(
+    client: Any, todo: Sequence[Point], blas: int | None, status: dict[str, dict[str, Any]], log: Callable[[str], None]
+) -> None:
+    """Submit every point in ``todo`` to ``client`` and fill ``status`` (point name -> result) as they finish."""
+    from dask.distributed import as_completed
+
+    futures, names = {}, {}
+    t0 = time.perf_counter()
+    for p in todo:
+        future = client.submit(
+            run_point,
+            p.config.to_toml(),
+            str(p.folder),
+            str(p.upstream) if p.upstream else None,
+            blas,
+            futures.get(p.upstream),
+            key=f"cortexsim-{p.name}-{time.time_ns()}",
+            pure=False,
+        )
+        futures[p.folder], names[future.key] = future, p.name
+    for i, future in enumerate(as_completed(list(futures.values())), start=1):
+        name = names[future.key]
+        try:
+            result = future.result()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a dead worker, a task that could not run, a cancelled one
+            result = {
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                "seconds": float("nan"),
+            }
+        status[name] = result
+        word = "done" if result["status"] == "done" else f"FAILED: {result['error']}"
+        log(f"[{i}/{len(todo)}] {name}: {word} ({result['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s elapsed)")
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (they inherit it): a Ctrl-C reaches this process only.
+
+    The sweep's process stops the cluster itself (:func:`_close`); workers that took the Ctrl-C
+    too would each print a ``KeyboardInterrupt`` traceback.  Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _close(client: Any, cluster: Any, quiet: bool) -> None:
+    """Close the Dask client and the LocalCluster whole, even if more stop signals arrive meanwhile.
+
+    ``quiet``: the sweep was stopped -- Dask's own complaints about the workers it is losing
+    (tracebacks, "still alive ... killing") are not printed.
+    """
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    if quiet:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+    try:
+        with Shield():  # a second Ctrl-C must not leave the cluster half-closed
+            with contextlib.suppress(Exception):
+                if client is not None:
+                    client.close(timeout=CLOSE_TIMEOUT)
+            with contextlib.suppress(Exception):
+                if cluster is not None:
+                    cluster.close(timeout=CLOSE_TIMEOUT)
+    except KeyboardInterrupt:
+        if not quiet:
+            raise
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 # ---------------------------------------------------------------------------
@@ -524,6 +661,9 @@ def gather(
             "error": st.get("error", ""),
             "seconds": float(st.get("seconds", float("nan"))),
         }
+        why = unfinished(p.config, p.folder) if row["status"] == "done" else None
+        if why is not None:  # reported done, yet its run is not whole (damaged or removed since): failed
+            row["status"], row["error"] = "failed", f"the run is not finished: {why}"
         run_file = p.folder / "run.h5"
         if run_file.exists():
             try:
