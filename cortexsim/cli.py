@@ -95,7 +95,7 @@ def cmd_circuit(args: argparse.Namespace) -> int:
         store.open_run(out).close()  # never replace a damaged file
     with outputs.hold_outputs([out.parent, plot.parent if plot else None], _command_line("circuit", args)):
         connectome = build_circuit(config)
-        pipeline.write_circuit_file(config, connectome, out)
+        pipeline.write_circuit_file(config, connectome, out, replace=args.force)
     print(f"{connectome!r}  seed {config.experiment.seed}")
     print(format_table(connectome.population_table()))
     print("in_degree_*: mean synapses per unit from E / I units; signed_input: mean summed signed weight (mV/Hz)")
@@ -220,8 +220,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"{point.folder}: in use by `{holder.get('command', '?')}` (pid {holder.get('pid')} "
                 f"on {holder.get('host', '?')}); wait for it to finish"
             )
-    with store.hold_folder(out, _command_line("sweep", args)):
-        rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
+    try:
+        with store.hold_folder(out, _command_line("sweep", args)):
+            rows = sweep.run_sweep(spec, out, scheduler=args.scheduler, workers=args.workers)
+    except KeyboardInterrupt:  # the workers are stopped; finished points stay finished
+        again = f"cortexsim sweep {args.sweep} --out {out}"
+        return _stopped(
+            f"cortexsim: {interrupts.stopped_by()}; finished points are kept: rerun `{again}` to run the rest"
+        )
     return 1 if any(r["status"] != "done" for r in rows) else 0
 
 

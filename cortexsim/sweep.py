@@ -493,7 +493,7 @@ def run_sweep(
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                        silence_logs=logging.CRITICAL,  # a point's failure is in its error.txt
                     )
                 client = Client(cluster)
                 blas = max(1, cores // n_workers)
@@ -504,7 +504,6 @@ def run_sweep(
             )
             _run_points(client, todo, blas, status, log)
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: stop the workers; finished points stay finished
-            log(f"sweep stopped: {sum(st['status'] == 'done' for st in status.values())} point(s) finished are kept")
             _close(client, cluster, quiet=True)
             raise
         except BaseException:
