@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from . import _plant
+from . import _plant, _validate, pointmass
 from .errors import ConfigError
 
 MUSCLE_NAMES: tuple[str, ...] = ("pectoralis", "deltoid", "brachioradialis", "tricepslat", "biceps", "tricepslong")
@@ -1237,6 +1237,64 @@ def simulate_arm(
         excitation=u,
         dt=dt,
     )
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def _simulate_arm26(excitation: np.ndarray, dt: float, *, state0: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The arm as a body of :data:`BODIES`: :func:`simulate_arm` with defaults, its outputs as a dict.
+
+    ``state0`` is :class:`ArmKernel`'s state ``(q1, q2, dq1, dq2, a_1 .. a_6)``, ``(trials, 10)``
+    or ``(10,)``; None: the start posture at rest.  ``"hand"`` is in metres with the shoulder at
+    the origin (:func:`hand_position`).
+    """
+    q0 = dq0 = a0 = None
+    if state0 is not None:
+        s = _array(state0, "state0", _plant.N_STATE)
+        if s.ndim not in (1, 2):
+            raise ConfigError(
+                f"state0: expected shape (trials, {_plant.N_STATE}) or ({_plant.N_STATE},), got {s.shape}"
+            )
+        q0, dq0, a0 = s[..., 0:2], s[..., 2:4], s[..., 4:]
+    arm = simulate_arm(excitation, dt, q0, dq0, activation0=a0)
+    return {"hand": arm.hand, "velocity": arm.hand_velocity, "activation": arm.activation, "force": arm.muscle_force}
+
+
+BODIES: dict[str, Callable[..., dict[str, np.ndarray]]] = {
+    "arm26": _simulate_arm26,
+    "pointmass24": pointmass.simulate_pointmass,
+}
+"""The bodies :func:`simulate_body` knows: the six-muscle arm (this module) and MotorNet's point mass
+with four muscles (:mod:`cortexsim.pointmass`)."""
+
+
+def simulate_body(kind: str, excitation: np.ndarray, dt: float, *, state0: np.ndarray | None = None) -> dict:
+    """Simulate a body of :data:`BODIES` driven by muscle excitations (default parameters, no loads).
+
+    Parameters
+    ----------
+    kind : str
+        ``"arm26"`` or ``"pointmass24"``.
+    excitation : ndarray, shape (trials, time, muscles)
+        Excitation of each muscle, in ``[0, 1]``, held for each step (6 muscles for the arm, 4
+        for the point mass).
+    dt : float
+        Task step (s).
+    state0 : ndarray, shape (trials, n_state) or (n_state,), optional
+        The initial state in the layout of the body's kernel (:class:`ArmKernel`,
+        :class:`cortexsim.pointmass.PointMassKernel`); default: the body's start, at rest.
+
+    Returns
+    -------
+    dict
+        ``"hand"`` (trials, time, 2): the endpoint (m; the arm's with the shoulder at the origin,
+        the point mass's with the workspace centre at the origin); ``"velocity"`` (trials, time,
+        2; m/s); ``"activation"`` (trials, time, muscles); ``"force"`` (trials, time, muscles;
+        N).  ``[:, 0]`` is the initial state, ``[:, t + 1]`` the state after step ``t``.
+    """
+    _validate.choice(kind, "kind", BODIES)
+    return BODIES[kind](excitation, dt, state0=state0)
 
 
 # --------------------------------------------------------------------------- fused kernels

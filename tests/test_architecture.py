@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("errors", "_validate", "_version", "paths", "config", "interrupts", "workers")),
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
-    ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant")),
+    ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant", "pointmass")),
     ("loss", ("loss", "metrics")),
     (
         "models",
