@@ -46,6 +46,7 @@ from .circuit import Connectome, Population
 from .config import Config, config_from_text, parse_toml
 from .effector import MUSCLE_NAMES
 from .errors import ConfigError, CortexsimError, RunFileError, cannot_write
+from .model_id import ModelId
 from .spiking.twin import TwinResult
 from .tasks import TrialBatch
 from .train import TrainState
@@ -149,7 +150,8 @@ def check_run_file(f: h5py.File, path: str | Path) -> None:
     version = _attr(f, "schema_version", int, path)
     raw = f.attrs["schema_version"]
     if not isinstance(raw, (int, np.integer)):  # 2.0 is not a schema this code wrote
-        raise RunFileError(f"{path}: /@schema_version must be an integer, is {_short(raw)}; the file was altered")
+        shown = _short(raw.item() if isinstance(raw, np.generic) else raw)
+        raise RunFileError(f"{path}: /@schema_version must be an integer, is {shown}; the file was altered")
     if version > SCHEMA_VERSION:
         raise RunFileError(
             f"{path}: written with run-file schema {version}, but this cortexsim "
@@ -250,7 +252,9 @@ FILE_KIND_TEXT = {
 
 
 @contextmanager
-def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = None) -> Iterator[h5py.File]:
+def open_for_update(
+    path: str | Path, provenance_attrs: dict[str, Any] | None = None, replace: bool = False
+) -> Iterator[h5py.File]:
     """Write a run file atomically.
 
     With ``provenance_attrs`` a new file is started (replacing any existing run
@@ -265,6 +269,9 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
         The run file.
     provenance_attrs : dict, optional
         Root attributes of a new file (see :func:`provenance`).
+    replace : bool, optional
+        With ``provenance_attrs``: replace whatever file is at ``path`` (the caller checked that it
+        may, e.g. ``cortexsim circuit --force``); by default only a readable run file is replaced.
 
     Yields
     ------
@@ -273,7 +280,7 @@ def open_for_update(path: str | Path, provenance_attrs: dict[str, Any] | None = 
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if path.exists():
+    if path.exists() and not (replace and provenance_attrs is not None):
         open_run(path).close()  # never overwrite a foreign or corrupt file
     elif provenance_attrs is None:
         raise RunFileError(f"{path}: no such run file to update")
@@ -1481,10 +1488,11 @@ class AnnRecord:
 @_reader("/ann")
 def read_ann(f: h5py.File, arch: str) -> AnnRecord:
     """``/ann/<arch>`` as :func:`write_ann` wrote it."""
-    if f"ann/{arch}" not in f:
+    group = ModelId.ann(arch).group
+    if group not in f:
         have = ", ".join(f["ann"]) if "ann" in f else "none"
-        raise RunFileError(f"{f.filename}: has no /ann/{arch} (ANNs in the file: {have})")
-    a = f[f"ann/{arch}"]
+        raise RunFileError(f"{f.filename}: has no /{group} (ANNs in the file: {have})")
+    a = f[group]
     return AnnRecord(
         arch,
         a["hidden"][()],
@@ -1912,8 +1920,21 @@ def read_activities(f: h5py.File, prefix: str = "", min_units: int = 3) -> list[
     if "spiking/rates" in f:
         out.append(Activity(prefix + "spiking", "model", f["spiking/rates"][()], dt, move_on))
     if "ann" in f:
-        for arch in f["ann"]:
-            out.append(Activity(f"{prefix}ann:{arch}", "model", f[f"ann/{arch}/hidden"][()], dt, move_on))
+        for model in _anns_in(f):
+            out.append(Activity(prefix + model.stage, "model", f[model.group]["hidden"][()], dt, move_on))
+    return out
+
+
+def _anns_in(f: h5py.File) -> list[ModelId]:
+    """The ANN baselines ``/ann`` holds; a group named for no architecture is a damaged file."""
+    out = []
+    for arch in f["ann"] if "ann" in f else ():
+        try:
+            out.append(ModelId.ann(arch))
+        except ValueError:
+            raise RunFileError(
+                f"{f.filename}: /ann/{arch} is no ANN baseline cortexsim trains; restore the file"
+            ) from None
     return out
 
 
@@ -1956,9 +1977,9 @@ def read_hand_paths(f: h5py.File) -> dict[str, np.ndarray]:
     paths = {"rate": f["rate/outputs"][()]} if "rate/outputs" in f else {}
     if "spiking/outputs" in f:
         paths["spiking"] = f["spiking/outputs"][()][:n].mean(axis=1)
-    for arch in f["ann"] if "ann" in f else ():
-        if "outputs" in f["ann"][arch]:
-            paths[f"ann_{arch}"] = f["ann"][arch]["outputs"][()]
+    for model in _anns_in(f):
+        if "outputs" in f[model.group]:
+            paths[model.prefix] = f[model.group]["outputs"][()]
     return paths
 
 

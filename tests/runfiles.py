@@ -8,8 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-VOLATILE = re.compile(r"(^|/)(created_utc|finished_utc|derived_from|seconds|elapsed_s|[^/@]*_seconds)$")
-"""Attributes and datasets that ``docs/schema.md`` marks volatile (wall times, dates and paths)."""
+VOLATILE = re.compile(r"(^|/)(created_utc|finished_utc|derived_from|seconds|elapsed_s|[^/@]*_seconds|checksums)$")
+"""Attributes and datasets that ``docs/schema.md`` marks volatile (wall times, dates and paths; ``/checksums``
+hashes them)."""
 
 
 def contents(path: Path) -> dict[str, object]:
