@@ -38,8 +38,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import analysis
-from .closed_loop import ArmANN, ArmRateNetwork
 from .data import NeuralData, align_conditions, match_time_base
+from .model_id import is_whole_model, of_activity
 from .store import Activity, Row
 from .workers import available_cores
 
@@ -187,6 +187,8 @@ def jpca_row(
     start = max(0, act.move_on + int(round(window[0] / act.dt)))
     stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
     res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units), window=(start, stop))
+    if res.undefined:
+        raise ValueError(res.undefined)  # the battery notes it instead of a row
     row: Row = {
         "activity": act.name,
         "r2_best": float(res.r2_best),
@@ -201,7 +203,7 @@ def jpca_row(
 def _pairs(activities: list[Activity]) -> list[tuple[Activity, Activity]]:
     """Every model vs every model (and data), then every layer/population vs every ANN (or the data)."""
     models = [a for a in activities if a.kind in ("model", "data")]
-    anns = [a for a in models if a.name.split(":")[0].endswith("ann")] or [a for a in models if a.kind == "data"]
+    anns = [a for a in models if _is_ann(a.name)] or [a for a in models if a.kind == "data"]
     pairs = [(x, y) for i, x in enumerate(models) for y in models[i + 1 :]]
     pairs += [(part, ann) for part in activities if part.kind in ("layer", "population") for ann in anns]
     return pairs
@@ -313,9 +315,11 @@ def run_battery(
                 act.rates,
                 positions[:, steps],
                 dt=act.dt,
-                n_folds=min(5, act.rates.shape[0]),
+                n_folds=max(2, min(5, act.rates.shape[0])),
                 rng=np.random.default_rng(fold_seed),
             )
+            if dec.undefined:
+                notes.append(f"{act.name}: decoding undefined ({dec.undefined})")
             row["decode_position_r2"] = float(dec.position_r2)
             row["decode_velocity_r2"] = float(dec.velocity_r2)
         for i in range(3):
@@ -376,8 +380,14 @@ def headline(result: BatteryResult) -> dict[str, str | float]:
 
 
 def _short(name: str) -> str:
-    """``ann:gru`` -> ``gru``; other names unchanged."""
-    return name.split(":", 1)[1] if name.startswith("ann:") else name
+    """A whole model's short name (``ann:gru`` -> ``gru``: :attr:`ModelId.short`); other names unchanged."""
+    return of_activity(name).short if is_whole_model(name) else name
+
+
+def _is_ann(name: str) -> bool:
+    """True when activity ``name`` is (part of) an ANN baseline."""
+    model = of_activity(name)
+    return model is not None and model.kind == "ann"
 
 
 def headline_metrics(result: BatteryResult) -> dict[str, float]:
@@ -391,9 +401,9 @@ def headline_metrics(result: BatteryResult) -> dict[str, float]:
     ann_cca = []
     for r in result.similarity:
         a, b = r["a"], r["b"]
-        if (a == "rate" and (b in ("spiking", "data") or b.startswith("ann:"))) or (a, b) == ("spiking", "data"):
+        if (a == "rate" and (b in ("spiking", "data") or _is_ann(b))) or (a, b) == ("spiking", "data"):
             out[f"compare_cca_{a}_{_short(b)}"] = float(r["cca"])
-            if b.startswith("ann:"):
+            if _is_ann(b):
                 ann_cca.append(float(r["cca"]))
     if ann_cca:
         out["compare_cca_rate_ann_mean"] = float(np.mean(ann_cca))
@@ -538,7 +548,7 @@ class ModelProbe:
     inputs : tuple of (str, ndarray)
         Constant inputs whose fixed points are sought: label and input vector (inputs,).
     maps : tuple of (step, jacobian)
-        The model's noise-free map under each input (:func:`cortexsim.analysis.rate_map` / ``ann_map``).
+        The model's own noise-free map under each input (``model.step_map(u)``).
     states : ndarray, shape (conditions, time, d)
         Evaluation-set states (rate circuit: x in mV; ANNs: h, or [h, c] for the LSTM); starts are drawn here.
     dt : float
@@ -765,7 +775,9 @@ def communication_rows(
                 )
             else:
                 res = analysis.communication_subspace(a.rates, b.rates, rng=fold_rng)
-        except ValueError:  # e.g. a side without fluctuations
+        except ValueError:  # e.g. a condition with a single trial
+            continue
+        if res.undefined:  # e.g. a side without fluctuations
             continue
         rows.append(
             {
@@ -912,23 +924,20 @@ def probe_inputs(evaluation, n_targets: int = PROBE_TARGETS) -> tuple[tuple[str,
 
 
 def probe_model(name: str, model, evaluation, groups: Mapping[str, np.ndarray] | None = None) -> ModelProbe:
-    """A :class:`ModelProbe` of a rate network or ANN on a TrialBatch (its noise-free states and maps)."""
+    """A :class:`ModelProbe` of any model (:class:`cortexsim.model.Model`) on a TrialBatch.
+
+    The model gives its own noise-free map under each probe input (``step_map``), its evaluation
+    states in that map's coordinates (``map_states``) and the parts of that state
+    (``map_layout``: for a model on the arm, the arm and the delayed sensors besides the model's
+    own part, which ``groups`` -- population name -> indices -- subdivides).
+    """
     inputs = probe_inputs(evaluation)
-    if isinstance(model, (ArmRateNetwork, ArmANN)):  # the closed loop: model, arm and delay lines (loop_map)
-        maps = tuple(analysis.arm_loop_map(model, u) for _, u in inputs)
-        states = analysis.trajectory_states(model, model.simulate_loop(evaluation))
-        layout = analysis.loop_layout(model)
-        groups = {
-            **(groups or {}),
-            **{part: np.arange(d.start, d.stop) for part, d in layout.items() if part not in ("circuit", "hidden")},
-        }
-    elif name.startswith("ann:") or hasattr(model, "arch"):
-        maps = tuple(analysis.ann_map(model, u) for _, u in inputs)
-        hidden, state, _ = model.simulate(evaluation)
-        states = np.concatenate([hidden, state], axis=2) if getattr(model, "arch", "") == "lstm" else hidden
-    else:
-        maps = tuple(analysis.rate_map(model, u) for _, u in inputs)
-        states = model.simulate(evaluation)[0]
+    maps = tuple(model.step_map(u) for _, u in inputs)
+    states = model.map_states(model.simulate(evaluation))
+    parts = {part: np.arange(d.start, d.stop) for part, d in model.map_layout().items()}
+    if len(parts) > 1:  # the model's own part is named by ``groups``; the others by the map
+        own = next(iter(parts))
+        groups = {**(groups or {}), **{p: idx for p, idx in parts.items() if p != own}}
     return ModelProbe(name, inputs, maps, np.asarray(states, float), float(evaluation.dt), dict(groups or {}))
 
 
@@ -1001,7 +1010,7 @@ def dynamics_metrics(dynamics: DynamicsResult) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for r in dynamics.tangling:
-        if ":" not in str(r["activity"]) or str(r["activity"]).startswith("ann:"):
+        if ":" not in str(r["activity"]) or is_whole_model(str(r["activity"])):
             out[f"compare_tangling_q90_{_short(str(r['activity']))}"] = float(r["tangling_q90"])
     for r in dynamics.calibration:
         out[f"compare_ceiling_cca_{_short(str(r['activity']))}"] = float(r["ceiling_cca"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .battery import NULL_METHODS, BatteryResult, DynamicsResult, Row, headline
+from .model_id import ModelId, anns, of_activity
 from .quality import QualityVerdict, model_label
 from .store import JPCA_COLUMNS, RunSummary
 
@@ -39,13 +40,11 @@ SIMILARITY_SECTIONS = (
 """Console similarity tables: title and the kinds of activity ``a`` each holds."""
 
 SUMMARY_MODELS = (
-    ("rate", "rate circuit"),
-    ("rate_noisy", "rate circuit, with noise"),
-    ("ann_rnn", "RNN"),
-    ("ann_gru", "GRU"),
-    ("ann_lstm", "LSTM"),
-    ("spiking", "spiking twin"),
-    ("control", "control circuit (no inter-population recurrence)"),
+    ("rate", ModelId("rate").label),
+    ("rate_noisy", f"{ModelId('rate').label}, with noise"),
+    *((m.prefix, m.label) for m in anns()),
+    ("spiking", ModelId("spiking").label),
+    ("control", ModelId("control").label),
 )
 """Rows of ``summary.md``'s reaching table: metric prefix (``_noisy``: with process noise) and label."""
 
@@ -55,7 +54,7 @@ def answer_caveat(key: str, verdict: QualityVerdict | None) -> str:
     source = next((v for k, v in ANSWER_SOURCES.items() if key.startswith(k)), None)
     if verdict is None or verdict.passed or source is None:
         return ""
-    failed = [m for m in verdict.failed_models if m == "rate" or (source == "ann" and m.startswith("ann_"))]
+    failed = [m for m in verdict.failed_models if m == "rate" or (source == "ann" and _kind(m) == "ann")]
     if not failed:
         return ""
     names = " and ".join(model_label(m) for m in failed)
@@ -313,15 +312,24 @@ def model_caveat(name: str, verdict: QualityVerdict | None) -> str:
     """``" (**FAILED its task**)"`` when activity ``name`` (``rate:L5B``, ``ann:gru``, ...) is of a failed model."""
     if verdict is None or verdict.passed:
         return ""
-    model = name.split("/")[-1]
-    model = model.replace("ann:", "ann_").split(":")[0]
-    return " (**FAILED its task**)" if model in verdict.failed_models else ""
+    model = of_activity(name)
+    return " (**FAILED its task**)" if model is not None and model.prefix in verdict.failed_models else ""
+
+
+def _kind(prefix: str) -> str:
+    """The kind of model (:attr:`ModelId.kind`) whose ``/metrics`` prefix ``prefix`` is, or ``""``."""
+    model = ModelId.of_prefix(prefix)
+    return model.kind if model is not None else ""
 
 
 def _num(value, digits: int = 3) -> str:
     if isinstance(value, str):
         return value
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+    if value is None:
+        return "n/a"
+    if np.isnan(value):
+        return "undefined"  # the analysis is undefined for this input (e.g. constant activity)
+    return f"{value:.{digits}f}" if np.isfinite(value) else str(value)
 
 
 def _floor_note(floor: float) -> str:

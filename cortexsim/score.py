@@ -37,6 +37,7 @@ the scores and writes them as JSON when asked.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -372,24 +373,77 @@ def _read_model(run_file: Path, which: str) -> _Model:
 
 
 def _read_mapping(path: str, n_model: int) -> dict[str, int]:
-    """A CSV mapping table ``recorded,model`` -> {recorded label: model condition}."""
+    """A CSV mapping table ``recorded,model`` -> {recorded label: model condition}.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable, not UTF-8 text, not a CSV with the header ``recorded,model``, a short row, a model
+        condition that is not a whole number in range, or a recorded condition listed twice.
+    """
+    named = f"--mapping {path}"
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"--mapping {path}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError(f"{named}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{named}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the table "
+            f"as UTF-8 CSV with the header recorded,model"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{named}: a binary file, not a CSV table (it holds NUL bytes)")
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ConfigError(f"{named}: not a readable CSV table ({exc})") from None
     if not rows or not {"recorded", "model"} <= set(rows[0]):
-        raise ConfigError(f"--mapping {path}: expected a CSV with the header recorded,model and one row per condition")
-    out = {}
-    for row in rows:
+        raise ConfigError(f"{named}: expected a CSV with the header recorded,model and one row per condition")
+    out: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        recorded, model_text = row.get("recorded"), row.get("model")
+        if recorded is None or model_text is None:
+            raise ConfigError(f"{named}: line {line} has no {'recorded' if recorded is None else 'model'} value")
         try:
-            model = int(row["model"])
+            model = int(model_text)
         except ValueError:
-            raise ConfigError(f"--mapping {path}: model condition {row['model']!r} is not a whole number") from None
+            raise ConfigError(f"{named}: model condition {model_text!r} is not a whole number") from None
         if not 0 <= model < n_model:
-            raise ConfigError(f"--mapping {path}: model condition {model} is not in 0..{n_model - 1}")
-        out[str(row["recorded"]).strip()] = model
+            raise ConfigError(f"{named}: model condition {model} is not in 0..{n_model - 1}")
+        label = str(recorded).strip()
+        if label in out:
+            raise ConfigError(f"{named}: recorded condition {label!r} is listed twice (line {line}); list each once")
+        out[label] = model
     return out
+
+
+def _numeric_column(cols: dict[str, np.ndarray], name: str, where: str, option: str, unit: str) -> np.ndarray:
+    """A trials column as floats, or a one-line :class:`DataError` naming the column and what it holds."""
+    values = np.asarray(cols[name])
+    if values.dtype.kind not in "biuf":
+        try:
+            values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            sample = next((x for x in values.tolist() if not _is_number(x)), values.tolist()[0])
+            raise DataError(
+                f"{where}: trials column {name!r} ({option}) holds {sample!r}; expected numbers ({unit})"
+            ) from None
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise DataError(
+            f"{where}: trials column {name!r} ({option}) has shape {values.shape}; expected one {unit} per trial"
+        )
+    return values
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _label(value: Any) -> str:
@@ -474,7 +528,7 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
             f"{where}: the trials table has no column {spec.align_event!r} (--align-event); "
             f"available: {', '.join(cols)}"
         )
-    events = np.asarray(cols[spec.align_event], float)
+    events = _numeric_column(cols, spec.align_event, where, "--align-event", "event times in s")
     rows = np.flatnonzero(np.isfinite(events))
     notes = [f"{events.size - rows.size} trials without a {spec.align_event} time (e.g. catch trials) left out"]
     if rows.size < 4:
@@ -497,7 +551,9 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
                 f"{where}: the trials table has no column {spec.angle_column!r} (target angle in rad) to match "
                 f"conditions by; give --angle-column or a --mapping table"
             )
-        angles = np.asarray(cols[spec.angle_column], float)[rows]
+        angles = _numeric_column(cols, spec.angle_column, where, "--angle-column", "target angles in rad")[rows]
+        if not np.all(np.isfinite(angles)):
+            raise DataError(f"{where}: trials column {spec.angle_column!r} (--angle-column) has NaN or infinite angles")
         gap = np.angle(np.exp(1j * (angles[:, None] - model.angles[None, :])))
         matched = np.argmin(np.abs(gap), axis=1)
         worst = float(np.max(np.abs(gap[np.arange(rows.size), matched])))
@@ -553,15 +609,15 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
         vel_r2 = float("nan")
         notes.append(f"no hand velocity {spec.velocity!r} in the file: vel_r2 not scored")
     else:
-        times, values = recorded.velocity
         centres = events[rows][:, None] + spec.window[0] + spec.bin_size * (np.arange(spec.n_bins) + 0.5)
-        vel = np.stack([np.interp(centres, times, values[:, d]) for d in range(values.shape[1])], axis=-1)
+        vel = velocity_on_bins(recorded, centres, spec.velocity)
         vel_r2 = fit_and_eval_decoder(
             pred[train].reshape(-1, pred.shape[2]),
             vel[train].reshape(-1, vel.shape[2]),
             pred[test].reshape(-1, pred.shape[2]),
             vel[test].reshape(-1, vel.shape[2]),
         )
+    _check_scores(where, co_bps=co_bps, psth_r2=psth_r2, vel_r2=vel_r2, velocity=recorded.velocity is not None)
     return ScoreResult(
         co_bps=float(co_bps),
         psth_r2=float(psth_r2),
@@ -575,3 +631,51 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
         alpha=float(alpha),
         notes=tuple(notes),
     )
+
+
+def velocity_on_bins(recorded: RecordedTrials, centres: np.ndarray, name: str) -> np.ndarray:
+    """The recorded hand velocity at every bin centre, linearly interpolated between its samples.
+
+    Parameters
+    ----------
+    recorded : RecordedTrials
+        With ``velocity`` (times in s, values (samples, dims)).
+    centres : ndarray, shape (trials, bins)
+        Bin centres (s, session time).
+    name : str
+        The series' name (``--velocity``), for the message.
+
+    Returns
+    -------
+    ndarray, shape (trials, bins, dims)
+
+    Raises
+    ------
+    DataError
+        The series does not cover every scored bin (it ends early or starts late: interpolating would
+        invent a constant velocity there), or it is NaN there.
+    """
+    times, values = recorded.velocity
+    period = float(np.median(np.diff(times))) if times.size > 1 else 0.0
+    lo, hi = float(centres.min()), float(centres.max())
+    if times.size < 2 or lo < times[0] - period or hi > times[-1] + period:
+        raise DataError(
+            f"{recorded.source}: hand velocity {name!r} (--velocity) covers {times[0]:.3f} to {times[-1]:.3f} s but "
+            f"the scored trials span {lo:.3f} to {hi:.3f} s; expected a series over the whole session"
+        )
+    vel = np.stack([np.interp(centres, times, values[:, d]) for d in range(values.shape[1])], axis=-1)
+    if not np.all(np.isfinite(vel)):
+        raise DataError(
+            f"{recorded.source}: hand velocity {name!r} (--velocity) is NaN or infinite inside the scored windows"
+        )
+    return vel
+
+
+def _check_scores(where: str, *, co_bps: float, psth_r2: float, vel_r2: float, velocity: bool) -> None:
+    """Refuse scores that cannot mean anything (no test spikes, a flat recording) instead of printing them."""
+    for key, value in (("co_bps", co_bps), ("psth_r2", psth_r2), *((("vel_r2", vel_r2),) if velocity else ())):
+        if not np.isfinite(value):
+            raise DataError(
+                f"{where}: {key} is undefined on these trials ({value}); the recording has no spikes or no "
+                f"variation in the scored window (check --window and --align-event)"
+            )

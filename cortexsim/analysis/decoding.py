@@ -39,6 +39,9 @@ class DecodingResult:
         Ridge penalty chosen for each outer fold.
     folds : ndarray of int, shape (trials,)
         Outer fold of each trial.
+    undefined : str
+        Why the quantity is undefined for this input (too few trials for the folds), its numbers then NaN;
+        empty when it is defined.
     """
 
     position_r2: float
@@ -48,6 +51,7 @@ class DecodingResult:
     alpha_position: np.ndarray
     alpha_velocity: np.ndarray
     folds: np.ndarray
+    undefined: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -144,8 +148,9 @@ def decode_kinematics(
     dt : float
         Time step in seconds.
     n_folds : int
-        Outer folds, 2 <= n_folds <= trials; every training set must hold at
-        least 2 trials.
+        Outer folds, at least 2. With fewer trials than folds, or folds that leave a
+        training set under 2 trials, decoding is undefined: the R^2 values are NaN and
+        ``undefined`` says why.
     alphas : sequence of float
         Candidate penalties (> 0), per sample on z-scored units: the fit
         minimises ``||y - X w||^2 + alpha * samples * ||w||^2``.
@@ -168,15 +173,22 @@ def decode_kinematics(
         )
     dt = _checks.positive_float(dt, "dt")
     n_trials = X.shape[0]
-    n_folds = _checks.positive_int(n_folds, "n_folds", low=2, high=max(2, n_trials))
-    if n_trials - -(-n_trials // n_folds) < 2:
-        raise ValueError(
-            f"{n_trials} trials in {n_folds} folds leave fewer than 2 training trials per fold; "
-            "use more trials or fewer folds"
-        )
+    n_folds = _checks.positive_int(n_folds, "n_folds", low=2)
     alphas = np.asarray(alphas, dtype=float).ravel()
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
         raise ValueError(f"alphas must be a non-empty sequence of finite numbers > 0; got {alphas!r}")
+    if n_folds > n_trials or n_trials - -(-n_trials // n_folds) < 2:
+        nan = np.full(pos.shape, np.nan)
+        return DecodingResult(
+            position_r2=float("nan"),
+            velocity_r2=float("nan"),
+            predicted_position=nan,
+            predicted_velocity=nan.copy(),
+            alpha_position=np.full(n_folds, np.nan),
+            alpha_velocity=np.full(n_folds, np.nan),
+            folds=np.full(n_trials, -1),
+            undefined=f"{n_trials} trials cannot fill {n_folds} folds with 2 or more training trials each",
+        )
     order = np.arange(n_trials) if rng is None else rng.permutation(n_trials)
     folds = np.empty(n_trials, dtype=int)
     folds[order] = np.arange(n_trials) % n_folds

@@ -100,6 +100,9 @@ class DSAResult:
         The delay embedding and rank used (the same for both systems).
     explained_x, explained_y : float
         Fraction of each Hankel matrix's variance captured by the rank.
+    undefined : str
+        Why the distance is undefined (an input is constant: it has no dynamics), its numbers then
+        NaN; empty when it is defined.
     """
 
     distance: float
@@ -110,6 +113,7 @@ class DSAResult:
     rank: int
     explained_x: float
     explained_y: float
+    undefined: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -151,8 +155,12 @@ def _svd(X: np.ndarray, n_delays: int, center: bool) -> tuple[np.ndarray, np.nda
     U, s, Wt = np.linalg.svd(H.reshape(-1, H.shape[2]), full_matrices=False)
     keep = s > _checks.rank_tolerance(s, (U.shape[0], Wt.shape[1]))
     if not np.any(keep):
-        raise ValueError("the activity is constant (zero variance after centring); it has no dynamics to fit")
+        raise ValueError(CONSTANT)
     return U[:, keep], s[keep], Wt[keep].T, shape
+
+
+CONSTANT = "the activity is constant (zero variance after centring); it has no dynamics to fit"
+"""Why :func:`fit_operator` refuses a constant input and :func:`dsa` calls its distance undefined."""
 
 
 def _rank_for(s: np.ndarray, fraction: float) -> int:
@@ -401,7 +409,8 @@ def dsa(
     -------
     DSAResult
         ``distance`` in radians (lower = more similar dynamics), both
-        operators, the aligning rotation and the delays and rank used.
+        operators, the aligning rotation and the delays and rank used; NaN, with
+        ``undefined`` saying why, when an input is constant.
     """
     x = _checks.activity(x, "x", min_time=3)
     y = _checks.activity(y, "y", min_time=3)
@@ -409,8 +418,24 @@ def dsa(
     if n_delays is None:
         n_delays = default_delays(min(x.shape[2], y.shape[2]), min(x.shape[1], y.shape[1]))
     n_delays = _checks.positive_int(n_delays, "n_delays", high=min(x.shape[1], y.shape[1]) - 2)
-    Ux, sx, Wx, shape_x = _svd(x, n_delays, center)
-    Uy, sy, Wy, shape_y = _svd(y, n_delays, center)
+    try:
+        Ux, sx, Wx, shape_x = _svd(x, n_delays, center)
+        Uy, sy, Wy, shape_y = _svd(y, n_delays, center)
+    except ValueError as exc:  # a constant input: no operator to compare
+        if str(exc) != CONSTANT:
+            raise
+        nan = np.full((0, 0), np.nan)
+        return DSAResult(
+            distance=float("nan"),
+            operator_x=nan,
+            operator_y=nan,
+            rotation=nan,
+            n_delays=n_delays,
+            rank=0,
+            explained_x=float("nan"),
+            explained_y=float("nan"),
+            undefined=f"an input is constant: {CONSTANT}",
+        )
     if rank is None:
         rank = max(_rank_for(sx, fraction), _rank_for(sy, fraction))
     rank = min(_checks.positive_int(rank, "rank"), sx.size, sy.size)

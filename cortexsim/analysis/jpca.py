@@ -54,6 +54,9 @@ class JPCAResult:
         The orthonormal PCs the fit was done in.
     norm_factors : ndarray, shape (units,)
         The divisor applied to each unit (``range + soft_norm_constant``, or 1).
+    undefined : str
+        Why the quantity is undefined for this input (the activity does not change in the window), its numbers then NaN;
+        empty when it is defined.
     """
 
     r2_best: float
@@ -67,6 +70,7 @@ class JPCAResult:
     m_skew: np.ndarray
     pcs: np.ndarray
     norm_factors: np.ndarray
+    undefined: str = ""
 
     def __repr__(self) -> str:
         f = ", ".join(f"{v:.2f}" for v in self.frequencies_hz)
@@ -241,8 +245,26 @@ def jpca(
     pre = x[:, :-1].reshape(-1, n_pcs)
     delta = np.diff(x, axis=1).reshape(-1, n_pcs)
     total = np.sum(delta**2)
-    if total <= 0:
-        raise ValueError("the analysed activity does not change over time; there are no dynamics to fit")
+    if not total > 0:  # no change over time: no dynamics to fit, every R^2 is 0 / 0
+        n_planes = n_pcs // 2
+
+        def nan(*shape: int) -> np.ndarray:
+            return np.full(shape, np.nan)
+
+        return JPCAResult(
+            r2_best=float("nan"),
+            r2_skew=float("nan"),
+            ratio=float("nan"),
+            planes=nan(n_planes, n_units, 2),
+            frequencies_hz=nan(n_planes),
+            variance_explained=nan(n_planes),
+            projections=nan(n_cond, stop - start, n_planes, 2),
+            m_best=nan(n_pcs, n_pcs),
+            m_skew=nan(n_pcs, n_pcs),
+            pcs=pcs,
+            norm_factors=factors,
+            undefined="the analysed activity does not change over time; there are no dynamics to fit",
+        )
     m_best = np.linalg.lstsq(pre, delta, rcond=None)[0].T
     m_skew = _fit_skew(pre, delta)
     r2_best = 1.0 - np.sum((delta - pre @ m_best.T) ** 2) / total

@@ -81,7 +81,8 @@ def pca(X: np.ndarray, n_components: int | None = None) -> PCAResult:
     Parameters
     ----------
     X : ndarray, shape (conditions, time, units) or (samples, units)
-        Activity (any unit, e.g. Hz). Conditions and time are pooled as samples.
+        Activity (any unit, e.g. Hz). Conditions and time are pooled as samples; with a
+        single sample the variances are NaN (undefined).
     n_components : int, optional
         Number of axes ``k`` to keep, 1 <= k <= min(samples, units). Default:
         min(samples, units).
@@ -94,15 +95,13 @@ def pca(X: np.ndarray, n_components: int | None = None) -> PCAResult:
     """
     flat = _pooled(X)
     m, n = flat.shape
-    if m < 2:
-        raise ValueError(f"X has {m} sample; PCA needs at least 2 (conditions * time >= 2)")
     limit = min(m, n)
     k = limit if n_components is None else _checks.positive_int(n_components, "n_components", high=limit)
     mean = flat.mean(axis=0)
     _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    variance = s**2 / (m - 1)
+    variance = s**2 / (m - 1) if m > 1 else np.full(s.shape, np.nan)  # one sample: no variance to speak of
     total = variance.sum()
-    ratio = variance / total if total > 0 else np.zeros_like(variance)
+    ratio = variance / total if total > 0 else np.where(np.isnan(variance), np.nan, 0.0)
     return PCAResult(components=vt[:k], explained_variance=variance[:k], explained_variance_ratio=ratio[:k], mean=mean)
 
 
@@ -121,12 +120,10 @@ def participation_ratio(X: np.ndarray) -> float:
     Returns
     -------
     float
-        The participation ratio (dimensionless).
+        The participation ratio (dimensionless); NaN when X has one sample or no variance.
     """
     flat = _pooled(X)
-    if flat.shape[0] < 2:
-        raise ValueError("X has 1 sample; the participation ratio needs at least 2 (conditions * time >= 2)")
     lam = np.linalg.svd(flat - flat.mean(axis=0), compute_uv=False) ** 2
-    if lam.sum() <= 0:
-        raise ValueError("X has zero variance in every unit; the participation ratio is undefined")
+    if flat.shape[0] < 2 or not lam.sum() > 0:
+        return float("nan")  # one sample, or zero variance in every unit: no dimensions to count
     return float(lam.sum() ** 2 / np.sum(lam**2))

@@ -13,6 +13,9 @@ Direction of each measure:
 * :func:`shape_distance` - **lower = more similar** (0 = identical up to rotation
   and scale); it is a metric, in radians.
 * :func:`rdm` - a dissimilarity matrix: higher entries = more different conditions.
+
+Degenerate inputs -- a population with zero variance, a constant condition pattern, too few
+conditions -- make a measure undefined: it is NaN, never an exception (wrong shapes still raise).
 """
 
 from __future__ import annotations
@@ -33,12 +36,11 @@ def _orthonormal_scores(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -------
     U : ndarray, shape (samples, r)
     s : ndarray, shape (r,)
+        ``r`` is 0 when X has zero variance in every unit (similarity to it is then undefined: NaN).
     """
     flat = _checks.samples(X)
     U, s, _ = np.linalg.svd(flat, full_matrices=False)
     keep = s > _checks.rank_tolerance(s, flat.shape)
-    if not np.any(keep):
-        raise ValueError("an input has zero variance in every unit; similarity to it is undefined")
     return U[:, keep], s[keep]
 
 
@@ -65,13 +67,15 @@ def cca_similarity(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     Returns
     -------
     float
-        Mean canonical correlation, in [0, 1].
+        Mean canonical correlation, in [0, 1]; NaN when an input has no variance.
     """
     X, Y = _checks.paired(X, Y)
     k = _checks.positive_int(k, "k")
     Ux, _ = _orthonormal_scores(X)
     Uy, _ = _orthonormal_scores(Y)
     k = min(k, Ux.shape[1], Uy.shape[1])
+    if k == 0:
+        return float("nan")  # an input with zero variance in every unit: nothing to correlate
     # canonical correlations of two whitened (orthonormal) bases = singular values of their cross-product
     rho = np.linalg.svd(Ux[:, :k].T @ Uy[:, :k], compute_uv=False)
     return float(np.clip(rho, 0.0, 1.0).mean())
@@ -88,6 +92,8 @@ def _shape_embedding(X: np.ndarray, alpha: float) -> np.ndarray:
     Frobenius norm). Directions of zero variance are dropped (a pseudo-inverse).
     """
     U, s = _orthonormal_scores(X)
+    if s.size == 0:
+        return np.full((X.shape[0] * X.shape[1], 1), np.nan)  # zero variance: no shape to compare
     m, n_units = X.shape[0] * X.shape[1], X.shape[2]
     lam = s**2 / m
     scale = n_units / lam.sum()
@@ -134,11 +140,14 @@ def shape_distance(X: np.ndarray, Y: np.ndarray, alpha: float = 1.0) -> float:
     Returns
     -------
     float
-        Angular distance in radians, in [0, pi/2].
+        Angular distance in radians, in [0, pi/2]; NaN when an input has no variance.
     """
     X, Y = _checks.paired(X, Y)
     alpha = _checks.unit_interval(alpha, "alpha", closed=True, hint=" (1 = Procrustes, 0 = CCA-like)")
-    cos = np.linalg.svd(_shape_embedding(X, alpha).T @ _shape_embedding(Y, alpha), compute_uv=False)
+    phi_x, phi_y = _shape_embedding(X, alpha), _shape_embedding(Y, alpha)
+    if np.isnan(phi_x).any() or np.isnan(phi_y).any():
+        return float("nan")  # an input with zero variance in every unit
+    cos = np.linalg.svd(phi_x.T @ phi_y, compute_uv=False)
     return float(np.arccos(np.clip(cos.sum(), -1.0, 1.0)))
 
 
@@ -159,7 +168,7 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     Returns
     -------
     float
-        CKA, in [0, 1].
+        CKA, in [0, 1]; NaN when an input has no variance.
     """
     X, Y = _checks.paired(X, Y)
     Xc, Yc = _checks.samples(X), _checks.samples(Y)
@@ -171,7 +180,7 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
         cross = np.linalg.norm(Yc.T @ Xc) ** 2
         nx, ny = np.linalg.norm(Xc.T @ Xc), np.linalg.norm(Yc.T @ Yc)
     if nx == 0 or ny == 0:
-        raise ValueError("an input has zero variance in every unit; CKA is undefined")
+        return float("nan")  # an input with zero variance in every unit: CKA is 0 / 0
     return float(np.clip(cross / (nx * ny), 0.0, 1.0))
 
 
@@ -185,7 +194,7 @@ def rdm(X: np.ndarray, metric: str = "correlation") -> np.ndarray:
     Parameters
     ----------
     X : ndarray, shape (conditions, time, units)
-        Activity; at least 2 conditions.
+        Activity (one condition gives the 1 x 1 matrix [[0]]).
     metric : {"correlation", "euclidean", "cosine"}
         ``"correlation"``: 1 - Pearson r (in [0, 2]); ``"euclidean"``: distance
         in the input's units; ``"cosine"``: 1 - cosine similarity.
@@ -193,19 +202,25 @@ def rdm(X: np.ndarray, metric: str = "correlation") -> np.ndarray:
     Returns
     -------
     ndarray, shape (conditions, conditions)
-        Symmetric dissimilarities.
+        Symmetric dissimilarities; the row and column of a constant (or zero) pattern are NaN
+        (off the diagonal) for the correlation and cosine metrics, which are undefined for it.
     """
     X = _checks.activity(X, "X")
     if metric not in RDM_METRICS:
         raise ValueError(f"metric={metric!r} is not supported; choose one of {', '.join(RDM_METRICS)}")
-    if X.shape[0] < 2:
-        raise ValueError(f"X has {X.shape[0]} condition; an RDM needs at least 2")
     patterns = X.reshape(X.shape[0], -1)
+    if X.shape[0] < 2:
+        return np.zeros((1, 1))  # one condition: nothing to be dissimilar to
+    flat = np.zeros(X.shape[0], dtype=bool)
     if metric in ("correlation", "cosine"):
         centred = patterns - patterns.mean(axis=1, keepdims=True) if metric == "correlation" else patterns
-        if np.any(np.linalg.norm(centred, axis=1) == 0):
-            raise ValueError(f"a condition's pattern is constant (or zero), so its {metric} distance is undefined")
-    return squareform(pdist(patterns, metric=metric), checks=False)
+        flat = np.linalg.norm(centred, axis=1) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = squareform(pdist(patterns, metric=metric), checks=False)
+    out[flat, :] = np.nan  # a constant (or zero) pattern has no correlation or cosine distance
+    out[:, flat] = np.nan
+    np.fill_diagonal(out, 0.0)
+    return out
 
 
 def rsa(X: np.ndarray, Y: np.ndarray, metric: str = "correlation") -> float:
@@ -226,13 +241,15 @@ def rsa(X: np.ndarray, Y: np.ndarray, metric: str = "correlation") -> float:
     Returns
     -------
     float
-        Spearman rho, in [-1, 1].
+        Spearman rho, in [-1, 1]; NaN with fewer than 3 conditions or an undefined or flat RDM.
     """
     X, Y = _checks.paired(X, Y)
+    if metric not in RDM_METRICS:
+        raise ValueError(f"metric={metric!r} is not supported; choose one of {', '.join(RDM_METRICS)}")
     if X.shape[0] < 3:
-        raise ValueError(f"RSA needs at least 3 conditions (2 RDM entries to rank); got {X.shape[0]}")
+        return float("nan")  # fewer than 2 RDM entries: nothing to rank
     upper = np.triu_indices(X.shape[0], k=1)
     a, b = rdm(X, metric)[upper], rdm(Y, metric)[upper]
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        raise ValueError("an RDM has all off-diagonal entries equal, so their rank correlation is undefined")
+    if np.isnan(a).any() or np.isnan(b).any() or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")  # an undefined or flat RDM: its rank correlation is undefined
     return float(spearmanr(a, b).statistic)

@@ -67,6 +67,9 @@ class CommunicationResult:
         ``performance`` of the full-rank (ridge) map.
     n_folds : int
         Folds used (groups of trials, or of conditions).
+    undefined : str
+        Why the subspace is undefined (the target does not vary on a held-out fold, a single
+        trial or condition), ``performance`` and ``sem`` then NaN and ``dimensions`` 0; empty when defined.
     """
 
     dimensions: int
@@ -74,6 +77,7 @@ class CommunicationResult:
     sem: np.ndarray
     full_performance: float
     n_folds: int
+    undefined: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -175,8 +179,6 @@ def communication_subspace(
     if conditions is not None:
         X, Y = _residuals(X, Y, conditions)
     c = X.shape[0]
-    if c < 2:
-        raise ValueError(f"cross-validation needs at least 2 trials or conditions; got {c}")
     default_folds = 10 if conditions is not None else 8
     n_folds = min(_checks.positive_int(default_folds if n_folds is None else n_folds, "n_folds", low=2), c)
     limit = min(X.shape[2], Y.shape[2], 20) if max_rank is None else max_rank
@@ -184,6 +186,13 @@ def communication_subspace(
     ridge = float(ridge)
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0; got {ridge!r}")
+
+    def undefined(reason: str) -> CommunicationResult:
+        nan = np.full(max_rank, np.nan)
+        return CommunicationResult(0, nan, nan.copy(), float("nan"), n_folds, undefined=reason)
+
+    if c < 2:
+        return undefined(f"cross-validation needs at least 2 trials or conditions; got {c}")
     scores = np.empty((n_folds, max_rank))
     full = np.empty(n_folds)
     for i, test in enumerate(_folds(c, n_folds, rng)):
@@ -192,8 +201,8 @@ def communication_subspace(
         mx, my = xtr.mean(axis=0), ytr.mean(axis=0)
         xte, yte = X[test].reshape(-1, X.shape[2]) - mx, Y[test].reshape(-1, Y.shape[2]) - my
         total = float(np.sum(yte**2))
-        if total <= 0:
-            raise ValueError("the target does not vary on a held-out fold; nothing to predict")
+        if not total > 0:
+            return undefined("the target does not vary on a held-out fold; nothing to predict")
         maps = reduced_rank_maps(xtr - mx, ytr - my, max_rank, ridge)
         for r in range(max_rank):
             scores[i, r] = 1.0 - float(np.sum((yte - xte @ maps[r]) ** 2)) / total

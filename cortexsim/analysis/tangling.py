@@ -50,12 +50,16 @@ class TanglingResult:
     median, q90 : float
         Median and 90th percentile of ``q`` (Russo et al. compare distributions; the 90th percentile
         summarises the tangled tail).
+    undefined : str
+        Why the quantity is undefined for this input (e.g. constant activity), its numbers then NaN;
+        empty when it is defined.
     """
 
     q: np.ndarray
     epsilon: float
     median: float
     q90: float
+    undefined: str = ""
 
     def __repr__(self) -> str:
         return (
@@ -91,7 +95,8 @@ def tangling(
     Returns
     -------
     TanglingResult
-        ``q`` of shape (conditions, time), higher = more tangled.
+        ``q`` of shape (conditions, time), higher = more tangled; all NaN, with ``undefined`` saying
+        why, when x is constant over conditions and time (and ``epsilon`` is not given).
     """
     x = _checks.activity(x, "x", min_time=3)
     dt = _checks.positive_float(dt, "dt")
@@ -110,8 +115,10 @@ def tangling(
     states = centred.reshape(c, t, -1)
     if epsilon is None:
         epsilon = EPSILON_FRACTION * float(np.mean(np.sum(centred**2, axis=1)))
-        if epsilon <= 0:
-            raise ValueError("x is constant over conditions and time; tangling is undefined")
+        if not epsilon > 0:  # no state differs from another: every ratio is 0 / 0
+            nan = np.full((c, t), np.nan)
+            reason = "x is constant over conditions and time"
+            return TanglingResult(q=nan, epsilon=float("nan"), median=float("nan"), q90=float("nan"), undefined=reason)
     else:
         epsilon = _checks.positive_float(epsilon, "epsilon")
     deriv = np.gradient(states, dt, axis=1).reshape(c * t, -1) if xdot is None else xdot

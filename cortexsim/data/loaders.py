@@ -379,7 +379,7 @@ def load_nwb_trials(path: str | Path, velocity: str = "hand_velocity") -> Record
             held = None
             if "heldout" in nwb.units.colnames:
                 held = np.asarray(nwb.units["heldout"].data[:], dtype=bool)
-            series = _find_series(nwb, velocity)
+            series = _find_series(nwb, velocity, path)
     except CortexsimError:
         raise
     except Exception as exc:  # pynwb/hdmf raise many types for foreign or broken files
@@ -387,8 +387,15 @@ def load_nwb_trials(path: str | Path, velocity: str = "hand_velocity") -> Record
     return RecordedTrials(tuple(spikes), unit_ids, columns, held, series, str(path))
 
 
-def _find_series(nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(times in s, values (samples, dims)) of the TimeSeries ``name`` in any processing module, or None."""
+def _find_series(nwb: Any, name: str, path: Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times in s, values (samples, dims)) of the TimeSeries ``name`` in any processing module, or None.
+
+    Raises
+    ------
+    DataError
+        The series is not numbers, has more than two axes, or its timestamps do not match its
+        samples (count, finite, increasing).
+    """
     for module in nwb.processing.values():
         for interface in module.data_interfaces.values():
             candidates = [interface]
@@ -397,11 +404,31 @@ def _find_series(nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray] | None:
             for series in candidates:
                 if getattr(series, "name", None) != name or not hasattr(series, "data"):
                     continue
-                values = np.asarray(series.data[:], dtype=float)
-                values = values[:, None] if values.ndim == 1 else values
-                if series.timestamps is not None:
-                    times = np.asarray(series.timestamps[:], dtype=float)
-                else:
-                    times = series.starting_time + np.arange(values.shape[0]) / series.rate
-                return times, values
+                return _series_values(series, f"{path or 'the NWB file'}: the TimeSeries {name!r}")
     return None
+
+
+def _series_values(series: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (times, values (samples, dims)) of one TimeSeries."""
+    raw = np.asarray(series.data[:])
+    if raw.dtype.kind not in "biuf":
+        raise DataError(f"{where}: holds {raw.dtype} values; expected numbers (velocity, e.g. m/s)")
+    values = raw.astype(float)
+    if values.ndim not in (1, 2) or values.shape[0] < 2:
+        raise DataError(f"{where}: has shape {values.shape}; expected (samples,) or (samples, dims), 2 samples or more")
+    values = values[:, None] if values.ndim == 1 else values
+    if series.timestamps is not None:
+        times = np.asarray(series.timestamps[:], dtype=float)
+        if times.shape != (values.shape[0],):
+            raise DataError(
+                f"{where}: has {values.shape[0]} samples but timestamps of shape {times.shape}; expected one "
+                f"timestamp per sample"
+            )
+    else:
+        rate, start = series.rate, series.starting_time
+        if rate is None or not (np.isfinite(rate) and rate > 0) or start is None or not np.isfinite(start):
+            raise DataError(f"{where}: has no timestamps and no valid rate ({rate!r}) and starting_time ({start!r})")
+        times = start + np.arange(values.shape[0]) / rate
+    if not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        raise DataError(f"{where}: timestamps must be finite and strictly increasing (s)")
+    return times, values
