@@ -39,6 +39,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
@@ -152,13 +153,18 @@ def _unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
     Python runs a signal's handler wherever the interpreter is; when that is a ``__del__``
     method or a weakref callback (h5py, hdmf and matplotlib run many), the exception cannot
     propagate: Python prints "Exception ignored in ..." with a traceback and carries on as if
-    nothing had been pressed.  Here it is not printed, and SIGINT's handler is run again at the
-    next instruction outside the callback.
+    nothing had been pressed.  Here it is not printed, and a helper thread runs SIGINT's handler
+    again in the main thread a moment later, outside the callback (were it swallowed once more,
+    this hook would run again).
     """
+
+    def again() -> None:
+        time.sleep(0.01)  # let the hook return first: a handler run inside it would be swallowed too
+        _thread.interrupt_main(signal.SIGINT)
 
     def hook_(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _thread.interrupt_main(signal.SIGINT)
+            threading.Thread(target=again, name="cortexsim-interrupt-again", daemon=True).start()
             return
         hook(unraisable)
 
