@@ -104,7 +104,7 @@ def setup(args: argparse.Namespace):
     maps = [rate_map(net, u) for _, u in inputs]
     with threadpool_limits(1, user_api="blas"):
         if args.run:
-            states = net.simulate(evaluation)[0]
+            states = net.simulate(evaluation).state
             jitter = 0.05 * float(np.std(states))
             starts = [sample_starts(states, args.starts, rng, noise_std=jitter) for _ in maps]
             go = int(round(float(evaluation.params["go"][0]) / evaluation.dt)) - 1

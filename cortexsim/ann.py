@@ -56,9 +56,11 @@ import numpy as np
 
 from . import _validate as v
 from ._model import TimeMajorModel
+from .ann_cells import AnnCell
 from .config import ANN_ARCHITECTURES
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
+from .model import Jacobian, Step, Trajectory, constant_input
 from .tasks import TrialBatch
 
 ARCHITECTURES = ANN_ARCHITECTURES
@@ -231,9 +233,7 @@ class _Recurrent(TimeMajorModel):
         x += self.params["b"]
         return x
 
-    def simulate(
-        self, batch: TrialBatch, rng: np.random.Generator | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
         """Simulate a batch of trials.
 
         Parameters
@@ -245,19 +245,54 @@ class _Recurrent(TimeMajorModel):
 
         Returns
         -------
-        hidden : ndarray, shape (trials, time, hidden)
-            ``h``, the units' activity (dimensionless) -- compare it with the rate network's rates.
-        state : ndarray, shape (trials, time, hidden)
-            The cell state ``c`` for the LSTM; ``h`` again (a copy) for the RNN and GRU.
-        outputs : ndarray, shape (trials, time, outputs)
-            ``y`` (m).
+        Trajectory
+            ``activity`` is ``h`` (trials, time, hidden), the units' activity (dimensionless) that is
+            compared with the rate network's rates; ``state`` is ``h`` again for the RNN and GRU and
+            ``[h, c]`` (trials, time, 2 hidden) for the LSTM; ``outputs`` ``y`` (m).
         """
         u = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(u.shape[1], u.shape[0], rng)
         h = self._forward(u, noise)
         y = h @ self.params["w_out"].T + self.params["b_out"]
-        state = self._buffers["c"] if self.arch == "lstm" else h
-        return h.transpose(1, 0, 2).copy(), state.transpose(1, 0, 2).copy(), y.transpose(1, 0, 2).copy()
+        hidden = h.transpose(1, 0, 2).copy()
+        return Trajectory(
+            state=self.full_state(hidden, self.state_history.transpose(1, 0, 2)),
+            activity=hidden,
+            outputs=y.transpose(1, 0, 2).copy(),
+        )
+
+    def full_state(self, hidden: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The model's state from ``h`` and :attr:`state_history` (each (..., hidden)).
+
+        ``[h, c]`` for the LSTM, else a copy of ``h`` (so that no two fields of a record share memory).
+        """
+        return np.concatenate([hidden, state], axis=-1) if self.arch == "lstm" else hidden.copy()
+
+    # -- the model's own map (what dynamics analyses ask for) ---------------------------------
+    def cell(self) -> AnnCell:
+        """The network's update as a function of state and input drive (parameters copied)."""
+        return AnnCell(self)
+
+    def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
+        """The noise-free update under constant input ``u`` (inputs,), and its Jacobian.
+
+        States are ``h`` (n, H), or ``[h, c]`` (n, 2H) for the LSTM; equations in
+        :mod:`cortexsim.ann_cells`.  The parameters are copied.
+        """
+        cell = self.cell()
+        x_in = cell.drive(constant_input(u, int(self.n_inputs)))
+        return (
+            lambda X: cell.step(X, x_in),
+            Jacobian(lambda X: cell.full(X, x_in), lambda X: cell.linearize(X, x_in)),
+        )
+
+    def map_states(self, trajectory: Trajectory) -> np.ndarray:
+        """``trajectory.state`` (h, or the LSTM's ``[h, c]``): :meth:`step_map`'s coordinates."""
+        return np.asarray(trajectory.state, float)
+
+    def map_layout(self) -> dict[str, slice]:
+        """The map's state is the hidden state: ``{"hidden": ...}`` (h, or the LSTM's ``[h, c]``)."""
+        return {"hidden": slice(0, 2 * self.n_units if self.arch == "lstm" else self.n_units)}
 
     def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover

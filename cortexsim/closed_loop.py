@@ -39,11 +39,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import _plant
+from . import _plant, closed_loop_map
 from .circuit import Connectome
 from .effector import Arm26Params, ArmKernel, balanced_excitation, hand_position, muscle_lengths
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
+from .model import Jacobian, Step, Trajectory
 from .rate import GROUPS, RateNetwork
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
@@ -139,10 +140,10 @@ class LoopTrajectory:
 
     Attributes
     ----------
-    states : ndarray, shape (trials, time, units)
-        x (mV).
+    states : ndarray, shape (trials, time, d)
+        The model's state: the circuit's x (mV); an ANN's h, or the LSTM's ``[h, c]``.
     rates : ndarray, shape (trials, time, units)
-        r (Hz).
+        The activity: the circuit's r (Hz); an ANN's h.
     hand : ndarray, shape (trials, time, 2)
         Hand position relative to the start position (m): the task's output.
     hand_shoulder : ndarray, shape (trials, time, 2)
@@ -591,12 +592,29 @@ class ArmRateNetwork(RateNetwork):
         loop, _ = self._forward_loop(batch, noise, store_states=True)
         return loop.trajectory(_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]))
 
-    def simulate(
-        self, batch: TrialBatch, rng: np.random.Generator | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """States (mV), rates (Hz) and the hand relative to its start (m), each (trials, time, ...)."""
+    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+        """States x (mV), rates (Hz: the activity) and the hand relative to its start (m), each (trials, time, ...).
+
+        ``body`` holds the whole closed loop's record (:class:`LoopTrajectory`).
+        """
         loop = self.simulate_loop(batch, rng)
-        return loop.states, loop.rates, loop.hand
+        return Trajectory(state=loop.states, activity=loop.rates, outputs=loop.hand, body=loop)
+
+    # -- the model's own map: the whole closed loop ------------------------------------------
+    def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
+        """The noise-free closed loop (circuit, arm, delay lines) under the constant task input ``u``.
+
+        See :mod:`cortexsim.closed_loop_map`; states (m, d) with :meth:`map_layout`'s parts.
+        """
+        return closed_loop_map.loop_map(self, closed_loop_map.circuit_controller(self, u, self.n_task_inputs), u)
+
+    def map_states(self, trajectory: Trajectory) -> np.ndarray:
+        """The closed-loop states along a simulated ``trajectory``: x, the arm, the delayed sensor readings."""
+        return closed_loop_map.trajectory_states(self, trajectory)
+
+    def map_layout(self) -> dict[str, slice]:
+        """Parts of :meth:`step_map`'s state: ``circuit``, ``arm``, ``sensors``."""
+        return closed_loop_map.loop_layout(self, "circuit", self.n_units)
 
     # -- loss and gradients ----------------------------------------------------------
     def loss_and_grad(
@@ -772,18 +790,37 @@ class ArmANN:
         return loop, u, h
 
     def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
-        """Simulate a batch in closed loop (noise-free without ``rng``); states = cell state for the LSTM."""
+        """Simulate a batch in closed loop (noise-free without ``rng``).
+
+        ``rates`` is h, ``states`` h or the LSTM's ``[h, c]``.
+        """
         noise = None if rng is None else self.noise(batch.n_trials, batch.n_steps, rng)
         loop, _, h = self._run(batch, noise)
-        state = self.model.state_history
-        return loop.trajectory(state.transpose(1, 0, 2).copy(), h.transpose(1, 0, 2).copy())
+        hidden = h.transpose(1, 0, 2).copy()
+        state = self.model.full_state(hidden, self.model.state_history.transpose(1, 0, 2))
+        return loop.trajectory(state, hidden)
 
-    def simulate(
-        self, batch: TrialBatch, rng: np.random.Generator | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hidden state, state (cell state for the LSTM) and the hand relative to its start (m), trials first."""
+    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+        """The hidden state h (the activity), the state (h, or the LSTM's ``[h, c]``) and the hand (m), trials first.
+
+        ``body`` holds the whole closed loop's record (:class:`LoopTrajectory`).
+        """
         loop = self.simulate_loop(batch, rng)
-        return loop.rates, loop.states, loop.hand
+        return Trajectory(state=loop.states, activity=loop.rates, outputs=loop.hand, body=loop)
+
+    # -- the model's own map: the whole closed loop ------------------------------------------
+    def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
+        """The noise-free closed loop (ANN, arm, delay lines) under the constant task input ``u``."""
+        return closed_loop_map.loop_map(self, closed_loop_map.ann_controller(self, u, self.n_task_inputs), u)
+
+    def map_states(self, trajectory: Trajectory) -> np.ndarray:
+        """The closed-loop states along a simulated ``trajectory``: the ANN's state, the arm, the sensor readings."""
+        return closed_loop_map.trajectory_states(self, trajectory)
+
+    def map_layout(self) -> dict[str, slice]:
+        """Parts of :meth:`step_map`'s state: ``hidden`` (h, or the LSTM's ``[h, c]``), ``arm``, ``sensors``."""
+        n = 2 * self.n_units if self.arch == "lstm" else self.n_units
+        return closed_loop_map.loop_layout(self, "hidden", n)
 
     def loss_and_grad(
         self,

@@ -20,48 +20,42 @@ is the map
 
 so its fixed points are the postures the circuit holds with its own feedback, and their
 Jacobians' eigenvalues say whether the loop as a whole is stable there.  The Jacobian is exact:
-the circuit's part as for :func:`cortexsim.analysis.rate_map`, the arm's from the plant's
-hand-derived reverse step (:class:`cortexsim.effector.ArmKernel`, one reverse step per state
-component) and the sensors' from :func:`cortexsim._plant.sense_backward`.
+the controller's part from the model's own map (:func:`circuit_controller`, :func:`ann_controller`:
+:meth:`cortexsim.rate.RateNetwork.step_map` and :class:`cortexsim.ann_cells.AnnCell`), the arm's from
+the plant's hand-derived reverse step (:class:`cortexsim.effector.ArmKernel`, one reverse step per
+state component) and the sensors' from :func:`cortexsim._plant.sense_backward`.
+
+The models own this map: :meth:`cortexsim.closed_loop.ArmRateNetwork.step_map` and
+:meth:`cortexsim.closed_loop.ArmANN.step_map` return :func:`loop_map` of their controller
+(``cortexsim.analysis.arm_loop_map(net, u)`` is ``net.step_map(u)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .fixed_points import AnnCell, Jacobian, Step, rate_map
+from .model import Controller, Jacobian, Step, Trajectory
+from .rate import RateNetwork
 
 ARM_STATE = ("q_shoulder", "q_elbow", "dq_shoulder", "dq_elbow", *(f"activation_{m}" for m in range(6)))
 """The arm's part of the state, in order."""
 
 
-def _is_ann(net: Any) -> bool:
-    """An :class:`~cortexsim.closed_loop.ArmANN` (it wraps a :mod:`cortexsim.ann` model)."""
-    return hasattr(net, "model") and getattr(net, "arch", None) in ("rnn", "gru", "lstm")
+def loop_layout(net: Any, inner: str, n: int) -> dict[str, slice]:
+    """Where each part of the closed-loop state lies: the model's own state, ``arm`` and ``sensors``.
 
-
-def _model_size(net: Any) -> int:
-    """The controller's part of the state: the circuit's units, an ANN's h (the LSTM's [h, c])."""
-    n = int(net.n_units)
-    return 2 * n if _is_ann(net) and net.arch == "lstm" else n
-
-
-def loop_layout(net: Any) -> dict[str, slice]:
-    """Where each part of the closed-loop state lies: the controller, ``arm`` and ``sensors`` (every delayed reading).
-
-    The controller's part is ``circuit`` for an :class:`~cortexsim.closed_loop.ArmRateNetwork` and
-    ``hidden`` for an :class:`~cortexsim.closed_loop.ArmANN` (``[h, c]`` for the LSTM).
+    Parameters
+    ----------
+    net : ArmRateNetwork or ArmANN
+    inner : str
+        The name of the model's part (``circuit``; ``hidden`` for an ANN, ``[h, c]`` for the LSTM).
+    n : int
+        The size of the model's part.
     """
-    n, depth = _model_size(net), _depth(net)
-    return {
-        "hidden" if _is_ann(net) else "circuit": slice(0, n),
-        "arm": slice(n, n + 10),
-        "sensors": slice(n + 10, n + 10 + 14 * (depth + 1)),
-    }
+    depth = _depth(net)
+    return {inner: slice(0, n), "arm": slice(n, n + 10), "sensors": slice(n + 10, n + 10 + 14 * (depth + 1))}
 
 
 def _depth(net: Any) -> int:
@@ -70,7 +64,7 @@ def _depth(net: Any) -> int:
 
 
 def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarray:
-    """Closed-loop states along simulated trials, as :func:`arm_loop_map` orders them.
+    """Closed-loop states along simulated trials, as :func:`loop_map` orders them.
 
     Parameters
     ----------
@@ -95,62 +89,30 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
     return np.concatenate([states, arm_state, *lagged], axis=2).astype(float)
 
 
-def trajectory_states(net: Any, trajectory: Any) -> np.ndarray:
-    """:func:`loop_states` of a simulated :class:`~cortexsim.closed_loop.LoopTrajectory` of ``net``.
+def trajectory_states(net: Any, trajectory: Trajectory) -> np.ndarray:
+    """:func:`loop_states` of a simulated :class:`~cortexsim.model.Trajectory` of ``net``.
 
-    The controller's part is the circuit's x, an ANN's h, or the LSTM's ``[h, c]``.
+    Its ``body`` is the :class:`~cortexsim.closed_loop.LoopTrajectory`.
 
     Returns
     -------
     ndarray, shape (trials, time, d)
     """
-    arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
-    inner = trajectory.states
-    if _is_ann(net):
-        inner = trajectory.rates  # h
-        if net.arch == "lstm":
-            inner = np.concatenate([trajectory.rates, trajectory.states], axis=2)  # [h, c]
-    return loop_states(net, inner, arm)
+    body = trajectory.body
+    arm = np.concatenate([body.q, body.dq, body.activation], axis=2)
+    return loop_states(net, trajectory.state, arm)
 
 
-@dataclass(frozen=True)
-class _Controller:
-    """What drives the arm, as the loop map needs it (see :func:`_circuit` and :func:`_ann`).
+def circuit_controller(net: Any, u: np.ndarray, k_task: int) -> Controller:
+    """The rate circuit on a body: ``x' = circuit(x) + alpha B_fb f``; logits from the readout units' rates.
 
-    Attributes
-    ----------
-    n : int
-        Size of the controller's state.
-    cols : ndarray of int
-        State columns the excitation logits read; ``w_out`` (6, len(cols)) their weights.
-    logits : callable
-        ``logits(X)`` -> (m, 6).
-    slope : callable
-        ``slope(X)`` -> (m, len(cols)), with ``dy/dX[:, :, cols] = w_out * slope[:, None, :]``.
-    step : callable
-        ``step(X, f)``: the next controller state given the feedback ``f`` (m, 14).
-    full, linearize : callable
-        ``full(X, f) -> (J, B)`` and ``linearize(X, f) -> (jvp, vjp, B)``: the state Jacobian (or
-        its products) and ``B``, the Jacobian with respect to ``f``, (m or 1, n, 14), from one
-        evaluation.
+    The circuit's part is its own open-loop map (:meth:`cortexsim.rate.RateNetwork.step_map`) with the
+    feedback channels at zero; the feedback enters linearly.
     """
-
-    n: int
-    cols: np.ndarray
-    w_out: np.ndarray
-    logits: Callable
-    slope: Callable
-    step: Callable
-    full: Callable
-    linearize: Callable
-
-
-def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
-    """The rate circuit: ``x' = circuit(x) + alpha B_fb f``; logits from the readout units' rates."""
     p, n = net.params, int(net.n_units)
     alpha = np.asarray(net.alpha, float)
     w_fb = np.asarray(p["w_in"], float)[:, k_task:]  # (units, 14)
-    circuit_step, circuit_jac = rate_map(net, np.concatenate([u, np.zeros(w_fb.shape[1])]))
+    circuit_step, circuit_jac = RateNetwork.step_map(net, np.concatenate([u, np.zeros(w_fb.shape[1])]))
     out_idx = np.asarray(net.out_idx)
     w_out, b_out = np.asarray(p["w_out"], float), np.asarray(p["b_out"], float)
     silenced = getattr(net, "silenced", None)
@@ -158,7 +120,7 @@ def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
     phi = net.transfer
     by_f = (alpha[:, None] * w_fb)[None]  # (1, units, 14): the feedback enters linearly
 
-    return _Controller(
+    return Controller(
         n=n,
         cols=out_idx,
         w_out=w_out,
@@ -170,9 +132,12 @@ def _circuit(net: Any, u: np.ndarray, k_task: int) -> _Controller:
     )
 
 
-def _ann(net: Any, u: np.ndarray, k_task: int) -> _Controller:
-    """An ANN on the arm: its cell with the drive ``B [u, f] + b``; logits ``W_out h + b_out``."""
-    cell = AnnCell(net.model)
+def ann_controller(net: Any, u: np.ndarray, k_task: int) -> Controller:
+    """An ANN on the arm: its own cell (:meth:`cortexsim.ann.LeakyRNN.cell`) with the drive ``B [u, f] + b``.
+
+    The logits are ``W_out h + b_out``.
+    """
+    cell = net.model.cell()
     H = int(net.n_units)
     w_out, b_out = cell.p["w_out"], cell.p["b_out"]
     task_drive = cell.drive(np.concatenate([u, np.zeros(cell.p["w_in"].shape[1] - k_task)]))
@@ -192,7 +157,7 @@ def _ann(net: Any, u: np.ndarray, k_task: int) -> _Controller:
         co = cell.coefficients(X, x_in)
         return (*cell.linearize(X, x_in, co), cell.input_jacobian(X, x_in, feedback, co))
 
-    return _Controller(
+    return Controller(
         n=cell.n_state,
         cols=np.arange(H),
         w_out=w_out,
@@ -211,20 +176,20 @@ def _rows_times(A: np.ndarray, V: np.ndarray, transpose: bool = False) -> np.nda
     return np.matmul(V[:, None, :], A if transpose else A.transpose(0, 2, 1))[:, 0]
 
 
-def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
-    """The noise-free closed loop of a model driving the arm, under constant input ``u``.
+def loop_map(net: Any, c: Controller, u: np.ndarray) -> tuple[Step, Jacobian]:
+    """The noise-free closed loop of a model driving the arm through its controller ``c``, under constant input ``u``.
 
     See the module notes for the state and the map; for an
-    :class:`~cortexsim.closed_loop.ArmANN` the circuit's update is the ANN's
-    (:class:`~cortexsim.analysis.fixed_points.AnnCell`, with the 14 feedback channels as its
-    extra inputs) and the excitation logits are ``W_out h + b_out``.  Uses the models' public
-    parameters, ``alpha``, ``sign``, ``transfer``, ``silenced``, ``out_idx``,
-    ``n_task_inputs`` and ``body`` (arm, feedback, excitation map, constant endpoint load);
-    the parameters are copied.
+    :class:`~cortexsim.closed_loop.ArmANN` the circuit's update is the ANN's own cell
+    (with the 14 feedback channels as its extra inputs) and the excitation logits are
+    ``W_out h + b_out``.  Uses the model's ``n_task_inputs`` and ``body`` (arm, feedback,
+    excitation map, constant endpoint load); the parameters are copied.
 
     Parameters
     ----------
     net : ArmRateNetwork or ArmANN
+    c : Controller
+        The model's update and readout (:func:`circuit_controller`, :func:`ann_controller`).
     u : ndarray, shape (task inputs,)
         The constant task input; its first two channels are the shown target's direction.
 
@@ -241,7 +206,6 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     u = np.asarray(u, float).reshape(-1)
     if u.size != k_task:
         raise ValueError(f"u has {u.size} channels; the network has {k_task} task inputs")
-    c = _ann(net, u, k_task) if _is_ann(net) else _circuit(net, u, k_task)
     n = c.n
     depth, dp, dv = _depth(net), int(fb.proprioception_delay), int(fb.vision_delay)
     d = n + 10 + 14 * (depth + 1)
@@ -352,4 +316,12 @@ def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
     return step, Jacobian(full, linearize)
 
 
-__all__ = ["ARM_STATE", "arm_loop_map", "loop_layout", "loop_states", "trajectory_states"]
+__all__ = [
+    "ARM_STATE",
+    "ann_controller",
+    "circuit_controller",
+    "loop_layout",
+    "loop_map",
+    "loop_states",
+    "trajectory_states",
+]

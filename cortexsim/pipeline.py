@@ -64,6 +64,7 @@ from .effector import MUSCLE_NAMES
 from .errors import ConfigError
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
+from .model_id import ModelId, anns, of_activity
 from .rate import RateNetwork
 from .spiking.arm import loop_target
 from .spiking.network import best_target
@@ -88,10 +89,14 @@ def _warn(log: Log | None, line: str) -> None:
     (log or LOG.warning)(line)
 
 
-def write_circuit_file(config: Config, connectome: Connectome, path: str | Path) -> Path:
-    """Write a fresh run file holding the provenance and ``/circuit`` (atomically)."""
+def write_circuit_file(config: Config, connectome: Connectome, path: str | Path, replace: bool = False) -> Path:
+    """Write a fresh run file holding the provenance and ``/circuit`` (atomically).
+
+    ``replace``: replace whatever file is at ``path`` (``cortexsim circuit --force``); by default only a run file.
+    """
     path = Path(path)
-    with store.open_for_update(path, store.provenance(config.to_toml(), config.experiment.seed)) as f:
+    attrs = store.provenance(config.to_toml(), config.experiment.seed)
+    with store.open_for_update(path, attrs, replace=replace) as f:
         store.write_circuit(f, connectome)
     return path
 
@@ -169,7 +174,7 @@ def stages(config: Config) -> list[Stage]:
         *("experiment.seed", "task", "train", "effector", "perturb"),
         *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
     )
-    out += [Stage(f"ann:{arch}", ann) for arch in config.ann.archs]
+    out += [Stage(model.stage, ann) for model in anns(config.ann.archs)]
     if config.compare.rotation_control and config.effector.arm:
         out.append(Stage("control", _TRAINING + ("compare.rotation_control",)))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
@@ -285,7 +290,7 @@ def run_experiment(
         timings: list[tuple[str, float, str]] = []
         plan = stages(config)
         # ANN and control stages read nothing earlier stages write (after = ()): whether they run is known now
-        background = [s for s in plan if s.name.split(":")[0] in _JOBS and s.name not in done] if jobs > 1 else []
+        background = [s for s in plan if _runner(s.name) in _JOBS and s.name not in done] if jobs > 1 else []
         pool = WorkerPool(min(jobs - 1, len(background)), say) if background else None
 
         def record(stage: Stage, output: StageOutput, seconds: float, how: str) -> None:
@@ -305,7 +310,7 @@ def run_experiment(
             """Write a worker's finished stage (waiting for it), as its stage runner would."""
             run, seconds = pool.result(stage.name, check=sticky.check)  # a Ctrl-C stops the wait
             ctx.log(f"[{stage.name}] finished in a worker process ({seconds:.1f} s)")
-            output = _JOBS[stage.name.split(":")[0]][1](config, run, ctx.run_file, ctx.figures, ctx.log)
+            output = _JOBS[_runner(stage.name)][1](config, run, ctx.run_file, ctx.figures, ctx.log)
             record(stage, output, seconds, "ran in a worker")
 
         try:
@@ -315,8 +320,8 @@ def run_experiment(
                     f"next to this one (jobs = {jobs})"
                 )
                 for stage in background:
-                    kind, _, arch = stage.name.partition(":")
-                    pool.submit(stage.name, _JOBS[kind][0], config, *((arch,) if arch else ()))
+                    model = ModelId.parse(stage.name)
+                    pool.submit(stage.name, _JOBS[model.kind][0], config, *((model.arch,) if model.arch else ()))
             for stage in plan:
                 if stage.name in recomputed:  # an ANN stage a worker finished early, written already
                     continue
@@ -329,7 +334,7 @@ def run_experiment(
                     continue
                 ctx.log(f"[{stage.name}]")
                 t0 = time.perf_counter()
-                output = _RUNNERS[stage.name.split(":")[0]](ctx, stage.name)
+                output = _RUNNERS[_runner(stage.name)](ctx, stage.name)
                 record(stage, output, time.perf_counter() - t0, "ran")
                 sticky.check()  # a Ctrl-C swallowed during the stage stops the run here, the stage recorded whole
                 finished = pool.done() if pool is not None else []
@@ -652,8 +657,9 @@ def perturbation_run(config: Config, model, prefix: str, log: Log | None = None)
     curl = None
     seed = config.experiment.seed
     if pc.curl:
-        arch = prefix.removeprefix("ann_")
-        train_config = ann_train_config(config, arch) if prefix.startswith("ann_") else config.train
+        identity = ModelId.of_prefix(prefix)
+        is_ann = identity is not None and identity.kind == "ann"
+        train_config = ann_train_config(config, identity.arch) if is_ann else config.train
         curl = perturb.curl_protocol(
             model, task, train_config, pc, validation_set(config), seed=seed, prefix=prefix, log=log
         )
@@ -773,9 +779,9 @@ def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
 
 
 def _stage_ann(ctx: _Context, name: str) -> StageOutput:
-    arch = name.split(":")[1]
-    written = run_ann(ctx.config, arch, ctx.run_file, ctx.figures, ctx.log)
-    return StageOutput((f"ann/{arch}",), tuple(written))
+    model = ModelId.parse(name)
+    written = run_ann(ctx.config, model.arch, ctx.run_file, ctx.figures, ctx.log)
+    return StageOutput((model.group,), tuple(written))
 
 
 def _stage_compare(ctx: _Context, name: str) -> StageOutput:
@@ -838,7 +844,7 @@ def _stage_control(ctx: _Context, name: str) -> StageOutput:
 
 
 def _write_ann_job(config: Config, run, run_file: Path, figures: Path, log: Log) -> StageOutput:
-    return StageOutput((f"ann/{run.arch}",), tuple(write_ann_run(config, run, run_file, figures, log)))
+    return StageOutput((ModelId.ann(run.arch).group,), tuple(write_ann_run(config, run, run_file, figures, log)))
 
 
 _RUNNERS = {
@@ -891,19 +897,20 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
     it gives the same numbers in the pipeline's own process or in a worker process.
     """
     log = log or LOG.info
+    prefix = ModelId.ann(arch).prefix
     model, state = train_ann(config, arch, log)
     parts: Parts = {}
     with threadpool_limits(limits=1, user_api="blas"):
-        results = evaluate(model, config, f"ann_{arch}")
+        results = evaluate(model, config, prefix)
         arm = _effector_arrays(model.simulate_loop(results.evaluation)) if isinstance(model, ArmANN) else None
         if arm is not None and config.perturb.active:
-            parts = perturbation_run(config, model, f"ann_{arch}", log).parts
+            parts = perturbation_run(config, model, prefix, log).parts
     written = {
         **results.metrics,
         **{k: val for *_, values in parts.values() for k, val in values.items()},
-        f"ann_{arch}_train_seconds": state.elapsed,
-        f"ann_{arch}_train_iterations": float(state.iteration),
-        f"ann_{arch}_budget_hit": float(state.budget_hit),
+        f"{prefix}_train_seconds": state.elapsed,
+        f"{prefix}_train_iterations": float(state.iteration),
+        f"{prefix}_budget_hit": float(state.budget_hit),
     }
     attrs = {
         "config": config.to_toml(),
@@ -922,7 +929,7 @@ def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, lo
     with store.open_for_update(run_file) as f:
         store.write_ann(f, arch, results.activity, results.outputs, run.params, run.attrs)
         if run.arm is not None:
-            store.write_effector(f, f"ann/{arch}", run.arm, config.task.dt)
+            store.write_effector(f, ModelId.ann(arch).group, run.arm, config.task.dt)
         for (kind, model), (tables, arrays, attrs, _) in run.perturbation.items():
             store.write_perturbation(f, kind, model, tables, arrays, attrs)
         store.write_metrics(f, run.metrics, METRICS_TEXT)
@@ -941,6 +948,12 @@ def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log |
 
 _JOBS = {"ann": (ann_run, _write_ann_job), "control": (control_run, write_control_run)}
 """Stages a worker process may compute (they read nothing earlier stages write): job, writer."""
+
+
+def _runner(stage: str) -> str:
+    """The key of a stage's runner: a model's kind (``ann:gru`` -> ``ann``), else the stage's name."""
+    model = of_activity(stage)
+    return model.kind if model is not None else stage
 
 
 def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
@@ -1180,13 +1193,14 @@ def dynamics_inputs(
     with store.open_run(run_file) as f:
         names = [a.name for a in store.read_activities(f) if a.kind == "model"]
         trained = store.read_trained_rate(f)
-        anns = {n.split(":", 1)[1]: store.read_ann(f, n.split(":", 1)[1]) for n in names if n.startswith("ann:")}
+        ids = [of_activity(n) for n in names]
+        trained_anns = {m: store.read_ann(f, m.arch) for m in ids if m is not None and m.kind == "ann"}
         spiking_trials = store.read_spiking_trials(f)
     models: dict[str, Trainable] = {"rate": trained_rate_network(config, trained)}
-    for arch, record in anns.items():
-        model = make_ann_model(config, arch)
+    for identity, record in trained_anns.items():
+        model = make_ann_model(config, identity.arch)
         model.set_params(record.params)
-        models[f"ann:{arch}"] = model
+        models[identity.stage] = model
     replicates: dict[str, battery.Replicate] = {}
     probes: dict[str, battery.ModelProbe] = {}
     groups = {p.name: np.arange(p.start, p.stop) for p in trained.connectome.populations}

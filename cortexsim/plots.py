@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from . import analysis
 from .circuit import Connectome
 from .errors import cannot_write
+from .model_id import ModelId
 
 if TYPE_CHECKING:
     from .battery import BatteryResult, DynamicsResult
@@ -238,18 +239,10 @@ def plot_arm(evaluation, arm: dict[str, np.ndarray], upper_arm: float, frames: i
     return fig
 
 
-_MODEL_LABELS = {
-    "rate": "rate circuit",
-    "spiking": "spiking twin",
-    "ann_rnn": "RNN",
-    "ann_gru": "GRU",
-    "ann_lstm": "LSTM",
-}
-
-
 def _model_label(model: str, failed: tuple[str, ...] = (), sep: str = " ") -> str:
     """A model's label from its ``/metrics`` prefix, ``sep`` + ``(FAILED its task)`` when it is in ``failed``."""
-    return _MODEL_LABELS.get(model, model) + (f"{sep}(FAILED its task)" if model in failed else "")
+    identity = ModelId.of_prefix(model)
+    return (identity.label if identity is not None else model) + (f"{sep}(FAILED its task)" if model in failed else "")
 
 
 def plot_curl(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:

@@ -20,21 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .config import ANN_ARCHITECTURES, QualityConfig
+from .model_id import ModelId, anns
 
-LABELS = {
-    "rate": "the rate circuit",
-    "spiking": "the spiking twin",
-    "ann_rnn": "the RNN",
-    "ann_gru": "the GRU",
-    "ann_lstm": "the LSTM",
-    "control": "the control circuit (trained without inter-population recurrence)",
-}
-"""Plain-word names of the model prefixes used in ``/metrics``."""
+MODELS: tuple[ModelId, ...] = (
+    ModelId("rate"),
+    ModelId("spiking"),
+    ModelId("control"),
+    *anns(sorted(ANN_ARCHITECTURES)),
+)
+"""Every model the gate can judge, in the order it lists them (the ANNs by name)."""
 
 
 def model_label(model: str) -> str:
-    """Plain-word name of a metric prefix (``"rate"`` -> ``"the rate circuit"``)."""
-    return LABELS.get(model, f"the {model.removeprefix('ann_').upper()}")
+    """Plain-word name of a metric prefix (``"rate"`` -> ``"the rate circuit"``; :attr:`ModelId.words`)."""
+    identity = ModelId.of_prefix(model)
+    return identity.words if identity is not None else model
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,7 @@ class QualityVerdict:
 
 def model_prefixes(metrics: Mapping[str, float]) -> tuple[str, ...]:
     """The trained models whose reach metrics ``metrics`` holds (rate, spiking, control, ann_<arch>, in that order)."""
-    models = [m for m in ("rate", "spiking", "control") if f"{m}_position_r2" in metrics]
-    models += sorted(f"ann_{arch}" for arch in ANN_ARCHITECTURES if f"ann_{arch}_position_r2" in metrics)
-    return tuple(models)
+    return tuple(m.prefix for m in MODELS if f"{m.prefix}_position_r2" in metrics)
 
 
 def check_written(metrics: Mapping[str, float], quality: QualityConfig) -> QualityVerdict:
@@ -144,7 +142,7 @@ def check_written(metrics: Mapping[str, float], quality: QualityConfig) -> Quali
     writes a model's perturbation metrics, or its reach metrics before the perturbation stage has
     run, is judged on what it wrote.
     """
-    candidates = ["rate", "spiking", "control"] + sorted(f"ann_{arch}" for arch in ANN_ARCHITECTURES)
+    candidates = [m.prefix for m in MODELS]
     models, shortfalls = [], []
     for model in candidates:
         bars = [b for b in quality.bars(model) if b[0] in metrics]

@@ -43,12 +43,14 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse
 
 from . import _kernels
 from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
+from .model import Jacobian, Step, Trajectory, constant_input
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
 
@@ -355,9 +357,7 @@ class RateNetwork(TimeMajorModel):
         y = y.reshape(self.n_outputs, n_steps, n_trials).transpose(1, 2, 0)
         return np.ascontiguousarray(y + p["b_out"])
 
-    def simulate(
-        self, batch: TrialBatch, rng: np.random.Generator | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
         """Simulate a batch of trials.
 
         Parameters
@@ -369,17 +369,77 @@ class RateNetwork(TimeMajorModel):
 
         Returns
         -------
-        states : ndarray, shape (trials, time, units)
-            x (mV).
-        rates : ndarray, shape (trials, time, units)
-            r (Hz).
-        outputs : ndarray, shape (trials, time, outputs)
-            y (m).
+        Trajectory
+            ``state`` x (mV), ``activity`` the rates r (Hz), ``outputs`` y (m); each (trials, time, ...).
         """
         inputs = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(*inputs.shape[1::-1], rng)
         y = self._forward(inputs, noise)
-        return (_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]), y.transpose(1, 0, 2).copy())
+        return Trajectory(
+            state=_trials_first(self._buffers["x"]),
+            activity=_trials_first(self._buffers["r"]),
+            outputs=y.transpose(1, 0, 2).copy(),
+        )
+
+    # -- the model's own map (what dynamics analyses ask for) ---------------------------------
+    def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
+        """The noise-free Euler map under constant input ``u``, and its Jacobian.
+
+        ``F(x) = (1 - alpha) x + alpha (W phi(x) + B u + b)`` with ``alpha = dt / tau``
+        per unit, ``W`` the signed recurrent matrix (mV/Hz), ``B`` the input
+        weights, ``b`` the bias and ``phi`` the transfer (mV -> Hz); silenced units
+        (a lesion) have ``phi = 0``. Its Jacobian is
+        ``J = diag(1 - alpha) + diag(alpha) W diag(phi'(x))``.  The parameters are copied, so
+        later training does not change the map.  Products with ``W`` run on its synapses (scipy
+        CSR) when at most 20 % of its entries are nonzero (the default circuit: 4 %).
+
+        Parameters
+        ----------
+        u : ndarray, shape (inputs,)
+            The constant input (dimensionless, the task's channels and any feedback channels).
+
+        Returns
+        -------
+        step : callable
+            States x (n, units) in mV -> next states (n, units).
+        jacobian : Jacobian
+            Full (n, units, units) and matrix-free products.
+        """
+        u = constant_input(u, int(self.n_inputs))
+        p = self.params
+        W = np.asarray(p["w"], float) * np.asarray(self.sign, float)[None, :]
+        alpha = np.asarray(self.alpha, float)
+        drive = np.asarray(p["w_in"], float) @ u + np.asarray(p["b"], float)
+        keep = np.ones(W.shape[0]) if self.silenced is None else (~self.silenced).astype(float)
+        phi = self.transfer
+        leak, c = 1.0 - alpha, alpha * drive
+        times_wt, times_w = _products(W)
+
+        def step(X: np.ndarray) -> np.ndarray:
+            r = phi(np.asarray(X, float)) * keep
+            return leak * X + alpha * times_wt(r) + c
+
+        def slope(X: np.ndarray) -> np.ndarray:
+            return phi.derivative(np.asarray(X, float)) * keep
+
+        def full(X: np.ndarray) -> np.ndarray:
+            J = (alpha[:, None] * W)[None] * slope(X)[:, None, :]
+            J[:, np.arange(W.shape[0]), np.arange(W.shape[0])] += leak
+            return J
+
+        def linearize(X: np.ndarray):
+            s = slope(X)
+            return (lambda V: leak * V + alpha * times_wt(s * V), lambda V: leak * V + s * times_w(alpha * V))
+
+        return step, Jacobian(full, linearize)
+
+    def map_states(self, trajectory: Trajectory) -> np.ndarray:
+        """The circuit's x along ``trajectory`` (trials, time, units): :meth:`step_map`'s coordinates."""
+        return np.asarray(trajectory.state, float)
+
+    def map_layout(self) -> dict[str, slice]:
+        """The map's state is the circuit: ``{"circuit": slice(0, units)}``."""
+        return {"circuit": slice(0, self.n_units)}
 
     # -- loss and gradients ----------------------------------------------------------
     def loss_and_grad(
@@ -704,6 +764,19 @@ def training_threads(n_units: int, density: float, dtype=np.float32) -> int:
     """
     del n_units, density, dtype  # the rule is the same for every size today; the signature is the contract
     return 1
+
+
+_SPARSE_DENSITY = 0.2
+"""The map multiplies by W on its synapses (scipy CSR) up to this density."""
+
+
+def _products(W: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """Row products ``V @ W.T`` and ``V @ W`` for rows V (n, units), on the synapses when W is sparse."""
+    if np.count_nonzero(W) <= _SPARSE_DENSITY * W.size:
+        W_csr, Wt_csr = scipy.sparse.csr_array(W), scipy.sparse.csr_array(W.T)
+        return (lambda V: (W_csr @ np.ascontiguousarray(V.T)).T, lambda V: (Wt_csr @ np.ascontiguousarray(V.T)).T)
+    Wt = np.ascontiguousarray(W.T)
+    return (lambda V: V @ Wt, lambda V: V @ W)
 
 
 def _trials_first(a: np.ndarray) -> np.ndarray:

@@ -1933,7 +1933,7 @@ def _anns_in(f: h5py.File) -> list[ModelId]:
             out.append(ModelId.ann(arch))
         except ValueError:
             raise RunFileError(
-                f"{f.filename}: /ann/{arch} is no ANN baseline cortexsim trains; restore the file"
+                f"{f.filename}: /ann holds {arch!r}, which is no ANN baseline cortexsim trains; restore the file"
             ) from None
     return out
 

@@ -378,7 +378,7 @@ def _stop_reason(state: TrainState, config: TrainConfig) -> str:
 
 
 def _validate(model: Trainable, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
-    _, _, outputs = model.simulate(validation)
+    outputs = model.simulate(validation).outputs
     r2 = r2_score(outputs, validation.targets, validation.mask)
     err = (outputs - validation.targets) * validation.mask
     val_loss = float(np.sum(err**2) / max(validation.mask.sum(), 1) / model.output_scale**2)

@@ -75,7 +75,8 @@ def test_loss_terms_and_stats(arch):
     net = small_network(arch, noise_std=0.0)
     batch = SHORT.sample(3, np.random.default_rng(0))
     loss, grads, stats = net.loss_and_grad(batch, Penalties(rate_l2=0.0, weight_l2=0.0))
-    hidden, _, outputs = net.simulate(batch)
+    run = net.simulate(batch)
+    hidden, outputs = run.activity, run.outputs
     assert set(grads) == set(net.params) and all(grads[k].shape == net.params[k].shape for k in grads)
     task = np.sum((outputs - batch.targets) ** 2) / (batch.mask.sum() * net.output_scale**2)
     assert loss == pytest.approx(task, rel=1e-12) and stats["task_loss"] == pytest.approx(task, rel=1e-12)
@@ -100,24 +101,27 @@ def test_float32_matches_float64(arch):
     for k in net64.groups:
         assert g32[k].dtype == np.float32 and net32.params[k].dtype == np.float32
         np.testing.assert_allclose(g32[k], g64[k], rtol=2e-2, atol=1e-4 * np.abs(g64[k]).max())
-    _, _, y32 = net32.simulate(batch)
+    y32 = net32.simulate(batch).outputs
     assert y32.dtype == np.float32
-    np.testing.assert_allclose(y32, net64.simulate(batch)[2], atol=1e-5)
+    np.testing.assert_allclose(y32, net64.simulate(batch).outputs, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_simulate_shapes_and_second_output(arch):
     net = small_network(arch, n_hidden=9)
     batch = SHORT.sample(5, np.random.default_rng(0))
-    hidden, state, outputs = net.simulate(batch, np.random.default_rng(1))
-    assert hidden.shape == state.shape == (5, batch.n_steps, 9)
+    run = net.simulate(batch, np.random.default_rng(1))
+    hidden, state, outputs = run.activity, run.state, run.outputs
+    assert hidden.shape == (5, batch.n_steps, 9)
+    assert state.shape == (5, batch.n_steps, 18 if arch == "lstm" else 9)  # the LSTM's state is [h, c]
+    np.testing.assert_array_equal(state[:, :, :9], hidden)
     assert outputs.shape == (5, batch.n_steps, 2)
     assert net.n_units == 9 and net.noise(5, batch.n_steps, np.random.default_rng(0)).shape == (batch.n_steps, 5, 9)
     np.testing.assert_allclose(hidden[:, 0], np.broadcast_to(net.params["h0"], (5, 9)))
     np.testing.assert_allclose(outputs, hidden @ net.params["w_out"].T + net.params["b_out"], atol=1e-12)
     if arch == "lstm":  # the cell state, which is not h
-        np.testing.assert_allclose(state[:, 0], np.broadcast_to(net.params["c0"], (5, 9)))
-        assert not np.allclose(state, hidden)
+        np.testing.assert_allclose(state[:, 0, 9:], np.broadcast_to(net.params["c0"], (5, 9)))
+        assert not np.allclose(state[:, :, 9:], hidden)
     else:
         np.testing.assert_array_equal(state, hidden)
         assert state is not hidden
@@ -133,11 +137,11 @@ def test_deterministic_for_a_seed(arch):
         runs.append((params, net.simulate(batch, np.random.default_rng(7))))
     for k in runs[0][0]:
         np.testing.assert_array_equal(runs[0][0][k], runs[1][0][k])
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
-    clean = net.simulate(batch)[2]  # without an rng the run is noise-free and repeatable
-    assert not np.array_equal(clean, runs[1][1][2])
-    np.testing.assert_array_equal(clean, net.simulate(batch)[2])
+    for field in ("state", "activity", "outputs"):
+        np.testing.assert_array_equal(getattr(runs[0][1], field), getattr(runs[1][1], field))
+    clean = net.simulate(batch).outputs  # without an rng the run is noise-free and repeatable
+    assert not np.array_equal(clean, runs[1][1].outputs)
+    np.testing.assert_array_equal(clean, net.simulate(batch).outputs)
 
 
 def _one_step_reference(arch: str, p: dict, h: np.ndarray, c: np.ndarray, u: np.ndarray, alpha: float):
@@ -162,7 +166,8 @@ def _one_step_reference(arch: str, p: dict, h: np.ndarray, c: np.ndarray, u: np.
 def test_dynamics_follow_the_documented_equations(arch):
     net = small_network(arch, n_hidden=6, noise_std=0.0)
     batch = SHORT.sample(2, np.random.default_rng(0))
-    hidden, state, _ = net.simulate(batch)
+    run = net.simulate(batch)
+    hidden, state = run.activity, run.state[:, :, 6:]  # the LSTM's cell state c (unused otherwise)
     p = net.params
     alpha = getattr(net, "alpha", 1.0)
     for trial in range(2):
@@ -183,10 +188,10 @@ def test_rnn_leak_matches_exponential_and_noise_has_stated_sd():
     net.set_params(params)
     batch = CenterOutTask().sample(300, np.random.default_rng(0))
     batch.inputs[:] = 0.0
-    hidden, _, _ = net.simulate(batch)
+    hidden = net.simulate(batch).activity
     k = np.arange(batch.n_steps)[:, None]
     np.testing.assert_allclose(hidden[0], np.tanh(params["b"]) * (1 - (1 - net.alpha) ** k), atol=1e-12)
-    noisy, _, _ = net.simulate(batch, np.random.default_rng(1))
+    noisy = net.simulate(batch, np.random.default_rng(1)).activity
     sd = (noisy - hidden)[:, 60:].std(axis=(0, 1))  # long after the start (tau = 5 steps)
     a = net.alpha
     np.testing.assert_allclose(sd, 0.1 * np.sqrt(2 * a / (1 - (1 - a) ** 2)), rtol=0.05)  # exact for the AR(1)
@@ -246,7 +251,7 @@ def test_trains_to_the_task_with_the_defaults(arch, request):
     cfg = TrainConfig(**{**DEFAULT_TRAIN[arch], "log_every": 10_000})
     train(net, task, cfg, state, validation=task.sample(cfg.validation_trials, np.random.default_rng(7)), **QUIET)
     test = task.sample(400, np.random.default_rng(12345))
-    _, _, outputs = net.simulate(test)
+    outputs = net.simulate(test).outputs
     assert metrics.position_r2(outputs, test.targets, test.mask) >= 0.98
     assert metrics.endpoint_error_cm(outputs, test) < 0.5
     assert metrics.catch_drift_cm(outputs, test) < 1.0

@@ -102,7 +102,7 @@ def test_loop_time_convention_and_feedback_delays():
     # before the proprioceptive delay has elapsed, the sensors report the start posture
     np.testing.assert_allclose(loop.feedback[:, : net.feedback.proprioception_delay + 1, :12], 0.0, atol=1e-12)
     # simulate gives the hand as the output
-    _, _, out = net.simulate(batch)
+    out = net.simulate(batch).outputs
     np.testing.assert_array_equal(out, loop.hand)
 
 
@@ -183,7 +183,8 @@ def test_ann_on_the_arm_simulates_the_same_loop():
     batch = assembly.make_task(cfg).evaluation_set()
     loop = model.simulate_loop(batch)
     np.testing.assert_allclose(loop.hand[:, 0], 0.0, atol=1e-12)
-    hidden, state, hand = model.simulate(batch)
+    run = model.simulate(batch)
+    hidden, hand = run.activity, run.outputs
     assert hidden.shape == (batch.n_trials, batch.n_steps, 12) and hand.shape == (batch.n_trials, batch.n_steps, 2)
     np.testing.assert_array_equal(hand, loop.hand)
     # at initialisation the readout bias holds the arm at the same co-contraction as the circuit's

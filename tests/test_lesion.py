@@ -23,7 +23,8 @@ def test_silenced_units_fire_nothing_and_act_as_if_their_synapses_were_gone():
     batch = SHORT.sample(3, np.random.default_rng(0))
     lesioned = copy.deepcopy(net)
     lesioned = apply_lesion(lesioned, LesionConfig(silence=("IT4", "PV5B")))
-    _, rates, out = lesioned.simulate(batch)
+    run = lesioned.simulate(batch)
+    rates, out = run.activity, run.outputs
     silent = silenced_units(net.connectome, LesionConfig(silence=("IT4", "PV5B")))
     assert silent.sum() == (
         _units(net, "IT4").stop - _units(net, "IT4").start + _units(net, "PV5B").stop - _units(net, "PV5B").start
@@ -32,11 +33,12 @@ def test_silenced_units_fire_nothing_and_act_as_if_their_synapses_were_gone():
     # the same network with the silenced units' outgoing synapses removed and their rates ignored
     reference = copy.deepcopy(net)
     reference.params["w"][:, silent] = 0
-    _, ref_rates, ref_out = reference.simulate(batch)
+    ref = reference.simulate(batch)
+    ref_rates, ref_out = ref.activity, ref.outputs
     np.testing.assert_allclose(rates[:, :, ~silent], ref_rates[:, :, ~silent], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     # and it differs from the intact network
-    assert not np.allclose(net.simulate(batch)[1][:, :, ~silent], rates[:, :, ~silent])
+    assert not np.allclose(net.simulate(batch).activity[:, :, ~silent], rates[:, :, ~silent])
 
 
 @pytest.mark.parametrize("group", ["w", "w_in", "b", "x0", "w_out"])
@@ -68,10 +70,10 @@ def test_cut_removes_exactly_one_projection():
 def test_empty_lesion_changes_nothing():
     net = small_network(n_units=60, noise_std=0.0)
     batch = SHORT.sample(2, np.random.default_rng(1))
-    before = net.simulate(batch)[2]
+    before = net.simulate(batch).outputs
     net = apply_lesion(net, LesionConfig())
     assert net.silenced is None and not LesionConfig().active and LesionConfig().label() == "intact"
-    np.testing.assert_array_equal(net.simulate(batch)[2], before)
+    np.testing.assert_array_equal(net.simulate(batch).outputs, before)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The closed loop as one map (circuit, arm, delay lines): it is the loop, and its Jacobian is exact."""
+"""The closed loop as one map (circuit, arm, delay lines): the model's own ``step_map``; it is the loop, its Jacobian exact."""
 
 import copy
 from dataclasses import replace
@@ -9,7 +9,7 @@ from tiny import tiny_config
 
 from cortexsim import assembly
 from cortexsim.analysis.fixed_points import find_fixed_points
-from cortexsim.analysis.loop_map import arm_loop_map, loop_layout, loop_states, trajectory_states
+from cortexsim.closed_loop_map import loop_states
 from cortexsim.tasks import TrialBatch
 
 
@@ -53,20 +53,20 @@ def _constant_batch(u: np.ndarray, n_steps: int) -> TrialBatch:
 def _assert_map_is_the_loop(net, u: np.ndarray) -> None:
     """Applied to the loop's state at t, the map gives the loop's state at t + 1, and the arm moved."""
     net = _with_feedback(net, proprioception_noise=0.0, vision_noise=0.0)
-    trajectory = net.simulate_loop(_constant_batch(u, 40))
-    X = trajectory_states(net, trajectory)
-    assert X.shape[2] == loop_layout(net)["sensors"].stop
-    step, _ = arm_loop_map(net, u)
+    trajectory = net.simulate(_constant_batch(u, 40))
+    X = net.map_states(trajectory)
+    assert X.shape[2] == net.map_layout()["sensors"].stop
+    step, _ = net.step_map(u)
     predicted = step(X[:, :-1].reshape(-1, X.shape[2])).reshape(2, -1, X.shape[2])
     np.testing.assert_allclose(predicted, X[:, 1:], rtol=1e-9, atol=1e-9)
-    assert np.ptp(trajectory.hand) > 1e-4  # the arm moved: the test exercised the plant and the feedback
+    assert np.ptp(trajectory.outputs) > 1e-4  # the arm moved: the test exercised the plant and the feedback
 
 
 def _assert_jacobian_is_exact(net, u: np.ndarray, steps: list[int], seed: int) -> None:
     """Full Jacobian against centred differences; jvp and vjp against the full Jacobian."""
-    X = trajectory_states(net, net.simulate_loop(_constant_batch(u, 30)))[:, steps]
-    X = X.reshape(-1, loop_layout(net)["sensors"].stop)
-    step, jac = arm_loop_map(net, u)
+    X = net.map_states(net.simulate(_constant_batch(u, 30)))[:, steps]
+    X = X.reshape(-1, net.map_layout()["sensors"].stop)
+    step, jac = net.step_map(u)
     J = jac.full(X)
     rng = np.random.default_rng(seed)
     V = rng.standard_normal(X.shape)
@@ -81,7 +81,7 @@ def _assert_jacobian_is_exact(net, u: np.ndarray, steps: list[int], seed: int) -
 
 def test_the_map_is_the_closed_loop(net):
     """Applied to the loop's state at t, the map gives the loop's state at t + 1 (feedback, delays and all)."""
-    assert "circuit" in loop_layout(net)
+    assert "circuit" in net.map_layout()
     _assert_map_is_the_loop(net, np.array([np.cos(0.7), np.sin(0.7), 0.0]))
 
 
@@ -92,7 +92,7 @@ def test_the_jacobian_is_exact(net, feedback):
 
 def test_the_map_is_the_closed_loop_of_an_ann(ann):
     """The same for each ANN on the arm: its update reads the 14 feedback channels as inputs."""
-    assert "hidden" in loop_layout(ann)
+    assert "hidden" in ann.map_layout()
     _assert_map_is_the_loop(ann, np.array([np.cos(2.1), np.sin(2.1), 0.0]))
 
 
@@ -112,9 +112,9 @@ def test_the_resting_loop_has_one_fixed_point_the_start_posture_and_it_is_the_ar
     u = np.zeros(3)
     trajectory = rest.simulate_loop(_constant_batch(u, 60))
     arm = np.concatenate([trajectory.q, trajectory.dq, trajectory.activation], axis=2)
-    layout = loop_layout(rest)
+    layout = rest.map_layout()
     X = loop_states(rest, trajectory.states, arm).reshape(-1, layout["sensors"].stop)
-    step, jac = arm_loop_map(rest, u)
+    step, jac = rest.step_map(u)
     fp = find_fixed_points(step, X[::10], tol=1e-12, jacobian=jac)
     assert fp.n_points == 1 and fp.kinds == ("saddle",)
     point = fp.points[0]

@@ -95,7 +95,7 @@ def test_leaky_decay_matches_exponential():
     params["w_out"] = net.params["w_out"]
     net.set_params(params)
     batch = SHORT.evaluation_set()
-    states, _, _ = net.simulate(batch)
+    states = net.simulate(batch).state
     k = np.arange(batch.n_steps)
     expected = 4.0 * (1 - (1 - net.alpha[None, :]) ** k[:, None])
     np.testing.assert_allclose(states[0], expected, rtol=1e-10, atol=1e-12)
@@ -111,7 +111,7 @@ def test_noise_has_the_stated_stationary_sd():
     net.set_params(params)
     task = CenterOutTask()
     batch = task.sample(200, np.random.default_rng(0))
-    states, _, _ = net.simulate(batch, np.random.default_rng(1))
+    states = net.simulate(batch, np.random.default_rng(1)).state
     late = states[:, 100:]  # long after the start (time constants <= 50 ms)
     sd = late.std(axis=(0, 1))
     alpha = net.alpha
@@ -168,6 +168,7 @@ def test_init_sits_at_a_fixed_point():
     net = small_network(noise_std=0.0)
     batch = SHORT.sample(2, np.random.default_rng(0))
     batch.inputs[:] = 0.0
-    _, rates, outputs = net.simulate(batch)
+    run = net.simulate(batch)
+    rates, outputs = run.activity, run.outputs
     np.testing.assert_allclose(rates, 5.0, rtol=1e-6)
     np.testing.assert_allclose(outputs, 0.0, atol=1e-9)

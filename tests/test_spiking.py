@@ -46,7 +46,7 @@ def small_net():
     net.set_params({**net.params, "w": 0.25 * net.params["w"]})
     net.set_params({**net.params, "b": net.params["x0"] - net.signed_weight() @ np.full(net.n_units, 5.0)})
     batch = assembly.make_task(cfg).evaluation_set()
-    _, rates, _ = net.simulate(batch)
+    rates = net.simulate(batch).activity
     w_out, b_out = decode.refit_readout(rates, batch.targets, net.out_idx, ridge=0.1)
     net.set_params({**net.params, "w_out": w_out, "b_out": b_out})
     return net, cfg

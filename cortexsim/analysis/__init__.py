@@ -23,13 +23,14 @@ Decoding (:mod:`.decoding`)
 
 Fixed and slow points (:mod:`.fixed_points`)
     ``find_fixed_points(step, x_init, *, jacobian=None, tol=1e-10, max_iter=200, dedup_tol=1e-3) -> FixedPoints``
-    ``rate_map(net, u)``, ``ann_map(model, u) -> (step, Jacobian)``  (a model under constant input)
+    ``model.step_map(u) -> (step, Jacobian)``: every model owns its map (:mod:`cortexsim.model`);
+    ``rate_map(net, u)`` and ``ann_map(model, u)`` are that, kept for earlier scripts
     ``sample_starts(states, n, rng, noise_std=0.0)``, ``mode_loadings(modes, groups) -> dict``
     ``speed_and_gradient(step, jacobian, X) -> (q, grad q)``
 
-The closed loop as one map (:mod:`.loop_map`): circuit, six-muscle arm and delay lines
-    ``arm_loop_map(net, u) -> (step, Jacobian)`` (a circuit or an ANN on the arm), ``loop_layout(net)``,
-    ``loop_states(net, states, arm_state)``, ``trajectory_states(net, trajectory)``
+The closed loop as one map (:mod:`cortexsim.closed_loop_map`): circuit, six-muscle arm and delay lines
+    a model on the arm owns it too: ``net.step_map(u)``, ``net.map_states(net.simulate(batch))``,
+    ``net.map_layout()``; ``arm_loop_map(net, u)`` is ``net.step_map(u)``, kept for earlier scripts
 
 Dynamical similarity (:mod:`.dsa`)
     ``dsa(x, y, *, n_delays=None, rank=None, rng=None) -> DSAResult``  (lower = more similar dynamics, radians)
@@ -68,6 +69,7 @@ from .fixed_points import (
     FixedPoints,
     Jacobian,
     ann_map,
+    arm_loop_map,
     find_fixed_points,
     mode_loadings,
     rate_map,
@@ -75,7 +77,6 @@ from .fixed_points import (
     speed_and_gradient,
 )
 from .jpca import JPCAResult, jpca
-from .loop_map import arm_loop_map, loop_layout, loop_states, trajectory_states
 from .nulls import Interval, NullResult, bootstrap_ci, shuffle_null
 from .output_null import PotentNull, potent_basis, potent_null
 from .pca import PCAResult, participation_ratio, pca
@@ -139,9 +140,6 @@ __all__ = [
     "procrustes_angle",
     "rate_map",
     "arm_loop_map",
-    "loop_layout",
-    "loop_states",
-    "trajectory_states",
     "rdm",
     "reduced_rank_maps",
     "ridge_map",

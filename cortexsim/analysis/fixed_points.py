@@ -57,52 +57,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse
 
+from ..model import Jacobian, Step
 from . import _checks
-
-Step = Callable[[np.ndarray], np.ndarray]
-"""``step(X)``: states (n, d) -> next states (n, d)."""
-Products = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
-"""``(jvp, vjp)``: the rows ``J V`` and ``J^T V`` for a fixed set of states."""
 
 KINDS = ("stable", "marginal", "saddle", "unstable")
 METHODS = ("auto", "dense", "matrix-free")
 DENSE_MAX_DIM = 128
 """``method="auto"`` forms Jacobians up to this state dimension (or when no ``linearize`` is given)."""
 _CGLS_RTOL = 1e-6  # Levenberg-Marquardt steps by CGLS stop when ||K^T r|| has fallen by this
-_SPARSE_DENSITY = 0.2  # rate_map multiplies by W on its synapses (scipy CSR) up to this density
 _KRYLOV_ENTRIES = 2**21  # Krylov basis entries per GMRES block (16 MiB: faster than larger blocks, measured)
 _CHUNK_ENTRIES = 2**23  # Jacobian entries formed at once on the dense path (64 MiB of float64)
 DEFAULT_GTOL = 1e-3
 """Relative gradient below which a start counts as stalled on a slow point (see :func:`find_fixed_points`)."""
 _NEWTON_RETRY = 4  # a row whose Newton step failed retries Newton every this many iterations
 _CGLS_FACTOR = 1  # CGLS iterations per Levenberg-Marquardt step at most, per Krylov vector allowed to GMRES
-
-
-@dataclass(frozen=True, eq=False)
-class Jacobian:
-    """The Jacobian of a map: full matrices and, optionally, matrix-free products.
-
-    A plain function ``jacobian(X) -> (n, d, d)`` works everywhere this class is
-    accepted; the class adds ``linearize`` for the matrix-free solver.
-
-    Attributes
-    ----------
-    full : callable
-        ``full(X)``: states (n, d) -> Jacobians ``dF/dx`` (n, d, d), ``[k, i, j] = dF_i/dx_j``.
-    linearize : callable, optional
-        ``linearize(X) -> (jvp, vjp)`` for states (n, d): ``jvp(V)`` returns
-        the rows ``J(X[k]) V[k]`` and ``vjp(V)`` the rows ``J(X[k])^T V[k]``,
-        both (n, d). Work that depends only on ``X`` is done once per call.
-    """
-
-    full: Callable[[np.ndarray], np.ndarray]
-    linearize: Callable[[np.ndarray], Products] | None = None
-
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """``full(X)``: the Jacobians, shape (n, d, d)."""
-        return self.full(X)
 
 
 @dataclass(frozen=True, eq=False)
@@ -828,285 +797,28 @@ def mode_loadings(modes: np.ndarray, groups: Mapping[str, Any]) -> dict[str, flo
     return out
 
 
-# -- adapters for cortexsim models -----------------------------------------------------------------------------------
-def _constant_input(u: Any, n_inputs: int) -> np.ndarray:
-    u = np.asarray(u, dtype=float)
-    if u.shape != (n_inputs,) or not np.all(np.isfinite(u)):
-        raise ValueError(f"u must be a finite vector of the model's {n_inputs} inputs; got shape {u.shape}")
-    return u
-
-
+# -- cortexsim models: each owns its map ------------------------------------------------------------------------------
 def rate_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
-    """The noise-free Euler map of a :class:`~cortexsim.rate.RateNetwork` under constant input ``u``.
+    """The noise-free map of a :class:`~cortexsim.rate.RateNetwork` under constant input ``u``: ``net.step_map(u)``.
 
-    ``F(x) = (1 - alpha) x + alpha (W phi(x) + B u + b)`` with ``alpha = dt / tau``
-    per unit, ``W`` the signed recurrent matrix (mV/Hz), ``B`` the input
-    weights, ``b`` the bias and ``phi`` the transfer (mV -> Hz); silenced units
-    (a lesion) have ``phi = 0``. Its Jacobian is
-    ``J = diag(1 - alpha) + diag(alpha) W diag(phi'(x))``.
-
-    Uses the network's public ``params``, ``alpha``, ``sign``, ``n_inputs``,
-    ``transfer`` and ``silenced`` (the lesion mask); the parameters are copied,
-    so later training does not change the map. Products with ``W`` run on its
-    synapses (scipy CSR) when at most 20 % of its entries are nonzero (the
-    default circuit: 4 %).
-
-    Parameters
-    ----------
-    net : RateNetwork
-    u : ndarray, shape (inputs,)
-        The constant input (dimensionless, the task's channels).
-
-    Returns
-    -------
-    step : callable
-        States x (n, units) in mV -> next states (n, units).
-    jacobian : Jacobian
-        Full (n, units, units) and matrix-free products.
+    Kept for scripts written against earlier releases; the model owns its map
+    (:meth:`cortexsim.rate.RateNetwork.step_map`, equations there).
     """
-    u = _constant_input(u, int(net.n_inputs))
-    p = net.params
-    W = np.asarray(p["w"], float) * np.asarray(net.sign, float)[None, :]
-    alpha = np.asarray(net.alpha, float)
-    drive = np.asarray(p["w_in"], float) @ u + np.asarray(p["b"], float)
-    silenced = getattr(net, "silenced", None)  # the lesion mask (older networks: ``keep``, 0 on silenced units)
-    if silenced is not None:
-        keep = (~np.asarray(silenced, bool)).astype(float)
-    elif getattr(net, "keep", None) is not None:
-        keep = np.asarray(net.keep, float)
-    else:
-        keep = np.ones(W.shape[0])
-    phi = net.transfer
-    leak, c = 1.0 - alpha, alpha * drive
-    if np.count_nonzero(W) <= _SPARSE_DENSITY * W.size:  # products on the synapses only
-        W_csr, Wt_csr = scipy.sparse.csr_array(W), scipy.sparse.csr_array(W.T)
-
-        def times_wt(V: np.ndarray) -> np.ndarray:  # rows V[k] @ W.T
-            return (W_csr @ np.ascontiguousarray(V.T)).T
-
-        def times_w(V: np.ndarray) -> np.ndarray:  # rows V[k] @ W
-            return (Wt_csr @ np.ascontiguousarray(V.T)).T
-    else:
-        Wt = np.ascontiguousarray(W.T)
-
-        def times_wt(V: np.ndarray) -> np.ndarray:
-            return V @ Wt
-
-        def times_w(V: np.ndarray) -> np.ndarray:
-            return V @ W
-
-    def step(X: np.ndarray) -> np.ndarray:
-        r = phi(np.asarray(X, float)) * keep
-        return leak * X + alpha * times_wt(r) + c
-
-    def slope(X: np.ndarray) -> np.ndarray:
-        return phi.derivative(np.asarray(X, float)) * keep
-
-    def full(X: np.ndarray) -> np.ndarray:
-        J = (alpha[:, None] * W)[None] * slope(X)[:, None, :]
-        J[:, np.arange(W.shape[0]), np.arange(W.shape[0])] += leak
-        return J
-
-    def linearize(X: np.ndarray):
-        s = slope(X)
-        return (lambda V: leak * V + alpha * times_wt(s * V), lambda V: leak * V + s * times_w(alpha * V))
-
-    return step, Jacobian(full, linearize)
+    return net.step_map(u)
 
 
-def _sig(x: np.ndarray) -> np.ndarray:
-    return 0.5 + 0.5 * np.tanh(0.5 * x)
+def arm_loop_map(net: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
+    """The noise-free closed loop of a model driving the arm, under constant task input ``u``: ``net.step_map(u)``.
+
+    Kept for scripts written against earlier releases; the model owns its map (:mod:`cortexsim.closed_loop_map`).
+    """
+    return net.step_map(u)
 
 
 def ann_map(model: Any, u: np.ndarray) -> tuple[Step, Jacobian]:
-    """The noise-free update of a :mod:`cortexsim.ann` baseline under constant input ``u``.
+    """The noise-free update of a :mod:`cortexsim.ann` baseline under constant input ``u``: ``model.step_map(u)``.
 
-    The equations of :mod:`cortexsim.ann` (``B`` the input weights, ``W`` the
-    recurrent ones, blocks stacked as there):
-
-    * ``rnn``: ``h' = (1 - a) h + a tanh(W h + B u + b)``, ``a = dt / tau``; state ``h`` (H,).
-    * ``gru``: ``r = sig(B_r u + W_r h + b_r)``, ``z = sig(B_z u + W_z h + b_z)``,
-      ``m = tanh(B_m u + b_m + r * (W_m h + b_hn))``, ``h' = (1 - z) m + z h``; state ``h``.
-    * ``lstm``: ``[i, f, g, o] = [sig, sig, tanh, sig](B u + W h + b)``,
-      ``c' = f c + i g``, ``h' = o tanh(c')``; the state is ``[h, c]`` (2H,).
-
-    Uses the model's public ``arch``, ``n_units``, ``n_inputs``, ``params`` and
-    (rnn) ``alpha``; the parameters are copied.
-
-    Parameters
-    ----------
-    model : LeakyRNN, GRU or LSTM
-    u : ndarray, shape (inputs,)
-
-    Returns
-    -------
-    step : callable
-        States (n, H) (LSTM: (n, 2H), ``[h, c]``) -> next states.
-    jacobian : Jacobian
-        Full Jacobians and matrix-free products.
+    Kept for scripts written against earlier releases; the model owns its map (equations in
+    :mod:`cortexsim.ann_cells`).
     """
-    cell = AnnCell(model)
-    x_in = cell.drive(_constant_input(u, int(model.n_inputs)))
-    return (
-        lambda X: cell.step(X, x_in),
-        Jacobian(lambda X: cell.full(X, x_in), lambda X: cell.linearize(X, x_in)),
-    )
-
-
-class AnnCell:
-    """One update of a :mod:`cortexsim.ann` baseline as a function of its state and its input drive.
-
-    The drive ``x_in = B u + b`` (gate blocks stacked as in :mod:`cortexsim.ann`) may differ from
-    row to row, as it does when the input is fed back from an arm (:func:`cortexsim.analysis.arm_loop_map`);
-    :func:`ann_map` is this cell under one constant input.  Equations in :func:`ann_map`.
-
-    Parameters
-    ----------
-    model : LeakyRNN, GRU or LSTM
-        Its ``arch``, ``n_units``, ``params`` and (rnn) ``alpha`` are read (parameters copied).
-
-    Attributes
-    ----------
-    n_state : int
-        H, or 2H for the LSTM (state ``[h, c]``).
-    """
-
-    def __init__(self, model: Any) -> None:
-        arch = getattr(model, "arch", None)
-        if arch not in ("rnn", "gru", "lstm"):
-            raise ValueError(f"model must be a cortexsim.ann LeakyRNN, GRU or LSTM; got {type(model).__name__}")
-        self.arch, self.H = arch, int(model.n_units)
-        self.p = {k: np.asarray(v, float) for k, v in model.params.items()}
-        self.a = float(model.alpha) if arch == "rnn" else 1.0
-        self.n_state = 2 * self.H if arch == "lstm" else self.H
-
-    def drive(self, u: np.ndarray) -> np.ndarray:
-        """``B u + b`` for inputs ``u`` (..., inputs) -> (..., gates H)."""
-        return u @ self.p["w_in"].T + self.p["b"]
-
-    # -- the update ----------------------------------------------------------------------
-
-    def _parts(self, X: np.ndarray, x_in: np.ndarray):
-        H, W = self.H, self.p["w"]
-        if self.arch == "rnn":
-            return (np.tanh(X @ W.T + x_in),)
-        if self.arch == "gru":
-            r = _sig(x_in[..., :H] + X @ W[:H].T)
-            z = _sig(x_in[..., H : 2 * H] + X @ W[H : 2 * H].T)
-            hm = X @ W[2 * H :].T + self.p["b_hn"]
-            return r, z, hm, np.tanh(x_in[..., 2 * H :] + r * hm)
-        h, c = X[:, :H], X[:, H:]
-        pre = h @ W.T + x_in
-        i, f, o = _sig(pre[:, :H]), _sig(pre[:, H : 2 * H]), _sig(pre[:, 3 * H :])
-        g = np.tanh(pre[:, 2 * H : 3 * H])
-        c_new = f * c + i * g
-        return c, i, f, g, o, c_new, np.tanh(c_new)
-
-    def step(self, X: np.ndarray, x_in: np.ndarray) -> np.ndarray:
-        """Next states (m, n_state) from states (m, n_state) and drives (gates H,) or (m, gates H)."""
-        parts = self._parts(X, x_in)
-        if self.arch == "rnn":
-            return (1 - self.a) * X + self.a * parts[0]
-        if self.arch == "gru":
-            _, z, _, m = parts
-            return (1 - z) * m + z * X
-        *_, o, c_new, tc = parts
-        return np.concatenate([o * tc, c_new], axis=1)
-
-    def coefficients(self, X: np.ndarray, x_in: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Derivatives of the update with respect to each gate's pre-activation (per row).
-
-        :meth:`full`, :meth:`linearize` and :meth:`input_jacobian` take them (``co``) so that
-        one evaluation of the gates serves all three.
-
-        rnn: ``(a (1 - s^2),)``; gru: ``(z, dh'/dpre_z, dh'/dpre_r, dh'/dpre_m, r)``;
-        lstm: ``(dc'/dpre_i, dc'/dpre_f, dc'/dpre_g, dh'/dpre_o, dh'/dc', f)``.
-        """
-        parts = self._parts(X, x_in)
-        if self.arch == "rnn":
-            s = parts[0]
-            return (self.a * (1.0 - s * s),)
-        if self.arch == "gru":
-            r, z, hm, m = parts
-            cm = (1 - z) * (1 - m * m)  # dh'/d(candidate pre-activation)
-            return z, (X - m) * z * (1 - z), cm * hm * r * (1 - r), cm, r
-        c, i, f, g, o, _, tc = parts
-        return g * i * (1 - i), c * f * (1 - f), i * (1 - g * g), tc * o * (1 - o), o * (1 - tc * tc), f
-
-    def full(self, X: np.ndarray, x_in: np.ndarray, co: tuple | None = None) -> np.ndarray:
-        """Jacobians with respect to the state, (m, n_state, n_state)."""
-        H, W = self.H, self.p["w"]
-        co = self.coefficients(X, x_in) if co is None else co
-        if self.arch == "rnn":
-            return (1 - self.a) * np.eye(H) + co[0][:, :, None] * W[None]
-        if self.arch == "gru":
-            dz, cz, cr, cm, r = co  # the candidate sees W_m h through the reset gate
-            J = cz[:, :, None] * W[H : 2 * H] + cr[:, :, None] * W[:H] + (cm * r)[:, :, None] * W[2 * H :]
-            J[:, np.arange(H), np.arange(H)] += dz
-            return J
-        ci, cf, cg, c_o, k, f = co
-        dc_dh = ci[:, :, None] * W[:H] + cf[:, :, None] * W[H : 2 * H] + cg[:, :, None] * W[2 * H : 3 * H]
-        J = np.zeros((X.shape[0], 2 * H, 2 * H))
-        J[:, :H, :H] = c_o[:, :, None] * W[3 * H :] + k[:, :, None] * dc_dh
-        J[:, H:, :H] = dc_dh
-        eye = np.eye(H)
-        J[:, :H, H:] = (k * f)[:, :, None] * eye
-        J[:, H:, H:] = f[:, :, None] * eye
-        return J
-
-    def linearize(self, X: np.ndarray, x_in: np.ndarray, co: tuple | None = None) -> Products:
-        """Matrix-free products with the state Jacobians: ``(jvp, vjp)``, each (m, n_state) -> (m, n_state)."""
-        H, W = self.H, self.p["w"]
-        co = self.coefficients(X, x_in) if co is None else co
-        if self.arch == "rnn":
-            gain, a = co[0], self.a
-            return (lambda V: (1 - a) * V + gain * (V @ W.T), lambda V: (1 - a) * V + (gain * V) @ W)
-        # one GEMM with the stacked gate blocks per product (W's rows: [r, z, m] or [i, f, g, o])
-        Wt = np.ascontiguousarray(W.T)
-        if self.arch == "gru":
-            dz, cz, cr, cm, r = co
-            gates = np.concatenate([cr, cz, cm * r], axis=1)  # the candidate sees W_m h through the reset gate
-
-            def jvp(V):
-                P = V @ Wt
-                return dz * V + cr * P[:, :H] + cz * P[:, H : 2 * H] + gates[:, 2 * H :] * P[:, 2 * H :]
-
-            def vjp(V):
-                return dz * V + (gates * np.tile(V, 3)) @ W
-
-            return jvp, vjp
-        ci, cf, cg, c_o, k, f = co
-
-        def jvp(V):
-            vh, vc = V[:, :H], V[:, H:]
-            P = vh @ Wt
-            dc = ci * P[:, :H] + cf * P[:, H : 2 * H] + cg * P[:, 2 * H : 3 * H] + f * vc
-            return np.concatenate([c_o * P[:, 3 * H :] + k * dc, dc], axis=1)
-
-        def vjp(V):
-            wh, wc = V[:, :H], V[:, H:]
-            gc = wc + k * wh  # weight on dc'
-            out_h = np.concatenate([ci * gc, cf * gc, cg * gc, c_o * wh], axis=1) @ W
-            return np.concatenate([out_h, f * gc], axis=1)
-
-        return jvp, vjp
-
-    def input_jacobian(
-        self, X: np.ndarray, x_in: np.ndarray, columns: slice | np.ndarray, co: tuple | None = None
-    ) -> np.ndarray:
-        """Jacobians of the update with respect to the inputs ``u[columns]``, (m, n_state, len(columns)).
-
-        The input enters every gate's pre-activation through ``B``, so this is the state
-        Jacobian's structure with ``B[:, columns]`` in place of ``W`` (no reset gate on the
-        GRU candidate's input, no leak).
-        """
-        H, B = self.H, self.p["w_in"][:, columns]
-        co = self.coefficients(X, x_in) if co is None else co
-        if self.arch == "rnn":
-            return co[0][:, :, None] * B[None]
-        if self.arch == "gru":
-            _, cz, cr, cm, _ = co
-            return cz[:, :, None] * B[H : 2 * H] + cr[:, :, None] * B[:H] + cm[:, :, None] * B[2 * H :]
-        ci, cf, cg, c_o, k, _ = co
-        dc = ci[:, :, None] * B[:H] + cf[:, :, None] * B[H : 2 * H] + cg[:, :, None] * B[2 * H : 3 * H]
-        return np.concatenate([c_o[:, :, None] * B[3 * H :] + k[:, :, None] * dc, dc], axis=1)
+    return model.step_map(u)

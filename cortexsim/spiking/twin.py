@@ -60,7 +60,8 @@ def run_params(
     spikes = simulate(params, drive, batch.dt, seed=seed, target=target)
     rates = decode.pool_rates(spikes, params.k, params.n_units, inputs.shape[0], n_steps, batch.dt)
     rates = rates.reshape(n_cond, trials_per_condition, n_steps, -1)
-    _, rate_rates, rate_outputs = net.simulate(batch)
+    reference = net.simulate(batch)
+    rate_rates, rate_outputs = reference.activity, reference.outputs
     outputs = decode.readout(rates, params.w_out, params.b_out, params.out_idx)
     targets = np.repeat(batch.targets[:, None], trials_per_condition, axis=1)
     single = flat_batch(batch, trials_per_condition)
