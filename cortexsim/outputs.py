@@ -112,26 +112,25 @@ def check_sweep_folder(out: Path, sweep_text: str, force: bool = False) -> None:
 
 @contextlib.contextmanager
 def hold_outputs(folders: Iterable[str | Path | None], command: str) -> Iterator[None]:
-    """Hold the lock of every folder a command writes into (one lock for a folder inside another).
+    """Hold the lock of every folder a command writes into, for as long as it writes.
+
+    The deepest folders are taken first: :func:`cortexsim.store.hold_folder` refuses a folder
+    whose ancestor is held, so an outer folder taken first would refuse the inner one.
 
     Parameters
     ----------
     folders : iterable of path or None
-        The folders written into (None entries are skipped).
+        The folders written into (None entries are skipped, repeats taken once).
     command : str
         The command line, shown to whoever finds a folder held.
 
     Raises
     ------
     CortexsimError
-        A folder (or one above it) is held by another live process.
+        A folder (or one above it) is held by another live process; nothing is left held.
     """
-    wanted = sorted({Path(os.path.abspath(f)) for f in folders if f is not None}, key=lambda p: len(p.parts))
-    held: list[Path] = []
-    for folder in wanted:
-        if not any(folder == h or h in folder.parents for h in held):
-            held.append(folder)
+    wanted = sorted({Path(os.path.abspath(f)) for f in folders if f is not None}, key=lambda p: -len(p.parts))
     with contextlib.ExitStack() as stack:
-        for folder in held:
+        for folder in wanted:
             stack.enter_context(store.hold_folder(folder, command))
         yield
