@@ -189,7 +189,10 @@ def load_sweep(path: str | Path) -> Sweep:
             f"{path}: [sweep] experiment = {_short(experiment)}; expected the base experiment's TOML file "
             f'as a string, e.g. experiment = "../center_out.toml"'
         )
-    base = load_experiment(path.parent / experiment)
+    try:
+        base = load_experiment(path.parent / experiment)
+    except ConfigError as exc:  # name the sweep file that named the base experiment
+        raise ConfigError(f"{path}: [sweep] experiment = {experiment!r}: {exc}") from None
     workers = head.get("workers", os.cpu_count() or 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"{path}: [sweep] workers = {_short(workers)}; use a whole number from 1 to {MAX_WORKERS}")

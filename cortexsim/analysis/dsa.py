@@ -154,7 +154,7 @@ def _svd(X: np.ndarray, n_delays: int, center: bool) -> tuple[np.ndarray, np.nda
     shape = H.shape[:2]
     U, s, Wt = np.linalg.svd(H.reshape(-1, H.shape[2]), full_matrices=False)
     keep = s > _checks.rank_tolerance(s, (U.shape[0], Wt.shape[1]))
-    if not np.any(keep):
+    if not np.sum(s[keep] ** 2) > 0:  # nothing kept, or variance so small that its square underflows
         raise ValueError(CONSTANT)
     return U[:, keep], s[keep], Wt[keep].T, shape
 

@@ -92,10 +92,10 @@ def _shape_embedding(X: np.ndarray, alpha: float) -> np.ndarray:
     Frobenius norm). Directions of zero variance are dropped (a pseudo-inverse).
     """
     U, s = _orthonormal_scores(X)
-    if s.size == 0:
-        return np.full((X.shape[0] * X.shape[1], 1), np.nan)  # zero variance: no shape to compare
     m, n_units = X.shape[0] * X.shape[1], X.shape[2]
     lam = s**2 / m
+    if not lam.sum() > 0:  # zero variance (or so little that its square underflows): no shape to compare
+        return np.full((m, 1), np.nan)
     scale = n_units / lam.sum()
     w = np.sqrt(scale) * s / np.sqrt(alpha + (1.0 - alpha) * scale * lam)
     phi = U * w

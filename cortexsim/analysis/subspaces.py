@@ -90,7 +90,9 @@ def ridge_map(X: np.ndarray, Y: np.ndarray, ridge: float = DEFAULT_RIDGE) -> np.
     """Ridge regression coefficients of centred ``Y`` (samples, q) on centred ``X`` (samples, p): shape (p, q)."""
     gram = X.T @ X
     alpha = ridge * float(np.trace(gram)) / max(1, gram.shape[0])
-    return np.linalg.solve(gram + alpha * np.eye(gram.shape[0]), X.T @ Y)
+    # least squares, not solve: a source without variance (or ridge 0 on a rank-deficient one) maps by the
+    # minimum-norm solution (zero along the silent directions) instead of raising "singular matrix"
+    return np.linalg.lstsq(gram + alpha * np.eye(gram.shape[0]), X.T @ Y, rcond=None)[0]
 
 
 def reduced_rank_maps(X: np.ndarray, Y: np.ndarray, max_rank: int, ridge: float = DEFAULT_RIDGE) -> np.ndarray:
