@@ -803,9 +803,7 @@ def check_data_file(
     """
     from .data import load_neural_data, match_time_base
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{key} = {str(path)!r}: no such file" + (" (a folder)" if path.is_dir() else ""))
+    path = paths.input_file(path, f"{key} =", "data file", error=ConfigError)  # a FIFO, device, link loop, folder
     if path.stat().st_size > 2 * GiB:
         raise ConfigError(
             f"{key} = {str(path)!r}: {format_bytes(path.stat().st_size)} is too large for condition-"
@@ -829,8 +827,23 @@ def check_data_file(
     return float(data.rates.nbytes)
 
 
+RUN_SUMMARY_HEAD = b"# cortexsim run summary"
+"""The first line of every ``summary.md`` a run writes: how a run folder's summary is recognised."""
+
+
+def _run_summary_kind(path: Path) -> str | None:
+    """None for a ``summary.md`` a run wrote, else what the file is."""
+    try:
+        head = paths.read_bytes(path)[: len(RUN_SUMMARY_HEAD)]
+    except CortexsimError:
+        head = b""
+    return None if head == RUN_SUMMARY_HEAD else "not a summary cortexsim run wrote"
+
+
 def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> float:
     """Check a run file already in ``out_dir``: readable, and of this config unless ``force``; returns its size.
+
+    A ``summary.md`` there that a run did not write (someone's notes) is refused unless ``force``.
 
     Raises
     ------
@@ -841,6 +854,8 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
     """
     from . import store
 
+    if os.path.lexists(out_dir / "summary.md"):  # someone's own notes are left alone
+        paths.output_file(out_dir / "summary.md", "--out", recognise=_run_summary_kind, force=force)
     run_file = out_dir / "run.h5"
     if not run_file.exists():
         return 0.0

@@ -155,6 +155,26 @@ def test_score_json_never_replaces_a_file_score_did_not_write(tmp_path, capsys, 
     assert snapshot(tmp_path) == before
 
 
+def test_run_out_never_replaces_someone_elses_summary(tmp_path, capsys):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "summary.md").write_text("# my lab notes\n")
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(tiny_config().to_toml())
+    before = snapshot(tmp_path)
+    assert_refused(main(["run", str(cfg), "--out", str(out)]), capsys.readouterr(), "summary.md", "left alone")
+    assert snapshot(tmp_path) == before
+
+
+def test_circuit_plot_never_replaces_a_file_that_is_not_a_figure(tmp_path, capsys):
+    plot = tmp_path / "fig.png"
+    plot.write_text("not a PNG\n")
+    before = snapshot(tmp_path)
+    rc = main(["circuit", "--n-units", "100", "--out", str(tmp_path / "c.h5"), "--plot", str(plot)])
+    assert_refused(rc, capsys.readouterr(), "--plot", "left alone")
+    assert snapshot(tmp_path) == before
+
+
 def _sweep_file(folder: Path, seeds: list[int]) -> Path:
     (folder / "base.toml").write_text(tiny_config().to_toml())
     path = folder / f"sweep{len(seeds)}.toml"
