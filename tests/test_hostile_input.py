@@ -325,11 +325,12 @@ def _model(smoke_run: Path) -> dict:
         }
 
 
-def write_nwb(path: Path, smoke_run: Path, *, units: bool = True, velocity=None, event_text: bool = False,
+def write_nwb(path: Path, smoke_run: Path, *, units: bool | str = True, velocity=None, event_text: bool = False,
               velocity_times=None, seed: int = 0) -> Path:  # fmt: skip
     """A small recorded session (8 conditions x 3 trials) shaped like the run's task; variants are hostile.
 
-    ``velocity`` (samples, ...) replaces the hand velocity (default: 2-D, over the whole session);
+    ``units``: False for no Units table, ``"silent"`` for units without spikes. ``velocity`` (samples, ...)
+    replaces the hand velocity (default: 2-D, over the whole session);
     ``velocity_times`` its timestamps.
     """
     pynwb = pytest.importorskip("pynwb")
@@ -357,7 +358,8 @@ def write_nwb(path: Path, smoke_run: Path, *, units: bool = True, velocity=None,
         )
     if units:
         for _ in range(6):
-            nwb.add_unit(spike_times=np.sort(rng.uniform(0, starts[-1] + duration, 400)))
+            n_spikes = 0 if units == "silent" else 400
+            nwb.add_unit(spike_times=np.sort(rng.uniform(0, starts[-1] + duration, n_spikes)))
     end = starts[-1] + duration
     times = np.arange(0, end, 0.01) if velocity_times is None else velocity_times
     values = rng.normal(size=(times.size, 2)) if velocity is None else velocity
@@ -384,7 +386,7 @@ def test_a_well_formed_recording_scores(tmp_path, capsys, smoke_run):
 
 @settings(max_examples=12, deadline=None, suppress_health_check=FIXTURES)
 @given(
-    case=st.sampled_from(["3-d", "short", "late", "timestamps", "no-units", "text-event"]),
+    case=st.sampled_from(["3-d", "short", "late", "timestamps", "no-units", "silent", "text-event"]),
     fraction=st.floats(0.1, 0.9),
     dims=st.integers(2, 4),
     seed=st.integers(0, 1000),
@@ -406,6 +408,8 @@ def test_malformed_recordings_are_refused_naming_the_file(tmp_path_factory, caps
         kwargs["velocity_times"] = full
     elif case == "no-units":
         kwargs["units"] = False
+    elif case == "silent":  # units that never fire: bits per spike are 0 / 0
+        kwargs["units"] = "silent"
     else:
         kwargs["event_text"] = True
     try:
@@ -415,7 +419,7 @@ def test_malformed_recordings_are_refused_naming_the_file(tmp_path_factory, caps
     capsys.readouterr()
     line = assert_refused(main(_score(smoke_run, path)), capsys.readouterr(), str(path))
     expected = {"3-d": "shape", "short": "covers", "late": "covers", "timestamps": "timestamp",
-                "no-units": "Units", "text-event": "move_onset_time"}[case]  # fmt: skip
+                "no-units": "Units", "silent": "undefined", "text-event": "move_onset_time"}[case]  # fmt: skip
     assert expected in line, line
 
 
@@ -471,3 +475,25 @@ def test_mapping_tables_that_are_not_csv_text_name_the_problem(tmp_path, capsys,
     table = tmp_path / "map.csv"
     table.write_bytes(data)
     assert_refused(main(_score(smoke_run, recording, "--mapping", str(table))), capsys.readouterr(), *needles)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
+@given(
+    suffix=st.sampled_from([".npz", ".mat", ".nwb"]),
+    junk=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"PK\x03\x04" + b),  # a zip header, then junk
+        st.binary(max_size=200).map(lambda b: b"\x89HDF\r\n\x1a\n" + b),  # an HDF5 signature, then junk
+        st.text(max_size=100).map(lambda t: t.encode("latin-1", "replace")),
+    ),
+)
+def test_junk_data_files_are_data_errors(tmp_path_factory, suffix, junk):
+    from cortexsim.data import load_neural_data, load_nwb_trials
+    from cortexsim.errors import CortexsimError
+
+    path = tmp_path_factory.mktemp("junk") / f"junk{suffix}"
+    path.write_bytes(junk)
+    for load in (lambda: load_neural_data(path, align_event="move_on"), lambda: load_nwb_trials(path)):
+        with pytest.raises(CortexsimError) as info:
+            load()
+        assert "\n" not in str(info.value)

@@ -189,12 +189,18 @@ def _read_mat73(path: Path) -> dict[str, Any]:
     """Top-level numeric, char and cell variables of a MATLAB v7.3 (HDF5) file, in MATLAB's axis order."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        return {
-            name: _mat73_value(f, obj)
-            for name, obj in f.items()
-            if isinstance(obj, h5py.Dataset) and not name.startswith("#")
-        }
+    try:
+        with h5py.File(path, "r") as f:
+            return {
+                name: _mat73_value(f, obj)
+                for name, obj in f.items()
+                if isinstance(obj, h5py.Dataset) and not name.startswith("#")
+            }
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # a damaged or foreign HDF5 file
+        raise DataError(
+            f"{path}: not a MATLAB v7.3 file cortexsim can read ({type(exc).__name__}: {exc}); save it with "
+            "MATLAB's save(..., '-v7.3') or as .npz"
+        ) from None
 
 
 def _mat73_value(f: Any, dataset: Any) -> Any:
