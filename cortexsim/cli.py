@@ -272,6 +272,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     figures = Path(args.figures) if args.figures else run_file.parent / "figures"
     preflight.check_memory(config, ("compare",), data_bytes, what="the comparison")
     _check_update(run_file, figures, 4 * preflight.MiB)
+    summary = run_file.parent / "summary.md"  # compare rewrites it: never someone's own notes
+    paths.output_file(
+        summary, "run file folder's", recognise=preflight.run_summary_kind, fix="move it away, or copy the run file"
+    )
     with outputs.hold_outputs([run_file.parent, figures], _command_line("compare", args)):
         pipeline.compare_stage(run_file, figures, cc, others=others)
         with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it

@@ -267,6 +267,7 @@ def output_file(
     inputs: Iterable[str | os.PathLike] = (),
     force: bool = False,
     example: str = "out",
+    fix: str = "choose another name, or pass --force to replace it",
     error: type[CortexsimError] = CortexsimError,
 ) -> Path:
     """Check an output file before anything is computed: its path, its folder and what it would replace.
@@ -290,6 +291,8 @@ def output_file(
         Replace an existing file that is not recognised.
     example : str, optional
         File stem suggested when ``path`` is a folder.
+    fix : str, optional
+        What the message of an unrecognised file suggests.
     error : type, optional
         The exception raised.
 
@@ -335,9 +338,7 @@ def output_file(
         return out
     what = "a file this command did not write" if recognise is None else recognise(out)
     if what is not None:
-        raise error(
-            f"{flag} {out}: exists and is {what}; it is left alone: choose another name, or pass --force to replace it"
-        )
+        raise error(f"{flag} {out}: exists and is {what}; it is left alone: {fix}")
     return out
 
 

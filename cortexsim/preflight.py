@@ -831,7 +831,7 @@ RUN_SUMMARY_HEAD = b"# cortexsim run summary"
 """The first line of every ``summary.md`` a run writes: how a run folder's summary is recognised."""
 
 
-def _run_summary_kind(path: Path) -> str | None:
+def run_summary_kind(path: Path) -> str | None:
     """None for a ``summary.md`` a run wrote, else what the file is."""
     try:
         head = paths.read_bytes(path)[: len(RUN_SUMMARY_HEAD)]
@@ -855,7 +855,13 @@ def check_run_folder(out_dir: Path, config: Config, force: bool = False) -> floa
     from . import store
 
     if os.path.lexists(out_dir / "summary.md"):  # someone's own notes are left alone
-        paths.output_file(out_dir / "summary.md", "--out", recognise=_run_summary_kind, force=force)
+        paths.output_file(
+            out_dir / "summary.md",
+            "--out",
+            recognise=run_summary_kind,
+            force=force,
+            fix="choose another --out, or pass --force to replace it",
+        )
     run_file = out_dir / "run.h5"
     if not run_file.exists():
         return 0.0

@@ -155,15 +155,18 @@ def test_score_json_never_replaces_a_file_score_did_not_write(tmp_path, capsys, 
     assert snapshot(tmp_path) == before
 
 
-def test_run_out_never_replaces_someone_elses_summary(tmp_path, capsys):
+def test_run_and_compare_never_replace_someone_elses_summary(tmp_path, capsys, reference_run_file, monkeypatch):
     out = tmp_path / "notes"
     out.mkdir()
     (out / "summary.md").write_text("# my lab notes\n")
     cfg = tmp_path / "exp.toml"
     cfg.write_text(tiny_config().to_toml())
+    run = finished_run(out / "run.h5", reference_run_file)
+    monkeypatch.setattr("cortexsim.cli._run_config", lambda *a, **k: tiny_config())  # as if trained
     before = snapshot(tmp_path)
-    assert_refused(main(["run", str(cfg), "--out", str(out)]), capsys.readouterr(), "summary.md", "left alone")
-    assert snapshot(tmp_path) == before
+    for argv in (["run", str(cfg), "--out", str(out)], ["compare", str(run)]):
+        assert_refused(main(argv), capsys.readouterr(), "summary.md", "left alone")
+        assert snapshot(tmp_path) == before
 
 
 def test_circuit_plot_never_replaces_a_file_that_is_not_a_figure(tmp_path, capsys):
