@@ -675,7 +675,7 @@ def circuit_spec(config: Config) -> CircuitSpec:
     if config.circuit.overrides:
         check_override_names(spec, config.circuit.overrides)
         spec = spec.with_overrides(config.circuit.overrides)
-    if config.effector.arm:
+    if config.effector.has_body:
         spec = with_feedback_inputs(spec, config.effector)
     return spec
 
@@ -717,7 +717,7 @@ def check_config(config: Config, where: str = "") -> CircuitSpec:
     try:
         spec = circuit_spec(config)
         check_lesion_names(config.lesion, spec)
-        if config.effector.arm:
+        if config.effector.has_body:
             config.effector.delay_steps(config.task.dt)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)) from None

@@ -20,9 +20,9 @@ from . import anatomy
 from .anatomy import CircuitSpec
 from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
-from .closed_loop import FEEDBACK_CHANNELS, ArmANN, ArmRateNetwork, Body, Feedback
+from .closed_loop import ArmANN, ArmRateNetwork, Body, Feedback
 from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
-from .effector import ArmKernel
+from .effector import PLANTS
 from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
@@ -87,11 +87,11 @@ def check_effector(config: Config, where: str = "") -> None:
             "center-out reaches; run them on the center-out task, or turn perturb.curl, perturb.bumps and "
             "perturb.train_bump_fraction off"
         )
-    if not ec.arm:
+    if not ec.has_body:
         if pc.active or pc.train_bump_fraction > 0:
             raise ConfigError(
-                f'{prefix}[perturb] pushes on a hand, which only the arm has: set [effector] kind = "arm26", '
-                "or turn perturb.curl, perturb.bumps and perturb.train_bump_fraction off"
+                f'{prefix}[perturb] pushes on a hand, which only a body has: set [effector] kind = "arm26" (or '
+                '"pointmass24"), or turn perturb.curl, perturb.bumps and perturb.train_bump_fraction off'
             )
         return
     if pc.bumps:
@@ -107,12 +107,12 @@ def check_effector(config: Config, where: str = "") -> None:
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc}") from None
     try:
-        ArmKernel(config.task.dt, substeps=ec.substeps)
+        PLANTS[ec.kind](config.task.dt, substeps=ec.substeps)
     except ConfigError as exc:  # the plant names its own argument; say which key sets it
         raise ConfigError(f"{prefix}effector.substeps = {ec.substeps} at task.dt = {config.task.dt} s: {exc}") from None
     if config.spiking.enabled and config.spiking.target == "cpp_standalone":
         raise ConfigError(
-            f'{prefix}spiking.target = "cpp_standalone" with effector.kind = "arm26": the twin steps the arm '
+            f'{prefix}spiking.target = "cpp_standalone" with effector.kind = "{ec.kind}": the twin steps the body '
             'from Python every task step, which a standalone binary cannot; set [spiking] target = "auto" '
             '(cython) or "numpy"'
         )
@@ -148,13 +148,13 @@ def validation_set(config: Config) -> TrialBatch:
 def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """The rate network of ``config`` on ``connectome`` (parameters not yet set).
 
-    With ``[effector] kind = "arm26"`` an :class:`~cortexsim.closed_loop.ArmRateNetwork`: the
-    circuit in closed loop with the six-muscle arm.
+    With a body (``[effector] kind = "arm26"`` or ``"pointmass24"``) an
+    :class:`~cortexsim.closed_loop.ArmRateNetwork`: the circuit in closed loop with that body.
     """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
     groups = task_of(config.task).input_groups
-    if config.effector.arm:
+    if config.effector.has_body:
         kind, extra = ArmRateNetwork, {"body": make_body(config), "task_groups": groups}
     else:
         kind, extra = RateNetwork, {"input_groups": groups}
@@ -170,7 +170,10 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
 
 
 def make_body(config: Config) -> Body:
-    """The arm side of a closed loop ``[effector]`` describes, shared by the circuit and the ANNs."""
+    """The body side of a closed loop ``[effector]`` describes, shared by the circuit and the ANNs.
+
+    The plant is ``effector.PLANTS[kind]``; every size (muscles, feedback channels) comes from it.
+    """
     ec, task = config.effector, config.task
     proprioception, vision = ec.delay_steps(task.dt)
     feedback = Feedback(
@@ -180,11 +183,12 @@ def make_body(config: Config) -> Body:
         vision_noise=ec.vision_noise,
         vision_scale=task.reach_distance,
     )
+    plant = PLANTS[ec.kind](task.dt, substeps=ec.substeps)
     return Body.make(
         task.dt,
-        substeps=ec.substeps,
+        plant=plant,
         feedback=feedback,
-        start_posture=np.deg2rad(ec.start_posture_deg),
+        start_posture=plant.configured_posture(ec.start_posture_deg),
         excitation_floor=ec.excitation_floor,
         motor_noise=ec.motor_noise,
         endpoint_load=np.array(ec.endpoint_load),
@@ -241,11 +245,11 @@ def ann_train_config(config: Config, arch: str) -> TrainConfig:
 def make_ann_model(config: Config, arch: str, init: bool = True):
     """ANN baseline ``arch`` of ``config``, with initial parameters (stream ``ann-init-<arch>``) when ``init``.
 
-    With ``[effector] kind = "arm26"`` an :class:`~cortexsim.closed_loop.ArmANN`: the ANN drives the
-    same arm as the circuit, with the same feedback (as 14 extra inputs) and delays.
+    With a body (``[effector] kind``) an :class:`~cortexsim.closed_loop.ArmANN`: the ANN drives the
+    same body as the circuit, with the same feedback (as extra inputs: 14 for the arm) and delays.
     """
     ac = config.ann
-    arm = config.effector.arm
+    body = make_body(config) if config.effector.has_body else None
     n_task = len(task_of(config.task).input_names)
     model = make_ann(
         arch,
@@ -253,11 +257,11 @@ def make_ann_model(config: Config, arch: str, init: bool = True):
         config.task.dt,
         dtype=np.dtype(ac.dtype),
         output_scale=config.task.reach_distance,
-        n_inputs=n_task + (len(FEEDBACK_CHANNELS) if arm else 0),
-        **({"n_outputs": 6} if arm else {}),
+        n_inputs=n_task + (body.n_feedback if body is not None else 0),
+        **({"n_outputs": body.n_muscles} if body is not None else {}),
     )
-    if arm:
-        model = ArmANN(model, make_body(config), n_task)
+    if body is not None:
+        model = ArmANN(model, body, n_task)
     if init:
         model.init_params(seeded_rng(config, f"ann-init-{arch}"))
     return model

@@ -144,7 +144,7 @@ def default_jobs(config) -> int:
     """
     from .workers import available_cores
 
-    control = bool(config.compare.rotation_control and config.effector.arm)
+    control = bool(config.compare.rotation_control and config.effector.has_body)
     return min(available_cores(), 1 + len(config.ann.archs) + control)
 
 

@@ -7,7 +7,7 @@ travelling up the delay lines do too.  The state of the closed loop at task step
     ``X[t] = (x[t], s[t], z[t], z[t - 1], ..., z[t - D])``
 
 with ``x`` the circuit (units, mV), ``s`` the arm (q, dq in rad, rad/s; six activations),
-``z`` the 14 sensor readings (six fibre lengths / l_opt, six fibre velocities / vmax, the hand in
+``z`` the sensor readings (the arm's 14: six fibre lengths / l_opt, six fibre velocities / vmax, the hand in
 m) and ``D`` the longer feedback delay in steps.  Under a constant task input ``u`` (target shown:
 the visual error is measured from it) the noise-free loop of :class:`~cortexsim.closed_loop.ArmLoop`
 is the map
@@ -54,8 +54,9 @@ def loop_layout(net: Any, inner: str, n: int) -> dict[str, slice]:
     n : int
         The size of the model's part.
     """
-    depth = _depth(net)
-    return {inner: slice(0, n), "arm": slice(n, n + 10), "sensors": slice(n + 10, n + 10 + 14 * (depth + 1))}
+    depth, plant = _depth(net), net.body.plant
+    S, C = plant.N_STATE, plant.N_SENSE
+    return {inner: slice(0, n), plant.PART: slice(n, n + S), "sensors": slice(n + S, n + S + C * (depth + 1))}
 
 
 def _depth(net: Any) -> int:
@@ -71,8 +72,8 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
     net : ArmRateNetwork or ArmANN
     states : ndarray, shape (trials, time, n)
         The controller's state: the circuit's x (mV), an ANN's h (the LSTM's ``[h, c]``).
-    arm_state : ndarray, shape (trials, time, 10)
-        q, dq and the six activations (as :class:`~cortexsim.closed_loop.LoopTrajectory` holds them).
+    arm_state : ndarray, shape (trials, time, plant state)
+        The body's state: q, dq and the activations (as :class:`~cortexsim.body.LoopTrajectory` holds them).
 
     Returns
     -------
@@ -80,10 +81,11 @@ def loop_states(net: Any, states: np.ndarray, arm_state: np.ndarray) -> np.ndarr
         With the sensor readings at ``t, t - 1, ..., t - D`` (before the trial: its first reading).
     """
     n_trials, n_steps, _ = states.shape
-    arm = net.body.arm
-    z = np.empty((n_trials * n_steps, 14))
-    arm.sense(np.ascontiguousarray(arm_state.reshape(-1, 10), float), z)
-    z = z.reshape(n_trials, n_steps, 14)
+    plant = net.body.plant
+    S, C = plant.N_STATE, plant.N_SENSE
+    z = np.empty((n_trials * n_steps, C))
+    plant.sense(np.ascontiguousarray(arm_state.reshape(-1, S), float), z)
+    z = z.reshape(n_trials, n_steps, C)
     depth = _depth(net)
     lagged = [z[:, np.maximum(np.arange(n_steps) - k, 0)] for k in range(depth + 1)]
     return np.concatenate([states, arm_state, *lagged], axis=2).astype(float)
@@ -111,14 +113,14 @@ def circuit_controller(net: Any, u: np.ndarray, k_task: int) -> Controller:
     """
     p, n = net.params, int(net.n_units)
     alpha = np.asarray(net.alpha, float)
-    w_fb = np.asarray(p["w_in"], float)[:, k_task:]  # (units, 14)
+    w_fb = np.asarray(p["w_in"], float)[:, k_task:]  # (units, channels)
     circuit_step, circuit_jac = RateNetwork.step_map(net, np.concatenate([u, np.zeros(w_fb.shape[1])]))
     out_idx = np.asarray(net.out_idx)
     w_out, b_out = np.asarray(p["w_out"], float), np.asarray(p["b_out"], float)
     silenced = getattr(net, "silenced", None)
     keep = (np.ones(n) if silenced is None else (~np.asarray(silenced, bool)).astype(float))[out_idx]
     phi = net.transfer
-    by_f = (alpha[:, None] * w_fb)[None]  # (1, units, 14): the feedback enters linearly
+    by_f = (alpha[:, None] * w_fb)[None]  # (1, units, channels): the feedback enters linearly
 
     return Controller(
         n=n,
@@ -196,31 +198,32 @@ def loop_map(net: Any, c: Controller, u: np.ndarray) -> tuple[Step, Jacobian]:
     Returns
     -------
     step : callable
-        States (m, d) -> next states (m, d), ``d = n + 10 + 14 (D + 1)`` with ``n`` the
+        States (m, d) -> next states (m, d), ``d = n + S + C (D + 1)`` (the arm: S = 10, C = 14), ``n`` the
         controller's state size (:func:`loop_layout`).
     jacobian : Jacobian
         Full (m, d, d) Jacobians and matrix-free products.
     """
-    body, fb, arm = net.body, net.body.feedback, net.body.arm
+    body, fb, arm = net.body, net.body.feedback, net.body.plant
+    S, C, M = arm.N_STATE, arm.N_SENSE, arm.N_MUSCLES
     k_task = int(net.n_task_inputs)
     u = np.asarray(u, float).reshape(-1)
     if u.size != k_task:
         raise ValueError(f"u has {u.size} channels; the network has {k_task} task inputs")
     n = c.n
     depth, dp, dv = _depth(net), int(fb.proprioception_delay), int(fb.vision_delay)
-    d = n + 10 + 14 * (depth + 1)
+    d = n + S + C * (depth + 1)
     on = 1.0 if fb.enabled else 0.0
-    gain = on * np.repeat([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale], [6, 6, 2])
-    offset = np.concatenate([body.length0, np.zeros(6), body.hand0 + u[:2] * body.reach])  # f = gain (z - offset)
-    lag = np.array([dp] * 12 + [dv] * 2)  # which delayed reading each channel reads
+    gain = on * np.repeat([fb.length_gain, fb.velocity_gain, 1.0 / fb.vision_scale], [M, M, 2])
+    offset = np.concatenate([body.length0, np.zeros(M), body.hand0 + u[:2] * body.reach])  # f = gain (z - offset)
+    lag = np.array([dp] * (2 * M) + [dv] * 2)  # which delayed reading each channel reads
     floor = float(body.excitation_floor)
     load = np.asarray(body.endpoint_load, float)
-    sensors = n + 10 + 14 * lag + np.arange(14)  # state columns of the readings the feedback reads
+    sensors = n + S + C * lag + np.arange(C)  # state columns of the readings the feedback reads
     cols, w_out = c.cols, c.w_out
 
     def parts(X: np.ndarray):
         X = np.asarray(X, float)
-        x, s = X[:, :n], np.ascontiguousarray(X[:, n : n + 10])
+        x, s = X[:, :n], np.ascontiguousarray(X[:, n : n + S])
         f = gain * (X[:, sensors] - offset)
         return X, x, s, f, 1.0 / (1.0 + np.exp(-c.logits(x)))
 
@@ -228,7 +231,7 @@ def loop_map(net: Any, c: Controller, u: np.ndarray) -> tuple[Step, Jacobian]:
         m = s.shape[0]
         nxt, tape = np.empty_like(s), arm.tape(m)
         arm.step(s, np.ascontiguousarray(e), np.ascontiguousarray(np.broadcast_to(load, (m, 2))), nxt, tape)
-        z = np.empty((m, 14))
+        z = np.empty((m, C))
         arm.sense(nxt, z)
         return nxt, z, tape
 
@@ -237,77 +240,77 @@ def loop_map(net: Any, c: Controller, u: np.ndarray) -> tuple[Step, Jacobian]:
         nxt, z, _ = advance(s, floor + (1.0 - floor) * sig)
         out = np.empty_like(X)
         out[:, :n] = c.step(x, f)
-        out[:, n : n + 10] = nxt
-        out[:, n + 10 : n + 24] = z
-        out[:, n + 24 :] = X[:, n + 10 : d - 14]
+        out[:, n : n + S] = nxt
+        out[:, n + S : n + S + C] = z
+        out[:, n + S + C :] = X[:, n + S : d - C]
         return out
 
     def blocks(X: np.ndarray):
-        """Per state: the readout's slope, P_s = ds'/ds (m,10,10), P_e = ds'/de (m,10,6), de/dy (m,6), S = dz'/ds'."""
+        """Per state: the readout's slope, P_s = ds'/ds (m,S,S), P_e = ds'/de (m,S,M), de/dy (m,M), Z = dz'/ds'."""
         X, x, s, f, sig = parts(X)
         m = X.shape[0]
         nxt, _, tape = advance(s, floor + (1.0 - floor) * sig)
-        P_s, P_e = np.empty((m, 10, 10)), np.empty((m, 10, 6))
-        g_out, g_s, g_e = np.zeros((m, 10)), np.empty((m, 10)), np.empty((m, 6))
+        P_s, P_e = np.empty((m, S, S)), np.empty((m, S, M))
+        g_out, g_s, g_e = np.zeros((m, S)), np.empty((m, S)), np.empty((m, M))
         loads = np.ascontiguousarray(np.broadcast_to(load, (m, 2)))
-        for i in range(10):
+        for i in range(S):
             g_out[...] = 0.0
             g_out[:, i] = 1.0
             arm.backward(tape, loads, g_out, g_s, g_e)
             P_s[:, i], P_e[:, i] = g_s, g_e
-        S = np.empty((m, 14, 10))
-        g_z = np.zeros((m, 14))
-        for ch in range(14):
+        Z = np.empty((m, C, S))
+        g_z = np.zeros((m, C))
+        for ch in range(C):
             g_z[...] = 0.0
             g_z[:, ch] = 1.0
-            acc = np.zeros((m, 10))
+            acc = np.zeros((m, S))
             arm.sense_backward(nxt, g_z, acc)
-            S[:, ch] = acc
+            Z[:, ch] = acc
         dedy = (1.0 - floor) * sig * (1.0 - sig)
-        return x, f, c.slope(x), P_s, P_e, dedy, S
+        return x, f, c.slope(x), P_s, P_e, dedy, Z
 
     def full(X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, float)
         m = X.shape[0]
-        x, f, slope, P_s, P_e, dedy, S = blocks(X)
+        x, f, slope, P_s, P_e, dedy, Z = blocks(X)
         J = np.zeros((m, d, d))
         J[:, :n, :n], by_f = c.full(x, f)
         J[:, :n, sensors] += by_f * gain  # d x' / d z[t - lag]
         # arm: from its own state, and from the readout through the excitations
-        de_dx = dedy[:, :, None] * w_out[None] * slope[:, None, :]  # (m, 6, readout)
-        J[:, n : n + 10, n : n + 10] = P_s
-        J[:, n : n + 10, cols] = np.einsum("mie,meo->mio", P_e, de_dx)
-        J[:, n + 10 : n + 24, :] = np.einsum("mcs,msj->mcj", S, J[:, n : n + 10, :])
-        rows = np.arange(n + 24, d)
-        J[:, rows, rows - 14] = 1.0
+        de_dx = dedy[:, :, None] * w_out[None] * slope[:, None, :]  # (m, M, readout)
+        J[:, n : n + S, n : n + S] = P_s
+        J[:, n : n + S, cols] = np.einsum("mie,meo->mio", P_e, de_dx)
+        J[:, n + S : n + S + C, :] = np.einsum("mcs,msj->mcj", Z, J[:, n : n + S, :])
+        rows = np.arange(n + S + C, d)
+        J[:, rows, rows - C] = 1.0
         return J
 
     def linearize(X: np.ndarray):
         X = np.asarray(X, float)
-        x, f, slope, P_s, P_e, dedy, S = blocks(X)
+        x, f, slope, P_s, P_e, dedy, Z = blocks(X)
         jvp_x, vjp_x, by_f = c.linearize(x, f)
-        by_sensors = by_f * gain  # d x' / d z[t - lag], (m or 1, n, 14)
+        by_sensors = by_f * gain  # d x' / d z[t - lag], (m or 1, n, C)
 
         def jvp(V: np.ndarray) -> np.ndarray:
             V = np.asarray(V, float)
             out = np.empty_like(V)
             out[:, :n] = jvp_x(V[:, :n]) + _rows_times(by_sensors, V[:, sensors])
             de = dedy * ((V[:, cols] * slope) @ w_out.T)
-            ds = np.einsum("mij,mj->mi", P_s, V[:, n : n + 10]) + np.einsum("mie,me->mi", P_e, de)
-            out[:, n : n + 10] = ds
-            out[:, n + 10 : n + 24] = np.einsum("mcs,ms->mc", S, ds)
-            out[:, n + 24 :] = V[:, n + 10 : d - 14]
+            ds = np.einsum("mij,mj->mi", P_s, V[:, n : n + S]) + np.einsum("mie,me->mi", P_e, de)
+            out[:, n : n + S] = ds
+            out[:, n + S : n + S + C] = np.einsum("mcs,ms->mc", Z, ds)
+            out[:, n + S + C :] = V[:, n + S : d - C]
             return out
 
         def vjp(V: np.ndarray) -> np.ndarray:
             V = np.asarray(V, float)
             out = np.zeros_like(V)
-            g_s = V[:, n : n + 10] + np.einsum("mcs,mc->ms", S, V[:, n + 10 : n + 24])  # on s'
+            g_s = V[:, n : n + S] + np.einsum("mcs,mc->ms", Z, V[:, n + S : n + S + C])  # on s'
             out[:, :n] = vjp_x(V[:, :n])
             g_e = np.einsum("mie,mi->me", P_e, g_s)
             out[:, cols] += slope * ((dedy * g_e) @ w_out)
-            out[:, n : n + 10] = np.einsum("mij,mi->mj", P_s, g_s)
-            out[:, n + 10 : d - 14] = V[:, n + 24 :]
+            out[:, n : n + S] = np.einsum("mij,mi->mj", P_s, g_s)
+            out[:, n + S : d - C] = V[:, n + S + C :]
             out[:, sensors] += _rows_times(by_sensors, V[:, :n], transpose=True)  # distinct columns
             return out
 

@@ -735,8 +735,10 @@ class SpikingConfig:
         v.number(self.readout_tau, "spiking.readout_tau", low=0, low_open=True, high=1.0)
 
 
-EFFECTOR_KINDS = ("kinematic", "arm26")
-"""What ``effector.kind`` names: the linear hand readout, or the six-muscle arm in closed loop."""
+EFFECTOR_KINDS = ("kinematic", "arm26", "pointmass24")
+"""What ``effector.kind`` names: the linear hand readout, or a body in closed loop -- the six-muscle
+arm, or MotorNet's point mass with four muscles (the names of ``cortexsim.effector.PLANTS``; a test
+keeps the two lists equal)."""
 
 
 @dataclass(frozen=True)
@@ -745,13 +747,15 @@ class EffectorConfig:
 
     ``kind = "kinematic"`` (the default) reads the hand position out of PT5B linearly;
     ``"arm26"`` makes PT5B drive the six muscles of MotorNet's ``RigidTendonArm26``
-    (:mod:`cortexsim.effector`) in closed loop, with delayed, noisy proprioceptive and visual
-    feedback (:mod:`cortexsim.closed_loop`).  Every other key matters only for ``"arm26"``.
+    (:mod:`cortexsim.effector`) and ``"pointmass24"`` the four muscles of MotorNet's
+    ``ReluPointMass24`` (:mod:`cortexsim.pointmass`) in closed loop, with delayed, noisy
+    proprioceptive and visual feedback (:mod:`cortexsim.body`).  Every other key matters only for a
+    body; ``start_posture_deg`` only for the arm (the point mass starts at its workspace centre).
 
     Attributes
     ----------
     kind : str
-        ``"kinematic"`` or ``"arm26"``.
+        ``"kinematic"``, ``"arm26"`` or ``"pointmass24"``.
     substeps : int
         Semi-implicit Euler sub-steps of the arm per task step (5: 2 ms at dt = 10 ms, within
         2.6 mm of a fine reference over large movements; :mod:`cortexsim.effector`).
@@ -829,9 +833,9 @@ class EffectorConfig:
                 raise ConfigError(f'effector.{key}: expected a non-empty list of populations such as ["PT5B"]')
 
     @property
-    def arm(self) -> bool:
-        """True when the circuit drives the arm."""
-        return self.kind == "arm26"
+    def has_body(self) -> bool:
+        """True when the circuit drives a body (any ``kind`` but ``"kinematic"``)."""
+        return self.kind != "kinematic"
 
     def delay_steps(self, dt: float) -> tuple[int, int]:
         """The proprioceptive and visual delays in steps of ``dt``; ConfigError unless whole multiples."""

@@ -1366,8 +1366,26 @@ class ArmKernel:
         the curl field ``[[0, 13], [-13, 0]]`` of Shadmehr & Mussa-Ivaldi (1994).  Default: none.
     """
 
+    NAME = "arm26"
+    """The body's registry name (``[effector] kind``)."""
+    PART = "arm"
+    """What the closed loop's map calls this body's part of its state."""
     N_STATE = _plant.N_STATE
     N_SENSE = _plant.N_SENSE
+    MUSCLES = MUSCLE_NAMES
+    """The muscles, in the order of excitations, activations and sensors."""
+    N_MUSCLES = N_MUSCLES
+    N_DOF = 2
+    """Degrees of freedom: the state is ``(q, dq, activations)`` with ``q`` of this size."""
+    DESCRIPTION = "The six-muscle arm (MotorNet's RigidTendonArm26, cortexsim.effector)"
+    COORDINATES = {
+        "q": ("rad", "joint", "Shoulder and elbow angle (MotorNet's convention: shoulder from +x, elbow relative)."),
+        "dq": ("rad/s", "joint", "Joint angular velocity."),
+    }
+    """What the run file says of the coordinates and their velocities: name -> (units, last axis, description)."""
+    HAND_TEXT = "Hand position in the shoulder frame (x right, y away from the body)."
+    ORIGIN = "shoulder"
+    """What sits at (0, 0) of the hand's frame."""
 
     def __init__(
         self, dt: float, params: Arm26Params = Arm26Params(), substeps: int = 5, curl: np.ndarray | None = None
@@ -1381,6 +1399,31 @@ class ArmKernel:
     def with_curl(self, curl: np.ndarray | None) -> ArmKernel:
         """The same arm in the velocity-dependent force field ``f = curl @ v`` (N s/m; None: no field)."""
         return ArmKernel(self.dt, self.params, self.substeps, curl)
+
+    def start_posture(self) -> np.ndarray:
+        """The default start posture, joint angles (rad), ``(2,)``."""
+        return np.array(self.params.start_posture, float)
+
+    def configured_posture(self, start_posture_deg: tuple[float, ...]) -> np.ndarray:
+        """The start posture ``[effector] start_posture_deg`` names (shoulder, elbow; deg), in rad."""
+        return np.deg2rad(np.asarray(start_posture_deg, float))
+
+    def skeleton(self, q: np.ndarray) -> np.ndarray:
+        """Points to draw the arm at joint angles ``q`` (..., 2): shoulder, elbow, hand, ``(..., 3, 2)`` (m)."""
+        q = np.asarray(q, float)
+        upper = self.params.segment_length[0]
+        elbow = upper * np.stack([np.cos(q[..., 0]), np.sin(q[..., 0])], axis=-1)
+        return np.stack([np.zeros_like(elbow), elbow, hand_position(q, self.params)], axis=-2)
+
+    def rest_excitation(self, posture: np.ndarray, level: float = 0.05) -> np.ndarray:
+        """The least-norm co-contraction that holds ``posture`` still, ``(6,)`` (:func:`balanced_excitation`)."""
+        return balanced_excitation(posture, level, self.params)
+
+    def rest_readings(self, posture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sensor readings at ``posture``: fibre lengths / l_opt ``(6,)``, the hand (m, shoulder frame) ``(2,)``."""
+        p = self.params
+        lengths = (muscle_lengths(posture, p) - np.array(p.tendon_length)) / np.array(p.optimal_fibre_length)
+        return lengths, hand_position(posture, p)
 
     def initial(self, n_trials: int, q0: np.ndarray | None = None) -> np.ndarray:
         """Initial states ``(trials, 10)``: posture ``q0`` (rad; default the start posture), at rest."""
@@ -1428,3 +1471,9 @@ class ArmKernel:
     def sense_backward(self, state: np.ndarray, g_sense: np.ndarray, g_state: np.ndarray) -> None:
         """Add dL/d(state) of the sensor readings (``g_sense``, ``(trials, 14)``) to ``g_state``."""
         _plant.sense_backward(state, self.scal, self.mus, g_sense, g_state)
+
+
+PLANTS: dict[str, type] = {"arm26": ArmKernel, "pointmass24": pointmass.PointMassKernel}
+"""The plant kernel of each body (``[effector] kind``): what a closed loop steps and differentiates
+(:mod:`cortexsim.body`).  A new body is a kernel with this interface and an entry here (and in
+:data:`BODIES`, and its name in ``config.EFFECTOR_KINDS``)."""

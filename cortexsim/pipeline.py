@@ -58,9 +58,8 @@ from .assembly import (
 )
 from .battery import BatteryResult
 from .circuit import Connectome
-from .closed_loop import FEEDBACK_CHANNELS, ArmANN, ArmRateNetwork
+from .closed_loop import ArmANN, ArmRateNetwork
 from .config import Config
-from .effector import MUSCLE_NAMES
 from .errors import ConfigError
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
@@ -175,7 +174,7 @@ def stages(config: Config) -> list[Stage]:
         *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
     )
     out += [Stage(model.stage, ann) for model in anns(config.ann.archs)]
-    if config.compare.rotation_control and config.effector.arm:
+    if config.compare.rotation_control and config.effector.has_body:
         out.append(Stage("control", _TRAINING + ("compare.rotation_control",)))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
@@ -520,11 +519,11 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
             **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")},
         }
         if isinstance(net, ArmRateNetwork):
-            attrs["effector"] = "arm26"
-            attrs["feedback_channels"] = list(FEEDBACK_CHANNELS)
+            attrs["effector"] = config.effector.kind
+            attrs["feedback_channels"] = list(net.body.feedback_channels)
         store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
         if arm is not None:
-            store.write_effector(f, "rate", arm, net.dt)
+            store.write_effector(f, "rate", arm, net.dt, kind=config.effector.kind)
         store.write_metrics(f, results.metrics, METRICS_TEXT)
     if arm is not None:
         _arm_figures(net, results.evaluation, arm, ctx.figures)
@@ -595,9 +594,10 @@ def muscle_contributions(net: ArmRateNetwork, evaluation: TrialBatch) -> tuple[n
 
 def _arm_figures(net: ArmRateNetwork, evaluation: TrialBatch, arm: dict[str, np.ndarray], folder: Path) -> None:
     """``arm.png`` (stick figures, hand paths, speed) and ``muscles.png`` (activations, contributions)."""
-    plots.save(plots.plot_arm(evaluation, arm, net.arm.params.segment_length[0]), folder / "arm.png")
+    plant = net.body.plant
+    plots.save(plots.plot_arm(evaluation, arm, plant.skeleton, plant.ORIGIN), folder / "arm.png")
     contributions, names = muscle_contributions(net, evaluation)
-    plots.save(plots.plot_muscles(evaluation, arm, MUSCLE_NAMES, contributions, names), folder / "muscles.png")
+    plots.save(plots.plot_muscles(evaluation, arm, plant.MUSCLES, contributions, names), folder / "muscles.png")
 
 
 def _lesioned(net, config: Config, log: Log):
@@ -917,7 +917,7 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
         "n_hidden": config.ann.n_hidden,
         "iterations": state.iteration,
         "train_seconds": state.elapsed,
-        "effector": "arm26" if arm is not None else "kinematic",
+        "effector": config.effector.kind,
     }
     return AnnRun(arch, results, dict(model.params), written, attrs, arm, parts)
 
@@ -929,7 +929,7 @@ def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, lo
     with store.open_for_update(run_file) as f:
         store.write_ann(f, arch, results.activity, results.outputs, run.params, run.attrs)
         if run.arm is not None:
-            store.write_effector(f, ModelId.ann(arch).group, run.arm, config.task.dt)
+            store.write_effector(f, ModelId.ann(arch).group, run.arm, config.task.dt, kind=config.effector.kind)
         for (kind, model), (tables, arrays, attrs, _) in run.perturbation.items():
             store.write_perturbation(f, kind, model, tables, arrays, attrs)
         store.write_metrics(f, run.metrics, METRICS_TEXT)
@@ -964,7 +964,7 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     """
     log = log or LOG.info
     sc = config.spiking
-    arm_run = config.effector.arm
+    arm_run = config.effector.has_body
     if arm_run:
         target = loop_target(sc.target)
     else:
@@ -997,7 +997,7 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
         if result.effector is not None:
-            store.write_effector(f, "spiking", result.effector, result.batch.dt, trials=True)
+            store.write_effector(f, "spiking", result.effector, result.batch.dt, trials=True, kind=config.effector.kind)
         store.write_metrics(f, result.metrics, METRICS_TEXT)
     plots.save(
         plots.plot_raster(result.spikes, connectome, result.params.k, duration=result.batch.n_steps * result.batch.dt),
@@ -1011,7 +1011,7 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     if result.effector is not None:
         first_trials = {name: a[:n_reach, 0] for name, a in result.effector.items()}
         plots.save(
-            plots.plot_arm(task.evaluation_set(), first_trials, net.arm.params.segment_length[0]),
+            plots.plot_arm(task.evaluation_set(), first_trials, net.body.plant.skeleton, net.body.plant.ORIGIN),
             figures / "arm_spiking.png",
         )
     plots.save(plots.plot_fidelity(result.fidelity), figures / "spiking_fidelity.png")
@@ -1155,7 +1155,7 @@ def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | N
     """An arm run's rotation-sources table (:func:`cortexsim.rotations.rotation_sources`); [] otherwise."""
     from .rotations import rotation_sources
 
-    if not config.effector.arm:
+    if not config.effector.has_body:
         return []
     with store.open_run(run_file) as f:
         if "rate" not in store.read_stages(f):  # the circuit has not been evaluated (yet)

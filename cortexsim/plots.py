@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,18 +192,24 @@ def plot_trajectories(
     return fig
 
 
-def plot_arm(evaluation, arm: dict[str, np.ndarray], upper_arm: float, frames: int = 6) -> Figure:
-    """The arm a model drove: stick figures over the reach, hand paths and speed profiles.
+def plot_arm(
+    evaluation, arm: dict[str, np.ndarray], skeleton: Callable, origin: str = "shoulder", frames: int = 6
+) -> Figure:
+    """The body a model drove: stick figures over the reach, hand paths and speed profiles.
 
     Parameters
     ----------
     evaluation : TrialBatch
         One trial per condition (its targets are relative to the hand's start position).
     arm : dict
-        ``q`` (conditions, time, 2) joint angles (rad) and ``hand`` (conditions, time, 2) hand
-        position in the shoulder frame (m), as ``/<model>/effector`` stores them.
-    upper_arm : float
-        Upper-arm length (m), to place the elbow.
+        ``q`` (conditions, time, 2) the body's coordinates (the arm's joint angles, rad) and
+        ``hand`` (conditions, time, 2) the hand in the body's frame (m), as ``/<model>/effector``
+        stores them.
+    skeleton : callable
+        The body's drawing: coordinates ``q`` (..., 2) -> points (..., k, 2) in m, joined by lines
+        (the arm: shoulder, elbow, hand; the point mass: the mass alone) -- ``plant.skeleton``.
+    origin : str
+        What sits at (0, 0) of the frame (``shoulder``; the point mass's ``workspace centre``).
     frames : int
         Stick figures drawn per condition, evenly spaced from movement onset to its end.
     """
@@ -215,17 +222,15 @@ def plot_arm(evaluation, arm: dict[str, np.ndarray], upper_arm: float, frames: i
         on, off = evaluation.params["move_on"][k], evaluation.params["move_off"][k]
         steps = np.linspace(on, off + 0.1, frames) / dt if np.isfinite(on) else np.linspace(0, q.shape[1] - 1, frames)
         for j, t in enumerate(np.clip(steps.round().astype(int), 0, q.shape[1] - 1)):
-            elbow = upper_arm * np.array([np.cos(q[k, t, 0]), np.sin(q[k, t, 0])])
-            xs = 100 * np.array([0.0, elbow[0], hand[k, t, 0]])
-            ys = 100 * np.array([0.0, elbow[1], hand[k, t, 1]])
-            ax.plot(xs, ys, "-o", color=colours[k], lw=1, ms=2, alpha=0.25 + 0.75 * j / max(frames - 1, 1))
+            points = 100 * skeleton(q[k, t])
+            ax.plot(*points.T, "-o", color=colours[k], lw=1, ms=2, alpha=0.25 + 0.75 * j / max(frames - 1, 1))
         ax.plot(*(100 * hand[k].T), color=colours[k], lw=2)
         ax.plot(*(100 * (start + evaluation.targets[k])).T, "--", color="k", lw=0.8)
     ax.plot(0, 0, "ks", ms=8)
     ax.set_aspect("equal")
-    ax.set_xlabel("x (cm, shoulder at 0)")
+    ax.set_xlabel(f"x (cm, {origin} at 0)")
     ax.set_ylabel("y (cm)")
-    ax.set_title("Arm over each reach (faint to dark: movement onset to end); desired paths dashed")
+    ax.set_title("Body over each reach (faint to dark: movement onset to end); desired paths dashed")
     t = evaluation.time[:-1]
     for k in range(evaluation.n_trials):
         bx.plot(t, np.linalg.norm(np.diff(hand[k], axis=0), axis=-1) / dt, color=colours[k], lw=1.5)

@@ -265,8 +265,28 @@ class PointMassKernel:
         at every sub-step.  Default: none.
     """
 
+    NAME = "pointmass24"
+    """The body's registry name (``[effector] kind``)."""
+    PART = "mass"
+    """What the closed loop's map calls this body's part of its state."""
     N_STATE = N_STATE
     N_SENSE = N_SENSE
+    MUSCLES = MUSCLE_NAMES
+    """The muscles, in the order of excitations, activations and sensors."""
+    N_MUSCLES = N_MUSCLES
+    N_DOF = 2
+    """Degrees of freedom: the state is ``(position, velocity, activations)`` with a position of this size."""
+    DESCRIPTION = "MotorNet's point mass with four ReLU muscles (ReluPointMass24, cortexsim.pointmass)"
+    COORDINATES = {
+        "q": ("m", "xy", "Position of the mass in MotorNet's workspace frame (centre at 0)."),
+        "dq": ("m/s", "xy", "Velocity of the mass."),
+        "activation": ("1", "muscle", "Muscle activation (Thelen 2003 dynamics), in pointmass.MUSCLE_NAMES order."),
+        "feedback": ("1", "channel", "Delayed, noisy feedback the model received (body.Body.feedback_channels)."),
+    }
+    """What the run file says of the coordinates and their velocities: name -> (units, last axis, description)."""
+    HAND_TEXT = "Position of the mass (the hand) in MotorNet's workspace frame (m, centre at 0)."
+    ORIGIN = "workspace centre"
+    """What sits at (0, 0) of the hand's frame."""
 
     def __init__(
         self,
@@ -304,6 +324,29 @@ class PointMassKernel:
         """
         level = _validate.number(level, "level", low=0.0, high=1.0)
         return np.full(N_MUSCLES, max(level, self.params.min_activation))
+
+    def configured_posture(self, start_posture_deg: tuple[float, ...]) -> np.ndarray:
+        """The start position: always the workspace centre (``[effector] start_posture_deg`` is the arm's)."""
+        return self.start_posture()
+
+    def skeleton(self, q: np.ndarray) -> np.ndarray:
+        """Points to draw the body at positions ``q`` (..., 2): the mass alone, ``(..., 1, 2)`` (m)."""
+        return np.asarray(q, float)[..., None, :]
+
+    def rest_excitation(self, posture: np.ndarray, level: float = 0.05) -> np.ndarray:
+        """The co-contraction that holds the mass still at ``posture``: :meth:`balanced_excitation` (centre only)."""
+        if not np.allclose(np.asarray(posture, float), self.params.centre, rtol=0, atol=1e-12):
+            raise ConfigError(
+                f"point mass start position {list(np.asarray(posture, float))}: equal co-contraction holds the mass "
+                f"still only at the workspace centre {list(self.params.centre)}; start there"
+            )
+        return self.balanced_excitation(level)
+
+    def rest_readings(self, posture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the sensors read at rest at ``posture``: lengths / centre length ``(4,)``, position ``(2,)``."""
+        z = np.empty((1, N_SENSE))
+        self.sense(self.initial(1, posture), z)
+        return z[0, :N_MUSCLES].copy(), z[0, 2 * N_MUSCLES :].copy()
 
     def initial(self, n_trials: int, p0: np.ndarray | None = None) -> np.ndarray:
         """Initial states ``(trials, 8)``: position ``p0`` (m; default the centre), at rest, muscles at rest."""

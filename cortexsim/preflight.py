@@ -257,7 +257,7 @@ def sizes(config: Config) -> Sizes:
         spiking=sc.enabled,
         k=sc.k,
         trials=sc.trials_per_condition,
-        twin_copies=(task.n_conditions + 1) * sc.trials_per_condition if config.effector.arm else 1,
+        twin_copies=(task.n_conditions + 1) * sc.trials_per_condition if config.effector.has_body else 1,
         sim_seconds=(task.n_conditions + 1) * sc.trials_per_condition * n_steps * task.dt,
         archs=tuple(config.ann.archs),
         n_hidden=config.ann.n_hidden,
@@ -428,7 +428,7 @@ def estimate_memory(
             + peak
         )
     pc = config.perturb
-    if "perturb" in wanted and pc.active and config.effector.arm:
+    if "perturb" in wanted and pc.active and config.effector.has_body:
         terms = list(out.get("train", [])) if pc.curl else list(base)  # adaptation trains like the train stage
         if pc.bumps:
             bumped = float(len(pc.bump_times) * pc.bump_directions * s.targets)
@@ -480,7 +480,7 @@ def estimate_memory(
                 Term("recorded data", 3 * data_bytes, ("compare.data",)),
             ]
         )
-    control = config.compare.rotation_control and config.effector.arm
+    control = config.compare.rotation_control and config.effector.has_body
     if jobs > 1 and control and "train" in out:  # the control circuit trains in a worker, as large as the circuit's
         alongside = Term(
             "control circuit's training in a worker process",

@@ -44,7 +44,7 @@ from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
 from .config import Config, config_from_text, parse_toml
-from .effector import MUSCLE_NAMES
+from .effector import PLANTS
 from .errors import ConfigError, CortexsimError, RunFileError, cannot_write
 from .model_id import ModelId
 from .spiking.twin import TwinResult
@@ -1181,11 +1181,14 @@ EFFECTOR_ARRAYS: dict[str, tuple[str, str, str]] = {
     "excitation": ("1", "muscle", "Excitation the model sent to each muscle (after motor noise)."),
     "feedback": ("1", "channel", "Delayed, noisy feedback the model received (closed_loop.FEEDBACK_CHANNELS)."),
 }
-"""What ``/<model>/effector`` holds: name -> (units, last axis, description)."""
+"""What ``/<model>/effector`` holds: name -> (units, last axis, description) -- for the arm; a body's
+plant says what its coordinates and hand are (``COORDINATES``, ``HAND_TEXT``)."""
 
 
-def write_effector(f: h5py.File, model: str, arrays: dict[str, np.ndarray], dt: float, trials: bool = False) -> None:
-    """Write ``/<model>/effector/``: the six-muscle arm a model drove, on the evaluation set.
+def write_effector(
+    f: h5py.File, model: str, arrays: dict[str, np.ndarray], dt: float, trials: bool = False, kind: str = "arm26"
+) -> None:
+    """Write ``/<model>/effector/``: the body a model drove, on the evaluation set.
 
     Parameters
     ----------
@@ -1199,22 +1202,27 @@ def write_effector(f: h5py.File, model: str, arrays: dict[str, np.ndarray], dt: 
         Time step (s).
     trials : bool
         True when the arrays have a trials axis after the condition axis.
+    kind : str
+        The body (``[effector] kind``, a key of :data:`cortexsim.effector.PLANTS`): what its
+        coordinates are, in which units, and its muscles.
     """
+    plant = PLANTS[kind]
+    table = {**EFFECTOR_ARRAYS, "hand": (*EFFECTOR_ARRAYS["hand"][:2], plant.HAND_TEXT), **plant.COORDINATES}
     parent = f.require_group(model)
     if "effector" in parent:
         del parent["effector"]
     g = parent.create_group("effector")
     g.attrs.update(
         {
-            "description": "The six-muscle arm (MotorNet's RigidTendonArm26, cortexsim.effector) this model drove "
+            "description": f"{plant.DESCRIPTION} this model drove "
             "in closed loop on the evaluation set; index t along time is the state at t dt.",
             "dt": dt,
-            "muscles": list(MUSCLE_NAMES),
+            "muscles": list(plant.MUSCLES),
         }
     )
     lead = "condition,trial,time" if trials else "condition,time"
     for name, array in arrays.items():
-        units, last, text = EFFECTOR_ARRAYS[name]
+        units, last, text = table[name]
         write_array(g, name, array, units=units, dims=f"{lead},{last}", description=text)
 
 

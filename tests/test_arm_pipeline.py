@@ -165,7 +165,7 @@ def test_the_shipped_arm_study_runs_its_twin_on_the_arm_and_passes_every_check()
 
     path = Path(__file__).resolve().parent.parent / "experiments" / "arm_center_out.toml"
     config = assembly.load_experiment(path)
-    assert config.effector.arm and config.spiking.enabled and config.spiking.target == "auto"
+    assert config.effector.kind == "arm26" and config.spiking.enabled and config.spiking.target == "auto"
     assert config.quality.spiking_endpoint_error_cm == 1.5 and config.quality.peak_speed_error == 0.2
     preflight.check_runnable(config)  # every check the run makes before computing
 

@@ -1,4 +1,4 @@
-"""The closed loop as one map (circuit, arm, delay lines): the model's own ``step_map``; it is the loop, its Jacobian exact."""
+"""The closed loop as one map (circuit, arm, delay lines): the model's own step_map; it is the loop, exactly."""
 
 import copy
 from dataclasses import replace

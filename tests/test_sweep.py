@@ -121,7 +121,13 @@ def test_shipped_sweeps_are_valid(tmp_path):
     assert sum(p.upstream is None for p in points) == 2  # two circuits trained, the lesions reuse them
     for p in points:
         c = p.config
-        assert c.effector.arm and c.perturb.curl and c.perturb.bumps and not c.spiking.enabled and not c.ann.archs
+        assert (
+            c.effector.kind == "arm26"
+            and c.perturb.curl
+            and c.perturb.bumps
+            and not c.spiking.enabled
+            and not c.ann.archs
+        )
         assert c.perturb.train_bump_fraction == 1.0  # arm_bump's circuit: trained to correct bumps
 
 

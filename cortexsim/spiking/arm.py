@@ -2,7 +2,7 @@
 
 The twin of an :class:`~cortexsim.closed_loop.ArmRateNetwork` moves the same arm, through the same
 excitation map, with the same feedback channels, delays and noise as its rate model
-(:class:`~cortexsim.closed_loop.ArmLoop` is the body side of both).  Every trial is its own copy
+(the body's loop, :meth:`~cortexsim.body.Body.loop`, is the body side of both).  Every trial is its own copy
 of the LIF pools, all simulated side by side (:func:`cortexsim.spiking.network.simulate_loop`);
 at each task step ``t`` a Brian2 ``NetworkOperation``
 
@@ -35,7 +35,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import metrics
-from ..closed_loop import ArmLoop, ArmRateNetwork, LoopNoise
+from ..closed_loop import ArmRateNetwork, LoopNoise
 from ..tasks import TrialBatch
 from . import decode
 from .mapping import SpikingParams
@@ -97,9 +97,9 @@ def run_arm_params(
     trials = flat_batch(batch, trials_per_condition)
     n_trials = trials.n_trials
     sensory, motor = net.body.noise(n_trials, n_steps, np.random.default_rng([seed, 13]))
-    loop = ArmLoop(net.body, trials, LoopNoise(None, sensory, motor))
+    loop = net.body.loop(trials, LoopNoise(None, sensory, motor))
     drive = trials.inputs @ params.w_in[:, :k_task].T + params.b
-    w_fb_t = np.ascontiguousarray(params.w_in[:, k_task:].T)  # (14, units)
+    w_fb_t = np.ascontiguousarray(params.w_in[:, k_task:].T)  # (channels, units)
     w_out_t, b_out = params.w_out.T, params.b_out
     fb_on = net.body.feedback.enabled
 
