@@ -173,11 +173,10 @@ def _read_mat(path: Path) -> dict[str, Any]:
     if h5py.is_hdf5(path):
         return _read_mat73(path)
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
 
     try:
         raw = loadmat(path, chars_as_strings=True)
-    except (MatReadError, ValueError, TypeError, NotImplementedError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types for foreign or broken files (IndexError, ...)
         raise DataError(
             f"{path}: not a MATLAB file cortexsim can read ({exc}); save it with MATLAB's save(..., '-v7') "
             "or '-v7.3', or as .npz"
