@@ -154,9 +154,10 @@ def input_file(
         st = os.stat(p)
     except FileNotFoundError:
         dangling = os.path.lexists(p)
-        raise error(f"{named}: no such {what}" + (" (a symbolic link to a missing file)" if dangling else "")) from None
+        link = " (a symbolic link to a missing file)" if dangling else ""
+        raise error(f"{named}: cannot read the {what}: no such file{link}") from None
     except OSError as exc:
-        raise error(f"{named}: the {what} is {_stat_reason(exc)}") from None
+        raise error(f"{named}: cannot read the {what}: it is {_stat_reason(exc)}") from None
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{named}: the {what} is {_kind(st.st_mode)}, not a regular file; give a file")
     return p
