@@ -88,7 +88,7 @@ def cmd_circuit(args: argparse.Namespace) -> int:
         if args.plot
         else None
     )
-    if plot is not None and out.resolve() == plot.resolve():
+    if plot is not None and os.path.realpath(out) == os.path.realpath(plot):
         raise CortexsimError(f"--plot {plot}: is the --out file; give the figure another name")
     preflight.check_circuit(config, out)
     if out.exists() and not args.force:

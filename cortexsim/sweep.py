@@ -262,10 +262,11 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _absolute_paths(data: dict[str, Any], base: Path) -> None:
     """Make the config's file paths absolute, so a point's config.toml works from its folder."""
+    # os.path.realpath, not Path.resolve: a symbolic link loop stays a path that the checks refuse in one line
     if data["circuit"]["spec"] != "default":
-        data["circuit"]["spec"] = str((base / data["circuit"]["spec"]).resolve())
+        data["circuit"]["spec"] = os.path.realpath(base / data["circuit"]["spec"])
     if data["compare"]["data"]:
-        data["compare"]["data"] = str((base / data["compare"]["data"]).resolve())
+        data["compare"]["data"] = os.path.realpath(base / data["compare"]["data"])
 
 
 def point_config(
@@ -280,7 +281,7 @@ def point_config(
     _absolute_paths(data, base.base)
     for key, value in params.items():
         if key in ("circuit.spec", "compare.data") and isinstance(value, str) and value not in ("default", ""):
-            value = str((params_base / value).resolve())
+            value = os.path.realpath(params_base / value)  # as _absolute_paths
         parts = key.split(".")
         node = data
         for part in parts[:-1]:

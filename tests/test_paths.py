@@ -352,6 +352,21 @@ def test_not_regular_data_files_are_refused(tmp_path, capsys, reference_run_file
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("kind", ["loop", "fifo", "folder"])
+def test_a_config_naming_a_data_file_that_is_not_regular_is_refused(tmp_path, capsys, kind):
+    bad = _not_regular(tmp_path, kind)
+    cfg = tmp_path / "exp.toml"
+    data = _plain(tiny_config().to_dict())
+    data["compare"] = {**data["compare"], "data": str(bad)}
+    cfg.write_text(tomli_w.dumps(data))
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('[sweep]\nexperiment = "exp.toml"\n[grid]\n"experiment.seed" = [0, 1]\n')
+    before = snapshot(tmp_path)
+    for argv in (["run", str(cfg), "--out", str(tmp_path / "o")], ["sweep", str(sweep), "--out", str(tmp_path / "s")]):
+        assert_refused(main(argv), capsys.readouterr(), "compare.data")
+        assert snapshot(tmp_path) == before, argv
+
+
 def test_text_inputs_are_read_with_a_cap(tmp_path, capsys):
     big = tmp_path / "big.toml"
     with open(big, "wb") as fh:
