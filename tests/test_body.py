@@ -170,3 +170,21 @@ def test_the_arm_body_keeps_its_numbers():
     np.testing.assert_allclose(z[0, :6], body.length0, rtol=1e-12)
     np.testing.assert_allclose(z[0, 12:], body.hand0, rtol=1e-12)
     assert isinstance(body.plant, ArmKernel) and body.arm is body.plant
+
+
+def test_a_body_plugs_in_by_its_registry_entry():
+    """``[effector] kind`` names a plant of ``effector.PLANTS``; the models are built for its sizes."""
+    from cortexsim.config import EFFECTOR_KINDS
+    from cortexsim.effector import BODIES, PLANTS
+
+    assert set(EFFECTOR_KINDS) - {"kinematic"} == set(PLANTS) == set(BODIES)
+    config = tiny_config(effector={"kind": "pointmass24"}, ann={"archs": ["gru"], "n_hidden": 8})
+    net = assembly.initial_rate_network(config, assembly.build_circuit(config))
+    assert isinstance(net.body.plant, PointMassKernel) and net.n_outputs == 4
+    assert net.input_groups[net.n_task_inputs :] == net.body.feedback_groups
+    ann = assembly.make_ann_model(config, "gru")
+    assert isinstance(ann, ArmANN) and ann.model.n_inputs == 3 + 10 and ann.model.n_outputs == 4
+    batch = assembly.make_task(config).evaluation_set()
+    run = net.simulate(batch)
+    np.testing.assert_allclose(run.outputs[:, 0], 0.0, atol=1e-12)  # the hand starts where the task measures from
+    assert run.body.activation.shape[2] == 4

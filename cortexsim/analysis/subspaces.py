@@ -90,9 +90,14 @@ def ridge_map(X: np.ndarray, Y: np.ndarray, ridge: float = DEFAULT_RIDGE) -> np.
     """Ridge regression coefficients of centred ``Y`` (samples, q) on centred ``X`` (samples, p): shape (p, q)."""
     gram = X.T @ X
     alpha = ridge * float(np.trace(gram)) / max(1, gram.shape[0])
-    # least squares, not solve: a source without variance (or ridge 0 on a rank-deficient one) maps by the
-    # minimum-norm solution (zero along the silent directions) instead of raising "singular matrix"
-    return np.linalg.lstsq(gram + alpha * np.eye(gram.shape[0]), X.T @ Y, rcond=None)[0]
+    a, b = gram + alpha * np.eye(gram.shape[0]), X.T @ Y
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        # a source without variance (or ridge 0 on a rank-deficient one) maps by the minimum-norm solution
+        # (zero along the silent directions) instead of raising "singular matrix"; solve first, so that
+        # every regular case keeps its numbers to the last bit
+        return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 def reduced_rank_maps(X: np.ndarray, Y: np.ndarray, max_rank: int, ridge: float = DEFAULT_RIDGE) -> np.ndarray:
