@@ -952,7 +952,7 @@ BAD_MAZE = [
     ),
     pytest.param({"task": {**MAZE, "maze_shapes": []}}, ("task.maze_shapes", "at least one"), id="no-shapes"),
     pytest.param(
-        {"task": {**MAZE, "maze_shapes": ["arc", "arc"]}}, ("task.maze_shapes", "repeats"), id="repeated-shape"
+        {"task": {**MAZE, "maze_shapes": ["arc", "arc"]}}, ("task.maze_shapes", "twice"), id="repeated-shape"
     ),
     pytest.param({"task": {**MAZE, "maze_bend": 0.0}}, ("task.maze_bend",), id="flat-bend"),
     pytest.param({"task": {**MAZE, "maze_bend": 1.5}}, ("task.maze_bend",), id="huge-bend"),
