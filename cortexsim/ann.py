@@ -113,6 +113,12 @@ class _Recurrent(TimeMajorModel):
     arch = ""
     blocks = 1
     extra_groups: tuple[str, ...] = ()
+    body = None
+    """The body it drives: none (its readout is the hand); :class:`cortexsim.closed_loop.ArmANN` drives one."""
+
+    def populations(self) -> list[tuple[str, slice]]:
+        """Its units as one population: ``[("hidden", slice(0, H))]``."""
+        return [("hidden", slice(0, self.n_units))]
 
     def __init__(
         self,

@@ -81,10 +81,10 @@ def check_effector(config: Config, where: str = "") -> None:
     ec = config.effector
     prefix = f"{where}: " if where else ""
     pc = config.perturb
-    if config.task.kind == "maze" and (pc.active or pc.train_bump_fraction > 0):
+    if not task_of(config.task).PERTURBABLE and (pc.active or pc.train_bump_fraction > 0):
         raise ConfigError(
-            f'{prefix}[perturb] with task.kind = "maze": the curl and bump protocols are measured on straight '
-            "center-out reaches; run them on the center-out task, or turn perturb.curl, perturb.bumps and "
+            f'{prefix}[perturb] with task.kind = "{config.task.kind}": the curl and bump protocols are measured on '
+            "straight center-out reaches; run them on the center-out task, or turn perturb.curl, perturb.bumps and "
             "perturb.train_bump_fraction off"
         )
     if not ec.has_body:
@@ -203,7 +203,7 @@ def make_body(config: Config) -> Body:
 def initial_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """The rate network of ``config`` with its initial parameters (stream "init"): every unit at rest."""
     net = make_rate_network(config, connectome)
-    if isinstance(net, ArmRateNetwork):
+    if net.body is not None:
         net.init_params(
             seeded_rng(config, "init"), config.rate.rest_rate, config.rate.input_std, 0.01, config.effector.feedback_std
         )

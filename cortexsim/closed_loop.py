@@ -336,6 +336,10 @@ class ArmANN:
     def __repr__(self) -> str:
         return repr(self.model)[:-1] + f", driving a body of {self.body.n_muscles} muscles>"
 
+    def populations(self) -> list[tuple[str, slice]]:
+        """Its units as one population: ``[("hidden", slice(0, H))]``."""
+        return self.model.populations()
+
     def with_body(self, body: Body) -> ArmANN:
         """A copy (its own parameters) driving ``body`` -- e.g. ``ann.body.with_curl(B)``, the arm in a force field."""
         return ArmANN(copy.deepcopy(self.model), body, self.n_task_inputs)

@@ -45,7 +45,7 @@ from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
 from .spiking.twin import evaluation_conditions
-from .tasks import MazeTask, Task, task_of
+from .tasks import Task, task_of
 
 HELDOUT_STREAM = "heldout"
 """Name of the seed stream the held-out units are drawn from (as :func:`cortexsim.assembly.seeded_rng`)."""
@@ -396,20 +396,14 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
         "catch": "catch trial: a target but no go cue, the hand should stay at the centre",
     }
     p = batch.params
-    maze: dict[str, np.ndarray] = {}
-    if isinstance(task, MazeTask):
-        # the maze's path of each condition: its shape's name and the via points shown with the target
-        columns["maze_shape"] = f"path through the via points: one of {', '.join(task.maze_shapes)}"
-        maze["maze_shape"] = np.asarray(task.maze_shapes)[p["shape"]]
-        via = task.via_points(p["condition"]).reshape(-1, 4)
-        for j, name in enumerate(("via1_x", "via1_y", "via2_x", "via2_y")):
-            columns[name] = f"via point {name[3]}, {name[-1]} (m, from the centre; NaN: the path has no such via point)"
-            maze[name] = via[:, j]
+    extra_columns = task.trial_columns(batch)  # what the task records of each condition (the maze: path, via points)
+    columns.update({name: text for name, (text, _) in extra_columns.items()})
+    per_condition = {name: values for name, (_, values) in extra_columns.items()}
     for name, text in columns.items():
         nwb.add_trial_column(name=name, description=text)
     for start, c in zip(twin.start, twin.condition):
         angle = float(p["angle"][c])
-        extra = {name: v[c].item() for name, v in maze.items()}  # numpy str_ / float64 -> str / float
+        extra = {name: v[c].item() for name, v in per_condition.items()}  # numpy str_ / float64 -> str / float
         nwb.add_trial(
             start_time=float(start),
             stop_time=float(start + twin.duration - twin.sim_dt / 2),

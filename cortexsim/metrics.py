@@ -266,3 +266,31 @@ def via_error_cm(positions: np.ndarray, batch: TrialBatch, via: np.ndarray) -> f
         for point in via[i][np.all(np.isfinite(via[i]), axis=1)]:
             gaps.append(np.linalg.norm(positions[i] - point, axis=-1).min())
     return float(100.0 * np.mean(gaps)) if gaps else float("nan")
+
+
+def maze_metrics(task, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:
+    """The maze's metrics of hand ``positions`` (trials, time, 2; m) on ``batch`` of ``task`` (a ``MazeTask``).
+
+    ``<prefix>_maze_endpoint_error_cm`` and ``_maze_position_r2`` (the reach metrics, over the maze's
+    straight and curved conditions), ``_maze_curvature_gain`` (how much of the curved paths' bend the
+    hand reproduces, :func:`curvature_gain`: 1 follows it, 0 reaches straight) and
+    ``_maze_via_error_cm`` (closest approach to the via points, :func:`via_error_cm`).
+    """
+    condition = batch.params["condition"]
+    return {
+        f"{prefix}_maze_endpoint_error_cm": endpoint_error_cm(positions, batch),
+        f"{prefix}_maze_position_r2": position_r2(positions, batch.targets, batch.mask),
+        f"{prefix}_maze_curvature_gain": curvature_gain(positions, batch, batch.params["shape"] > 0),
+        f"{prefix}_maze_via_error_cm": via_error_cm(positions, batch, task.via_points(condition)),
+    }
+
+
+TASK_METRICS = {"maze": maze_metrics}
+"""Metrics a task adds to every model's reach metrics, by the task's ``KIND``: ``fn(task, prefix,
+positions, batch) -> dict``.  A task without an entry adds none."""
+
+
+def task_metrics(task, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:
+    """The metrics ``task`` adds (:data:`TASK_METRICS`) for hand ``positions`` (trials, time, 2; m) on ``batch``."""
+    fn = TASK_METRICS.get(task.KIND)
+    return {} if fn is None else fn(task, prefix, positions, batch)

@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import metrics
-from .closed_loop import ArmANN, ArmRateNetwork
+from .closed_loop import ArmRateNetwork
 from .config import LIFParams, PerturbConfig, TrainConfig
 from .errors import ConfigError
 from .tasks import CenterOutTask, TrialBatch
@@ -80,17 +80,16 @@ LATENCY_WINDOW = (-0.2, 0.4)
 
 
 def _prefix_check(model) -> None:
-    if not isinstance(model, (ArmRateNetwork, ArmANN)):
+    if getattr(model, "body", None) is None:
         raise ConfigError(
-            f'perturbations need a model that drives the arm ([effector] kind = "arm26"), got {type(model).__name__}'
+            f'perturbations need a model that drives a body ([effector] kind = "arm26" or "pointmass24"), '
+            f"got {type(model).__name__}"
         )
 
 
 def population_slices(model) -> list[tuple[str, slice]]:
-    """The populations of a circuit (name, unit slice), or one ``"hidden"`` population for an ANN."""
-    if isinstance(model, ArmRateNetwork):
-        return [(p.name, p.slice) for p in model.connectome.populations]
-    return [("hidden", slice(0, model.n_units))]
+    """The populations of a model (name, unit slice): a circuit's, or an ANN's one ``"hidden"`` (``populations()``)."""
+    return model.populations()
 
 
 class _Frozen:

@@ -58,7 +58,7 @@ from .assembly import (
 )
 from .battery import BatteryResult
 from .circuit import Connectome
-from .closed_loop import ArmANN, ArmRateNetwork
+from .closed_loop import ArmRateNetwork
 from .config import Config
 from .errors import ConfigError
 from .interrupts import StickyInterrupt
@@ -500,7 +500,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     with threadpool_limits(limits=info["blas_threads"], user_api="blas"):
         results = evaluate_rate(net, config)
         arm = None
-        if isinstance(net, ArmRateNetwork):
+        if net.body is not None:
             arm = _effector_arrays(net.simulate_loop(results.evaluation))
             results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
             open_loop = net.without_feedback().simulate(results.test).outputs
@@ -518,7 +518,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
             "lesion": config.lesion.label(),
             **{k: info[k] for k in ("kernel_path", "blas_threads", "gradient_threads", "density")},
         }
-        if isinstance(net, ArmRateNetwork):
+        if net.body is not None:
             attrs["effector"] = config.effector.kind
             attrs["feedback_channels"] = list(net.body.feedback_channels)
         store.write_rate(f, results.states, results.activity, results.outputs, params=net.params, attrs=attrs)
@@ -761,16 +761,15 @@ def perturbation_figures(run_file: Path, folder: Path, verdict: quality.QualityV
     return saved
 
 
-def maze_figure(run_file: Path, config: Config, folder: Path, verdict: quality.QualityVerdict) -> Path | None:
-    """``maze.png``: every model's hand path on every maze condition (None unless ``task.kind = "maze"``)."""
-    if config.task.kind != "maze":
-        return None
+def task_figure(run_file: Path, config: Config, folder: Path, verdict: quality.QualityVerdict) -> Path | None:
+    """The task's own figure of every model's hand paths (``plots.TASK_FIGURES``: the maze's ``maze.png``), or None."""
     task = task_of(config.task)
+    if not plots.has_task_figure(task):
+        return None
     with store.open_run(run_file) as f:
         evaluation, paths = store.read_task(f), store.read_hand_paths(f)
-    via = task.via_points(np.arange(task.n_conditions))
-    fig = plots.plot_maze(evaluation, via, task.maze_shapes, paths, verdict.failed_models)
-    return plots.save(fig, folder / "maze.png")
+    name, fig = plots.task_figure(task, evaluation, paths, verdict.failed_models)
+    return plots.save(fig, folder / name)
 
 
 def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
@@ -902,7 +901,7 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
     parts: Parts = {}
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(model, config, prefix)
-        arm = _effector_arrays(model.simulate_loop(results.evaluation)) if isinstance(model, ArmANN) else None
+        arm = _effector_arrays(model.simulate_loop(results.evaluation)) if model.body is not None else None
         if arm is not None and config.perturb.active:
             parts = perturbation_run(config, model, prefix, log).parts
     written = {
@@ -992,7 +991,8 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     )
     n_trials = result.outputs.shape[1]  # single trials, condition-major, as the twin's own metrics
     hands = result.outputs.reshape(-1, *result.outputs.shape[2:])
-    result.metrics.update(maze_metrics(config, "spiking", hands, flat_batch(result.batch, n_trials)))
+    hands_batch = flat_batch(result.batch, n_trials)
+    result.metrics.update(metrics.task_metrics(task_of(config.task), "spiking", hands, hands_batch))
     connectome = trained.connectome
     with store.open_for_update(run_file) as f:
         store.write_spiking(f, result, connectome, n_reach)
@@ -1142,7 +1142,7 @@ def compare_stage(
     plots.battery_figures(result, figures)
     plots.dynamics_figures(result, dynamics, figures)
     perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
-    maze_figure(run_file, config, figures, verdict)
+    task_figure(run_file, config, figures, verdict)
     if rotation_rows:
         plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
     with store.open_run(run_file) as f:
@@ -1323,7 +1323,7 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
         f"{prefix}_peak_speed_error": metrics.peak_speed_error(clean, test),
         f"{prefix}_speed_profile_r": metrics.speed_profile_r(clean, test),
     }
-    out.update(maze_metrics(config, prefix, clean, test))
+    out.update(metrics.task_metrics(task, prefix, clean, test))
     if model.noise_std > 0:
         out.update(
             {
@@ -1336,26 +1336,6 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     run = model.simulate(evaluation)
     catch = model.simulate(task.evaluation_set(catch=True)).outputs
     return Evaluation(out, evaluation, run.state, run.activity, run.outputs, catch, test, rates, noisy)
-
-
-def maze_metrics(config: Config, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:
-    """The maze's metrics of hand ``positions`` (trials, time, 2; m) on ``batch``; none unless ``task.kind = "maze"``.
-
-    ``<prefix>_maze_endpoint_error_cm`` and ``_maze_position_r2`` (the reach metrics, over the maze's
-    straight and curved conditions), ``_maze_curvature_gain`` (how much of the curved paths' bend the
-    hand reproduces, :func:`cortexsim.metrics.curvature_gain`: 1 follows it, 0 reaches straight) and
-    ``_maze_via_error_cm`` (closest approach to the via points, :func:`cortexsim.metrics.via_error_cm`).
-    """
-    if config.task.kind != "maze":
-        return {}
-    task = task_of(config.task)
-    condition = batch.params["condition"]
-    return {
-        f"{prefix}_maze_endpoint_error_cm": metrics.endpoint_error_cm(positions, batch),
-        f"{prefix}_maze_position_r2": metrics.position_r2(positions, batch.targets, batch.mask),
-        f"{prefix}_maze_curvature_gain": metrics.curvature_gain(positions, batch, batch.params["shape"] > 0),
-        f"{prefix}_maze_via_error_cm": metrics.via_error_cm(positions, batch, task.via_points(condition)),
-    }
 
 
 def evaluate_rate(net, config: Config) -> Evaluation:

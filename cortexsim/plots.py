@@ -382,6 +382,27 @@ def plot_maze(
     return fig
 
 
+def _maze_figure(task, evaluation, paths: dict[str, np.ndarray], failed: tuple[str, ...]) -> tuple[str, Figure]:
+    """``maze.png`` (:func:`plot_maze`) of a ``MazeTask``."""
+    via = task.via_points(np.arange(task.n_conditions))
+    return "maze.png", plot_maze(evaluation, via, task.maze_shapes, paths, failed)
+
+
+TASK_FIGURES = {"maze": _maze_figure}
+"""A task's own figure of every model's hand paths, by the task's ``KIND``: ``fn(task, evaluation,
+paths, failed) -> (file name, Figure)``.  A task without an entry has none."""
+
+
+def has_task_figure(task) -> bool:
+    """Whether ``task`` has its own figure in :data:`TASK_FIGURES`."""
+    return task.KIND in TASK_FIGURES
+
+
+def task_figure(task, evaluation, paths: dict[str, np.ndarray], failed: tuple[str, ...] = ()) -> tuple[str, Figure]:
+    """``task``'s own figure (:data:`TASK_FIGURES`) of the hand ``paths`` (model prefix -> (conditions, time, 2), m)."""
+    return TASK_FIGURES[task.KIND](task, evaluation, paths, failed)
+
+
 def plot_rotation_sources(rows: list[dict]) -> Figure:
     """The rotation-sources table as bars: jPCA ratio, frequency, DSA to intact and endpoint error per condition.
 

@@ -86,6 +86,9 @@ class RateNetwork(TimeMajorModel):
         same function up to float rounding.
     """
 
+    body = None
+    """The body it drives: none, its readout is the hand (:class:`~cortexsim.closed_loop.ArmRateNetwork` drives one)."""
+
     def __init__(
         self,
         connectome: Connectome,
@@ -440,6 +443,10 @@ class RateNetwork(TimeMajorModel):
     def map_layout(self) -> dict[str, slice]:
         """The map's state is the circuit: ``{"circuit": slice(0, units)}``."""
         return {"circuit": slice(0, self.n_units)}
+
+    def populations(self) -> list[tuple[str, slice]]:
+        """Its populations: (name, unit slice) in the connectome's order."""
+        return [(p.name, p.slice) for p in self.connectome.populations]
 
     # -- loss and gradients ----------------------------------------------------------
     def loss_and_grad(

@@ -86,8 +86,8 @@ def rotation_sources(
     list of dict
         One row per condition, columns :data:`ROTATION_COLUMNS`.
     """
-    if not isinstance(net, ArmRateNetwork):
-        raise TypeError(f"rotation_sources needs the circuit driving the arm, got {type(net).__name__}")
+    if getattr(net, "body", None) is None or not hasattr(net, "connectome"):
+        raise TypeError(f"rotation_sources needs the circuit driving a body, got {type(net).__name__}")
     move_on = int(round(float(evaluation.params["move_on"][0]) / evaluation.dt))
     rows, intact = [], None
     models = variants(net)

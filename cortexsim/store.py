@@ -43,7 +43,7 @@ from . import integrity, paths
 from ._version import __version__
 from .anatomy import CircuitSpec
 from .circuit import Connectome, Population
-from .config import Config, config_from_text, parse_toml
+from .config import ANN_ARCHITECTURES, Config, config_from_text, parse_toml
 from .effector import PLANTS
 from .errors import ConfigError, CortexsimError, RunFileError, cannot_write
 from .model_id import ModelId
@@ -211,9 +211,10 @@ def file_kind(path: str | Path) -> str:
     -------
     str
         ``"circuit"`` (a cortexsim run file holding ``/circuit`` and nothing computed from it: no
-        ``/stages``, ``/training``, ``/task``, ``/rate``, ... -- what ``cortexsim circuit`` writes), ``"run"`` (a cortexsim run file with more), ``"sweep summary"``, ``"nwb export"``
-        (an NWB file ``cortexsim export`` wrote), ``"nwb"`` (another NWB file), ``"hdf5"`` (another
-        HDF5 file) or ``"other"`` (not HDF5, or unreadable).
+        ``/stages``, ``/training``, ``/task``, ``/rate``, ... -- what ``cortexsim circuit`` writes),
+        ``"run"`` (a cortexsim run file with more), ``"sweep summary"``, ``"nwb export"`` (an NWB
+        file ``cortexsim export`` wrote), ``"nwb"`` (another NWB file), ``"hdf5"`` (another HDF5
+        file) or ``"other"`` (not HDF5, or unreadable).
     """
     try:
         f = h5py.File(paths.input_file(path), "r")
@@ -1496,10 +1497,10 @@ class AnnRecord:
 @_reader("/ann")
 def read_ann(f: h5py.File, arch: str) -> AnnRecord:
     """``/ann/<arch>`` as :func:`write_ann` wrote it."""
-    group = ModelId.ann(arch).group
-    if group not in f:
+    group = ModelId.ann(arch).group if arch in ANN_ARCHITECTURES else None
+    if group is None or group not in f:
         have = ", ".join(f["ann"]) if "ann" in f else "none"
-        raise RunFileError(f"{f.filename}: has no /{group} (ANNs in the file: {have})")
+        raise RunFileError(f"{f.filename}: has no ANN baseline {arch!r} (ANNs in the file: {have})")
     a = f[group]
     return AnnRecord(
         arch,

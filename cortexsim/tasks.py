@@ -125,6 +125,11 @@ class Task(Protocol):
     position divided by ``reach_distance`` (the closed loop's visual feedback is relative to it).
     """
 
+    KIND: str
+    """Its name in ``[task] kind`` and :data:`TASKS`; the key of its entries in the metric and figure
+    registries of the layers below (``metrics.TASK_METRICS``, ``plots.TASK_FIGURES``)."""
+    PERTURBABLE: bool
+    """Whether the ``[perturb]`` protocols (curl field, bumps; measured on straight reaches) apply."""
     dt: float
     reach_distance: float
     n_steps: int
@@ -140,11 +145,14 @@ class Task(Protocol):
         """One trial per condition at ``eval_delay`` (with ``catch``: the catch versions)."""
         ...
 
+    def trial_columns(self, batch: TrialBatch) -> dict[str, tuple[str, np.ndarray]]:
+        """What a trials table records of each trial of ``batch`` besides the reach: name -> (description, values)."""
+        ...
+
 
 def task_of(task: TaskConfig) -> CenterOutTask:
-    """The task a ``[task]`` section names: :class:`CenterOutTask` or, for ``kind = "maze"``, :class:`MazeTask`."""
-    kind = MazeTask if task.kind == "maze" else CenterOutTask
-    return kind.of(task)
+    """The task a ``[task]`` section names (:data:`TASKS`, by ``kind``)."""
+    return TASKS[task.kind].of(task)
 
 
 def _jerk_spline(via: np.ndarray, end: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, float]:
@@ -247,10 +255,18 @@ class CenterOutTask(TaskConfig):
     duration in seconds, distance in metres); ``CenterOutTask.of(config.task)`` makes one.
     """
 
+    KIND = "center_out"
+    """Its name in ``[task] kind``."""
+    PERTURBABLE = True
+    """The curl-field and bump protocols are measured on its straight reaches."""
     input_names = ("target_x", "target_y", "go")
     """Name of each input channel."""
     input_groups = ("target", "target", "go")
     """Circuit input group each channel enters by."""
+
+    def trial_columns(self, batch: TrialBatch) -> dict[str, tuple[str, np.ndarray]]:
+        """Nothing beyond the reach (its target, delay and timing are every task's columns)."""
+        return {}
 
     @classmethod
     def of(cls, task: TaskConfig) -> CenterOutTask:
@@ -348,10 +364,29 @@ class MazeTask(CenterOutTask):
     Batches also carry ``params["shape"]`` (index into ``maze_shapes``).
     """
 
+    KIND = "maze"
+    """Its name in ``[task] kind``."""
+    PERTURBABLE = False
+    """The curl-field and bump protocols are measured on straight center-out reaches, not here."""
     input_names = ("target_x", "target_y", "via1_x", "via1_y", "via2_x", "via2_y", "go")
     """Name of each input channel: the target, two via-point slots (0 when unused), go."""
     input_groups = ("target",) * 6 + ("go",)
     """The via points enter where the target does."""
+
+    def trial_columns(self, batch: TrialBatch) -> dict[str, tuple[str, np.ndarray]]:
+        """Each trial's path: its shape's name (``maze_shape``) and its via points (``via1_x`` .. ``via2_y``, m)."""
+        p = batch.params
+        out = {
+            "maze_shape": (
+                f"path through the via points: one of {', '.join(self.maze_shapes)}",
+                np.asarray(self.maze_shapes)[p["shape"]],
+            )
+        }
+        via = self.via_points(p["condition"]).reshape(-1, 4)
+        for j, name in enumerate(("via1_x", "via1_y", "via2_x", "via2_y")):
+            text = f"via point {name[3]}, {name[-1]} (m, from the centre; NaN: the path has no such via point)"
+            out[name] = (text, via[:, j])
+        return out
 
     def via_points(self, condition: np.ndarray) -> np.ndarray:
         """Via points of each condition (m), shape (trials, 2, 2); NaN rows for unused slots."""
@@ -442,3 +477,7 @@ class BumpedTask(CenterOutTask):
             load[i, onset[i] : onset[i] + pulse] = force[i]
             free[i, onset[i] :] = 1.0
         return replace(batch, params={**p, "endpoint_load": load, "speed_free": free})
+
+
+TASKS: dict[str, type[CenterOutTask]] = {CenterOutTask.KIND: CenterOutTask, MazeTask.KIND: MazeTask}
+"""The tasks ``[task] kind`` names (``config.TASK_KINDS`` lists the same names; a test keeps them equal)."""

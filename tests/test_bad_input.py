@@ -951,9 +951,7 @@ BAD_MAZE = [
         {"task": {**MAZE, "maze_shapes": ["straight", "zigzag"]}}, ("task.maze_shapes[1]", "s_curve"), id="shape"
     ),
     pytest.param({"task": {**MAZE, "maze_shapes": []}}, ("task.maze_shapes", "at least one"), id="no-shapes"),
-    pytest.param(
-        {"task": {**MAZE, "maze_shapes": ["arc", "arc"]}}, ("task.maze_shapes", "twice"), id="repeated-shape"
-    ),
+    pytest.param({"task": {**MAZE, "maze_shapes": ["arc", "arc"]}}, ("task.maze_shapes", "twice"), id="repeated-shape"),
     pytest.param({"task": {**MAZE, "maze_bend": 0.0}}, ("task.maze_bend",), id="flat-bend"),
     pytest.param({"task": {**MAZE, "maze_bend": 1.5}}, ("task.maze_bend",), id="huge-bend"),
     pytest.param({"task": {**MAZE, "random_angles": True}}, ("task.random_angles", "maze"), id="random-angles"),

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from tiny import tiny_config
 
-from cortexsim import battery, export, metrics, pipeline, quality, store
+from cortexsim import battery, export, metrics, pipeline, plots, quality, store, tasks
 from cortexsim.assembly import build_circuit, make_ann_model, make_rate_network
-from cortexsim.config import TaskConfig
+from cortexsim.config import TASK_KINDS, TaskConfig
 from cortexsim.errors import ConfigError
 from cortexsim.tasks import CenterOutTask, MazeTask, _jerk_spline, _via_times, minimum_jerk, minimum_jerk_via, task_of
 
@@ -212,8 +212,26 @@ def test_maze_run_writes_the_maze_metrics_of_every_model(maze_run):
 
 
 def test_center_out_runs_write_no_maze_metrics():
-    batch = CenterOutTask.of(TaskConfig()).evaluation_set()
-    assert pipeline.maze_metrics(tiny_config(), "rate", batch.targets, batch) == {}
+    task = CenterOutTask.of(TaskConfig())
+    batch = task.evaluation_set()
+    assert metrics.task_metrics(task, "rate", batch.targets, batch) == {}
+    assert task.trial_columns(batch) == {} and not plots.has_task_figure(task)
+
+
+def test_a_task_plugs_in_by_its_registry_entries():
+    """``[task] kind`` names a class of ``tasks.TASKS``; its metrics, figure and trial columns come by its KIND."""
+    assert set(TASK_KINDS) == set(tasks.TASKS)
+    for kind, cls in tasks.TASKS.items():
+        assert cls.KIND == kind and type(task_of(TaskConfig(kind=kind))) is cls
+    task = maze()
+    batch = task.evaluation_set()
+    assert set(metrics.task_metrics(task, "m", batch.targets, batch)) == {
+        "m_maze_endpoint_error_cm", "m_maze_position_r2", "m_maze_curvature_gain", "m_maze_via_error_cm"
+    }  # fmt: skip
+    columns = task.trial_columns(batch)
+    assert list(columns) == ["maze_shape", "via1_x", "via1_y", "via2_x", "via2_y"]
+    assert all(values.shape == (batch.n_trials,) for _, values in columns.values())
+    assert plots.has_task_figure(task) and not task.PERTURBABLE and CenterOutTask.PERTURBABLE
 
 
 def test_curvature_gain_and_via_error_tell_a_curved_reach_from_a_straight_one():
@@ -229,8 +247,7 @@ def test_curvature_gain_and_via_error_tell_a_curved_reach_from_a_straight_one():
     assert metrics.via_error_cm(batch.targets, batch, via) < 0.4  # within a step's travel
     # the straight reach misses an arc's via point by about the bend (3 cm), an S-curve's by less
     assert 1.5 < metrics.via_error_cm(straight, batch, via) < 3.01
-    config = tiny_config(task={"kind": "maze", "n_targets": 4})
-    out = pipeline.maze_metrics(config, "rate", half, batch)
+    out = metrics.task_metrics(task, "rate", half, batch)
     assert out["rate_maze_curvature_gain"] == pytest.approx(0.5)
     assert out["rate_maze_endpoint_error_cm"] < 1e-9
 

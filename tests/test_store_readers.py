@@ -40,7 +40,7 @@ def test_ann_reads_back(smoke_run):
     with store.open_run(smoke_run / "run.h5") as f:
         record = store.read_ann(f, "gru")
         hidden = f["ann/gru/hidden"][()]
-        with pytest.raises(RunFileError, match="no /ann/transformer"):
+        with pytest.raises(RunFileError, match="no ANN baseline 'transformer'"):
             store.read_ann(f, "transformer")
     np.testing.assert_array_equal(record.hidden, hidden)
     assert record.arch == "gru" and record.attrs["n_hidden"] > 0 and "w_out" in record.params

@@ -13,7 +13,6 @@ from dataclasses import replace
 import numpy as np
 
 from .. import metrics
-from ..closed_loop import ArmRateNetwork
 from ..config import LIFParams
 from ..rate import RateNetwork
 from ..tasks import Task, TrialBatch
@@ -135,7 +134,7 @@ def run_twin(
     t0 = time.perf_counter()
     params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
     batch = evaluation_conditions(task, catch=catch)
-    if isinstance(net, ArmRateNetwork):
+    if net.body is not None:  # the twin drives the same body
         out = run_arm_params(
             net,
             params,
