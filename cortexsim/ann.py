@@ -56,7 +56,7 @@ import numpy as np
 
 from . import _validate as v
 from ._model import TimeMajorModel
-from .ann_cells import AnnCell
+from .ann_cells import AnnCell, GruCell, LstmCell, RnnCell
 from .config import ANN_ARCHITECTURES
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
@@ -111,6 +111,7 @@ class _Recurrent(TimeMajorModel):
     """What the three architectures share: parameters, noise, simulation, loss."""
 
     arch = ""
+    CELL: type[AnnCell] = AnnCell
     blocks = 1
     extra_groups: tuple[str, ...] = ()
     body = None
@@ -272,12 +273,17 @@ class _Recurrent(TimeMajorModel):
 
         ``[h, c]`` for the LSTM, else a copy of ``h`` (so that no two fields of a record share memory).
         """
-        return np.concatenate([hidden, state], axis=-1) if self.arch == "lstm" else hidden.copy()
+        return hidden.copy()
+
+    @property
+    def n_state(self) -> int:
+        """Size of the model's state: H (the LSTM: 2H, ``[h, c]``)."""
+        return self.n_units
 
     # -- the model's own map (what dynamics analyses ask for) ---------------------------------
     def cell(self) -> AnnCell:
-        """The network's update as a function of state and input drive (parameters copied)."""
-        return AnnCell(self)
+        """The network's update as a function of state and input drive (its own ``CELL``; parameters copied)."""
+        return self.CELL(self)
 
     def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
         """The noise-free update under constant input ``u`` (inputs,), and its Jacobian.
@@ -298,7 +304,7 @@ class _Recurrent(TimeMajorModel):
 
     def map_layout(self) -> dict[str, slice]:
         """The map's state is the hidden state: ``{"hidden": ...}`` (h, or the LSTM's ``[h, c]``)."""
-        return {"hidden": slice(0, 2 * self.n_units if self.arch == "lstm" else self.n_units)}
+        return {"hidden": slice(0, self.n_state)}
 
     def _forward(self, u: np.ndarray, noise: np.ndarray | None, step: StepHook | None = None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover
@@ -340,7 +346,7 @@ class _Recurrent(TimeMajorModel):
     @property
     def state_history(self) -> np.ndarray:
         """The state of the last :meth:`forward`, (time, trials, hidden): ``c`` for the LSTM, ``h`` otherwise."""
-        return self._buffers["c"] if self.arch == "lstm" else self._buffers["h"]
+        return self._buffers["h"]
 
     # -- loss and gradients ------------------------------------------------------------
     def loss_and_grad(
@@ -408,6 +414,8 @@ class LeakyRNN(_Recurrent):
     """
 
     arch = "rnn"
+    CELL = RnnCell
+    """Its own update as a function of state and input drive (:meth:`cell`)."""
     blocks = 1
 
     def __init__(
@@ -507,6 +515,8 @@ class GRU(_Recurrent):
     """
 
     arch = "gru"
+    CELL = GruCell
+    """Its own update as a function of state and input drive (:meth:`cell`)."""
     blocks = 3
     extra_groups = ("b_hn",)
 
@@ -590,6 +600,23 @@ class LSTM(_Recurrent):
     """
 
     arch = "lstm"
+    CELL = LstmCell
+    """Its own update as a function of state and input drive (:meth:`cell`)."""
+
+    def full_state(self, hidden: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The LSTM's state ``[h, c]`` from ``h`` and the cell state ``c`` (each (..., hidden))."""
+        return np.concatenate([hidden, state], axis=-1)
+
+    @property
+    def n_state(self) -> int:
+        """Size of the LSTM's state ``[h, c]``: 2H."""
+        return 2 * self.n_units
+
+    @property
+    def state_history(self) -> np.ndarray:
+        """The cell state ``c`` of the last :meth:`forward`, (time, trials, hidden)."""
+        return self._buffers["c"]
+
     blocks = 4
     extra_groups = ("c0",)
 

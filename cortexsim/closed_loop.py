@@ -451,7 +451,7 @@ class ArmANN:
 
     def map_layout(self) -> dict[str, slice]:
         """Parts of :meth:`step_map`'s state: ``hidden`` (h, or the LSTM's ``[h, c]``), ``arm``, ``sensors``."""
-        n = 2 * self.n_units if self.arch == "lstm" else self.n_units
+        n = self.model.n_state
         return closed_loop_map.loop_layout(self, "hidden", n)
 
     def loss_and_grad(
