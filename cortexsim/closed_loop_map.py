@@ -21,7 +21,7 @@ is the map
 so its fixed points are the postures the circuit holds with its own feedback, and their
 Jacobians' eigenvalues say whether the loop as a whole is stable there.  The Jacobian is exact:
 the controller's part from the model's own map (:func:`circuit_controller`, :func:`ann_controller`:
-:meth:`cortexsim.rate.RateNetwork.step_map` and :class:`cortexsim.ann_cells.AnnCell`), the arm's from
+:meth:`cortexsim.rate.RateNetwork.step_map` and the ANN's own cell, :mod:`cortexsim.ann_cells`), the arm's from
 the plant's hand-derived reverse step (:class:`cortexsim.effector.ArmKernel`, one reverse step per
 state component) and the sensors' from :func:`cortexsim._plant.sense_backward`.
 
