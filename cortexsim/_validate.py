@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -143,3 +145,29 @@ def unique(value: Iterable[Any], where: str) -> tuple[Any, ...]:
             raise ConfigError(f"{where}: {item!r} is listed twice; list each name once")
         seen.append(item)
     return items
+
+
+def finite_array(x: Any, name: str, last: int) -> np.ndarray:
+    """``x`` as a finite float array whose last axis has ``last`` entries; ConfigError naming ``name`` else."""
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a numeric array, got {type(x).__name__}") from None
+    if a.ndim == 0 or a.shape[-1] != last:
+        raise ConfigError(f"{name}: expected shape (..., {last}), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ConfigError(f"{name}: contains NaN or infinite values")
+    return a
+
+
+def curl_matrix(value: Any) -> np.ndarray:
+    """A checked velocity-dependent force field on the hand, a finite (2, 2) matrix in N s/m (zeros for None)."""
+    if value is None:
+        return np.zeros((2, 2))
+    try:
+        field = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        field = np.full(1, np.nan)
+    if field.shape != (2, 2) or not np.isfinite(field).all():
+        raise ConfigError(f"curl: expected a finite (2, 2) matrix in N s/m, got {value!r}")
+    return field

@@ -500,15 +500,7 @@ class ArmLoop(BodyLoop):
 
     The same loop and adjoint as :class:`BodyLoop` with :class:`~cortexsim.effector.ArmKernel`
     (``tests/test_body.py`` checks that they agree), fused by :mod:`cortexsim._plant` into one
-    compiled call per step forward and one backward.
-
-    Parameters
-    ----------
-    body : Body
-    batch : TrialBatch
-        Its first two input channels are the target direction (cos, sin) from target onset on.
-    noise : LoopNoise, optional
-        Its sensory and motor draws are used (the process noise is the model's).
+    compiled call per step forward and one backward.  Parameters as for :class:`BodyLoop`.
     """
 
     # -- forward ------------------------------------------------------------------------

@@ -361,17 +361,7 @@ def _consts(params: Arm26Params) -> _Consts:
 # --------------------------------------------------------------------------- kinematics, dynamics
 
 
-def _array(x: Any, name: str, last: int) -> np.ndarray:
-    """``x`` as a finite float array whose last axis has ``last`` entries."""
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a numeric array, got {type(x).__name__}") from None
-    if a.ndim == 0 or a.shape[-1] != last:
-        raise ConfigError(f"{name}: expected shape (..., {last}), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ConfigError(f"{name}: contains NaN or infinite values")
-    return a
+_array = _validate.finite_array
 
 
 def hand_position(q: np.ndarray, params: Arm26Params = Arm26Params()) -> np.ndarray:
@@ -932,14 +922,7 @@ def _check_step(dt: Any, substeps: Any, method: Any, params: Arm26Params | None)
     return dt, int(substeps), method
 
 
-def _curl(value: Any) -> np.ndarray:
-    """A checked force-field matrix (2, 2), N s/m (zeros for None)."""
-    if value is None:
-        return np.zeros((2, 2))
-    field = np.asarray(value, dtype=float)
-    if field.shape != (2, 2) or not np.isfinite(field).all():
-        raise ConfigError(f"curl: expected a finite (2, 2) matrix in N s/m, got {np.asarray(value).tolist()!r}")
-    return field
+_curl = _validate.curl_matrix
 
 
 def _load(value: Any, name: str, shape: tuple[int, ...], width: int) -> np.ndarray | None:

@@ -221,30 +221,10 @@ def _check_step(dt: Any, substeps: Any, params: PointMass24Params) -> tuple[floa
     return dt, int(substeps)
 
 
-def _curl(value: Any) -> np.ndarray:
-    """A checked force-field matrix (2, 2), N s/m (zeros for None)."""
-    if value is None:
-        return np.zeros((2, 2))
-    try:
-        field = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        field = np.full(1, np.nan)
-    if field.shape != (2, 2) or not np.isfinite(field).all():
-        raise ConfigError(f"curl: expected a finite (2, 2) matrix in N s/m, got {value!r}")
-    return field
+_curl = _validate.curl_matrix
 
 
-def _array(x: Any, name: str, last: int) -> np.ndarray:
-    """``x`` as a finite float array whose last axis has ``last`` entries."""
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a numeric array, got {type(x).__name__}") from None
-    if a.ndim == 0 or a.shape[-1] != last:
-        raise ConfigError(f"{name}: expected shape (..., {last}), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ConfigError(f"{name}: contains NaN or infinite values")
-    return a
+_array = _validate.finite_array
 
 
 class PointMassKernel:
