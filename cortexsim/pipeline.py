@@ -971,7 +971,11 @@ def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None =
     log(
         f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
         f"(Brian2 target {target})"
-        + (f", driving the arm (PT5B read through a {sc.readout_tau * 1e3:g} ms filter)" if arm_run else "")
+        + (
+            f", driving the {config.effector.kind} body (PT5B read through a {sc.readout_tau * 1e3:g} ms filter)"
+            if arm_run
+            else ""
+        )
     )
     with store.open_run(run_file) as f:
         trained = store.read_trained_rate(f)
