@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import anatomy
+from . import anatomy, streams
 from .anatomy import CircuitSpec
 from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
@@ -36,9 +36,9 @@ def seeded_rng(config: Config, stream: str) -> np.random.Generator:
 
     Different streams ("circuit", "init", "batches", "noise", "validation", "test", ...)
     never share draws, so changing, say, the batch size leaves the circuit unchanged.
-    Every random draw of a run comes from one of these streams.
+    Every random draw of a run comes from one of these streams (:func:`cortexsim.streams.stream`).
     """
-    return np.random.default_rng([config.experiment.seed, *(ord(c) for c in stream)])
+    return streams.stream(config.experiment.seed, stream)
 
 
 def load_experiment(path: str | Path | None = None) -> Config:

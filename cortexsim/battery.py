@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import analysis
+from . import analysis, streams
 from .data import NeuralData, align_conditions, match_time_base
 from .model_id import is_whole_model, of_activity
 from .store import Activity, Row
@@ -258,7 +258,7 @@ def run_battery(
     """
     fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
     if n_surrogates and surrogate_rng is None:
-        surrogate_rng = np.random.default_rng(rng.integers(2**32))
+        surrogate_rng = streams.child(rng)
     notes = [
         f"{a.name}: constant activity (silenced?); left out of the battery"
         for a in activities
@@ -316,7 +316,7 @@ def run_battery(
                 positions[:, steps],
                 dt=act.dt,
                 n_folds=max(2, min(5, act.rates.shape[0])),
-                rng=np.random.default_rng(fold_seed),
+                rng=streams.generator(fold_seed),
             )
             if dec.undefined:
                 notes.append(f"{act.name}: decoding undefined ({dec.undefined})")
@@ -763,7 +763,7 @@ def communication_rows(
         a, b = activities.get(f"rate:{src}"), activities.get(f"rate:{dst}")
         if a is None or b is None:
             continue
-        fold_rng = np.random.default_rng(rng.integers(2**32))
+        fold_rng = streams.child(rng)
         use_trials = trials is not None and src in trials.groups and dst in trials.groups
         try:
             if use_trials:
@@ -821,7 +821,7 @@ def _search(task: tuple[ModelProbe, int, int], n_starts: int) -> tuple[Row, anal
     probe, index, seed = task
     (label, _), (step, jac) = probe.inputs[index], probe.maps[index]
     jitter = 0.05 * float(np.std(probe.states))
-    starts = analysis.sample_starts(probe.states, n_starts, np.random.default_rng(seed), noise_std=jitter)
+    starts = analysis.sample_starts(probe.states, n_starts, streams.generator(seed), noise_std=jitter)
     fp = analysis.find_fixed_points(step, starts, max_iter=FIXED_POINT_MAX_ITER, jacobian=jac)
     row: Row = {
         "model": probe.name,

@@ -45,6 +45,7 @@ from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
 from .spiking.twin import evaluation_conditions
+from .streams import stream
 from .tasks import Task, task_of
 
 HELDOUT_STREAM = "heldout"
@@ -143,7 +144,7 @@ def heldout_units(n_units: int, fraction: float, seed: int) -> np.ndarray:
     """
     check_fraction(fraction)
     n = int(min(max(round(fraction * n_units), 1), n_units - 1))
-    rng = np.random.default_rng([int(seed), *(ord(c) for c in HELDOUT_STREAM)])
+    rng = stream(int(seed), HELDOUT_STREAM)
     mask = np.zeros(n_units, bool)
     mask[rng.choice(n_units, size=n, replace=False)] = True
     return mask

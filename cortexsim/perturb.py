@@ -58,6 +58,7 @@ from . import metrics
 from .closed_loop import ArmRateNetwork
 from .config import LIFParams, PerturbConfig, TrainConfig
 from .errors import ConfigError
+from .streams import stream
 from .tasks import CenterOutTask, TrialBatch
 from .train import new_state, train
 
@@ -268,8 +269,8 @@ def _adapt(
         checkpoint_every=pc.curve_every,
     )
     learner = model if pc.adapt_params == "all" else _Frozen(model, IO_GROUPS)
-    rng = np.random.default_rng([seed, 7, len(block)])
-    state = new_state(model.params, model.param_scales(), rng, np.random.default_rng([seed, 8, len(block)]))
+    rng = stream(seed, "adapt-batches", len(block))
+    state = new_state(model.params, model.param_scales(), rng, stream(seed, "adapt-noise", len(block)))
 
     def checkpoint(s) -> None:
         measure(s.iteration)
@@ -606,7 +607,7 @@ def bump_protocol(model, task: CenterOutTask, pc: PerturbConfig, *, seed: int, p
     # unperturbed ones (independent noise), per bumped trial
     # (one batch of bumped trials at a time, so memory does not grow with the repeats)
     calm = bumped.batch.without("endpoint_load")
-    rng_hit, rng_calm = np.random.default_rng([seed, 21]), np.random.default_rng([seed, 22])
+    rng_hit, rng_calm = stream(seed, "bump-latency-hit"), stream(seed, "bump-latency-calm")
     psth_hit = sum(model.simulate_loop(bumped.batch, rng_hit).rates for _ in range(LATENCY_REPEATS))
     psth_calm = sum(model.simulate_loop(calm, rng_calm).rates for _ in range(LATENCY_REPEATS))
     psth_hit, psth_calm = psth_hit / LATENCY_REPEATS, psth_calm / LATENCY_REPEATS

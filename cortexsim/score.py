@@ -50,6 +50,7 @@ from scipy.special import gammaln
 from . import store
 from .data import DataError, RecordedTrials, load_nwb_trials
 from .errors import ConfigError, CortexsimError
+from .streams import stream
 
 SCORE_STREAM = "score"
 """Name of the seed stream of the train/test split (as :func:`cortexsim.assembly.seeded_rng`)."""
@@ -564,7 +565,7 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
     counts = bin_trials(recorded, events[rows], spec)
     features = x_model[matched]  # (trials, bins, units)
 
-    rng = np.random.default_rng([seed, *(ord(c) for c in SCORE_STREAM)])
+    rng = stream(int(seed), SCORE_STREAM)
     order = rng.permutation(rows.size)
     n_test = max(1, round(spec.test_fraction * rows.size))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import streams
 from .config import TrainConfig
 from .errors import TrainingError
 from .interrupts import InterruptGuard
@@ -154,9 +155,7 @@ def new_state(
 
 
 def _generator(state: dict[str, Any]) -> np.random.Generator:
-    bg = getattr(np.random, state["bit_generator"])()
-    bg.state = state
-    return np.random.Generator(bg)
+    return streams.restore(state)
 
 
 def adam_step(

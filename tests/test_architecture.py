@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cortexsim"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("errors", "_validate", "_version", "paths", "config", "model_id", "interrupts", "workers")),
+    ("base", ("errors", "_validate", "_version", "paths", "streams", "config", "model_id", "interrupts", "workers")),
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
     ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant", "pointmass")),

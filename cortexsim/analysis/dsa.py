@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..streams import generator
 from . import _checks
 
 MIN_EMBEDDING = 10
@@ -345,7 +346,7 @@ def procrustes_angle(
     if na == 0 or nb == 0:
         raise ValueError("an operator is all zeros; the angle to it is undefined")
     if rng is None:  # a function of the data alone: the starts are seeded by the operators' bytes
-        rng = np.random.default_rng(zlib.crc32(A.tobytes() + B.tobytes()))
+        rng = generator(zlib.crc32(A.tobytes() + B.tobytes()))
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator or None; got {rng!r}")
     n_random = _checks.positive_int(n_random, "n_random", low=0)

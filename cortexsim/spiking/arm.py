@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import metrics
 from ..closed_loop import ArmRateNetwork, LoopNoise
+from ..streams import stream
 from ..tasks import TrialBatch
 from . import decode
 from .mapping import SpikingParams
@@ -96,7 +97,7 @@ def run_arm_params(
     k_task = net.n_task_inputs
     trials = flat_batch(batch, trials_per_condition)
     n_trials = trials.n_trials
-    sensory, motor = net.body.noise(n_trials, n_steps, np.random.default_rng([seed, 13]))
+    sensory, motor = net.body.noise(n_trials, n_steps, stream(seed, "twin-body-noise"))
     loop = net.body.loop(trials, LoopNoise(None, sensory, motor))
     drive = trials.inputs @ params.w_in[:, :k_task].T + params.b
     w_fb_t = np.ascontiguousarray(params.w_in[:, k_task:].T)  # (channels, units)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..interrupts import InterruptGuard
+from ..streams import generator, stream
 from ..transfer import LIFParams
 from . import equations as eq
 
@@ -228,7 +229,7 @@ def lif_rates(
         pool.I = mu_mv * b2.mV
         group = _neurons(b2, n, lif, offset_mv, dt)
         group.I_pool = b2.linked_var(pool, "I", index=np.repeat(np.arange(mu_mv.size), neurons_per_input))
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         group.v = rng.uniform(lif.reset, lif.threshold, n) * b2.mV
         net = b2.Network(pool, group)
         standalone = target == "cpp_standalone"
@@ -375,7 +376,7 @@ def _pool_neurons(b2, params, pools, copies: int, seed: int):
     lifs = [params.lif_of_unit(u) for u in range(n_units) for _ in range(k)] * copies
     neurons = _neurons(b2, n_units * k * copies, lifs, params.offset_mv, params.dt, name="neurons")
     neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units * copies), k))
-    rng = np.random.default_rng([seed, 1])
+    rng = stream(seed, "spiking-network")
     neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k * copies) * b2.mV
     return neurons
 
