@@ -67,7 +67,7 @@ def _config_with(args: argparse.Namespace) -> Config:
 
 def _out_file(path: str, suffixes: tuple[str, ...], flag: str, args: argparse.Namespace, **checks: object) -> Path:
     """An output file checked before anything is computed (:func:`cortexsim.paths.output_file`)."""
-    checks = {"example": "circuit", **checks}
+    checks = {"example": "circuit", "protected": outputs.precious, **checks}
     return paths.output_file(path, flag, suffixes=suffixes, force=getattr(args, "force", False), **checks)
 
 

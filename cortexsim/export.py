@@ -120,8 +120,19 @@ def check_output(
         kind = store.file_kind(existing)
         return None if kind == "nwb export" else store.FILE_KIND_TEXT[kind]
 
+    def protected(existing: Path) -> str | None:  # a run file is never replaced, even with --force
+        kind = store.file_kind(existing)
+        return store.FILE_KIND_TEXT[kind] if kind == "run" else None
+
     return paths.output_file(
-        path, flag, suffixes=(".nwb",), recognise=recognise, inputs=inputs, force=force, example="run"
+        path,
+        flag,
+        suffixes=(".nwb",),
+        recognise=recognise,
+        inputs=inputs,
+        force=force,
+        protected=protected,
+        example="run",
     )
 
 

@@ -42,6 +42,24 @@ def _head(path: Path, n: int = 64) -> bytes:
         return b""
 
 
+def precious(path: Path) -> str | None:
+    """What ``path`` is when no command may replace it, even with ``--force``: a run file or an experiment config.
+
+    A run file is recognised by what :func:`cortexsim.store.file_kind` reads; a config by being a
+    TOML file with an ``[experiment]`` table (every experiment file has one).
+    """
+    if store.file_kind(path) == "run":
+        return store.FILE_KIND_TEXT["run"]
+    if path.suffix.lower() == ".toml":
+        try:
+            text = paths.read_bytes(path).decode("utf-8")
+        except (CortexsimError, UnicodeDecodeError):
+            return None
+        if any(line.strip().startswith("[experiment]") for line in text.splitlines()):
+            return "an experiment config"
+    return None
+
+
 def circuit_kind(path: Path) -> str | None:
     """None for a circuit file (``cortexsim circuit`` may replace it), else what the file is."""
     kind = store.file_kind(path)

@@ -267,6 +267,7 @@ def output_file(
     recognise: Recogniser | None = None,
     inputs: Iterable[str | os.PathLike] = (),
     force: bool = False,
+    protected: Recogniser | None = None,
     example: str = "out",
     fix: str = "choose another name, or pass --force to replace it",
     error: type[CortexsimError] = CortexsimError,
@@ -290,6 +291,9 @@ def output_file(
         The command's inputs: the output may never be one of them, even with ``force``.
     force : bool, optional
         Replace an existing file that is not recognised.
+    protected : callable, optional
+        ``protected(path)`` of an existing regular file: what it is when no command may ever replace
+        it (a run file, an experiment config), else None; refused even with ``force``.
     example : str, optional
         File stem suggested when ``path`` is a folder.
     fix : str, optional
@@ -334,6 +338,12 @@ def output_file(
         raise error(
             f"{flag} {out}: exists and is read-only (or immutable); it is left alone: choose another name, or make "
             f"it writable"
+        )
+    what = None if protected is None or st.st_size == 0 else protected(out)
+    if what is not None:
+        raise error(
+            f"{flag} {out}: exists and is {what}, which no command replaces; it is left alone: choose another name "
+            "(delete it yourself if you mean to)"
         )
     if force or st.st_size == 0:
         return out

@@ -1,7 +1,7 @@
 """The paths every command reads and writes (issue 32, classes 1, 4, 5 and 8).
 
 1. A command replaces only a file of its own kind that it recognises positively, never its
-   own input, a run file or a config (unless ``--force``, and never its input).
+   own input, a run file or a config (never, not even with ``--force``); anything else unless ``--force``.
 4. ``[experiment] name`` becomes a folder: only a safe set of characters and a length cap.
 5. Inputs must be regular files (no FIFO, device, folder, link loop), text is read with a cap,
    and every path argument is checked (length, writability) before anything is computed.
@@ -101,6 +101,11 @@ def test_circuit_out_never_replaces_a_file_it_did_not_write(tmp_path, capsys, re
     rc = main(["circuit", "--n-units", "100", "--out", str(target)])
     assert_refused(rc, capsys.readouterr(), "--out", "left alone")
     assert snapshot(tmp_path) == before
+    if kind == "run":  # a run file is never replaced, not even with --force
+        rc = main(["circuit", "--n-units", "100", "--out", str(target), "--force"])
+        assert_refused(rc, capsys.readouterr(), "--out", "no command replaces")
+        assert snapshot(tmp_path) == before
+        return
     assert main(["circuit", "--n-units", "100", "--out", str(target), "--force"]) == 0  # explicit: replaced
     assert store.file_kind(target) == "circuit"
 
@@ -117,7 +122,11 @@ def test_circuit_out_replaces_a_circuit_file(tmp_path, reference_run_file):
 def test_spec_out_never_replaces_a_config(tmp_path, capsys, reference_run_file, kind):
     target = foreign_file(tmp_path / "exp.toml", kind, reference_run_file)
     before = snapshot(tmp_path)
-    assert_refused(main(["spec", "--out", str(target)]), capsys.readouterr(), "left alone", "--force")
+    fix = "no command replaces" if kind == "config" else "--force"
+    assert_refused(main(["spec", "--out", str(target)]), capsys.readouterr(), "left alone", fix)
+    if kind == "config":  # a config is never replaced, not even with --force
+        assert_refused(main(["spec", "--out", str(target), "--force"]), capsys.readouterr(), "no command replaces")
+        assert snapshot(tmp_path) == before
     # the config given is the command's input: refused even with --force
     cfg = foreign_file(tmp_path / "mine.toml", "config", reference_run_file)
     before = snapshot(tmp_path)
@@ -138,8 +147,9 @@ def test_export_nwb_never_replaces_a_file_export_did_not_write(tmp_path, capsys,
     else:
         target = foreign_file(tmp_path / "x.nwb", kind, reference_run_file)
     before = snapshot(tmp_path)
-    rc = main(["export", str(run), "--nwb", str(target), *(["--force"] if kind == "input" else [])])
-    assert_refused(rc, capsys.readouterr(), "--nwb", "input" if kind == "input" else "left alone")
+    rc = main(["export", str(run), "--nwb", str(target), *(["--force"] if kind in ("input", "run") else [])])
+    needle = {"input": "input", "run": "no command replaces"}.get(kind, "left alone")  # run: even with --force
+    assert_refused(rc, capsys.readouterr(), "--nwb", needle)
     assert snapshot(tmp_path) == before
 
 
