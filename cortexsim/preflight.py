@@ -237,7 +237,7 @@ def expected_synapses(spec, n_units: int) -> tuple[float, int]:
 
 def sizes(config: Config) -> Sizes:
     """The :class:`Sizes` of ``config`` (cheap: nothing is sampled or allocated)."""
-    from .pipeline import HELD_OUT_TRIALS
+    from .evaluation import HELD_OUT_TRIALS
 
     check_trial_length(config)
     spec = circuit_spec(config)

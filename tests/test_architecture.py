@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("lesion", ("lesion",)),
-    ("training", ("train", "perturb")),
+    ("training", ("train", "perturb", "evaluation")),
     ("store", ("store", "integrity")),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
