@@ -78,7 +78,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -587,7 +586,7 @@ def check_free_space(folder: str | Path, needed: float, what: str) -> None:
     CortexsimError
         Naming the folder, the space needed and the space free.
     """
-    existing = nearest_existing(Path(folder))
+    existing = paths.nearest_existing(Path(folder))
     try:
         free = shutil.disk_usage(existing).free
     except OSError:
@@ -605,14 +604,6 @@ def check_free_space(folder: str | Path, needed: float, what: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest existing ancestor."""
-    path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_writable(path: str | Path, flag: str = "--out") -> None:
     """Refuse an output path that cannot be written: probe the nearest existing folder with a file.
 
@@ -628,20 +619,7 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
     CortexsimError
         ``path`` is too long, it or an ancestor is a file, or the folder does not accept a new file.
     """
-    path = paths.check_path(path, flag)  # a NUL byte, a path too long for the file system
-    existing = nearest_existing(path)
-    if not existing.is_dir():
-        where = "" if existing == Path(os.path.abspath(path)) else f" (its ancestor {existing} is a file)"
-        raise CortexsimError(f"{flag} {path}: exists and is not a folder{where}; choose a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".cortexsim-probe-", dir=existing)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise CortexsimError(
-            f"{flag} {path}: cannot write in {existing} ({reason}); choose a folder you can write to"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
+    paths.writable_folder(path, flag)
 
 
 # ---------------------------------------------------------------------------

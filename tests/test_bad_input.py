@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny import CHANGES, SMOKE, tiny_config
 
-from cortexsim import preflight, store
+from cortexsim import paths, preflight, store
 from cortexsim.cli import main
 from cortexsim.config import Config, load_config
 from cortexsim.errors import ConfigError, CortexsimError, RunFileError
@@ -287,7 +287,7 @@ def test_read_only_output_folder_is_refused_before_computing(tmp_path, capsys, m
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(preflight.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(paths.tempfile, "mkstemp", denied)  # the folder probe (paths.writable_folder)
     run_refused(tmp_path, capsys, tiny_data(), "--out", "cannot write", "Permission denied")
 
 
