@@ -98,7 +98,7 @@ class Feedback:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"feedback {key}: must be > 0, got {getattr(self, key)!r}")
 
-    def noise_sd(self, n_muscles: int = 6) -> np.ndarray:
+    def noise_sd(self, n_muscles: int) -> np.ndarray:
         """Noise SD of each channel of a body with ``n_muscles`` muscles (2 x muscles proprioceptive, 2 visual)."""
         return np.array([self.proprioception_noise] * (2 * n_muscles) + [self.vision_noise] * 2)
 

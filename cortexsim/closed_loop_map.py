@@ -39,12 +39,9 @@ import numpy as np
 from .model import Controller, Jacobian, Step, Trajectory
 from .rate import RateNetwork
 
-ARM_STATE = ("q_shoulder", "q_elbow", "dq_shoulder", "dq_elbow", *(f"activation_{m}" for m in range(6)))
-"""The arm's part of the state, in order."""
-
 
 def loop_layout(net: Any, inner: str, n: int) -> dict[str, slice]:
-    """Where each part of the closed-loop state lies: the model's own state, ``arm`` and ``sensors``.
+    """Where each part of the closed-loop state lies: the model's own state, the body's (``plant.PART``), ``sensors``.
 
     Parameters
     ----------
@@ -320,7 +317,6 @@ def loop_map(net: Any, c: Controller, u: np.ndarray) -> tuple[Step, Jacobian]:
 
 
 __all__ = [
-    "ARM_STATE",
     "ann_controller",
     "circuit_controller",
     "loop_layout",

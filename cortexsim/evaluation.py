@@ -11,6 +11,7 @@ config in, an :class:`Evaluation` out; every draw from the config's named stream
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,8 @@ class Evaluation:
         Activity on :attr:`test`, noise-free.
     test_noisy : ndarray, shape (trials, time, outputs)
         Outputs on :attr:`test` with process noise (stream "test-noise").
+    body : LoopTrajectory, optional
+        For a model that drives a body, the body's record on :attr:`evaluation` (noise-free); None without one.
     """
 
     metrics: dict[str, float]
@@ -59,6 +62,7 @@ class Evaluation:
     test: TrialBatch
     test_activity: np.ndarray
     test_noisy: np.ndarray
+    body: Any = None
 
 
 def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
@@ -95,7 +99,7 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     evaluation = task.evaluation_set()
     run = model.simulate(evaluation)
     catch = model.simulate(task.evaluation_set(catch=True)).outputs
-    return Evaluation(out, evaluation, run.state, run.activity, run.outputs, catch, test, rates, noisy)
+    return Evaluation(out, evaluation, run.state, run.activity, run.outputs, catch, test, rates, noisy, run.body)
 
 
 def evaluate_rate(net, config: Config) -> Evaluation:

@@ -499,7 +499,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
         results = evaluate_rate(net, config)
         arm = None
         if net.body is not None:
-            arm = _effector_arrays(net.simulate_loop(results.evaluation))
+            arm = _effector_arrays(results.body)  # the evaluation's own simulation, not a second one
             results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
             open_loop = net.without_feedback().simulate(results.test).outputs
             results.metrics["rate_endpoint_error_cm_no_feedback"] = metrics.endpoint_error_cm(open_loop, results.test)
@@ -899,7 +899,7 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
     parts: Parts = {}
     with threadpool_limits(limits=1, user_api="blas"):
         results = evaluate(model, config, prefix)
-        arm = _effector_arrays(model.simulate_loop(results.evaluation)) if model.body is not None else None
+        arm = _effector_arrays(results.body) if results.body is not None else None
         if arm is not None and config.perturb.active:
             parts = perturbation_run(config, model, prefix, log).parts
     written = {

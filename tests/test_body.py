@@ -20,6 +20,7 @@ from cortexsim.closed_loop import ArmANN, ArmRateNetwork
 from cortexsim.effector import ArmKernel
 from cortexsim.loss import Penalties
 from cortexsim.pointmass import PointMassKernel
+from cortexsim.tasks import TrialBatch
 
 DT = 0.01
 
@@ -148,8 +149,6 @@ def test_the_point_mass_loop_is_the_models_own_map():
     net.noise_std = 0.0
     u = np.array([np.cos(0.4), np.sin(0.4), 0.0])
     inputs = np.broadcast_to(u, (2, 40, 3)).copy()
-    from cortexsim.tasks import TrialBatch
-
     run = net.simulate(TrialBatch(inputs, np.zeros((2, 40, 2)), np.ones((2, 40, 1)), DT, {}))
     X = net.map_states(run)
     layout = net.map_layout()
