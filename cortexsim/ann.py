@@ -60,7 +60,7 @@ from .ann_cells import AnnCell, GruCell, LstmCell, RnnCell
 from .config import ANN_ARCHITECTURES
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
-from .model import Jacobian, Step, Trajectory, constant_input
+from .model import Jacobian, Step, Stimulus, Trajectory, constant_input
 from .tasks import TrialBatch
 
 ARCHITECTURES = ANN_ARCHITECTURES
@@ -113,6 +113,8 @@ class _Recurrent(TimeMajorModel):
     arch = ""
     CELL: type[AnnCell] = AnnCell
     blocks = 1
+    CURRENT_BLOCK = 0
+    """The block of the input drive a stimulation adds its current to (:meth:`stimulation_hook`)."""
     extra_groups: tuple[str, ...] = ()
     body = None
     """The body it drives: none (its readout is the hand); :class:`cortexsim.closed_loop.ArmANN` drives one."""
@@ -120,6 +122,36 @@ class _Recurrent(TimeMajorModel):
     def populations(self) -> list[tuple[str, slice]]:
         """Its units as one population: ``[("hidden", slice(0, H))]``."""
         return [("hidden", slice(0, self.n_units))]
+
+    def cell_types(self) -> list[tuple[str, str, str, slice]]:
+        """None: the units of an ANN have no layer or cell type ([] -- a stimulation draws a matched share)."""
+        return []
+
+    def readout_matrix(self) -> np.ndarray:
+        """The linear map from ``h`` to the outputs, shape (outputs, hidden): ``W_out``."""
+        return np.asarray(self.params["w_out"], float)
+
+    def stimulation_hook(self, stimulus: Stimulus | None) -> StepHook | None:
+        """``stimulus`` as a :meth:`forward` step hook acting on the hidden units (None when it changes nothing).
+
+        A drive enters the unit's input current -- the pre-activation of the block :attr:`CURRENT_BLOCK`
+        (the RNN's ``tanh`` argument, the GRU's candidate, the LSTM's cell input) -- during the update
+        from ``t``; silence multiplies ``h[t]`` by the keep factor before the update reads it (and
+        before a readout does).
+        """
+        if stimulus is None or stimulus.empty:
+            return None
+        n, block = self.n_units, self.CURRENT_BLOCK
+
+        def light(t: int, h_t: np.ndarray, x_t: np.ndarray | None) -> None:
+            if not stimulus.lit(t):
+                return
+            if stimulus.silence:
+                h_t *= stimulus.keep(t, self.dtype).T
+            elif x_t is not None:
+                x_t[:, block * n : (block + 1) * n] += stimulus.current(t, self.dtype).T
+
+        return light
 
     def __init__(
         self,
@@ -240,7 +272,9 @@ class _Recurrent(TimeMajorModel):
         x += self.params["b"]
         return x
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> Trajectory:
         """Simulate a batch of trials.
 
         Parameters
@@ -249,6 +283,8 @@ class _Recurrent(TimeMajorModel):
             Its ``dt`` must equal the network's.
         rng : numpy.random.Generator, optional
             Source of process noise; without it (or with ``noise_std = 0``) the run is noise-free.
+        stimulus : Stimulus, optional
+            Stimulation of the hidden units (:meth:`stimulation_hook`).
 
         Returns
         -------
@@ -259,7 +295,7 @@ class _Recurrent(TimeMajorModel):
         """
         u = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(u.shape[1], u.shape[0], rng)
-        h = self._forward(u, noise)
+        h = self._forward(u, noise, self.stimulation_hook(stimulus))
         y = h @ self.params["w_out"].T + self.params["b_out"]
         hidden = h.transpose(1, 0, 2).copy()
         return Trajectory(
@@ -417,6 +453,8 @@ class LeakyRNN(_Recurrent):
     CELL = RnnCell
     """Its own update as a function of state and input drive (:meth:`cell`)."""
     blocks = 1
+    CURRENT_BLOCK = 0
+    """A stimulation drives the tanh argument."""
 
     def __init__(
         self,
@@ -518,6 +556,8 @@ class GRU(_Recurrent):
     CELL = GruCell
     """Its own update as a function of state and input drive (:meth:`cell`)."""
     blocks = 3
+    CURRENT_BLOCK = 2
+    """A stimulation drives the candidate n (gates r, z, n)."""
     extra_groups = ("b_hn",)
 
     def _init_extra(self) -> dict[str, np.ndarray]:
@@ -618,6 +658,8 @@ class LSTM(_Recurrent):
         return self._buffers["c"]
 
     blocks = 4
+    CURRENT_BLOCK = 2
+    """A stimulation drives the cell input g (gates i, f, g, o)."""
     extra_groups = ("c0",)
 
     def _init_extra(self) -> dict[str, np.ndarray]:

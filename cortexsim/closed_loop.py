@@ -55,7 +55,7 @@ from .body import (
 from .circuit import Connectome
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties
-from .model import Jacobian, Step, Trajectory
+from .model import Jacobian, Step, Stimulus, Trajectory
 from .rate import GROUPS, RateNetwork
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
@@ -185,7 +185,12 @@ class ArmRateNetwork(RateNetwork):
         return super()._inputs(batch, self.n_task_inputs if width is None else width)
 
     def _forward_loop(
-        self, batch: TrialBatch, noise: LoopNoise | None, store_states: bool, rate_stats: np.ndarray | None = None
+        self,
+        batch: TrialBatch,
+        noise: LoopNoise | None,
+        store_states: bool,
+        rate_stats: np.ndarray | None = None,
+        stimulus: Stimulus | None = None,
     ) -> tuple[BodyLoop, np.ndarray]:
         """Run circuit and arm together; fills the buffers ``r`` (and ``x``) (units, time, trials).
 
@@ -209,21 +214,26 @@ class ArmRateNetwork(RateNetwork):
                 return None
             return np.matmul(w_fb, inputs[t, :, k:].T, out=fb_drive)
 
-        self._forward(inputs, None if noise is None else noise.process, store_states, rate_stats, step)
+        self._forward(inputs, None if noise is None else noise.process, store_states, rate_stats, step, stimulus)
         return loop, inputs
 
-    def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
+    def simulate_loop(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> LoopTrajectory:
         """Simulate a batch in closed loop (noise-free without ``rng``); see :class:`LoopTrajectory`."""
         noise = None if rng is None else self.noise(batch.n_trials, batch.n_steps, rng)
-        loop, _ = self._forward_loop(batch, noise, store_states=True)
+        loop, _ = self._forward_loop(batch, noise, store_states=True, stimulus=stimulus)
         return loop.trajectory(_trials_first(self._buffers["x"]), _trials_first(self._buffers["r"]))
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> Trajectory:
         """States x (mV), rates (Hz: the activity) and the hand relative to its start (m), each (trials, time, ...).
 
-        ``body`` holds the whole closed loop's record (:class:`LoopTrajectory`).
+        ``body`` holds the whole closed loop's record (:class:`LoopTrajectory`); ``stimulus`` an
+        optogenetic-style stimulation of the circuit (:mod:`cortexsim.stimulation`).
         """
-        loop = self.simulate_loop(batch, rng)
+        loop = self.simulate_loop(batch, rng, stimulus)
         return Trajectory(state=loop.states, activity=loop.rates, outputs=loop.hand, body=loop)
 
     # -- the model's own map: the whole closed loop ------------------------------------------
@@ -340,6 +350,14 @@ class ArmANN:
         """Its units as one population: ``[("hidden", slice(0, H))]``."""
         return self.model.populations()
 
+    def cell_types(self) -> list[tuple[str, str, str, slice]]:
+        """None: an ANN's units have no cell types (see :meth:`cortexsim.ann._Recurrent.cell_types`)."""
+        return self.model.cell_types()
+
+    def readout_matrix(self) -> np.ndarray:
+        """The linear map from ``h`` to the muscles' logits, shape (muscles, hidden)."""
+        return self.model.readout_matrix()
+
     def with_body(self, body: Body) -> ArmANN:
         """A copy (its own parameters) driving ``body`` -- e.g. ``ann.body.with_curl(B)``, the arm in a force field."""
         return ArmANN(copy.deepcopy(self.model), body, self.n_task_inputs)
@@ -398,7 +416,9 @@ class ArmANN:
         return LoopNoise(process, *self.body.noise(n_trials, n_steps, rng))
 
     # -- the loop ----------------------------------------------------------------
-    def _run(self, batch: TrialBatch, noise: LoopNoise | None) -> tuple[BodyLoop, np.ndarray, np.ndarray]:
+    def _run(
+        self, batch: TrialBatch, noise: LoopNoise | None, stimulus: Stimulus | None = None
+    ) -> tuple[BodyLoop, np.ndarray, np.ndarray]:
         """Forward pass in closed loop: the loop, the full inputs (time, trials, task + feedback) and ``h``."""
         model, k = self.model, self.n_task_inputs
         if abs(batch.dt - self.dt) > 1e-12:
@@ -412,7 +432,11 @@ class ArmANN:
         w_out, b_out = p["w_out"].astype(float), p["b_out"].astype(float)
         w_fb_t = np.ascontiguousarray(p["w_in"][:, k:].T)  # (channels, k H)
 
+        light = model.stimulation_hook(stimulus)
+
         def step(t: int, h_t: np.ndarray, x_t: np.ndarray | None) -> None:
+            if light is not None:
+                light(t, h_t, x_t)
             f = loop.step(t, h_t @ w_out.T + b_out)
             u[t, :, k:] = f
             if x_t is not None and self.body.feedback.enabled:
@@ -421,23 +445,28 @@ class ArmANN:
         h = model.forward(u, None if noise is None else noise.process, step)
         return loop, u, h
 
-    def simulate_loop(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> LoopTrajectory:
+    def simulate_loop(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> LoopTrajectory:
         """Simulate a batch in closed loop (noise-free without ``rng``).
 
-        ``rates`` is h, ``states`` h or the LSTM's ``[h, c]``.
+        ``rates`` is h, ``states`` h or the LSTM's ``[h, c]``; ``stimulus`` acts on the hidden units
+        (:meth:`cortexsim.ann._Recurrent.stimulation_hook`).
         """
         noise = None if rng is None else self.noise(batch.n_trials, batch.n_steps, rng)
-        loop, _, h = self._run(batch, noise)
+        loop, _, h = self._run(batch, noise, stimulus)
         hidden = h.transpose(1, 0, 2).copy()
         state = self.model.full_state(hidden, self.model.state_history.transpose(1, 0, 2))
         return loop.trajectory(state, hidden)
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> Trajectory:
         """The hidden state h (the activity), the state (h, or the LSTM's ``[h, c]``) and the hand (m), trials first.
 
         ``body`` holds the whole closed loop's record (:class:`LoopTrajectory`).
         """
-        loop = self.simulate_loop(batch, rng)
+        loop = self.simulate_loop(batch, rng, stimulus)
         return Trajectory(state=loop.states, activity=loop.rates, outputs=loop.hand, body=loop)
 
     # -- the model's own map: the whole closed loop ------------------------------------------

@@ -15,6 +15,8 @@ defaults to the value documented here and in ``experiments/center_out.toml``::
     [compare]      the comparison battery (:class:`CompareConfig`)
     [lesion]       lesions of the trained circuit (:class:`LesionConfig`)
     [quality]      the reach bars of the quality gate (:class:`QualityConfig`)
+    [stimulation]  optogenetic-style stimulation protocols
+                   (:class:`~cortexsim.stim_config.StimulationConfig`)
 
 Unknown keys, wrong types and out-of-range values raise
 :class:`~cortexsim.errors.ConfigError` naming the key, the value and what is allowed.
@@ -28,6 +30,7 @@ and the command line run before anything is computed).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 import types
@@ -43,6 +46,7 @@ import tomli_w
 from . import _validate as v
 from . import paths
 from .errors import ConfigError
+from .stim_config import StimulationConfig
 
 TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
 """The transfer functions ``rate.transfer`` names (:func:`cortexsim.transfer.make_transfer` builds them)."""
@@ -88,6 +92,13 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = typing.get_args(kind)[0]
+        if dataclasses.is_dataclass(inner):  # a list of tables, e.g. [[stimulation.protocols]]
+            tables = []
+            for i, x in enumerate(value):
+                if not isinstance(x, Mapping):
+                    raise ConfigError(f"{where}[{i}]: expected a table, got {x!r}")
+                tables.append(section_from_dict(inner, x, f"{where}[{i}]"))
+            return tuple(tables)
         items = tuple(_coerce(x, inner, f"{where}[{i}]") for i, x in enumerate(value))
         return v.unique(items, where) if inner is str else items  # a list of strings names things
     raise TypeError(f"unsupported config type {kind!r} at {where}")
@@ -994,6 +1005,7 @@ SECTIONS: dict[str, type] = {
     "effector": EffectorConfig,
     "export": ExportConfig,
     "perturb": PerturbConfig,
+    "stimulation": StimulationConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -1026,6 +1038,7 @@ class Config:
     effector: EffectorConfig = field(default_factory=EffectorConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
+    stimulation: StimulationConfig = field(default_factory=StimulationConfig)
     base: Path = Path(".")
 
     @property

@@ -24,6 +24,8 @@ from .circuit import Connectome
 from .config import LesionConfig
 from .errors import ConfigError
 from .rate import RateNetwork
+from .stim_config import lesion_protocol
+from .stimulation import target_units
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -34,12 +36,15 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def silenced_units(connectome: Connectome, lesion: LesionConfig) -> np.ndarray:
-    """Boolean mask of the silenced units, shape (units,)."""
-    mask = np.zeros(connectome.n_units, bool)
-    for pop in connectome.populations:
-        if pop.name in lesion.silence:
-            mask[pop.slice] = True
-    return mask
+    """Boolean mask of the silenced units, shape (units,).
+
+    The units :func:`cortexsim.stim_config.lesion_protocol` of ``lesion.silence`` targets: a lesion is
+    the stimulation protocol that silences every unit of its populations, the whole trial, every trial.
+    """
+    if not lesion.silence:
+        return np.zeros(connectome.n_units, bool)
+    cell_types = [(p.name, p.spec.layer, p.spec.subtype, p.slice) for p in connectome.populations]
+    return target_units(lesion_protocol(lesion.silence), cell_types, connectome.n_units)
 
 
 def cut_synapses(connectome: Connectome, lesion: LesionConfig) -> np.ndarray:

@@ -122,14 +122,68 @@ class Controller:
     linearize: Callable
 
 
+@dataclass(frozen=True, eq=False)
+class Stimulus:
+    """An optogenetic-style stimulation of one batch, in a model's own units (:mod:`cortexsim.stimulation`).
+
+    Every model applies it the same way inside its own update: the light at step ``t`` (``profile[t]``)
+    acts on the expressing units during the update from ``t`` to ``t + 1``.
+
+    * a **drive** (``silence`` False): ``drive * expression * profile[t]`` is added to the unit's input
+      current -- the circuit's ``tau dx/dt`` right-hand side (mV), an ANN's candidate pre-activation;
+    * **silence**: the activity of an expressing unit is multiplied by ``1 - profile[t]``, so it is 0
+      while the light is fully on -- the circuit's rate (as a lesion does), an ANN's ``h``.
+
+    Attributes
+    ----------
+    expression : ndarray, shape (units,)
+        1 on the units that express the opsin, 0 elsewhere (the model's activity units).
+    profile : ndarray, shape (time, trials)
+        The light on each step of each trial, in [0, 1] (0 on unstimulated trials).
+    drive : float
+        Signed drive at full light, in the model's state units (mV for the circuit); unused by ``silence``.
+    silence : bool
+    """
+
+    expression: np.ndarray
+    profile: np.ndarray
+    drive: float = 0.0
+    silence: bool = False
+
+    def __post_init__(self) -> None:
+        lit = np.flatnonzero(self.profile.any(axis=1)) if self.expression.any() else np.empty(0, int)
+        if not self.silence and self.drive == 0.0:
+            lit = np.empty(0, int)
+        object.__setattr__(self, "_lit", frozenset(int(t) for t in lit))
+
+    def lit(self, t: int) -> bool:
+        """True when the light acts on some expressing unit at step ``t`` (with a nonzero effect)."""
+        return t in self._lit  # type: ignore[attr-defined]
+
+    @property
+    def empty(self) -> bool:
+        """True when it changes nothing: no expressing unit, no light, or a zero drive."""
+        return not self._lit  # type: ignore[attr-defined]
+
+    def current(self, t: int, dtype=np.float64) -> np.ndarray:
+        """The drive at step ``t`` on every unit, shape (units, trials) (mV for the circuit)."""
+        return (self.drive * self.expression[:, None] * self.profile[t][None, :]).astype(dtype, copy=False)
+
+    def keep(self, t: int, dtype=np.float64) -> np.ndarray:
+        """The factor ``1 - expression * profile[t]`` silence multiplies the activity with, (units, trials)."""
+        return (1.0 - self.expression[:, None] * self.profile[t][None, :]).astype(dtype, copy=False)
+
+
 @runtime_checkable
 class Model(Protocol):
     """What every trainable model of cortexsim provides to training, evaluation and analysis."""
 
     dt: float
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
-        """Simulate a batch (noise-free without ``rng``)."""
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> Trajectory:
+        """Simulate a batch (noise-free without ``rng``; stimulated as ``stimulus`` says)."""
         ...
 
     def step_map(self, u: np.ndarray) -> tuple[Step, Jacobian]:
@@ -153,4 +207,4 @@ def constant_input(u: Any, n_inputs: int) -> np.ndarray:
     return u
 
 
-__all__ = ["Controller", "Jacobian", "Model", "Products", "Step", "Trajectory", "constant_input"]
+__all__ = ["Controller", "Jacobian", "Model", "Products", "Step", "Stimulus", "Trajectory", "constant_input"]

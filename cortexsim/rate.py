@@ -50,7 +50,7 @@ from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
 from .loss import DEFAULT_PENALTIES, Penalties, task_error
-from .model import Jacobian, Step, Trajectory, constant_input
+from .model import Jacobian, Step, Stimulus, Trajectory, constant_input
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
 
@@ -276,6 +276,7 @@ class RateNetwork(TimeMajorModel):
         store_states: bool = True,
         rate_stats: np.ndarray | None = None,
         step: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
+        stimulus: Stimulus | None = None,
     ) -> np.ndarray:
         """Run the dynamics, filling the unit-major buffer ``r`` (and ``x``) of shape (units, time, trials).
 
@@ -294,6 +295,9 @@ class RateNetwork(TimeMajorModel):
             ``step(t, r[t])`` is called once r[t] (units, trials) is known and may return an extra
             drive (units, trials; mV) to add to x[t+1]: how a closed loop
             (:mod:`cortexsim.closed_loop`) reads its output and feeds back what the arm senses.
+        stimulus : Stimulus, optional
+            Optogenetic-style stimulation (:class:`cortexsim.model.Stimulus`): at a lit step ``t`` its
+            drive (mV) adds ``alpha`` times itself to x[t+1], or silence multiplies r[t] by its keep factor.
 
         Returns
         -------
@@ -328,6 +332,11 @@ class RateNetwork(TimeMajorModel):
         phi = self.transfer
         fast = (phi.gain, phi.threshold, phi.softness) if isinstance(phi, Softplus) else None
         keep = None if self._keep is None else self._keep[:, None]
+        if stimulus is not None and stimulus.empty:
+            stimulus = None
+        if stimulus is not None and stimulus.profile.shape != (n_steps, n_trials):
+            raise ValueError(f"stimulus profile {stimulus.profile.shape} does not match {(n_steps, n_trials)}")
+        alpha_col = alpha[:, None].astype(self.dtype)
         with np.errstate(over="ignore"):
             for t in range(n_steps):
                 if fast is not None:
@@ -338,6 +347,9 @@ class RateNetwork(TimeMajorModel):
                     phi(x_now, out=r_now)
                 if keep is not None:
                     r_now *= keep
+                lit = stimulus is not None and stimulus.lit(t)
+                if lit and stimulus.silence:
+                    r_now *= stimulus.keep(t, self.dtype)
                 rates[:, t, :] = r_now
                 if states is not None:
                     states[:, t, :] = x_now
@@ -352,6 +364,8 @@ class RateNetwork(TimeMajorModel):
                     x_next += drive[t]
                     if extra is not None:
                         x_next += extra
+                    if lit and not stimulus.silence:
+                        x_next += alpha_col * stimulus.current(t, self.dtype)
                     if noise is not None:
                         x_next += noise[t]
                     rec.forward(r_now, x_next, tmp)
@@ -360,7 +374,9 @@ class RateNetwork(TimeMajorModel):
         y = y.reshape(self.n_outputs, n_steps, n_trials).transpose(1, 2, 0)
         return np.ascontiguousarray(y + p["b_out"])
 
-    def simulate(self, batch: TrialBatch, rng: np.random.Generator | None = None) -> Trajectory:
+    def simulate(
+        self, batch: TrialBatch, rng: np.random.Generator | None = None, stimulus: Stimulus | None = None
+    ) -> Trajectory:
         """Simulate a batch of trials.
 
         Parameters
@@ -369,6 +385,8 @@ class RateNetwork(TimeMajorModel):
             Its ``dt`` must equal the network's.
         rng : numpy.random.Generator, optional
             Source of process noise; without it the run is noise-free.
+        stimulus : Stimulus, optional
+            Optogenetic-style stimulation over the network's units (:mod:`cortexsim.stimulation`).
 
         Returns
         -------
@@ -377,7 +395,7 @@ class RateNetwork(TimeMajorModel):
         """
         inputs = self._inputs(batch)
         noise = None if rng is None or self.noise_std == 0 else self.noise(*inputs.shape[1::-1], rng)
-        y = self._forward(inputs, noise)
+        y = self._forward(inputs, noise, stimulus=stimulus)
         return Trajectory(
             state=_trials_first(self._buffers["x"]),
             activity=_trials_first(self._buffers["r"]),
@@ -447,6 +465,20 @@ class RateNetwork(TimeMajorModel):
     def populations(self) -> list[tuple[str, slice]]:
         """Its populations: (name, unit slice) in the connectome's order."""
         return [(p.name, p.slice) for p in self.connectome.populations]
+
+    def cell_types(self) -> list[tuple[str, str, str, slice]]:
+        """Its populations as (name, layer, cell type, unit slice): what a stimulation protocol targets."""
+        return [(p.name, p.spec.layer, p.spec.subtype, p.slice) for p in self.connectome.populations]
+
+    def readout_matrix(self) -> np.ndarray:
+        """The linear map from the activity (rates, Hz) to the readout's logits, shape (outputs, units).
+
+        Zero outside the readout population: its row space is the output-potent space of the whole
+        circuit's activity (Kaufman et al. 2014).
+        """
+        m = np.zeros((self.n_outputs, self.n_units))
+        m[:, self.out_idx] = self.params["w_out"]
+        return m
 
     # -- loss and gradients ----------------------------------------------------------
     def loss_and_grad(

@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import metrics
 from ..closed_loop import ArmRateNetwork, LoopNoise
+from ..model import Stimulus
 from ..streams import stream
 from ..tasks import TrialBatch
 from . import decode
@@ -67,6 +68,7 @@ def run_arm_params(
     seed: int,
     target: str,
     readout_tau: float = READOUT_TAU,
+    stimulus: Stimulus | None = None,
 ):
     """Simulate the twin of ``params`` driving ``net``'s arm on ``batch`` and score it.
 
@@ -86,6 +88,10 @@ def run_arm_params(
         ``"numpy"`` or ``"cython"`` (see :func:`loop_target`).
     readout_tau : float
         Time constant of PT5B's readout filter (s).
+    stimulus : Stimulus, optional
+        Stimulation of the twin's neurons over the condition-major trials
+        (:func:`cortexsim.spiking.network.simulate_loop`).  Silence that is on at the first step
+        also starts the readout filters of the silenced neurons' pools where a silenced rate unit starts: at 0.
 
     Returns
     -------
@@ -112,8 +118,13 @@ def run_arm_params(
         return None
 
     r0 = net.transfer(np.array(params.x0[params.out_idx], float))
+    if stimulus is not None and stimulus.silence:  # (trials, readout units): the light at t = 0 keeps this share
+        lit = stimulus.expression.reshape(params.n_units, params.k)[params.out_idx].mean(axis=1)
+        r0 = r0[None, :] * (1.0 - lit[None, :] * stimulus.profile[0][:, None])
     t0 = time.perf_counter()
-    spikes = simulate_loop(params, drive, batch.dt, controller, r0, readout_tau=readout_tau, seed=seed, target=target)
+    spikes = simulate_loop(
+        params, drive, batch.dt, controller, r0, readout_tau=readout_tau, seed=seed, target=target, stimulus=stimulus
+    )
     rates = decode.pool_rates(spikes, params.k, params.n_units, n_trials, n_steps, batch.dt)
     rates = rates.reshape(n_cond, trials_per_condition, n_steps, -1)
     reference = net.simulate_loop(batch)

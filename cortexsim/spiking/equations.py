@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from ..transfer import LIFParams
 
+SILENCE_MV = -100.0
+"""Hyperpolarising drive (mV) that keeps a silenced spiking pool (or an opsin-silenced neuron) below threshold."""
+
 NEURON_EQUATIONS = """
 dv/dt = (-v + I_pool + offset) / tau_m + sigma * sqrt(1 / tau_m) * xi : volt (unless refractory)
 I_pool : volt (linked)
@@ -38,6 +41,24 @@ sigma : volt (constant)
 offset : volt (constant)
 """
 """LIF neuron with diffusive background noise; read ``I_pool`` from its pool."""
+
+NEURON_EQUATIONS_LIT = (
+    NEURON_EQUATIONS.replace("offset : volt (constant)", "offset : volt")
+    + """
+offset_rest : volt (constant)
+opsin : volt (constant)
+trial : integer (constant)
+"""
+)
+"""The neuron under a stimulation protocol: ``offset`` becomes ``offset_rest`` plus the light's current.
+
+An expressing neuron has ``opsin`` = the protocol's drive (mV; :data:`~cortexsim.spiking.mapping.SILENCE_MV`
+for silence), every other neuron 0; at every task step :data:`NEURON_LIGHT` sets ``offset``, so a
+neuron that does not express keeps ``offset = offset_rest`` exactly, and the membrane equation is
+the same string as :data:`NEURON_EQUATIONS`'s."""
+
+NEURON_LIGHT = "offset = offset_rest + opsin * light(t, trial)"
+"""Run at every task step: the light (a ``TimedArray`` over task steps and trials, in [0, 1]) on the opsin."""
 
 NEURON_THRESHOLD = "v > theta"
 NEURON_RESET = "v = v_reset"

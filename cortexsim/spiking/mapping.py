@@ -30,10 +30,7 @@ from scipy import optimize
 
 from ..rate import RateNetwork
 from ..transfer import LIFParams, Transfer
-from .equations import lif_for_class
-
-SILENCE_MV = -100.0
-"""Hyperpolarising drive (mV) that keeps a silenced spiking pool below threshold."""
+from .equations import SILENCE_MV, lif_for_class
 
 
 @dataclass(frozen=True, eq=False)

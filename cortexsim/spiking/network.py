@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..interrupts import InterruptGuard
+from ..model import Stimulus
 from ..streams import generator, stream
 from ..transfer import LIFParams
 from . import equations as eq
@@ -167,11 +168,11 @@ def _device(target: str, seed: int) -> Iterator[object]:
                 b2.set_device("runtime")
 
 
-def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt: float, **kwargs):
-    """NeuronGroup of ``n`` LIF neurons (one LIFParams, or one per neuron)."""
+def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt: float, lit: bool = False, **kwargs):
+    """NeuronGroup of ``n`` LIF neurons (one LIFParams, or one per neuron); ``lit``: with an opsin (stimulation)."""
     group = b2.NeuronGroup(
         n,
-        eq.NEURON_EQUATIONS,
+        eq.NEURON_EQUATIONS_LIT if lit else eq.NEURON_EQUATIONS,
         threshold=eq.NEURON_THRESHOLD,
         reset=eq.NEURON_RESET,
         refractory=eq.NEURON_REFRACTORY,
@@ -187,7 +188,24 @@ def _neurons(b2, n: int, lif: list[LIFParams] | LIFParams, offset_mv: float, dt:
     group.t_ref = np.array([p.refractory for p in per]) * b2.second
     group.sigma = np.array([p.sigma for p in per]) * b2.mV
     group.offset = offset_mv * b2.mV
+    if lit:
+        group.offset_rest = offset_mv * b2.mV
     return group
+
+
+def _opsin(stimulus: Stimulus, copies: int) -> np.ndarray:
+    """Each neuron's opsin current at full light (mV), for ``copies`` copies of the twin side by side."""
+    drive = eq.SILENCE_MV if stimulus.silence else stimulus.drive
+    return np.tile(drive * np.asarray(stimulus.expression, float), copies)
+
+
+def _light_up(b2, neurons, stimulus: Stimulus, profile: np.ndarray, trial: np.ndarray, copies: int, task_dt: float):
+    """Give ``neurons`` their opsin and the light ``profile`` (task steps, columns), read at every task step."""
+    neurons.opsin = _opsin(stimulus, copies) * b2.mV
+    neurons.trial = trial
+    light = b2.TimedArray(np.asarray(profile, float), dt=task_dt * b2.second)
+    neurons.namespace["light"] = light
+    neurons.run_regularly(eq.NEURON_LIGHT, dt=task_dt * b2.second, when="start", name="light")
 
 
 def lif_rates(
@@ -241,7 +259,15 @@ def lif_rates(
     return counts.reshape(mu_mv.size, neurons_per_input).mean(axis=1) / duration
 
 
-def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, target: str = "numpy") -> Spikes:
+def simulate(
+    params,
+    drive_mv: np.ndarray,
+    task_dt: float,
+    *,
+    seed: int = 0,
+    target: str = "numpy",
+    stimulus: Stimulus | None = None,
+) -> Spikes:
     """Run the twin on concatenated trials.
 
     Parameters
@@ -257,6 +283,11 @@ def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, tar
         Seeds Brian2 (noise) and the initial membrane potentials.
     target : str
         One of :data:`TARGETS`.
+    stimulus : Stimulus, optional
+        A stimulation protocol over the twin's *neurons*: ``expression`` (units x k,), ``profile``
+        (time, trials) (:func:`cortexsim.stimulation.neuron_expression`).  With one, every neuron
+        carries the opsin variables (:data:`~cortexsim.spiking.equations.NEURON_EQUATIONS_LIT`), so a
+        run with an all-dark stimulus is the unstimulated reference with the same random numbers.
 
     Returns
     -------
@@ -270,7 +301,7 @@ def simulate(params, drive_mv: np.ndarray, task_dt: float, *, seed: int = 0, tar
     duration = n_trials * n_steps * task_dt
     t0 = time.perf_counter()
     with _device(target, seed) as b2:
-        net, monitor = _build(b2, params, drive_mv, task_dt, seed)
+        net, monitor = _build(b2, params, drive_mv, task_dt, seed, stimulus)
         run_network(b2, net, duration, params.dt, standalone=target == "cpp_standalone")
         times, ids = np.asarray(monitor.t[:] / b2.second, float), np.asarray(monitor.i[:], np.int64)
     order = np.argsort(times, kind="stable")
@@ -287,6 +318,7 @@ def simulate_loop(
     readout_tau: float,
     seed: int = 0,
     target: str = "cython",
+    stimulus: Stimulus | None = None,
 ) -> Spikes:
     """Run the twin's trials side by side in closed loop with ``controller``, called every task step.
 
@@ -310,7 +342,7 @@ def simulate_loop(
     controller : callable
         ``controller(t, rates)`` with ``rates`` (trials, readout units) in Hz; returns the extra
         drive (trials, units) in mV, or None for none.
-    r0 : ndarray, shape (readout units,)
+    r0 : ndarray, shape (readout units,) or (trials, readout units)
         Initial value of the readout filters (Hz): the rate model's initial rates, so that the
         first readouts are not a silent filter's zeros.
     readout_tau : float
@@ -318,6 +350,8 @@ def simulate_loop(
     seed : int
     target : str
         ``"numpy"`` or ``"cython"``.
+    stimulus : Stimulus, optional
+        As for :func:`simulate`; ``profile`` (time, trials) lights each trial's copy.
 
     Returns
     -------
@@ -336,7 +370,7 @@ def simulate_loop(
         raise ValueError(f"readout_tau {readout_tau} s must be > 0")
     t0 = time.perf_counter()
     with _device(target, seed) as b2:
-        net, monitor, pools, readout = _build_parallel(b2, params, drive_mv, task_dt, seed, r0, readout_tau)
+        net, monitor, pools, readout = _build_parallel(b2, params, drive_mv, task_dt, seed, r0, readout_tau, stimulus)
         n_out = params.out_idx.size
         step = iter(range(n_steps + 1))
 
@@ -370,11 +404,11 @@ def _pool_group(b2, n: int, equations: str, namespace: dict, dt: float, tau: np.
     return pools
 
 
-def _pool_neurons(b2, params, pools, copies: int, seed: int):
+def _pool_neurons(b2, params, pools, copies: int, seed: int, lit: bool = False):
     """K LIF neurons per pool, reading its current; membrane potentials drawn uniformly below threshold."""
     k, n_units = params.k, params.n_units
     lifs = [params.lif_of_unit(u) for u in range(n_units) for _ in range(k)] * copies
-    neurons = _neurons(b2, n_units * k * copies, lifs, params.offset_mv, params.dt, name="neurons")
+    neurons = _neurons(b2, n_units * k * copies, lifs, params.offset_mv, params.dt, lit=lit, name="neurons")
     neurons.I_pool = b2.linked_var(pools, "I", index=np.repeat(np.arange(n_units * copies), k))
     rng = stream(seed, "spiking-network")
     neurons.v = rng.uniform(params.lif.reset, params.lif.threshold, n_units * k * copies) * b2.mV
@@ -402,7 +436,7 @@ def _pool_coupling(b2, params, neurons, pools, copies: int):
     return syn
 
 
-def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
+def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int, stimulus: Stimulus | None = None):
     """The twin's Network and its SpikeMonitor (trials back to back)."""
     n_trials, n_steps, n_units = drive_mv.shape
     drive = b2.TimedArray(drive_mv.reshape(-1, n_units) * b2.mV, dt=task_dt * b2.second)
@@ -412,26 +446,42 @@ def _build(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int):
     namespace = {"I_ext": drive, "start": start}
     pools = _pool_group(b2, n_units, eq.POOL_EQUATIONS, namespace, params.dt, params.tau, params.x0)
     pools.run_regularly(eq.POOL_TRIAL_START, dt=task_dt * b2.second, when="start")
-    neurons = _pool_neurons(b2, params, pools, 1, seed)
+    neurons = _pool_neurons(b2, params, pools, 1, seed, lit=stimulus is not None)
+    if stimulus is not None:  # trials back to back: one column of light over the concatenated steps
+        profile = np.asarray(stimulus.profile, float).T.reshape(-1, 1)
+        _light_up(b2, neurons, stimulus, profile, np.zeros(neurons.N, int), 1, task_dt)
     syn = _pool_coupling(b2, params, neurons, pools, 1)
     monitor = b2.SpikeMonitor(neurons, name="spikes")
     return b2.Network(pools, neurons, syn, monitor), monitor
 
 
-def _build_parallel(b2, params, drive_mv: np.ndarray, task_dt: float, seed: int, r0: np.ndarray, readout_tau: float):
+def _build_parallel(
+    b2,
+    params,
+    drive_mv: np.ndarray,
+    task_dt: float,
+    seed: int,
+    r0: np.ndarray,
+    readout_tau: float,
+    stimulus: Stimulus | None = None,
+):
     """The twin with every trial its own copy of the pools, a feedback current and readout filters."""
     n_trials, n_steps, n_units = drive_mv.shape
     k, n_out = params.k, params.out_idx.size
     drive = b2.TimedArray(drive_mv.transpose(1, 0, 2).reshape(n_steps, -1) * b2.mV, dt=task_dt * b2.second)
     tau, x0 = np.tile(params.tau, n_trials), np.tile(params.x0, n_trials)
     pools = _pool_group(b2, n_units * n_trials, eq.LOOP_POOL_EQUATIONS, {"I_ext": drive}, params.dt, tau, x0)
-    neurons = _pool_neurons(b2, params, pools, n_trials, seed)
+    neurons = _pool_neurons(b2, params, pools, n_trials, seed, lit=stimulus is not None)
+    if stimulus is not None:  # trial n is copy n: its neurons read column n of the light
+        trial = np.repeat(np.arange(n_trials), n_units * k)
+        _light_up(b2, neurons, stimulus, stimulus.profile, trial, n_trials, task_dt)
     syn = _pool_coupling(b2, params, neurons, pools, n_trials)
     readout = b2.NeuronGroup(
         n_trials * n_out, eq.READOUT_EQUATIONS, method="exact", namespace={}, dt=params.dt * b2.second, name="readout"
     )
     readout.tau_r = readout_tau * b2.second
-    readout.r = np.tile(np.asarray(r0, float), n_trials) * b2.Hz
+    r0 = np.asarray(r0, float)
+    readout.r = (np.tile(r0, n_trials) if r0.ndim == 1 else r0.reshape(-1)) * b2.Hz
     inc = 1.0 / (k * readout_tau) * b2.Hz
     tap = b2.Synapses(
         neurons, readout, on_pre=eq.READOUT_ON_PRE, namespace={"inc": inc}, dt=params.dt * b2.second, name="readout_tap"

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import metrics
 from ..config import LIFParams
+from ..model import Stimulus
 from ..rate import RateNetwork
 from ..tasks import Task, TrialBatch
 from . import decode
@@ -32,7 +33,14 @@ def evaluation_conditions(task: Task, catch: bool = True) -> TrialBatch:
 
 
 def run_params(
-    net: RateNetwork, params: SpikingParams, batch: TrialBatch, trials_per_condition: int, *, seed: int, target: str
+    net: RateNetwork,
+    params: SpikingParams,
+    batch: TrialBatch,
+    trials_per_condition: int,
+    *,
+    seed: int,
+    target: str,
+    stimulus: Stimulus | None = None,
 ) -> TwinResult:
     """Simulate the twin of ``params`` on ``batch`` (each condition ``trials_per_condition`` times) and score it.
 
@@ -48,6 +56,9 @@ def run_params(
         Seeds Brian2's noise.
     target : str
         Brian2 code-generation target.
+    stimulus : Stimulus, optional
+        Stimulation of the twin's neurons over the condition-major trials (conditions x
+        ``trials_per_condition``; :func:`cortexsim.spiking.network.simulate`).
 
     Returns
     -------
@@ -56,7 +67,7 @@ def run_params(
     n_cond, n_steps, _ = batch.inputs.shape
     inputs = np.repeat(batch.inputs, trials_per_condition, axis=0)  # condition-major
     drive = inputs @ params.w_in.T + params.b
-    spikes = simulate(params, drive, batch.dt, seed=seed, target=target)
+    spikes = simulate(params, drive, batch.dt, seed=seed, target=target, stimulus=stimulus)
     rates = decode.pool_rates(spikes, params.k, params.n_units, inputs.shape[0], n_steps, batch.dt)
     rates = rates.reshape(n_cond, trials_per_condition, n_steps, -1)
     reference = net.simulate(batch)
