@@ -4,17 +4,17 @@ Takes activities -- the rate circuit as a whole, each layer and each population 
 each ANN baseline, the spiking twin when present, recorded data -- and compares every
 pair with the population-dynamics measures of :mod:`cortexsim.analysis`:
 
-=================  ==============================================  ===================
-column             measure                                         more similar when
-=================  ==============================================  ===================
-``cca``            mean canonical correlation of the top PCs       higher (max 1)
-``shape_distance`` Procrustes angular shape distance               lower (min 0)
-``cka``            linear CKA                                      higher (max 1)
-``rsa``            Spearman r of condition RDMs                    higher (max 1)
-``*_null``         mean of the condition-shuffle null              --
-``cca_null_time``  mean cca with time courses circularly shifted   --
-``cca_p``          share of shuffles with cca >= observed          lower = significant
-=================  ==============================================  ===================
+==================  ==============================================  ===================
+column              measure                                         more similar when
+==================  ==============================================  ===================
+``cca``             mean canonical correlation of the top PCs       higher (max 1)
+``shape_distance``  Procrustes angular shape distance               lower (min 0)
+``cka``             linear CKA                                      higher (max 1)
+``rsa``             Spearman r of condition RDMs                    higher (max 1)
+``*_null``          mean of the condition-shuffle null              --
+``cca_null_time``   mean cca with time courses circularly shifted   --
+``cca_p``           share of shuffles with cca >= observed          lower = significant
+==================  ==============================================  ===================
 
 Every activity is first reduced to its top ``n_pcs`` principal components
 (computed over conditions x time), so that large and small populations are

@@ -198,7 +198,7 @@ def response_latency_ms(
     Parameters
     ----------
     change : ndarray, shape (time,)
-        The population's mean |delta rate| between perturbed and unperturbed trials (Hz).
+        The population's mean ``|delta rate|`` between perturbed and unperturbed trials (Hz).
     noise : ndarray, shape (baseline steps,)
         The same measure between two unperturbed trials that differ only in their noise, over
         a window before the perturbation (Hz): its mean and SD set the threshold.

@@ -23,7 +23,7 @@ noise-free evaluation reaches:
 
 A reach's lateral deviation is its signed peak distance from the straight path
 (:func:`cortexsim.metrics.lateral_deviation`, positive to the left).  The headline numbers:
-``<model>_curl_deviation_ratio`` = mean |deviation| after adaptation / at first exposure, and
+``<model>_curl_deviation_ratio`` = mean ``|deviation|`` after adaptation / at first exposure, and
 ``<model>_curl_aftereffect_cm`` = the probes' mean signed deviation relative to baseline, signed
 so that positive is opposite to the first exposure's deviation (the mirror-image aftereffect).
 Which populations carry the adaptation: each population's RMS change of rate between first
@@ -38,7 +38,7 @@ time (from onset until the hand stays within 1 cm of the unperturbed path,
 :func:`cortexsim.metrics.recovery_time_ms`).  Per population, the response latency
 (:func:`cortexsim.metrics.response_latency_ms`) is read as a lab reads it, from noisy trials:
 for each bumped trial, the PSTH of :data:`LATENCY_REPEATS` noisy repeats against the PSTH of as
-many unperturbed ones (independent noise); the population's mean |delta rate| is averaged over
+many unperturbed ones (independent noise); the population's mean ``|delta rate|`` is averaged over
 the bumped trials aligned to the bump, and the latency is the first step after onset where it
 exceeds its own pre-bump mean by 3 SD (over the 200 ms before the bump) for 2 consecutive steps.
 
@@ -172,7 +172,7 @@ class CurlResult:
     ----------
     phases : tuple of dict
         One row per phase (:data:`PHASES`): ``phase``, ``field_on`` (0/1), ``deviation_cm`` (mean
-        |lateral deviation|), ``signed_deviation_cm`` (mean signed, + left), ``endpoint_error_cm``.
+        ``|lateral deviation|``), ``signed_deviation_cm`` (mean signed, + left), ``endpoint_error_cm``.
     curve : tuple of dict
         The learning curve: ``block`` ("adaptation" or "washout"), ``iteration``, ``deviation_cm``,
         ``signed_deviation_cm``, measured in the block's field.
@@ -199,7 +199,7 @@ class CurlResult:
 
 
 def deviation_summary(hand: np.ndarray, batch: TrialBatch) -> tuple[float, float]:
-    """Mean |lateral deviation| and mean signed lateral deviation (cm) of the reach trials of ``batch``."""
+    """Mean ``|lateral deviation|`` and mean signed lateral deviation (cm) of the reach trials of ``batch``."""
     dev = metrics.lateral_deviation(hand, batch)
     dev = dev[np.isfinite(dev)]
     return float(100.0 * np.mean(np.abs(dev))), float(100.0 * np.mean(dev))
@@ -463,11 +463,11 @@ class BumpResult:
         trial's end).
     latencies : tuple of dict
         ``timing``, ``population``, ``latency_ms`` (NaN: no response above the noise floor),
-        ``peak_change_hz`` (peak of the aligned mean |delta rate|).
+        ``peak_change_hz`` (peak of the aligned mean ``|delta rate|``).
     aligned_hand : ndarray, shape (timings, directions, window, 2)
         Hand displacement from the unperturbed path aligned to the bump (m), mean over conditions.
     aligned_change : ndarray, shape (timings, populations, window)
-        Mean |delta rate| (Hz; |delta h| for an ANN) per population between noisy bumped and
+        Mean ``|delta rate|`` (Hz; ``|delta h|`` for an ANN) per population between noisy bumped and
         unperturbed trials, aligned to the bump (before it: the noise floor).
     window : ndarray, shape (window,)
         Time (s) relative to the bump's onset of the aligned arrays.

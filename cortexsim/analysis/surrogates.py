@@ -17,8 +17,7 @@ and whose expected marginal covariances are these. By their derivation that
 distribution is Gaussian, ``vec(X) ~ N(vec(M), Lambda^-1)``, with a precision
 that is a Kronecker sum of one Lagrange-multiplier matrix per mode,
 
-    ``Lambda = Lambda_C (+) Lambda_T (+) Lambda_N
-             = Lambda_C x I x I + I x Lambda_T x I + I x I x Lambda_N``,
+    ``Lambda = Lambda_C (+) Lambda_T (+) Lambda_N = Lambda_C x I x I + I x Lambda_T x I + I x I x Lambda_N``,
 
 where ``Lambda_k = Q_k diag(lambda_k) Q_k^T`` shares the eigenvectors ``Q_k``
 of ``Sigma_k`` (eigenvalues ``s_k``). The multipliers solve the moment
