@@ -39,6 +39,7 @@ import tomli_w
 
 from . import _validate as v
 from .config import Config, EffectorConfig, LesionConfig, parse_toml, read_text_file
+from .stim_config import StimulationConfig
 from .errors import ConfigError
 
 LAYERS: tuple[str, ...] = ("L1", "L2/3", "L4", "L5A", "L5B", "L6")
@@ -654,6 +655,18 @@ def check_lesion_names(lesion: LesionConfig, spec: CircuitSpec) -> None:
         check_projection(key, "lesion.cut", spec, exact=False)
 
 
+def check_stimulation_names(stimulation: StimulationConfig, spec: CircuitSpec) -> None:
+    """Check every ``target`` of ``[stimulation]``: a population, a layer or a cell type of ``spec`` (did-you-mean)."""
+    known = sorted({*spec.names, *(p.layer for p in spec.populations), *(p.subtype for p in spec.populations)})
+    for protocol in stimulation.protocols:
+        for name in protocol.target:
+            if name not in known:
+                raise ConfigError(
+                    f"stimulation.protocols.{protocol.name}.target: {name!r} is no population, layer or cell type "
+                    f"of the circuit{_hint(name, known)}; known: {', '.join(known)}"
+                )
+
+
 def circuit_spec(config: Config) -> CircuitSpec:
     """The circuit spec of ``config``: ``circuit.spec`` with ``[circuit.overrides]`` applied.
 
@@ -717,6 +730,7 @@ def check_config(config: Config, where: str = "") -> CircuitSpec:
     try:
         spec = circuit_spec(config)
         check_lesion_names(config.lesion, spec)
+        check_stimulation_names(config.stimulation, spec)
         if config.effector.has_body:
             config.effector.delay_steps(config.task.dt)
     except ConfigError as exc:

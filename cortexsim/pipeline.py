@@ -70,6 +70,7 @@ from .spiking.arm import loop_target
 from .spiking.network import best_target
 from .spiking.result import flat_batch
 from .spiking.twin import TwinResult, run_twin
+from .stim_stage import run_stimulation
 from .tasks import CenterOutTask, TrialBatch, task_of
 from .train import Trainable, TrainState, new_state, train
 from .workers import WorkerPool
@@ -158,7 +159,8 @@ def stages(config: Config) -> list[Stage]:
 
     ``train`` (BPTT of the rate network) -> ``rate`` (evaluate it, with the ``[lesion]``
     applied) -> ``spiking`` (if enabled) -> ``perturb`` (if ``[perturb]`` asks for a protocol)
-    -> ``ann:<arch>`` per baseline (with its own perturbation protocols) -> ``compare``.
+    -> ``ann:<arch>`` per baseline (with its own perturbation protocols) -> ``stimulate`` (if
+    ``[stimulation]`` gives protocols: :mod:`cortexsim.stim_stage`) -> ``compare``.
     Training does not depend on ``[lesion]``, ``[spiking]``, ``[ann]`` or ``[compare]``,
     so runs that differ only there can share it (see :func:`run_experiment`'s ``upstream``).
     """
@@ -174,6 +176,9 @@ def stages(config: Config) -> list[Stage]:
     out += [Stage(model.stage, ann) for model in anns(config.ann.archs)]
     if config.compare.rotation_control and config.effector.has_body:
         out.append(Stage("control", _TRAINING + ("compare.rotation_control",)))
+    if config.stimulation.active:  # every model is trained: the causal experiments
+        models = ("rate", *(model.stage for model in anns(config.ann.archs)))
+        out.append(Stage("stimulate", _TRAINING + ("lesion", "spiking", "stimulation", "quality", "ann"), models))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
 
@@ -844,8 +849,16 @@ def _write_ann_job(config: Config, run, run_file: Path, figures: Path, log: Log)
     return StageOutput((ModelId.ann(run.arch).group,), tuple(write_ann_run(config, run, run_file, figures, log)))
 
 
+def _stage_stimulate(ctx: _Context, name: str) -> StageOutput:
+    """Every ``[stimulation]`` protocol on every trained model (:mod:`cortexsim.stim_stage`)."""
+    failed = gate(ctx.run_file, ctx.config).failed_models
+    written = run_stimulation(ctx.config, ctx.run_file, ctx.figures, METRICS_TEXT, ctx.log, failed)
+    return StageOutput(("stimulation",), tuple(written))
+
+
 _RUNNERS = {
     "train": _stage_train,
+    "stimulate": _stage_stimulate,
     "rate": _stage_rate,
     "spiking": _stage_spiking,
     "perturb": _stage_perturb,

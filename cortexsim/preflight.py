@@ -676,6 +676,22 @@ def check_runnable(config: Config) -> None:
             )
     if config.spiking.enabled:
         check_spiking(config)
+    if config.stimulation.active:
+        check_stimulation(config, phi)
+
+
+def check_stimulation(config: Config, phi) -> None:
+    """Refuse a protocol whose window is outside the trial or whose amplitude exceeds the transfer's range.
+
+    The names it targets were checked with the circuit (:func:`cortexsim.anatomy.check_config`).
+    """
+    from . import stimulation
+    from .assembly import make_task
+
+    batch = make_task(config).evaluation_set()
+    for protocol in config.stimulation.protocols:
+        stimulation.check_window(protocol, batch)
+        stimulation.check_amplitude(protocol, phi, 1.0 / config.lif.refractory)
 
 
 def transfer_function(config: Config):

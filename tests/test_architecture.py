@@ -15,7 +15,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "cortexsim"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("errors", "_validate", "_version", "paths", "streams", "config", "model_id", "interrupts", "workers")),
+    (
+        "base",
+        ("errors", "_validate", "_version", "paths", "streams", "config", "stim_config", "model_id", "interrupts")
+        + ("workers",),
+    ),
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
     ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant", "pointmass")),
@@ -35,14 +39,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "spiking",
         ),
     ),
-    ("lesion", ("lesion",)),
+    ("lesion", ("lesion", "stimulation")),
     ("training", ("train", "perturb", "evaluation")),
     ("store", ("store", "integrity")),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
-    ("comparison / report / score / export", ("battery", "report", "quality", "score", "export", "rotations")),
+    (
+        "comparison / report / score / export",
+        ("battery", "report", "quality", "score", "export", "export_body", "sonata", "rotations", "stimulate"),
+    ),
     ("plots", ("plots",)),
-    ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs")),
+    ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs", "stim_stage")),
     ("sweep", ("sweep",)),
     ("cli", ("cli", "__main__")),
     ("public API", ("__init__",)),
@@ -50,9 +57,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """Layers in import order: a module may import its own layer and the layers above it in this list.
 A package (``spiking``, ``data``, ``analysis``) is one unit: every module in it shares its layer."""
 
-H5PY_ALLOWED = ("store", "integrity", "data")
-"""The only units that may import h5py: the run file's door (with its schema and checksums) and the
-recorded-data loaders."""
+H5PY_ALLOWED = ("store", "integrity", "data", "sonata")
+"""The only units that may import h5py: the run file's door (with its schema and checksums), the
+recorded-data loaders, and the SONATA writer (its own nodes and edges files; it reads run files
+through the store)."""
 
 STORE_FROM = "comparison / report / score / export"
 """The first layer allowed to import :mod:`cortexsim.store`: below it, models, training, the twin, the
@@ -211,7 +219,7 @@ def test_only_store_and_data_import_h5py():
     "package, allowed",
     [
         ("brian2", ("spiking.network",)),
-        ("matplotlib", ("plots",)),
+        ("matplotlib", ("plots.__init__", "plots.figure", "plots.stimulation")),  # the figures package
         ("dask", ("sweep",)),
         ("pynwb", ("data.loaders", "export")),  # the recorded-data reader and the NWB writer
         ("hdmf", ()),  # pynwb's storage layer: reached only through pynwb

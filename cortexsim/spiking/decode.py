@@ -28,8 +28,14 @@ def pool_rates(
     task_dt: float,
     tau: float = FILTER_TAU,
     bin_dt: float = 1e-3,
+    per_trial: bool = False,
 ) -> np.ndarray:
     """Pool-averaged rates (Hz) sampled on the task grid, shape (trials, time, units).
+
+    ``per_trial``: the filter starts from 0 at every trial's start instead of running over the
+    concatenated trials (where the last ~``5 tau`` of one trial leak into the first steps of the next:
+    trials that were never in one network, like the closed loop's side-by-side copies, or trials a
+    comparison pairs, should not share that tail).
 
     Spike counts per pool in ``bin_dt`` bins, divided by ``k bin_dt``, filtered by
     ``exp(-t / tau) / tau`` (causal, unit area) over the whole run, then sampled at
@@ -55,7 +61,12 @@ def pool_rates(
     counts = np.zeros((n_bins, n_units))
     np.add.at(counts, (b, pool), 1.0)
     decay = np.exp(-bin_dt / tau)
-    filtered = signal.lfilter([1.0 - decay], [1.0, -decay], counts / (k * bin_dt), axis=0)
+    rate = counts / (k * bin_dt)
+    if per_trial:
+        rate = rate.reshape(n_trials, n_steps * per_step, n_units)
+        filtered = signal.lfilter([1.0 - decay], [1.0, -decay], rate, axis=1)
+        return filtered[:, per_step - 1 :: per_step]
+    filtered = signal.lfilter([1.0 - decay], [1.0, -decay], rate, axis=0)
     return filtered[per_step - 1 :: per_step].reshape(n_trials, n_steps, n_units)
 
 

@@ -94,6 +94,36 @@ def run_params(
     return TwinResult(m, spikes, rates, outputs, rows, unit_r, modulated, rate_rates, rate_outputs, batch, params)
 
 
+def run_batch(
+    net: RateNetwork,
+    params: SpikingParams,
+    batch: TrialBatch,
+    trials_per_condition: int,
+    *,
+    seed: int,
+    target: str | None = None,
+    readout_tau: float = 0.020,
+    stimulus: Stimulus | None = None,
+) -> TwinResult:
+    """The twin of ``params`` on ``batch``: open loop, or driving ``net``'s body in closed loop when it has one.
+
+    ``target`` None picks the fastest target the loop allows; ``stimulus`` as for :func:`run_params`.
+    """
+    if net.body is not None:  # the twin drives the same body
+        return run_arm_params(
+            net,
+            params,
+            batch,
+            trials_per_condition,
+            seed=int(seed),
+            target=loop_target("auto" if target is None else target),
+            readout_tau=readout_tau,
+            stimulus=stimulus,
+        )
+    target = best_target() if target is None else target
+    return run_params(net, params, batch, trials_per_condition, seed=int(seed), target=target, stimulus=stimulus)
+
+
 def run_twin(
     net: RateNetwork,
     lif: LIFParams,
@@ -145,21 +175,9 @@ def run_twin(
     t0 = time.perf_counter()
     params = map_rate_to_spiking(net, lif, k=k, dt=dt, seed=int(seed))
     batch = evaluation_conditions(task, catch=catch)
-    if net.body is not None:  # the twin drives the same body
-        out = run_arm_params(
-            net,
-            params,
-            batch,
-            trials_per_condition,
-            seed=int(seed),
-            target=loop_target("auto" if target is None else target),
-            readout_tau=readout_tau,
-        )
-    else:
-        target = best_target() if target is None else target
-        out = run_params(net, params, batch, trials_per_condition, seed=int(seed), target=target)
+    out = run_batch(net, params, batch, trials_per_condition, seed=seed, target=target, readout_tau=readout_tau)
     extra = {"spiking_k": float(k), "spiking_total_seconds": time.perf_counter() - t0}
     return replace(out, metrics={**out.metrics, **extra})
 
 
-__all__ = ["Spikes", "TwinResult", "evaluation_conditions", "run_params", "run_twin"]
+__all__ = ["Spikes", "TwinResult", "evaluation_conditions", "run_batch", "run_params", "run_twin"]

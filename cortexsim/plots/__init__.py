@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -21,13 +21,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import analysis
-from .circuit import Connectome
-from .errors import cannot_write
-from .model_id import ModelId
+from .. import analysis
+from ..circuit import Connectome
+from ..errors import cannot_write
+from .figure import colours as _colours
+from .figure import model_label as _model_label
+from .figure import subplots as _subplots
 
 if TYPE_CHECKING:
-    from .battery import BatteryResult, DynamicsResult
+    from ..battery import BatteryResult, DynamicsResult
 
 LAYER_COLOURS = {
     "L1": "#8c564b",
@@ -37,25 +39,6 @@ LAYER_COLOURS = {
     "L5B": "#d62728",
     "L6": "#9467bd",
 }
-
-
-def _subplots(
-    nrows: int = 1,
-    ncols: int = 1,
-    *,
-    figsize: tuple[float, float],
-    sharex: bool = False,
-    sharey: bool = False,
-    squeeze: bool = True,
-) -> tuple[Figure, Any]:
-    """A new Figure (constrained layout) and its grid of Axes, made directly (no global figure manager)."""
-    fig = Figure(figsize=figsize, constrained_layout=True)
-    return fig, fig.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=squeeze)
-
-
-def _colours(name: str, n: int) -> np.ndarray:
-    """``n`` colours (RGBA rows) spread evenly over the colormap ``name``, the end left out."""
-    return matplotlib.colormaps[name](np.linspace(0, 1, n, endpoint=False))
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 130) -> Path:
@@ -242,12 +225,6 @@ def plot_arm(
     bx.legend(loc="upper left")
     bx.set_title("Hand speed")
     return fig
-
-
-def _model_label(model: str, failed: tuple[str, ...] = (), sep: str = " ") -> str:
-    """A model's label from its ``/metrics`` prefix, ``sep`` + ``(FAILED its task)`` when it is in ``failed``."""
-    identity = ModelId.of_prefix(model)
-    return (identity.label if identity is not None else model) + (f"{sep}(FAILED its task)" if model in failed else "")
 
 
 def plot_curl(models: dict[str, dict], failed: tuple[str, ...] = ()) -> Figure:
