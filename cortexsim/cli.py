@@ -9,6 +9,7 @@ Subcommands (each also takes -q/--quiet and -v/--verbose)::
     cortexsim spiking RUN.h5 [--k K] [--trials N] [--target T]   the LIF twin of a trained run
     cortexsim compare RUN.h5 [OTHER.h5 ...] [--data FILE]   the comparison battery
     cortexsim export RUN.h5 --nwb FILE.nwb [--heldout-fraction F] [--seed S]   the twin as NWB
+    cortexsim export RUN.h5 --sonata FOLDER                                  the circuit as SONATA
     cortexsim score RUN.h5 --data FILE.nwb [--json [FILE]]   score the model on recorded trials
     cortexsim spec [--config FILE.toml] [--out FILE.toml]   the circuit spec as TOML
 
@@ -322,22 +323,43 @@ def cmd_spiking(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`cortexsim export`: the run's spiking twin as an NWB file (exit status)."""
-    from . import export
+    """`cortexsim export`: the run's spiking twin as an NWB file, its circuit as SONATA (exit status)."""
+    from . import export, sonata
 
-    export.check_fraction(args.heldout_fraction)  # every check before anything is read or computed
+    if args.nwb is None and args.sonata is None:
+        raise CortexsimError("give --nwb FILE.nwb (the spiking twin), --sonata FOLDER (the circuit), or both")
     run_file = Path(args.run)
-    out = export.check_output(args.nwb, inputs=(run_file,), force=args.force)  # never the run file itself
-    if args.seed is not None and not 0 <= args.seed <= 2**32 - 1:
-        raise CortexsimError(f"--seed {args.seed}: use a whole number from 0 to {2**32 - 1}")
-    _run_config(run_file, needs=("task", "rate", "spikes", "spiking"), parse=False)
-    with outputs.hold_outputs([out.parent], _command_line("export", args)):  # e.g. a run folder being written
-        done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed, force=True)
-    held = f", {done.n_heldout_units} rate units held out (seed {done.seed})" if done.n_heldout_units else ""
-    print(
-        f"wrote {done.path}: {done.n_neurons} units, {done.n_spikes} spikes, {done.n_trials} trials{held} "
-        f"({done.size_bytes / 2**20:.1f} MiB in {done.seconds:.1f} s)"
-    )
+    out = None
+    if args.nwb is not None:  # every check before anything is read or computed
+        export.check_fraction(args.heldout_fraction)
+        out = export.check_output(args.nwb, inputs=(run_file,), force=args.force)  # never the run file itself
+        if args.seed is not None and not 0 <= args.seed <= 2**32 - 1:
+            raise CortexsimError(f"--seed {args.seed}: use a whole number from 0 to {2**32 - 1}")
+    elif args.heldout_fraction is not None or args.seed is not None:
+        raise CortexsimError("--heldout-fraction and --seed choose the NWB file's held-out units; give --nwb too")
+    folder = sonata.check_folder(args.sonata, inputs=(run_file,), force=args.force) if args.sonata else None
+    if out is not None and folder is not None and os.path.abspath(out).startswith(os.path.abspath(folder) + os.sep):
+        raise CortexsimError(f"--nwb {out}: lies in the --sonata folder {folder}; write it elsewhere")
+    needs = ("task", "rate", "spikes", "spiking") if out is not None else ("circuit",)
+    _run_config(run_file, needs=needs, parse=False)
+    held = [p for p in (out.parent if out else None, Path(os.path.abspath(folder)).parent if folder else None) if p]
+    with outputs.hold_outputs(held, _command_line("export", args)):  # e.g. a run folder being written
+        if out is not None:
+            done = export.export_nwb(run_file, out, heldout_fraction=args.heldout_fraction, seed=args.seed, force=True)
+            held_text = (
+                f", {done.n_heldout_units} rate units held out (seed {done.seed})" if done.n_heldout_units else ""
+            )
+            print(
+                f"wrote {done.path}: {done.n_neurons} units, {done.n_spikes} spikes, {done.n_trials} trials"
+                f"{held_text}{done.body_text} ({done.size_bytes / 2**20:.1f} MiB in {done.seconds:.1f} s)"
+            )
+        if folder is not None:
+            son = sonata.export_sonata(run_file, folder, force=args.force)
+            print(
+                f"wrote {son.folder}/: SONATA circuit, {son.n_nodes} nodes ({son.n_node_types} node types), "
+                f"{son.n_edges} edges ({son.n_edge_types} edge types), {son.weights} weights (mV/Hz), delay "
+                f"{son.delay_ms:g} ms ({son.seconds:.1f} s)"
+            )
     return 0
 
 
@@ -601,20 +623,32 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "export",
         parents=common,
-        help="write a run's spiking twin as an NWB file (trials, units with cell types, behaviour)",
+        help="write a run's spiking twin as NWB (trials, units, behaviour, body) and its circuit as SONATA",
         description="Write the spiking twin of a run file as NWB 2 (readable by pynwb, pynapple, NWB Widgets, "
         "nlb_tools): trials, one Units row per LIF neuron with layer, population, cell_class, subtype and "
-        "rate_unit, the hand in processing/behavior and the rate circuit in processing/rate_model. Needs the "
-        "optional extra: pip install 'cortexsim[nwb]'. See docs/nwb.md.",
+        "rate_unit, the hand (and on a body run its joints, muscles, feedback and perturbations) in "
+        "processing/behavior and the rate circuit in processing/misc; needs the optional extra: pip install "
+        "'cortexsim[nwb]'. With --sonata, write the circuit of a run file or of a circuit file from `cortexsim "
+        "circuit` as SONATA nodes and edges (BMTK, NEST, libsonata). See docs/nwb.md and docs/sonata.md.",
     )
-    e.add_argument("run", help="run file (.h5) with a spiking twin")
+    e.add_argument("run", help="run file (.h5): with a spiking twin for --nwb; any run or circuit file for --sonata")
     e.add_argument(
         "--nwb",
-        required=True,
         help="NWB file to write (.nwb; an existing NWB file written by cortexsim export is replaced, any other "
         "file only with --force, the run file never)",
     )
-    e.add_argument("--force", action="store_true", help="replace an existing --nwb file that export did not write")
+    e.add_argument(
+        "--sonata",
+        metavar="FOLDER",
+        help="folder to write the circuit into as SONATA (nodes.h5, edges.h5, node and edge types, "
+        "circuit_config.json; an earlier export there is replaced, a folder holding other files only with --force)",
+    )
+    e.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --nwb file that export did not write; write --sonata into a folder holding other "
+        "files",
+    )
     e.add_argument(
         "--heldout-fraction",
         type=float,

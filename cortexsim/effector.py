@@ -1366,6 +1366,10 @@ class ArmKernel:
         "dq": ("rad/s", "joint", "Joint angular velocity."),
     }
     """What the run file says of the coordinates and their velocities: name -> (units, last axis, description)."""
+    DOF_NAMES = ("shoulder", "elbow")
+    """The coordinates of ``q`` (and ``dq``), in order."""
+    SERIES_NAMES = {"q": "joint_angles", "dq": "joint_velocities"}
+    """What a shared file (the NWB export) calls the coordinates and their velocities."""
     HAND_TEXT = "Hand position in the shoulder frame (x right, y away from the body)."
     ORIGIN = "shoulder"
     """What sits at (0, 0) of the hand's frame."""

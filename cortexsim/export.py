@@ -14,9 +14,13 @@
 ``units``                              one row per LIF neuron: ``spike_times`` (session time =
                                        the ``/spikes`` timestamps), ``layer``, ``population``,
                                        ``cell_class``, ``subtype``, ``rate_unit`` [, ``heldout``]
-``processing/behavior``                ``Position/hand_position`` (the twin's decoded hand, m),
-                                       ``hand_velocity`` (m/s), ``target_hand_position`` (the
-                                       task's desired path, m)
+``processing/behavior``                ``Position/hand_position`` (the twin's decoded hand, or
+                                       the hand of the body it drove, m), ``hand_velocity``
+                                       (m/s), ``target_hand_position`` (the task's desired path,
+                                       m); on a body run also the body's series
+                                       (:mod:`cortexsim.export_body`)
+``intervals``                          on a body run with perturbations: ``curl_phases`` and
+                                       ``bumps`` (:mod:`cortexsim.export_body`)
 ``processing/misc``                    ``rate_model_rates``: the rate circuit's rate of each unit during each
                                        trial (Hz; NaN on catch trials, which the rate stage does
                                        not evaluate) and ``rate_model_units``, its unit table
@@ -40,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from . import paths, store
+from . import export_body, paths, store
 from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
@@ -77,6 +81,10 @@ class NwbExport:
         Wall time of the export (s).
     size_bytes : int
         Size of the written file.
+    body : str
+        The body the twin drove (``[effector] kind``; ``""`` without one).
+    perturbations : tuple of str
+        The twin's perturbation protocols written (``"curl"``, ``"bumps"``).
     """
 
     path: Path
@@ -87,6 +95,16 @@ class NwbExport:
     seed: int
     seconds: float
     size_bytes: int
+    body: str = ""
+    perturbations: tuple[str, ...] = ()
+
+    @property
+    def body_text(self) -> str:
+        """``, the arm26 body (perturbations: curl, bumps)`` for the command's line; empty without a body."""
+        if not self.body:
+            return ""
+        more = f" (perturbations: {', '.join(self.perturbations)})" if self.perturbations else ""
+        return f", the {self.body} body{more}"
 
 
 def check_fraction(fraction: float | None, flag: str = "--heldout-fraction") -> None:
@@ -183,6 +201,8 @@ class _Run:
     twin: store.TwinTrials
     rates: np.ndarray
     targets: np.ndarray
+    body: export_body.BodyRecord | None = None
+    perturbations: export_body.Perturbations | None = None
 
 
 def _read(run_file: Path) -> _Run:
@@ -191,8 +211,9 @@ def _read(run_file: Path) -> _Run:
         rates = store.read_rates(f, "rate")
         if rates is None:
             raise CortexsimError(f"{run_file}: has no /rate/rates; run the rate stage first (cortexsim run)")
+        config = store.read_config(f)
         return _Run(
-            config=store.read_config(f),
+            config=config,
             config_text=store.read_config_text(f),
             summary=store.read_run_summary(f),
             connectome=store.read_circuit(f),
@@ -200,6 +221,8 @@ def _read(run_file: Path) -> _Run:
             twin=twin,
             rates=rates,
             targets=store.read_task_targets(f),
+            body=export_body.read_body(f, config),
+            perturbations=export_body.read_perturbations(f, config),
         )
 
 
@@ -261,6 +284,8 @@ def export_nwb(
         tmp.unlink(missing_ok=True)
         raise
     n_spikes = sum(times.size for times, _ in run.spikes.values())
+    p = run.perturbations if run.body is not None else None
+    done = tuple(kind for kind in ("curl", "bumps") if p is not None and getattr(p, kind) is not None)
     return NwbExport(
         path=out,
         n_neurons=run.connectome.n_units * run.twin.k,
@@ -270,6 +295,8 @@ def export_nwb(
         seed=seed,
         seconds=time.perf_counter() - t0,
         size_bytes=out.stat().st_size,
+        body=run.body.kind if run.body is not None else "",
+        perturbations=done,
     )
 
 
@@ -338,7 +365,7 @@ def _build(
             date_of_birth=_session_start(s.created_utc),
         ),
     )
-    _add_trials(nwb, twin, batch, task)
+    _add_trials(nwb, twin, batch, task, export_body.trial_columns(run.body, twin.condition.size))
     _add_units(nwb, run, heldout, pynwb)
     steps = twin.outputs.shape[2]
     rate = 1.0 / twin.dt
@@ -349,6 +376,11 @@ def _build(
         "behavior", "Hand of the simulated reach, continuous over the back-to-back trials (session time)."
     )
     frame = "origin at the centre (start) of the reach, x to the right, y up; metres"
+    source = (
+        "Hand position decoded from the spiking twin's pool rates with the trained readout."
+        if run.body is None
+        else f"Hand of the body ({run.body.plant.DESCRIPTION}) the spiking twin drove, relative to its start."
+    )
     behavior.add(
         Position(
             spatial_series=SpatialSeries(
@@ -358,7 +390,7 @@ def _build(
                 unit="meters",
                 starting_time=0.0,
                 rate=rate,
-                description="Hand position decoded from the spiking twin's pool rates with the trained readout.",
+                description=source,
             )
         )
     )
@@ -383,17 +415,33 @@ def _build(
             description="The task's desired hand path (minimum-jerk reach; at the centre on catch trials).",
         )
     )
+    if run.body is not None:
+        export_body.add_body(nwb, pynwb, run.body, rate)
+        export_body.add_perturbations(
+            nwb,
+            pynwb,
+            run.body,
+            run.perturbations,
+            start=float(twin.start[-1] + twin.duration),
+            duration=twin.duration,
+            dt=twin.dt,
+            n_eval_trials=int(twin.condition.size),
+            angles=np.asarray(batch.params["angle"], float),
+        )
     _add_rate_model(nwb, run, heldout, pynwb)
     return nwb
 
 
-def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> None:
+def _add_trials(
+    nwb: Any, twin: store.TwinTrials, batch: Any, task: Task, more: dict[str, tuple[str, list]] | None = None
+) -> None:
     """The trials table: one row per simulated trial, event times in session time (s).
 
     A trial runs from its ``/spiking/trials/start`` for ``duration`` seconds; ``stop_time`` is put half a
     simulation step early, after the trial's last possible spike and before the next trial's first, so that
     back-to-back trials do not touch (pynapple merges touching intervals and drops their columns).  A maze
-    run's trials also name their path (``maze_shape``) and its via points (``via1_x`` .. ``via2_y``).
+    run's trials also name their path (``maze_shape``) and its via points (``via1_x`` .. ``via2_y``); ``more``
+    adds columns of given values, name -> (description, one value per trial) (a body run's perturbation).
     """
     columns = {
         "condition": "evaluation condition (0 .. n_conditions-1 reach; later indices: catch trials of condition 0)",
@@ -411,9 +459,11 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
     extra_columns = task.trial_columns(batch)  # what the task records of each condition (the maze: path, via points)
     columns.update({name: text for name, (text, _) in extra_columns.items()})
     per_condition = {name: values for name, (_, values) in extra_columns.items()}
+    columns.update({name: text for name, (text, _) in (more or {}).items()})
+    per_trial = {name: values for name, (_, values) in (more or {}).items()}
     for name, text in columns.items():
         nwb.add_trial_column(name=name, description=text)
-    for start, c in zip(twin.start, twin.condition):
+    for j, (start, c) in enumerate(zip(twin.start, twin.condition)):
         angle = float(p["angle"][c])
         extra = {name: v[c].item() for name, v in per_condition.items()}  # numpy str_ / float64 -> str / float
         nwb.add_trial(
@@ -430,6 +480,7 @@ def _add_trials(nwb: Any, twin: store.TwinTrials, batch: Any, task: Task) -> Non
             move_end_time=float(start + p["move_off"][c]),
             catch=bool(p["catch"][c]),
             **extra,
+            **{name: values[j] for name, values in per_trial.items()},
         )
 
 

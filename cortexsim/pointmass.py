@@ -264,6 +264,10 @@ class PointMassKernel:
         "feedback": ("1", "channel", "Delayed, noisy feedback the model received (body.Body.feedback_channels)."),
     }
     """What the run file says of the coordinates and their velocities: name -> (units, last axis, description)."""
+    DOF_NAMES = ("x", "y")
+    """The coordinates of ``q`` (and ``dq``), in order."""
+    SERIES_NAMES = {"q": "mass_position", "dq": "mass_velocity"}
+    """What a shared file (the NWB export) calls the coordinates and their velocities."""
     HAND_TEXT = "Position of the mass (the hand) in MotorNet's workspace frame (m, centre at 0)."
     ORIGIN = "workspace centre"
     """What sits at (0, 0) of the hand's frame."""

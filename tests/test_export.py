@@ -315,3 +315,193 @@ def test_a_foreign_run_nwb_is_refused_before_the_run(tmp_path):
     with pytest.raises(Exception, match="left alone"):
         preflight.check_export(Config.from_dict({"export": {"nwb": True}}), tmp_path)
     assert (tmp_path / "run.nwb").read_text() == "not NWB\n"
+
+
+# --- a run with a body (issue 31): its series, its perturbations, what each trial had -------------------
+
+BODY_PERTURB = {
+    **{"curl": True, "adapt_iterations": 4, "washout_iterations": 2, "curve_every": 2},
+    **{"bumps": True, "bump_directions": 4, "bump_hold_time": 0.1, "spiking_trials": 1},
+}
+"""The tiny arm run goes through both perturbation protocols, its twin too (one trial per perturbed condition)."""
+
+
+def _body_run(kind: str, out: Path, perturb: dict | None = None) -> Path:
+    """A tiny run whose circuit and twin drive the body ``kind`` (through ``perturb``'s protocols)."""
+    from tiny import tiny_config
+
+    config = tiny_config(
+        effector={"kind": kind, "endpoint_load": (0.0, 0.5)},
+        spiking={"enabled": True, "k": 1, "dt": 5e-4},
+        **({"perturb": perturb} if perturb else {}),
+    )
+    return pipeline.run_experiment(config, out, log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def arm_export(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny arm run with both perturbation protocols (about 20 s), exported through the command line."""
+    run_file = _body_run("arm26", tmp_path_factory.mktemp("arm"), BODY_PERTURB)
+    out = run_file.parent / "arm.nwb"
+    assert main(["export", str(run_file), "--nwb", str(out)]) == 0
+    return run_file, out
+
+
+def _effector(run_file: Path) -> dict:
+    with h5py.File(run_file) as f:
+        g = f["spiking/effector"]
+        return {
+            **{name: g[name][()] for name in g},
+            "muscles": [m.decode() if isinstance(m, bytes) else m for m in g.attrs["muscles"]],
+            "channels": [c.decode() if isinstance(c, bytes) else c for c in f["rate"].attrs["feedback_channels"]],
+            "dt": float(f["task"].attrs["dt"]),
+        }
+
+
+def test_body_series_match_the_run_file(arm_export, capsys):
+    run_file, out = arm_export
+    arm = _effector(run_file)
+    flat = {name: arm[name].reshape(-1, arm[name].shape[-1]) for name in ("q", "dq", "activation", "excitation")}
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        behavior = io.read().processing["behavior"]
+        for name, key, unit in (("joint_angles", "q", "radians"), ("joint_velocities", "dq", "radians/s")):
+            series = behavior[name]
+            np.testing.assert_array_equal(series.data[:], flat[key])
+            assert series.unit == unit and series.rate == pytest.approx(1 / arm["dt"])
+            assert "Columns: shoulder, elbow." in series.description
+        for name, key in (("muscle_excitation", "excitation"), ("muscle_activation", "activation")):
+            np.testing.assert_array_equal(behavior[name].data[:], flat[key])
+            assert f"Columns: {', '.join(arm['muscles'])}." in behavior[name].description
+        feedback = behavior["sensory_feedback"]
+        np.testing.assert_array_equal(feedback.data[:], arm["feedback"].reshape(-1, len(arm["channels"])))
+        table = behavior["feedback_channels"].to_dataframe()
+        assert table["channel"].tolist() == arm["channels"]  # named from the body, in the run file's order
+        delay = dict(zip(table["channel"], table["delay"]))
+        assert delay["length_biceps"] == pytest.approx(0.02) and delay["vision_x"] == pytest.approx(0.07)
+        assert "length_biceps (proprioception, 20 ms)" in feedback.description
+        assert "vision_y (vision, 70 ms)" in feedback.description
+        # the hand is the arm's: relative to its start, the same as the hand of /spiking/effector
+        hand = behavior["Position"]["hand_position"]
+        np.testing.assert_allclose(hand.data[:], (arm["hand"] - arm["hand"][0, 0, 0]).reshape(-1, 2), atol=1e-9)
+        assert "Hand of the body" in hand.description
+
+
+def test_perturbations_are_intervals_and_series_checked_against_the_run_file(arm_export):
+    run_file, out = arm_export
+    with h5py.File(run_file) as f:
+        curl = f["perturbation/curl/spiking"]
+        phases = [p.decode() if isinstance(p, bytes) else p for p in curl.attrs["phases"]]
+        hands = curl["hands"][()]
+        bumps = f["perturbation/bumps/spiking/trials"][()]
+        start, duration = f["spiking/trials/start"][()], f["spiking/outputs"].shape[2] * float(f["task"].attrs["dt"])
+        dt = float(f["task"].attrs["dt"])
+    n_phase, n_cond, steps, _ = hands.shape
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        trials = nwb.trials.to_dataframe()
+        table = nwb.intervals["curl_phases"].to_dataframe()
+        bumped = nwb.intervals["bumps"].to_dataframe()
+        behavior = nwb.processing["behavior"]
+        curl_hand = behavior["curl_hand_position"].data[:]
+        load = behavior["endpoint_load"].data[:]
+    # the evaluation trials: no protocol, the configured constant load
+    assert set(trials["perturbation"]) == {"endpoint_load"} and set(trials["endpoint_load_y"]) == {0.5}
+    # curl: one row per phase and condition after the evaluation trials, its mean hand path as stored
+    end = start[-1] + duration
+    assert len(table) == n_phase * n_cond and table["phase"].tolist() == [p for p in phases for _ in range(n_cond)]
+    np.testing.assert_allclose(table["start_time"], end + np.arange(len(table)) * duration)
+    on = table["field_on"].to_numpy(bool)
+    assert set(table["phase"][on]) == {"first_exposure", "after_adaptation"}
+    assert (table["perturbation"][on] == "curl_field").all() and (table["perturbation"][~on] == "none").all()
+    assert (table["field_xy"][on] == 13.0).all() and (table["field_yx"][on] == -13.0).all()
+    assert (table[["field_xx", "field_xy", "field_yx", "field_yy"]][~on] == 0).all().all()
+    np.testing.assert_array_equal(curl_hand, hands.reshape(-1, 2))
+    # bumps: one row per bumped twin trial, after the curl rows; direction, onset and force as stored
+    assert len(bumped) == len(bumps)
+    np.testing.assert_allclose(bumped["start_time"], end + (len(table) + np.arange(len(bumps))) * duration)
+    np.testing.assert_allclose(bumped["direction"], np.deg2rad(bumps["direction_deg"]))
+    np.testing.assert_allclose(bumped["bump_onset_time"] - bumped["start_time"], bumps["onset_s"])
+    np.testing.assert_array_equal(bumped["condition"], bumps["condition"].astype(int))
+    assert set(bumped["timing"]) == {"hold", "peak_speed"}
+    # the force on the hand: the constant load in the evaluation and curl trials, each bump's pulse in its own
+    assert load.shape == ((len(start) + len(table) + len(bumps)) * steps, 2)
+    assert (load[: (len(start) + len(table)) * steps] == [0.0, 0.5]).all()
+    pulses = load[(len(start) + len(table)) * steps :].reshape(len(bumps), steps, 2)
+    for pulse, row in zip(pulses, bumps):
+        on_steps = np.flatnonzero(np.linalg.norm(pulse, axis=1) > 0)
+        assert on_steps[0] == round(row["onset_s"] / dt) and on_steps.size == 5  # 50 ms at 10 ms steps
+        angle = np.deg2rad(row["direction_deg"])
+        np.testing.assert_allclose(pulse[on_steps[0]], 5.0 * np.array([np.cos(angle), np.sin(angle)]), atol=1e-12)
+
+
+def test_body_export_passes_nwbinspector_and_pynapple_reads_it(arm_export):
+    inspector = pytest.importorskip("nwbinspector")
+    nap = pytest.importorskip("pynapple")
+    run_file, out = arm_export
+    messages = list(inspector.inspect_nwbfile(nwbfile_path=str(out)))
+    bad = (inspector.Importance.CRITICAL, inspector.Importance.ERROR, inspector.Importance.BEST_PRACTICE_VIOLATION)
+    assert not [m for m in messages if m.importance in bad], [(m.check_function_name, m.message) for m in messages]
+    assert [m.check_function_name for m in messages] == ["check_experimenter_exists"]  # a suggestion only
+    arm = _effector(run_file)
+    data = nap.load_file(str(out))
+    n = arm["q"].shape[0] * arm["q"].shape[1] * arm["q"].shape[2]
+    for name, width in (("joint_angles", 2), ("muscle_activation", 6), ("sensory_feedback", 14)):
+        assert data[name].shape == (n, width), name
+    np.testing.assert_array_equal(data["muscle_excitation"].values, arm["excitation"].reshape(n, 6))
+    assert len(data["curl_phases"]) == 4 * 8 and len(data["bumps"]) == 8  # kept apart, with their columns
+    assert "phase" in data["curl_phases"].metadata_columns and "direction" in data["bumps"].metadata_columns
+
+
+def test_body_sections_take_every_name_from_the_plant():
+    """The point mass's series and channels are named from its plant (no arm names), without a run."""
+    from tiny import tiny_config
+
+    from cortexsim import export_body
+    from cortexsim.pointmass import PointMassKernel
+
+    config = tiny_config(effector={"kind": "pointmass24"})
+    channels = export_body.channel_table(config)
+    muscles = PointMassKernel.MUSCLES
+    assert [c[0] for c in channels] == [f"length_{m}" for m in muscles] + [f"velocity_{m}" for m in muscles] + [
+        "vision_x",
+        "vision_y",
+    ]
+    rng = np.random.default_rng(0)
+    widths = {"q": 2, "dq": 2, "activation": 4, "excitation": 4, "feedback": len(channels)}
+    arrays = {name: rng.random((3, 2, 5, w)) for name, w in widths.items()}
+    body = export_body.BodyRecord("pointmass24", arrays, channels, np.zeros(2))
+    nwb = pynwb.NWBFile("test", "test", __import__("datetime").datetime.now().astimezone())
+    nwb.create_processing_module("behavior", "test")
+    export_body.add_body(nwb, pynwb, body, 100.0)
+    behavior = nwb.processing["behavior"]
+    assert {"mass_position", "mass_velocity", "muscle_activation", "sensory_feedback"} <= set(behavior.data_interfaces)
+    assert "joint_angles" not in behavior.data_interfaces
+    assert behavior["mass_position"].unit == "meters" and "Columns: x, y." in behavior["mass_position"].description
+    assert f"Columns: {', '.join(muscles)}." in behavior["muscle_excitation"].description
+    np.testing.assert_array_equal(behavior["muscle_activation"].data.data, arrays["activation"].reshape(-1, 4))
+    assert export_body.trial_columns(None, 3) == {}
+    assert export_body.trial_columns(body, 2)["perturbation"][1] == ["none", "none"]
+
+
+def test_a_run_without_a_body_exports_no_body_sections(exported):
+    with pynwb.NWBHDF5IO(str(exported), "r") as io:
+        nwb = io.read()
+        assert "joint_angles" not in nwb.processing["behavior"].data_interfaces
+        assert "perturbation" not in nwb.trials.colnames and "curl_phases" not in nwb.intervals
+
+
+@pytest.mark.slow  # a second tiny body run, 15-30 s
+def test_a_point_mass_run_exports_its_own_body(tmp_path):
+    inspector = pytest.importorskip("nwbinspector")
+    run_file = _body_run("pointmass24", tmp_path / "pm", BODY_PERTURB)
+    out = tmp_path / "pm.nwb"
+    assert main(["export", str(run_file), "--nwb", str(out)]) == 0
+    pm = _effector(run_file)
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        behavior = nwb.processing["behavior"]
+        np.testing.assert_array_equal(behavior["mass_position"].data[:], pm["q"].reshape(-1, 2))
+        assert behavior["feedback_channels"].to_dataframe()["channel"].tolist() == pm["channels"]
+        assert len(nwb.intervals["bumps"]) > 0 and len(nwb.intervals["curl_phases"]) > 0
+    messages = list(inspector.inspect_nwbfile(nwbfile_path=str(out)))
+    assert [m.check_function_name for m in messages] == ["check_experimenter_exists"]
