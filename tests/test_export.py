@@ -490,7 +490,7 @@ def test_a_run_without_a_body_exports_no_body_sections(exported):
         assert "perturbation" not in nwb.trials.colnames and "curl_phases" not in nwb.intervals
 
 
-@pytest.mark.slow  # a second tiny body run, 15-30 s
+@pytest.mark.slow  # a second tiny body run, 15-45 s on 2 busy cores
 def test_a_point_mass_run_exports_its_own_body(tmp_path):
     inspector = pytest.importorskip("nwbinspector")
     run_file = _body_run("pointmass24", tmp_path / "pm", BODY_PERTURB)
