@@ -180,15 +180,18 @@ def _index(ids: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return to_ranges.astype(np.uint64), ranges
 
 
-def _nest_neuron(config: Config, tau: float) -> dict[str, Any]:
-    """The ``dynamics_params`` of a node type for NEST's ``threshold_lin_rate_ipn`` (ms, mV, Hz/mV)."""
+def _nest_neuron(config: Config) -> dict[str, Any]:
+    """The ``dynamics_params`` every node type shares for NEST's ``threshold_lin_rate_ipn`` (mV, Hz/mV).
+
+    ``g`` and ``theta`` are the gain and threshold of the run's transfer function (of the LIF
+    neuron's softplus fit when the transfer has none); ``tau`` (ms) is added per population.
+    """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    fit = fit_lif_softplus(config.lif)
-    gain = getattr(phi, "gain", fit[0])
-    threshold = getattr(phi, "threshold", fit[1])
+    gain, threshold = getattr(phi, "gain", None), getattr(phi, "threshold", None)
+    if gain is None or threshold is None:
+        gain, threshold = fit_lif_softplus(config.lif)[:2]
     return {
-        "tau": 1e3 * float(tau),
         "lambda": 1.0,
         "sigma": 0.0,
         "mu": 0.0,
@@ -224,10 +227,10 @@ def sonata_tables(connectome: Connectome, config: Config, delay_ms: float) -> So
     }
     for group, mask in connectome.input_masks.items():
         attrs[f"input_{file_stem(group)}"] = np.asarray(mask, np.int8)
-    node_types, neuron_params = [], {}
+    node_types, neuron_params, shared = [], {}, _nest_neuron(config)
     for i, p in enumerate(pops):
         params_file = f"{file_stem(p.name)}.json"
-        neuron_params[params_file] = _nest_neuron(config, p.spec.tau)
+        neuron_params[params_file] = {"tau": 1e3 * p.spec.tau, **shared}
         node_types.append(
             {
                 "node_type_id": FIRST_NODE_TYPE + i,
