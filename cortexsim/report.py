@@ -497,6 +497,84 @@ def dynamics_markdown(
     return lines
 
 
+STIM_MODELS = (
+    ("rate", ModelId("rate").label),
+    ("spiking", ModelId("spiking").label),
+    *((m.prefix, m.label) for m in anns()),
+)
+"""Rows of ``summary.md``'s stimulation table: metric model key and label."""
+
+
+def _stimulation(run: RunSummary, verdict: QualityVerdict | None) -> list[str]:
+    """``summary.md``'s causal experiments: protocols x models, and in words what the circuit's reach needs."""
+    if not run.stimulation:
+        return []
+    m = run.metrics
+    lines = [
+        "",
+        "## Stimulation (held-out reaches, noise-free, lit vs unlit)",
+        "",
+        "Peak = the hand's largest distance from the same reach without the light; potent = share of the activity's "
+        "change (light onset to trial end) the readout can see, against chance; recovery = light off until the "
+        "change stays below 10 % of its peak (nan: not by the trial's end); success = reaches meeting the endpoint "
+        "bar, noise-free / on noisy interleaved trials (unlit: the same noisy trials without the light).",
+        "",
+        "| protocol | model | peak (cm) | endpoint (cm) | potent (chance) | recovery (ms) | success "
+        "| noisy lit / unlit | task |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    words = []
+    for name, label in run.stimulation:
+        for model, shown in STIM_MODELS:
+            key = f"stim_{name}_{model}_"
+            if key + "peak_deviation_cm" not in m:
+                continue
+            noisy = (
+                f"{m[key + 'noisy_success_rate']:.0%} / {m[key + 'noisy_success_rate_unstimulated']:.0%}"
+                if key + "noisy_success_rate" in m
+                else "--"
+            )
+            lines.append(
+                f"| {name} | {shown} | {_cell(m, key + 'peak_deviation_cm', '.2f')} | "
+                f"{_cell(m, key + 'endpoint_deviation_cm', '.2f')} | {_cell(m, key + 'potent_share', '.2f')} "
+                f"({_cell(m, key + 'potent_chance', '.2f')}) | {_cell(m, key + 'neural_recovery_ms', '.0f')} | "
+                f"{m[key + 'success_rate']:.0%} | {noisy} | {_status(verdict, model)} |"
+            )
+        words.append(f"- **{name}** ({label}): {_stim_words(m, name)}")
+    agreement = [
+        f"{name} r = {m[f'stim_{name}_twin_agreement_r']:.2f}, ratio {m[f'stim_{name}_twin_magnitude_ratio']:.2f}"
+        for name, _ in run.stimulation
+        if f"stim_{name}_twin_agreement_r" in m
+    ]
+    lines += ["", "What the circuit's reach needs:", "", *words]
+    if agreement:
+        lines += [
+            "",
+            "Twin vs circuit (correlation across conditions of the peak hand deviations; twin / circuit "
+            "magnitude): " + "; ".join(agreement) + ".",
+        ]
+    return lines
+
+
+def _stim_words(m: dict[str, float], name: str) -> str:
+    """One sentence on what protocol ``name`` did to the rate circuit's reach."""
+    key = f"stim_{name}_rate_"
+    if key + "peak_deviation_cm" not in m:
+        return "not run on the circuit."
+    peak, success = m[key + "peak_deviation_cm"], m[key + "success_rate"]
+    potent, chance = m[key + "potent_share"], m[key + "potent_chance"]
+    if success < 0.5:
+        text = f"the reach **needs** them then: {success:.0%} of lit reaches meet the bar (peak {peak:.1f} cm)"
+    elif peak >= 1.0:
+        text = f"the reach is perturbed but completed ({success:.0%} meet the bar; peak {peak:.1f} cm)"
+    else:
+        text = f"the hand barely moves (peak {peak:.2f} cm; {success:.0%} meet the bar)"
+    if np.isfinite(potent):
+        where = "mostly output-null" if potent < 0.5 else "mostly output-potent"
+        text += f"; the circuit's response is {where} ({potent:.0%} potent, chance {chance:.0%})"
+    return text + "."
+
+
 def summary_markdown(
     run: RunSummary,
     result: BatteryResult,
@@ -533,6 +611,7 @@ def summary_markdown(
     lines += _reaching(run, verdict)
     lines += _maze(run, verdict)
     lines += _perturbations(run, verdict)
+    lines += _stimulation(run, verdict)
     lines += [
         "",
         "## Circuit vs ANNs",

@@ -2272,6 +2272,8 @@ class RunSummary:
     stages: dict[str, dict[str, Any]]
     derived_from: str | None = None
     effector: str = "kinematic"
+    stimulation: tuple[tuple[str, str], ...] = ()
+    """The stimulation protocols of ``/stimulation``: (name, label), in the file's order."""
 
 
 @_reader("the provenance attributes")
@@ -2289,6 +2291,9 @@ def read_run_summary(f: h5py.File) -> RunSummary:
         stages=read_stages(f),
         derived_from=attr_text(a["derived_from"]) if "derived_from" in a else None,
         effector=attr_text(f["rate"].attrs.get("effector", "kinematic")) if "rate" in f else "kinematic",
+        stimulation=tuple(
+            (name, attr_text(g.attrs.get("label", name))) for name, g in f.get("stimulation", {}).items()
+        ),
     )
 
 

@@ -303,6 +303,8 @@ def value_text(value: Any) -> str:
     """A swept value as table text (lists joined by ``+``, ``[]`` and ``""`` as ``none``)."""
     if isinstance(value, (list, tuple)):
         return "+".join(value_text(v) for v in value) if value else "none"
+    if isinstance(value, dict):  # a table, e.g. a stimulation protocol: its name
+        return str(value["name"]) if "name" in value else "+".join(f"{k}={value_text(v)}" for k, v in value.items())
     if isinstance(value, float):
         return f"{value:g}"
     return str(value) if value != "" else "none"
