@@ -25,7 +25,10 @@ SMOKE = ROOT / "experiments" / "smoke.toml"
 
 def cache() -> Path:
     """The folder the examples write into (``$CORTEXSIM_EXAMPLES_CACHE``, else a temporary folder)."""
-    folder = Path(os.environ.get("CORTEXSIM_EXAMPLES_CACHE") or Path(tempfile.gettempdir()) / "cortexsim-examples")
+    folder = Path(
+        os.environ.get("CORTEXSIM_EXAMPLES_CACHE")
+        or Path(tempfile.gettempdir()) / "cortexsim-examples"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -52,6 +55,31 @@ def smoke_run(show: bool = False) -> Path:
         config = cs.load_experiment(SMOKE)
         cs.run_experiment(config, folder, log=_first_line if show else _silent)
     return folder
+
+
+def show_image(path: str | Path) -> None:
+    """Put a PNG file on the example's page, pixel for pixel (as a pyplot figure: the gallery shows those)."""
+    import matplotlib.pyplot as plt
+
+    image = plt.imread(path)
+    fig = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image)
+    ax.set_axis_off()
+
+
+def show_figure(fig) -> None:
+    """Put a figure of :mod:`cortexsim.plots` on the page.
+
+    Those are ``matplotlib.figure.Figure`` objects outside pyplot (the pipeline draws them from
+    worker threads), which the gallery does not see; this draws one into a PNG and shows that.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    buffer.seek(0)
+    show_image(buffer)
 
 
 def _first_line(line: str) -> None:

@@ -17,7 +17,6 @@ a second and computes nothing else.
 # (``experiments/smoke.toml`` samples the same anatomy at 60).
 import _gallery
 import matplotlib.pyplot as plt
-import numpy as np
 
 import cortexsim as cs
 from cortexsim import plots
@@ -28,7 +27,9 @@ print(circuit)
 print(f"{'population':<8} {'layer':<5} class subtype  units  tau (ms)")
 for p in circuit.populations:
     s = p.spec
-    print(f"{p.name:<8} {s.layer:<5} {s.cell_class:^5} {s.subtype:<8} {p.size:>5} {1000 * s.tau:>9.0f}")
+    print(
+        f"{p.name:<8} {s.layer:<5} {s.cell_class:^5} {s.subtype:<8} {p.size:>5} {1000 * s.tau:>9.0f}"
+    )
 
 # %%
 # Which units get the task's inputs, and which drive the hand: the target and go inputs reach
@@ -45,19 +46,20 @@ print(f"readout: {circuit.output_mask.sum()} units, all in {sorted(readout)}")
 # probability between every pair of populations (row: postsynaptic, column: presynaptic), on the
 # right the summed signed weight a postsynaptic unit receives from each population — red
 # excitation, blue inhibition. The inhibitory populations (PV, SST, VIP, NGF) are the blue columns.
-fig = plots.plot_connectivity(circuit)
+_gallery.show_figure(plots.plot_connectivity(circuit))
 
 # %%
 # Unit by unit
 # ------------
-# The same connectome as a sparse matrix: every dot is a synapse, coloured by its sign; the grey
-# lines separate the populations. Each column has one colour: a unit is excitatory or inhibitory
-# for all its synapses (Dale's law).
-w = np.zeros((circuit.n_units, circuit.n_units))
-w[circuit.post, circuit.pre] = circuit.weight * circuit.sign[circuit.pre]
+# The same connectome synapse by synapse: every dot is one, red when its presynaptic unit is
+# excitatory and blue when inhibitory; the grey lines separate the populations. Each column has
+# one colour: a unit excites or inhibits through all its synapses (Dale's law).
+excitatory = circuit.sign[circuit.pre] > 0
 fig, ax = plt.subplots(figsize=(7, 7))
-lim = np.abs(w).max()
-ax.imshow(np.ma.masked_equal(w, 0), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="none")
+for mask, colour in ((excitatory, "tab:red"), (~excitatory, "tab:blue")):
+    ax.scatter(circuit.pre[mask], circuit.post[mask], s=1.5, color=colour, lw=0)
+ax.set_xlim(-0.5, circuit.n_units - 0.5)
+ax.set_ylim(circuit.n_units - 0.5, -0.5)
 edges = [p.start - 0.5 for p in circuit.populations[1:]]
 for e in edges:
     ax.axhline(e, color="0.85", lw=0.5)
@@ -67,7 +69,9 @@ ax.set_xticks(centres, [p.name for p in circuit.populations], rotation=90, fonts
 ax.set_yticks(centres, [p.name for p in circuit.populations], fontsize=7)
 ax.set_xlabel("presynaptic unit")
 ax.set_ylabel("postsynaptic unit")
-ax.set_title(f"{circuit.n_synapses:,} synapses, {circuit.n_synapses / circuit.n_units**2:.1%} of all pairs")
+ax.set_title(
+    f"{circuit.n_synapses:,} synapses, {circuit.n_synapses / circuit.n_units**2:.1%} of all pairs"
+)
 fig.tight_layout()
 
 # %%
@@ -79,5 +83,10 @@ cut = config.with_section("circuit", overrides={"cut": ["IT2/3 -> PT5B"]})
 pre = circuit.populations[1]
 post = next(p for p in circuit.populations if p.name == "PT5B")
 for label, c in (("as specified", circuit), ("cut", cs.build_circuit(cut))):
-    mask = (c.pre >= pre.start) & (c.pre < pre.stop) & (c.post >= post.start) & (c.post < post.stop)
+    mask = (
+        (c.pre >= pre.start)
+        & (c.pre < pre.stop)
+        & (c.post >= post.start)
+        & (c.post < post.stop)
+    )
     print(f"{label}: {mask.sum()} synapses {pre.name} -> {post.name}")

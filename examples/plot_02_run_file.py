@@ -40,10 +40,19 @@ with h5py.File(run, "r") as f:
     target = f["task/targets"][()]
     dt = f["rate"].attrs["dt"]
     move_on = f["task/params/move_on"][()]
-    table = f["circuit/populations"][()]  # name, layer, cell_class, subtype, start, stop
-    pops = [(row["name"].decode(), int(row["start"]), int(row["stop"])) for row in table]
+    table = f["circuit/populations"][
+        ()
+    ]  # name, layer, cell_class, subtype, start, stop
+    pops = [
+        (row["name"].decode(), int(row["start"]), int(row["stop"])) for row in table
+    ]
     metrics = dict(f["metrics"].attrs)
-for key in ("rate_position_r2", "rate_endpoint_error_cm", "spiking_position_r2", "ann_gru_position_r2"):
+for key in (
+    "rate_position_r2",
+    "rate_endpoint_error_cm",
+    "spiking_position_r2",
+    "ann_gru_position_r2",
+):
     print(f"/metrics@{key} = {metrics[key]:.3f}")
 
 # %%
@@ -56,13 +65,22 @@ for name, start, stop in pops:
     if name in ("IT2/3", "IT5B", "PT5B", "PV5B", "CT6"):
         ax.plot(t, rates[0, :, start:stop].mean(axis=1), label=name)
 ax.axvline(move_on[0], color="0.5", ls="-.", lw=0.8)
-ax.set(xlabel="time (s)   [-. movement onset]", ylabel="mean rate (Hz)", title="Population rates, target 1")
+ax.set(
+    xlabel="time (s)   [-. movement onset]",
+    ylabel="mean rate (Hz)",
+    title="Population rates, target 1",
+)
 ax.legend()
 colours = plt.cm.hsv(np.linspace(0, 1, target.shape[0], endpoint=False))
 for k in range(target.shape[0]):
     bx.plot(*(100 * target[k].T), "--", color=colours[k], lw=1)
     bx.plot(*(100 * hand[k].T), color=colours[k], lw=2)
-bx.set(xlabel="x (cm)", ylabel="y (cm)", title="Hand paths: desired (dashed), produced (solid)", aspect="equal")
+bx.set(
+    xlabel="x (cm)",
+    ylabel="y (cm)",
+    title="Hand paths: desired (dashed), produced (solid)",
+    aspect="equal",
+)
 fig.tight_layout()
 
 # %%
@@ -83,13 +101,30 @@ with store.open_run(run) as f:
     config = store.read_config(f)
     summary = store.read_run_summary(f)
     analysis = store.read_analysis(f)
-    history = f["training/r2"][()], f["training/val_r2"][()], f["training/val_iteration"][()]
-print(f"experiment {config.experiment.name!r}: {config.circuit.n_units} units, seed {summary.seed}")
-print("stages:", ", ".join(f"{name} {info['seconds']:.1f} s" for name, info in summary.stages.items()))
+    history = (
+        f["training/r2"][()],
+        f["training/val_r2"][()],
+        f["training/val_iteration"][()],
+    )
+print(
+    f"experiment {config.experiment.name!r}: {config.circuit.n_units} units, seed {summary.seed}"
+)
+print(
+    "stages:",
+    ", ".join(
+        f"{name} {info['seconds']:.1f} s" for name, info in summary.stages.items()
+    ),
+)
 print("answers:", {k: v for k, v in analysis.answers.items() if isinstance(v, str)})
-rows = [r for r in analysis.similarity if r["a"] == "rate" and not str(r["b"]).startswith("rate:")]
+rows = [
+    r
+    for r in analysis.similarity
+    if r["a"] == "rate" and not str(r["b"]).startswith("rate:")
+]
 for r in rows:
-    print(f"rate vs {r['b']:<8} CCA {r['cca']:.2f} (shuffled {r['cca_null']:.2f})  CKA {r['cka']:.2f}")
+    print(
+        f"rate vs {r['b']:<8} CCA {r['cca']:.2f} (shuffled {r['cca_null']:.2f})  CKA {r['cka']:.2f}"
+    )
 
 # %%
 # Training, iteration by iteration (``/training``): the R² of each batch and, every
@@ -98,6 +133,8 @@ r2, val_r2, val_it = history
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(np.arange(1, len(r2) + 1), r2, label="training batch")
 ax.plot(val_it, val_r2, "o-", label="validation")
-ax.set(xlabel="iteration", ylabel="hand position R²", title="Training the smoke circuit")
+ax.set(
+    xlabel="iteration", ylabel="hand position R²", title="Training the smoke circuit"
+)
 ax.legend()
 fig.tight_layout()

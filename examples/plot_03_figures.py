@@ -9,7 +9,6 @@ figures show what each one is for rather than the study's answers (those are in 
 
 # %%
 import _gallery
-import matplotlib.pyplot as plt
 
 figures = _gallery.smoke_run() / "figures"
 print(sorted(p.name for p in figures.glob("*.png")))
@@ -17,11 +16,7 @@ print(sorted(p.name for p in figures.glob("*.png")))
 
 def show(name: str) -> None:
     """One of the run's PNG files, pixel for pixel."""
-    image = plt.imread(figures / name)
-    fig = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(image)
-    ax.set_axis_off()
+    _gallery.show_image(figures / name)
 
 
 # %%

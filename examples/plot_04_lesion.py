@@ -41,7 +41,10 @@ lesions = {
     "silence IT2/3": LesionConfig(silence=("IT2/3",)),
     "cut IT2/3 -> PT5B": LesionConfig(cut=("IT2/3 -> PT5B",)),
 }
-results = {name: cs.evaluate(cs.apply_lesion(intact, lesion), config, "rate") for name, lesion in lesions.items()}
+results = {
+    name: cs.evaluate(cs.apply_lesion(intact, lesion), config, "rate")
+    for name, lesion in lesions.items()
+}
 for name, result in results.items():
     m = result.metrics
     print(
@@ -55,7 +58,9 @@ for name, result in results.items():
 # intact: it is trained for seconds. The shipped lesion study runs on the default circuit.)
 evaluation = results["intact"].evaluation
 colours = plt.cm.hsv(np.linspace(0, 1, evaluation.n_trials, endpoint=False))
-fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.4), sharex=True, sharey=True)
+fig, axes = plt.subplots(
+    1, len(results), figsize=(3.2 * len(results), 3.4), sharex=True, sharey=True
+)
 for ax, (name, result) in zip(axes, results.items()):
     for k in range(evaluation.n_trials):
         ax.plot(*(100 * evaluation.targets[k].T), "--", color=colours[k], lw=0.8)

@@ -27,16 +27,21 @@ from cortexsim.data import load_neural_data
 
 smoke = _gallery.smoke_run()
 with store.open_run(smoke / "run.h5") as f:
-    circuit = next(a for a in store.read_activities(f) if a.name == "rate")  # (conditions, time, units)
+    # the rate circuit's activity, (conditions, time, units), and its layer-5B units
+    circuit = next(a for a in store.read_activities(f) if a.name == "rate")
     l5b = [p for p in store.read_circuit(f).populations if p.spec.layer == "L5B"]
-model_time = (np.arange(circuit.rates.shape[1]) - circuit.move_on) * circuit.dt  # s from movement onset
+steps = np.arange(circuit.rates.shape[1])
+model_time = (steps - circuit.move_on) * circuit.dt  # s from movement onset
 
 rng = np.random.default_rng(0)
 units = np.concatenate([np.arange(p.start, p.stop) for p in l5b])
 mixing = rng.gamma(1.0, 1.0, size=(len(units), 40)) / len(units)
 time = np.arange(-0.3, 0.5, 0.005)  # the recording's own bins: 5 ms, -300 to +500 ms
-source = np.stack([[np.interp(time, model_time, c[:, u]) for u in units] for c in circuit.rates])
-rates = np.einsum("cut,un->ntc", source, mixing) * 20 + rng.normal(0, 1.0, (40, time.size, source.shape[0]))
+source = np.stack(
+    [[np.interp(time, model_time, c[:, u]) for u in units] for c in circuit.rates]
+)
+noise = rng.normal(0, 1.0, (40, time.size, source.shape[0]))
+rates = np.einsum("cut,un->ntc", source, mixing) * 20 + noise
 rates = np.clip(rates, 0, None)  # neurons x time x conditions, Hz
 
 work = _gallery.scratch("recorded")
@@ -52,11 +57,24 @@ print(load_neural_data(work / "recording.npz"))
 # p-values and the fixed-point search are switched off to keep the example short.)
 shutil.copy(smoke / "run.h5", work / "run.h5")
 shutil.copy(smoke / "summary.md", work / "summary.md")
-options = ["--data", str(work / "recording.npz"), "--n-surrogates", "0", "--fixed-point-starts", "0"]
+options = [
+    "--data",
+    str(work / "recording.npz"),
+    "--n-surrogates",
+    "0",
+    "--fixed-point-starts",
+    "0",
+]
 command = ["cortexsim", "compare", str(work / "run.h5"), *options]
-done = subprocess.run([sys.executable, "-m", *command], capture_output=True, text=True, check=True)
+done = subprocess.run(
+    [sys.executable, "-m", *command], capture_output=True, text=True, check=True
+)
 print("$ " + " ".join(command).replace(str(work) + "/", ""))
-print("\n".join(line for line in done.stdout.splitlines() if line.startswith(("note:", "wrote"))))
+print(
+    "\n".join(
+        line for line in done.stdout.splitlines() if line.startswith(("note:", "wrote"))
+    )
+)
 
 # %%
 # What the battery found
@@ -68,14 +86,28 @@ print("\n".join(line for line in done.stdout.splitlines() if line.startswith(("n
 with store.open_run(work / "run.h5") as f:
     analysis = store.read_analysis(f)
 rows = [r for r in analysis.similarity if "data" in (r["a"], r["b"])]
-models = [(r["a"] if r["b"] == "data" else r["b"], r["cca"], r["cca_null"]) for r in rows]
+models = [
+    (r["a"] if r["b"] == "data" else r["b"], r["cca"], r["cca_null"]) for r in rows
+]
 models.sort(key=lambda row: -row[1])
 for name, cca, null in models:
     print(f"{name:<9} CCA with the data {cca:.2f} (condition-shuffled {null:.2f})")
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
-ax.bar(range(len(models)), [row[1] for row in models], color="C0", label="CCA with the data")
-ax.plot(range(len(models)), [row[2] for row in models], "k_", ms=18, mew=2, label="condition-shuffle null")
+ax.bar(
+    range(len(models)),
+    [row[1] for row in models],
+    color="C0",
+    label="CCA with the data",
+)
+ax.plot(
+    range(len(models)),
+    [row[2] for row in models],
+    "k_",
+    ms=18,
+    mew=2,
+    label="condition-shuffle null",
+)
 ax.set_xticks(range(len(models)), [row[0] for row in models], rotation=45, ha="right")
 ax.set_ylabel("mean canonical correlation")
 ax.set_ylim(0, 1)

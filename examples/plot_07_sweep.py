@@ -20,7 +20,6 @@ import subprocess
 import sys
 
 import _gallery
-import matplotlib.pyplot as plt
 
 print((_gallery.ROOT / "experiments" / "sweeps" / "smoke.toml").read_text())
 
@@ -57,7 +56,12 @@ out = work / "out"
 def cortexsim(*args: str) -> None:
     """Run a cortexsim command and print what it prints."""
     print("$ cortexsim " + " ".join(args).replace(str(work) + "/", ""))
-    done = subprocess.run([sys.executable, "-m", "cortexsim", *args], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "cortexsim", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     print(done.stdout)
 
 
@@ -86,11 +90,7 @@ for row in rows:
 # The figure the sweep drew for its parameter (every headline metric against the circuit's size;
 # with several seeds, their mean and SD):
 (figure,) = sorted((out / "figures").glob("*.png"))
-image = plt.imread(figure)
-fig = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
-ax = fig.add_axes((0, 0, 1, 1))
-ax.imshow(image)
-ax.set_axis_off()
+_gallery.show_image(figure)
 
 # %%
 # The lesion study is a sweep too: ``experiments/sweeps/lesions.toml`` silences each population on
