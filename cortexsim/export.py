@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from . import export_body, paths, store
+from . import export_body, export_stim, paths, store
 from ._version import __version__
 from .config import Config
 from .errors import ConfigError, CortexsimError
@@ -203,6 +203,7 @@ class _Run:
     targets: np.ndarray
     body: export_body.BodyRecord | None = None
     perturbations: export_body.Perturbations | None = None
+    stimulation: tuple[export_stim.StimProtocolRecord, ...] = ()
 
 
 def _read(run_file: Path) -> _Run:
@@ -223,6 +224,7 @@ def _read(run_file: Path) -> _Run:
             targets=store.read_task_targets(f),
             body=export_body.read_body(f, config),
             perturbations=export_body.read_perturbations(f, config),
+            stimulation=export_stim.read_stimulation(f),
         )
 
 
@@ -365,7 +367,11 @@ def _build(
             date_of_birth=_session_start(s.created_utc),
         ),
     )
-    _add_trials(nwb, twin, batch, task, export_body.trial_columns(run.body, twin.condition.size))
+    columns = {
+        **export_body.trial_columns(run.body, twin.condition.size),
+        **export_stim.trial_columns(run.stimulation, twin.condition.size),
+    }
+    _add_trials(nwb, twin, batch, task, columns)
     _add_units(nwb, run, heldout, pynwb)
     steps = twin.outputs.shape[2]
     rate = 1.0 / twin.dt
@@ -415,19 +421,21 @@ def _build(
             description="The task's desired hand path (minimum-jerk reach; at the centre on catch trials).",
         )
     )
+    after = float(twin.start[-1] + twin.duration)  # session time after the trials table's last trial
     if run.body is not None:
         export_body.add_body(nwb, pynwb, run.body, rate)
-        export_body.add_perturbations(
+        after = export_body.add_perturbations(
             nwb,
             pynwb,
             run.body,
             run.perturbations,
-            start=float(twin.start[-1] + twin.duration),
+            start=after,
             duration=twin.duration,
             dt=twin.dt,
             n_eval_trials=int(twin.condition.size),
             angles=np.asarray(batch.params["angle"], float),
         )
+    export_stim.add_stimulation(nwb, pynwb, run.stimulation, start=after, duration=twin.duration, dt=twin.dt)
     _add_rate_model(nwb, run, heldout, pynwb)
     return nwb
 

@@ -251,7 +251,7 @@ def add_perturbations(
     dt: float,
     n_eval_trials: int,
     angles: np.ndarray,
-) -> None:
+) -> float:
     """The twin's perturbed trials as time intervals and series, after the trials table's in session time.
 
     ``intervals/curl_phases``: one row per (phase, condition) of the curl protocol, its hand path
@@ -273,9 +273,14 @@ def add_perturbations(
         Rows of ``intervals/trials`` (for ``endpoint_load``).
     angles : ndarray, shape (conditions,)
         Target angle of each evaluation condition (rad).
+
+    Returns
+    -------
+    float
+        The session time (s) after the last perturbed trial (``start`` when there is none).
     """
     if body is None:
-        return
+        return start
     steps = int(round(duration / dt))
     loads = [np.broadcast_to(body.endpoint_load, (n_eval_trials * steps, 2))]
     t = start
@@ -300,6 +305,7 @@ def add_perturbations(
                 "table), then intervals/bumps' (each bump's pulse, which replaces the constant load).",
             )
         )
+    return t
 
 
 def _add_curl(nwb, pynwb, p: Perturbations, body: BodyRecord, t0: float, duration: float, dt: float, angles):

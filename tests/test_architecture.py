@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analysis", ("analysis",)),
     (
         "comparison / report / score / export",
-        ("battery", "report", "quality", "score", "export", "export_body", "sonata", "rotations", "stimulate"),
+        ("battery", "report", "quality", "score", "export", "export_body", "export_stim", "sonata", "rotations", "stimulate"),
     ),
     ("plots", ("plots",)),
     ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs", "stim_stage")),
