@@ -1,6 +1,6 @@
 """
 Stimulate a cell type in one epoch
-===================================
+==================================
 
 Optogenetic-style stimulation of the *trained* circuit: a protocol names the cells that express the
 opsin (populations, layers or cell types such as ``PV``), what the light does (``excite`` /
