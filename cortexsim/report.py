@@ -569,9 +569,14 @@ def _stim_words(m: dict[str, float], name: str) -> str:
         text = f"the reach is perturbed but completed ({success:.0%} meet the bar; peak {peak:.1f} cm)"
     else:
         text = f"the hand barely moves (peak {peak:.2f} cm; {success:.0%} meet the bar)"
-    if np.isfinite(potent):
-        where = "mostly output-null" if potent < 0.5 else "mostly output-potent"
-        text += f"; the circuit's response is {where} ({potent:.0%} potent, chance {chance:.0%})"
+    if np.isfinite(potent) and chance > 0:
+        if potent < 2 * chance:
+            text += f"; the circuit's response is output-null: {potent:.0%} of it is output-potent, chance {chance:.0%}"
+        else:
+            text += (
+                f"; {potent:.0%} of the circuit's response is output-potent, {potent / chance:.0f}x chance "
+                f"({chance:.0%})"
+            )
     return text + "."
 
 

@@ -133,7 +133,7 @@ class StimProtocol:
         what = "silence" if self.effect == "silence" else f"{self.effect} {self.drive_mv:+g} mV"
         until = "end" if self.stop >= WHOLE_TRIAL else f"{self.stop:+.2f}"
         ramp = f", ramp {self.ramp * 1e3:g} ms" if self.ramp else ""
-        share = f" of {self.trials:.0%} trials" if self.trials < 1 else ""
+        share = f", {self.trials:.0%} of trials" if self.trials < 1 else ""
         return (
             f"{what} {'+'.join(self.target)} ({self.fraction:.0%} expressing), {self.event} "
             f"{self.start:+.2f}..{until} s{ramp}{share}"

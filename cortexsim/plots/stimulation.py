@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -69,7 +71,7 @@ def plot_stim_paths(stim: dict[str, dict], time: np.ndarray, failed: tuple[str, 
             bx.plot(time, 100 * dev.mean(axis=0), label=_model_label(model, failed))
         bx.set_xlabel("time in trial (s; blue: light, condition 0)")
         bx.set_ylabel("hand deviation (cm)")
-        bx.set_title(str(entry["attrs"].get("label", name)), fontsize=8)
+        bx.set_title(textwrap.fill(str(entry["attrs"].get("label", name)), 48), fontsize=7)
         bx.legend(fontsize=7)
     return fig
 
