@@ -59,7 +59,7 @@ from ._model import TimeMajorModel
 from .ann_cells import AnnCell, GruCell, LstmCell, RnnCell
 from .config import ANN_ARCHITECTURES
 from .errors import ConfigError
-from .loss import DEFAULT_PENALTIES, Penalties, task_error
+from .loss import DEFAULT_PENALTIES, ActivityLoss, Penalties, task_error
 from .model import Jacobian, Step, Stimulus, Trajectory, constant_input
 from .tasks import TrialBatch
 
@@ -391,6 +391,7 @@ class _Recurrent(TimeMajorModel):
         penalties: Penalties = DEFAULT_PENALTIES,
         noise: np.ndarray | None = None,
         w_ref: float | None = None,
+        extra: ActivityLoss | None = None,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
 
@@ -404,6 +405,9 @@ class _Recurrent(TimeMajorModel):
             Noise on ``h`` (see :meth:`noise`); fixed, so the gradient is exact.
         w_ref : float, optional
             Reference magnitude for the weight penalty (default: current RMS of ``w``).
+        extra : ActivityLoss, optional
+            One more term on ``h`` (:class:`cortexsim.loss.ActivityLoss`, e.g. a fit's neural term),
+            added to the loss and to dL/dh.
 
         Returns
         -------
@@ -426,6 +430,9 @@ class _Recurrent(TimeMajorModel):
         g = self._buffer("g", h.shape)  # dL/dh[t] from the readout and the activity penalty
         np.multiply(h, 2.0 * act_l2 / h.size, out=g)
         g += dy @ p["w_out"]
+        term = None if extra is None else extra(h, batch)
+        if term is not None:
+            g += term.grad
         grads = self._backward(u, g)
         n_out = self.n_outputs
         grads["w_out"] = dy.reshape(-1, n_out).T @ h.reshape(-1, self.n_units)
@@ -439,7 +446,8 @@ class _Recurrent(TimeMajorModel):
         weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
         habs = np.abs(h)
         stats = {"task_loss": task, "r2": error.r2, "mean_rate": float(habs.mean()), "max_rate": float(habs.max())}
-        return task + act_loss + weight_loss, grads, stats
+        stats |= {} if term is None else term.stats
+        return task + act_loss + weight_loss + (0.0 if term is None else term.loss), grads, stats
 
 
 class LeakyRNN(_Recurrent):

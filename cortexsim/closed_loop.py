@@ -54,7 +54,7 @@ from .body import (
 )
 from .circuit import Connectome
 from .errors import ConfigError
-from .loss import DEFAULT_PENALTIES, Penalties
+from .loss import DEFAULT_PENALTIES, ActivityLoss, Penalties
 from .model import Jacobian, Step, Stimulus, Trajectory
 from .rate import GROUPS, RateNetwork
 from .tasks import TrialBatch
@@ -259,6 +259,7 @@ class ArmRateNetwork(RateNetwork):
         penalties: Penalties = DEFAULT_PENALTIES,
         noise: LoopNoise | None = None,
         w_ref: float | None = None,
+        extra: ActivityLoss | None = None,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group, through circuit, arm and feedback.
 
@@ -275,6 +276,8 @@ class ArmRateNetwork(RateNetwork):
             Fixed process, sensory and motor noise (see :meth:`noise`).
         w_ref : float, optional
             Reference magnitude for the weight penalty (default: current RMS magnitude).
+        extra : ActivityLoss, optional
+            One more term on the rates (e.g. a fit's neural term), added to the loss and the backward pass.
 
         Returns
         -------
@@ -282,7 +285,7 @@ class ArmRateNetwork(RateNetwork):
         grads : dict of str to ndarray
         stats : dict of str to float
             ``task_loss``, ``r2``, ``mean_rate``, ``max_rate``, ``effort`` (mean squared
-            activation), ``speed_loss``.
+            activation), ``speed_loss`` (and the extra term's stats).
         """
         if noise is not None and not isinstance(noise, LoopNoise):
             noise = LoopNoise(process=noise)
@@ -303,15 +306,16 @@ class ArmRateNetwork(RateNetwork):
             gy[t] = loop.backward_step(t, g_f)
             return (w_out_t @ gy[t].T).astype(self.dtype, copy=False)
 
+        term = None if extra is None else extra(rates.transpose(1, 2, 0), batch)
         grads, (rate_loss, weight_loss), stats = self._backprop(
-            inputs, states, rate_stats, readout_grad, penalties, w_ref
+            inputs, states, rate_stats, readout_grad, penalties, w_ref, None if term is None else term.grad
         )
         gy_t = gy.transpose(2, 0, 1).reshape(self.n_outputs, -1)
         grads["w_out"] = gy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T.astype(float)
         grads["b_out"] = gy.sum((0, 1))
         grads = {k: np.asarray(grads[k], dtype=self.dtype) for k in GROUPS}
-        stats = _loop_stats(terms, stats)
-        return terms["total"] + rate_loss + weight_loss, grads, stats
+        stats = _loop_stats(terms, stats) | ({} if term is None else term.stats)
+        return terms["total"] + rate_loss + weight_loss + (0.0 if term is None else term.loss), grads, stats
 
 
 class ArmANN:
@@ -489,10 +493,12 @@ class ArmANN:
         penalties: Penalties = DEFAULT_PENALTIES,
         noise: LoopNoise | None = None,
         w_ref: float | None = None,
+        extra: ActivityLoss | None = None,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and exact gradient: the arm's loss terms, the ANN's activity and weight penalties.
 
-        The activity and weight penalties are the ANN's own (:meth:`cortexsim.ann.GRU.loss_and_grad`).
+        The activity and weight penalties are the ANN's own (:meth:`cortexsim.ann.GRU.loss_and_grad`);
+        ``extra``, one more term on ``h`` (e.g. a fit's neural term), is added to the loss and to dL/dh.
         """
         if noise is not None and not isinstance(noise, LoopNoise):
             noise = LoopNoise(process=noise)
@@ -502,6 +508,9 @@ class ArmANN:
         terms = loop.losses(batch)
         act_l2 = penalties.rate_l2 * penalties.rate_cap**2
         g = h * self.dtype.type(2.0 * act_l2 / h.size)  # dL/dh from the activity penalty
+        term = None if extra is None else extra(h, batch)
+        if term is not None:
+            g += term.grad
         w_out = p["w_out"].astype(float)
         w_fb = p["w_in"][:, k:].astype(float)  # (k H, channels)
         gy = np.zeros((batch.n_steps, batch.n_trials, self.body.n_muscles))
@@ -526,7 +535,8 @@ class ArmANN:
         weight_loss = penalties.weight_l2 * float(np.mean(w.astype(np.float64) ** 2)) / w_ref**2
         habs = np.abs(h)
         stats = _loop_stats(terms, {"mean_rate": float(habs.mean()), "max_rate": float(habs.max())})
-        return terms["total"] + act_loss + weight_loss, grads, stats
+        stats |= {} if term is None else term.stats
+        return terms["total"] + act_loss + weight_loss + (0.0 if term is None else term.loss), grads, stats
 
 
 def _loop_stats(terms: dict[str, float], activity: dict[str, float]) -> dict[str, float]:

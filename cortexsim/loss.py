@@ -9,11 +9,19 @@ compute their task error here, so "loss" and "R^2" mean the same thing for every
 with ``d`` the typical output magnitude (the reach distance, m), so positions are
 compared in units of the reach.  The penalty weights are those of ``[train]``
 (:class:`~cortexsim.config.TrainConfig`); :class:`Penalties` takes its defaults from there.
+
+Every model's ``loss_and_grad`` also takes one more, optional term on **its activity** (the array
+:attr:`cortexsim.model.Trajectory.activity` holds: the circuit's rates, an ANN's ``h``): an
+:class:`ActivityLoss`, called with the batch's activity, returns an :class:`ActivityTerm` (its loss
+and ``dL/d activity``), which the model adds to its loss and to the gradient its backpropagation
+starts from.  The neural term of a fit to recorded neurons (:mod:`cortexsim.neural_loss`) is one;
+no model knows what the term is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -135,3 +143,34 @@ def task_error(outputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale
     sse = float(np.sum(err**2))
     norm = count * scale**2
     return TaskError(sse / norm, (2.0 / norm) * err, r2_from_sse(sse, targets, mask))
+
+
+@dataclass(frozen=True, eq=False)
+class ActivityTerm:
+    """One extra loss term on a model's activity, evaluated on one batch.
+
+    Attributes
+    ----------
+    loss : float
+        The term's share of the loss (dimensionless, its weight included).
+    grad : ndarray, shape (time, trials, units)
+        ``d loss / d activity`` (time-major, as models backpropagate), per unit of the activity
+        (1/Hz for the circuit's rates).
+    stats : dict of str to float
+        What training records of it (e.g. ``neural_loss``).
+    """
+
+    loss: float
+    grad: np.ndarray
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class ActivityLoss(Protocol):
+    """A loss term on a model's activity, added by every model's ``loss_and_grad(..., extra=term)``."""
+
+    def __call__(self, activity: np.ndarray, batch) -> ActivityTerm:
+        """The term and its gradient for ``activity`` (time, trials, units) of ``batch`` (a ``TrialBatch``).
+
+        ``activity`` may be a view of the model's work buffer: read it, never keep or change it.
+        """
+        ...

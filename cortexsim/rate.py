@@ -49,7 +49,7 @@ from . import _kernels
 from ._model import TimeMajorModel
 from .circuit import Connectome
 from .errors import ConfigError
-from .loss import DEFAULT_PENALTIES, Penalties, task_error
+from .loss import DEFAULT_PENALTIES, ActivityLoss, Penalties, task_error
 from .model import Jacobian, Step, Stimulus, Trajectory, constant_input
 from .tasks import TrialBatch
 from .transfer import Softplus, Transfer
@@ -487,12 +487,13 @@ class RateNetwork(TimeMajorModel):
         penalties: Penalties = DEFAULT_PENALTIES,
         noise: np.ndarray | None = None,
         w_ref: float | None = None,
+        extra: ActivityLoss | None = None,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
         """Loss and its exact gradient for every trainable group (BPTT).
 
         Loss = sum(mask (y - y*)^2) / (sum(mask) d^2) + rate_l2 mean(r^2)
-        + rate_cap_l2 mean(max(r - cap, 0)^2) + weight_l2 mean_syn(w^2) / w_ref^2,
-        where ``d`` is :attr:`output_scale` (positions are compared in units of
+        + rate_cap_l2 mean(max(r - cap, 0)^2) + weight_l2 mean_syn(w^2) / w_ref^2
+        (+ ``extra(r)``), where ``d`` is :attr:`output_scale` (positions are compared in units of
         the reach) and ``w_ref`` the reference magnitude.
 
         Parameters
@@ -503,6 +504,9 @@ class RateNetwork(TimeMajorModel):
             Process-noise increments (see :meth:`noise`); fixed, so the gradient is exact.
         w_ref : float, optional
             Reference magnitude for the weight penalty (default: current RMS magnitude).
+        extra : ActivityLoss, optional
+            One more term on the rates (:class:`cortexsim.loss.ActivityLoss`, e.g. the neural term of
+            a fit); its loss is added and its ``dL/dr`` joins the backward pass.
 
         Returns
         -------
@@ -510,7 +514,7 @@ class RateNetwork(TimeMajorModel):
         grads : dict of str to ndarray
             Same keys and shapes as :attr:`params` (new arrays, not views of work buffers).
         stats : dict of str to float
-            ``task_loss``, ``r2``, ``mean_rate``, ``max_rate``.
+            ``task_loss``, ``r2``, ``mean_rate``, ``max_rate`` (and the extra term's stats).
 
         Notes
         -----
@@ -538,12 +542,16 @@ class RateNetwork(TimeMajorModel):
         dy_t = np.ascontiguousarray(dy.transpose(2, 0, 1)).reshape(self.n_outputs, -1)  # (outputs, T B)
         # dL/dr of the readout, shape (readout units, time, trials)
         g_out = (p["w_out"].T @ dy_t).reshape(-1, n_steps, n_trials)
+        term = None if extra is None else extra(rates.transpose(1, 2, 0), batch)
 
-        grads, (rate_loss, weight_loss), stats = self._backprop(u, states, rate_stats, g_out, penalties, w_ref)
+        grads, (rate_loss, weight_loss), stats = self._backprop(
+            u, states, rate_stats, g_out, penalties, w_ref, None if term is None else term.grad
+        )
         grads["w_out"] = (dy_t @ self._readout_rates(rates).reshape(self.out_idx.size, -1).T).astype(self.dtype)
         grads["b_out"] = dy.sum((0, 1)).astype(self.dtype)
-        stats = {"task_loss": task, "r2": error.r2, **stats}
-        return task + rate_loss + weight_loss, {k: grads[k] for k in GROUPS}, stats
+        stats = {"task_loss": task, "r2": error.r2, **stats, **({} if term is None else term.stats)}
+        total = task + rate_loss + weight_loss + (0.0 if term is None else term.loss)
+        return total, {k: grads[k] for k in GROUPS}, stats
 
     def _backprop(
         self,
@@ -553,6 +561,7 @@ class RateNetwork(TimeMajorModel):
         g_out: np.ndarray | Callable[[int, np.ndarray | None], np.ndarray],
         penalties: Penalties,
         w_ref: float | None,
+        g_rates: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], tuple[float, float], dict[str, float]]:
         """After :meth:`_forward`: backpropagation through time and the gradients of ``w``, ``w_in``, ``b``, ``x0``.
 
@@ -570,6 +579,8 @@ class RateNetwork(TimeMajorModel):
             The readout's dL/dr (see :meth:`_backward`).
         penalties : Penalties
         w_ref : float, optional
+        g_rates : ndarray, shape (time, trials, units), optional
+            dL/dr of an extra term on every unit's rate (:class:`cortexsim.loss.ActivityTerm`).
 
         Returns
         -------
@@ -586,7 +597,7 @@ class RateNetwork(TimeMajorModel):
         gx = self._buffer("g", rates.shape)
         dw = _kernels.WeightGradient(rec, gx, rates, self.gradient_threads)
         try:
-            sum_over2 = self._backward(rates, states, rate_stats, g_out, penalties, gx, dw)
+            sum_over2 = self._backward(rates, states, rate_stats, g_out, penalties, gx, dw, g_rates)
         finally:
             dw.close()
         dw_syn = dw.result()  # sum_t dL/dx[t+1] r[t]^T at the synapses, (post, pre) order
@@ -622,6 +633,7 @@ class RateNetwork(TimeMajorModel):
         penalties: Penalties,
         gx: np.ndarray,
         dw: _kernels.WeightGradient,
+        g_rates: np.ndarray | None = None,
     ) -> float:
         """Fill ``gx[:, t] = dL/dx[t]``, latest step first; returns ``sum(max(r - cap, 0)^2)``.
 
@@ -630,7 +642,8 @@ class RateNetwork(TimeMajorModel):
         trials), or a function ``g_out(t, dL/dx[t+1])`` (None at the last step) that returns
         step ``t``'s (readout units, trials) -- the closed loop, whose readout gradient at ``t``
         depends on later steps through the arm (:mod:`cortexsim.closed_loop`).  ``states`` is
-        None for softplus transfers (phi' from r).
+        None for softplus transfers (phi' from r).  ``g_rates`` (time, trials, units), when given,
+        adds an extra term's dL/dr on every unit.
         """
         phi, rec = self.transfer, self._rec
         n, n_steps, n_trials = rates.shape
@@ -661,6 +674,8 @@ class RateNetwork(TimeMajorModel):
                 g_now[out_rows] += g_out(t, g_next if t + 1 < n_steps else None)
             else:
                 g_now[out_rows] += g_out[:, t, :]
+            if g_rates is not None:
+                g_now += g_rates[t].T
             if t + 1 < n_steps:
                 rec.backward(g_next, g_now, tmp)
             if states is None:  # softplus: phi'(x) = a (1 - exp(-r / (a s))); 0 where r = 0 (silenced units)

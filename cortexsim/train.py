@@ -72,7 +72,12 @@ class Trainable(Protocol):
     def loss_and_grad(
         self, batch: TrialBatch, penalties: Penalties, noise: np.ndarray | None = None, w_ref: float | None = None
     ) -> tuple[float, dict[str, np.ndarray], dict[str, float]]:
-        """Loss, gradient of every group and summary statistics (``task_loss``, ``r2``, ``mean_rate``, ...)."""
+        """Loss, gradient of every group and summary statistics (``task_loss``, ``r2``, ``mean_rate``, ...).
+
+        Every model's also takes ``extra``, one more term on its activity (:class:`cortexsim.loss.ActivityLoss`);
+        a model may also define ``validation_loss(batch) -> (loss, r2)``, which early stopping then uses
+        instead of the task error of its outputs (:class:`cortexsim.neural_loss.Fitted`: task plus neural term).
+        """
 
     def simulate(
         self, batch: TrialBatch, rng: np.random.Generator | None = None
@@ -377,10 +382,14 @@ def _stop_reason(state: TrainState, config: TrainConfig) -> str:
 
 
 def _validate(model: Trainable, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
-    outputs = model.simulate(validation).outputs
-    r2 = r2_score(outputs, validation.targets, validation.mask)
-    err = (outputs - validation.targets) * validation.mask
-    val_loss = float(np.sum(err**2) / max(validation.mask.sum(), 1) / model.output_scale**2)
+    own = getattr(model, "validation_loss", None)  # a model with more than a task (a fit) judges itself
+    if own is not None:
+        val_loss, r2 = own(validation)
+    else:
+        outputs = model.simulate(validation).outputs
+        r2 = r2_score(outputs, validation.targets, validation.mask)
+        err = (outputs - validation.targets) * validation.mask
+        val_loss = float(np.sum(err**2) / max(validation.mask.sum(), 1) / model.output_scale**2)
     state.history["val_iteration"].append(state.iteration)
     state.history["val_loss"].append(val_loss)
     state.history["val_r2"].append(r2)

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("anatomy", ("anatomy",)),
     ("circuit", ("circuit",)),
     ("tasks / transfer / effector", ("tasks", "transfer", "effector", "_plant", "pointmass")),
-    ("loss", ("loss", "metrics")),
+    ("loss", ("loss", "metrics", "neural_loss")),
     (
         "models",
         (

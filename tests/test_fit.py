@@ -1,0 +1,141 @@
+"""Fitting models to recorded neurons: the neural term's exact gradient through every model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import directional_error
+from test_closed_loop import _config as arm_config
+from test_closed_loop import _network as arm_network
+from test_rate import SHORT, small_network
+
+from cortexsim import assembly
+from cortexsim.ann import make_ann
+from cortexsim.loss import Penalties
+from cortexsim.neural_loss import RECORD_KEY, Fitted, NeuralTargets, NeuralTerm, ReadoutMap, UnitMap
+
+PENALTIES = Penalties(rate_l2=1e-4, rate_cap=8.0, rate_cap_l2=1e-2, weight_l2=1e-2)
+
+
+def _targets(kind: str, n_records: int, n_steps: int, n_neurons: int, dt: float, rng) -> NeuralTargets:
+    """Random targets: Poisson counts around 10 Hz, or PSTHs; the first steps not covered."""
+    mask = np.ones((n_records, n_steps))
+    mask[:, :3] = 0.0
+    if kind == "counts":
+        values = rng.poisson(10.0 * dt * (1 + rng.random((n_records, n_steps, n_neurons))) * 3).astype(float)
+    else:
+        values = 10.0 + 5.0 * rng.standard_normal((n_records, n_steps, n_neurons))
+    return NeuralTargets(kind, values, mask, dt)
+
+
+def _with_records(batch, rng, n_records: int):
+    """The batch with each trial's target row (one trial not fitted)."""
+    rec = rng.integers(0, n_records, batch.n_trials)
+    rec[0] = -1
+    return type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, {**batch.params, RECORD_KEY: rec})
+
+
+def _check_every_group(fitted: Fitted, batch, noise, h: float = 1e-6, tol: float = 1e-6) -> dict[str, float]:
+    """Directional check of every model group and every mapping group; returns the errors."""
+    model = fitted.model
+    errors = {}
+
+    def loss_and_grad():
+        return fitted.loss_and_grad(batch, PENALTIES, noise, w_ref=0.01)
+
+    groups = list(model.params) + list(fitted.map_params)
+    for group in groups:
+        params = model.params if group in model.params else fitted.map_params
+        d = np.random.default_rng(len(group)).standard_normal(params[group].shape)
+        if group == "w" and hasattr(model, "mask"):
+            d *= 0.1 * model.params["w"] * model.mask  # inside w >= 0 and the mask
+        if group == "w_in" and hasattr(model, "in_mask"):
+            d *= model.in_mask
+        if group == "neural_w":
+            d = np.abs(d) * 0.01  # inside C >= 0 for the circuit's readout
+        # the mapping's groups: a larger step (the loss is smooth in them; 1e-6 meets float64 rounding)
+        step = 3e-5 if group in fitted.map_params else h
+        errors[group] = directional_error(loss_and_grad, params, group, d, h=step)
+        assert errors[group] < tol, (group, errors[group])
+    return errors
+
+
+@pytest.mark.parametrize("kind", ["counts", "psth"])
+@pytest.mark.parametrize("mapping", ["units", "readout"])
+def test_neural_term_gradient_through_the_circuit(kind, mapping):
+    rng = np.random.default_rng(7)
+    net = small_network(n_units=40)
+    batch = SHORT.sample(4, rng)
+    noise = net.noise(batch.n_trials, batch.n_steps, rng)
+    targets = _targets(kind, 3, batch.n_steps, 6, net.dt, rng)
+    batch = _with_records(batch, rng, 3)
+    units = np.array([2, 5, 11, 17, 23, 31])
+    fit_map = UnitMap(units) if mapping == "units" else ReadoutMap(net.n_units, nonnegative=True)
+    fitted = Fitted(net, NeuralTerm(fit_map, targets, weight=0.7))
+    if mapping == "readout":
+        fitted.map_params["neural_w"] += 0.02 * rng.random(fitted.map_params["neural_w"].shape)
+    loss, grads, stats = fitted.loss_and_grad(batch, PENALTIES, noise, w_ref=0.01)
+    assert stats["neural_loss"] > 0 and set(grads) == set(fitted.params)
+    task_only, _, _ = net.loss_and_grad(batch, PENALTIES, noise, w_ref=0.01)
+    assert loss == pytest.approx(task_only + stats["neural_loss"], rel=1e-12)
+    _check_every_group(fitted, batch, noise)
+
+
+@pytest.mark.parametrize("kind", ["counts", "psth"])
+def test_neural_term_gradient_through_the_circuit_on_the_arm(kind):
+    cfg = arm_config(motor_noise=0.05)
+    net = arm_network(cfg)
+    rng = np.random.default_rng(2)
+    batch = assembly.make_task(cfg).sample(3, rng)
+    noise = net.noise(3, batch.n_steps, rng)
+    targets = _targets(kind, 2, batch.n_steps, 5, net.dt, rng)
+    batch = _with_records(batch, rng, 2)
+    fitted = Fitted(net, NeuralTerm(UnitMap(np.array([1, 8, 20, 33, 50])), targets, weight=0.5))
+    _check_every_group(fitted, batch, noise, h=1e-7)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("kind", ["counts", "psth"])
+def test_neural_term_gradient_through_an_ann_readout(arch, kind):
+    rng = np.random.default_rng(5)
+    ann = make_ann(arch, n_hidden=10, dt=SHORT.dt, n_inputs=3, n_outputs=2, noise_std=0.05, dtype=np.float64)
+    ann.init_params(rng)
+    batch = SHORT.sample(3, rng)
+    noise = ann.noise(batch.n_trials, batch.n_steps, rng)
+    targets = _targets(kind, 2, batch.n_steps, 4, ann.dt, rng)
+    batch = _with_records(batch, rng, 2)
+    fitted = Fitted(ann, NeuralTerm(ReadoutMap(ann.n_units, nonnegative=False), targets, weight=2.0))
+    fitted.map_params["neural_w"] += rng.standard_normal(fitted.map_params["neural_w"].shape)
+    _check_every_group(fitted, batch, noise, h=3e-5)  # smooth in every group; 1e-6 meets rounding (loss ~10)
+
+
+def test_ann_on_the_arm_takes_the_same_term():
+    cfg = arm_config().with_section("ann", n_hidden=8, dtype="float64")
+    model = assembly.make_ann_model(cfg, "gru")
+    rng = np.random.default_rng(3)
+    for p in model.params.values():  # away from the arm at rest, where the muscles' force-velocity kink sits
+        p += 0.1 * rng.standard_normal(p.shape)
+    model.params["w_out"] *= 30
+    batch = assembly.make_task(cfg).sample(2, rng)
+    targets = _targets("counts", 2, batch.n_steps, 3, model.dt, rng)
+    batch = _with_records(batch, rng, 2)
+    fitted = Fitted(model, NeuralTerm(ReadoutMap(model.n_units, nonnegative=False), targets))
+    fitted.map_params["neural_w"] += rng.standard_normal(fitted.map_params["neural_w"].shape)
+    _check_every_group(fitted, batch, None)
+
+
+def test_a_perfect_prediction_costs_nothing_and_the_readout_stays_nonnegative():
+    rng = np.random.default_rng(0)
+    net = small_network(n_units=30, noise_std=0.0)
+    batch = SHORT.sample(2, rng)
+    units = np.array([3, 4, 9])
+    rates = net.simulate(batch).activity[:, :, units]  # (trials, time, neurons) Hz
+    targets = NeuralTargets("psth", rates, np.ones(rates.shape[:2]), net.dt)
+    batch = type(batch)(batch.inputs, batch.targets, batch.mask, batch.dt, {**batch.params, RECORD_KEY: np.arange(2)})
+    fitted = Fitted(net, NeuralTerm(UnitMap(units), targets))
+    _, grads, stats = fitted.loss_and_grad(batch, Penalties(0, 1e3, 0, 0), None)
+    assert stats["neural_loss"] == pytest.approx(0.0, abs=1e-20)
+    readout = Fitted(net, NeuralTerm(ReadoutMap(net.n_units, nonnegative=True), targets))
+    readout.map_params["neural_w"] -= 1.0
+    readout.enforce_constraints()
+    assert readout.map_params["neural_w"].min() == 0.0
