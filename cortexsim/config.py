@@ -46,6 +46,7 @@ import tomli_w
 from . import _validate as v
 from . import paths
 from .errors import ConfigError
+from .fit_config import FitConfig
 from .stim_config import StimulationConfig
 
 TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
@@ -1006,6 +1007,7 @@ SECTIONS: dict[str, type] = {
     "export": ExportConfig,
     "perturb": PerturbConfig,
     "stimulation": StimulationConfig,
+    "fit": FitConfig,
 }
 """The tables of an experiment file and the dataclass that checks each."""
 
@@ -1039,6 +1041,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
     stimulation: StimulationConfig = field(default_factory=StimulationConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
     base: Path = Path(".")
 
     @property
@@ -1066,8 +1069,14 @@ class Config:
         return {name: asdict(section) for name, section in self.sections.items()}
 
     def to_toml(self) -> str:
-        """The full configuration, defaults included, as TOML text."""
-        return tomli_w.dumps(_drop_none(self.to_dict()))
+        """The full configuration, defaults included, as TOML text.
+
+        ``[fit]`` is left out while it names no data, so configs without a fit keep their hash.
+        """
+        data = self.to_dict()
+        if not self.fit.active:
+            del data["fit"]
+        return tomli_w.dumps(_drop_none(data))
 
     def with_section(self, name: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (validated)."""

@@ -62,6 +62,7 @@ from .closed_loop import ArmRateNetwork
 from .config import Config
 from .errors import ConfigError
 from .evaluation import Evaluation, evaluate, evaluate_rate
+from .fit_stage import run_fit
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
 from .model_id import ModelId, anns, of_activity
@@ -179,6 +180,8 @@ def stages(config: Config) -> list[Stage]:
     if config.stimulation.active:  # every model is trained: the causal experiments
         models = ("rate", *(model.stage for model in anns(config.ann.archs)))
         out.append(Stage("stimulate", _TRAINING + ("lesion", "spiking", "stimulation", "quality", "ann"), models))
+    if config.fit.active:  # every model fitted to recorded neurons (cortexsim.fit_stage); reads no earlier stage
+        out.append(Stage("fit", _TRAINING + ("fit", "ann")))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
 
@@ -856,8 +859,14 @@ def _stage_stimulate(ctx: _Context, name: str) -> StageOutput:
     return StageOutput(("stimulation",), tuple(written))
 
 
+def _stage_fit(ctx: _Context, name: str) -> StageOutput:
+    """Every model fitted to the held-in neurons of ``[fit] data`` and scored (:mod:`cortexsim.fit_stage`)."""
+    return StageOutput(("fit",), tuple(run_fit(ctx.config, ctx.run_file, METRICS_TEXT, ctx.log)))
+
+
 _RUNNERS = {
     "train": _stage_train,
+    "fit": _stage_fit,
     "stimulate": _stage_stimulate,
     "rate": _stage_rate,
     "spiking": _stage_spiking,
