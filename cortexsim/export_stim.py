@@ -3,7 +3,8 @@
 A run with ``[stimulation]`` protocols (``/stimulation``, :mod:`cortexsim.stimulate`) exports, with
 pynwb's optogenetics types (:mod:`pynwb.ogen`):
 
-* ``devices/simulated_light`` and one ``ogen_sites/<protocol>`` per protocol
+* ``devices/simulated_light`` and one ``ogen_sites/<protocol>`` per protocol the twin ran (none when
+  ``[stimulation] spiking_trials`` is 0: the file is the twin's)
   (:class:`~pynwb.ogen.OptogeneticStimulusSite`): its target as ``location``, its label as
   ``description``, and the nominal wavelength of the opsin the effect stands for as
   ``excitation_lambda`` (470 nm, ChR2, for ``excite``; 590 nm, ArchT/NpHR, for ``inhibit`` and
@@ -116,7 +117,8 @@ def add_stimulation(
     dt : float
         Task step (s).
     """
-    if not protocols:
+    protocols = tuple(p for p in protocols if p.light is not None and p.hand is not None and p.peak_cm is not None)
+    if not protocols:  # the twin was not stimulated: the NWB file (the twin's) has no lit trial to describe
         return start
     device = nwb.create_device(
         name="simulated_light",
@@ -148,9 +150,7 @@ def add_stimulation(
             excitation_lambda=WAVELENGTH_NM[p.effect],
             location="+".join(p.target),
         )
-        if p.light is None or p.hand is None or p.peak_cm is None:
-            continue  # the twin was not stimulated: the site documents the protocol
-        n_cond, steps = p.hand.shape[0], p.hand.shape[1]
+        n_cond = p.hand.shape[0]
         nwb.add_stimulus(
             pynwb.ogen.OptogeneticSeries(
                 name=f"stimulation_{p.name}",
@@ -181,8 +181,7 @@ def add_stimulation(
             )
             hands.append(p.hand[c])
             t += duration
-        del steps
-    if hands:
+    if hands:  # always, here: every protocol left has lit twin trials
         nwb.add_time_intervals(table)
         nwb.processing["behavior"].add(
             pynwb.behavior.SpatialSeries(

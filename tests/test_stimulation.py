@@ -20,7 +20,7 @@ import pytest
 import tomli_w
 from test_bad_input import assert_refused, snapshot, tiny_data
 from test_model_contract import _model
-from tiny import tiny_config
+from tiny import SMOKE, tiny_config
 
 from cortexsim import assembly
 from cortexsim import stimulation as st
@@ -313,7 +313,7 @@ def test_a_run_with_stimulation_writes_every_model_under_its_contract_names(tmp_
     changes = {
         "effector": {"kind": "arm26"},
         "ann": {"archs": ["gru"], "max_iterations": 3, "n_hidden": 8},
-        "spiking": {"enabled": True, "k": 1, "trials_per_condition": 2, "target": "numpy"},
+        "spiking": {"enabled": twin, "k": 1, "trials_per_condition": 2, "target": "numpy"},
         "stimulation": {
             "trials_per_condition": 1,
             "spiking_trials": 1 if twin else 0,
@@ -346,40 +346,53 @@ def test_a_run_with_stimulation_writes_every_model_under_its_contract_names(tmp_
         assert (out / "figures" / name).stat().st_size > 10_000
     summary = (out / "summary.md").read_text()
     assert "## Stimulation" in summary and "What the circuit's reach needs" in summary
-    _check_nwb(out, twin)
+    if twin:  # the NWB file is the twin's
+        _check_nwb(out)
 
 
-def _check_nwb(out, twin: bool) -> None:
-    """The export holds one ogen site per protocol and, with the twin lit, its light and lit trials."""
+def _check_nwb(out) -> None:
+    """The export holds one ogen site per protocol the twin ran, its light and its lit trials."""
     pynwb = pytest.importorskip("pynwb")
     nwb_path = out / "stim.nwb"
     assert main(["export", str(out / "run.h5"), "--nwb", str(nwb_path)]) == 0
     with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
         nwb = io.read()
+        assert set(nwb.trials["stimulation"][:]) == {"none"}
         assert set(nwb.ogen_sites) == {"pv_delay", "pt_move"}
         assert nwb.ogen_sites["pt_move"].location == "PT5B"
         assert nwb.ogen_sites["pv_delay"].excitation_lambda == 470.0
-        assert set(nwb.trials["stimulation"][:]) == {"none"}
-        if not twin:
-            assert "stimulation" not in nwb.intervals
-            return
-        rows = nwb.intervals["stimulation"].to_dataframe()
-        with h5py.File(out / "run.h5") as f:
-            for name in ("pv_delay", "pt_move"):
-                light = f[f"stimulation/{name}/spiking/light"][()]
-                series = nwb.stimulus[f"stimulation_{name}"]
-                np.testing.assert_array_equal(series.data[:], light.T.reshape(-1))
-                mine = rows[rows["protocol"] == name]
-                assert len(mine) == light.shape[1]
-                peak = 100 * f[f"stimulation/{name}/spiking/hand_deviation"][()].max(axis=1)
-                np.testing.assert_allclose(mine["peak_deviation_cm"], peak)
-        assert np.all(rows["light_on_time"] >= rows["start_time"]) and np.all(
-            rows["light_off_time"] <= rows["stop_time"]
-        )
-        assert rows["start_time"].min() >= nwb.trials["stop_time"][-1] - 1e-9  # after every exported trial
+        _check_lit_trials(nwb, out)
     from nwbinspector import inspect_nwbfile
 
     serious = [
         m for m in inspect_nwbfile(nwbfile_path=str(nwb_path)) if m.importance.name != "BEST_PRACTICE_SUGGESTION"
     ]
     assert not serious, serious
+
+
+def _check_lit_trials(nwb, out) -> None:
+    """The twin's light and lit trials in the NWB file are the run file's."""
+    rows = nwb.intervals["stimulation"].to_dataframe()
+    with h5py.File(out / "run.h5") as f:
+        for name in ("pv_delay", "pt_move"):
+            light = f[f"stimulation/{name}/spiking/light"][()]
+            series = nwb.stimulus[f"stimulation_{name}"]
+            np.testing.assert_array_equal(series.data[:], light.T.reshape(-1))
+            mine = rows[rows["protocol"] == name]
+            assert len(mine) == light.shape[1]
+            peak = 100 * f[f"stimulation/{name}/spiking/hand_deviation"][()].max(axis=1)
+            np.testing.assert_allclose(mine["peak_deviation_cm"], peak)
+    assert np.all(rows["light_on_time"] >= rows["start_time"])
+    assert np.all(rows["light_off_time"] <= rows["stop_time"])
+    assert rows["start_time"].min() >= nwb.trials["stop_time"][-1] - 1e-9  # after every exported trial
+
+
+def test_the_population_by_epoch_sweep_trains_one_circuit():
+    from cortexsim.sweep import load_sweep
+
+    sweep = load_sweep(SMOKE.parent / "sweeps" / "arm_stim.toml")
+    points = sweep.points("/nonexistent/sweep")
+    assert len(points) == 17
+    assert sum(p.upstream is None for p in points) == 1  # every point reuses the first point's training
+    assert len({p.config.stimulation.protocols[0].target[0] for p in points}) == 17
+    assert all({pr.event for pr in p.config.stimulation.protocols} == {"target_on", "go"} for p in points)
