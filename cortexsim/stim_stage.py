@@ -65,7 +65,9 @@ def check_protocols(config: Config, net) -> None:
         st.check_amplitude(protocol, net.transfer, ceiling)
 
 
-def stimulation_run(config: Config, net, anns: dict[str, object], log: Log | None = None) -> StimulationRun:
+def stimulation_run(
+    config: Config, net, anns: dict[str, object], log: Log | None = None, failed: tuple[str, ...] = ()
+) -> StimulationRun:
     """Run every protocol of ``config.stimulation`` on the circuit ``net``, its twin and the ANNs ``anns``.
 
     Parameters
@@ -76,6 +78,8 @@ def stimulation_run(config: Config, net, anns: dict[str, object], log: Log | Non
     anns : dict
         Stage name (``ann:gru``) -> trained ANN model (on the same body).
     log : callable, optional
+    failed : tuple of str
+        Prefixes of models that failed their task (marked in the progress lines).
     """
     log = log or LOG.info
     sc, seed = config.stimulation, config.experiment.seed
@@ -127,7 +131,7 @@ def stimulation_run(config: Config, net, anns: dict[str, object], log: Log | Non
         for result in done:
             values.update(result.metrics)
         results += done
-        log(_line(protocol, done, time.perf_counter() - t0))
+        log(_line(protocol, done, time.perf_counter() - t0, failed))
     return StimulationRun(results, values, scales)
 
 
@@ -153,10 +157,11 @@ def _twin(config: Config, net):
     return params, run
 
 
-def _line(protocol: StimProtocol, done: list[StimResult], seconds: float) -> str:
-    """One progress line: each model's peak hand deviation and potent share."""
+def _line(protocol: StimProtocol, done: list[StimResult], seconds: float, failed: tuple[str, ...] = ()) -> str:
+    """One progress line: each model's peak hand deviation and potent share (a model that failed its task marked)."""
     parts = ", ".join(
-        f"{r.model} {r.metric('peak_deviation_cm'):.2f} cm ({100 * r.metric('potent_share'):.0f} % potent)"
+        f"{r.model}{' (FAILED its task)' if r.model in failed else ''} {r.metric('peak_deviation_cm'):.2f} cm "
+        f"({100 * r.metric('potent_share'):.0f} % potent)"
         for r in done
     )
     return f"[stimulate] {protocol.name} ({protocol.label()}): {parts} ({seconds:.1f} s)"
@@ -242,7 +247,7 @@ def run_stimulation(
     twin = ", its spiking twin" if config.spiking.enabled and config.stimulation.spiking_trials else ""
     ann = f" and {len(anns)} ANNs (matched random units)" if anns and config.stimulation.ann else ""
     log(f"stimulate: {len(config.stimulation.protocols)} protocol(s) on the circuit{twin}{ann}")
-    run = stimulation_run(config, net, anns, log)
+    run = stimulation_run(config, net, anns, log, tuple(failed))
     return write_stimulation_run(config, run, run_file, figures, metrics_text, failed)
 
 
