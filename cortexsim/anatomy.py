@@ -39,8 +39,8 @@ import tomli_w
 
 from . import _validate as v
 from .config import Config, EffectorConfig, LesionConfig, parse_toml, read_text_file
-from .stim_config import StimulationConfig
 from .errors import ConfigError
+from .stim_config import StimulationConfig
 
 LAYERS: tuple[str, ...] = ("L1", "L2/3", "L4", "L5A", "L5B", "L6")
 """Cortical layers from pia to white matter."""

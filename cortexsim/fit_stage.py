@@ -7,10 +7,10 @@ metrics ``fit_<model>_heldout_co_bps``, ``fit_<model>_heldout_psth_r2`` and
 
 The models (:mod:`cortexsim.fit` prepares the data, the split and the scores):
 
-``rate``           the circuit trained on the recorded task with the neural term (:mod:`cortexsim.neural_loss`,
-                   ``[fit] mapping``, ``weight``);
-``rate_taskonly``  the same circuit, same initial weights and batches, trained on the recorded task alone;
-``ann_<arch>``     each ANN of ``[ann] archs`` with the neural term through a signed readout of its ``h``.
+* ``rate`` -- the circuit trained on the recorded task with the neural term (:mod:`cortexsim.neural_loss`,
+  ``[fit] mapping``, ``weight``);
+* ``rate_taskonly`` -- the same circuit, same initial weights and batches, trained on the recorded task alone;
+* ``ann_<arch>`` -- each ANN of ``[ann] archs`` with the neural term through a signed readout of its ``h``.
 """
 
 from __future__ import annotations
