@@ -22,11 +22,15 @@ The ``fit`` stage (:mod:`cortexsim.fit_stage`) trains each model with the neural
         z-scored activity to their counts, fitted on the training trials); with condition averages
         (no trials), ``heldout_psth_r2`` is scored on the held-out conditions and ``co_bps`` is NaN;
    ``heldout_condition_psth_r2``
-        the held-in neurons on the held-out conditions (a map fitted on the training conditions): how
-        well the model generalises to conditions it never trained on.
+        the held-in neurons on the held-out conditions: how well the model generalises to conditions it
+        never trained on.  A fitted model predicts them through its own learned mapping (its units, or
+        its readout), fitted on the training conditions by training itself; a model without one (the
+        task-only circuit) through a ridge map fitted on the training conditions' PSTHs.  The ridge map
+        is underdetermined with few training conditions (it has as many weights per neuron as the model
+        has units), so that model's number is a loose baseline, not a like-for-like comparison.
 
-Every model is scored through the same ridge map, so a fitted circuit, a task-only circuit and a
-fitted ANN are compared on equal terms (the fitted mapping itself is used by training only).
+The held-out neurons are scored through the same ridge map for every model (NLB's co-smoothing), so a
+fitted circuit, a task-only circuit and a fitted ANN are compared on equal terms there.
 """
 
 from __future__ import annotations
@@ -287,13 +291,18 @@ def neural_targets(rec: Recording, split: Split, task: RecordedTask, kind: str) 
     return NeuralTargets(kind, full, mask, rec.dt)
 
 
-def score_activity(rec: Recording, split: Split, activity: np.ndarray) -> FitScores:
+def score_activity(
+    rec: Recording, split: Split, activity: np.ndarray, heldin_rates: np.ndarray | None = None
+) -> FitScores:
     """Score a model's activity on every condition, over the window (see the module notes).
 
     Parameters
     ----------
     activity : ndarray, shape (conditions, bins, units)
         Noise-free activity of each condition on the recording's bins.
+    heldin_rates : ndarray, shape (conditions, bins, held-in neurons), optional
+        The held-in neurons' rates (Hz) the model predicts through its own fitted mapping; they score
+        the held-out conditions.  None: a ridge map fitted on the training conditions' PSTHs does.
     """
     n_c, n_bins, n_units = activity.shape
     flat = activity.reshape(n_c, n_bins, n_units)
@@ -307,6 +316,13 @@ def score_activity(rec: Recording, split: Split, activity: np.ndarray) -> FitSco
         alpha = ridge_cv(x, y, MAP_ALPHAS, groups=groups)
         w, b = ridge_fit(x, y, alpha)
         return w, b, np.maximum(0.01 * y.mean(axis=0), ZERO_RATE)
+
+    def predict_psth(neurons: np.ndarray, conds: np.ndarray) -> np.ndarray:
+        """Map fitted on the PSTHs of ``conds``, predictions on every condition (spikes per bin)."""
+        x = z[conds].reshape(-1, n_units)
+        y = smooth[conds][:, :, neurons].reshape(-1, neurons.size)
+        w, b, floor = ridge(x, y, np.repeat(conds, n_bins))
+        return np.maximum(z.reshape(-1, n_units) @ w + b, floor).reshape(n_c, n_bins, neurons.size)
 
     def predict(neurons: np.ndarray, conds: np.ndarray) -> np.ndarray:
         """Map fitted on the training trials (or training conditions' PSTHs), predictions on every condition."""
@@ -334,7 +350,12 @@ def score_activity(rec: Recording, split: Split, activity: np.ndarray) -> FitSco
         co_bps = float("nan")
         psth_r2 = r2_score(smooth[test_c][:, :, held].reshape(-1, held.size), pred_out[test_c].reshape(-1, held.size))
     if test_c.size:
-        pred_in = predict(split.heldin, train_c)
+        if heldin_rates is None:
+            pred_in = predict_psth(split.heldin, train_c)
+        else:
+            pred_in = np.asarray(heldin_rates, float) * rec.dt
+            if pred_in.shape != (n_c, n_bins, split.heldin.size):
+                raise ValueError(f"heldin_rates {pred_in.shape}, expected {(n_c, n_bins, split.heldin.size)}")
         true = smooth[test_c][:, :, split.heldin].reshape(-1, split.heldin.size)
         cond_r2 = r2_score(true, pred_in[test_c].reshape(-1, split.heldin.size))
     else:

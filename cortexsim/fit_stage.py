@@ -133,9 +133,10 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
     targets = neural_targets(recording, split, task, kind)
     models, metrics = [], {}
 
-    def finish(name: str, model, state, arrays: dict[str, np.ndarray]) -> None:
+    def finish(name: str, model, state, arrays: dict[str, np.ndarray], fitted: Fitted | None = None) -> None:
         activity = _activity(model, task)
-        scores = score_activity(recording, split, activity)
+        heldin_rates = None if fitted is None else fitted.predict(activity)  # through its own mapping
+        scores = score_activity(recording, split, activity, heldin_rates)
         models.append(fit_store.FitModelRecord(name, activity, _scores(scores), arrays, state.iteration))
         for key, value in _scores(scores).items():
             metrics[f"fit_{name}_{key}"] = value
@@ -157,13 +158,13 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
         model = Fitted(net, NeuralTerm(term_map, targets, fit.weight))
         model_scales = model.param_scales(scales, config.rate.rest_rate)
         state = _train(model, task, config, config.train, "circuit", model_scales, log)
-        finish(name, net, state, {**arrays, **model.map_params})
+        finish(name, net, state, {**arrays, **model.map_params}, model)
     for model_id in anns(config.ann.archs):
         ann = make_ann_model(config, model_id.arch)
         model = Fitted(ann, NeuralTerm(ReadoutMap(ann.n_units, nonnegative=False), targets, fit.weight))
         scales = model.param_scales(ann.param_scales(), 1.0)
         state = _train(model, task, config, ann_train_config(config, model_id.arch), model_id.prefix, scales, log)
-        finish(model_id.prefix, ann, state, dict(model.map_params))
+        finish(model_id.prefix, ann, state, dict(model.map_params), model)
     attrs = {
         "data": str(fit.data),
         "target": kind,
