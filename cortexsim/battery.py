@@ -65,6 +65,9 @@ class BatteryResult:
     n_null, n_surrogates : int
         Condition shuffles per pair and surrogates per family behind the p-values: every p-value is
         ``(1 + count) / (1 + n)``, so none can be below its floor ``1 / (1 + n)`` (:meth:`p_floor`).
+    tangling : tuple of dict
+        One row per compared activity with at least 2 units and 3 steps (:func:`tangling_row`), which
+        :func:`run_dynamics` reports (empty: it computes them).
     """
 
     similarity: tuple[Row, ...] = ()
@@ -74,6 +77,7 @@ class BatteryResult:
     notes: tuple[str, ...] = ()
     n_null: int = 0
     n_surrogates: int = 0
+    tangling: tuple[Row, ...] = ()
 
     def p_floor(self, kind: str = "surrogate") -> float:
         """The smallest p-value ``1 / (1 + n)`` the ``"surrogate"`` or ``"shuffle"`` columns can take (NaN: none)."""
@@ -209,6 +213,295 @@ def _pairs(activities: list[Activity]) -> list[tuple[Activity, Activity]]:
     return pairs
 
 
+@dataclass(frozen=True)
+class BatterySettings:
+    """What the battery's numbers depend on besides the activities and the random streams.
+
+    Attributes
+    ----------
+    n_pcs : int
+        Principal components each activity is reduced to before comparing.
+    n_null : int
+        Condition shuffles per pair (0: none).
+    n_surrogates : int
+        TME, CFR and CMPT surrogates per activity (0: none).
+    dsa : bool
+        Whether pairs get the ``dsa`` column.
+    """
+
+    n_pcs: int = 10
+    n_null: int = 20
+    n_surrogates: int = 0
+    dsa: bool = True
+
+
+@dataclass(frozen=True)
+class BatteryPart:
+    """The battery's rows that one set of inputs decides (:func:`own_part`, :func:`data_part`).
+
+    A part is what the comparison keeps between runs (:mod:`cortexsim.battery_cache`): its rows
+    depend only on its inputs, so a part whose inputs did not change is read back instead of
+    recomputed, and :func:`merge` puts parts together in the order :func:`run_battery` gives.
+
+    Attributes
+    ----------
+    similarity : tuple of dict
+        Rows of the pairs the part compares (columns as :attr:`BatteryResult.similarity`).
+    jpca : tuple of dict
+        Rows of its activities (columns as :attr:`BatteryResult.jpca`).
+    tangling : tuple of dict
+        Tangling rows of its activities (:func:`tangling_row`).
+    notes : tuple of str
+        Its caveats.
+    jpca_results : mapping
+        Activity name -> :class:`cortexsim.analysis.JPCAResult` (empty for a part read back: :func:`merge`
+        fits them again, which needs no random draw).
+    """
+
+    similarity: tuple[Row, ...] = ()
+    jpca: tuple[Row, ...] = ()
+    tangling: tuple[Row, ...] = ()
+    notes: tuple[str, ...] = ()
+    jpca_results: Mapping[str, analysis.JPCAResult] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, tuple[Row, ...]]:
+        """The part's rows by table name (``similarity``, ``jpca``, ``tangling``)."""
+        return {"similarity": self.similarity, "jpca": self.jpca, "tangling": self.tangling}
+
+
+def plain_row(row: Mapping[str, object]) -> Row:
+    """A row with numpy scalars as Python ``float`` / ``str`` (what a table stores and reads back)."""
+    return {k: v if isinstance(v, str) else float(v) for k, v in row.items()}
+
+
+def _varies(act: Activity) -> bool:
+    return bool(np.ptp(act.rates) > 0)
+
+
+def _overlap(x: Activity, y: Activity) -> tuple[int, int] | None:
+    """The steps of the run's time grid both activities cover, or None when they cannot be compared."""
+    lo, hi = max(x.start, y.start), min(x.start + x.rates.shape[1], y.start + y.rates.shape[1])
+    if x.rates.shape[0] != y.rates.shape[0] or hi - lo < 2:
+        return None
+    return lo, hi
+
+
+def _not_compared(x: Activity, y: Activity) -> str:
+    return (
+        f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
+        f"differ (conditions, time) or do not overlap in time; not compared"
+    )
+
+
+def _reduced(act: Activity, lo: int, hi: int, n_pcs: int, cache: dict) -> np.ndarray:
+    """``act`` on steps lo..hi of the run's grid, reduced to its top PCs (never padded, never zero-filled)."""
+    key = (act.name, lo, hi)
+    if key not in cache:
+        cache[key] = reduce_to_pcs(act.rates[:, lo - act.start : hi - act.start], n_pcs)
+    return cache[key]
+
+
+def _keyed(seed: int, *names: str | int) -> np.random.Generator:
+    """A generator of its own for one row of recorded data: ``seed`` followed by the codes of ``names``.
+
+    The rows that involve data draw from these, not from the run's sequential streams, so that adding
+    data changes no other row and a row's numbers depend only on its own inputs.
+    """
+    codes = [c for name in names for c in ([ord(ch) for ch in name] + [0] if isinstance(name, str) else [name, 0])]
+    return streams.generator([seed, *codes])
+
+
+def _pair_row(
+    x: Activity,
+    y: Activity,
+    a: np.ndarray,
+    b: np.ndarray,
+    rng: np.random.Generator,
+    settings: BatterySettings,
+    surrogates: Callable[[], dict[str, np.ndarray]],
+) -> Row:
+    """One similarity row: the measures with their nulls, DSA and the surrogate p-values."""
+    row: Row = {"a": x.name, "b": y.name, **compare_pair(a, b, rng, settings.n_null)}
+    if settings.dsa and x.kind in DSA_KINDS:
+        try:
+            row["dsa"] = _dsa_distance(a, b)
+        except ValueError:
+            row["dsa"] = float("nan")
+    if settings.n_surrogates and x.kind in DSA_KINDS:
+        row.update(surrogate_columns(a, b, row, surrogates()))
+    return plain_row(row)
+
+
+def _jpca_rows(
+    acts: Iterable[Activity],
+    settings: BatterySettings,
+    positions: np.ndarray | None,
+    fold_seed: int,
+    surrogate_rng: Callable[[Activity], np.random.Generator],
+) -> tuple[list[Row], dict[str, analysis.JPCAResult], list[str]]:
+    """The jPCA rows (with decoding and the jPCA nulls) of ``acts``, their fits and notes."""
+    rows: list[Row] = []
+    fits: dict[str, analysis.JPCAResult] = {}
+    notes: list[str] = []
+    for act in acts:
+        if act.n_units < 2:
+            continue
+        try:
+            row, res = jpca_row(act)
+        except ValueError as exc:  # e.g. no change inside the window around movement onset
+            notes.append(f"{act.name}: no jPCA ({exc})")
+            continue
+        steps = slice(act.start, act.start + act.rates.shape[1])
+        if positions is not None and act.rates.shape[:2] == positions[:, steps].shape[:2]:
+            dec = analysis.decode_kinematics(
+                act.rates,
+                positions[:, steps],
+                dt=act.dt,
+                n_folds=max(2, min(5, act.rates.shape[0])),
+                rng=streams.generator(fold_seed),
+            )
+            if dec.undefined:
+                notes.append(f"{act.name}: decoding undefined ({dec.undefined})")
+            row["decode_position_r2"] = float(dec.position_r2)
+            row["decode_velocity_r2"] = float(dec.velocity_r2)
+        for i in range(3):
+            row[f"variance_plane{i + 1}"] = (
+                float(res.variance_explained[i]) if i < len(res.variance_explained) else float("nan")
+            )
+        if settings.n_surrogates and act.kind in ("model", "data"):
+            row.update(jpca_null_columns(act, settings.n_surrogates, surrogate_rng(act)))
+        rows.append(plain_row(row))
+        fits[act.name] = res
+    return rows, fits, notes
+
+
+def _tangling_rows(acts: Iterable[Activity]) -> tuple[Row, ...]:
+    return tuple(plain_row(tangling_row(a)) for a in acts if a.n_units >= 2 and a.rates.shape[1] >= 3)
+
+
+def own_part(
+    activities: list[Activity],
+    settings: BatterySettings,
+    *,
+    rng: np.random.Generator,
+    fold_seed: int,
+    positions: np.ndarray | None = None,
+    surrogate_rng: np.random.Generator | None = None,
+) -> BatteryPart:
+    """The rows of a run's own activities (models, layers, populations; no recorded data).
+
+    Every pair of :func:`run_battery` between them, in its order, with the shuffles drawn one pair
+    after the other from ``rng`` and the surrogates from ``surrogate_rng``; the jPCA row and the
+    tangling of each.  The rows depend on every activity given (the streams run through all the
+    pairs), on ``settings``, ``positions`` and the streams.
+    """
+    if any(a.kind == "data" for a in activities):
+        raise ValueError("own_part: recorded data belong in data_part")
+    notes = [f"{a.name}: constant activity (silenced?); left out of the battery" for a in activities if not _varies(a)]
+    activities = [a for a in activities if _varies(a)]  # e.g. a silenced population: nothing to compare
+    reduced: dict[tuple[str, int, int], np.ndarray] = {}
+    surrogates: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+    similarity: list[Row] = []
+    for x, y in _pairs(activities):
+        span = _overlap(x, y)
+        if span is None:
+            notes.append(_not_compared(x, y))
+            continue
+        a, b = (_reduced(act, *span, settings.n_pcs, reduced) for act in (x, y))
+
+        def drawn(y=y, b=b, span=span) -> dict[str, np.ndarray]:
+            key = (y.name, *span)
+            if key not in surrogates:
+                surrogates[key] = _surrogates_of(b, settings.n_surrogates, surrogate_rng)
+            return surrogates[key]
+
+        similarity.append(_pair_row(x, y, a, b, rng, settings, drawn))
+    jpca, fits, jpca_notes = _jpca_rows(activities, settings, positions, fold_seed, lambda act: surrogate_rng)
+    return BatteryPart(tuple(similarity), tuple(jpca), _tangling_rows(activities), (*notes, *jpca_notes), fits)
+
+
+def data_part(
+    activities: list[Activity],
+    settings: BatterySettings,
+    *,
+    fold_seed: int,
+    positions: np.ndarray | None = None,
+) -> BatteryPart:
+    """The rows that involve recorded data (activities of kind ``"data"``), and nothing else.
+
+    The pairs of :func:`run_battery` with a data activity on either side, the data's jPCA rows and
+    tangling.  Each pair draws its shuffles, and each data set its surrogates, from a generator of
+    its own (``fold_seed`` and the names: :func:`_keyed`), so these rows are the same whatever else
+    is compared, and the run's own rows (:func:`own_part`) the same with or without data.
+    """
+    data = [a for a in activities if a.kind == "data"]
+    if not data:
+        return BatteryPart()
+    notes = [f"{a.name}: constant activity (silenced?); left out of the battery" for a in data if not _varies(a)]
+    varying = [a for a in activities if _varies(a)]
+    reduced: dict[tuple[str, int, int], np.ndarray] = {}
+    surrogates: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+    similarity: list[Row] = []
+    overlaps: set[tuple[int, int]] = set()
+    for x, y in _pairs(varying):
+        if "data" not in (x.kind, y.kind):
+            continue
+        span = _overlap(x, y)
+        if span is None:
+            notes.append(_not_compared(x, y))
+            continue
+        a, b = (_reduced(act, *span, settings.n_pcs, reduced) for act in (x, y))
+        if span != (0, x.rates.shape[1]) or span != (0, y.rates.shape[1]):
+            overlaps.add(span)
+
+        def drawn(y=y, b=b, span=span) -> dict[str, np.ndarray]:
+            key = (y.name, *span)
+            if key not in surrogates:
+                surrogates[key] = _surrogates_of(b, settings.n_surrogates, _keyed(fold_seed, "surrogates", *key))
+            return surrogates[key]
+
+        rng = _keyed(fold_seed, "pair", x.name, y.name)
+        similarity.append(_pair_row(x, y, a, b, rng, settings, drawn))
+    for lo, hi in sorted(overlaps):
+        notes.append(f"pairs with the data compared on the steps both cover only: {lo} to {hi - 1} of the model grid")
+    own = [a for a in data if _varies(a)]
+    jpca, fits, jpca_notes = _jpca_rows(
+        own, settings, positions, fold_seed, lambda act: _keyed(fold_seed, "jpca-null", act.name)
+    )
+    return BatteryPart(tuple(similarity), tuple(jpca), _tangling_rows(own), (*notes, *jpca_notes), fits)
+
+
+def merge(activities: list[Activity], parts: Iterable[BatteryPart], settings: BatterySettings) -> BatteryResult:
+    """One :class:`BatteryResult` from the parts covering ``activities`` (computed now or read back).
+
+    Pairs in :func:`run_battery`'s order, jPCA and tangling rows in the order of ``activities``,
+    notes part by part; the jPCA fits a part read back does not carry are fitted again (no random
+    draw: the same fits).
+    """
+    parts = list(parts)
+    varying = [a for a in activities if _varies(a)]
+    by_pair = {(r["a"], r["b"]): r for p in parts for r in p.similarity}
+    by_act = {r["activity"]: r for p in parts for r in p.jpca}
+    tangled = {r["activity"]: r for p in parts for r in p.tangling}
+    fits: dict[str, analysis.JPCAResult] = {}
+    for p in parts:
+        fits.update(p.jpca_results)
+    order = [a.name for a in varying]
+    for act in varying:
+        if act.name in by_act and act.name not in fits:
+            fits[act.name] = jpca_row(act)[1]
+    return BatteryResult(
+        similarity=tuple(by_pair[(x.name, y.name)] for x, y in _pairs(varying) if (x.name, y.name) in by_pair),
+        jpca=tuple(by_act[n] for n in order if n in by_act),
+        jpca_results={n: fits[n] for n in order if n in by_act},
+        activities={a.name: a for a in varying},
+        notes=tuple(n for p in parts for n in p.notes),
+        n_null=int(settings.n_null),
+        n_surrogates=int(settings.n_surrogates),
+        tangling=tuple(tangled[n] for n in order if n in tangled),
+    )
+
+
 def run_battery(
     activities: list[Activity],
     *,
@@ -224,7 +517,9 @@ def run_battery(
 
     Constant activities (e.g. a silenced population) are left out with a note; pairs whose
     conditions or time steps differ are not compared (a note says so); an activity whose jPCA
-    is undefined gets a note instead of a row.
+    is undefined gets a note instead of a row.  The run's own activities (:func:`own_part`) and
+    recorded data (:func:`data_part`, rows with streams of their own) are computed apart and
+    merged (:func:`merge`), so adding data changes no other row.
 
     Parameters
     ----------
@@ -256,89 +551,20 @@ def run_battery(
     -------
     BatteryResult
     """
+    settings = BatterySettings(n_pcs, n_null, n_surrogates, dsa)
     fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
     if n_surrogates and surrogate_rng is None:
         surrogate_rng = streams.child(rng)
-    notes = [
-        f"{a.name}: constant activity (silenced?); left out of the battery"
-        for a in activities
-        if not np.ptp(a.rates) > 0
-    ]
-    activities = [a for a in activities if np.ptp(a.rates) > 0]  # e.g. a silenced population: nothing to compare
-    reduced = {(a.name, a.start, a.start + a.rates.shape[1]): reduce_to_pcs(a.rates, n_pcs) for a in activities}
-    similarity: list[Row] = []
-    overlaps: set[tuple[int, int]] = set()
-    surrogates: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
-    for x, y in _pairs(activities):
-        lo, hi = max(x.start, y.start), min(x.start + x.rates.shape[1], y.start + y.rates.shape[1])
-        if x.rates.shape[0] != y.rates.shape[0] or hi - lo < 2:
-            notes.append(
-                f"{x.name} vs {y.name}: shapes {x.rates.shape[:2]} and {y.rates.shape[:2]} "
-                f"differ (conditions, time) or do not overlap in time; not compared"
-            )
-            continue
-        pair = []
-        for act in (x, y):  # both on the steps both cover: never padded, never zero-filled
-            key = (act.name, lo, hi)
-            if key not in reduced:
-                reduced[key] = reduce_to_pcs(act.rates[:, lo - act.start : hi - act.start], n_pcs)
-            pair.append(reduced[key])
-        if (lo, hi) != (0, x.rates.shape[1]) or (lo, hi) != (0, y.rates.shape[1]):
-            overlaps.add((lo, hi))
-        row = {"a": x.name, "b": y.name, **compare_pair(pair[0], pair[1], rng, n_null)}
-        if dsa and x.kind in DSA_KINDS:
-            try:
-                row["dsa"] = _dsa_distance(pair[0], pair[1])
-            except ValueError:
-                row["dsa"] = float("nan")
-        if n_surrogates and x.kind in DSA_KINDS:
-            key = (y.name, lo, hi)
-            if key not in surrogates:
-                surrogates[key] = _surrogates_of(pair[1], n_surrogates, surrogate_rng)
-            row.update(surrogate_columns(pair[0], pair[1], row, surrogates[key]))
-        similarity.append(row)
-    for lo, hi in sorted(overlaps):
-        notes.append(f"pairs with the data compared on the steps both cover only: {lo} to {hi - 1} of the model grid")
-    jpca: list[Row] = []
-    jpca_results: dict[str, analysis.JPCAResult] = {}
-    for act in activities:
-        if act.n_units < 2:
-            continue
-        try:
-            row, res = jpca_row(act)
-        except ValueError as exc:  # e.g. no change inside the window around movement onset
-            notes.append(f"{act.name}: no jPCA ({exc})")
-            continue
-        steps = slice(act.start, act.start + act.rates.shape[1])
-        if positions is not None and act.rates.shape[:2] == positions[:, steps].shape[:2]:
-            dec = analysis.decode_kinematics(
-                act.rates,
-                positions[:, steps],
-                dt=act.dt,
-                n_folds=max(2, min(5, act.rates.shape[0])),
-                rng=streams.generator(fold_seed),
-            )
-            if dec.undefined:
-                notes.append(f"{act.name}: decoding undefined ({dec.undefined})")
-            row["decode_position_r2"] = float(dec.position_r2)
-            row["decode_velocity_r2"] = float(dec.velocity_r2)
-        for i in range(3):
-            row[f"variance_plane{i + 1}"] = (
-                float(res.variance_explained[i]) if i < len(res.variance_explained) else float("nan")
-            )
-        if n_surrogates and act.kind in ("model", "data"):
-            row.update(jpca_null_columns(act, n_surrogates, surrogate_rng))
-        jpca.append(row)
-        jpca_results[act.name] = res
-    return BatteryResult(
-        similarity=tuple(similarity),
-        jpca=tuple(jpca),
-        jpca_results=jpca_results,
-        activities={a.name: a for a in activities},
-        notes=tuple(notes),
-        n_null=int(n_null),
-        n_surrogates=int(n_surrogates),
+    own = own_part(
+        [a for a in activities if a.kind != "data"],
+        settings,
+        rng=rng,
+        fold_seed=fold_seed,
+        positions=positions,
+        surrogate_rng=surrogate_rng,
     )
+    data = data_part(activities, settings, fold_seed=fold_seed, positions=positions)
+    return merge(activities, (own, data), settings)
 
 
 def _surrogates_of(x: np.ndarray, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -955,6 +1181,8 @@ def run_dynamics(
 ) -> DynamicsResult:
     """Tangling and communication subspaces of the compared activities, ceilings and fixed points.
 
+    :func:`model_dynamics` completed by :func:`with_battery`.
+
     Parameters
     ----------
     result : BatteryResult
@@ -979,27 +1207,66 @@ def run_dynamics(
         Searches already done (:meth:`FixedPointJob.result` of :func:`start_fixed_points`); then
         ``probes`` only supply the figures and nothing is searched here.
     """
-    acts = result.activities
-    tangling = [tangling_row(a) for a in acts.values() if a.n_units >= 2 and a.rates.shape[1] >= 3]
-    communication = communication_rows(acts, rng, trials)
-    decode = {r["activity"]: r.get("decode_position_r2", float("nan")) for r in result.jpca}
-    calibration = []
-    for name, rep in (replicates or {}).items():
-        row = calibration_row(name, rep, n_pcs)
-        row["decode_position_r2"] = float(decode.get(name, float("nan")))
-        calibration.append(row)
+    dynamics = model_dynamics(
+        result.activities,
+        rng=rng,
+        n_pcs=n_pcs,
+        replicates=replicates,
+        probes=probes,
+        fixed_point_starts=fixed_point_starts,
+        trials=trials,
+        fixed_point_threads=fixed_point_threads,
+        fixed_points=fixed_points,
+    )
+    return with_battery(dynamics, result)
+
+
+def model_dynamics(
+    activities: Mapping[str, Activity],
+    *,
+    rng: np.random.Generator,
+    n_pcs: int = 10,
+    replicates: Mapping[str, Replicate] | None = None,
+    probes: Mapping[str, ModelProbe] | None = None,
+    fixed_point_starts: int = 200,
+    trials: SingleTrials | None = None,
+    fixed_point_threads: int | None = None,
+    fixed_points: tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]] | None = None,
+) -> DynamicsResult:
+    """The dynamics of a run's models: communication subspaces, ceilings and fixed points.
+
+    What depends on the models and the run's own activities only (never on recorded data); the
+    ceilings come without ``decode_position_r2`` and there is no tangling: :func:`with_battery`
+    adds both from the battery.  Parameters as :func:`run_dynamics`; ``activities`` by name
+    (those of the rate circuit's layers and populations give the communication subspaces).
+    """
+    communication = communication_rows(activities, rng, trials)
+    calibration = [plain_row(calibration_row(name, rep, n_pcs)) for name, rep in (replicates or {}).items()]
     if fixed_points is None:  # seeds drawn in model and input order: any thread count, same points
         with threadpool_limits(limits=1, user_api="blas"):
             fixed_points = start_fixed_points(probes or {}, fixed_point_starts, rng, fixed_point_threads).result()
     fp_rows, fp_found = fixed_points
     return DynamicsResult(
         calibration=tuple(calibration),
-        tangling=tuple(tangling),
-        communication=tuple(communication),
-        fixed_points=tuple(fp_rows),
+        communication=tuple(plain_row(r) for r in communication),
+        fixed_points=tuple(plain_row(r) for r in fp_rows),
         fixed_point_results=fp_found,
         probes=dict(probes or {}),
     )
+
+
+def with_battery(dynamics: DynamicsResult, result: BatteryResult) -> DynamicsResult:
+    """``dynamics`` (:func:`model_dynamics`) completed from the battery's result.
+
+    The tangling rows of every compared activity (:attr:`BatteryResult.tangling`, computed here when
+    empty) and each ceiling's ``decode_position_r2`` (its model's jPCA row; NaN without one).
+    """
+    decode = {r["activity"]: r.get("decode_position_r2", float("nan")) for r in result.jpca}
+    calibration = tuple(
+        {**r, "decode_position_r2": float(decode.get(r["activity"], float("nan")))} for r in dynamics.calibration
+    )
+    tangling = result.tangling or _tangling_rows(result.activities.values())
+    return replace(dynamics, calibration=calibration, tangling=tuple(tangling))
 
 
 def dynamics_metrics(dynamics: DynamicsResult) -> dict[str, float]:

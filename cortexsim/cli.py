@@ -260,8 +260,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cc = _section(
         "compare",
         CompareConfig,
-        n_pcs=args.n_pcs,
-        n_null=args.n_null,
+        n_pcs=run_cc.n_pcs if args.n_pcs is None else args.n_pcs,
+        n_null=run_cc.n_null if args.n_null is None else args.n_null,
         n_surrogates=run_cc.n_surrogates if args.n_surrogates is None else args.n_surrogates,
         fixed_point_starts=run_cc.fixed_point_starts if args.fixed_point_starts is None else args.fixed_point_starts,
         data=str(Path(args.data).resolve()) if args.data else "",
@@ -278,9 +278,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         summary, "run file folder's", recognise=preflight.run_summary_kind, fix="move it away, or copy the run file"
     )
     with outputs.hold_outputs([run_file.parent, figures], _command_line("compare", args)):
-        pipeline.compare_stage(run_file, figures, cc, others=others)
-        with store.open_for_update(run_file) as f:  # its settings are not the run's: `cortexsim run` redoes it
-            store.forget_stages(f, ["compare"])
+        # its settings are not the run's: `cortexsim run` redoes it (reusing every unit whose inputs are the same)
+        pipeline.compare_stage(run_file, figures, cc, others=others, force=args.force, forget=True)
     print(f"wrote /analysis into {run_file}, {run_file.parent / 'summary.md'} and {figures}/")
     return 0
 
@@ -595,8 +594,8 @@ def parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--smooth-sd", type=float, help=".nwb: s.d. in s of the Gaussian smoothing the PSTHs (default 0.02)")
     k.add_argument("--condition-column", help=".nwb: trials column that defines conditions (default condition)")
-    k.add_argument("--n-pcs", type=int, default=10, help="PCs each activity is reduced to (default 10)")
-    k.add_argument("--n-null", type=int, default=20, help="condition shuffles per pair (default 20)")
+    k.add_argument("--n-pcs", type=int, help="PCs each activity is reduced to (default: the run's [compare] n_pcs)")
+    k.add_argument("--n-null", type=int, help="condition shuffles per pair (default: the run's [compare] n_null)")
     k.add_argument(
         "--n-surrogates",
         type=int,
@@ -608,6 +607,12 @@ def parser() -> argparse.ArgumentParser:
         help="starts per input of the fixed-point search (default: the run's [compare] fixed_point_starts)",
     )
     k.add_argument("--figures", help="figure folder (default: figures/ next to the run file)")
+    k.add_argument(
+        "--force",
+        action="store_true",
+        help="compute every part of the comparison again; by default the parts whose inputs did not change "
+        "since they were computed (kept in the run file's /analysis/units) are reused",
+    )
     k.set_defaults(func=cmd_compare)
 
     sp = sub.add_parser("spiking", parents=common, help="simulate a trained run's circuit as LIF neurons (Brian2)")

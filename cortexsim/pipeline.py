@@ -35,6 +35,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import analysis, battery, metrics, perturb, plots, quality, store
+from . import analysis, battery, battery_cache, metrics, perturb, plots, quality, store
 from .analysis import split_halves
 from .assembly import (
     ann_train_config,
@@ -59,7 +60,7 @@ from .assembly import (
 from .battery import BatteryResult
 from .circuit import Connectome
 from .closed_loop import ArmRateNetwork
-from .config import Config
+from .config import RECORDED_TASK, Config
 from .errors import ConfigError
 from .evaluation import Evaluation, evaluate, evaluate_rate
 from .fit_stage import run_fit
@@ -164,7 +165,10 @@ def stages(config: Config) -> list[Stage]:
     ``[stimulation]`` gives protocols: :mod:`cortexsim.stim_stage`) -> ``compare``.
     Training does not depend on ``[lesion]``, ``[spiking]``, ``[ann]`` or ``[compare]``,
     so runs that differ only there can share it (see :func:`run_experiment`'s ``upstream``).
+    With ``task.kind = "recorded"`` the one stage is ``fit``: every model fitted to the recording.
     """
+    if config.task.kind == RECORDED_TASK:  # a fit: every model fitted and scored (cortexsim.fit_stage), nothing else
+        return [Stage("fit", _TRAINING + ("fit", "ann"))]
     out = [Stage("train", _TRAINING), Stage("rate", _TRAINING + ("lesion",), ("train",))]
     if config.spiking.enabled:
         out.append(Stage("spiking", _TRAINING + ("lesion", "spiking"), ("rate",)))
@@ -180,8 +184,6 @@ def stages(config: Config) -> list[Stage]:
     if config.stimulation.active:  # every model is trained: the causal experiments
         models = ("rate", *(model.stage for model in anns(config.ann.archs)))
         out.append(Stage("stimulate", _TRAINING + ("lesion", "spiking", "stimulation", "quality", "ann"), models))
-    if config.fit.active:  # every model fitted to recorded neurons (cortexsim.fit_stage); reads no earlier stage
-        out.append(Stage("fit", _TRAINING + ("fit", "ann")))
     out.append(Stage("compare", ("*",), tuple(s.name for s in out)))
     return out
 
@@ -791,7 +793,13 @@ def _stage_ann(ctx: _Context, name: str) -> StageOutput:
 
 def _stage_compare(ctx: _Context, name: str) -> StageOutput:
     written = compare_stage(
-        ctx.run_file, ctx.figures, ctx.config.compare, base=ctx.config.base, log=ctx.log, config=ctx.config
+        ctx.run_file,
+        ctx.figures,
+        ctx.config.compare,
+        base=ctx.config.base,
+        log=ctx.log,
+        config=ctx.config,
+        force=ctx.force,
     )
     return StageOutput(("analysis",), tuple(written))
 
@@ -1099,14 +1107,24 @@ def compare_stage(
     others: tuple = (),
     log: Log | None = None,
     config: Config | None = None,
+    force: bool = False,
+    forget: bool = False,
 ) -> list[str]:
     """Run the comparison battery on a run file and write what it found.
 
     Writes ``/analysis``, the ``compare_*`` metrics, the quality verdict (``quality_passed``,
     ``<model>_quality_passed``), figures and ``summary.md``.
 
+    The comparison's units (:mod:`cortexsim.battery_cache`: the run's own rows, the rows of recorded
+    data, the dynamics, the rotation sources) are kept in ``/analysis/units`` with the key of their
+    inputs; a unit whose key still matches is read back instead of computed (the fixed-point figures,
+    which the rows cannot redraw, must still be in ``figures``), so adding recorded data to a finished
+    run computes only the rows that involve the data -- the same numbers a full computation gives.
+
     ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
-    seed of the shuffles and decoding folds (stream "compare").  Returns the metric names.
+    seed of the shuffles and decoding folds (stream "compare").  ``force``: compute every unit, reuse
+    nothing.  ``forget``: drop the ``compare`` stage's record in the same write (a comparison with
+    settings other than the run's, which ``cortexsim run`` redoes).  Returns the metric names.
     """
     from . import report
     from .data import load_neural_data
@@ -1117,6 +1135,8 @@ def compare_stage(
         positions = store.read_task_targets(f)
         verdict = quality.check_quality(store.read_metrics(f), config.quality)
         activities = store.read_activities(f)
+        sources = comparison_sources(f, activities)
+        held = {} if force else store.read_analysis_units(f)
     for i, other in enumerate(others):
         with store.open_run(other) as f:
             activities += store.read_activities(f, prefix=f"run{i + 2}/")
@@ -1125,46 +1145,83 @@ def compare_stage(
         recorded = load_neural_data(base / cc.data, **cc.loader_options())
         data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
-    replicates, probes, trials = dynamics_inputs(run_file, config, cc)
+    settings = battery.BatterySettings(cc.n_pcs, cc.n_null, cc.n_surrogates)
+    keys = _unit_keys(config, cc, settings, activities, positions, sources)
+    drawn = os.path.relpath(Path(figures).resolve(), run_file.parent.resolve())
+    reuse = {name: held[name] for name, key in keys.items() if name in held and held[name].key == key}
+    if "dynamics" in reuse and not _figures_kept(reuse["dynamics"], drawn, Path(figures)):
+        del reuse["dynamics"]  # its fixed-point figures are not where they are wanted: draw them again
+    rng = seeded_rng(config, "compare")
+    fold_seed = int(rng.integers(2**32))  # as battery.run_battery draws it: the same decoding folds
     # one BLAS thread for the whole comparison: the limit is process-wide, and the fixed-point
     # searches (which need only the models) run on threads while the battery runs here
     with threadpool_limits(limits=1, user_api="blas"):
-        searches = battery.start_fixed_points(probes, cc.fixed_point_starts, seeded_rng(config, "compare-fixed-points"))
+        if "dynamics" not in reuse:
+            replicates, probes, trials = _dynamics_inputs(sources, config, cc)
+            fixed = seeded_rng(config, "compare-fixed-points")
+            searches = battery.start_fixed_points(probes, cc.fixed_point_starts, fixed)
         t0 = time.perf_counter()
-        result = battery.run_battery(
-            activities,
-            n_pcs=cc.n_pcs,
-            n_null=cc.n_null,
-            positions=positions,
-            rng=seeded_rng(config, "compare"),
-            n_surrogates=cc.n_surrogates,
-            surrogate_rng=seeded_rng(config, "compare-surrogates"),
-        ).with_notes(notes)
+        own = battery_cache.unit_part(reuse["battery"]) if "battery" in reuse else None
+        if own is None:
+            own = battery.own_part(
+                [a for a in activities if a.kind != "data"],
+                settings,
+                rng=rng,
+                fold_seed=fold_seed,
+                positions=positions,
+                surrogate_rng=seeded_rng(config, "compare-surrogates"),
+            )
+        data = battery_cache.unit_part(reuse["data"]) if "data" in reuse else None
+        if data is None:
+            data = battery.data_part(activities, settings, fold_seed=fold_seed, positions=positions)
+        result = battery.merge(activities, (own, data), settings).with_notes(notes)
         t1 = time.perf_counter()
-        rotation_rows = rotation_sources_of(run_file, config, cc.n_pcs, log)  # while the searches run
-        dynamics = battery.run_dynamics(
-            result,
-            rng=seeded_rng(config, "compare-dynamics"),
-            n_pcs=cc.n_pcs,
-            replicates=replicates,
-            probes=probes,
-            fixed_point_starts=cc.fixed_point_starts,
-            trials=trials,
-            fixed_points=searches.result(),
-        )
+        if "rotation_sources" in reuse:
+            rotation_rows = list(reuse["rotation_sources"].tables.get("rotation_sources", ()))
+        else:  # while the searches run
+            rotation_rows = _rotation_sources(sources, config, cc.n_pcs, log) if "rotation_sources" in keys else []
+        if "dynamics" in reuse:
+            computed = battery_cache.unit_dynamics(reuse["dynamics"])
+        else:
+            computed = battery.model_dynamics(
+                result.activities,
+                rng=seeded_rng(config, "compare-dynamics"),
+                n_pcs=cc.n_pcs,
+                replicates=replicates,
+                probes=probes,
+                fixed_point_starts=cc.fixed_point_starts,
+                trials=trials,
+                fixed_points=searches.result(),
+            )
+        dynamics = battery.with_battery(computed, result)
+    fresh = [p for name, p in (("battery", own), ("data", data)) if name not in reuse]
     log(
-        f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits ({t1 - t0:.1f} s); "
+        f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
+        f"({sum(len(p.similarity) for p in fresh)} and {sum(len(p.jpca) for p in fresh)} computed, {t1 - t0:.1f} s); "
         f"dynamics: {len(dynamics.fixed_points)} fixed-point searches, {len(dynamics.calibration)} ceilings "
-        f"({time.perf_counter() - t1:.1f} s)"
+        f"({'reused' if 'dynamics' in reuse else 'computed'}, {time.perf_counter() - t1:.1f} s)"
+        + (f"; reused {', '.join(reuse)}: their inputs are as when computed (--force recomputes)" if reuse else "")
     )
     log(report.format_report(result, verdict))
     written = {**battery.headline_metrics(result), **battery.dynamics_metrics(dynamics), **verdict.to_metrics()}
+    units = {
+        "battery": battery_cache.part_unit(own, keys["battery"]),
+        "data": battery_cache.part_unit(data, keys["data"]),
+        "dynamics": reuse.get("dynamics") or battery_cache.dynamics_unit(computed, keys["dynamics"], drawn),
+    }
+    if "rotation_sources" in keys:
+        units["rotation_sources"] = battery_cache.rows_unit("rotation_sources", rotation_rows, keys["rotation_sources"])
+    if not any(a.kind == "data" for a in activities):
+        del units["data"]
     with store.open_for_update(run_file) as f:
         tables = {**dynamics.tables(), **({"rotation_sources": rotation_rows} if rotation_rows else {})}
         store.write_analysis(f, result.similarity, result.jpca, battery.headline(result), result.notes, tables)
+        store.write_analysis_units(f, units)
         store.write_metrics(f, written, METRICS_TEXT)
+        if forget:
+            store.forget_stages(f, ["compare"])
     plots.battery_figures(result, figures)
-    plots.dynamics_figures(result, dynamics, figures)
+    plots.dynamics_figures(result, dynamics, figures)  # fixed-point figures only when searched now
     perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
     task_figure(run_file, config, figures, verdict)
     if rotation_rows:
@@ -1175,22 +1232,102 @@ def compare_stage(
     return list(written)
 
 
+@dataclass(frozen=True)
+class ComparisonSources:
+    """What the comparison rebuilds the run's models from, read once from the run file (:func:`comparison_sources`).
+
+    Attributes
+    ----------
+    trained : store.TrainedRate
+        The trained circuit.
+    anns : dict of ModelId to store.AnnRecord
+        Every ANN baseline whose activity the run holds.
+    spiking_trials : ndarray or None, shape (conditions, trials, time, units)
+        The twin's single-trial rates (Hz) on the reach conditions.
+    control : dict of str to ndarray, or None
+        The control circuit's parameters (``[compare] rotation_control``).
+    rate_done : bool
+        Whether the ``rate`` stage is recorded as finished (the rotation sources need it).
+    """
+
+    trained: store.TrainedRate
+    anns: dict[ModelId, store.AnnRecord]
+    spiking_trials: np.ndarray | None
+    control: dict[str, np.ndarray] | None
+    rate_done: bool
+
+    def circuit(self) -> dict[str, object]:
+        """The trained circuit's arrays (for the units' keys)."""
+        c = self.trained.connectome
+        return {"params": self.trained.params, "pre": c.pre, "post": c.post, "weight": c.weight}
+
+
+def comparison_sources(f, activities: list[store.Activity]) -> ComparisonSources:
+    """The :class:`ComparisonSources` of an open run file whose activities are ``activities``."""
+    ids = [of_activity(a.name) for a in activities if a.kind == "model"]
+    return ComparisonSources(
+        trained=store.read_trained_rate(f),
+        anns={m: store.read_ann(f, m.arch) for m in ids if m is not None and m.kind == "ann"},
+        spiking_trials=store.read_spiking_trials(f),
+        control=store.read_control(f),
+        rate_done="rate" in store.read_stages(f),
+    )
+
+
+def _unit_keys(
+    config: Config,
+    cc,
+    settings: battery.BatterySettings,
+    activities: list[store.Activity],
+    positions: np.ndarray,
+    sources: ComparisonSources,
+) -> dict[str, str]:
+    """The key of every unit the comparison of ``activities`` has (:mod:`cortexsim.battery_cache`)."""
+    text = config.to_toml()
+    own_key = battery_cache.battery_key(activities, settings, positions, config.experiment.seed)
+    models = {
+        "rate": sources.circuit(),
+        "ann": {m.stage: r.params for m, r in sources.anns.items()},
+        "spiking_trials": sources.spiking_trials,
+    }
+    keys = {
+        "battery": own_key,
+        "data": battery_cache.data_key(own_key, activities),
+        "dynamics": battery_cache.dynamics_key(text, models, activities, cc.n_pcs, cc.fixed_point_starts),
+    }
+    if config.effector.has_body and sources.rate_done:
+        rotation = {"rate": sources.circuit(), "control": sources.control}
+        keys["rotation_sources"] = battery_cache.rotation_key(text, rotation, cc.n_pcs)
+    return keys
+
+
+def _figures_kept(unit: store.AnalysisUnit, drawn: str, figures: Path) -> bool:
+    """Whether the figures a reused ``dynamics`` unit cannot redraw (the fixed points) are in ``figures``."""
+    if not unit.tables.get("fixed_points"):
+        return True
+    return unit.figures == drawn and all((figures / n).is_file() for n in ("fixed_points.png", "eigenspectra.png"))
+
+
 def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
     """An arm run's rotation-sources table (:func:`cortexsim.rotations.rotation_sources`); [] otherwise."""
-    from .rotations import rotation_sources
-
     if not config.effector.has_body:
         return []
     with store.open_run(run_file) as f:
         if "rate" not in store.read_stages(f):  # the circuit has not been evaluated (yet)
             return []
-        trained, control_params = store.read_trained_rate(f), store.read_control(f)
+        sources = comparison_sources(f, store.read_activities(f))
+    return _rotation_sources(sources, config, n_pcs, log)
+
+
+def _rotation_sources(sources: ComparisonSources, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
+    from .rotations import rotation_sources
+
     t0 = time.perf_counter()
-    net = trained_rate_network(config, trained, lesion=False)  # the intact circuit: the table's reference
+    net = trained_rate_network(config, sources.trained, lesion=False)  # the intact circuit: the table's reference
     control = None
-    if control_params is not None:
+    if sources.control is not None:
         control = control_net(config)
-        control.set_params(control_params)
+        control.set_params(sources.control)
     rows = rotation_sources(net, make_task(config).evaluation_set(), n_pcs, control=control)
     (log or LOG.info)(
         "rotation sources: "
@@ -1213,15 +1350,18 @@ def dynamics_inputs(
     points of the whole closed loop (circuit, arm and delay lines:
     :func:`cortexsim.analysis.arm_loop_map`), and so does an ANN that drives it.
     """
-    evaluation = make_task(config).evaluation_set()
     with store.open_run(run_file) as f:
-        names = [a.name for a in store.read_activities(f) if a.kind == "model"]
-        trained = store.read_trained_rate(f)
-        ids = [of_activity(n) for n in names]
-        trained_anns = {m: store.read_ann(f, m.arch) for m in ids if m is not None and m.kind == "ann"}
-        spiking_trials = store.read_spiking_trials(f)
+        sources = comparison_sources(f, store.read_activities(f))
+    return _dynamics_inputs(sources, config, cc)
+
+
+def _dynamics_inputs(
+    sources: ComparisonSources, config: Config, cc
+) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe], battery.SingleTrials | None]:
+    evaluation = make_task(config).evaluation_set()
+    trained = sources.trained
     models: dict[str, Trainable] = {"rate": trained_rate_network(config, trained)}
-    for identity, record in trained_anns.items():
+    for identity, record in sources.anns.items():
         model = make_ann_model(config, identity.arch)
         model.set_params(record.params)
         models[identity.stage] = model
@@ -1254,8 +1394,8 @@ def dynamics_inputs(
                 np.tile(np.arange(evaluation.n_trials), repeats),
                 {name: np.asarray(idx, int) for name, idx in units.items()},
             )
-    if spiking_trials is not None and spiking_trials.shape[1] >= 2:
-        halves = split_halves(spiking_trials, seeded_rng(config, "ceiling-halves"))
+    if sources.spiking_trials is not None and sources.spiking_trials.shape[1] >= 2:
+        halves = split_halves(sources.spiking_trials, seeded_rng(config, "ceiling-halves"))
         replicates["spiking"] = battery.Replicate(*halves, "trial halves")
     return replicates, probes, trials
 

@@ -2237,6 +2237,77 @@ def read_analysis(f: h5py.File) -> AnalysisRecord | None:
     )
 
 
+UNITS_TEXT = (
+    "The comparison's units as computed (cortexsim.battery_cache): one dataset per unit (battery, data, "
+    "dynamics, rotation_sources) holding its rows and notes as JSON, its attribute 'key' the hash of every "
+    "input its numbers depend on. A later compare reads back a unit whose key still matches instead of "
+    "computing it again (cortexsim compare --force recomputes all)."
+)
+"""What ``/analysis/units`` holds."""
+
+
+@dataclass(frozen=True)
+class AnalysisUnit:
+    """One unit of the comparison as ``/analysis/units/<name>`` keeps it (:mod:`cortexsim.battery_cache`).
+
+    Attributes
+    ----------
+    key : str
+        Hash of every input the unit's numbers depend on (64 hex digits).
+    tables : mapping of str to tuple of dict
+        Its rows by table name (``similarity``, ``jpca``, ``tangling``, ``calibration``, ...), each row
+        exactly as computed: the columns it has, in order, numbers as ``float`` (NaN and infinities too).
+    notes : tuple of str
+        Its caveats.
+    figures : str
+        The figure folder, relative to the run file's folder, where the figures that cannot be drawn
+        from the rows alone (the fixed points) were drawn ("": none).
+    """
+
+    key: str
+    tables: Mapping[str, tuple[Row, ...]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    figures: str = ""
+
+
+def write_analysis_units(f: h5py.File, units: Mapping[str, AnalysisUnit]) -> None:
+    """Write ``/analysis/units/<name>`` for every unit (after :func:`write_analysis`, which replaces ``/analysis``).
+
+    Each unit is one dataset of UTF-8 bytes holding ``{"tables": ..., "notes": ...}`` as JSON (rows keep
+    their own columns and exact values: Python's JSON writes the shortest text that reads back as the
+    same float), checksummed like every dataset, with the attributes ``key`` and ``figures``.
+    """
+    g = f["analysis"].require_group("units")
+    g.attrs["description"] = UNITS_TEXT
+    for name, unit in units.items():
+        text = json.dumps({"tables": {k: list(v) for k, v in unit.tables.items()}, "notes": list(unit.notes)})
+        write_array(
+            g,
+            name,
+            np.frombuffer(text.encode("utf-8"), np.uint8),
+            units="1",
+            dims="byte",
+            description=f"The comparison's '{name}' unit: its rows and notes as UTF-8 JSON.",
+            key=unit.key,
+            figures=unit.figures,
+        )
+
+
+@_reader("/analysis/units")
+def read_analysis_units(f: h5py.File) -> dict[str, AnalysisUnit]:
+    """The units ``/analysis/units`` holds (:func:`write_analysis_units`), by name ({} when none)."""
+    if "analysis/units" not in f:
+        return {}
+    out = {}
+    for name, ds in f["analysis/units"].items():
+        held = json.loads(ds[()].tobytes().decode("utf-8"))
+        tables = {k: tuple(dict(r) for r in rows) for k, rows in held["tables"].items()}
+        out[name] = AnalysisUnit(
+            _attr(ds, "key", str), tables, tuple(str(n) for n in held["notes"]), _attr(ds, "figures", str)
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What a run file says about itself for ``summary.md`` (besides the comparison).

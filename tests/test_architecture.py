@@ -46,8 +46,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("analysis", ("analysis",)),
     (
         "comparison / report / score / export",
-        ("battery", "report", "quality", "score", "export", "export_body", "export_stim", "sonata", "rotations")
-        + ("stimulate", "fit"),
+        ("battery", "battery_cache", "report", "quality", "score", "export", "export_body", "export_stim", "sonata")
+        + ("rotations", "stimulate", "fit"),
     ),
     ("plots", ("plots",)),
     ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs", "stim_stage", "fit_stage")),

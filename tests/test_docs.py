@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from cortexsim import cli
-from cortexsim.config import CompareConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -55,7 +54,7 @@ def test_cli_page_holds_every_commands_help():
 def test_cli_check_fails_on_a_stale_page_and_names_it(tmp_path, capsys):
     page = tmp_path / "cli.md"
     text = (DOCS / "cli.md").read_text()
-    page.write_text(text.replace("(default 20)", "(default 3)"))
+    page.write_text(text.replace("(default 0.01)", "(default 3)"))
     assert generate.main(["cli", "--check", "--page", str(page)]) == 1
     assert str(page) in capsys.readouterr().err
     assert generate.main(["cli", "--page", str(page)]) == 0  # regenerating mends it
@@ -77,9 +76,9 @@ def test_generate_runs_as_a_script():
 def test_help_defaults_are_the_configs():
     """What the help says about a default is what the code uses (``--trials`` once said 3; the config said 7)."""
     args = cli.parser().parse_args(["compare", "run.h5"])
-    assert (args.n_pcs, args.n_null) == (CompareConfig().n_pcs, CompareConfig().n_null)
+    assert (args.n_pcs, args.n_null) == (None, None)  # the run's own [compare], so a compare reuses its battery
     text = (DOCS / "cli.md").read_text()
-    assert f"(default {CompareConfig().n_pcs})" in text and f"(default {CompareConfig().n_null})" in text
+    assert "(default: the run's [compare] n_pcs)" in text and "(default: the run's [compare] n_null)" in text
     spiking = text.split("## cortexsim spiking")[1].split("\n## ")[0]
     for option in ("--k K", "--trials TRIALS"):
         line = next(x for x in spiking.splitlines() if x.strip().startswith(option))
