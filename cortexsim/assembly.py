@@ -21,11 +21,12 @@ from .anatomy import CircuitSpec
 from .ann import DEFAULT_TRAIN, make_ann
 from .circuit import Connectome, build_connectome
 from .closed_loop import ArmANN, ArmRateNetwork, Body, Feedback
-from .config import Config, TrainConfig, config_from_text, load_config, read_text_file
+from .config import RECORDED_TASK, Config, TrainConfig, config_from_text, load_config, read_text_file
 from .effector import PLANTS
 from .errors import ConfigError
 from .lesion import apply_lesion
 from .rate import RateNetwork
+from .recorded_task import RecordedTask
 from .store import TrainedRate
 from .tasks import BumpedTask, Task, TrialBatch, task_of
 from .transfer import make_transfer
@@ -56,6 +57,7 @@ def load_experiment(path: str | Path | None = None) -> Config:
     config = load_config(path)
     where = str(path) if path is not None else ""
     anatomy.check_config(config, where=where)
+    check_fit(config, where)
     check_effector(config, where)
     return config
 
@@ -64,8 +66,29 @@ def experiment_from_text(text: str, base: Path = Path("."), where: str = "config
     """:func:`load_experiment` for TOML text (e.g. a run file's stored config)."""
     config = config_from_text(text, base=base, where=where)
     anatomy.check_config(config, where=where)
+    check_fit(config, where)
     check_effector(config, where)
     return config
+
+
+def check_fit(config: Config, where: str = "") -> None:
+    """``task.kind = "recorded"`` and ``[fit] data`` need each other (a fit trains on the recording's task).
+
+    Raises
+    ------
+    ConfigError
+        One of them without the other.
+    """
+    prefix = f"{where}: " if where else ""
+    if config.task.kind == RECORDED_TASK and not config.fit.active:
+        raise ConfigError(
+            f'{prefix}task.kind = "recorded": its conditions come from a recording; name it in [fit] data'
+        )
+    if config.fit.active and config.task.kind != RECORDED_TASK:
+        raise ConfigError(
+            f'{prefix}[fit] data with task.kind = "{config.task.kind}": a fit trains on the task the recording '
+            'defines; set [task] kind = "recorded"'
+        )
 
 
 def check_effector(config: Config, where: str = "") -> None:
@@ -81,7 +104,7 @@ def check_effector(config: Config, where: str = "") -> None:
     ec = config.effector
     prefix = f"{where}: " if where else ""
     pc = config.perturb
-    if not task_of(config.task).PERTURBABLE and (pc.active or pc.train_bump_fraction > 0):
+    if not task_kind(config).PERTURBABLE and (pc.active or pc.train_bump_fraction > 0):
         raise ConfigError(
             f'{prefix}[perturb] with task.kind = "{config.task.kind}": the curl and bump protocols are measured on '
             "straight center-out reaches; run them on the center-out task, or turn perturb.curl, perturb.bumps and "
@@ -128,11 +151,51 @@ def build_circuit(config: Config) -> Connectome:
     return build_connectome(circuit_spec(config), config.circuit.n_units, seeded_rng(config, "circuit"))
 
 
+def task_kind(config: Config):
+    """What every model built for ``config`` needs of its task (inputs, groups, ``PERTURBABLE``), read no data.
+
+    The task itself (:func:`cortexsim.tasks.task_of`), or the class :class:`RecordedTask` for ``task.kind =
+    "recorded"`` (whose conditions come from ``[fit] data``, read only by :func:`make_task`).
+    """
+    return RecordedTask if config.task.kind == RECORDED_TASK else task_of(config.task)
+
+
+def fit_data_path(config: Config) -> Path:
+    """``[fit] data`` resolved against the config's folder."""
+    path = Path(config.fit.data)
+    return path if path.is_absolute() else config.base / path
+
+
+def recorded_task(config: Config):
+    """The recording of ``[fit] data``, its seeded split and the task it defines (``task.kind = "recorded"``).
+
+    Returns
+    -------
+    recording : cortexsim.fit.Recording
+    split : cortexsim.fit.Split
+    task : RecordedTask
+        Timed by ``[task]`` (``fixation``, ``reaction_time``, ``go_duration``).
+
+    Raises
+    ------
+    DataError
+        The data file cannot be read on the task's steps, or the split leaves too little.
+    """
+    from .fit import fit_task, load_recording, split_recording  # noqa: PLC0415 (the comparison layer's)
+
+    recording = load_recording(fit_data_path(config), config.fit, config.task.dt)
+    split = split_recording(recording, config.fit, config.experiment.seed)
+    return recording, split, fit_task(recording, split, config.task)
+
+
 def make_task(config: Config) -> Task:
     """The training task of ``config`` (:func:`cortexsim.tasks.task_of`); bumped when ``[perturb]`` says so.
 
-    With ``[perturb] train_bump_fraction`` > 0 it is a :class:`~cortexsim.tasks.BumpedTask`.
+    With ``[perturb] train_bump_fraction`` > 0 it is a :class:`~cortexsim.tasks.BumpedTask`; with
+    ``task.kind = "recorded"`` the task of :func:`recorded_task` (which reads ``[fit] data``).
     """
+    if config.task.kind == RECORDED_TASK:
+        return recorded_task(config)[2]
     task = task_of(config.task)
     pc = config.perturb
     if pc.train_bump_fraction > 0:
@@ -153,7 +216,7 @@ def make_rate_network(config: Config, connectome: Connectome) -> RateNetwork:
     """
     rc = config.rate
     phi = make_transfer(rc.transfer, config.lif, rc.transfer_gain, rc.transfer_threshold)
-    groups = task_of(config.task).input_groups
+    groups = task_kind(config).input_groups
     if config.effector.has_body:
         kind, extra = ArmRateNetwork, {"body": make_body(config), "task_groups": groups}
     else:
@@ -250,7 +313,7 @@ def make_ann_model(config: Config, arch: str, init: bool = True):
     """
     ac = config.ann
     body = make_body(config) if config.effector.has_body else None
-    n_task = len(task_of(config.task).input_names)
+    n_task = len(task_kind(config).input_names)
     model = make_ann(
         arch,
         ac.n_hidden,

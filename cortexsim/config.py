@@ -52,8 +52,12 @@ from .stim_config import StimulationConfig
 TRANSFER_NAMES = ("lif_softplus", "lif", "softplus", "relu", "rectified_tanh")
 """The transfer functions ``rate.transfer`` names (:func:`cortexsim.transfer.make_transfer` builds them)."""
 
-TASK_KINDS = ("center_out", "maze")
-"""The tasks ``task.kind`` names (:func:`cortexsim.tasks.task_of` builds them)."""
+TASK_KINDS = ("center_out", "maze", "recorded")
+"""The tasks ``task.kind`` names (:func:`cortexsim.tasks.task_of` builds the first two from ``[task]``;
+``"recorded"`` is built from ``[fit] data`` by :func:`cortexsim.assembly.make_task`)."""
+
+RECORDED_TASK = "recorded"
+"""The ``task.kind`` whose conditions a recording defines: it needs ``[fit] data``, and ``[fit]`` needs it."""
 
 MAZE_SHAPES = ("straight", "arc", "s_curve")
 """The path shapes of the maze task (``task.maze_shapes``): no, one or two via points."""
@@ -175,12 +179,15 @@ class TaskConfig:
     ``kind = "center_out"`` (default) is the straight reach to ``n_targets`` targets
     (:class:`cortexsim.tasks.CenterOutTask`); ``kind = "maze"`` the curved reaches through via
     points (:class:`cortexsim.tasks.MazeTask`): ``n_targets`` x ``len(maze_shapes)`` conditions.
-    Both share every timing below.
+    Both share every timing below.  ``kind = "recorded"`` is the task a recording defines
+    (:class:`cortexsim.recorded_task.RecordedTask`, built from ``[fit] data``): its conditions, window and
+    hand paths are the recording's; of the timings below it uses ``dt``, ``fixation``, ``reaction_time``
+    and ``go_duration``.
 
     Attributes
     ----------
     kind : str
-        ``"center_out"`` or ``"maze"`` (see :data:`TASK_KINDS`).
+        ``"center_out"``, ``"maze"`` or ``"recorded"`` (see :data:`TASK_KINDS`).
     dt : float
         Time step (s).
     n_targets : int

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from .config import TaskConfig
 from .data import DataError, load_neural_data, load_nwb_trials, resample
 from .fit_config import FitConfig
 from .neural_loss import NeuralTargets
@@ -246,8 +247,13 @@ def split_recording(rec: Recording, fit: FitConfig, seed: int) -> Split:
     return Split(heldin, held, train_c, test_c, train_t, test_t, tuple(notes))
 
 
-def fit_task(rec: Recording, split: Split) -> RecordedTask:
-    """The task the recording defines: its conditions, the training conditions' records (see the module notes)."""
+def fit_task(rec: Recording, split: Split, timing: TaskConfig | None = None) -> RecordedTask:
+    """The task the recording defines: its conditions, the training conditions' records (see the module notes).
+
+    ``timing``: the ``[task]`` whose ``fixation``, ``reaction_time`` and ``go_duration`` (s) time each trial
+    (default: :class:`RecordedTask`'s).
+    """
+    times = {} if timing is None else {k: getattr(timing, k) for k in ("fixation", "reaction_time", "go_duration")}
     records = []
     for cond in range(rec.n_conditions):
         if cond not in split.train_conditions:
@@ -261,7 +267,13 @@ def fit_task(rec: Recording, split: Split) -> RecordedTask:
         else:
             records.append(np.array([cond]))
     return RecordedTask(
-        rec.dt, rec.window, rec.n_conditions, rec.hand, tuple(int(c) for c in split.train_conditions), tuple(records)
+        rec.dt,
+        rec.window,
+        rec.n_conditions,
+        rec.hand,
+        tuple(int(c) for c in split.train_conditions),
+        tuple(records),
+        **times,
     )
 
 

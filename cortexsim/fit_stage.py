@@ -25,10 +25,18 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import fit_store, store
-from .assembly import ann_train_config, build_circuit, initial_rate_network, make_ann_model, seeded_rng
+from .assembly import (
+    ann_train_config,
+    build_circuit,
+    fit_data_path,
+    initial_rate_network,
+    make_ann_model,
+    recorded_task,
+    seeded_rng,
+)
 from .config import Config
 from .errors import ConfigError
-from .fit import FitScores, Recording, Split, fit_task, load_recording, neural_targets, score_activity, split_recording
+from .fit import FitScores, Recording, Split, neural_targets, score_activity
 from .model_id import anns
 from .neural_loss import Fitted, NeuralTerm, ReadoutMap, UnitMap
 from .recorded_task import RecordedTask
@@ -63,9 +71,8 @@ class FitRun:
 
 
 def data_path(config: Config) -> Path:
-    """``[fit] data`` resolved against the config's folder."""
-    path = Path(config.fit.data)
-    return path if path.is_absolute() else config.base / path
+    """``[fit] data`` resolved against the config's folder (:func:`cortexsim.assembly.fit_data_path`)."""
+    return fit_data_path(config)
 
 
 def mapped_units(config: Config, net, n_neurons: int) -> np.ndarray:
@@ -124,11 +131,9 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
     """Fit and score every model of ``[fit] models`` and every ANN of ``[ann] archs`` (nothing is written)."""
     log = log or LOG.info
     fit = config.fit
-    recording = load_recording(data_path(config), fit, config.task.dt)
-    split = split_recording(recording, fit, config.experiment.seed)
+    recording, split, task = recorded_task(config)  # task.kind = "recorded"
     for note in split.notes:
         log(f"fit: {note}")
-    task = fit_task(recording, split)
     kind = fit.target if fit.target != "auto" else ("counts" if recording.single_trials else "psth")
     targets = neural_targets(recording, split, task, kind)
     models, metrics = [], {}
@@ -193,9 +198,13 @@ def _scores(scores: FitScores) -> dict[str, float]:
     }
 
 
-def write_fit_run(run: FitRun, run_file: Path, metrics_text: str) -> list[str]:
-    """Write ``/fit`` and the ``fit_*`` metrics; returns the metric names."""
-    with store.open_for_update(run_file) as f:
+def write_fit_run(run: FitRun, run_file: Path, metrics_text: str, provenance: dict | None = None) -> list[str]:
+    """Write ``/fit`` and the ``fit_*`` metrics; returns the metric names.
+
+    ``provenance``: the root attributes of a new run file (:func:`cortexsim.store.provenance`), when the fit
+    is the run's first stage (``task.kind = "recorded"``) and ``run_file`` does not exist yet.
+    """
+    with store.open_for_update(run_file, None if run_file.exists() else provenance) as f:
         fit_store.write_fit(f, run.record)
         store.write_metrics(f, run.metrics, metrics_text)
     return sorted(run.metrics)
@@ -206,4 +215,5 @@ def run_fit(config: Config, run_file: Path, metrics_text: str, log: Log | None =
     start = time.perf_counter()
     run = fit_run(config, log)
     (log or LOG.info)(f"fit: {len(run.record.models)} models fitted and scored in {time.perf_counter() - start:.0f} s")
-    return write_fit_run(run, run_file, metrics_text)
+    provenance = store.provenance(config.to_toml(), config.experiment.seed)
+    return write_fit_run(run, Path(run_file), metrics_text, provenance)

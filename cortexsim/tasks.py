@@ -151,7 +151,18 @@ class Task(Protocol):
 
 
 def task_of(task: TaskConfig) -> CenterOutTask:
-    """The task a ``[task]`` section names (:data:`TASKS`, by ``kind``)."""
+    """The task a ``[task]`` section names (:data:`TASKS`, by ``kind``).
+
+    Raises
+    ------
+    ConfigError
+        ``kind = "recorded"``: that task is built from ``[fit] data`` (:func:`cortexsim.assembly.make_task`).
+    """
+    if task.kind not in TASKS:
+        raise ConfigError(
+            f'task.kind = "{task.kind}": its conditions come from [fit] data; this command needs a center_out '
+            "or maze run"
+        )
     return TASKS[task.kind].of(task)
 
 
@@ -480,4 +491,5 @@ class BumpedTask(CenterOutTask):
 
 
 TASKS: dict[str, type[CenterOutTask]] = {CenterOutTask.KIND: CenterOutTask, MazeTask.KIND: MazeTask}
-"""The tasks ``[task] kind`` names (``config.TASK_KINDS`` lists the same names; a test keeps them equal)."""
+"""The tasks ``[task] kind`` names that ``[task]`` alone defines (``config.TASK_KINDS`` lists them and
+``"recorded"``, which :func:`cortexsim.assembly.make_task` builds from ``[fit] data``; a test keeps them equal)."""

@@ -26,10 +26,18 @@ def test_config_fields_are_typed_sections():
 def test_the_base_layer_names_agree_with_the_modules_that_build_them():
     assert transfer.TRANSFERS == config.TRANSFER_NAMES
     assert ann.ARCHITECTURES == config.ANN_ARCHITECTURES
-    assert {type(tasks.task_of(config.TaskConfig(kind=k))).__name__ for k in config.TASK_KINDS} == {
-        "CenterOutTask",
-        "MazeTask",
-    }
+    own = [k for k in config.TASK_KINDS if k != config.RECORDED_TASK]  # "recorded" is built from [fit] data
+    assert {type(tasks.task_of(config.TaskConfig(kind=k))).__name__ for k in own} == {"CenterOutTask", "MazeTask"}
+    with pytest.raises(ConfigError, match=r"\[fit\] data"):
+        tasks.task_of(config.TaskConfig(kind=config.RECORDED_TASK))
+
+
+def test_a_recorded_task_and_a_fit_need_each_other():
+    with pytest.raises(ConfigError, match=r'^config: task.kind = "recorded".*\[fit\] data'):
+        experiment_from_text('[task]\nkind = "recorded"\n')
+    with pytest.raises(ConfigError, match=r'set \[task\] kind = "recorded"'):
+        experiment_from_text('[fit]\ndata = "x.nwb"\n')
+    assert experiment_from_text('[task]\nkind = "recorded"\n[fit]\ndata = "x.nwb"\n').fit.active
 
 
 @pytest.mark.parametrize(

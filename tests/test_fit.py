@@ -236,6 +236,7 @@ def test_fit_stage_fits_every_model_and_writes_its_scores(tmp_path):
 
     path, _ = _teacher_recording(tmp_path)
     cfg = tiny_config(
+        task={"kind": "recorded"},
         fit={"data": str(path), "window": [-0.2, 0.3], "heldout_conditions": 0.34},
         ann={"archs": ["gru"], "max_iterations": 5, "n_hidden": 8},
     )
@@ -256,3 +257,26 @@ def test_fit_stage_fits_every_model_and_writes_its_scores(tmp_path):
     assert {m.name for m in record.models} == names
     assert metrics["fit_rate_heldout_psth_r2"] == run.metrics["fit_rate_heldout_psth_r2"]
     assert np.array_equal(record.split["heldout"], run.split.heldout)
+
+
+def test_a_recorded_task_runs_as_a_pipeline_of_one_fit_stage(tmp_path):
+    """``task.kind = "recorded"``: ``cortexsim run`` fits and scores every model (one stage); a rerun reuses it."""
+    from tiny import tiny_config
+
+    from cortexsim import pipeline, store
+    from cortexsim.assembly import make_task
+    from cortexsim.recorded_task import RecordedTask
+
+    path, _ = _teacher_recording(tmp_path)
+    cfg = tiny_config(task={"kind": "recorded"}, fit={"data": str(path), "window": [-0.2, 0.3]})
+    assert [s.name for s in pipeline.stages(cfg)] == ["fit"]
+    task = make_task(cfg)
+    assert isinstance(task, RecordedTask) and task.n_conditions == 6 and task.fixation == cfg.task.fixation
+    lines = []
+    run_file = pipeline.run_experiment(cfg, tmp_path / "run", log=lines.append)
+    with store.open_run(run_file) as f:
+        metrics = store.read_metrics(f)
+    assert {"fit_rate_heldout_psth_r2", "fit_rate_taskonly_heldout_condition_psth_r2"} <= set(metrics)
+    lines.clear()
+    pipeline.run_experiment(cfg, tmp_path / "run", log=lines.append)
+    assert any("[fit] done earlier" in line for line in lines)
