@@ -389,7 +389,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         inputs = _inputs(args, "run", "data", "mapping")
         json_out = _out_file(args.json, (".json",), "--json", args, recognise=outputs.score_kind, inputs=inputs)
     run_file = Path(args.run)
-    _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
+    if not score.fit_models(run_file):  # a fit run (task.kind = "recorded") has /fit and no /rate
+        _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
     held = [json_out.parent] if json_out is not None else []
     with outputs.hold_outputs(held, _command_line("score", args)):
         result = score.score_run(run_file, data, spec)
@@ -697,7 +698,11 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--angle-column", default="target_angle", help="trials column with the target angle in rad")
     sc.add_argument("--condition-column", default="condition", help="trials column of recorded condition labels")
     sc.add_argument("--mapping", help="CSV with columns recorded,model: recorded condition -> model condition index")
-    sc.add_argument("--model", choices=("rate", "spiking"), default="rate", help="model rates to map (default rate)")
+    sc.add_argument(
+        "--model",
+        default="rate",
+        help="model rates to map: rate or spiking (default rate); of a fit run, rate, rate_taskonly or ann_<arch>",
+    )
     sc.add_argument("--velocity", default="hand_velocity", help="name of the hand-velocity TimeSeries")
     sc.add_argument(
         "--force", action="store_true", help="replace an existing --json FILE that cortexsim score did not write"

@@ -46,7 +46,7 @@ from .data import DataError, load_neural_data, load_nwb_trials, resample
 from .fit_config import FitConfig
 from .neural_loss import NeuralTargets
 from .recorded_task import RecordedTask
-from .score import MAP_ALPHAS, ZERO_RATE, bits_per_spike, eval_psth, r2_score, ridge_cv, ridge_fit
+from .score import MAP_ALPHAS, ZERO_RATE, bits_per_spike, eval_psth, map_counts, r2_score, ridge_cv, ridge_fit
 from .streams import stream
 
 SPLIT_STREAM = "fit/split"
@@ -351,14 +351,14 @@ def score_activity(
         return np.maximum(z.reshape(-1, n_units) @ w + b, floor).reshape(n_c, n_bins, neurons.size)
 
     held = split.heldout
-    pred_out = predict(held, train_c)
-    if rec.single_trials and split.test_trials.size:
-        tc = rec.trial_condition[split.test_trials]
-        counts = rec.counts[split.test_trials][:, :, held]
-        co_bps = bits_per_spike(pred_out[tc], counts)
-        idx = [np.flatnonzero(tc == c) for c in range(n_c)]
-        psth_r2 = eval_psth(smooth[:, :, held], pred_out[tc], idx)
+    if rec.single_trials and split.test_trials.size:  # as `cortexsim score` (score.map_counts): every trial predicted
+        pred, _ = map_counts(flat[rec.trial_condition], rec.counts[:, :, held], split.train_trials)
+        test = split.test_trials
+        tc = rec.trial_condition[test]
+        co_bps = bits_per_spike(pred[test], rec.counts[test][:, :, held])
+        psth_r2 = eval_psth(smooth[:, :, held], pred[test], [np.flatnonzero(tc == c) for c in range(n_c)])
     else:
+        pred_out = predict(held, train_c)
         co_bps = float("nan")
         psth_r2 = r2_score(smooth[test_c][:, :, held].reshape(-1, held.size), pred_out[test_c].reshape(-1, held.size))
     if test_c.size:

@@ -15,6 +15,7 @@ The models (:mod:`cortexsim.fit` prepares the data, the split and the scores):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
         "window": np.asarray(fit.window, float),
         "dt": float(recording.dt),
         "notes": "\n".join(split.notes),
+        "conditions": json.dumps(list(recording.conditions)),  # the label of each condition row (JSON)
     }
     arrays = {
         "heldin": split.heldin,

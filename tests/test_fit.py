@@ -280,3 +280,62 @@ def test_a_recorded_task_runs_as_a_pipeline_of_one_fit_stage(tmp_path):
     lines.clear()
     pipeline.run_experiment(cfg, tmp_path / "run", log=lines.append)
     assert any("[fit] done earlier" in line for line in lines)
+
+
+def _teacher_nwb(tmp_path, trials: int = 12, n_conditions: int = 6):
+    """The teacher's Poisson single trials as an NWB file (Units with a ``heldout`` column on 25 % of them, a
+    trials table with ``condition`` and ``move_onset_time``, no hand): what an exported recording holds."""
+    import datetime as dt
+
+    pynwb = pytest.importorskip("pynwb")
+    rec, rates = _teacher_recording(tmp_path, trials=trials, n_conditions=n_conditions)
+    n_trials, n_bins, n_neurons = rec.counts.shape
+    rng = np.random.default_rng(11)
+    duration = rec.window[1] - rec.window[0]
+    starts = np.arange(n_trials) * (duration + 0.3)
+    onsets = starts - rec.window[0]
+    nwb = pynwb.NWBFile(session_description="teacher", identifier="teacher", session_start_time=dt.datetime(2026, 1, 1))
+    nwb.add_trial_column("condition", "condition")
+    nwb.add_trial_column("move_onset_time", "s")
+    for start, onset, c in zip(starts, onsets, rec.trial_condition):
+        nwb.add_trial(start_time=start, stop_time=start + duration, condition=f"c{c}", move_onset_time=onset)
+    nwb.add_unit_column("heldout", "held out")
+    held = np.zeros(n_neurons, bool)
+    held[rng.permutation(n_neurons)[: n_neurons // 4]] = True
+    for u in range(n_neurons):
+        trial, b = np.nonzero(rec.counts[:, :, u])
+        k = rec.counts[trial, b, u].astype(int)
+        t = np.repeat(starts[trial] + (b + 0.5) * rec.dt, k) + rng.uniform(-0.4, 0.4, k.sum()) * rec.dt
+        nwb.add_unit(spike_times=np.sort(t), heldout=bool(held[u]))
+    path = tmp_path / "teacher.nwb"
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path, rec, held
+
+
+def test_cortexsim_score_reproduces_the_fits_held_out_scores_on_the_recording(tmp_path, capsys):
+    """A fit run on an NWB recording (the file's held-out neurons); ``cortexsim score`` bins the file itself,
+    reads each model's activity and the split from the run file and gives the run's numbers back."""
+    import json
+
+    from tiny import tiny_config
+
+    from cortexsim import cli, pipeline, store
+
+    path, rec, held = _teacher_nwb(tmp_path)
+    cfg = tiny_config(
+        task={"kind": "recorded"}, fit={"data": str(path), "window": [-0.2, 0.3], "hand": "", "test_trials": 0.34}
+    )
+    run_file = pipeline.run_experiment(cfg, tmp_path / "run", log=lambda line: None)
+    with store.open_run(run_file) as f:
+        metrics = store.read_metrics(f)
+        heldout = np.asarray(f["fit/heldout"])
+    assert np.array_equal(heldout, np.flatnonzero(held))  # the file's heldout column
+    for model in ("rate", "rate_taskonly"):
+        assert cli.main(["score", str(run_file), "--data", str(path), "--model", model, "--json", "-"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["co_bps"] == pytest.approx(metrics[f"fit_{model}_heldout_co_bps"], abs=1e-9)
+        assert out["psth_r2"] == pytest.approx(metrics[f"fit_{model}_heldout_psth_r2"], abs=1e-9)
+        assert out["n_scored"] == held.sum()
+    assert cli.main(["score", str(run_file), "--data", str(path), "--model", "ann_gru"]) == 2
+    assert "the fit has rate, rate_taskonly" in capsys.readouterr().err
