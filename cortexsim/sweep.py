@@ -759,7 +759,9 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
     if not metrics:
         return []
     for param in sweep.params:
-        if param == "experiment.seed" or param.startswith("lesion.") or len({r[param] for r in done}) < 2:
+        if param in ("experiment.seed", "stimulation.protocols") or param.startswith("lesion."):
+            continue
+        if len({r[param] for r in done}) < 2:
             continue
         paths.append(
             plots.save(
@@ -767,6 +769,11 @@ def summary_figures(sweep: Sweep, rows: list[dict], folder: Path) -> list[Path]:
                 folder / f"{param.replace('.', '_')}.png",
             )
         )
+    if "stimulation.protocols" in sweep.params:  # each point its own protocols: their measures, not a trend
+        from .plots import stimulation as stim_plots
+
+        figure = stim_plots.plot_stim_sweep(done, "stimulation.protocols")
+        paths.append(plots.save(figure, folder / "stimulation.png"))
     if "lesion.silence" in sweep.params:
         pops = [(p.name, p.layer, p.cell_class) for p in circuit_spec(sweep.base).populations]
         paths.append(plots.save(plots.plot_lesions(done, "lesion.silence", pops), folder / "lesions.png"))

@@ -396,3 +396,22 @@ def test_the_population_by_epoch_sweep_trains_one_circuit():
     assert sum(p.upstream is None for p in points) == 1  # every point reuses the first point's training
     assert len({p.config.stimulation.protocols[0].target[0] for p in points}) == 17
     assert all({pr.event for pr in p.config.stimulation.protocols} == {"target_on", "go"} for p in points)
+
+
+def test_a_stimulation_sweep_draws_its_protocols_measures():
+    """The sweep figure reads each point's own protocols from its metrics (and marks what is missing as blank)."""
+    from cortexsim.plots.stimulation import plot_stim_sweep
+
+    rows = [
+        {"stimulation.protocols": "a_delay+a_move", "stim_a_delay_rate_peak_deviation_cm": 0.5,
+         "stim_a_delay_rate_success_rate": 1.0, "stim_a_delay_rate_potent_share": 0.01,
+         "stim_a_move_rate_peak_deviation_cm": 9.0, "stim_a_move_rate_success_rate": 0.0,
+         "stim_a_move_rate_potent_share": 0.2},
+        {"stimulation.protocols": "b_delay", "stim_b_delay_rate_peak_deviation_cm": 2.0,
+         "stim_b_delay_rate_success_rate": 0.5, "stim_b_delay_rate_potent_share": 0.1},
+    ]  # fmt: skip
+    fig = plot_stim_sweep(rows, "stimulation.protocols")
+    peak = fig.axes[0].images[0].get_array()
+    np.testing.assert_array_equal(peak.data[0], [0.5, 9.0])
+    assert peak.data[1, 0] == 2.0 and np.isnan(peak.data[1, 1])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["delay", "move"]  # the names' shared suffixes

@@ -4,6 +4,8 @@
   (solid) and without (dotted), and the hand's deviation over time for every model;
 * :func:`plot_stim_neural` -- ``stim_neural.png``: per protocol, the norm of the activity's change over
   time with its output-potent part (what the body can see) and the light;
+* :func:`plot_stim_sweep` -- a sweep over ``stimulation.protocols``: per point and protocol, the peak
+  hand deviation, the success rate and the potent share (the sweep's ``stimulation.png``);
 * :func:`plot_stim_map` -- ``stim_map.png``: the population x protocol map of the circuit's responses
   while the light is on (relative to each population's unstimulated rate), expressing populations
   outlined -- driven directly or through the circuit.
@@ -121,10 +123,51 @@ def plot_stim_map(stim: dict[str, dict], model: str = "rate") -> Figure:
     return fig
 
 
+def plot_stim_sweep(rows: list[dict], param: str, model: str = "rate") -> Figure:
+    """A sweep over ``stimulation.protocols``: per point and protocol, peak deviation, success, potent share.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The sweep's finished rows (``summary.csv``): the swept value (protocol names joined by ``+``) and
+        every ``stim_<protocol>_<model>_*`` metric.
+    param : str
+        The swept parameter (``"stimulation.protocols"``).
+    model : str
+        Whose measures (``rate``, ``spiking``, ``ann_<arch>``).
+    """
+    names = [str(r[param]).split("+") for r in rows]
+    width = max((len(n) for n in names), default=1)
+    measures = (
+        ("peak_deviation_cm", "peak hand deviation (cm)", "magma_r", "{:.1f}"),
+        ("success_rate", "reaches meeting the bar", "RdYlGn", "{:.0%}"),
+        ("potent_share", "output-potent share of the change", "viridis", "{:.0%}"),
+    )
+    shared = [{n[j].rsplit("_", 1)[-1] for n in names if j < len(n)} for j in range(width)]  # e.g. {"delay"}, {"move"}
+    columns = [next(iter(c)) if len(c) == 1 else f"protocol {j + 1}" for j, c in enumerate(shared)]
+    fig, axes = _subplots(1, 3, figsize=(3.2 * 3 + 1.5, 0.9 + 0.3 * max(len(rows), 1)), squeeze=False)
+    for ax, (key, title, cmap, text) in zip(axes[0], measures):
+        grid = np.full((len(rows), width), np.nan)
+        for i, (r, row_names) in enumerate(zip(rows, names)):
+            for j, name in enumerate(row_names):
+                value = r.get(f"stim_{name}_{model}_{key}", np.nan)
+                grid[i, j] = float(value) if value not in ("", None) else np.nan
+        image = ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0, vmax=1 if key != "peak_deviation_cm" else None)
+        for i, j in zip(*np.nonzero(np.isfinite(grid))):
+            r, g, b, _ = image.cmap(image.norm(grid[i, j]))
+            ink = "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"  # readable on the cell's colour
+            ax.text(j, i, text.format(grid[i, j]), ha="center", va="center", fontsize=6, color=ink)
+        ax.set_xticks(np.arange(width), columns, fontsize=8)
+        ax.set_yticks(np.arange(len(rows)), [str(r[param]) for r in rows], fontsize=6)
+        ax.set_title(f"{_model_label(model)}: {title}", fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.6)
+    return fig
+
+
 def _box(x: float, y: float):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="k", lw=1.5)
 
 
-__all__ = ["plot_stim_map", "plot_stim_neural", "plot_stim_paths"]
+__all__ = ["plot_stim_map", "plot_stim_neural", "plot_stim_paths", "plot_stim_sweep"]
