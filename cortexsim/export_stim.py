@@ -1,6 +1,6 @@
 """The NWB export's stimulation section: each protocol as an optogenetic site, its light and its lit trials.
 
-A run with ``[stimulation]`` protocols (``/stimulation``, :mod:`cortexsim.stimulate`) exports, with
+A run with ``[stimulation]`` protocols (``/stimulation``, :mod:`cortexsim.stim_measure`) exports, with
 pynwb's optogenetics types (:mod:`pynwb.ogen`):
 
 * ``devices/simulated_light`` and one ``ogen_sites/<protocol>`` per protocol the twin ran (none when
@@ -126,7 +126,7 @@ def add_stimulation(
         "or a clamp of the rates to zero); each protocol is one ogen site.",
     )
     table = pynwb.epoch.TimeIntervals(
-        name="stimulation", description="One row per lit trial of the spiking twin (cortexsim.stimulate)."
+        name="stimulation", description="One row per lit trial of the spiking twin (cortexsim.stim_measure)."
     )
     columns = {
         "protocol": "the protocol's name ([[stimulation.protocols]] name)",

@@ -1,7 +1,7 @@
 """The ``stimulate`` stage: every ``[stimulation]`` protocol on every trained model, written once.
 
 :func:`stimulation_run` is the science (a pure function of the config and the trained models:
-:mod:`cortexsim.stimulate` does the measuring); :func:`write_stimulation_run` writes
+:mod:`cortexsim.stim_measure` does the measuring); :func:`write_stimulation_run` writes
 ``/stimulation``, the ``stim_*`` metrics and the figures; :func:`run_stimulation` is both, as the
 pipeline's stage runs them.  The circuit is the run's (lesioned as ``[lesion]`` says); the ANNs are
 the no-cell-type control; the spiking twin runs each protocol with common random numbers.
@@ -19,7 +19,7 @@ import numpy as np
 
 from . import plots, store
 from . import stimulation as st
-from .assembly import make_ann_model, make_task, trained_rate_network
+from .assembly import build_circuit, make_ann_model, make_task, trained_rate_network
 from .config import Config
 from .model_id import ModelId
 from .plots import stimulation as stim_plots
@@ -27,7 +27,7 @@ from .spiking.arm import loop_target
 from .spiking.mapping import map_rate_to_spiking
 from .spiking.twin import run_batch
 from .stim_config import StimProtocol
-from .stimulate import StimResult, agreement, ann_drive_scale, measure, stimulate_model, stimulate_twin
+from .stim_measure import StimResult, agreement, ann_drive_scale, measure, stimulate_model, stimulate_twin
 
 LOG = logging.getLogger("cortexsim.pipeline")
 Log = Callable[[str], None]
@@ -44,7 +44,7 @@ class StimulationRun:
     metrics : dict of str to float
         Every ``stim_*`` metric (the results' and the twin-vs-circuit agreement).
     scales : dict of str to float
-        Each ANN's drive per mV of the circuit's (:func:`cortexsim.stimulate.ann_drive_scale`).
+        Each ANN's drive per mV of the circuit's (:func:`cortexsim.stim_measure.ann_drive_scale`).
     """
 
     results: list[StimResult]
@@ -95,28 +95,14 @@ def stimulation_run(
     values: dict[str, float] = {}
     for protocol in sc.protocols:
         t0 = time.perf_counter()
-        units = st.expression(net, protocol, seed)
-        response = stimulate_model(
-            net, protocol, batch, seed=seed, trials_per_condition=sc.trials_per_condition, units=units, base=base_rate
-        )
-        rate = measure(protocol, "rate", response, batch, net.readout_matrix(), net.populations(), bar)
+        share = float(st.expression(net, protocol, seed).mean())
+        rate = stimulate(net, protocol, config, base=base_rate)
         done = [rate]
         if sc.ann:
             for stage, model in anns.items():
                 prefix = ModelId.parse(stage).prefix
-                ann_units = st.matched_expression(model.n_units, float(units.mean()), protocol, seed)
-                response = stimulate_model(
-                    model,
-                    protocol,
-                    batch,
-                    seed=seed,
-                    trials_per_condition=sc.trials_per_condition,
-                    units=ann_units,
-                    scale=scales[stage],
-                    base=bases[stage],
-                )
                 done.append(
-                    measure(protocol, prefix, response, batch, model.readout_matrix(), model.populations(), bar)
+                    stimulate(model, protocol, config, name=prefix, share=share, scale=scales[stage], base=bases[stage])
                 )
         if twin is not None:
             params, run = twin
@@ -133,6 +119,89 @@ def stimulation_run(
         results += done
         log(_line(protocol, done, time.perf_counter() - t0, failed))
     return StimulationRun(results, values, scales)
+
+
+def stimulate(
+    model,
+    protocol: StimProtocol,
+    config: Config,
+    *,
+    name: str = "rate",
+    share: float | None = None,
+    scale: float = 1.0,
+    base=None,
+) -> StimResult:
+    """One protocol on one trained model, measured as the ``stimulate`` stage measures it (``cs.stimulate``).
+
+    The held-out conditions of ``config``'s task are run lit and unlit, noise-free, plus
+    ``[stimulation] trials_per_condition`` noisy interleaved trials per condition; the success bar is
+    ``[quality] endpoint_error_cm``.
+
+    Parameters
+    ----------
+    model : Model
+        A trained rate circuit or ANN, with or without its body (the spiking twin: the stage).
+    protocol : StimProtocol
+        E.g. ``StimProtocol(name="pv_delay", target=("PV",), amplitude=10.0, event="target_on", start=0.1,
+        stop=0.4)``.
+    config : Config
+        The run's config (task, seed, quality bars, ``[stimulation] trials_per_condition``).
+    name : str
+        The model's key in the metric names (``rate``, ``ann_gru``, ...).
+    share : float, optional
+        For a model without cell types (an ANN): the share of its units that express. Default: the
+        share the protocol lights in ``config``'s circuit.
+    scale : float
+        The model's drive per mV of the protocol (1 for the circuit;
+        :func:`cortexsim.stim_measure.ann_drive_scale` for an ANN matched to a circuit).
+    base : Trajectory, optional
+        The model's unstimulated trajectory of the evaluation set, if already simulated.
+
+    Returns
+    -------
+    StimResult
+        Its ``metrics`` (``stim_<protocol>_<name>_*``), the hand and activity lit and unlit, per-population
+        responses.
+    """
+    seed = config.experiment.seed
+    if model.cell_types():
+        units = st.expression(model, protocol, seed)
+    else:
+        if share is None:
+            share = float(st.expression(_circuit_cells(config), protocol, seed).mean())
+        units = st.matched_expression(model.n_units, share, protocol, seed)
+    batch = make_task(config).evaluation_set()
+    response = stimulate_model(
+        model,
+        protocol,
+        batch,
+        seed=seed,
+        trials_per_condition=config.stimulation.trials_per_condition,
+        units=units,
+        scale=scale,
+        base=base,
+    )
+    bar = config.quality.endpoint_error_cm
+    return measure(protocol, name, response, batch, model.readout_matrix(), model.populations(), bar)
+
+
+@dataclass(frozen=True)
+class _CircuitCells:
+    """The populations of ``config``'s circuit, as :func:`cortexsim.stimulation.expression` reads a model's."""
+
+    cells: list
+
+    def cell_types(self) -> list:
+        return self.cells
+
+    def populations(self) -> list:
+        return [(name, where) for name, _, _, where in self.cells]
+
+
+def _circuit_cells(config: Config) -> _CircuitCells:
+    """The cell types of ``config``'s circuit (sampled as the run samples it)."""
+    connectome = build_circuit(config)
+    return _CircuitCells([(p.name, p.spec.layer, p.spec.subtype, p.slice) for p in connectome.populations])
 
 
 def _twin(config: Config, net):
@@ -251,4 +320,11 @@ def run_stimulation(
     return write_stimulation_run(config, run, run_file, figures, metrics_text, failed)
 
 
-__all__ = ["StimulationRun", "check_protocols", "run_stimulation", "stimulation_run", "write_stimulation_run"]
+__all__ = [
+    "StimulationRun",
+    "check_protocols",
+    "run_stimulation",
+    "stimulate",
+    "stimulation_run",
+    "write_stimulation_run",
+]

@@ -32,7 +32,7 @@ import numpy as np
 from cortexsim import assembly, store
 from cortexsim import stimulation as st
 from cortexsim.stim_config import StimProtocol
-from cortexsim.stimulate import measure, stimulate_model
+from cortexsim.stim_measure import measure, stimulate_model
 
 run = _gallery.smoke_run() / "run.h5"
 with store.open_run(run) as f:
@@ -73,8 +73,8 @@ for p in protocols:
 # Run each with and without the light, and measure
 # ------------------------------------------------
 # :func:`cortexsim.stimulation.expression` draws which units express (all of them at fraction 1);
-# :func:`cortexsim.stimulate.stimulate_model` runs the noise-free conditions lit and unlit (and noisy
-# interleaved trials); :func:`cortexsim.stimulate.measure` reads the hand's deviation, the success
+# :func:`cortexsim.stim_measure.stimulate_model` runs the noise-free conditions lit and unlit (and noisy
+# interleaved trials); :func:`cortexsim.stim_measure.measure` reads the hand's deviation, the success
 # rate and the share of the activity's change the readout can see (output-potent).
 results = []
 for p in protocols:

@@ -32,7 +32,7 @@ from cortexsim.lesion import apply_lesion
 from cortexsim.spiking.mapping import map_rate_to_spiking
 from cortexsim.spiking.twin import run_batch
 from cortexsim.stim_config import StimProtocol, StimulationConfig, lesion_protocol
-from cortexsim.stimulate import Response, measure
+from cortexsim.stim_measure import Response, measure
 
 KINDS = ["rate", "gru", "arm:rate", "arm:lstm", "arm:rnn"]
 
@@ -415,3 +415,29 @@ def test_a_stimulation_sweep_draws_its_protocols_measures():
     np.testing.assert_array_equal(peak.data[0], [0.5, 9.0])
     assert peak.data[1, 0] == 2.0 and np.isnan(peak.data[1, 1])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["delay", "move"]  # the names' shared suffixes
+
+
+def test_cs_stimulate_is_what_the_stage_measures(tmp_path):
+    """``cs.stimulate`` on a trained model gives the numbers the ``stimulate`` stage writes for it."""
+    import cortexsim as cs
+
+    protocol = {"name": "pt_move", "target": ["PT5B"], "effect": "inhibit", "amplitude": 10.0, "stop": 0.2}
+    changes = {"stimulation": {"trials_per_condition": 1, "protocols": [protocol]}, "ann": {"archs": ["gru"]}}
+    config = tiny_config(**{k: {**tiny_config().to_dict()[k], **v} for k, v in changes.items()})
+    config = config.with_section("ann", max_iterations=3, n_hidden=8)
+    out = tmp_path / "run"
+    cs.run_experiment(config, out, log=lambda line: None)
+    with h5py.File(out / "run.h5") as f:
+        stored = {k: float(v) for k, v in f["metrics"].attrs.items() if k.startswith("stim_pt_move_")}
+    from cortexsim import store
+
+    with store.open_run(out / "run.h5") as f:
+        net = assembly.trained_rate_network(config, store.read_trained_rate(f))
+        gru = assembly.make_ann_model(config, "gru")
+        gru.set_params(store.read_ann(f, "gru").params)
+    rate = cs.stimulate(net, config.stimulation.protocols[0], config)
+    assert rate.metrics and all(
+        stored[k] == v or (np.isnan(v) and np.isnan(stored[k])) for k, v in rate.metrics.items()
+    )
+    ann = cs.stimulate(gru, config.stimulation.protocols[0], config, name="ann_gru")  # default share and scale 1
+    assert ann.metric("expressing_share") == pytest.approx(rate.metric("expressing_share"), abs=1 / gru.n_units)

@@ -1,4 +1,4 @@
-"""Figures of the causal experiments (``/stimulation``, :mod:`cortexsim.stimulate`).
+"""Figures of the causal experiments (``/stimulation``, :mod:`cortexsim.stim_measure`).
 
 * :func:`plot_stim_paths` -- ``stim_paths.png``: per protocol, the circuit's hand paths with the light
   (solid) and without (dotted), and the hand's deviation over time for every model;
