@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradcheck import directional_error
@@ -339,3 +341,46 @@ def test_cortexsim_score_reproduces_the_fits_held_out_scores_on_the_recording(tm
         assert out["n_scored"] == held.sum()
     assert cli.main(["score", str(run_file), "--data", str(path), "--model", "ann_gru"]) == 2
     assert "the fit has rate, rate_taskonly" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # about 80 s on 2 loaded cores, most of it the teacher's twin (Brian2)
+@pytest.mark.brian2
+def test_the_ground_truth_study_in_small(tmp_path):
+    """experiments/fit_teacher.toml then fit_synthetic.toml and validation/fit_synthetic.py, cut down: a teacher
+    (seed 2) exported as NWB with 25 % held out, a student (seed 1) fitted to it, every recovery number there."""
+    import importlib.util
+
+    from tiny import tiny_config
+
+    from cortexsim import pipeline
+    from cortexsim.assembly import experiment_from_text
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("fit_teacher", "fit_synthetic"):  # the study's own files load (names, kinds, sections)
+        experiment_from_text((root / "experiments" / f"{name}.toml").read_text(), where=name)
+    teacher = tiny_config(
+        experiment={"seed": 2},
+        spiking={"enabled": True, "k": 1, "trials_per_condition": 3, "target": "numpy"},
+        export={"nwb": True, "heldout_fraction": 0.25},
+    )
+    (tmp_path / "teacher").mkdir()
+    teacher_run = pipeline.run_experiment(teacher, tmp_path / "teacher", log=lambda line: None)
+    student = tiny_config(
+        task={"kind": "recorded"},
+        fit={"data": str(tmp_path / "teacher" / "run.nwb"), "mapping": "readout", "test_trials": 0.34},
+        ann={"archs": ["gru"], "n_hidden": 8, "max_iterations": 5},
+    )
+    student_run = pipeline.run_experiment(student, tmp_path / "student", log=lambda line: None)
+    spec = importlib.util.spec_from_file_location("fit_synthetic", root / "validation" / "fit_synthetic.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    result = study.recovery(student_run, teacher_run)
+    assert set(result["models"]) == {"teacher", "rate", "rate_taskonly", "ann_gru"}
+    truth = result["models"]["teacher"]
+    # the teacher's rate units predict its twin's held-out spikes without a map (finite; the tiny twin fires about
+    # twice its rate units' rates, so below 0 here) and through the fit's ridge map (which absorbs the scale)
+    assert np.isfinite(truth["true_co_bps"]) and truth["heldout_co_bps"] > truth["true_co_bps"]
+    for name, row in result["models"].items():
+        assert np.isfinite(row["heldout_co_bps"]) and np.isfinite(row["dsa_to_teacher"]), name
+    assert set(result["targets"]) == {"jpca_ratio_within_10pct", "jpca_freq_within_10pct", "dsa_below_taskonly"}
+    assert "| teacher |" in study.table(result)
