@@ -1215,7 +1215,17 @@ def compare_stage(
         del units["data"]
     with store.open_for_update(run_file) as f:
         tables = {**dynamics.tables(), **({"rotation_sources": rotation_rows} if rotation_rows else {})}
-        store.write_analysis(f, result.similarity, result.jpca, battery.headline(result), result.notes, tables)
+        answers = battery.headline(result)
+        store.write_analysis(
+            f,
+            result.similarity,
+            result.jpca,
+            answers,
+            result.notes,
+            tables,
+            columns=battery.TABLE_COLUMNS,
+            descriptions=battery.ANALYSIS_TABLES,
+        )
         store.write_analysis_units(f, units)
         store.write_metrics(f, written, METRICS_TEXT)
         if forget:

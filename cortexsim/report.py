@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .battery import NULL_METHODS, BatteryResult, DynamicsResult, Row, headline
+from .battery import JPCA_COLUMNS, NULL_METHODS, BatteryResult, DynamicsResult, Row, headline
 from .model_id import ModelId, anns, of_activity
 from .quality import QualityVerdict, model_label
-from .store import JPCA_COLUMNS, RunSummary
+from .store import RunSummary
 
 ANSWER_SOURCES = {"most_ann_like_layer": "ann", "most_ann_like_population": "ann", "most_rotational_layer": "rate"}
 """Which models each answer of :func:`cortexsim.battery.headline` is drawn from: ``"rate"`` (the rate

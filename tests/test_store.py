@@ -9,6 +9,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -300,7 +301,7 @@ def test_crash_half_way_through_pipeline_write_keeps_old_run_file(run_file, monk
     config = Config.from_dict({"experiment": {"seed": 9}, "circuit": {"n_units": 150}})
     connectome = assembly.build_circuit(config)
     real = store.write_array
-    calls = []
+    calls = []  # every dataset write_circuit makes (it writes them through store.datasets.write_array)
 
     def flaky(*args, **kwargs):
         if len(calls) >= fail_after:
@@ -308,7 +309,7 @@ def test_crash_half_way_through_pipeline_write_keeps_old_run_file(run_file, monk
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "write_array", flaky)
+    monkeypatch.setattr(store.circuit, "write_array", flaky)
     with pytest.raises(Boom):
         pipeline.write_circuit_file(config, connectome, run_file)
     assert len(calls) == fail_after  # the crash really happened half-way
@@ -637,3 +638,58 @@ def test_lock_from_another_host_is_respected(tmp_path):
     with pytest.raises(CortexsimError, match="elsewhere"):
         with store.hold_folder(folder, "cortexsim run"):
             pass
+
+
+UPDATER = """
+import sys, time
+import numpy as np
+from cortexsim import store
+
+path, generation = sys.argv[1], int(sys.argv[2])
+print("ready", flush=True)
+t0 = time.perf_counter()
+with store.open_for_update(path) as f:
+    g = f.require_group("updates")
+    for i in range(12):  # 12 MiB of new datasets, then the checksums, the fsync and the rename
+        store.write_array(g, f"block{i}", np.full(1 << 17, generation, float), units="1", dims="x", description="x")
+    g.attrs["generation"] = float(generation)
+print(f"done {time.perf_counter() - t0:.3f}", flush=True)
+"""
+
+
+def test_an_update_killed_at_random_moments_leaves_a_complete_file(run_file):
+    """SIGKILL at 10 random moments of an update: each time the file is the previous complete one or the new one."""
+    import random
+    import signal
+
+    def start(generation: int) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", UPDATER, str(run_file), str(generation)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    def generation() -> int:
+        with store.open_run(run_file) as f:  # every check on open: schema, layout, checksums, values
+            g = f.get("updates")
+            held = int(g.attrs["generation"]) if g is not None and "generation" in g.attrs else 0
+            blocks = [np.unique(g[f"block{i}"][()]).tolist() for i in range(12)] if held else []
+        assert blocks == [[float(held)]] * 12 if held else blocks == []  # whole, never half of an update
+        return held
+
+    proc = start(1)  # an update left alone: how long the window to kill in is
+    seconds = float(proc.stdout.readline().split()[1])
+    assert proc.wait(timeout=120) == 0 and generation() == 1
+    chance = random.Random(28)
+    outcomes = []
+    for attempt in range(2, 12):
+        before = generation()
+        proc = start(attempt)
+        time.sleep(chance.uniform(0, 1.2 * seconds))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        after = generation()
+        assert after in (before, attempt), (before, after, attempt)
+        outcomes.append(after == attempt)
+    assert not all(outcomes), "no kill landed inside an update: the test did not test"
+    assert len(_temp_files(run_file.parent)) <= 1  # a killed writer's temporary file is removed by the next update

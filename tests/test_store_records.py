@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cortexsim import __version__, store
+from cortexsim import __version__, battery, store
 from cortexsim.errors import CortexsimError, RunFileError
 
 STR = h5py.string_dtype("utf-8")
@@ -107,14 +107,14 @@ def test_analysis_round_trip(tmp_path):
     with h5py.File(tmp_path / "run.h5", "w") as f:
         assert store.read_analysis(f) is None
         store.write_analysis(f, SIMILARITY, JPCA, ANSWERS, ())
-        store.write_analysis(f, SIMILARITY, JPCA, ANSWERS, notes)  # replaces
+        store.write_analysis(f, SIMILARITY, JPCA, ANSWERS, notes, columns=battery.TABLE_COLUMNS)  # replaces
     with h5py.File(tmp_path / "run.h5") as f:
         record = store.read_analysis(f)
         g = f["analysis"]
         assert g.attrs["description"] == store.ANALYSIS_TEXT
         assert g.attrs["notes"] == "\n".join(notes)
-        assert g["similarity"].attrs["col_cca"] == store.SIMILARITY_COLUMNS["cca"]
-        assert g["jpca"].attrs["col_ratio"] == store.JPCA_COLUMNS["ratio"]
+        assert g["similarity"].attrs["col_cca"] == battery.SIMILARITY_COLUMNS["cca"]  # the battery's meanings
+        assert g["jpca"].attrs["col_ratio"] == battery.JPCA_COLUMNS["ratio"]
         assert g["similarity"].attrs["description"] == "One row per compared pair."
         assert g["jpca"].attrs["description"] == "One row per activity."
         assert list(g["similarity"].dtype.names) == list(SIMILARITY[0])
