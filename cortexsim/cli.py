@@ -364,7 +364,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """`cortexsim score`: the run's circuit against recorded single trials, NLB's measures (exit status)."""
-    from . import score
+    from . import score, score_fit
 
     spec = score.ScoreSpec(
         align_event=args.align_event,
@@ -389,7 +389,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         inputs = _inputs(args, "run", "data", "mapping")
         json_out = _out_file(args.json, (".json",), "--json", args, recognise=outputs.score_kind, inputs=inputs)
     run_file = Path(args.run)
-    if not score.fit_models(run_file):  # a fit run (task.kind = "recorded") has /fit and no /rate
+    if not score_fit.fit_models(run_file):  # a fit run (task.kind = "recorded") has /fit and no /rate
         _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
     held = [json_out.parent] if json_out is not None else []
     with outputs.hold_outputs(held, _command_line("score", args)):

@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "comparison / report / score / export",
         ("battery", "battery_cache", "report", "quality", "score", "export", "export_body", "export_stim", "sonata")
-        + ("rotations", "stim_measure", "fit"),
+        + ("rotations", "stim_measure", "fit", "score_fit"),
     ),
     ("plots", ("plots",)),
     ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs", "stim_stage", "fit_stage")),
