@@ -389,11 +389,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         inputs = _inputs(args, "run", "data", "mapping")
         json_out = _out_file(args.json, (".json",), "--json", args, recognise=outputs.score_kind, inputs=inputs)
     run_file = Path(args.run)
-    if not score_fit.fit_models(run_file):  # a fit run (task.kind = "recorded") has /fit and no /rate
+    fit_run = bool(score_fit.fit_models(run_file))  # a fit run (task.kind = "recorded") has /fit and no /rate
+    if not fit_run:
         _run_config(run_file, needs=("task", "rate", *(("spiking",) if args.model == "spiking" else ())), parse=False)
     held = [json_out.parent] if json_out is not None else []
     with outputs.hold_outputs(held, _command_line("score", args)):
-        result = score.score_run(run_file, data, spec)
+        result = (score_fit.score_fit if fit_run else score.score_run)(run_file, data, spec)
         if json_out is not None:
             store.write_text_atomic(json_out, json.dumps(result.to_dict(), indent=1) + "\n")
     if args.json == "-":

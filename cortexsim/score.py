@@ -555,10 +555,6 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
         Unreadable files, missing columns, a window outside the model, too few trials.
     """
     run_file = Path(run_file)
-    from .score_fit import fit_models, score_fit  # noqa: PLC0415 (it builds on this module)
-
-    if fit_models(run_file):  # a fit run: its fitted models, on the fit's own protocol
-        return score_fit(run_file, data, spec)
     model = _read_model(run_file, spec.model)
     recorded = load_nwb_trials(data, spec.velocity)
     seed = model.seed if spec.seed is None else int(spec.seed)
