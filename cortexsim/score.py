@@ -458,7 +458,7 @@ def _read_mapping(path: str, n_model: int) -> dict[str, int]:
     return out
 
 
-def _numeric_column(cols: dict[str, np.ndarray], name: str, where: str, option: str, unit: str) -> np.ndarray:
+def numeric_column(cols: dict[str, np.ndarray], name: str, where: str, option: str, unit: str) -> np.ndarray:
     """A trials column as floats, or a one-line :class:`DataError` naming the column and what it holds."""
     values = np.asarray(cols[name])
     if values.dtype.kind not in "biuf":
@@ -485,7 +485,8 @@ def _is_number(x: Any) -> bool:
     return True
 
 
-def _label(value: Any) -> str:
+def condition_label(value: Any) -> str:
+    """A trials-table value as a condition label (bytes decoded, whole floats without ".0")."""
     if isinstance(value, bytes):
         value = value.decode()
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -567,13 +568,13 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
             f"{where}: the trials table has no column {spec.align_event!r} (--align-event); "
             f"available: {', '.join(cols)}"
         )
-    events = _numeric_column(cols, spec.align_event, where, "--align-event", "event times in s")
+    events = numeric_column(cols, spec.align_event, where, "--align-event", "event times in s")
     rows = np.flatnonzero(np.isfinite(events))
     notes = [f"{events.size - rows.size} trials without a {spec.align_event} time (e.g. catch trials) left out"]
     if rows.size < 4:
         raise DataError(f"{where}: only {rows.size} trials have a {spec.align_event} time; scoring needs at least 4")
     labels = (
-        [_label(x) for x in cols[spec.condition_column][rows]] if spec.condition_column in cols else None
+        [condition_label(x) for x in cols[spec.condition_column][rows]] if spec.condition_column in cols else None
     )  # recorded conditions
     if spec.mapping:
         if labels is None:
@@ -590,7 +591,7 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
                 f"{where}: the trials table has no column {spec.angle_column!r} (target angle in rad) to match "
                 f"conditions by; give --angle-column or a --mapping table"
             )
-        angles = _numeric_column(cols, spec.angle_column, where, "--angle-column", "target angles in rad")[rows]
+        angles = numeric_column(cols, spec.angle_column, where, "--angle-column", "target angles in rad")[rows]
         if not np.all(np.isfinite(angles)):
             raise DataError(f"{where}: trials column {spec.angle_column!r} (--angle-column) has NaN or infinite angles")
         gap = np.angle(np.exp(1j * (angles[:, None] - model.angles[None, :])))

@@ -21,13 +21,13 @@ from .errors import ConfigError, CortexsimError
 from .score import (
     ScoreResult,
     ScoreSpec,
-    _label,
-    _numeric_column,
     bin_trials,
     bits_per_spike,
+    condition_label,
     eval_psth,
     fit_and_eval_decoder,
     map_counts,
+    numeric_column,
     velocity_on_bins,
 )
 
@@ -85,9 +85,9 @@ def score_fit(run_file: str | Path, data: str | Path, spec: ScoreSpec) -> ScoreR
     for name, option in ((spec.align_event, "fit.align_event"), (spec.condition_column, "fit.condition_column")):
         if name not in cols:
             raise DataError(f"{where}: the trials table has no column {name!r} ({option} of the fit)")
-    events = _numeric_column(cols, spec.align_event, where, "fit.align_event", "event times in s")
+    events = numeric_column(cols, spec.align_event, where, "fit.align_event", "event times in s")
     rows = np.flatnonzero(np.isfinite(events))
-    labels = [_label(x) for x in cols[spec.condition_column][rows]]
+    labels = [condition_label(x) for x in cols[spec.condition_column][rows]]
     names = [str(x) for x in json.loads(str(record.attrs["conditions"]))]
     unknown = sorted(set(labels) - set(names))
     if unknown or activity.shape[0] != len(names):
