@@ -37,7 +37,7 @@ from . import interrupts, outputs, paths, preflight, store
 from ._version import __version__
 from .assembly import build_circuit, circuit_spec, load_experiment
 from .config import Config, read_text_file
-from .errors import ConfigError, CortexsimError, RunFileError
+from .errors import ConfigError, CortexsimError, RunFileError, one_line
 
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "center_out.toml"
 
@@ -487,7 +487,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         """Print one line naming the bad argument and exit with status 2."""
-        self.exit(2, f"cortexsim: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, one_line(f"cortexsim: error: {self.prog}: {message} (see `{self.prog} --help`)") + "\n")
 
 
 def _verbosity() -> argparse.ArgumentParser:
@@ -781,7 +781,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with _progress_to_stdout(level):
             return args.func(args)
     except CortexsimError as exc:
-        print(f"cortexsim: error: {exc}", file=sys.stderr)
+        print(one_line(f"cortexsim: error: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()

@@ -63,3 +63,22 @@ def cannot_write(path: str | Path, exc: OSError, what: str = "the file") -> Cort
     reason = exc.strerror or str(exc) or type(exc).__name__
     fix = _WRITE_FIXES.get(exc.errno or 0, "check the folder and rerun")
     return CortexsimError(f"{path}: cannot write {what} ({reason}); {fix}")
+
+
+def one_line(text: str) -> str:
+    r"""``text`` as one printable line: every line break and control character escaped (``\x1e``, ``\n``).
+
+    A message can quote what a user gave -- a file name, a key -- and those may hold characters that
+    ``str.splitlines`` and terminals break lines at (``\n``, ``\r``, ``\x0b``, ``\x0c``, ``\x1c`` to
+    ``\x1e``, ``\x85``, ``\u2028``, ``\u2029``) or that a terminal interprets (the other C0 and C1
+    controls, DEL).  The command line prints every error through this, so an error is one line whatever
+    was quoted in it.
+    """
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\t" or (32 <= code < 127) or (code > 160 and ch not in "\u2028\u2029"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii") if code < 256 else f"\\u{code:04x}")
+    return "".join(out)

@@ -497,3 +497,13 @@ def test_junk_data_files_are_data_errors(tmp_path_factory, suffix, junk):
         with pytest.raises(CortexsimError) as info:
             load()
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "char", ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x1b"]
+)
+def test_an_error_quoting_a_line_break_or_control_character_is_still_one_line(tmp_path, capsys, char):
+    """Whatever a message quotes (a file name the user typed), the command line prints it as one line."""
+    missing = tmp_path / f"conf{char}ig.toml"
+    line = assert_refused(main(["run", str(missing), "--out", str(tmp_path / "out")]), capsys.readouterr())
+    assert char not in line and "conf" in line
