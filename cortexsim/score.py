@@ -50,6 +50,8 @@ from scipy.special import gammaln
 from . import store
 from .data import DataError, RecordedTrials, load_nwb_trials
 from .errors import ConfigError, CortexsimError
+from .fit_config import FIT_MODELS
+from .model_id import ModelId
 from .streams import stream
 
 SCORE_STREAM = "score"
@@ -337,7 +339,7 @@ class ScoreSpec:
             )
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"--test-fraction {self.test_fraction!r}: give the share of test trials in (0, 1)")
-        if self.model not in ("rate", "spiking") and not self.model.startswith(("rate_", "ann_")):
+        if self.model not in ("rate", "spiking", *FIT_MODELS) and ModelId.of_prefix(self.model) is None:
             raise ConfigError(
                 f"--model {self.model!r}: choose rate or spiking (a fit run: rate, rate_taskonly, ann_<arch>)"
             )
