@@ -1230,12 +1230,13 @@ def compare_stage(
         store.write_metrics(f, written, METRICS_TEXT)
         if forget:
             store.forget_stages(f, ["compare"])
-    plots.battery_figures(result, figures)
-    plots.dynamics_figures(result, dynamics, figures)  # fixed-point figures only when searched now
-    perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
-    task_figure(run_file, config, figures, verdict)
-    if rotation_rows:
-        plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
+    with threadpool_limits(limits=1, user_api="blas"):  # the figures' PCAs: small SVDs, slower on shared cores
+        plots.battery_figures(result, figures)
+        plots.dynamics_figures(result, dynamics, figures)  # fixed-point figures only when searched now
+        perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
+        task_figure(run_file, config, figures, verdict)
+        if rotation_rows:
+            plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
     with store.open_run(run_file) as f:
         summary = report.summary_markdown(store.read_run_summary(f), result, verdict, dynamics, rotation_rows)
     store.write_text_atomic(run_file.parent / "summary.md", summary)
