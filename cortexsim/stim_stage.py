@@ -23,7 +23,6 @@ from .assembly import build_circuit, make_ann_model, make_task, trained_rate_net
 from .config import Config
 from .model_id import ModelId
 from .plots import stimulation as stim_plots
-from .spiking.arm import loop_target
 from .spiking.mapping import map_rate_to_spiking
 from .spiking.twin import run_batch
 from .stim_config import StimProtocol
@@ -208,7 +207,7 @@ def _twin(config: Config, net):
     """The twin's parameters (intact mapping of the run's circuit) and a runner of one lit or dark batch."""
     sc = config.spiking
     params = map_rate_to_spiking(net, config.lif, k=sc.k, dt=sc.dt, seed=config.experiment.seed)
-    target = loop_target(sc.target) if net.body is not None else (None if sc.target == "auto" else sc.target)
+    target = None if sc.target == "auto" else sc.target  # run_batch picks the target a body's loop can host
     batch = make_task(config).evaluation_set()
 
     def run(stimulus):

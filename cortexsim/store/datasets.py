@@ -179,3 +179,35 @@ def read_table(group: h5py.Group, name: str) -> tuple[Row, ...]:
     data = ds[()]
     text = {k for k in data.dtype.names if h5py.check_string_dtype(ds.dtype[k])}
     return tuple({k: attr_text(row[k]) if k in text else float(row[k]) for k in data.dtype.names} for row in data)
+
+
+def write_record_group(
+    parent: h5py.Group,
+    name: str,
+    tables: Any,
+    arrays: Any,
+    attrs: Any,
+    table_text: dict[str, str],
+) -> h5py.Group:
+    """Write ``parent/name`` (replacing it): its attributes, its tables (:func:`write_table`) and arrays.
+
+    ``tables`` maps a table's name to its rows (described by ``table_text``), ``arrays`` a dataset's name
+    to ``(data, units, dims, description)``; the perturbation and stimulation groups are written so.
+    """
+    if name in parent:
+        del parent[name]
+    g = parent.create_group(name)
+    g.attrs.update(dict(attrs or {}))
+    for table, rows in tables.items():
+        write_table(g, table, list(rows), table_text.get(table, "One row per entry."))
+    for key, (data, units, dims, description) in (arrays or {}).items():
+        write_array(g, key, data, units=units, dims=dims, description=description)
+    return g
+
+
+def read_record_group(g: h5py.Group) -> dict[str, Any]:
+    """A group :func:`write_record_group` wrote: ``{"attrs": {...}, name: rows or array}``."""
+    entry: dict[str, Any] = {"attrs": {k: jsonable(val) for k, val in g.attrs.items()}}
+    for key, ds in g.items():
+        entry[key] = read_table(g, key) if ds.dtype.names else ds[()]
+    return entry

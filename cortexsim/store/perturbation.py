@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .datasets import Row, jsonable, read_table, reader, write_array, write_table
+from .datasets import Row, read_record_group, reader, write_record_group
 
 PERTURBATION_TEXT = (
     "Perturbations of the trained arm models (cortexsim.perturb): /perturbation/curl/<model> (the "
@@ -60,15 +60,7 @@ def write_perturbation(
         raise ValueError(f"kind: {kind!r}; expected 'curl' or 'bumps'")
     top = f.require_group("perturbation")
     top.attrs["description"] = PERTURBATION_TEXT
-    parent = top.require_group(kind)
-    if model in parent:
-        del parent[model]
-    g = parent.create_group(model)
-    g.attrs.update(dict(attrs or {}))
-    for name, rows in tables.items():
-        write_table(g, name, list(rows), PERTURBATION_TABLES.get(name, "One row per entry."))
-    for name, (data, units, dims, description) in (arrays or {}).items():
-        write_array(g, name, data, units=units, dims=dims, description=description)
+    write_record_group(top.require_group(kind), model, tables, arrays, attrs, PERTURBATION_TABLES)
 
 
 @reader("/perturbation")
@@ -84,8 +76,5 @@ def read_perturbation(f: h5py.File) -> dict[str, dict[str, dict[str, Any]]]:
     for kind, parent in f["perturbation"].items():
         out[kind] = {}
         for model, g in parent.items():
-            entry: dict[str, Any] = {"attrs": {k: jsonable(val) for k, val in g.attrs.items()}}
-            for name, ds in g.items():
-                entry[name] = read_table(g, name) if ds.dtype.names else ds[()]
-            out[kind][model] = entry
+            out[kind][model] = read_record_group(g)
     return out

@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .datasets import Row, jsonable, read_table, reader, write_array, write_table
+from .datasets import Row, jsonable, read_record_group, reader, write_record_group
 
 STIMULATION_TEXT = (
     "Optogenetic-style stimulation of the trained models (cortexsim.stim_measure): /stimulation/<protocol> holds "
@@ -63,14 +63,7 @@ def write_stimulation(
     parent = top.require_group(name)
     for key, value in protocol.items():
         parent.attrs[PROTOCOL_UNITS.get(key, key)] = list(value) if isinstance(value, tuple) else value
-    if model in parent:
-        del parent[model]
-    g = parent.create_group(model)
-    g.attrs.update(dict(attrs or {}))
-    for table, rows in tables.items():
-        write_table(g, table, list(rows), STIMULATION_TABLES.get(table, "One row per entry."))
-    for key, (data, units, dims, description) in arrays.items():
-        write_array(g, key, data, units=units, dims=dims, description=description)
+    write_record_group(parent, model, tables, arrays, attrs, STIMULATION_TABLES)
 
 
 @reader("/stimulation")
@@ -82,9 +75,6 @@ def read_stimulation(f: h5py.File) -> dict[str, dict[str, Any]]:
     for name, parent in f["stimulation"].items():
         entry: dict[str, Any] = {"attrs": {k: jsonable(val) for k, val in parent.attrs.items()}}
         for model, g in parent.items():
-            held: dict[str, Any] = {"attrs": {k: jsonable(val) for k, val in g.attrs.items()}}
-            for key, ds in g.items():
-                held[key] = read_table(g, key) if ds.dtype.names else ds[()]
-            entry[model] = held
+            entry[model] = read_record_group(g)
         out[name] = entry
     return out
