@@ -96,10 +96,61 @@ def recurrent_path(n_units: int, density: float, dtype) -> str:
     return "sparse"
 
 
-def gradient_threads(n_units: int, density: float, dtype) -> int:
-    """Threads sharing the weight gradient: 2 from ``THREADED_MIN_UNITS`` units on, else 1."""
+def kernel_path(n_units: int, density: float, dtype=np.float32) -> str:
+    """Kernel of the recurrent product for a network of this size, density and dtype.
+
+    A fixed, documented rule (never a function of timing or load): ``"sparse"``
+    (scipy CSR multi-vector product on the synapses) when ``density <= 0.15``
+    (float32) or ``<= 0.2`` (float64), else ``"dense"`` (BLAS GEMM with the masked
+    matrix), at any size.  See :mod:`cortexsim._kernels` for the measurements
+    behind the thresholds.
+
+    Parameters
+    ----------
+    n_units : int
+    density : float
+        Synapses / n_units^2 (:attr:`cortexsim.rate.RateNetwork.density`).
+    dtype : numpy dtype
+    """
+    return recurrent_path(n_units, density, dtype)
+
+
+def gradient_threads(n_units: int, density: float, dtype=np.float32) -> int:
+    """Python threads that share the weight-gradient GEMM of one iteration (a fixed rule).
+
+    2 from 128 units on, else 1.  Each thread calls BLAS single-threaded (see
+    :func:`training_threads`); the GEMM is cut into fixed bands of rows that
+    either thread may take, and a band is one GEMM whichever thread does it, so
+    the result is bit-identical for any number of threads.  Threads that wait
+    block (no busy-waiting), so a busy machine slows them by its share only.
+    """
     del density, dtype
     return 2 if n_units >= THREADED_MIN_UNITS else 1
+
+
+def training_threads(n_units: int, density: float, dtype=np.float32) -> int:
+    """BLAS threads to train a rate network with (a fixed rule; never a function of timing or load).
+
+    Always 1.  The iteration's parallelism is its own: the weight-gradient GEMMs run
+    on :func:`gradient_threads` threads, each calling BLAS single-threaded, while the
+    per-step products are scipy CSR products (no BLAS) on the sparse path.  A
+    multi-threaded OpenBLAS busy-waits at every small product on a busy machine (an
+    iteration 21x slower with one competing process, measured before this rule),
+    while blocked Python threads cost nothing.  Because the rule never reads the load,
+    the same config gives the same bits on a quiet or a busy machine; 1 and 2 BLAS threads
+    agree to rounding (``tests/test_kernels.py``; OpenBLAS may split a GEMM's inner dimension).
+
+    Use as ``with threadpoolctl.threadpool_limits(training_threads(...), user_api="blas"):``
+    around training.
+
+    Parameters
+    ----------
+    n_units : int
+    density : float
+    dtype : numpy dtype
+    """
+    del n_units, density, dtype  # the rule is the same for every size today; the signature is the contract
+    return 1
 
 
 def gradient_chunks(n_units: int, n_steps: int, itemsize: int) -> list[tuple[int, int]]:
