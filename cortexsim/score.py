@@ -637,18 +637,7 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
         psth = gaussian_filter1d(psth, spec.psth_smooth_sd / spec.bin_size, axis=1, mode="nearest")
     psth_r2 = eval_psth(psth, pred[test], [np.flatnonzero(groups[test] == c) for c in conditions])
 
-    if recorded.velocity is None:
-        vel_r2 = float("nan")
-        notes.append(f"no hand velocity {spec.velocity!r} in the file: vel_r2 not scored")
-    else:
-        centres = events[rows][:, None] + spec.window[0] + spec.bin_size * (np.arange(spec.n_bins) + 0.5)
-        vel = velocity_on_bins(recorded, centres, spec.velocity)
-        vel_r2 = fit_and_eval_decoder(
-            pred[train].reshape(-1, pred.shape[2]),
-            vel[train].reshape(-1, vel.shape[2]),
-            pred[test].reshape(-1, pred.shape[2]),
-            vel[test].reshape(-1, vel.shape[2]),
-        )
+    vel_r2 = velocity_score(recorded, spec, events[rows], lambda: pred, train, test, notes)
     _check_scores(where, co_bps=co_bps, psth_r2=psth_r2, vel_r2=vel_r2, velocity=recorded.velocity is not None)
     return ScoreResult(
         co_bps=float(co_bps),
@@ -662,6 +651,26 @@ def score_run(run_file: str | Path, data: str | Path, spec: ScoreSpec = ScoreSpe
         n_scored=int(scored.size),
         alpha=float(alpha),
         notes=tuple(notes),
+    )
+
+
+def velocity_score(recorded: RecordedTrials, spec, events: np.ndarray, features, train, test, notes: list) -> float:
+    """NLB's velocity R²: a ridge decoder from ``features()`` (trials, bins, k) to the hand velocity on the bins.
+
+    ``events`` (trials,) are the scored trials' alignment times (s); ``features`` is called only when
+    the file has a velocity (it may cost a fit); without one, NaN and a note in ``notes``.
+    """
+    if recorded.velocity is None:
+        notes.append(f"no hand velocity {spec.velocity!r} in the file: vel_r2 not scored")
+        return float("nan")
+    x = features()
+    centres = events[:, None] + spec.window[0] + spec.bin_size * (np.arange(spec.n_bins) + 0.5)
+    vel = velocity_on_bins(recorded, centres, spec.velocity)
+    return fit_and_eval_decoder(
+        x[train].reshape(-1, x.shape[2]),
+        vel[train].reshape(-1, vel.shape[2]),
+        x[test].reshape(-1, x.shape[2]),
+        vel[test].reshape(-1, vel.shape[2]),
     )
 
 

@@ -25,10 +25,9 @@ from .score import (
     bits_per_spike,
     condition_label,
     eval_psth,
-    fit_and_eval_decoder,
     map_counts,
     numeric_column,
-    velocity_on_bins,
+    velocity_score,
 )
 
 
@@ -113,19 +112,9 @@ def score_fit(run_file: str | Path, data: str | Path, spec: ScoreSpec) -> ScoreR
         f"to {spec.window[1]:+g} s around {spec.align_event}; its {train.size} training and {test.size} test trials",
         f"co_bps and psth_r2 on the fit's {held.size} held-out neurons of {counts.shape[2]}",
     ]
-    if recorded.velocity is None:
-        vel_r2 = float("nan")
-        notes.append(f"no hand velocity {spec.velocity!r} in the file: vel_r2 not scored")
-    else:
-        every, _ = map_counts(features, counts, train)
-        centres = events[rows][:, None] + spec.window[0] + spec.bin_size * (np.arange(spec.n_bins) + 0.5)
-        vel = velocity_on_bins(recorded, centres, spec.velocity)
-        vel_r2 = fit_and_eval_decoder(
-            every[train].reshape(-1, every.shape[2]),
-            vel[train].reshape(-1, vel.shape[2]),
-            every[test].reshape(-1, every.shape[2]),
-            vel[test].reshape(-1, vel.shape[2]),
-        )
+    vel_r2 = velocity_score(
+        recorded, spec, events[rows], lambda: map_counts(features, counts, train)[0], train, test, notes
+    )
     return ScoreResult(
         co_bps=float(co_bps),
         psth_r2=float(psth_r2),
