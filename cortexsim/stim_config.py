@@ -120,14 +120,6 @@ class StimProtocol:
         """The signed drive (mV) the light adds to an expressing unit's state (0 for ``silence``)."""
         return self.sign * float(self.amplitude)
 
-    def light(self, since_event: float) -> float:
-        """The light's intensity in [0, 1] at ``since_event`` s after the event (window, then the ramp)."""
-        if self.start <= since_event < self.stop:
-            return 1.0
-        if self.ramp > 0 and self.stop <= since_event < self.stop + self.ramp:
-            return 1.0 - (since_event - self.stop) / self.ramp
-        return 0.0
-
     def label(self) -> str:
         """One line for logs and figure titles, e.g. ``"excite PV (100 %) +10 mV, go +0.00..+0.30 s"``."""
         what = "silence" if self.effect == "silence" else f"{self.effect} {self.drive_mv:+g} mV"

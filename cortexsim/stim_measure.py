@@ -47,7 +47,6 @@ import numpy as np
 from . import metrics
 from . import stimulation as st
 from .analysis.output_null import potent_basis
-from .model import Stimulus
 from .spiking.decode import pool_rates
 from .stim_config import StimProtocol
 from .streams import stream
@@ -393,11 +392,6 @@ def agreement(rate: StimResult, twin: StimResult) -> dict[str, float]:
     return {f"stim_{rate.protocol}_twin_agreement_r": r, f"stim_{rate.protocol}_twin_magnitude_ratio": ratio}
 
 
-def lit_stimulus(protocol: StimProtocol, units: np.ndarray, batch: TrialBatch, scale: float = 1.0) -> Stimulus:
-    """``protocol`` on ``units`` over every trial of ``batch`` (a convenience for scripts and the docs)."""
-    return st.stimulus(protocol, units, st.light_profile(protocol, batch), scale)
-
-
 __all__ = [
     "AFTER_WINDOW",
     "RECOVERY_FRACTION",
@@ -405,7 +399,6 @@ __all__ = [
     "StimResult",
     "agreement",
     "ann_drive_scale",
-    "lit_stimulus",
     "measure",
     "stimulate_model",
     "stimulate_twin",

@@ -23,6 +23,7 @@ from .assembly import build_circuit, make_ann_model, make_task, trained_rate_net
 from .config import Config
 from .model_id import ModelId
 from .plots import stimulation as stim_plots
+from .preflight import check_stimulation
 from .spiking.mapping import map_rate_to_spiking
 from .spiking.twin import run_batch
 from .stim_config import StimProtocol
@@ -52,16 +53,14 @@ class StimulationRun:
 
 
 def check_protocols(config: Config, net) -> None:
-    """Refuse protocols whose target is unknown, whose window is outside the trial or whose amplitude is too large.
+    """Refuse protocols whose target ``net`` lacks, whose window is outside the trial or whose amplitude is too large.
 
-    Runs before anything is computed (the preflight checks call it too).
+    The preflight checks (:func:`cortexsim.preflight.check_stimulation`) plus the targets against ``net``'s
+    own cell types; runs before anything is computed.
     """
-    batch = make_task(config).evaluation_set()
-    ceiling = 1.0 / config.lif.refractory
     for protocol in config.stimulation.protocols:
         st.target_units(protocol, net.cell_types(), net.n_units)
-        st.check_window(protocol, batch)
-        st.check_amplitude(protocol, net.transfer, ceiling)
+    check_stimulation(config, net.transfer)
 
 
 def stimulation_run(
