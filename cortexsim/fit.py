@@ -27,7 +27,14 @@ The ``fit`` stage (:mod:`cortexsim.fit_stage`) trains each model with the neural
         its readout), fitted on the training conditions by training itself; a model without one (the
         task-only circuit) through a ridge map fitted on the training conditions' PSTHs.  The ridge map
         is underdetermined with few training conditions (it has as many weights per neuron as the model
-        has units), so that model's number is a loose baseline, not a like-for-like comparison.
+        has units), so that model's number is a loose baseline, not a like-for-like comparison;
+   ``velocity_r2``
+        single trials with a hand series: NLB's velocity R², a ridge decoder from the model's predictions
+        of every recorded neuron to the hand velocity (finite differences of the hand series on the bins),
+        fitted on the training trials and scored on the test trials;
+
+   :func:`score_populations` -- the same scores per population of a circuit: the held-out neurons from
+   that population's units alone, and the held-in neurons mapped to it on the held-out conditions.
 
 The held-out neurons are scored through the same ridge map for every model (NLB's co-smoothing), so a
 fitted circuit, a task-only circuit and a fitted ANN are compared on equal terms there.
@@ -46,7 +53,17 @@ from .data import DataError, load_neural_data, load_nwb_trials, resample
 from .fit_config import FitConfig
 from .neural_loss import NeuralTargets
 from .recorded_task import RecordedTask
-from .score import MAP_ALPHAS, ZERO_RATE, bits_per_spike, eval_psth, map_counts, r2_score, ridge_cv, ridge_fit
+from .score import (
+    MAP_ALPHAS,
+    ZERO_RATE,
+    bits_per_spike,
+    eval_psth,
+    fit_and_eval_decoder,
+    map_counts,
+    r2_score,
+    ridge_cv,
+    ridge_fit,
+)
 from .streams import stream
 
 SPLIT_STREAM = "fit/split"
@@ -78,6 +95,9 @@ class Recording:
         Bin width (s): the task's step.
     window : (float, float)
     source : str
+    trial_velocity : ndarray, shape (trials, bins, 2), or None
+        Each single trial's hand velocity (m/s) on the bins: the finite differences of its positions
+        (NWB with a hand series; None otherwise).
     """
 
     counts: np.ndarray | None
@@ -89,6 +109,7 @@ class Recording:
     dt: float
     window: tuple[float, float]
     source: str = "<memory>"
+    trial_velocity: np.ndarray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -136,11 +157,28 @@ class FitScores:
     Attributes
     ----------
     heldout_co_bps, heldout_psth_r2, heldout_condition_psth_r2 : float
+    velocity_r2 : float
+        NLB's velocity R²: a ridge decoder from the model's predictions of every recorded neuron (the
+        co-smoothing map, fitted to all of them on the training trials) to the hand velocity, fitted on
+        the training trials and scored on the test trials; NaN without single trials and a hand series.
+    predicted, recorded : ndarray, shape (conditions, bins, held-out neurons)
+        The held-out neurons' PSTHs (Hz) on every condition: predicted through the co-smoothing map, and
+        recorded (smoothed as the score smooths them).
+    neuron_r2 : ndarray, shape (held-out neurons,)
+        Each held-out neuron's PSTH R² on the scored conditions (what ``heldout_psth_r2`` averages).
+    scored_conditions : ndarray of int
+        The conditions ``heldout_psth_r2`` is scored on (training conditions with test trials, or the
+        held-out conditions for averages).
     """
 
     heldout_co_bps: float
     heldout_psth_r2: float
     heldout_condition_psth_r2: float
+    velocity_r2: float = float("nan")
+    predicted: np.ndarray | None = field(default=None, compare=False, repr=False)
+    recorded: np.ndarray | None = field(default=None, compare=False, repr=False)
+    neuron_r2: np.ndarray | None = field(default=None, compare=False, repr=False)
+    scored_conditions: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def _bins(fit: FitConfig, dt: float) -> int:
@@ -186,14 +224,15 @@ def load_recording(path: str | Path, fit: FitConfig, dt: float) -> Recording:
     for u, times in enumerate(rec.spikes):
         counts[:, :, u] = np.diff(np.searchsorted(times, edges, side="left"), axis=1)
     psth = np.stack([counts[cond == c].mean(axis=0) for c in range(len(names))]) / dt
-    hand = None
+    hand = velocity = None
     if fit.hand and rec.velocity is not None:  # the series named fit.hand: positions (m)
         times, values = rec.velocity
         centres = edges[:, :-1] + 0.5 * dt
         pos = np.stack([np.interp(centres, times, values[:, d]) for d in range(2)], axis=-1)
         pos = pos - pos[:, :1]
         hand = np.stack([pos[cond == c].mean(axis=0) for c in range(len(names))])
-    return Recording(counts, cond, psth, names, hand, rec.heldout, dt, tuple(fit.window), str(path))
+        velocity = np.gradient(pos, dt, axis=1)
+    return Recording(counts, cond, psth, names, hand, rec.heldout, dt, tuple(fit.window), str(path), velocity)
 
 
 def _natural(label: str) -> tuple:
@@ -304,7 +343,12 @@ def neural_targets(rec: Recording, split: Split, task: RecordedTask, kind: str) 
 
 
 def score_activity(
-    rec: Recording, split: Split, activity: np.ndarray, heldin_rates: np.ndarray | None = None
+    rec: Recording,
+    split: Split,
+    activity: np.ndarray,
+    heldin_rates: np.ndarray | None = None,
+    neurons: np.ndarray | None = None,
+    velocity: bool = True,
 ) -> FitScores:
     """Score a model's activity on every condition, over the window (see the module notes).
 
@@ -315,6 +359,11 @@ def score_activity(
     heldin_rates : ndarray, shape (conditions, bins, held-in neurons), optional
         The held-in neurons' rates (Hz) the model predicts through its own fitted mapping; they score
         the held-out conditions.  None: a ridge map fitted on the training conditions' PSTHs does.
+    neurons : ndarray of int, optional
+        Positions in ``split.heldin`` of the held-in neurons the held-out conditions are scored on
+        (default: all of them; empty: NaN).  ``heldin_rates`` still covers every held-in neuron.
+    velocity : bool
+        Score :attr:`FitScores.velocity_r2` (a second map, to every recorded neuron); False: NaN.
     """
     n_c, n_bins, n_units = activity.shape
     flat = activity.reshape(n_c, n_bins, n_units)
@@ -357,19 +406,102 @@ def score_activity(
         tc = rec.trial_condition[test]
         co_bps = bits_per_spike(pred[test], rec.counts[test][:, :, held])
         psth_r2 = eval_psth(smooth[:, :, held], pred[test], [np.flatnonzero(tc == c) for c in range(n_c)])
+        # the map's prediction depends on the condition only (the activity is noise-free)
+        first = [np.flatnonzero(rec.trial_condition == c) for c in range(n_c)]
+        predicted = np.stack([pred[r[0]] if r.size else np.full(pred.shape[1:], np.nan) for r in first])
+        scored = np.unique(tc)
     else:
-        pred_out = predict(held, train_c)
+        predicted = predict(held, train_c)
         co_bps = float("nan")
-        psth_r2 = r2_score(smooth[test_c][:, :, held].reshape(-1, held.size), pred_out[test_c].reshape(-1, held.size))
-    if test_c.size:
+        psth_r2 = r2_score(smooth[test_c][:, :, held].reshape(-1, held.size), predicted[test_c].reshape(-1, held.size))
+        scored = test_c
+    true_out = smooth[scored][:, :, held].reshape(-1, held.size)
+    neuron_r2 = np.array([r2_score(true_out[:, i], predicted[scored][:, :, i].ravel()) for i in range(held.size)])
+    keep = np.arange(split.heldin.size) if neurons is None else np.asarray(neurons, int)
+    if test_c.size and keep.size:
+        mapped = split.heldin[keep]
         if heldin_rates is None:
-            pred_in = predict_psth(split.heldin, train_c)
+            pred_in = predict_psth(mapped, train_c)
         else:
             pred_in = np.asarray(heldin_rates, float) * rec.dt
             if pred_in.shape != (n_c, n_bins, split.heldin.size):
                 raise ValueError(f"heldin_rates {pred_in.shape}, expected {(n_c, n_bins, split.heldin.size)}")
-        true = smooth[test_c][:, :, split.heldin].reshape(-1, split.heldin.size)
-        cond_r2 = r2_score(true, pred_in[test_c].reshape(-1, split.heldin.size))
+            pred_in = pred_in[:, :, keep]
+        true = smooth[test_c][:, :, mapped].reshape(-1, mapped.size)
+        cond_r2 = r2_score(true, pred_in[test_c].reshape(-1, mapped.size))
     else:
         cond_r2 = float("nan")
-    return FitScores(float(co_bps), float(psth_r2), float(cond_r2))
+    vel_r2 = float("nan")
+    if velocity and rec.single_trials and rec.trial_velocity is not None and split.test_trials.size:
+        every, _ = map_counts(flat[rec.trial_condition], rec.counts, split.train_trials)  # as `cortexsim score`
+        train, test, vel = split.train_trials, split.test_trials, rec.trial_velocity
+        vel_r2 = fit_and_eval_decoder(
+            every[train].reshape(-1, every.shape[2]),
+            vel[train].reshape(-1, vel.shape[2]),
+            every[test].reshape(-1, every.shape[2]),
+            vel[test].reshape(-1, vel.shape[2]),
+        )
+    return FitScores(
+        float(co_bps),
+        float(psth_r2),
+        float(cond_r2),
+        float(vel_r2),
+        predicted / rec.dt,
+        smooth[:, :, held] / rec.dt,
+        neuron_r2,
+        np.asarray(scored, int),
+    )
+
+
+@dataclass(frozen=True)
+class PopulationScores:
+    """One population's row of the per-population table (:func:`score_populations`).
+
+    Attributes
+    ----------
+    population : str
+    units : int
+        The population's units in the circuit.
+    neurons : int
+        Held-in neurons mapped to its units (``units`` mapping; 0 for a readout).
+    scores : FitScores
+        ``heldout_co_bps`` and ``heldout_psth_r2``: the held-out neurons predicted from this population's
+        units alone (the same ridge map as the whole model's, on fewer columns);
+        ``heldout_condition_psth_r2``: the held-in neurons mapped to it, on the held-out conditions (NaN
+        when none is).  No velocity.
+    """
+
+    population: str
+    units: int
+    neurons: int
+    scores: FitScores
+
+
+def score_populations(
+    rec: Recording,
+    split: Split,
+    activity: np.ndarray,
+    populations: dict[str, np.ndarray],
+    mapped: np.ndarray | None = None,
+    heldin_rates: np.ndarray | None = None,
+) -> list[PopulationScores]:
+    """The held-out scores per population of a circuit model (see :class:`PopulationScores`).
+
+    Parameters
+    ----------
+    activity : ndarray, shape (conditions, bins, units)
+        The whole circuit's activity.
+    populations : dict of str to ndarray of int
+        Each population's units (columns of ``activity``).
+    mapped : ndarray of int, shape (held-in neurons,), optional
+        The circuit unit of each held-in neuron (``units`` mapping); None: no neuron belongs to a population.
+    heldin_rates : ndarray, optional
+        As in :func:`score_activity`: the model's own predictions of the held-in neurons.
+    """
+    rows = []
+    for name, units in populations.items():
+        units = np.asarray(units, int)
+        own = np.empty(0, int) if mapped is None else np.flatnonzero(np.isin(mapped, units))
+        scores = score_activity(rec, split, activity[:, :, units], heldin_rates, neurons=own, velocity=False)
+        rows.append(PopulationScores(name, int(units.size), int(own.size), scores))
+    return rows

@@ -284,9 +284,10 @@ def test_a_recorded_task_runs_as_a_pipeline_of_one_fit_stage(tmp_path):
     assert any("[fit] done earlier" in line for line in lines)
 
 
-def _teacher_nwb(tmp_path, trials: int = 12, n_conditions: int = 6):
+def _teacher_nwb(tmp_path, trials: int = 12, n_conditions: int = 6, hand: bool = False):
     """The teacher's Poisson single trials as an NWB file (Units with a ``heldout`` column on 25 % of them, a
-    trials table with ``condition`` and ``move_onset_time``, no hand): what an exported recording holds."""
+    trials table with ``condition`` and ``move_onset_time``; with ``hand``, a ``hand_position`` series: a 5 cm
+    reach towards each condition's angle after movement onset): what an exported recording holds."""
     import datetime as dt
 
     pynwb = pytest.importorskip("pynwb")
@@ -309,6 +310,17 @@ def _teacher_nwb(tmp_path, trials: int = 12, n_conditions: int = 6):
         k = rec.counts[trial, b, u].astype(int)
         t = np.repeat(starts[trial] + (b + 0.5) * rec.dt, k) + rng.uniform(-0.4, 0.4, k.sum()) * rec.dt
         nwb.add_unit(spike_times=np.sort(t), heldout=bool(held[u]))
+    if hand:
+        times = np.arange(0.0, starts[-1] + duration + 0.3, 0.001)
+        position = np.zeros((times.size, 2))
+        for onset, c in zip(onsets, rec.trial_condition):
+            s = np.clip((times - onset) / 0.3, 0.0, 1.0)
+            moving = (times >= onset - 0.5) & (times < onset + 0.5)
+            profile = 0.05 * (10 * s**3 - 15 * s**4 + 6 * s**5)  # minimum jerk, 5 cm in 300 ms
+            angle = 2 * np.pi * c / n_conditions
+            position[moving] = profile[moving, None] * np.array([np.cos(angle), np.sin(angle)])
+        behavior = nwb.create_processing_module("behavior", "hand")
+        behavior.add(pynwb.TimeSeries(name="hand_position", data=position, unit="m", timestamps=times))
     path = tmp_path / "teacher.nwb"
     with pynwb.NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
@@ -384,3 +396,79 @@ def test_the_ground_truth_study_in_small(tmp_path):
         assert np.isfinite(row["heldout_co_bps"]) and np.isfinite(row["dsa_to_teacher"]), name
     assert set(result["targets"]) == {"jpca_ratio_within_10pct", "jpca_freq_within_10pct", "dsa_below_taskonly"}
     assert "| teacher |" in study.table(result)
+
+
+def _texts(fig) -> str:
+    """Every text a figure shows (titles, labels, legends), joined."""
+    from matplotlib.text import Text
+
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_a_fit_run_draws_its_figures_and_tables_and_marks_a_model_that_failed_its_task(tmp_path):
+    """A fit with kinematics on single trials (``units`` mapping): the three figures, the per-population table in
+    ``/fit`` and ``summary.md``, the velocity R²; the tiny training misses the reach bars, and the figures and the
+    summary say so -- lenient bars, and no model is marked."""
+    from tiny import tiny_config
+
+    from cortexsim import fit_stage, pipeline, store
+    from cortexsim.fit_store import read_fit
+    from cortexsim.plots import fit as fit_plots
+
+    path, rec, held = _teacher_nwb(tmp_path, hand=True)
+    fit = {"data": str(path), "window": [-0.2, 0.3], "test_trials": 0.34, "populations": ["IT2/3", "PT5B", "IT5B"]}
+    cfg = tiny_config(task={"kind": "recorded"}, fit=fit, ann={"archs": ["gru"], "max_iterations": 5, "n_hidden": 8})
+    run = fit_stage.fit_run(cfg, log=lambda line: None)
+    failed = fit_stage.failed_models(run.record)
+    assert set(failed) == {"rate", "rate_taskonly", "ann_gru"}  # 20 iterations do not reach 5 cm paths
+    for model in run.record.models:
+        assert "position_r2" in model.task and "catch_drift_cm" not in model.task  # no catch trials: no bar
+        assert np.isfinite(model.scores["velocity_r2"]) and np.isfinite(model.scores["heldout_co_bps"])
+        assert model.heldout_psth.shape == (rec.n_conditions, rec.counts.shape[1], held.sum())
+    rate = {m.name: m for m in run.record.models}["rate"]
+    assert [row["population"] for row in rate.populations] == ["IT2/3", "IT5B", "PT5B"]  # the circuit's order
+    assert sum(row["neurons"] for row in rate.populations) == run.split.heldin.size  # every mapped neuron once
+    assert all(np.isfinite(row["heldout_co_bps"]) for row in rate.populations)
+    assert not {m.name: m for m in run.record.models}["ann_gru"].populations  # an ANN has no populations
+
+    run_file = tmp_path / "run" / "run.h5"
+    with store.open_for_update(run_file, store.provenance(cfg.to_toml(), cfg.experiment.seed)):
+        pass
+    fit_stage.write_fit_run(run, run_file, "metrics")
+    figures = tmp_path / "run" / "figures"
+    for name in ("fit_psths.png", "fit_scores.png", "fit_populations.png"):
+        assert (figures / name).stat().st_size > 10_000, name
+    with store.open_run(run_file) as f:
+        back = {m.name: m for m in read_fit(f).models}
+        metrics = store.read_metrics(f)
+    assert back["rate"].populations == rate.populations and back["rate"].failed == rate.failed
+    assert np.array_equal(back["rate"].heldout_psth, rate.heldout_psth) and back["rate"].task == rate.task
+    assert metrics["fit_rate_velocity_r2"] == run.metrics["fit_rate_velocity_r2"]
+    summary = (run_file.parent / "summary.md").read_text()
+    assert summary.startswith("# cortexsim run summary")
+    assert "circuit, fitted FAILED its task: position_r2" in summary
+    assert "## Per population: circuit, fitted" in summary and "| PT5B |" in summary
+
+    # the figures name the failed models: every row of PSTHs, every legend
+    psths = {
+        name: {
+            "predicted": s.predicted,
+            "recorded": s.recorded,
+            "neuron_r2": s.neuron_r2,
+            "scored": s.scored_conditions,
+        }
+        for name, s in run.scores.items()
+    }
+    time = np.arange(rec.counts.shape[1]) * rec.dt
+    texts = _texts(fit_plots.plot_fit_psths(psths, time, run.split.heldout, rec.conditions, failed))
+    assert texts.count("(FAILED its task)") == 3 * 3  # three models, best, median and worst
+    scores = {m.name: m.scores for m in run.record.models}
+    assert _texts(fit_plots.plot_fit_scores(scores, failed)).count("(FAILED its task)") == 3
+    assert "(FAILED its task)" not in _texts(fit_plots.plot_fit_scores(scores, ()))
+
+    # lenient bars: the same fit did its task, and nothing is marked
+    lenient = cfg.with_section("quality", position_r2=-1e6, endpoint_error_cm=1e6)
+    run = pipeline.run_experiment(lenient, tmp_path / "lenient", log=lambda line: None)
+    summary = (run.parent / "summary.md").read_text()
+    assert "FAILED" not in summary and "| done |" in summary
+    assert (run.parent / "figures" / "fit_scores.png").is_file()
