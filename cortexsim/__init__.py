@@ -35,7 +35,7 @@ _PUBLIC = {
     "StimProtocol": "stim_config",
     "stimulate": "stim_stage",
     "Evaluation": "evaluation",
-    "compare_models": "pipeline",
+    "compare_models": "compare_stage",
     "evaluate": "evaluation",
     "run_experiment": "pipeline",
     "train_ann": "pipeline",

@@ -6,15 +6,23 @@ Stages (each a function of the config and what earlier stages wrote):
    network by BPTT (checkpointing into ``/training``), then write ``weight_trained``;
 2. **rate** -- evaluate the trained network (lesioned as ``[lesion]`` says) on held-out
    trials and write ``/task``, ``/rate``, ``/metrics`` and figures;
-3. **spiking** -- the trained circuit as LIF neurons in Brian2 (``/spikes``, ``/spiking``);
+3. **spiking** -- the trained circuit as LIF neurons in Brian2 (``/spikes``, ``/spiking``;
+   :mod:`cortexsim.spiking_stage`);
 4. **perturb** -- arm runs with ``[perturb]`` protocols: the circuit and its twin in a curl field
-   and bumped (``/perturbation``; :mod:`cortexsim.perturb`);
+   and bumped (``/perturbation``; :mod:`cortexsim.perturb_stage`);
 5. **ann** -- train each unconstrained ANN baseline on the same task (``/ann/<arch>``), and run it
    through the same perturbations;
 6. **control** -- arm runs with ``[compare] rotation_control``: the circuit trained without
    inter-population recurrence (``/control``);
-7. **compare** -- the comparison battery (``/analysis``, with the rotation sources of an arm run;
-   figures, ``summary.md``).
+7. **stimulate** -- runs with ``[stimulation]`` protocols: the causal experiments on every trained
+   model (``/stimulation``; :mod:`cortexsim.stim_stage`);
+8. **compare** -- the comparison battery (``/analysis``, with the rotation sources of an arm run;
+   figures, ``summary.md``; :mod:`cortexsim.compare_stage`).
+
+A run of recorded neurons (``task.kind = "recorded"``) has one stage, **fit**
+(:mod:`cortexsim.fit_stage`).  This module plans the stages (:func:`stages`, their keys and reuse),
+runs them in order (:func:`run_experiment`) and records each in ``/stages``; it holds the training,
+rate, ANN and control stages itself, and the others' stage modules hold theirs.
 
 The pipeline reads and writes the run file through :mod:`cortexsim.store`; below it,
 models, training, the twin, lesions and analyses never touch a file: they receive
@@ -35,7 +43,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,8 +51,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import analysis, battery, battery_cache, metrics, perturb, plots, quality, store
-from .analysis import split_halves
+from . import analysis, metrics, plots, store
 from .assembly import (
     ann_train_config,
     build_circuit,
@@ -54,12 +60,13 @@ from .assembly import (
     make_rate_network,
     make_task,
     seeded_rng,
-    trained_rate_network,
     validation_set,
 )
-from .battery import BatteryResult
 from .circuit import Connectome
 from .closed_loop import ArmRateNetwork
+from .compare_stage import communication_repeats as communication_repeats  # re-exported: the API and the docs
+from .compare_stage import compare_models as compare_models
+from .compare_stage import compare_stage
 from .config import RECORDED_TASK, Config
 from .errors import ConfigError
 from .evaluation import Evaluation, evaluate, evaluate_rate
@@ -67,13 +74,12 @@ from .fit_stage import run_fit
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
 from .model_id import ModelId, anns, of_activity
+from .perturb_stage import Parts, perturbation_run, run_perturbation
 from .rate import RateNetwork
-from .spiking.arm import loop_target
-from .spiking.network import best_target
-from .spiking.result import flat_batch
-from .spiking.twin import TwinResult, run_twin
+from .spiking_stage import run_spiking
+from .stage_metrics import METRICS_TEXT, gate, log_metrics
 from .stim_stage import run_stimulation
-from .tasks import CenterOutTask, TrialBatch, task_of
+from .tasks import TrialBatch
 from .train import Trainable, TrainState, new_state, train
 from .workers import WorkerPool
 
@@ -544,7 +550,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     plots.save(
         plots.plot_layer_rates(results.evaluation, results.activity, net.connectome), ctx.figures / "layer_rates.png"
     )
-    _log_metrics(config, results.metrics, ctx.log)
+    log_metrics(config, results.metrics, ctx.log)
     return StageOutput(("task", "rate"), tuple(results.metrics))
 
 
@@ -617,167 +623,8 @@ def _lesioned(net, config: Config, log: Log):
 
 def _stage_perturb(ctx: _Context, name: str) -> StageOutput:
     """The trained circuit (lesioned as ``[lesion]`` says) and its twin through ``[perturb]``'s protocols."""
-    config, run_file, log = ctx.config, ctx.run_file, ctx.log
-    with store.open_run(run_file) as f:
-        trained = store.read_trained_rate(f)
-    net = trained_rate_network(config, trained)
-    with threadpool_limits(limits=net.kernel_info()["blas_threads"], user_api="blas"):
-        run = perturbation_run(config, net, "rate", log)
-    parts = dict(run.parts)
-    if config.spiking.enabled and config.perturb.spiking_trials > 0:
-        parts.update(spiking_perturbation_parts(config, net, run.curl, log))
-    written = write_perturbation_parts(parts, run_file)
-    perturbation_figures(run_file, ctx.figures, gate(run_file, config))
-    _log_metrics(config, written, log)
+    written = run_perturbation(ctx.config, ctx.run_file, ctx.figures, ctx.log)
     return StageOutput(("perturbation",), tuple(written))
-
-
-Parts = dict[tuple[str, str], tuple[dict, dict, dict, dict[str, float]]]
-"""``(kind, model) -> (tables, arrays, attrs, metrics)``: what :func:`store.write_perturbation` writes."""
-
-
-@dataclass(frozen=True)
-class PerturbationRun:
-    """One model through ``[perturb]``'s protocols (:func:`perturbation_run`), before anything is written.
-
-    Attributes
-    ----------
-    parts : dict
-        ``(kind, model) -> (tables, arrays, attrs, metrics)`` for :func:`store.write_perturbation`.
-    curl : CurlResult or None
-        The curl protocol's result (the twin runs the adapted parameters).
-    """
-
-    parts: Parts
-    curl: perturb.CurlResult | None = None
-
-
-def perturbation_run(config: Config, model, prefix: str, log: Log | None = None) -> PerturbationRun:
-    """Run ``[perturb]``'s protocols on one trained arm model (circuit or ANN); nothing is written.
-
-    A pure function of its arguments and the config's seed (so an ANN's runs the same in a worker).
-    """
-    log = log or LOG.info
-    pc = config.perturb
-    task = make_task(config)  # adaptation trains on the run's own task (randomly bumped if it was)
-    plain = CenterOutTask.of(config.task)  # the bump protocol's test trials are the evaluation set's
-    parts: Parts = {}
-    curl = None
-    seed = config.experiment.seed
-    if pc.curl:
-        identity = ModelId.of_prefix(prefix)
-        is_ann = identity is not None and identity.kind == "ann"
-        train_config = ann_train_config(config, identity.arch) if is_ann else config.train
-        curl = perturb.curl_protocol(
-            model, task, train_config, pc, validation_set(config), seed=seed, prefix=prefix, log=log
-        )
-        parts[("curl", prefix)] = _curl_parts(
-            curl.phases, curl.hands, config, curl.metrics, curl.curve, curl.populations
-        )
-    if pc.bumps:
-        bumps = perturb.bump_protocol(model, plain, pc, seed=seed, prefix=prefix)
-        arrays = {
-            "aligned_hand": (bumps.aligned_hand, "m", "timing,direction,window,xy",
-                             "Hand displacement from the unperturbed path aligned to the bump, mean over conditions."),
-            "aligned_change": (bumps.aligned_change, "Hz", "timing,population,window",
-                               "Mean |delta rate| per population, noisy bumped vs calm PSTHs, aligned to the bump."),
-            "window": (bumps.window, "s", "window", "Time relative to the bump's onset."),
-        }  # fmt: skip
-        attrs = {"timings": list(bumps.timings), "populations": list(bumps.populations)}
-        parts[("bumps", prefix)] = (
-            {"trials": bumps.trials, "latencies": bumps.latencies},
-            arrays,
-            attrs,
-            bumps.metrics,
-        )
-        m = bumps.metrics
-        log(
-            f"[bumps] {prefix}: median peak displacement {m[f'{prefix}_bump_displacement_cm']:.2f} cm, "
-            f"median recovery {m[f'{prefix}_bump_recovery_ms']:.0f} ms (max {m[f'{prefix}_bump_recovery_max_ms']:.0f})"
-        )
-    return PerturbationRun(parts, curl)
-
-
-def _curl_parts(phases, hands, config: Config, values, curve=(), populations=()) -> tuple:
-    """The curl protocol's tables, arrays and attributes for :func:`store.write_perturbation`."""
-    names = [row["phase"] for row in phases]
-    arrays = {
-        "hands": (
-            np.stack([hands[ph] for ph in names]),
-            "m",
-            "phase,condition,time,xy",
-            "Hand paths relative to the start on the evaluation reaches, per phase (attribute phases).",
-        )
-    }
-    attrs = {"phases": names, "field_N_s_per_m": config.perturb.field.ravel().tolist()}
-    tables = {"phases": phases, "curve": curve, "populations": populations}
-    return ({k: rows for k, rows in tables.items() if rows}, arrays, attrs, values)
-
-
-def spiking_perturbation_parts(config: Config, net: ArmRateNetwork, curl, log: Log | None = None) -> Parts:
-    """The circuit's spiking twin through the perturbations (``perturb.spiking_trials`` trials per condition)."""
-    log = log or LOG.info
-    sc, pc = config.spiking, config.perturb
-    twin = perturb.TwinSettings(config.experiment.seed, sc.k, sc.dt, loop_target(sc.target), sc.readout_tau)
-    plain = CenterOutTask.of(config.task)
-    parts: Parts = {}
-    if curl is not None:
-        t0 = time.perf_counter()
-        rows, values, hands = perturb.curl_twin(net, curl, pc, config.lif, plain, twin)
-        parts[("curl", "spiking")] = _curl_parts(tuple(rows), hands, config, values)
-        log(
-            f"[curl] spiking: first exposure {values['spiking_curl_first_exposure_deviation_cm']:.2f} cm, after "
-            f"adaptation {values['spiking_curl_after_adaptation_deviation_cm']:.2f} cm (ratio "
-            f"{values['spiking_curl_deviation_ratio']:.2f}), aftereffect "
-            f"{values['spiking_curl_aftereffect_cm']:+.2f} cm ({time.perf_counter() - t0:.0f} s)"
-        )
-    if pc.bumps:
-        t0 = time.perf_counter()
-        rows, values = perturb.bump_twin(net, pc, config.lif, plain, twin)
-        parts[("bumps", "spiking")] = ({"trials": tuple(rows)}, {}, {"timings": list(pc.bump_times)}, values)
-        log(
-            f"[bumps] spiking: median recovery {values['spiking_bump_recovery_ms']:.0f} ms "
-            f"({time.perf_counter() - t0:.0f} s)"
-        )
-    return parts
-
-
-def write_perturbation_parts(parts: Parts, run_file: Path) -> dict[str, float]:
-    """Write every part under ``/perturbation`` and its metrics; returns the metrics written."""
-    written: dict[str, float] = {}
-    with store.open_for_update(run_file) as f:
-        for (kind, model), (tables, arrays, attrs, values) in parts.items():
-            store.write_perturbation(f, kind, model, tables, arrays, attrs)
-            written.update(values)
-        store.write_metrics(f, written, METRICS_TEXT)
-    return written
-
-
-def perturbation_figures(run_file: Path, folder: Path, verdict: quality.QualityVerdict) -> list[Path]:
-    """``curl.png`` and ``bumps.png`` of every model ``/perturbation`` holds (none when it holds nothing).
-
-    A model in ``verdict.failed_models`` is marked as having failed its task in both.
-    """
-    with store.open_run(run_file) as f:
-        held = store.read_perturbation(f)
-    failed = verdict.failed_models
-    saved = []
-    if held.get("curl"):
-        saved.append(plots.save(plots.plot_curl(held["curl"], failed), folder / "curl.png"))
-    if held.get("bumps"):
-        saved.append(plots.save(plots.plot_bumps(held["bumps"], failed), folder / "bumps.png"))
-    return saved
-
-
-def task_figure(run_file: Path, config: Config, folder: Path, verdict: quality.QualityVerdict) -> Path | None:
-    """The task's own figure of every model's hand paths (``plots.TASK_FIGURES``: the maze's ``maze.png``), or None."""
-    task = task_of(config.task)
-    if not plots.has_task_figure(task):
-        return None
-    with store.open_run(run_file) as f:
-        evaluation, paths = store.read_task(f), store.read_hand_paths(f)
-    name, fig = plots.task_figure(task, evaluation, paths, verdict.failed_models)
-    return plots.save(fig, folder / name)
 
 
 def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
@@ -818,11 +665,6 @@ class ControlRun:
 
     params: dict[str, np.ndarray]
     metrics: dict[str, float]
-
-
-def control_net(config: Config) -> ArmRateNetwork:
-    """The control circuit of ``config``: its connectome without inter-population synapses (parameters unset)."""
-    return make_rate_network(config, build_circuit(config).within_populations())
 
 
 def control_run(config: Config, log: Log | None = None) -> ControlRun:
@@ -904,8 +746,8 @@ class AnnRun:
     arm : dict of str to ndarray or None
         On an arm run, the arm it moved on the evaluation set (:func:`_effector_arrays`).
     perturbation : dict
-        On an arm run with ``[perturb]`` protocols, their parts (:attr:`PerturbationRun.parts`);
-        their metrics are in :attr:`metrics` too.
+        On an arm run with ``[perturb]`` protocols, their parts
+        (:attr:`~cortexsim.perturb_stage.PerturbationRun.parts`); their metrics are in :attr:`metrics` too.
     """
 
     arch: str
@@ -964,7 +806,7 @@ def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, lo
         plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
         figures / f"trajectories_{arch}.png",
     )
-    _log_metrics(config, run.metrics, log)
+    log_metrics(config, run.metrics, log)
     return list(run.metrics)
 
 
@@ -981,459 +823,3 @@ def _runner(stage: str) -> str:
     """The key of a stage's runner: a model's kind (``ann:gru`` -> ``ann``), else the stage's name."""
     model = of_activity(stage)
     return model.kind if model is not None else stage
-
-
-def run_spiking(config: Config, run_file: Path, figures: Path, log: Log | None = None) -> TwinResult:
-    """Simulate the trained circuit as LIF pools in Brian2; write ``/spikes``, ``/spiking``, metrics, figures.
-
-    On an arm run the twin drives the arm in closed loop (:mod:`cortexsim.spiking.arm`) and
-    ``/spiking/effector`` and ``arm_spiking.png`` record the arm it moved.
-    """
-    log = log or LOG.info
-    sc = config.spiking
-    arm_run = config.effector.has_body
-    if arm_run:
-        target = loop_target(sc.target)
-    else:
-        target = best_target() if sc.target == "auto" else sc.target
-    log(
-        f"spiking: K = {sc.k} LIF neurons per unit, {sc.trials_per_condition} trials per condition "
-        f"(Brian2 target {target})"
-        + (
-            f", driving the {config.effector.kind} body (PT5B read through a {sc.readout_tau * 1e3:g} ms filter)"
-            if arm_run
-            else ""
-        )
-    )
-    with store.open_run(run_file) as f:
-        trained = store.read_trained_rate(f)
-        n_reach = store.read_task_targets(f).shape[0]
-    net = trained_rate_network(config, trained)
-    task = make_task(config)
-    result = run_twin(
-        net,
-        config.lif,
-        task,
-        seed=config.experiment.seed,
-        k=sc.k,
-        trials_per_condition=sc.trials_per_condition,
-        target=target,
-        dt=sc.dt,
-        readout_tau=sc.readout_tau,
-    )
-    n_trials = result.outputs.shape[1]  # single trials, condition-major, as the twin's own metrics
-    hands = result.outputs.reshape(-1, *result.outputs.shape[2:])
-    hands_batch = flat_batch(result.batch, n_trials)
-    result.metrics.update(metrics.task_metrics(task_of(config.task), "spiking", hands, hands_batch))
-    connectome = trained.connectome
-    with store.open_for_update(run_file) as f:
-        store.write_spiking(f, result, connectome, n_reach)
-        if result.effector is not None:
-            store.write_effector(f, "spiking", result.effector, result.batch.dt, trials=True, kind=config.effector.kind)
-        store.write_metrics(f, result.metrics, METRICS_TEXT)
-    plots.save(
-        plots.plot_raster(result.spikes, connectome, result.params.k, duration=result.batch.n_steps * result.batch.dt),
-        figures / "raster.png",
-    )
-    mean_out = result.outputs.mean(axis=1)
-    plots.save(
-        plots.plot_trajectories(task.evaluation_set(), mean_out[:n_reach], mean_out[n_reach:]),
-        figures / "trajectories_spiking.png",
-    )
-    if result.effector is not None:
-        first_trials = {name: a[:n_reach, 0] for name, a in result.effector.items()}
-        plots.save(
-            plots.plot_arm(task.evaluation_set(), first_trials, net.body.plant.skeleton, net.body.plant.ORIGIN),
-            figures / "arm_spiking.png",
-        )
-    plots.save(plots.plot_fidelity(result.fidelity), figures / "spiking_fidelity.png")
-    _log_metrics(config, result.metrics, log)
-    return result
-
-
-def _log_metrics(config: Config, written: dict[str, float], log: Log) -> None:
-    """One line per metric a stage wrote, then its quality verdict."""
-    for key, value in written.items():
-        log(f"  {key:32s} {value:.4g}")
-    _log_gate(config, written, log)
-
-
-def _log_gate(config: Config, written: dict[str, float], log: Log) -> None:
-    """Say at once, in plain words, if the model a stage just evaluated missed its ``[quality]`` bars."""
-    verdict = quality.check_written(written, config.quality)
-    for model in verdict.failed_models:
-        log(f"  QUALITY: {verdict.describe(model)}")
-
-
-def gate(run_file: Path, config: Config) -> quality.QualityVerdict:
-    """The quality verdict on every model whose metrics ``run_file`` holds, against ``config.quality``."""
-    with store.open_run(run_file) as f:
-        return quality.check_quality(store.read_metrics(f), config.quality)
-
-
-def compare_models(activities: dict[str, np.ndarray], config: Config) -> BatteryResult:
-    """The comparison battery on evaluation-set activities computed in Python (nothing is read or written).
-
-    Parameters
-    ----------
-    activities : dict of str to ndarray, shape (conditions, time, units)
-        Name (``"rate"``, ``"ann:gru"``, ``"spiking"``, ...) -> activity on the evaluation set of
-        ``config`` (e.g. :attr:`Evaluation.activity`, or the twin's trial-averaged reach rates).
-    config : Config
-        Gives ``[compare]`` (PCs, shuffles), the task's dt and movement onset, and the seed
-        (stream "compare").
-
-    Returns
-    -------
-    BatteryResult
-    """
-    evaluation = make_task(config).evaluation_set()
-    move_on = int(round(float(evaluation.params["move_on"][0]) / evaluation.dt))
-    records = [store.Activity(name, "model", np.asarray(x), evaluation.dt, move_on) for name, x in activities.items()]
-    return battery.run_battery(
-        records,
-        n_pcs=config.compare.n_pcs,
-        n_null=config.compare.n_null,
-        positions=evaluation.targets,
-        rng=seeded_rng(config, "compare"),
-    )
-
-
-def compare_stage(
-    run_file: Path,
-    figures: Path,
-    cc,
-    base: Path = Path("."),
-    others: tuple = (),
-    log: Log | None = None,
-    config: Config | None = None,
-    force: bool = False,
-    forget: bool = False,
-) -> list[str]:
-    """Run the comparison battery on a run file and write what it found.
-
-    Writes ``/analysis``, the ``compare_*`` metrics, the quality verdict (``quality_passed``,
-    ``<model>_quality_passed``), figures and ``summary.md``.
-
-    The comparison's units (:mod:`cortexsim.battery_cache`: the run's own rows, the rows of recorded
-    data, the dynamics, the rotation sources) are kept in ``/analysis/units`` with the key of their
-    inputs; a unit whose key still matches is read back instead of computed (the fixed-point figures,
-    which the rows cannot redraw, must still be in ``figures``), so adding recorded data to a finished
-    run computes only the rows that involve the data -- the same numbers a full computation gives.
-
-    ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
-    seed of the shuffles and decoding folds (stream "compare").  ``force``: compute every unit, reuse
-    nothing.  ``forget``: drop the ``compare`` stage's record in the same write (a comparison with
-    settings other than the run's, which ``cortexsim run`` redoes).  Returns the metric names.
-    """
-    from . import report
-    from .data import load_neural_data
-
-    log = log or LOG.info
-    with store.open_run(run_file) as f:
-        config = store.read_config(f) if config is None else config
-        positions = store.read_task_targets(f)
-        verdict = quality.check_quality(store.read_metrics(f), config.quality)
-        activities = store.read_activities(f)
-        sources = comparison_sources(f, activities)
-        held = {} if force else store.read_analysis_units(f)
-    for i, other in enumerate(others):
-        with store.open_run(other) as f:
-            activities += store.read_activities(f, prefix=f"run{i + 2}/")
-    notes: tuple[str, ...] = ()
-    if cc.data:  # recorded data, put on the run's time grid
-        recorded = load_neural_data(base / cc.data, **cc.loader_options())
-        data, notes = battery.activity_from_data(recorded, activities[0])
-        activities.append(data)
-    settings = battery.BatterySettings(cc.n_pcs, cc.n_null, cc.n_surrogates)
-    keys = _unit_keys(config, cc, settings, activities, positions, sources)
-    drawn = os.path.relpath(Path(figures).resolve(), run_file.parent.resolve())
-    reuse = {name: held[name] for name, key in keys.items() if name in held and held[name].key == key}
-    if "dynamics" in reuse and not _figures_kept(reuse["dynamics"], drawn, Path(figures)):
-        del reuse["dynamics"]  # its fixed-point figures are not where they are wanted: draw them again
-    rng = seeded_rng(config, "compare")
-    fold_seed = int(rng.integers(2**32))  # as battery.run_battery draws it: the same decoding folds
-    # one BLAS thread for the whole comparison: the limit is process-wide, and the fixed-point
-    # searches (which need only the models) run on threads while the battery runs here
-    with threadpool_limits(limits=1, user_api="blas"):
-        if "dynamics" not in reuse:
-            replicates, probes, trials = _dynamics_inputs(sources, config, cc)
-            fixed = seeded_rng(config, "compare-fixed-points")
-            searches = battery.start_fixed_points(probes, cc.fixed_point_starts, fixed)
-        t0 = time.perf_counter()
-        own = battery_cache.unit_part(reuse["battery"]) if "battery" in reuse else None
-        if own is None:
-            own = battery.own_part(
-                [a for a in activities if a.kind != "data"],
-                settings,
-                rng=rng,
-                fold_seed=fold_seed,
-                positions=positions,
-                surrogate_rng=seeded_rng(config, "compare-surrogates"),
-            )
-        data = battery_cache.unit_part(reuse["data"]) if "data" in reuse else None
-        if data is None:
-            data = battery.data_part(activities, settings, fold_seed=fold_seed, positions=positions)
-        result = battery.merge(activities, (own, data), settings).with_notes(notes)
-        t1 = time.perf_counter()
-        if "rotation_sources" in reuse:
-            rotation_rows = list(reuse["rotation_sources"].tables.get("rotation_sources", ()))
-        else:  # while the searches run
-            rotation_rows = _rotation_sources(sources, config, cc.n_pcs, log) if "rotation_sources" in keys else []
-        if "dynamics" in reuse:
-            computed = battery_cache.unit_dynamics(reuse["dynamics"])
-        else:
-            computed = battery.model_dynamics(
-                result.activities,
-                rng=seeded_rng(config, "compare-dynamics"),
-                n_pcs=cc.n_pcs,
-                replicates=replicates,
-                probes=probes,
-                fixed_point_starts=cc.fixed_point_starts,
-                trials=trials,
-                fixed_points=searches.result(),
-            )
-        dynamics = battery.with_battery(computed, result)
-    fresh = [p for name, p in (("battery", own), ("data", data)) if name not in reuse]
-    log(
-        f"compare: {len(result.similarity)} pairs, {len(result.jpca)} jPCA fits "
-        f"({sum(len(p.similarity) for p in fresh)} and {sum(len(p.jpca) for p in fresh)} computed, {t1 - t0:.1f} s); "
-        f"dynamics: {len(dynamics.fixed_points)} fixed-point searches, {len(dynamics.calibration)} ceilings "
-        f"({'reused' if 'dynamics' in reuse else 'computed'}, {time.perf_counter() - t1:.1f} s)"
-        + (f"; reused {', '.join(reuse)}: their inputs are as when computed (--force recomputes)" if reuse else "")
-    )
-    log(report.format_report(result, verdict))
-    written = {**battery.headline_metrics(result), **battery.dynamics_metrics(dynamics), **verdict.to_metrics()}
-    units = {
-        "battery": battery_cache.part_unit(own, keys["battery"]),
-        "data": battery_cache.part_unit(data, keys["data"]),
-        "dynamics": reuse.get("dynamics") or battery_cache.dynamics_unit(computed, keys["dynamics"], drawn),
-    }
-    if "rotation_sources" in keys:
-        units["rotation_sources"] = battery_cache.rows_unit("rotation_sources", rotation_rows, keys["rotation_sources"])
-    if not any(a.kind == "data" for a in activities):
-        del units["data"]
-    with store.open_for_update(run_file) as f:
-        tables = {**dynamics.tables(), **({"rotation_sources": rotation_rows} if rotation_rows else {})}
-        answers = battery.headline(result)
-        store.write_analysis(
-            f,
-            result.similarity,
-            result.jpca,
-            answers,
-            result.notes,
-            tables,
-            columns=battery.TABLE_COLUMNS,
-            descriptions=battery.ANALYSIS_TABLES,
-        )
-        store.write_analysis_units(f, units)
-        store.write_metrics(f, written, METRICS_TEXT)
-        if forget:
-            store.forget_stages(f, ["compare"])
-    with threadpool_limits(limits=1, user_api="blas"):  # the figures' PCAs: small SVDs, slower on shared cores
-        plots.battery_figures(result, figures)
-        plots.dynamics_figures(result, dynamics, figures)  # fixed-point figures only when searched now
-        perturbation_figures(run_file, figures, verdict)  # every model's protocols, the ANNs' included
-        task_figure(run_file, config, figures, verdict)
-        if rotation_rows:
-            plots.save(plots.plot_rotation_sources(rotation_rows), figures / "rotation_sources.png")
-    with store.open_run(run_file) as f:
-        summary = report.summary_markdown(store.read_run_summary(f), result, verdict, dynamics, rotation_rows)
-    store.write_text_atomic(run_file.parent / "summary.md", summary)
-    return list(written)
-
-
-@dataclass(frozen=True)
-class ComparisonSources:
-    """What the comparison rebuilds the run's models from, read once from the run file (:func:`comparison_sources`).
-
-    Attributes
-    ----------
-    trained : store.TrainedRate
-        The trained circuit.
-    anns : dict of ModelId to store.AnnRecord
-        Every ANN baseline whose activity the run holds.
-    spiking_trials : ndarray or None, shape (conditions, trials, time, units)
-        The twin's single-trial rates (Hz) on the reach conditions.
-    control : dict of str to ndarray, or None
-        The control circuit's parameters (``[compare] rotation_control``).
-    rate_done : bool
-        Whether the ``rate`` stage is recorded as finished (the rotation sources need it).
-    """
-
-    trained: store.TrainedRate
-    anns: dict[ModelId, store.AnnRecord]
-    spiking_trials: np.ndarray | None
-    control: dict[str, np.ndarray] | None
-    rate_done: bool
-
-    def circuit(self) -> dict[str, object]:
-        """The trained circuit's arrays (for the units' keys)."""
-        c = self.trained.connectome
-        return {"params": self.trained.params, "pre": c.pre, "post": c.post, "weight": c.weight}
-
-
-def comparison_sources(f, activities: list[store.Activity]) -> ComparisonSources:
-    """The :class:`ComparisonSources` of an open run file whose activities are ``activities``."""
-    ids = [of_activity(a.name) for a in activities if a.kind == "model"]
-    return ComparisonSources(
-        trained=store.read_trained_rate(f),
-        anns={m: store.read_ann(f, m.arch) for m in ids if m is not None and m.kind == "ann"},
-        spiking_trials=store.read_spiking_trials(f),
-        control=store.read_control(f),
-        rate_done="rate" in store.read_stages(f),
-    )
-
-
-def _unit_keys(
-    config: Config,
-    cc,
-    settings: battery.BatterySettings,
-    activities: list[store.Activity],
-    positions: np.ndarray,
-    sources: ComparisonSources,
-) -> dict[str, str]:
-    """The key of every unit the comparison of ``activities`` has (:mod:`cortexsim.battery_cache`)."""
-    text = config.to_toml()
-    own_key = battery_cache.battery_key(activities, settings, positions, config.experiment.seed)
-    models = {
-        "rate": sources.circuit(),
-        "ann": {m.stage: r.params for m, r in sources.anns.items()},
-        "spiking_trials": sources.spiking_trials,
-    }
-    keys = {
-        "battery": own_key,
-        "data": battery_cache.data_key(own_key, activities),
-        "dynamics": battery_cache.dynamics_key(text, models, activities, cc.n_pcs, cc.fixed_point_starts),
-    }
-    if config.effector.has_body and sources.rate_done:
-        rotation = {"rate": sources.circuit(), "control": sources.control}
-        keys["rotation_sources"] = battery_cache.rotation_key(text, rotation, cc.n_pcs)
-    return keys
-
-
-def _figures_kept(unit: store.AnalysisUnit, drawn: str, figures: Path) -> bool:
-    """Whether the figures a reused ``dynamics`` unit cannot redraw (the fixed points) are in ``figures``."""
-    if not unit.tables.get("fixed_points"):
-        return True
-    return unit.figures == drawn and all((figures / n).is_file() for n in ("fixed_points.png", "eigenspectra.png"))
-
-
-def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
-    """An arm run's rotation-sources table (:func:`cortexsim.rotations.rotation_sources`); [] otherwise."""
-    if not config.effector.has_body:
-        return []
-    with store.open_run(run_file) as f:
-        if "rate" not in store.read_stages(f):  # the circuit has not been evaluated (yet)
-            return []
-        sources = comparison_sources(f, store.read_activities(f))
-    return _rotation_sources(sources, config, n_pcs, log)
-
-
-def _rotation_sources(sources: ComparisonSources, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
-    from .rotations import rotation_sources
-
-    t0 = time.perf_counter()
-    net = trained_rate_network(config, sources.trained, lesion=False)  # the intact circuit: the table's reference
-    control = None
-    if sources.control is not None:
-        control = control_net(config)
-        control.set_params(sources.control)
-    rows = rotation_sources(net, make_task(config).evaluation_set(), n_pcs, control=control)
-    (log or LOG.info)(
-        "rotation sources: "
-        + ", ".join(f"{r['condition']} {r['jpca_ratio']:.2f} @ {r['frequency_hz']:.2f} Hz" for r in rows)
-        + f" ({time.perf_counter() - t0:.1f} s)"
-    )
-    return rows
-
-
-def dynamics_inputs(
-    run_file: Path, config: Config, cc
-) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe], battery.SingleTrials | None]:
-    """The run's models rebuilt from the file: noise seeds (ceilings), maps (fixed points), single trials.
-
-    Single trials: noisy runs of the rate circuit, for communication subspaces on residuals.
-    The rate circuit (lesioned as the run was) and each ANN; the spiking twin's trials split in halves.
-    Streams "ceiling-a", "ceiling-b" (noise seeds), "ceiling-halves" and "communication-trials"
-    (:func:`communication_repeats` noisy runs of the evaluation set; none for a noise-free circuit);
-    no probes when ``cc.fixed_point_starts`` is 0.  A circuit that drives the arm gets the fixed
-    points of the whole closed loop (circuit, arm and delay lines:
-    :func:`cortexsim.analysis.arm_loop_map`), and so does an ANN that drives it.
-    """
-    with store.open_run(run_file) as f:
-        sources = comparison_sources(f, store.read_activities(f))
-    return _dynamics_inputs(sources, config, cc)
-
-
-def _dynamics_inputs(
-    sources: ComparisonSources, config: Config, cc
-) -> tuple[dict[str, battery.Replicate], dict[str, battery.ModelProbe], battery.SingleTrials | None]:
-    evaluation = make_task(config).evaluation_set()
-    trained = sources.trained
-    models: dict[str, Trainable] = {"rate": trained_rate_network(config, trained)}
-    for identity, record in sources.anns.items():
-        model = make_ann_model(config, identity.arch)
-        model.set_params(record.params)
-        models[identity.stage] = model
-    replicates: dict[str, battery.Replicate] = {}
-    probes: dict[str, battery.ModelProbe] = {}
-    groups = {p.name: np.arange(p.start, p.stop) for p in trained.connectome.populations}
-    with threadpool_limits(limits=1, user_api="blas"):
-        for name, model in models.items():
-            if model.noise_std > 0:
-                a = model.simulate(evaluation, seeded_rng(config, "ceiling-a")).activity
-                b = model.simulate(evaluation, seeded_rng(config, "ceiling-b")).activity
-                replicates[name] = battery.Replicate(a, b, "noise seeds")
-            else:
-                h = model.simulate(evaluation).activity
-                replicates[name] = battery.Replicate(h, h, "noise-free")
-            if cc.fixed_point_starts:  # a model on the arm: the whole closed loop (analysis.arm_loop_map)
-                probes[name] = battery.probe_model(name, model, evaluation, groups if name == "rate" else None)
-        trials = None
-        rate = models["rate"]
-        if rate.noise_std > 0:
-            noise = seeded_rng(config, "communication-trials")
-            repeats = communication_repeats(evaluation.n_trials)
-            runs = [rate.simulate(evaluation, noise).activity for _ in range(repeats)]
-            units: dict[str, list[int]] = {}
-            for p in trained.connectome.populations:
-                units.setdefault(p.spec.layer, []).extend(range(p.start, p.stop))
-                units[p.name] = list(range(p.start, p.stop))
-            trials = battery.SingleTrials(
-                np.concatenate(runs, axis=0),
-                np.tile(np.arange(evaluation.n_trials), repeats),
-                {name: np.asarray(idx, int) for name, idx in units.items()},
-            )
-    if sources.spiking_trials is not None and sources.spiking_trials.shape[1] >= 2:
-        halves = split_halves(sources.spiking_trials, seeded_rng(config, "ceiling-halves"))
-        replicates["spiking"] = battery.Replicate(*halves, "trial halves")
-    return replicates, probes, trials
-
-
-COMMUNICATION_TRIALS = 96
-"""Single trials behind the communication subspaces: noisy runs of the evaluation set (one trial per
-condition each), 12 x 8 center-out targets = 96, 4 x 27 maze conditions = 108; 10-fold
-cross-validation over them (Semedo et al. 2019 used 10 folds)."""
-
-
-def communication_repeats(n_conditions: int) -> int:
-    """Noisy runs of the evaluation set that give at least :data:`COMMUNICATION_TRIALS` trials (at least 2)."""
-    return max(2, -(-COMMUNICATION_TRIALS // n_conditions))
-
-
-METRICS_TEXT = (
-    "Headline numbers. rate_*: the trained rate network on held-out trials without process noise "
-    "(rate_*_noisy: with the training noise). position_r2: 1 is perfect; endpoint_error_cm: mean hand-target "
-    "distance over the last 50 ms of reach trials; catch_drift_cm: mean over catch trials of the largest "
-    "distance from the centre; reaction_time_ms: median time from go until the hand is 1 cm out "
-    "(target_reaction_time_ms: the same for the desired trajectory); peak_speed_error: mean |peak hand speed - "
-    "desired peak| / desired peak over reach trials; speed_profile_r: mean correlation of the hand's speed "
-    "profile with the minimum-jerk target's. When an arm drives the hand ([effector] kind = arm26) the hand is "
-    "the arm's, relative to its start position. spiking_*: the LIF twin; ann_<arch>_*: the "
-    "ANN baselines. compare_*: the comparison battery -- compare_cca_<a>_<b>: mean canonical correlation of the "
-    "top PCs of activities a and b (1 = same dynamics up to a linear map), compare_cca_rate_ann_mean its mean "
-    "over the ANNs; compare_jpca_ratio_<a>: jPCA R^2 skew / R^2 best around movement onset (rotational "
-    "dynamics, the hallmark of M1 in Churchland et al. 2012); compare_participation_ratio_<a>: dimensionality; "
-    "compare_decode_position_r2_<a>: hand position decoded from the activity of held-out conditions."
-)

@@ -50,7 +50,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         + ("rotations", "stim_measure", "fit", "score_fit"),
     ),
     ("plots", ("plots",)),
-    ("pipeline and assembly", ("pipeline", "assembly", "preflight", "outputs", "stim_stage", "fit_stage")),
+    (
+        "pipeline and assembly",
+        ("pipeline", "assembly", "preflight", "outputs", "stage_metrics", "spiking_stage", "perturb_stage")
+        + ("stim_stage", "fit_stage", "compare_stage"),
+    ),
     ("sweep", ("sweep",)),
     ("cli", ("cli", "__main__")),
     ("public API", ("__init__",)),

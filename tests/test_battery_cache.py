@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cortexsim import battery, battery_cache, cli, pipeline, store
+from cortexsim import battery, battery_cache, cli, compare_stage, store
 from cortexsim.battery import BatterySettings, run_battery
 from cortexsim.store import Activity, AnalysisUnit
 
@@ -157,7 +157,7 @@ def test_adding_data_computes_its_rows_only_with_the_numbers_of_a_full_computati
     argv = ["--data", str(data), "--layout", "conditions,time,neurons"]
     with monkeypatch.context() as patch:  # the run's own rows, its dynamics and rotation sources are kept
         patch.setattr(battery, "own_part", _refuse)
-        patch.setattr(pipeline, "_dynamics_inputs", _refuse)
+        patch.setattr(compare_stage, "_dynamics_inputs", _refuse)
         patch.setattr(battery, "start_fixed_points", _refuse)
         assert cli.main(["compare", str(reused / "run.h5"), *argv]) == 0
     printed = capsys.readouterr().out
