@@ -1,7 +1,7 @@
 """The ``fit`` stage: every model fitted to the held-in neurons of ``[fit] data``, scored on what it never saw.
 
 :func:`fit_run` is the science (a pure function of the config: it reads the data file and nothing
-else, trains and scores); :func:`write_fit_run` writes ``/fit`` (:mod:`cortexsim.fit_store`), the
+else, trains and scores); :func:`write_fit_run` writes ``/fit`` (:mod:`cortexsim.store.fit`), the
 metrics ``fit_<model>_heldout_co_bps``, ``fit_<model>_heldout_psth_r2``,
 ``fit_<model>_heldout_condition_psth_r2`` and ``fit_<model>_velocity_r2``, the figures
 ``fit_psths.png``, ``fit_scores.png`` and ``fit_populations.png`` (:mod:`cortexsim.plots.fit`) and
@@ -34,8 +34,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from threadpoolctl import threadpool_limits
 
-from . import fit_store, plots, store
 from . import metrics as reach
+from . import plots, store
 from .assembly import (
     ann_train_config,
     build_circuit,
@@ -62,6 +62,7 @@ from .neural_loss import Fitted, NeuralTerm, ReadoutMap, UnitMap
 from .plots import fit as fit_plots
 from .preflight import RUN_SUMMARY_HEAD
 from .recorded_task import RecordedTask
+from .store.fit import SCORES, FitModelRecord, FitRecord
 from .streams import stream
 from .train import new_state, train
 
@@ -90,7 +91,7 @@ class FitRun:
         The populations of the mapping and their units (:func:`populations_of`; empty without a circuit).
     """
 
-    record: fit_store.FitRecord
+    record: FitRecord
     metrics: dict[str, float]
     recording: Recording
     split: Split
@@ -236,7 +237,7 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
                 for row in score_populations(recording, split, activity, populations, mapped, heldin_rates)
             )
         reached, failed = task_verdict(config, task, name, hand)
-        record = fit_store.FitModelRecord(
+        record = FitModelRecord(
             name, activity, _scores(scores), arrays, state.iteration, rows, reached, failed, scores.predicted
         )
         models.append(record)
@@ -291,11 +292,11 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
         "test_trials": split.test_trials,
     }
     pops = populations_of(config, initial_rate_network(config, connectome)) if fit.models else {}
-    return FitRun(fit_store.FitRecord(attrs, arrays, tuple(models)), metrics, recording, split, predictions, pops)
+    return FitRun(FitRecord(attrs, arrays, tuple(models)), metrics, recording, split, predictions, pops)
 
 
 def _scores(scores: FitScores) -> dict[str, float]:
-    return {key: float(getattr(scores, key)) for key in fit_store.SCORES}
+    return {key: float(getattr(scores, key)) for key in SCORES}
 
 
 def write_fit_run(
@@ -310,14 +311,14 @@ def write_fit_run(
     run file holds the score tables (:func:`summary_markdown`).
     """
     with store.open_for_update(run_file, None if run_file.exists() else provenance) as f:
-        fit_store.write_fit(f, run.record)
+        store.write_fit(f, run.record)
         store.write_metrics(f, run.metrics, metrics_text)
     write_figures(run, run_file.parent / "figures" if figures is None else Path(figures))
     store.write_text_atomic(run_file.parent / "summary.md", summary_markdown(run.record))
     return sorted(run.metrics)
 
 
-def failed_models(record: fit_store.FitRecord) -> tuple[str, ...]:
+def failed_models(record: FitRecord) -> tuple[str, ...]:
     """The models that missed the ``[quality]`` bars on the recorded conditions."""
     return tuple(m.name for m in record.models if m.failed)
 
@@ -381,14 +382,14 @@ SCORE_WORDS = {
     "heldout_condition_psth_r2": "held-out conditions PSTH R²",
     "velocity_r2": "velocity R²",
 }
-"""The score table's columns (:data:`cortexsim.fit_store.SCORES`) in words."""
+"""The score table's columns (:data:`cortexsim.store.fit.SCORES`) in words."""
 
 
 def _number(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:.3f}"
 
 
-def score_table(record: fit_store.FitRecord) -> list[str]:
+def score_table(record: FitRecord) -> list[str]:
     """The score table as Markdown lines: one row per model, its scores and whether it did its task."""
     head = ["model", *SCORE_WORDS.values(), "task"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -399,7 +400,7 @@ def score_table(record: fit_store.FitRecord) -> list[str]:
     return lines
 
 
-def population_table(model: fit_store.FitModelRecord) -> list[str]:
+def population_table(model: FitModelRecord) -> list[str]:
     """One circuit model's per-population table as Markdown lines (empty without one)."""
     if not model.populations:
         return []
@@ -412,7 +413,7 @@ def population_table(model: fit_store.FitModelRecord) -> list[str]:
     return lines
 
 
-def summary_markdown(record: fit_store.FitRecord) -> str:
+def summary_markdown(record: FitRecord) -> str:
     """``summary.md`` of a fit run: the protocol, the score table, the failed models, the per-population tables."""
     attrs = record.attrs
     heldin, heldout = (np.asarray(record.split[k]).size for k in ("heldin", "heldout"))

@@ -1,7 +1,7 @@
 """``cortexsim score`` on a fit run (``task.kind = "recorded"``): the fit's held-out scores, reproduced from the files.
 
 :func:`score_fit` reads a fitted model's activity, the held-out neurons and the training and test trials
-from the run's ``/fit`` (:mod:`cortexsim.fit_store`), bins the recording itself with the fit's window,
+from the run's ``/fit`` (:mod:`cortexsim.store.fit`), bins the recording itself with the fit's window,
 bins and columns, and scores it with :mod:`cortexsim.score`'s measures through the same ridge map as
 :func:`cortexsim.fit.score_activity` (:func:`cortexsim.score.map_counts`).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from . import fit_store, store
+from . import store
 from .data import DataError, load_nwb_trials
 from .errors import ConfigError, CortexsimError
 from .score import (
@@ -36,7 +36,7 @@ def fit_models(run_file: str | Path) -> tuple[str, ...]:
     with store.open_run(Path(run_file)) as f:
         if "rate" in f or "fit" not in f:
             return ()
-        record = fit_store.read_fit(f)
+        record = store.read_fit(f)
     return tuple(m.name for m in record.models)
 
 
@@ -59,7 +59,7 @@ def score_fit(run_file: str | Path, data: str | Path, spec: ScoreSpec) -> ScoreR
     """
     run_file = Path(run_file)
     with store.open_run(run_file) as f:
-        record = fit_store.read_fit(f)
+        record = store.read_fit(f)
         config = store.read_config(f)
     if record is None:
         raise CortexsimError(f"{run_file}: has no /fit; run `cortexsim run` on a config with [fit] data first")

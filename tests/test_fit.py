@@ -234,7 +234,7 @@ def test_fit_stage_fits_every_model_and_writes_its_scores(tmp_path):
     from tiny import tiny_config
 
     from cortexsim import fit_stage, store
-    from cortexsim.fit_store import read_fit
+    from cortexsim.store import read_fit
 
     path, _ = _teacher_recording(tmp_path)
     cfg = tiny_config(
@@ -412,8 +412,8 @@ def test_a_fit_run_draws_its_figures_and_tables_and_marks_a_model_that_failed_it
     from tiny import tiny_config
 
     from cortexsim import fit_stage, pipeline, store
-    from cortexsim.fit_store import read_fit
     from cortexsim.plots import fit as fit_plots
+    from cortexsim.store import read_fit
 
     path, rec, held = _teacher_nwb(tmp_path, hand=True)
     fit = {"data": str(path), "window": [-0.2, 0.3], "test_trials": 0.34, "populations": ["IT2/3", "PT5B", "IT5B"]}

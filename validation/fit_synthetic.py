@@ -37,8 +37,8 @@ from cortexsim.analysis.dsa import dsa
 from cortexsim.analysis.jpca import jpca
 from cortexsim.assembly import recorded_task
 from cortexsim.fit import score_activity
-from cortexsim.fit_store import read_fit
 from cortexsim.score import bits_per_spike
+from cortexsim.store import read_fit
 
 JPCA_WINDOW = (-0.05, 0.20)
 """s around movement onset: the jPCA window (the battery's today)."""

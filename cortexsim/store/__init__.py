@@ -37,6 +37,7 @@ module            what it holds
 ``stages``        ``/metrics``, the config, ``/stages``, the run's summary
 ``perturbation``  ``/perturbation``
 ``stimulation``   ``/stimulation``
+``fit``           ``/fit``: a fit to recorded neurons (``read_fit`` / ``write_fit``)
 ``spiking``       ``/spikes`` and ``/spiking``
 ``analysis``      the activities a comparison reads, ``/analysis`` and its units
 ``sweep``         a sweep's ``summary.h5``
@@ -68,6 +69,7 @@ from .files import (
     remove_stale_temporaries,
     write_text_atomic,
 )
+from .fit import FIT_TEXT, FitModelRecord, FitRecord, read_fit, write_fit
 from .locks import LOCK_NAME, hold_folder, lock_holder, read_lock
 from .models import (
     ARM_READOUT_UNITS,
@@ -134,6 +136,9 @@ __all__ = [
     "EFFECTOR_ARRAYS",
     "FILE_KIND",
     "FILE_KIND_TEXT",
+    "FIT_TEXT",
+    "FitModelRecord",
+    "FitRecord",
     "LOCK_NAME",
     "NWB_EXPORT_MARK",
     "PARAM_TEXT",
@@ -182,6 +187,7 @@ __all__ = [
     "read_config_text",
     "read_control",
     "read_effector",
+    "read_fit",
     "read_hand_paths",
     "read_lock",
     "read_metrics",
@@ -198,8 +204,8 @@ __all__ = [
     "read_task_targets",
     "read_trained_rate",
     "read_training_state",
-    "remove_stale_temporaries",
     "read_twin_trials",
+    "remove_stale_temporaries",
     "verify_checksums",
     "write_analysis",
     "write_analysis_units",
@@ -208,6 +214,7 @@ __all__ = [
     "write_circuit",
     "write_control",
     "write_effector",
+    "write_fit",
     "write_metrics",
     "write_perturbation",
     "write_rate",

@@ -14,7 +14,6 @@ Written by the ``fit`` stage (:mod:`cortexsim.fit_stage`) inside :func:`cortexsi
         heldout_psth           (conditions, bins, held-out neurons): their PSTHs it predicts (Hz)
         populations            table: the held-out scores per population (circuit models)
 
-A store-layer module of its own while :mod:`cortexsim.store` becomes a package; it may be folded in.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from .store import read_table, write_array, write_table
+from .datasets import read_table, write_array, write_table
 
 FIT_TEXT = (
     "A fit of the models to recorded neurons ([fit]): the split, each model's activity on the recorded window "
