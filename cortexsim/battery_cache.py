@@ -7,8 +7,9 @@ inputs that can be named and hashed:
 unit                  what it holds, and what its key hashes
 ====================  ==========================================================================
 ``battery``           the rows of the run's own activities (:func:`cortexsim.battery.own_part`):
-                      every such activity (name, kind, grid, rates), the hand positions, the
-                      :class:`~cortexsim.battery.BatterySettings` and the seed
+                      every such activity (name, kind, grid, rates, movement onsets), the hand
+                      positions, the :class:`~cortexsim.battery.BatterySettings` (with the jPCA
+                      window) and the seed
 ``data``              the rows that involve recorded data (:func:`cortexsim.battery.data_part`):
                       the ``battery`` key and the data (name, grid, rates)
 ``dynamics``          ceilings, communication subspaces and fixed points
@@ -109,14 +110,36 @@ def code_key() -> str:
 
 
 def activities_digest(activities: Iterable[Activity]) -> str:
-    """Digest of activities in order: name, kind, time step, movement onset, first step and rates."""
-    return digest([(a.name, a.kind, float(a.dt), int(a.move_on), int(a.start), a.rates) for a in activities])
+    """Digest of activities in order: name, kind, time step, movement onset, first step and rates.
+
+    The movement onset is the scheduled one and the onset of every condition with what it is
+    (:func:`cortexsim.battery.onsets_of`, :func:`cortexsim.battery.alignment_of`): aligning a model
+    to its measured onset, or a changed ``[compare] jpca_onset_fraction``, changes the digest.
+    """
+    return digest(
+        [
+            (
+                a.name,
+                a.kind,
+                float(a.dt),
+                int(a.move_on),
+                int(a.start),
+                a.rates,
+                battery.onsets_of(a),
+                battery.alignment_of(a),
+            )
+            for a in activities
+        ]
+    )
 
 
 def battery_key(
     activities: Iterable[Activity], settings: BatterySettings, positions: np.ndarray | None, seed: int
 ) -> str:
     """Key of the ``battery`` unit: the run's own activities (no data), settings, hand positions and seed.
+
+    The settings include the jPCA window (``[compare] jpca_window``) and the activities their movement
+    onsets (:func:`activities_digest`), so a changed window or alignment recomputes the unit.
 
     ``seed`` names the streams the rows draw from ("compare", "compare-surrogates").
     """
@@ -125,7 +148,7 @@ def battery_key(
         "battery",
         code_key(),
         activities_digest(own),
-        [settings.n_pcs, settings.n_null, settings.n_surrogates, settings.dsa],
+        [settings.n_pcs, settings.n_null, settings.n_surrogates, settings.dsa, list(settings.jpca_window)],
         positions,
         int(seed),
     )

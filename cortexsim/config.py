@@ -669,6 +669,14 @@ class CompareConfig:
         recurrence (stage ``control``; :meth:`cortexsim.circuit.Connectome.within_populations`), the
         fair control of Kalidindi et al. (2021), and add it to ``/analysis/rotation_sources``.  Costs
         a second training (it runs in a worker process next to the circuit's with ``--jobs 2``).
+    jpca_window : tuple of float
+        jPCA's window: start and end (s) relative to movement onset.  Default Churchland et al.'s
+        (2012) -50 ms to +150 ms; the window changes the answer, so every jPCA row records it.
+    jpca_onset_fraction : float
+        On a body, each model's jPCA window is aligned, condition by condition, to its own measured
+        movement onset: the step at which its hand's speed, rising to its peak after the go cue,
+        reaches this fraction of that peak (recordings are aligned to measured movement too).
+        Without a body, and for recorded data, the onset is the scheduled or recorded one.
 
     The data options left unset take :func:`cortexsim.data.load_neural_data`'s defaults (and stay
     out of the config's TOML text, so runs without them keep their config hash).
@@ -687,6 +695,8 @@ class CompareConfig:
     n_surrogates: int = 10
     fixed_point_starts: int = 200
     rotation_control: bool = False
+    jpca_window: tuple[float, ...] = (-0.05, 0.15)
+    jpca_onset_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         v.number(self.n_pcs, "compare.n_pcs", low=1, integer=True)
@@ -705,6 +715,15 @@ class CompareConfig:
                 v.number(w, f"compare.window[{i}]")
         v.number(self.n_surrogates, "compare.n_surrogates", low=0, high=MAX_NULL, integer=True)
         v.number(self.fixed_point_starts, "compare.fixed_point_starts", low=0, high=100_000, integer=True)
+        window = self.jpca_window
+        hint = "give [start, stop] in seconds relative to movement onset with start < stop, e.g. [-0.05, 0.15]"
+        if isinstance(window, str) or not isinstance(window, (tuple, list)) or len(window) != 2:
+            raise ConfigError(f"compare.jpca_window: {window!r}; {hint}")
+        for i, w in enumerate(window):
+            v.number(w, f"compare.jpca_window[{i}]")
+        if not window[0] < window[1]:
+            raise ConfigError(f"compare.jpca_window: {list(window)!r}: start is not before stop; {hint}")
+        v.number(self.jpca_onset_fraction, "compare.jpca_onset_fraction", low=0, high=1, low_open=True)
 
     def loader_options(self) -> dict[str, Any]:
         """The options that are set, as keywords of :func:`cortexsim.data.load_neural_data`."""

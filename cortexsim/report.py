@@ -39,6 +39,51 @@ SIMILARITY_SECTIONS = (
 )
 """Console similarity tables: title and the kinds of activity ``a`` each holds."""
 
+JPCA_PROTOCOL_KEYS = ("window_start_s", "window_stop_s", "alignment", "onset_shift_ms")
+"""Columns of a jPCA row that say how it was fitted (:func:`jpca_protocol` puts them in words)."""
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:+.0f} ms"
+
+
+def jpca_protocol(rows: tuple[Row, ...] | list[Row]) -> list[str]:
+    """How the jPCA rows were fitted, in words: the window and what movement onset each was aligned to.
+
+    One line per distinct window and alignment, naming the activities, e.g. ``jPCA window -50 ms to
+    +150 ms around measured movement onset (each model's own hand speed ...): rate, ann:gru``.
+    Rows without the columns (a run compared before they were recorded) give one line saying so.
+    """
+    if not rows:
+        return []
+    if "alignment" not in rows[0]:
+        return ["jPCA window and alignment: not recorded (compared before they were; `cortexsim compare` redoes it)"]
+    groups: dict[tuple[float, float, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r["window_start_s"], r["window_stop_s"], r["alignment"]), []).append(r)
+    out = []
+    for (start, stop, alignment), members in groups.items():
+        how = {
+            "measured movement onset": "each model's own hand speed crossing [compare] jpca_onset_fraction of "
+            "its peak after the go cue, condition by condition",
+            "scheduled movement onset": "the task's",
+            "recorded movement onset": "the recording's alignment event",
+        }.get(str(alignment), "")
+        shifts = [float(r.get("onset_shift_ms", 0.0)) for r in members]
+        shift = (
+            f"; mean {min(shifts):+.0f} to {max(shifts):+.0f} ms from the scheduled onset"
+            if any(abs(x) >= 0.5 for x in shifts)
+            else ""
+        )
+        names = ", ".join(str(r["activity"]) for r in members)
+        out.append(
+            f"jPCA window {_ms(start)} to {_ms(stop)} around {alignment}"
+            + (f" ({how}{shift})" if how else "")
+            + f": {names}"
+        )
+    return out
+
+
 SUMMARY_MODELS = (
     ("rate", ModelId("rate").label),
     ("rate_noisy", f"{ModelId('rate').label}, with noise"),
@@ -102,7 +147,8 @@ def format_report(result: BatteryResult, verdict: QualityVerdict | None = None) 
         out += [
             "== per activity: jPCA around movement onset (ratio: higher = more rotational), "
             "dimensionality, decoding of held-out conditions ==",
-            _table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0]]),
+            _table(result.jpca, [k for k in JPCA_COLUMNS if k in result.jpca[0] and k not in JPCA_PROTOCOL_KEYS]),
+            *jpca_protocol(result.jpca),
             "",
         ]
     for key, value in headline(result).items():
@@ -644,20 +690,23 @@ def summary_markdown(
             )
             + (f" (**{caveat}**)" if caveat else "")
         )
+    shown = [r for r in result.jpca if kinds.get(r["activity"]) in ("model", "data", "layer")]
     lines += [
         "",
         "## jPCA (rotational dynamics around movement onset), dimensionality, decoding",
         "",
-        "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | decoded position R² |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[f"- {line}" for line in jpca_protocol(shown)],
+        *([""] if shown else []),
+        "| activity | R² best | R² skew | ratio | frequency (Hz) | participation ratio | decoded position R² "
+        "| aligned to |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in result.jpca:
-        if kinds.get(r["activity"]) in ("model", "data", "layer"):
-            lines.append(
-                f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
-                f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
-                f"{r.get('decode_position_r2', np.nan):.3f} |"
-            )
+    for r in shown:
+        lines.append(
+            f"| {r['activity']} | {r['r2_best']:.3f} | {r['r2_skew']:.3f} | {r['ratio']:.3f} | "
+            f"{r['frequency_hz']:.2f} | {r['participation_ratio']:.1f} | "
+            f"{r.get('decode_position_r2', np.nan):.3f} | {r.get('alignment', 'not recorded')} |"
+        )
     if dynamics is not None or (result.similarity and "dsa" in result.similarity[0]):
         lines += dynamics_markdown(result, dynamics, verdict)
     if rotations:

@@ -20,7 +20,8 @@ Every activity is first reduced to its top ``n_pcs`` principal components
 (computed over conditions x time), so that large and small populations are
 compared on equal footing and the battery stays fast; the measures above are
 invariant to the rotation this implies.  jPCA (Churchland et al. 2012) runs on a
-window around movement onset and reports how rotational each activity is.
+window around movement onset (their -50 to +150 ms by default, ``[compare] jpca_window``; on a
+body each model's own measured onset, :mod:`.onsets`) and reports how rotational each activity is.
 
 Arrays and records in, records out: no file is read or written here (activities come
 from :func:`cortexsim.store.read_activities` and :func:`activity_from_data`; the
@@ -40,6 +41,8 @@ module        what it holds
 ``rows``      the battery: every pair and activity of a run and its data, in parts that are
               computed apart and merged (:class:`BatteryPart`), the headline answers and metrics
 ``dynamics``  what the models' dynamics add: ceilings, communication subspaces, fixed points
+``onsets``    movement onset for jPCA: scheduled, recorded, or each model's own measured from its
+              hand on a body (:func:`movement_aligned`), and the window cut around it
 ============  =================================================================================
 """
 
@@ -88,6 +91,20 @@ from .measures import (
     tangling_row,
     tangling_rows,
 )
+from .onsets import (
+    JPCA_WINDOW,
+    MEASURED,
+    ONSET_FRACTION,
+    RECORDED,
+    SCHEDULED,
+    AlignedActivity,
+    aligned_window,
+    alignment_of,
+    measured_onsets,
+    movement_aligned,
+    onset_shift_ms,
+    onsets_of,
+)
 from .rows import (
     BatteryPart,
     BatteryResult,
@@ -104,6 +121,18 @@ from .rows import (
 
 __all__ = [
     "ANALYSIS_TABLES",
+    "AlignedActivity",
+    "JPCA_WINDOW",
+    "MEASURED",
+    "ONSET_FRACTION",
+    "RECORDED",
+    "SCHEDULED",
+    "aligned_window",
+    "alignment_of",
+    "measured_onsets",
+    "movement_aligned",
+    "onset_shift_ms",
+    "onsets_of",
     "BatteryPart",
     "BatteryResult",
     "BatterySettings",

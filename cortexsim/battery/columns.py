@@ -31,6 +31,12 @@ JPCA_COLUMNS = {
     "ratio": "r2_skew / r2_best (higher = more rotational, max 1)",
     "frequency_hz": "rotation frequency of the strongest jPCA plane (Hz)",
     "participation_ratio": "dimensionality (participation ratio of the covariance eigenvalues)",
+    "window_start_s": "start of the jPCA window, s from movement onset ([compare] jpca_window, unless the trial ends)",
+    "window_stop_s": "end of the jPCA window (last step analysed), s from movement onset",
+    "alignment": "what movement onset is: 'measured movement onset' (the model's own hand speed crossing "
+    "[compare] jpca_onset_fraction of its peak after go, per condition; models on a body), 'scheduled movement "
+    "onset' (the task's; models without a body) or 'recorded movement onset' (the data's alignment event)",
+    "onset_shift_ms": "mean over conditions of the onset used minus the scheduled one (ms; 0 when scheduled)",
     "decode_position_r2": "held-out R^2 of hand position by ridge regression, folds over conditions",
     "decode_velocity_r2": "the same for hand velocity",
     "variance_plane1": "share of the analysed variance in the strongest jPCA plane",

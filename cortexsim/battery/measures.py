@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from .. import analysis
+from ..model_id import of_activity
 from ..store import Activity, Row
+from .onsets import JPCA_WINDOW, aligned_window, alignment_of, onset_shift_ms
 
 
 def reduce_to_pcs(x: np.ndarray, n_pcs: int) -> np.ndarray:
@@ -87,15 +89,20 @@ def compare_pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_null:
 
 
 def jpca_row(
-    act: Activity, window: tuple[float, float] = (-0.05, 0.2), n_pcs: int = 6
+    act: Activity, window: tuple[float, float] = JPCA_WINDOW, n_pcs: int = 6
 ) -> tuple[Row, analysis.JPCAResult]:
-    """The jPCA of an activity in a window around movement onset.
+    """The jPCA of an activity in a window around movement onset (Churchland et al. 2012's protocol).
+
+    The window is cut around each condition's own movement onset (:func:`aligned_window`: the
+    measured onset of a model on a body, the scheduled or recorded one otherwise), jPCA works in
+    ``n_pcs`` PCs, and the soft normalisation (range + 5 spikes/s) is applied to rates in spikes/s
+    only, not to an ANN's dimensionless hidden state (:func:`in_spikes_per_s`).
 
     Parameters
     ----------
     act : Activity
     window : (float, float)
-        Start and end of the window (s, relative to movement onset).
+        Start and end of the window (s, relative to movement onset; ``[compare] jpca_window``).
     n_pcs : int
         PCs jPCA works in (fewer if the activity has fewer units).
 
@@ -103,7 +110,9 @@ def jpca_row(
     -------
     row : dict
         ``activity``, ``r2_best``, ``r2_skew``, ``ratio``, ``frequency_hz`` (Hz, strongest plane),
-        ``participation_ratio`` (of the whole activity).
+        ``participation_ratio`` (of the whole activity), and how it was fitted: ``window_start_s``,
+        ``window_stop_s`` (the window analysed, s from onset: ``window`` unless the trial's edges cut
+        it), ``alignment`` (:func:`alignment_of`) and ``onset_shift_ms`` (:func:`onset_shift_ms`).
     result : JPCAResult
 
     Raises
@@ -111,9 +120,14 @@ def jpca_row(
     ValueError
         jPCA is undefined (e.g. no change inside the window).
     """
-    start = max(0, act.move_on + int(round(window[0] / act.dt)))
-    stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
-    res = analysis.jpca(act.rates, dt=act.dt, n_pcs=min(n_pcs, act.n_units), window=(start, stop))
+    rates, (start, stop), zero = _jpca_input(act, window)
+    res = analysis.jpca(
+        rates,
+        dt=act.dt,
+        n_pcs=min(n_pcs, act.n_units),
+        window=(start, stop),
+        soft_normalize=in_spikes_per_s(act),
+    )
     if res.undefined:
         raise ValueError(res.undefined)  # the battery notes it instead of a row
     row: Row = {
@@ -123,8 +137,29 @@ def jpca_row(
         "ratio": float(res.ratio),
         "frequency_hz": float(res.frequencies_hz[0]) if len(res.frequencies_hz) else float("nan"),
         "participation_ratio": float(analysis.participation_ratio(act.rates)),
+        "window_start_s": round((start - zero) * act.dt, 6),
+        "window_stop_s": round((stop - 1 - zero) * act.dt, 6),
+        "alignment": alignment_of(act),
+        "onset_shift_ms": onset_shift_ms(act),
     }
     return row, res
+
+
+def _jpca_input(act: Activity, window: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int], int]:
+    """The activity aligned to its onsets, the window's steps in it and the onset's step (:func:`aligned_window`)."""
+    rates, (start, stop), zero = aligned_window(act, window)
+    if stop - start < 2:
+        raise ValueError(
+            f"the jPCA window {window[0]:g} to {window[1]:g} s around movement onset leaves "
+            f"{max(stop - start, 0)} time steps inside the activity (at least 2 are needed)"
+        )
+    return rates, (start, stop), zero
+
+
+def in_spikes_per_s(act: Activity) -> bool:
+    """Whether ``act`` holds rates in spikes/s (jPCA soft-normalises those only): not an ANN's hidden state."""
+    model = of_activity(act.name)
+    return model is None or model.kind != "ann"
 
 
 def plain_row(row: Mapping[str, object]) -> Row:
@@ -268,22 +303,19 @@ def surrogate_columns(
     return out
 
 
-def _jpca_window(act: Activity, window: tuple[float, float] = (-0.05, 0.2)) -> tuple[int, int]:
-    start = max(0, act.move_on + int(round(window[0] / act.dt)))
-    stop = min(act.rates.shape[1], act.move_on + int(round(window[1] / act.dt)) + 1)
-    return start, stop
-
-
-def jpca_null_columns(act: Activity, n: int, rng: np.random.Generator, n_pcs: int = 10) -> dict[str, float]:
+def jpca_null_columns(
+    act: Activity, n: int, rng: np.random.Generator, n_pcs: int = 10, window: tuple[float, float] = JPCA_WINDOW
+) -> dict[str, float]:
     """p-values of the jPCA ratio against TME, CFR and CMPT surrogates: ``ratio_p_<method>``.
 
-    jPCA's own preprocessing (soft normalisation, the cross-condition mean removed) is applied once,
-    the window around movement onset cut and the result projected on its top ``n_pcs`` PCs; the
+    jPCA's own preprocessing (soft normalisation of rates in spikes/s, the cross-condition mean
+    removed) is applied once to the activity aligned to its movement onsets, the window around
+    onset cut (as :func:`jpca_row` cuts it) and the result projected on its top ``n_pcs`` PCs; the
     surrogates are drawn from that tensor (as Elsayed & Cunningham 2017 test the analysed data) and
     jPCA re-fitted on each without further normalisation.
     """
-    start, stop = _jpca_window(act)
-    x = act.rates / (np.ptp(act.rates.reshape(-1, act.n_units), axis=0) + 5.0)
+    rates, (start, stop), _ = _jpca_input(act, window)
+    x = rates / (np.ptp(rates.reshape(-1, act.n_units), axis=0) + 5.0) if in_spikes_per_s(act) else rates
     x = (x - x.mean(axis=0, keepdims=True))[:, start:stop]
     k = min(n_pcs, act.n_units, x.shape[0] * x.shape[1])
     z = analysis.pca(x, n_components=k).project(x)

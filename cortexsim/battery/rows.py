@@ -29,6 +29,7 @@ from .measures import (
     surrogates_of,
     tangling_rows,
 )
+from .onsets import JPCA_WINDOW
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ class BatteryResult:
         One row per compared pair: ``a``, ``b`` and the columns of the module docstring.
     jpca : tuple of dict
         One row per activity: ``activity``, ``r2_best``, ``r2_skew``, ``ratio``,
-        ``frequency_hz`` (of the strongest plane), ``participation_ratio`` [, ``decode_position_r2``,
-        ``decode_velocity_r2``].
+        ``frequency_hz`` (of the strongest plane), ``participation_ratio``, how the fit was made
+        (``window_start_s``, ``window_stop_s``, ``alignment``, ``onset_shift_ms``: :func:`jpca_row`)
+        [, ``decode_position_r2``, ``decode_velocity_r2``].
     jpca_results : mapping
         Activity name -> full :class:`cortexsim.analysis.JPCAResult` (those with a row in ``jpca``).
     activities : mapping
@@ -103,12 +105,32 @@ class BatterySettings:
         TME, CFR and CMPT surrogates per activity (0: none).
     dsa : bool
         Whether pairs get the ``dsa`` column.
+    jpca_window : (float, float)
+        jPCA's window (s, relative to movement onset; ``[compare] jpca_window``, default
+        Churchland et al.'s -50 to +150 ms, :data:`JPCA_WINDOW`).
     """
 
     n_pcs: int = 10
     n_null: int = 20
     n_surrogates: int = 0
     dsa: bool = True
+    jpca_window: tuple[float, float] = JPCA_WINDOW
+
+    @classmethod
+    def of(cls, compare) -> BatterySettings:
+        """The settings a ``[compare]`` section (:class:`cortexsim.config.CompareConfig`) gives."""
+        return cls(compare.n_pcs, compare.n_null, compare.n_surrogates, jpca_window=_pair(compare.jpca_window))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jpca_window", _pair(self.jpca_window))
+
+
+def _pair(window) -> tuple[float, float]:
+    """A jPCA window as a pair of floats (s); ValueError unless start < stop."""
+    start, stop = (float(w) for w in window)
+    if not start < stop:
+        raise ValueError(f"jPCA window {list(window)!r}: start must be before stop (s, relative to movement onset)")
+    return start, stop
 
 
 @dataclass(frozen=True)
@@ -218,7 +240,7 @@ def _jpca_rows(
         if act.n_units < 2:
             continue
         try:
-            row, res = jpca_row(act)
+            row, res = jpca_row(act, settings.jpca_window)
         except ValueError as exc:  # e.g. no change inside the window around movement onset
             notes.append(f"{act.name}: no jPCA ({exc})")
             continue
@@ -240,7 +262,7 @@ def _jpca_rows(
                 float(res.variance_explained[i]) if i < len(res.variance_explained) else float("nan")
             )
         if settings.n_surrogates and act.kind in ("model", "data"):
-            row.update(jpca_null_columns(act, settings.n_surrogates, surrogate_rng(act)))
+            row.update(jpca_null_columns(act, settings.n_surrogates, surrogate_rng(act), window=settings.jpca_window))
         rows.append(plain_row(row))
         fits[act.name] = res
     return rows, fits, notes
@@ -356,7 +378,7 @@ def merge(activities: list[Activity], parts: Iterable[BatteryPart], settings: Ba
     order = [a.name for a in varying]
     for act in varying:
         if act.name in by_act and act.name not in fits:
-            fits[act.name] = jpca_row(act)[1]
+            fits[act.name] = jpca_row(act, settings.jpca_window)[1]
     return BatteryResult(
         similarity=tuple(by_pair[(x.name, y.name)] for x, y in _pairs(varying) if (x.name, y.name) in by_pair),
         jpca=tuple(by_act[n] for n in order if n in by_act),
@@ -379,6 +401,7 @@ def run_battery(
     n_surrogates: int = 0,
     dsa: bool = True,
     surrogate_rng: np.random.Generator | None = None,
+    jpca_window: tuple[float, float] = JPCA_WINDOW,
 ) -> BatteryResult:
     """Run the battery: every model vs every model, every layer/population vs every ANN, jPCA of each.
 
@@ -413,12 +436,15 @@ def run_battery(
     dsa : bool
         Add the ``dsa`` column (:func:`cortexsim.analysis.dsa` on the reduced activities, radians,
         lower = more similar dynamics) to the pairs whose ``a`` is of a kind in :data:`DSA_KINDS`.
+    jpca_window : (float, float)
+        jPCA's window (s, relative to movement onset: each activity's own onsets,
+        :func:`movement_aligned`; ``[compare] jpca_window``).
 
     Returns
     -------
     BatteryResult
     """
-    settings = BatterySettings(n_pcs, n_null, n_surrogates, dsa)
+    settings = BatterySettings(n_pcs, n_null, n_surrogates, dsa, jpca_window)
     fold_seed = int(rng.integers(2**32))  # the same decoding folds for every activity
     if n_surrogates and surrogate_rng is None:
         surrogate_rng = streams.child(rng)
