@@ -354,6 +354,18 @@ class TrainConfig:
         Validations without improvement before stopping early.
     target_r2 : float
         Stop as soon as validation R^2 reaches this (1 disables).
+    stop_at_bars : bool
+        Stop at the first validation on which the model meets every ``[quality]`` bar that the
+        validation trials can measure (position R^2, endpoint error, catch drift, the speed bars,
+        the task's own bars such as the maze's curvature gain), each tightened by ``bar_margin``;
+        the parameters of that validation are kept.  The same rule then stops the circuit and
+        every ANN, so no model is polished far past the bars the others must meet.  Deterministic:
+        it reads the fixed validation set every ``eval_every`` iterations, never the clock.
+    bar_margin : float
+        How far inside each bar the validation must be, as a share of the bar's slack: a ceiling
+        ``b`` (endpoint error, drift) becomes ``(1 - bar_margin) b``, a floor ``b`` on a measure
+        whose ideal is 1 (R^2, correlations, gains) becomes ``b + bar_margin (1 - b)``.  The
+        margin covers the difference between the validation trials and the held-out ones.
     log_every : int
         Iterations between progress lines.
     checkpoint_every : int
@@ -374,6 +386,8 @@ class TrainConfig:
     eval_every: int = 50
     patience: int = 30
     target_r2: float = 1.0
+    stop_at_bars: bool = False
+    bar_margin: float = 0.25
     log_every: int = 100
     checkpoint_every: int = 500
 
@@ -397,6 +411,7 @@ class TrainConfig:
             v.number(getattr(self, name), f"train.{name}", low=0)
         v.number(self.rate_cap, "train.rate_cap", low=0, low_open=True)
         v.number(self.target_r2, "train.target_r2", high=1)
+        v.number(self.bar_margin, "train.bar_margin", low=0, high=0.9)
 
 
 @dataclass(frozen=True)

@@ -79,15 +79,7 @@ def evaluate(model: Trainable, config: Config, prefix: str) -> Evaluation:
     held_out = model.simulate(test)
     rates, clean = held_out.activity, held_out.outputs
     noisy = model.simulate(test, stream(config.experiment.seed, "test-noise")).outputs
-    out = {
-        f"{prefix}_position_r2": metrics.position_r2(clean, test.targets, test.mask),
-        f"{prefix}_endpoint_error_cm": metrics.endpoint_error_cm(clean, test),
-        f"{prefix}_catch_drift_cm": metrics.catch_drift_cm(clean, test),
-        f"{prefix}_reaction_time_ms": metrics.reaction_time_ms(clean, test),
-        f"{prefix}_peak_speed_error": metrics.peak_speed_error(clean, test),
-        f"{prefix}_speed_profile_r": metrics.speed_profile_r(clean, test),
-    }
-    out.update(metrics.task_metrics(task, prefix, clean, test))
+    out = metrics.reach_metrics(task, prefix, clean, test)
     if model.noise_std > 0:
         out.update(
             {

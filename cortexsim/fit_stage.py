@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +146,9 @@ def _train(model, task: RecordedTask, config: Config, train_config, name: str, s
     batches, noise = seeded_rng(config, f"fit-batches-{name}"), seeded_rng(config, f"fit-noise-{name}")
     state = new_state(model.params, scales, batches, noise)
     validation = task.sample(config.train.validation_trials, seeded_rng(config, "fit-validation"))
+    # a fit trains to its neural term too, which the reach bars do not measure: no bar stop
     with threadpool_limits(limits=1, user_api="blas"):
-        return train(model, task, train_config, state, validation=validation, log=log)
+        return train(model, task, replace(train_config, stop_at_bars=False), state, validation=validation, log=log)
 
 
 def _simulate(model, task: RecordedTask) -> tuple[np.ndarray, np.ndarray]:

@@ -294,3 +294,32 @@ def task_metrics(task, prefix: str, positions: np.ndarray, batch: TrialBatch) ->
     """The metrics ``task`` adds (:data:`TASK_METRICS`) for hand ``positions`` (trials, time, 2; m) on ``batch``."""
     fn = TASK_METRICS.get(task.KIND)
     return {} if fn is None else fn(task, prefix, positions, batch)
+
+
+def reach_metrics(task, prefix: str, positions: np.ndarray, batch: TrialBatch) -> dict[str, float]:
+    """Every reach metric of hand ``positions`` on ``batch``, keyed ``<prefix>_<metric>``.
+
+    Position R^2, endpoint error, catch drift, reaction time, peak-speed error and speed-profile
+    correlation, plus what ``task`` adds (:func:`task_metrics`).  The held-out evaluation
+    (:func:`cortexsim.evaluation.evaluate`) and training's bar stop (``[train] stop_at_bars``)
+    both measure a reach with this one function.
+
+    Parameters
+    ----------
+    task : Task
+    prefix : str
+        Metric prefix (``rate``, ``ann_gru``, ...).
+    positions : ndarray, shape (trials, time, 2)
+        Hand positions relative to the start (m).
+    batch : TrialBatch
+    """
+    out = {
+        f"{prefix}_position_r2": position_r2(positions, batch.targets, batch.mask),
+        f"{prefix}_endpoint_error_cm": endpoint_error_cm(positions, batch),
+        f"{prefix}_catch_drift_cm": catch_drift_cm(positions, batch),
+        f"{prefix}_reaction_time_ms": reaction_time_ms(positions, batch),
+        f"{prefix}_peak_speed_error": peak_speed_error(positions, batch),
+        f"{prefix}_speed_profile_r": speed_profile_r(positions, batch),
+    }
+    out.update(task_metrics(task, prefix, positions, batch))
+    return out

@@ -265,6 +265,7 @@ def _adapt(
         eval_every=min(pc.curve_every, iterations),
         patience=10**6,
         target_r2=1.0,
+        stop_at_bars=False,  # adaptation runs its blocks whole: the learning is what is measured
         log_every=max(pc.curve_every, iterations // 4),
         checkpoint_every=pc.curve_every,
     )

@@ -441,6 +441,7 @@ def train_rate(
             validation=validation_set(config),
             checkpoint=checkpoint,
             log=log,
+            quality=config.quality,
         )
     return net, state
 
@@ -462,7 +463,13 @@ def train_ann(config: Config, arch: str, log: Log | None = None) -> tuple[Traina
     # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
     with threadpool_limits(limits=1, user_api="blas"):
         state = train(
-            model, make_task(config), ann_train_config(config, arch), state, validation=validation_set(config), log=log
+            model,
+            make_task(config),
+            ann_train_config(config, arch),
+            state,
+            validation=validation_set(config),
+            log=log,
+            quality=config.quality,
         )
     return model, state
 

@@ -17,7 +17,9 @@ on between iterations only (:class:`~cortexsim.interrupts.InterruptGuard`), so t
 checkpoint it saves is always a whole iteration.
 
 Training stops on iteration counts and validation criteria only, so its result is a
-function of config, seed and code, never of how busy the machine is.  The optional
+function of config, seed and code, never of how busy the machine is.  With ``[train]
+stop_at_bars`` one criterion is the run's own ``[quality]`` bars, measured on the validation
+trials (:class:`BarStop`): training ends when the model does its task, not when it is polished.  The optional
 wall-clock budget ``max_seconds`` (off by default) is a safety net that announces
 itself: :attr:`TrainState.budget_hit` is set and the pipeline reports it.
 """
@@ -35,8 +37,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import streams
-from .config import TrainConfig
+from . import metrics, streams
+from .config import QualityConfig, TrainConfig
 from .errors import TrainingError
 from .interrupts import InterruptGuard
 from .loss import Penalties, r2_score
@@ -105,6 +107,8 @@ class TrainState:
     history: dict[str, list[float]] = field(default_factory=dict)
     checkpointed_at: int | None = None
     """Iteration of the newest checkpoint written for this state (None: none yet); not stored."""
+    bars_missed: str = ""
+    """The ``stop_at_bars`` bars the latest validation missed, in words (progress lines); not stored."""
 
     HISTORY_KEYS = ("loss", "task_loss", "r2", "grad_norm", "lr", "mean_rate")
     VALIDATION_KEYS = ("val_iteration", "val_loss", "val_r2")
@@ -195,6 +199,68 @@ def adam_step(
     return norm
 
 
+@dataclass(frozen=True)
+class BarStop:
+    """The ``stop_at_bars`` criterion: every ``[quality]`` bar the validation trials can measure, tightened.
+
+    Attributes
+    ----------
+    bars : tuple of (str, str, float)
+        ``(metric, "min" | "max", bar)`` as :meth:`cortexsim.config.QualityConfig.bars` gives them,
+        already tightened by the margin, keyed with the prefix :data:`PREFIX`.
+    skipped : tuple of str
+        Bars the validation trials cannot measure (a perturbation's, say): the run's gate still
+        checks them after training.
+    """
+
+    bars: tuple[tuple[str, str, float], ...]
+    skipped: tuple[str, ...]
+
+    PREFIX = "val"
+
+    @classmethod
+    def of(cls, quality: QualityConfig, task: Task, validation: TrialBatch, margin: float) -> BarStop:
+        """The bars of ``quality`` that :func:`cortexsim.metrics.reach_metrics` measures on ``validation``."""
+        measured = metrics.reach_metrics(task, cls.PREFIX, validation.targets, validation)
+        keep, skipped = [], []
+        for metric, kind, bar in quality.bars(cls.PREFIX):
+            if metric not in measured:
+                skipped.append(metric.removeprefix(cls.PREFIX + "_"))
+                continue
+            tight = (1 - margin) * bar if kind == "max" else bar + margin * max(1.0 - bar, 0.0)
+            keep.append((metric, kind, tight))
+        return cls(tuple(keep), tuple(skipped))
+
+    def met(self, task: Task, outputs: np.ndarray, validation: TrialBatch) -> bool:
+        """Whether ``outputs`` (hand positions on ``validation``, (trials, time, 2); m) meet every bar."""
+        return not self.missed(task, outputs, validation)
+
+    def missed(self, task: Task, outputs: np.ndarray, validation: TrialBatch) -> str:
+        """The bars ``outputs`` miss, in words (``"catch_drift_cm 0.95 (< 0.75)"``); empty when all are met."""
+        values = metrics.reach_metrics(task, self.PREFIX, outputs, validation)
+        missed = []
+        for metric, kind, bar in self.bars:
+            value = values[metric]
+            if not (math.isfinite(value) and (value >= bar if kind == "min" else value < bar)):
+                need = f">= {bar:.4g}" if kind == "min" else f"< {bar:.4g}"
+                missed.append(f"{metric.removeprefix(self.PREFIX + '_')} {value:.4g} ({need})")
+        return ", ".join(missed)
+
+    def describe(self) -> str:
+        """E.g. ``position_r2 >= 0.9775, endpoint_error_cm < 0.75, ...``."""
+        text = ", ".join(
+            f"{m.removeprefix(self.PREFIX + '_')} {'>=' if kind == 'min' else '<'} {bar:.4g}"
+            for m, kind, bar in self.bars
+        )
+        if self.skipped:
+            text += f" (not measurable during training: {', '.join(self.skipped)})"
+        return text
+
+
+BARS_STOP = "validation met the [quality] bars"
+"""How :attr:`TrainState.done` begins when ``stop_at_bars`` stopped training."""
+
+
 def _fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -210,6 +276,7 @@ def train(
     checkpoint: Callable[[TrainState], None] | None = None,
     log: Callable[[str], None] | None = None,
     keep: str = "best",
+    quality: QualityConfig | None = None,
 ) -> TrainState:
     """Train ``model`` from ``state`` until done; returns the final state.
 
@@ -238,10 +305,20 @@ def train(
         Receives progress lines (default: the ``cortexsim.train`` logger, at INFO).
     keep : {"best", "last"}
         Which parameters end up installed: the best by validation loss, or the last.
+    quality : QualityConfig, optional
+        The bars of ``config.stop_at_bars`` (required when it is set): training stops at the
+        first validation that meets them (:class:`BarStop`) and keeps that validation's parameters.
     """
     if keep not in ("best", "last"):
         raise ValueError(f"keep: {keep!r}; choose 'best' or 'last'")
     log = log or LOG.info
+    stop = None
+    if config.stop_at_bars:
+        if quality is None:
+            raise ValueError("train.stop_at_bars needs the [quality] bars: pass quality=config.quality")
+        stop = BarStop.of(quality, task, validation, config.bar_margin)
+        if state.iteration == 0:
+            log(f"stopping at the [quality] bars, {config.bar_margin:g} of their slack inside: {stop.describe()}")
     rng_batch, rng_noise = _generator(state.rng_batch), _generator(state.rng_noise)
     penalties = Penalties.of(config)
     model.set_params(state.params)
@@ -259,7 +336,7 @@ def train(
                 if state.done:
                     break
                 whole = False
-                _iteration(model, config, state, draws, penalties, w_ref, validation)
+                _iteration(model, task, config, state, draws, penalties, w_ref, validation, stop)
                 state.elapsed = time.perf_counter() - start
                 whole = True
                 if state.iteration % config.log_every == 0:
@@ -341,12 +418,14 @@ class _Draws:
 
 def _iteration(
     model: Trainable,
+    task: Task,
     config: TrainConfig,
     state: TrainState,
     draws: _Draws,
     penalties: Penalties,
     w_ref: float | None,
     validation: TrialBatch,
+    stop: BarStop | None,
 ) -> None:
     """One training iteration: batch, gradient, Adam step, constraints, histories, validation."""
     batch, noise = draws.take()
@@ -365,7 +444,7 @@ def _iteration(
     ):
         state.history[key].append(float(value))
     if state.iteration % config.eval_every == 0:
-        _validate(model, validation, state, config)
+        _validate(model, task, validation, state, stop)
 
 
 def _stop_reason(state: TrainState, config: TrainConfig) -> str:
@@ -381,8 +460,9 @@ def _stop_reason(state: TrainState, config: TrainConfig) -> str:
     return ""
 
 
-def _validate(model: Trainable, validation: TrialBatch, state: TrainState, config: TrainConfig) -> None:
+def _validate(model: Trainable, task: Task, validation: TrialBatch, state: TrainState, stop: BarStop | None) -> None:
     own = getattr(model, "validation_loss", None)  # a model with more than a task (a fit) judges itself
+    outputs = None
     if own is not None:
         val_loss, r2 = own(validation)
     else:
@@ -393,11 +473,18 @@ def _validate(model: Trainable, validation: TrialBatch, state: TrainState, confi
     state.history["val_iteration"].append(state.iteration)
     state.history["val_loss"].append(val_loss)
     state.history["val_r2"].append(r2)
-    if val_loss < state.best_val_loss:
+    met = False
+    if stop is not None:
+        outputs = model.simulate(validation).outputs if outputs is None else outputs
+        state.bars_missed = stop.missed(task, outputs, validation)
+        met = not state.bars_missed
+    if val_loss < state.best_val_loss or met:
         state.best_val_loss, state.best_iteration, state.bad_evals = val_loss, state.iteration, 0
         state.best_params = {k: p.copy() for k, p in model.params.items()}
     else:
         state.bad_evals += 1
+    if met:  # kept in the checkpoint, so a resumed run stops here too
+        state.done = f"{BARS_STOP} at iteration {state.iteration}"
 
 
 def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: float, log: Callable[[str], None]) -> None:
@@ -407,10 +494,11 @@ def _progress(state: TrainState, config: TrainConfig, first: int, elapsed0: floa
     if config.max_seconds is not None:
         left = min(left, config.max_seconds - state.elapsed)
     val = f"  val R2 {h['val_r2'][-1]:.4f}" if h["val_r2"] else ""
+    missed = f"  bars missed: {state.bars_missed}" if config.stop_at_bars and state.bars_missed else ""
     log(
         f"iter {state.iteration:5d}/{config.max_iterations}  loss {h['loss'][-1]:.3e}  "
         f"R2 {h['r2'][-1]:.4f}{val}  rate {h['mean_rate'][-1]:.1f} Hz  {speed:.1f} it/s  "
-        f"ETA {_fmt_time(left)}"
+        f"ETA {_fmt_time(left)}{missed}"
     )
 
 

@@ -226,3 +226,83 @@ def test_budget_is_off_by_default_and_announces_itself_when_set():
     assert any(line.startswith("WARNING: training was stopped by the wall-clock safety net") for line in lines)
     cfg = TrainConfig(batch_size=4, max_iterations=3, validation_trials=4, eval_every=5, log_every=1000)
     assert not train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET).budget_hit
+
+
+# -- stop_at_bars: training ends when the model meets the run's own bars ------------------------
+
+
+def test_bar_stop_tightens_each_bar_by_its_margin_and_names_what_it_cannot_measure():
+    from cortexsim.config import QualityConfig
+    from cortexsim.train import BarStop
+
+    quality = QualityConfig(
+        position_r2=0.96, endpoint_error_cm=1.0, catch_drift_cm=2.0, speed_profile_r=0.9, bump_recovery_ms=300.0
+    )
+    cfg = TrainConfig(validation_trials=16)
+    stop = BarStop.of(quality, TASK, val(cfg), margin=0.25)
+    bars = {metric: (kind, bar) for metric, kind, bar in stop.bars}
+    assert bars["val_position_r2"] == ("min", pytest.approx(0.97))
+    assert bars["val_endpoint_error_cm"] == ("max", pytest.approx(0.75))
+    assert bars["val_catch_drift_cm"] == ("max", pytest.approx(1.5))
+    assert bars["val_speed_profile_r"] == ("min", pytest.approx(0.925))
+    assert stop.skipped == ("bump_recovery_ms",)  # a perturbation's bar: the gate checks it after training
+    assert "bump_recovery_ms" in stop.describe()
+
+
+def test_stop_at_bars_stops_at_the_first_validation_that_meets_them_and_keeps_its_parameters():
+    from cortexsim.config import QualityConfig
+    from cortexsim.train import BARS_STOP, BarStop
+
+    quality = QualityConfig(position_r2=0.2, endpoint_error_cm=20.0, catch_drift_cm=20.0)
+    cfg = TrainConfig(
+        batch_size=8, max_iterations=120, validation_trials=16, eval_every=5, log_every=1000, checkpoint_every=5
+    )
+    validation = val(cfg)
+    stop = BarStop.of(quality, TASK, validation, cfg.bar_margin)
+    # the reference: the same training without the stop, judged at every validation
+    net = network()
+    seen = {}
+    train(
+        net,
+        TASK,
+        cfg,
+        fresh_state(net),
+        validation=validation,
+        checkpoint=lambda s: seen.setdefault(s.iteration, {k: p.copy() for k, p in s.params.items()}),
+        **QUIET,
+    )
+    judge = network()
+    first = None
+    for iteration in sorted(seen):
+        judge.set_params(seen[iteration])
+        if iteration and stop.met(TASK, judge.simulate(validation).outputs, validation):
+            first = iteration
+            break
+    assert first is not None and first < cfg.max_iterations, "the bars must be reachable for this test to mean much"
+    net = network()
+    stopping = replace_cfg(cfg, stop_at_bars=True)
+    state = train(net, TASK, stopping, fresh_state(net), validation=validation, quality=quality, **QUIET)
+    assert state.done.startswith(BARS_STOP)
+    assert state.iteration == first and state.best_iteration == first
+    for k, p in seen[first].items():
+        np.testing.assert_array_equal(state.best_params[k], p)
+        np.testing.assert_array_equal(net.params[k], p)
+
+
+def test_stop_at_bars_trains_on_when_the_bars_are_out_of_reach_and_needs_the_bars():
+    from cortexsim.config import QualityConfig
+
+    cfg = TrainConfig(
+        batch_size=4, max_iterations=10, validation_trials=8, eval_every=5, log_every=1000, stop_at_bars=True
+    )
+    impossible = QualityConfig(position_r2=0.9999, endpoint_error_cm=1e-6, catch_drift_cm=1e-6)
+    state = train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), quality=impossible, **QUIET)
+    assert state.iteration == 10 and state.done.startswith("reached max_iterations")
+    with pytest.raises(ValueError, match="stop_at_bars needs the \\[quality\\] bars"):
+        train(network(), TASK, cfg, fresh_state(network()), validation=val(cfg), **QUIET)
+
+
+def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
