@@ -225,7 +225,11 @@ def test_only_store_and_data_import_h5py():
     "package, allowed",
     [
         ("brian2", ("spiking.network",)),
-        ("matplotlib", ("plots.__init__", "plots.figure", "plots.stimulation")),  # the figures package
+        (  # the figures package
+            "matplotlib",
+            tuple(f"plots.{m}" for m in ("__init__", "figure", "files", "task", "circuit", "body", "perturbation"))
+            + tuple(f"plots.{m}" for m in ("comparison", "dynamics", "sweep", "stimulation", "fit")),
+        ),
         ("dask", ("sweep",)),
         ("pynwb", ("data.loaders", "export")),  # the recorded-data reader and the NWB writer
         ("hdmf", ()),  # pynwb's storage layer: reached only through pynwb

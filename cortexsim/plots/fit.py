@@ -186,9 +186,8 @@ def plot_fit_populations(
         ax.tick_params(labelsize=7)
         if p % cols == 0:
             ax.set_ylabel("mean rate (Hz)", fontsize=8)
-        if p + cols >= len(pops):  # no panel below: its own time axis
+        if p // cols == rows - 1 or p + cols >= len(pops):
             ax.set_xlabel("time from alignment event (s)", fontsize=8)
-            ax.tick_params(labelbottom=True)
     for q in range(len(pops), rows * cols):
         axes[q // cols, q % cols].set_visible(False)
     if pops:
