@@ -103,23 +103,30 @@ def plot_fit_psths(
     return fig
 
 
-def plot_fit_scores(scores: dict[str, dict[str, float]], failed: tuple[str, ...] = ()) -> Figure:
+def plot_fit_scores(scores: dict[str, dict[str, float]], failed: tuple[str, ...] = (), floor: float = -1.0) -> Figure:
     """The score table as bars: one group per score (:data:`SCORE_LABELS`), one bar per model.
 
-    A score that is not defined (NaN: no single trials, no hand) is written ``n/a`` in its place; a
-    model that failed its task has hatched bars and is marked in the legend.
+    Every bar is labelled with its value.  A score that is not defined (NaN: no single trials, no hand)
+    is written ``n/a`` in its place; a bar below ``floor`` (an R² far below 0) is cut there, its value
+    still written, so that one bad score does not flatten the others.  A model that failed its task
+    has hatched bars and is marked in the legend.
     """
     names = _order(scores)
     keys = list(SCORE_LABELS)
+    table = np.array([[scores[m].get(k, np.nan) for k in keys] for m in names], float).reshape(len(names), len(keys))
+    finite = table[np.isfinite(table)]
+    low = max(min(float(finite.min(initial=0.0)), 0.0), floor)
+    high = max(float(finite.max(initial=0.0)), 0.0)
+    span = max(high - low, 0.5)
     fig, ax = _subplots(figsize=(2.2 + 1.9 * len(keys), 3.8))
     width = 0.8 / max(len(names), 1)
     for i, model in enumerate(names):
         x = np.arange(len(keys)) + (i - (len(names) - 1) / 2) * width
-        values = np.array([scores[model].get(k, np.nan) for k in keys], float)
+        values = table[i]
         bad = model in failed
         ax.bar(
             x,
-            np.nan_to_num(values),
+            np.where(np.isfinite(values), np.clip(values, low, None), np.nan),  # NaN: no bar, `n/a`
             width * 0.92,
             color=f"C{i}",
             hatch="//" if bad else None,
@@ -127,12 +134,21 @@ def plot_fit_scores(scores: dict[str, dict[str, float]], failed: tuple[str, ...]
             label=fit_label(model, failed),
         )
         for xi, v in zip(x, values):
-            text = "n/a" if not np.isfinite(v) else f"{v:.2f}"
-            ax.text(xi, max(v, 0) if np.isfinite(v) else 0.0, text, ha="center", va="bottom", fontsize=6, rotation=90)
+            if not np.isfinite(v):
+                ax.text(xi, 0.02 * span, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+            elif v >= 0:
+                ax.text(xi, v + 0.02 * span, f"{v:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
+            else:
+                cut = "cut " if v < low else ""
+                ax.text(xi, max(v, low) - 0.02 * span, f"{cut}{v:.2f}", ha="center", va="top", fontsize=6, rotation=90)
     ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_ylim(low - 0.25 * span, high + 0.25 * span)
     ax.set_xticks(np.arange(len(keys)), [SCORE_LABELS[k] for k in keys], fontsize=8)
     ax.set_ylabel("score (higher is better)")
-    ax.set_title("held-out scores of every model (n/a: not defined for this recording)", fontsize=9)
+    ax.set_title(
+        f"held-out scores of every model (n/a: not defined for this recording; bars below {floor:g} cut there)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="best")
     return fig
 
