@@ -254,7 +254,10 @@ def fit_run(config: Config, log: Log | None = None) -> FitRun:
         net = initial_rate_network(config, connectome)
         scales = net.param_scales(config.rate.rest_rate)
         populations = populations_of(config, net)
-        mapped = mapped_units(config, net, split.heldin.size) if fit.mapping == "units" else None
+        # the fitted circuit's units (the same draw for the task-only circuit's per-population table)
+        mapped = (
+            mapped_units(config, net, split.heldin.size) if fit.mapping == "units" and "rate" in fit.models else None
+        )
         if name == "rate_taskonly":
             state = _train(net, task, config, config.train, "circuit", scales, log)  # the fitted circuit's draws
             finish(name, net, state, {}, populations=populations, mapped=mapped)
