@@ -264,6 +264,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         n_null=run_cc.n_null if args.n_null is None else args.n_null,
         n_surrogates=run_cc.n_surrogates if args.n_surrogates is None else args.n_surrogates,
         fixed_point_starts=run_cc.fixed_point_starts if args.fixed_point_starts is None else args.fixed_point_starts,
+        jpca_window=run_cc.jpca_window,
+        jpca_onset_fraction=run_cc.jpca_onset_fraction,
         data=str(Path(args.data).resolve()) if args.data else "",
         **loader,
     )

@@ -66,6 +66,7 @@ def compare_models(activities: dict[str, np.ndarray], config: Config) -> Battery
         n_null=config.compare.n_null,
         positions=evaluation.targets,
         rng=seeded_rng(config, "compare"),
+        jpca_window=config.compare.jpca_window,
     )
 
 
@@ -104,7 +105,13 @@ def compare_stage(
         config = store.read_config(f) if config is None else config
         positions = store.read_task_targets(f)
         verdict = quality.check_quality(store.read_metrics(f), config.quality)
-        activities = store.read_activities(f)
+        activities = battery.movement_aligned(  # on a body: each model's own measured movement onset (jPCA)
+            store.read_activities(f),
+            store.read_hand_paths(f),
+            store.read_task(f).params["go"],
+            fraction=cc.jpca_onset_fraction,
+            body=config.effector.has_body,
+        )
         sources = comparison_sources(f, activities)
         held = {} if force else store.read_analysis_units(f)
     for i, other in enumerate(others):
@@ -115,7 +122,7 @@ def compare_stage(
         recorded = load_neural_data(base / cc.data, **cc.loader_options())
         data, notes = battery.activity_from_data(recorded, activities[0])
         activities.append(data)
-    settings = battery.BatterySettings(cc.n_pcs, cc.n_null, cc.n_surrogates)
+    settings = battery.BatterySettings.of(cc)
     keys = _unit_keys(config, cc, settings, activities, positions, sources)
     drawn = os.path.relpath(Path(figures).resolve(), run_file.parent.resolve())
     reuse = {name: held[name] for name, key in keys.items() if name in held and held[name].key == key}
