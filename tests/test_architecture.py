@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("lesion", ("lesion", "stimulation")),
     ("training", ("train", "perturb", "evaluation")),
-    ("store", ("store", "integrity", "fit_store")),
+    ("store", ("store", "integrity")),
     ("data", ("data",)),
     ("analysis", ("analysis",)),
     (
@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 """Layers in import order: a module may import its own layer and the layers above it in this list.
 A package (``spiking``, ``data``, ``analysis``, ``store``) is one unit: every module in it shares its layer."""
 
-H5PY_ALLOWED = ("store", "integrity", "fit_store", "data", "sonata")
+H5PY_ALLOWED = ("store", "integrity", "data", "sonata")
 """The only units that may import h5py: the run file's door (with its schema and checksums), the
 recorded-data loaders, and the SONATA writer (its own nodes and edges files; it reads run files
 through the store)."""
@@ -252,9 +252,20 @@ def test_nothing_below_the_comparison_layer_touches_the_store():
         f"cortexsim/{m.replace('.', '/')}.py:{line}"
         for m in MODULES
         for target, line, _ in _imports(m)
-        if target == "store" and _layer(m) < first and _unit(m) not in ("store", "fit_store")  # the store layer
+        if target == "store" and _layer(m) < first and _unit(m) != "store"  # the package itself (store.fit too)
     ]
     assert not offenders, "store imported below the comparison layer: " + ", ".join(offenders)
+
+
+def test_the_store_checks_catch_a_module_below_the_comparison_layer(tmp_path, monkeypatch):
+    """Both checks can fail: a training module importing h5py, or the store inside a function, is caught."""
+    fake = tmp_path / "train.py"
+    fake.write_text("import h5py\n\n\ndef f():\n    from .store import open_run\n    return open_run\n")
+    monkeypatch.setitem(MODULES, "train", fake)
+    with pytest.raises(AssertionError, match="train.py:1"):
+        test_only_store_and_data_import_h5py()
+    with pytest.raises(AssertionError, match="train.py:5"):
+        test_nothing_below_the_comparison_layer_touches_the_store()
 
 
 def test_no_private_name_is_imported_across_modules():
