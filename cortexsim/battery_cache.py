@@ -1,6 +1,6 @@
 """The comparison computed incrementally: every unit of it keyed by the inputs its numbers depend on.
 
-The compare stage (:func:`cortexsim.pipeline.compare_stage`) is split into units, each a function of
+The compare stage (:func:`cortexsim.compare_stage.compare_stage`) is split into units, each a function of
 inputs that can be named and hashed:
 
 ====================  ==========================================================================
