@@ -10,7 +10,8 @@ neurons.  This script reads both runs and the NWB file and reports:
   own rate units as the held-in neurons' mapping) and the teacher's true rates without any map (each
   held-out neuron's rate unit, ``true_co_bps``);
 - the dynamics: the jPCA ratio and the strongest plane's rotation frequency of each model's activity on
-  the condition averages, -50 ... +200 ms around movement onset (the battery's window today), against the
+  the condition averages in the student run's ``[compare] jpca_window`` around movement onset (the window
+  the battery uses; by default :data:`cortexsim.battery.JPCA_WINDOW`, -50 ... +150 ms), against the
   teacher's, and the DSA distance (Ostrow et al. 2023) of each model to the teacher over the fitted window.
 
 Targets (the issue's): the student's jPCA ratio and frequency within 10 % of the teacher's, and its DSA
@@ -40,9 +41,6 @@ from cortexsim.fit import score_activity
 from cortexsim.score import bits_per_spike
 from cortexsim.store import read_fit
 
-JPCA_WINDOW = (-0.05, 0.20)
-"""s around movement onset: the jPCA window (the battery's today)."""
-
 TOLERANCE = 0.10
 """Relative distance to the teacher's jPCA ratio and frequency the targets allow."""
 
@@ -69,9 +67,15 @@ def teacher_activity(teacher_run: Path, window: tuple[float, float], dt: float) 
     return np.asarray(out, float)
 
 
-def _jpca(x: np.ndarray, window: tuple[float, float], dt: float, hz: bool) -> tuple[float, float]:
-    start = round((JPCA_WINDOW[0] - window[0]) / dt)
-    stop = round((JPCA_WINDOW[1] - window[0]) / dt)
+def jpca_bins(jpca_window: tuple[float, float], window: tuple[float, float], dt: float) -> tuple[int, int]:
+    """The bins of the fitted ``window`` (s around movement onset) that the jPCA window covers."""
+    if not window[0] <= jpca_window[0] < jpca_window[1] <= window[1]:
+        raise SystemExit(f"compare.jpca_window {list(jpca_window)} s is not inside fit.window {list(window)} s")
+    return round((jpca_window[0] - window[0]) / dt), round((jpca_window[1] - window[0]) / dt)
+
+
+def _jpca(x: np.ndarray, bins: tuple[int, int], dt: float, hz: bool) -> tuple[float, float]:
+    start, stop = bins
     res = jpca(x, dt=dt, n_pcs=6, soft_normalize=hz, window=(start, stop))
     return float(res.ratio), float(res.frequencies_hz[0])
 
@@ -86,6 +90,7 @@ def recovery(student_run: Path, teacher_run: Path) -> dict:
     config = replace(config, fit=replace(config.fit, data=str(nwb.resolve())))
     rec, split, _ = recorded_task(config)
     window, dt = tuple(config.fit.window), config.task.dt
+    bins = jpca_bins(tuple(config.compare.jpca_window), window, dt)  # the battery's window, as the run set it
     teacher = teacher_activity(teacher_run, window, dt)
     units = _rate_units(nwb)
     truth = score_activity(rec, split, teacher, teacher[:, :, units[split.heldin]])
@@ -99,11 +104,11 @@ def recovery(student_run: Path, teacher_run: Path) -> dict:
             "true_co_bps": float(bits_per_spike(true_rates, rec.counts[test][:, :, split.heldout])),
         }
     }
-    t_ratio, t_freq = _jpca(teacher, window, dt, hz=True)
+    t_ratio, t_freq = _jpca(teacher, bins, dt, hz=True)
     rows["teacher"].update(jpca_ratio=t_ratio, jpca_freq_hz=t_freq, dsa_to_teacher=0.0)
     for model in record.models:
         act = np.asarray(model.activity, float)
-        ratio, freq = _jpca(act, window, dt, hz=not model.name.startswith("ann_"))
+        ratio, freq = _jpca(act, bins, dt, hz=not model.name.startswith("ann_"))
         rows[model.name] = {
             **{k: metrics[f"fit_{model.name}_{k}"] for k in model.scores},
             "jpca_ratio": ratio,
