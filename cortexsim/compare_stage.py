@@ -327,7 +327,15 @@ def _rotation_sources(sources: ComparisonSources, config: Config, n_pcs: int, lo
     if sources.control is not None:
         control = control_net(config)
         control.set_params(sources.control)
-    rows = rotation_sources(net, make_task(config).evaluation_set(), n_pcs, control=control)
+    cc = config.compare
+    rows = rotation_sources(
+        net,
+        make_task(config).evaluation_set(),
+        n_pcs,
+        control=control,
+        window=tuple(cc.jpca_window),
+        onset_fraction=cc.jpca_onset_fraction,
+    )
     (log or LOG.info)(
         "rotation sources: "
         + ", ".join(f"{r['condition']} {r['jpca_ratio']:.2f} @ {r['frequency_hz']:.2f} Hz" for r in rows)

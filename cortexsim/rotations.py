@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
-from .battery import jpca_row, lesion_dsa
+from .battery import JPCA_WINDOW, jpca_row, lesion_dsa
+from .battery.onsets import MEASURED, ONSET_FRACTION, SCHEDULED, AlignedActivity, measured_onsets
 from .closed_loop import ArmRateNetwork
-from .store import Activity
 from .tasks import TrialBatch
 
 ROTATION_COLUMNS = {
@@ -65,7 +65,13 @@ def variants(net: ArmRateNetwork) -> dict[str, ArmRateNetwork]:
 
 
 def rotation_sources(
-    net: ArmRateNetwork, evaluation: TrialBatch, n_pcs: int = 10, control: ArmRateNetwork | None = None
+    net: ArmRateNetwork,
+    evaluation: TrialBatch,
+    n_pcs: int = 10,
+    control: ArmRateNetwork | None = None,
+    *,
+    window: tuple[float, float] = JPCA_WINDOW,
+    onset_fraction: float = ONSET_FRACTION,
 ) -> list[dict]:
     """The rotation-sources table of a trained arm circuit (see the module notes).
 
@@ -80,6 +86,12 @@ def rotation_sources(
     control : ArmRateNetwork, optional
         The circuit *trained* without inter-population recurrence (``[compare] rotation_control``):
         adds the row ``trained_without_interpopulation_recurrence``.
+    window : (float, float)
+        The jPCA window (s from movement onset; ``[compare] jpca_window``).
+    onset_fraction : float
+        Each variant's jPCA is aligned to its own measured movement onset, its hand speed crossing
+        this share of its peak after go (``[compare] jpca_onset_fraction``), as the battery aligns
+        every model on a body.
 
     Returns
     -------
@@ -97,8 +109,11 @@ def rotation_sources(
         loop = model.simulate_loop(evaluation)
         rates = loop.rates
         live = rates.std(axis=(0, 1)) > 0  # silenced units carry nothing
+        onsets, measured = measured_onsets(loop.hand, evaluation.dt, evaluation.params["go"], move_on, onset_fraction)
+        alignment = MEASURED if measured.any() else SCHEDULED
+        act = AlignedActivity(name, "model", rates[:, :, live], evaluation.dt, move_on, 0, onsets, alignment)
         try:
-            row, _ = jpca_row(Activity(name, "model", rates[:, :, live], evaluation.dt, move_on))
+            row, _ = jpca_row(act, window)
             ratio, freq = float(row["ratio"]), float(row["frequency_hz"])
         except ValueError:
             ratio, freq = float("nan"), float("nan")
