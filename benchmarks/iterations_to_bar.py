@@ -8,12 +8,13 @@ iterations) on which the model meets every ``[quality]`` bar the validation tria
 run itself scores (:func:`cortexsim.evaluation.evaluate`) and checks them against the untightened
 bars, as the run's gate does.  One line per (variant, seed); a table of medians over seeds at the end.
 
-A *variant* is a named set of config changes (``section.key=value``, comma-separated), so today's
+A *variant* is a named set of config changes (``section.key=value``, ``;``-separated; a value in JSON
+where it is a list or a table), so today's
 training and a proposed one are measured by the same code on the same seeds, interleaved::
 
     python benchmarks/iterations_to_bar.py                      # the shipped config, seeds 0-2
     python benchmarks/iterations_to_bar.py \\
-        --variant "before:train.learning_rate=0.03,train.lr_final=0.1" \\
+        --variant "before:train.clean_fraction=0.0;train.eval_every=50" \\
         --variant "after:"                                       # "after:" = the experiment as shipped
     python benchmarks/iterations_to_bar.py --model ann:gru --seeds 0 1 2
 
@@ -47,12 +48,13 @@ class Outcome:
     met_during_training: bool
     held_out_passed: bool
     shortfalls: str
+    held_out: dict
 
 
 def _parse_variant(text: str) -> tuple[str, dict[str, dict[str, object]]]:
     name, _, body = text.partition(":")
     changes: dict[str, dict[str, object]] = {}
-    for item in filter(None, (part.strip() for part in body.split(","))):
+    for item in filter(None, (part.strip() for part in body.split(";"))):
         key, _, raw = item.partition("=")
         section, _, field = key.partition(".")
         changes.setdefault(section, {})[field] = json.loads(raw) if raw[:1] in '[{"tf0123456789-.' else raw
@@ -106,6 +108,7 @@ def measure(
         state.done.startswith(BARS_STOP),
         verdict.passed,
         "; ".join(s.text() for s in verdict.shortfalls),
+        {m.removeprefix(prefix + "_"): held_out[m] for m in held_out if m.startswith(prefix + "_")},
     )
 
 
@@ -114,7 +117,7 @@ def main() -> None:
     parser.add_argument("--config", default="experiments/arm_center_out.toml")
     parser.add_argument("--model", default="rate", help="rate, ann:rnn, ann:gru or ann:lstm")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variant", action="append", default=[], help='"name:section.key=value,..." (repeatable)')
+    parser.add_argument("--variant", action="append", default=[], help='"name:section.key=value;..." (repeatable)')
     parser.add_argument("--max-iterations", type=int, default=None, help="override train.max_iterations")
     parser.add_argument("--json", help="write every outcome here")
     parser.add_argument("--trace", action="store_true", help="print training's progress and every validation's metrics")
@@ -130,6 +133,7 @@ def main() -> None:
             status = "met bars" if o.met_during_training else "did NOT meet the bars by max_iterations"
             held = "held-out PASSED" if o.held_out_passed else f"held-out FAILED ({o.shortfalls})"
             print(f"{name:>12s} seed {seed}: {o.iterations:5d} iterations, {o.seconds:6.1f} s; {status}; {held}")
+            print("              held out: " + ", ".join(f"{k} {v:.4g}" for k, v in o.held_out.items()))
     print(f"load average after: {os.getloadavg()}")
     print("\nvariant       median iterations   median s   met/held-out passed")
     for name, _ in variants:

@@ -327,7 +327,7 @@ def train(
     start = time.perf_counter() - state.elapsed
     first_iteration, elapsed0 = state.iteration, state.elapsed
     whole = True  # the state holds whole iterations only (False while one is under way)
-    draws = _Draws(model, task, config.batch_size, rng_batch, rng_noise)
+    draws = _Draws(model, task, config.batch_size, rng_batch, rng_noise, state.iteration, config.clean_fraction)
     with InterruptGuard() as guard, draws:
         try:
             while not state.done:
@@ -373,7 +373,8 @@ class _Draws:
     a helper thread draws iteration k + 1's while iteration k's gradient is computed.  The draws
     are the same, in the same order, as drawing them in line (one thread draws at a time, from the
     same generators), and :meth:`states` gives the generator states *after the draws in use*, so a
-    checkpoint resumes exactly: prefetched draws not yet used are simply drawn again.
+    checkpoint resumes exactly: prefetched draws not yet used are simply drawn again.  The
+    iterations :func:`clean_iteration` names get no noise (and draw none).
     """
 
     def __init__(
@@ -383,9 +384,12 @@ class _Draws:
         batch_size: int,
         rng_batch: np.random.Generator,
         rng_noise: np.random.Generator,
+        iteration: int = 0,
+        clean_fraction: float = 0.0,
     ) -> None:
         self.model, self.task, self.batch_size = model, task, batch_size
         self.rng_batch, self.rng_noise = rng_batch, rng_noise
+        self.iteration, self.clean_fraction = iteration, clean_fraction
         self._states = self._current()
         self._next: Future | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortexsim-draws")
@@ -393,16 +397,18 @@ class _Draws:
     def _current(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return (copy.deepcopy(self.rng_batch.bit_generator.state), copy.deepcopy(self.rng_noise.bit_generator.state))
 
-    def _draw(self) -> tuple[TrialBatch, np.ndarray | None]:
+    def _draw(self, iteration: int) -> tuple[TrialBatch, np.ndarray | None]:
         batch = self.task.sample(self.batch_size, self.rng_batch)
-        noise = self.model.noise(batch.n_trials, batch.n_steps, self.rng_noise) if self.model.noise_std > 0 else None
+        noisy = self.model.noise_std > 0 and not clean_iteration(iteration, self.clean_fraction)
+        noise = self.model.noise(batch.n_trials, batch.n_steps, self.rng_noise) if noisy else None
         return batch, noise
 
     def take(self) -> tuple[TrialBatch, np.ndarray | None]:
         """The trials and noise of the current iteration; starts drawing the next iteration's."""
-        drawn = self._next.result() if self._next is not None else self._draw()
+        drawn = self._next.result() if self._next is not None else self._draw(self.iteration)
         self._states = self._current()  # no draw is under way here
-        self._next = self._pool.submit(self._draw)
+        self.iteration += 1
+        self._next = self._pool.submit(self._draw, self.iteration)
         return drawn
 
     def states(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -414,6 +420,15 @@ class _Draws:
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def clean_iteration(iteration: int, fraction: float) -> bool:
+    """Whether 0-based training ``iteration`` is trained without process noise (``[train] clean_fraction``).
+
+    Spread evenly: iteration ``i`` is clean when ``floor((i + 1) f) > floor(i f)``, so 0.5 alternates
+    noisy and clean iterations (the second of each pair clean), 0 never and 1 always.
+    """
+    return math.floor((iteration + 1) * fraction + 1e-9) > math.floor(iteration * fraction + 1e-9)
 
 
 def _iteration(

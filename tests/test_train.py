@@ -51,7 +51,8 @@ def test_loss_falls_within_seconds():
     assert state.history["val_r2"][-1] > state.history["val_r2"][0] + 0.2
 
 
-def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("clean_fraction", [0.0, 0.5])
+def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path, clean_fraction):
     cfg = TrainConfig(
         batch_size=8,
         max_iterations=24,
@@ -60,6 +61,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
         log_every=1000,
         checkpoint_every=10,
         learning_rate=0.01,
+        clean_fraction=clean_fraction,
     )
     net = network()
     whole = train(net, TASK, cfg, fresh_state(net), validation=val(cfg), **QUIET)
@@ -306,3 +308,33 @@ def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:
     from dataclasses import replace
 
     return replace(cfg, **changes)
+
+
+# -- clean_fraction: some iterations without process noise -----------------------------------------
+
+
+def test_clean_iterations_are_spread_evenly():
+    from cortexsim.train import clean_iteration
+
+    assert [clean_iteration(i, 0.5) for i in range(6)] == [False, True] * 3
+    assert [clean_iteration(i, 0.25) for i in range(8)] == [False, False, False, True] * 2
+    assert not any(clean_iteration(i, 0.0) for i in range(10)) and all(clean_iteration(i, 1.0) for i in range(10))
+    assert sum(clean_iteration(i, 0.3) for i in range(1000)) == 300
+
+
+def test_all_clean_iterations_train_exactly_as_a_noise_free_network_and_half_differ():
+    cfg = TrainConfig(batch_size=8, max_iterations=6, validation_trials=8, eval_every=3, log_every=1000)
+    clean = replace_cfg(cfg, clean_fraction=1.0)
+    noisy_net = network()  # noise_std 1 mV, but no iteration draws noise
+    a = train(noisy_net, TASK, clean, fresh_state(noisy_net), validation=val(cfg), **QUIET)
+    quiet_net = network()
+    quiet_net.noise_std = 0.0
+    b = train(quiet_net, TASK, cfg, fresh_state(quiet_net), validation=val(cfg), **QUIET)
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    half_net = network()
+    half = train(
+        half_net, TASK, replace_cfg(cfg, clean_fraction=0.5), fresh_state(half_net), validation=val(cfg), **QUIET
+    )
+    loss_half, loss_clean = np.asarray(half.history["loss"]), np.asarray(a.history["loss"])
+    assert loss_half[0] != loss_clean[0]  # iteration 0 is noisy
+    assert loss_half[1] != loss_clean[1]  # iteration 1 is clean, but after a different (noisy) step
