@@ -461,3 +461,156 @@ def test_potent_null_known_answers():
     iso = rng.standard_normal((400, 12, units))
     mask = np.ones((400, 12), bool)
     assert potent_null(iso, readout, mask, mask).prep_potent == pytest.approx(0.1, abs=0.01)
+
+
+# ----------------------------------------------------------------------------- fast paths against their references
+# decode_kinematics (one factorisation for position and velocity, ridge from Gram sums) and
+# shuffle_null (factorisations taken once) must give what the straightforward code gives: these
+# are that code, as it was written before the fast paths.
+
+
+def _ref_ridge_predict(train_x, train_y, test_x, alphas):
+    mu, sd = train_x.mean(axis=0), train_x.std(axis=0)
+    sd[sd == 0] = 1.0
+    U, s, vt = np.linalg.svd((train_x - mu) / sd, full_matrices=False)
+    y_mean = train_y.mean(axis=0)
+    uty = U.T @ (train_y - y_mean)
+    test_v = ((test_x - mu) / sd) @ vt.T
+    shrink = s / (s**2 + alphas[:, None] * train_x.shape[0])
+    return y_mean + np.einsum("mr,ar,rd->amd", test_v, shrink, uty)
+
+
+def _ref_flat(a):
+    return a.reshape(-1, a.shape[-1])
+
+
+def _ref_choose_alpha(x, y, alphas):
+    n_train = x.shape[0]
+    n_inner = min(max(2, n_train // 2), 5, n_train)
+    inner = np.arange(n_train) % n_inner
+    sse = np.zeros(alphas.size)
+    for k in range(n_inner):
+        fit, held = inner != k, inner == k
+        pred = _ref_ridge_predict(_ref_flat(x[fit]), _ref_flat(y[fit]), _ref_flat(x[held]), alphas)
+        sse += np.sum((pred - _ref_flat(y[held])) ** 2, axis=(1, 2))
+    best = np.flatnonzero(sse <= sse.min() * (1 + 1e-12))
+    return float(alphas[best].max())
+
+
+def _ref_cross_validated(x, y, folds, alphas):
+    pred = np.empty_like(y)
+    chosen = np.empty(folds.max() + 1)
+    for k in range(chosen.size):
+        train, test = folds != k, folds == k
+        chosen[k] = _ref_choose_alpha(x[train], y[train], alphas)
+        fit = _ref_ridge_predict(_ref_flat(x[train]), _ref_flat(y[train]), _ref_flat(x[test]), np.array([chosen[k]]))
+        pred[test] = fit[0].reshape(y[test].shape)
+    return pred, chosen
+
+
+def _ref_decode(X, positions, dt, n_folds=5, rng=None):
+    from cortexsim.analysis.decoding import DEFAULT_ALPHAS
+
+    alphas = np.asarray(DEFAULT_ALPHAS)
+    n_trials = X.shape[0]
+    order = np.arange(n_trials) if rng is None else rng.permutation(n_trials)
+    folds = np.empty(n_trials, dtype=int)
+    folds[order] = np.arange(n_trials) % n_folds
+    velocity = np.gradient(positions, dt, axis=1)
+    return _ref_cross_validated(X, positions, folds, alphas), _ref_cross_validated(X, velocity, folds, alphas)
+
+
+def _decoding_cases():
+    """(name, X, positions, n_folds): Gram path, SVD fallback, constant and near-constant units."""
+    rng = np.random.default_rng(40)
+    X, latent = linear_system_trials(rng, n_trials=8, n_time=30, n_units=40)
+    pos = latent @ rng.normal(size=(4, 2)) * 0.05 + 0.02 * rng.normal(size=(*latent.shape[:2], 2))
+    yield "samples >> units", X, pos, 5
+    wide = np.concatenate([X[:, :12], rng.normal(size=(8, 12, 80))], axis=2)
+    yield "units > samples (SVD)", wide, pos[:, :12], 5
+    silent = X.copy()
+    silent[..., 3] = 0.0  # silent everywhere: SD 0 in every training set
+    silent[:4, :, 5] = 7.0  # constant on four trials: SD 0 in some training sets
+    silent[4:, :, 5] = 7.0 + rng.normal(size=(4, 30))
+    yield "silent units", silent, pos, 5
+    tenth = X.copy()
+    tenth[..., 4] = 0.1  # constant at a value whose mean is not exact: an SD of round-off (SVD)
+    yield "constant 0.1", tenth, pos, 5
+    loud = X.copy()
+    loud[:6, :, 7] = 3.0 + 1e-6 * rng.normal(size=(6, 30))  # varies on two trials only (SVD where they are out)
+    loud[6:, :, 7] = 1e3 * rng.normal(size=(2, 30))
+    yield "varying on two trials", loud, pos, 5
+    offset = X.copy()
+    offset[..., 6] = 1e5 + 1e-4 * rng.normal(size=(8, 30))  # far from zero: the Gram sums would cancel
+    yield "near-constant unit", offset, pos, 4
+    few = X[..., :5] + 20.0  # rates with an offset, few units, three dimensions
+    yield "few units", few, np.concatenate([pos, pos[..., :1] ** 2], axis=2), 3
+    still = pos.copy()
+    still[..., 1] = 0.3  # a coordinate that never moves: zero velocity
+    yield "still coordinate", X, still, 5
+
+
+@pytest.mark.parametrize("case", list(_decoding_cases()), ids=lambda c: c[0])
+@pytest.mark.parametrize("seeded", [False, True])
+def test_decoding_matches_the_direct_svd_ridge(case, seeded):
+    _, X, pos, n_folds = case
+    res = decode_kinematics(X, pos, dt=0.01, n_folds=n_folds, rng=np.random.default_rng(3) if seeded else None)
+    (ref_pos, ref_ap), (ref_vel, ref_av) = _ref_decode(
+        X, pos, 0.01, n_folds, np.random.default_rng(3) if seeded else None
+    )
+    np.testing.assert_array_equal(res.alpha_position, ref_ap)
+    np.testing.assert_array_equal(res.alpha_velocity, ref_av)
+    for got, want in ((res.predicted_position, ref_pos), (res.predicted_velocity, ref_vel)):
+        assert np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want))
+
+
+def _ref_shuffle_null(metric, X, Y, kind, n, rng, higher):
+    """shuffle_null's values, p and draws as the plain loop computes them."""
+
+    def shuffled(Y):
+        if kind == "condition":
+            return Y[rng.permutation(Y.shape[0])]
+        shifts = rng.integers(1, Y.shape[1], size=Y.shape[0])
+        return np.stack([np.roll(y, s, axis=0) for y, s in zip(Y, shifts)])
+
+    observed = float(metric(X, Y))
+    null = np.array([float(metric(X, shuffled(Y))) for _ in range(n)])
+    hits = null >= observed if higher else null <= observed
+    return observed, null, (1 + np.count_nonzero(hits)) / (1 + n)
+
+
+NULL_METRICS = {
+    **PAIRED,
+    "cca_k3": functools.partial(cca_similarity, k=3),
+    "rsa_cosine": functools.partial(rsa, metric="cosine"),
+    "lambda": lambda a, b: cca_similarity(a, b, k=4),
+}
+
+
+@pytest.mark.parametrize("kind", ["condition", "time"])
+@pytest.mark.parametrize("name", NULL_METRICS)
+def test_shuffle_null_matches_the_plain_loop(name, kind):
+    rng = np.random.default_rng(41)
+    X = rng.normal(size=(7, 9, 6))
+    Y = X @ rng.normal(size=(6, 5)) + rng.normal(size=(7, 9, 5))
+    higher = not name.startswith("shape")
+    res = shuffle_null(NULL_METRICS[name], X, Y, kind=kind, n=40, rng=np.random.default_rng(5),
+                       higher_is_more_similar=higher)  # fmt: skip
+    ref_rng = np.random.default_rng(5)
+    observed, null, p = _ref_shuffle_null(NULL_METRICS[name], X, Y, kind, 40, ref_rng, higher)
+    assert res.observed == observed and res.p_value == p
+    np.testing.assert_allclose(res.null, null, rtol=1e-12, atol=1e-14)
+    # the same draws, in the same order: the stream is left where the plain loop leaves it
+    assert np.random.default_rng(5).bit_generator.state != ref_rng.bit_generator.state
+    rest = np.random.default_rng(5)
+    shuffle_null(NULL_METRICS[name], X, Y, kind=kind, n=40, rng=rest, higher_is_more_similar=higher)
+    assert rest.bit_generator.state == ref_rng.bit_generator.state
+
+
+@pytest.mark.parametrize("name", ["cca", "shape_a1", "shape_a0"])
+def test_an_identity_shuffle_equals_the_observed_value_exactly(name):
+    """Two conditions: half the permutations are the identity, whose value is the observed one, bit for bit."""
+    rng = np.random.default_rng(42)
+    X, Y = rng.normal(size=(2, 12, 4)), rng.normal(size=(2, 12, 4))
+    res = shuffle_null(PAIRED[name], X, Y, n=30, rng=rng, higher_is_more_similar=True)
+    assert 0 < np.count_nonzero(res.null == res.observed) < 30

@@ -195,3 +195,27 @@ def test_lesion_similarity_is_the_cca_of_the_top_pcs():
     expected = analysis.cca_similarity(reduce_to_pcs(noisy, 4), reduce_to_pcs(x, 4), k=4)
     assert lesion_similarity(x, noisy, 4) == expected
     assert 0 < lesion_similarity(x, noisy, 4) < 1
+
+
+def test_surrogate_columns_match_the_plain_loop():
+    """surrogate_columns computes a's side of each score once: the p-values are those of score(a, s) per surrogate."""
+    from cortexsim.battery.measures import SCORE_DIRECTIONS, score_functions, surrogate_columns
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(6, 12, 4))
+    b = a @ rng.normal(size=(4, 4)) + rng.normal(size=(6, 12, 4))
+    surrogates = {
+        "tme": b + 0.8 * rng.normal(size=(15, *b.shape)),
+        "cmpt": rng.normal(size=(15, *b.shape)),
+        "flat": np.ones((3, *b.shape)),  # constant surrogates: undefined scores, left out of the null
+    }
+    fns = score_functions(4)
+    observed = {key: fns[key](a, b) for key in ("cca", "shape_distance", "cka", "rsa")}
+    got = surrogate_columns(a, b, observed, surrogates)
+    for method, surr in surrogates.items():
+        for key, value in observed.items():
+            null = np.array([fns[key](a, s) for s in surr])
+            null = null[np.isfinite(null)]
+            hits = null >= value if SCORE_DIRECTIONS[key] else null <= value
+            want = (1 + np.count_nonzero(hits)) / (1 + null.size)
+            assert got[f"{key}_p_{method}"] == want, (key, method)

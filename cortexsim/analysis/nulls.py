@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks
+from . import _checks, similarity
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 SHUFFLE_KINDS = ("condition", "time")
@@ -84,12 +84,27 @@ def _evaluate(metric: Metric, X: np.ndarray, Y: np.ndarray, what: str) -> float:
     return value
 
 
-def _shuffled(Y: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """``Y`` with its conditions permuted, or its time axis circularly shifted per condition."""
+def _value(value: float) -> float:
+    """:func:`_evaluate`'s check of a value computed without calling the metric (a shuffled-data value)."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"metric returned {value} on the shuffled data; it must return a finite number")
+    return value
+
+
+def _shuffled_rows(shape: tuple[int, ...], kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One shuffle of Y (see :func:`shuffle_null`) as the order of its flattened samples (conditions x time).
+
+    ``Y.reshape(-1, units)[rows].reshape(Y.shape)`` is the shuffled Y. It draws ``rng.permutation(conditions)``
+    or one shift in [1, time - 1] per condition (step t of a shifted condition is its step t - shift, as
+    ``np.roll`` moves it).
+    """
+    n_cond, n_time = shape[0], shape[1]
+    steps = np.arange(n_time)
     if kind == "condition":
-        return Y[rng.permutation(Y.shape[0])]
-    shifts = rng.integers(1, Y.shape[1], size=Y.shape[0])  # never 0: every condition is moved
-    return np.stack([np.roll(y, s, axis=0) for y, s in zip(Y, shifts)])
+        return (rng.permutation(n_cond)[:, None] * n_time + steps).ravel()
+    shifts = rng.integers(1, n_time, size=n_cond)  # never 0: every condition is moved
+    return (np.arange(n_cond)[:, None] * n_time + (steps - shifts[:, None]) % n_time).ravel()
 
 
 def shuffle_null(
@@ -144,7 +159,20 @@ def shuffle_null(
     n = _checks.positive_int(n, "n")
     rng = _check_rng(rng)
     observed = _evaluate(metric, X, Y, "observed")
-    null = np.array([_evaluate(metric, X, _shuffled(Y, kind, rng), "shuffled") for _ in range(n)])
+    # the measures of .similarity are evaluated from factorisations taken once (_row_shuffled: Y's,
+    # its rows permuted per shuffle, equal to recomputing up to round-off; _against: X's, bit for bit)
+    permuted = similarity._row_shuffled(metric, X, Y)
+    against = similarity._against(metric, X) if permuted is None else None
+    flat = Y.reshape(-1, Y.shape[2])
+    identity = np.arange(flat.shape[0])
+    null = np.empty(n)
+    for i in range(n):
+        rows = _shuffled_rows(Y.shape, kind, rng)
+        if permuted is not None and not np.array_equal(rows, identity):
+            null[i] = _value(permuted(rows))
+        else:  # the identity permutation is evaluated as the observed value was: equal to it exactly
+            shuffled = flat[rows].reshape(Y.shape)
+            null[i] = _evaluate(metric, X, shuffled, "shuffled") if against is None else _value(against(shuffled))
     as_similar = null >= observed if higher_is_more_similar else null <= observed
     return NullResult(
         observed=observed,

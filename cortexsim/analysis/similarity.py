@@ -20,6 +20,9 @@ conditions -- make a measure undefined: it is NaN, never an exception (wrong sha
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
@@ -71,8 +74,11 @@ def cca_similarity(X: np.ndarray, Y: np.ndarray, k: int = 10) -> float:
     """
     X, Y = _checks.paired(X, Y)
     k = _checks.positive_int(k, "k")
-    Ux, _ = _orthonormal_scores(X)
-    Uy, _ = _orthonormal_scores(Y)
+    return _cca_of_scores(_orthonormal_scores(X)[0], _orthonormal_scores(Y)[0], k)
+
+
+def _cca_of_scores(Ux: np.ndarray, Uy: np.ndarray, k: int) -> float:
+    """:func:`cca_similarity` from the two sides' :func:`_orthonormal_scores`."""
     k = min(k, Ux.shape[1], Uy.shape[1])
     if k == 0:
         return float("nan")  # an input with zero variance in every unit: nothing to correlate
@@ -144,7 +150,11 @@ def shape_distance(X: np.ndarray, Y: np.ndarray, alpha: float = 1.0) -> float:
     """
     X, Y = _checks.paired(X, Y)
     alpha = _checks.unit_interval(alpha, "alpha", closed=True, hint=" (1 = Procrustes, 0 = CCA-like)")
-    phi_x, phi_y = _shape_embedding(X, alpha), _shape_embedding(Y, alpha)
+    return _shape_of_embeddings(_shape_embedding(X, alpha), _shape_embedding(Y, alpha))
+
+
+def _shape_of_embeddings(phi_x: np.ndarray, phi_y: np.ndarray) -> float:
+    """:func:`shape_distance` from the two sides' :func:`_shape_embedding`."""
     if np.isnan(phi_x).any() or np.isnan(phi_y).any():
         return float("nan")  # an input with zero variance in every unit
     cos = np.linalg.svd(phi_x.T @ phi_y, compute_uv=False)
@@ -249,7 +259,93 @@ def rsa(X: np.ndarray, Y: np.ndarray, metric: str = "correlation") -> float:
     if X.shape[0] < 3:
         return float("nan")  # fewer than 2 RDM entries: nothing to rank
     upper = np.triu_indices(X.shape[0], k=1)
-    a, b = rdm(X, metric)[upper], rdm(Y, metric)[upper]
+    return _rsa_of_entries(rdm(X, metric)[upper], rdm(Y, metric)[upper])
+
+
+def _rsa_of_entries(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`rsa` from the upper triangles of the two RDMs."""
     if np.isnan(a).any() or np.isnan(b).any() or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")  # an undefined or flat RDM: its rank correlation is undefined
     return float(spearmanr(a, b).statistic)
+
+
+# -- one side fixed: what a null or a surrogate test recomputes only for the other side -------------------------------
+def _known(metric: Callable[..., float]) -> tuple[Callable[..., float], dict] | None:
+    """``metric`` as (one of this module's measures, its keyword arguments), or None for any other callable."""
+    kwargs: dict = {}
+    if isinstance(metric, functools.partial) and not metric.args:
+        metric, kwargs = metric.func, dict(metric.keywords)
+    if metric in (cca_similarity, shape_distance, linear_cka, rsa):
+        return metric, kwargs
+    return None
+
+
+def _against(metric: Callable[..., float], X: np.ndarray) -> Callable[[np.ndarray], float] | None:
+    """``Y -> metric(X, Y)`` with X's side (scores, embedding, RDM) computed once, or None.
+
+    For :func:`cca_similarity`, :func:`shape_distance`, :func:`linear_cka` and :func:`rsa` (also as a
+    ``functools.partial`` with keyword arguments) the function does the same arithmetic as ``metric(X, Y)``
+    and returns the same number, bit for bit, and raises the same errors for a bad ``Y``. None for any
+    other metric, or when ``X`` or the keyword arguments are invalid (calling ``metric`` says why).
+    """
+    known = _known(metric)
+    if known is None:
+        return None
+    fn, kwargs = known
+    try:
+        X = _checks.activity(X, "X")
+        if fn is cca_similarity and set(kwargs) <= {"k"}:
+            k = _checks.positive_int(kwargs.get("k", 10), "k")
+            Ux = _orthonormal_scores(X)[0]
+            return lambda Y: _cca_of_scores(Ux, _orthonormal_scores(_checks.paired(X, Y)[1])[0], k)
+        if fn is shape_distance and set(kwargs) <= {"alpha"}:
+            alpha = _checks.unit_interval(kwargs.get("alpha", 1.0), "alpha", closed=True)
+            phi_x = _shape_embedding(X, alpha)
+            return lambda Y: _shape_of_embeddings(phi_x, _shape_embedding(_checks.paired(X, Y)[1], alpha))
+        if fn is rsa and set(kwargs) <= {"metric"} and kwargs.get("metric", "correlation") in RDM_METRICS:
+            kind = kwargs.get("metric", "correlation")
+            if X.shape[0] < 3:
+                return None
+            upper = np.triu_indices(X.shape[0], k=1)
+            a = rdm(X, kind)[upper]
+            return lambda Y: _rsa_of_entries(a, rdm(_checks.paired(X, Y)[1], kind)[upper])
+    except ValueError:
+        return None
+    return None  # linear_cka: nothing worth keeping
+
+
+def _row_shuffled(metric: Callable[..., float], X: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], float] | None:
+    """``rows -> metric(X, Y')`` where ``Y'`` holds Y's samples (conditions x time, flattened) in the order ``rows``.
+
+    A reordering of the samples permutes the rows of Y's left singular vectors and leaves its singular
+    values alone, so :func:`cca_similarity` and :func:`shape_distance` of a shuffled Y need only Y's
+    factorisation, taken once: the value equals ``metric(X, Y')`` up to round-off (the factorisation
+    of ``Y'`` itself would differ from the permuted one in its last bits). None for other metrics
+    (or invalid arguments: calling ``metric`` says why).
+    """
+    known = _known(metric)
+    if known is None:
+        return None
+    fn, kwargs = known
+    try:
+        X, Y = _checks.paired(X, Y)
+        if fn is cca_similarity and set(kwargs) <= {"k"}:
+            k = _checks.positive_int(kwargs.get("k", 10), "k")
+            Ux, Uy = _orthonormal_scores(X)[0], _orthonormal_scores(Y)[0]
+            k = min(k, Ux.shape[1], Uy.shape[1])
+            if k == 0:
+                return None
+            ux, uy = np.ascontiguousarray(Ux[:, :k].T), np.ascontiguousarray(Uy[:, :k])
+            return lambda rows: float(np.clip(np.linalg.svd(ux @ uy[rows], compute_uv=False), 0.0, 1.0).mean())
+        if fn is shape_distance and set(kwargs) <= {"alpha"}:
+            alpha = _checks.unit_interval(kwargs.get("alpha", 1.0), "alpha", closed=True)
+            phi_x, phi_y = _shape_embedding(X, alpha), _shape_embedding(Y, alpha)
+            if np.isnan(phi_x).any() or np.isnan(phi_y).any():
+                return None
+            px = np.ascontiguousarray(phi_x.T)
+            return lambda rows: float(
+                np.arccos(np.clip(np.linalg.svd(px @ phi_y[rows], compute_uv=False).sum(), -1.0, 1.0))
+            )
+    except ValueError:
+        return None
+    return None

@@ -8,11 +8,13 @@ jPCA around movement onset (:func:`jpca_row`) with its surrogate nulls (:func:`j
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
 from .. import analysis
+from ..analysis.similarity import _against
 from ..model_id import of_activity
 from ..store import Activity, Row
 from .onsets import JPCA_WINDOW, aligned_window, alignment_of, onset_shift_ms
@@ -38,7 +40,7 @@ def reduce_to_pcs(x: np.ndarray, n_pcs: int) -> np.ndarray:
 def _metrics(k: int) -> dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]]:
     """Similarity measures by column name: (function, higher_is_more_similar)."""
     return {
-        "cca": (lambda x, y: analysis.cca_similarity(x, y, k=k), True),
+        "cca": (functools.partial(analysis.cca_similarity, k=k), True),
         "shape_distance": (analysis.shape_distance, False),
         "cka": (analysis.linear_cka, True),
         "rsa": (analysis.rsa, True),
@@ -292,8 +294,9 @@ def surrogate_columns(
             if not np.isfinite(value):
                 out[f"{key}_p_{method}"] = float("nan")
                 continue
+            fn = _against(fns[key], a) or functools.partial(fns[key], a)  # a's side computed once
             try:
-                null = np.array([fns[key](a, s) for s in surr])
+                null = np.array([fn(s) for s in surr])
             except ValueError:
                 out[f"{key}_p_{method}"] = float("nan")
                 continue
