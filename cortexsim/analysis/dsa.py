@@ -231,34 +231,37 @@ def _fraction(value: float) -> float:
 
 
 # -- the orthogonal Procrustes problem on operators -----------------------------------------------------------------
-def _cayley(C: np.ndarray, W: np.ndarray, tau: float) -> np.ndarray:
-    eye = np.eye(C.shape[0])
+def _cayley(C: np.ndarray, W: np.ndarray, tau: float, eye: np.ndarray | None = None) -> np.ndarray:
+    eye = np.eye(C.shape[0]) if eye is None else eye
     return np.linalg.solve(eye - 0.5 * tau * W, (eye + 0.5 * tau * W) @ C)
 
 
 def _ascend(A: np.ndarray, B: np.ndarray, C: np.ndarray, max_iter: int, gtol: float) -> tuple[float, np.ndarray]:
     """Local maximum of ``f(C) = <C A C^T, B>`` on O(r) from ``C`` (Wen & Yin 2013)."""
+    # per-step constants made once; every step does the same arithmetic as written out in full
+    # (``x.sum()`` is ``np.sum(x)`` without its dispatch), so the path and result are unchanged
+    At, Bt, eye = A.T, B.T, np.eye(C.shape[0])
 
     def value_and_direction(C):
-        G = B @ C @ A.T + B.T @ C @ A  # Euclidean gradient of f
+        G = B @ C @ At + Bt @ C @ A  # Euclidean gradient of f
         W = G @ C.T - C @ G.T  # skew: f increases along the Cayley curve of W
-        return float(np.sum((C @ A @ C.T) * B)), W
+        return float(((C @ A @ C.T) * B).sum()), W
 
     f, W = value_and_direction(C)
     tau = 1.0 / max(np.linalg.norm(A) * np.linalg.norm(B), 1e-300)
     prev_C = prev_grad = None
     for it in range(max_iter):
-        slope = 0.5 * np.sum(W * W)  # = df/dtau at 0
+        slope = 0.5 * (W * W).sum()  # = df/dtau at 0
         if np.sqrt(2 * slope) <= gtol:
             break
         grad = W @ C
         if prev_C is not None:  # Barzilai-Borwein step (alternating the two formulas)
             S, Y = C - prev_C, grad - prev_grad
-            sy = abs(np.sum(S * Y))
+            sy = abs((S * Y).sum())
             if sy > 0:
-                tau = np.sum(S * S) / sy if it % 2 else sy / max(np.sum(Y * Y), 1e-300)
+                tau = (S * S).sum() / sy if it % 2 else sy / max((Y * Y).sum(), 1e-300)
         for _back in range(40):
-            C_new = _cayley(C, W, tau)
+            C_new = _cayley(C, W, tau, eye)
             f_new, W_new = value_and_direction(C_new)
             if f_new >= f + 1e-4 * tau * slope:
                 break
