@@ -535,11 +535,11 @@ def _decoding_cases():
     yield "silent units", silent, pos, 5
     tenth = X.copy()
     tenth[..., 4] = 0.1  # constant at a value whose mean is not exact: an SD of round-off (SVD)
-    yield "constant 0.1", tenth, pos, 5
+    yield "constant 0.1 (SVD)", tenth, pos, 5
     loud = X.copy()
     loud[:6, :, 7] = 3.0 + 1e-6 * rng.normal(size=(6, 30))  # varies on two trials only (SVD where they are out)
     loud[6:, :, 7] = 1e3 * rng.normal(size=(2, 30))
-    yield "varying on two trials", loud, pos, 5
+    yield "varying on two trials (SVD)", loud, pos, 5
     offset = X.copy()
     offset[..., 6] = 1e5 + 1e-4 * rng.normal(size=(8, 30))  # far from zero: the Gram sums would cancel
     yield "near-constant unit", offset, pos, 4
@@ -552,9 +552,16 @@ def _decoding_cases():
 
 @pytest.mark.parametrize("case", list(_decoding_cases()), ids=lambda c: c[0])
 @pytest.mark.parametrize("seeded", [False, True])
-def test_decoding_matches_the_direct_svd_ridge(case, seeded):
-    _, X, pos, n_folds = case
+def test_decoding_matches_the_direct_svd_ridge(case, seeded, monkeypatch):
+    from cortexsim.analysis import decoding
+
+    name, X, pos, n_folds = case
+    svd_fits = []
+    direct = decoding._ridge_predict
+    monkeypatch.setattr(decoding, "_ridge_predict", lambda *args: svd_fits.append(1) or direct(*args))
     res = decode_kinematics(X, pos, dt=0.01, n_folds=n_folds, rng=np.random.default_rng(3) if seeded else None)
+    # the Gram path is what is tested, except where the SVD must take over (named "(SVD)")
+    assert bool(svd_fits) == name.endswith("(SVD)")
     (ref_pos, ref_ap), (ref_vel, ref_av) = _ref_decode(
         X, pos, 0.01, n_folds, np.random.default_rng(3) if seeded else None
     )
