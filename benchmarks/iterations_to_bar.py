@@ -112,6 +112,23 @@ def measure(
     )
 
 
+def _relax_dale() -> None:
+    """Ablation only: let the circuit's magnitudes ``M`` (``W = M sign[pre]``) go negative.
+
+    :meth:`cortexsim.rate.RateNetwork.enforce_constraints` projects ``M >= 0`` after every step,
+    which is Dale's law; this replaces it, for this process only, by the mask and input projections
+    alone.  Nothing in the library can do this: a circuit without Dale's law is not the circuit.
+    """
+    from cortexsim.rate import RateNetwork
+
+    def enforce_constraints(self) -> None:
+        self.params["w"] *= self.mask
+        self.params["w_in"] *= self.in_mask
+
+    RateNetwork.enforce_constraints = enforce_constraints
+    print("ABLATION: Dale's law relaxed (weight magnitudes may change sign)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="experiments/arm_center_out.toml")
@@ -121,7 +138,14 @@ def main() -> None:
     parser.add_argument("--max-iterations", type=int, default=None, help="override train.max_iterations")
     parser.add_argument("--json", help="write every outcome here")
     parser.add_argument("--trace", action="store_true", help="print training's progress and every validation's metrics")
+    parser.add_argument(
+        "--no-dale",
+        action="store_true",
+        help="ablation: the circuit's weight magnitudes may change sign (Dale's law relaxed; the mask is kept)",
+    )
     args = parser.parse_args()
+    if args.no_dale:
+        _relax_dale()
     base = load_config(args.config)
     variants = [_parse_variant(v) for v in args.variant] or [("shipped", {})]
     print(f"{args.config}, model {args.model}, seeds {args.seeds}; load average {os.getloadavg()}")
