@@ -129,8 +129,7 @@ def of_activity(name: str) -> ModelId | None:
     population>`` and preceded by ``<source>/``: ``rate``, ``rate:L5B``, ``ann:gru``,
     ``run2/ann:gru``, ``spiking:PT5B``.
     """
-    base = str(name).rsplit("/", 1)[-1]
-    head, _, rest = base.partition(":")
+    head, _, rest = _without_source(name).partition(":")
     if head == "ann":
         arch = rest.partition(":")[0]
         return ModelId.ann(arch) if arch in ANN_ARCHITECTURES else None
@@ -140,7 +139,16 @@ def of_activity(name: str) -> ModelId | None:
 def is_whole_model(name: str) -> bool:
     """True when activity ``name`` is a whole model (``rate``, ``ann:gru``), not one of its layers or populations."""
     model = of_activity(name)
-    return model is not None and str(name).rsplit("/", 1)[-1] == model.stage
+    return model is not None and _without_source(name) == model.stage
+
+
+def _without_source(name: str) -> str:
+    """Activity ``name`` without its ``<source>/`` (``run2/rate:L2/3`` -> ``rate:L2/3``).
+
+    The source ends at the last ``/`` before the first ``:``; a population may itself hold a ``/`` (``L2/3``).
+    """
+    head, sep, rest = str(name).partition(":")
+    return head.rsplit("/", 1)[-1] + sep + rest
 
 
 def anns(archs: tuple[str, ...] | list[str] = ANN_ARCHITECTURES) -> tuple[ModelId, ...]:

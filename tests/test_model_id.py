@@ -126,3 +126,21 @@ def test_the_surgery_check_finds_a_planted_name(tmp_path):
 def test_no_module_builds_or_takes_apart_a_model_name_but_model_id():
     offenders = [hit for path in sorted(PACKAGE.rglob("*.py")) if path.name != "model_id.py" for hit in _surgery(path)]
     assert not offenders, "use cortexsim.model_id.ModelId instead:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "whole"),
+    [
+        ("rate:L2/3", "rate", False),  # a layer or population may hold a "/": it is not a source
+        ("spiking:PV2/3", "spiking", False),
+        ("run2/rate:IT2/3", "rate", False),
+        ("run2/rate", "rate", True),
+        ("run2/ann:gru", "ann:gru", True),
+        ("ann:gru", "ann:gru", True),
+    ],
+)
+def test_an_activity_names_its_model_whatever_its_population_is_called(name, model, whole):
+    from cortexsim.model_id import is_whole_model, of_activity
+
+    assert of_activity(name) == ModelId.parse(model)
+    assert is_whole_model(name) is whole

@@ -159,10 +159,10 @@ def shuffle_null(
     n = _checks.positive_int(n, "n")
     rng = _check_rng(rng)
     observed = _evaluate(metric, X, Y, "observed")
-    # the measures of .similarity are evaluated from factorisations taken once (_row_shuffled: Y's,
-    # its rows permuted per shuffle, equal to recomputing up to round-off; _against: X's, bit for bit)
-    permuted = similarity._row_shuffled(metric, X, Y)
-    against = similarity._against(metric, X) if permuted is None else None
+    # the measures of .similarity are evaluated from factorisations taken once (row_shuffled: Y's,
+    # its rows permuted per shuffle, equal to recomputing up to round-off; against: X's, bit for bit)
+    permuted = similarity.row_shuffled(metric, X, Y)
+    against = similarity.against(metric, X) if permuted is None else None
     flat = Y.reshape(-1, Y.shape[2])
     identity = np.arange(flat.shape[0])
     null = np.empty(n)

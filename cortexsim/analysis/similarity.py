@@ -280,7 +280,7 @@ def _known(metric: Callable[..., float]) -> tuple[Callable[..., float], dict] | 
     return None
 
 
-def _against(metric: Callable[..., float], X: np.ndarray) -> Callable[[np.ndarray], float] | None:
+def against(metric: Callable[..., float], X: np.ndarray) -> Callable[[np.ndarray], float] | None:
     """``Y -> metric(X, Y)`` with X's side (scores, embedding, RDM) computed once, or None.
 
     For :func:`cca_similarity`, :func:`shape_distance`, :func:`linear_cka` and :func:`rsa` (also as a
@@ -314,7 +314,7 @@ def _against(metric: Callable[..., float], X: np.ndarray) -> Callable[[np.ndarra
     return None  # linear_cka: nothing worth keeping
 
 
-def _row_shuffled(metric: Callable[..., float], X: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], float] | None:
+def row_shuffled(metric: Callable[..., float], X: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], float] | None:
     """``rows -> metric(X, Y')`` where ``Y'`` holds Y's samples (conditions x time, flattened) in the order ``rows``.
 
     A reordering of the samples permutes the rows of Y's left singular vectors and leaves its singular

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from .. import analysis
-from ..analysis.similarity import _against
+from ..analysis.similarity import against
 from ..model_id import of_activity
 from ..store import Activity, Row
 from .onsets import JPCA_WINDOW, aligned_window, alignment_of, onset_shift_ms
@@ -294,7 +294,7 @@ def surrogate_columns(
             if not np.isfinite(value):
                 out[f"{key}_p_{method}"] = float("nan")
                 continue
-            fn = _against(fns[key], a) or functools.partial(fns[key], a)  # a's side computed once
+            fn = against(fns[key], a) or functools.partial(fns[key], a)  # a's side computed once
             try:
                 null = np.array([fn(s) for s in surr])
             except ValueError:

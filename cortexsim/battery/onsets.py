@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model_id import ModelId
+from ..model_id import ModelId, of_activity
 from ..store import Activity
 
 JPCA_WINDOW = (-0.05, 0.15)
@@ -177,11 +177,7 @@ def _model_of(act: Activity) -> ModelId | None:
     """The model of a run's own activity (``rate``, ``rate:L2/3``, ``ann:gru``, ``spiking``); None otherwise."""
     if "/" in act.name.partition(":")[0]:  # another run's activity (``run2/rate``)
         return None
-    head, _, rest = act.name.partition(":")
-    try:
-        return ModelId.parse(f"ann:{rest}" if head == "ann" else head)
-    except ValueError:
-        return None
+    return of_activity(act.name)
 
 
 def aligned_window(act: Activity, window: tuple[float, float] = JPCA_WINDOW) -> tuple[np.ndarray, tuple[int, int], int]:
