@@ -27,8 +27,9 @@ import numpy as np
 
 from . import metrics
 from .battery import JPCA_WINDOW, jpca_row, lesion_dsa
-from .battery.onsets import MEASURED, ONSET_FRACTION, SCHEDULED, AlignedActivity, measured_onsets
+from .battery.onsets import ONSET_FRACTION, aligned_to, measured_onsets
 from .closed_loop import ArmRateNetwork
+from .store import Activity
 from .tasks import TrialBatch
 
 ROTATION_COLUMNS = {
@@ -109,9 +110,8 @@ def rotation_sources(
         loop = model.simulate_loop(evaluation)
         rates = loop.rates
         live = rates.std(axis=(0, 1)) > 0  # silenced units carry nothing
-        onsets, measured = measured_onsets(loop.hand, evaluation.dt, evaluation.params["go"], move_on, onset_fraction)
-        alignment = MEASURED if measured.any() else SCHEDULED
-        act = AlignedActivity(name, "model", rates[:, :, live], evaluation.dt, move_on, 0, onsets, alignment)
+        measured = measured_onsets(loop.hand, evaluation.dt, evaluation.params["go"], move_on, onset_fraction)
+        act = aligned_to(Activity(name, "model", rates[:, :, live], evaluation.dt, move_on), *measured)
         try:
             row, _ = jpca_row(act, window)
             ratio, freq = float(row["ratio"]), float(row["frequency_hz"])

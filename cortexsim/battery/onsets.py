@@ -167,10 +167,17 @@ def movement_aligned(
             continue
         if model.prefix not in cache:
             cache[model.prefix] = measured_onsets(hand, act.dt, go, act.move_on, fraction)
-        onsets, measured = cache[model.prefix]
-        alignment = MEASURED if measured.any() else SCHEDULED
-        out.append(AlignedActivity(act.name, act.kind, act.rates, act.dt, act.move_on, act.start, onsets, alignment))
+        out.append(aligned_to(act, *cache[model.prefix]))
     return out
+
+
+def aligned_to(act: Activity, onsets: np.ndarray, measured: np.ndarray) -> AlignedActivity:
+    """``act`` with its own movement ``onsets`` (:func:`measured_onsets`'s two results).
+
+    Its alignment is :data:`MEASURED` when any condition's onset was measured, else :data:`SCHEDULED`.
+    """
+    alignment = MEASURED if np.any(measured) else SCHEDULED
+    return AlignedActivity(act.name, act.kind, act.rates, act.dt, act.move_on, act.start, onsets, alignment)
 
 
 def _model_of(act: Activity) -> ModelId | None:
