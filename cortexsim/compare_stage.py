@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +80,7 @@ def compare_stage(
     config: Config | None = None,
     force: bool = False,
     forget: bool = False,
+    handed: Mapping[str, tuple[battery.Search, ...]] | None = None,
 ) -> list[str]:
     """Run the comparison battery on a run file and write what it found.
 
@@ -95,7 +96,10 @@ def compare_stage(
     ``config`` (default: the run's own, as stored in the file) gives the ``[quality]`` bars and the
     seed of the shuffles and decoding folds (stream "compare").  ``force``: compute every unit, reuse
     nothing.  ``forget``: drop the ``compare`` stage's record in the same write (a comparison with
-    settings other than the run's, which ``cortexsim run`` redoes).  Returns the metric names.
+    settings other than the run's, which ``cortexsim run`` redoes).  ``handed``: fixed-point searches
+    already made of some models with ``cc``'s starts (:func:`model_fixed_points`, by model name; the
+    pipeline's ANN stages make their own while the circuit's stages run): taken instead of searched
+    again, the same points.  Returns the metric names.
     """
     from . import report
     from .data import load_neural_data
@@ -135,8 +139,12 @@ def compare_stage(
     with threadpool_limits(limits=1, user_api="blas"):
         if "dynamics" not in reuse:
             replicates, probes, trials = _dynamics_inputs(sources, config, cc)
-            fixed = seeded_rng(config, "compare-fixed-points")
-            searches = battery.start_fixed_points(probes, cc.fixed_point_starts, fixed)
+            done = {name: found for name, found in (handed or {}).items() if name in probes}
+            searches = battery.start_fixed_points(
+                probes, cc.fixed_point_starts, fixed_point_rngs(config, probes), done=done
+            )
+            if done:
+                log(f"fixed points of {', '.join(done)}: searched when trained, taken as they are")
         t0 = time.perf_counter()
         own = battery_cache.unit_part(reuse["battery"]) if "battery" in reuse else None
         if own is None:
@@ -307,6 +315,51 @@ def _figures_kept(unit: store.AnalysisUnit, drawn: str, figures: Path) -> bool:
     return unit.figures == drawn and all((figures / n).is_file() for n in ("fixed_points.png", "eigenspectra.png"))
 
 
+FIXED_POINT_STREAM = "compare-fixed-points"
+"""Each model's fixed-point starts come from stream ``compare-fixed-points/<model>`` (``rate``, ``ann:gru``, ...)."""
+
+
+def fixed_point_rngs(config: Config, names) -> dict[str, np.random.Generator]:
+    """The generators of the fixed-point searches of the models ``names``, one stream per model."""
+    return {name: seeded_rng(config, f"{FIXED_POINT_STREAM}/{name}") for name in names}
+
+
+def model_fixed_points(
+    config: Config, name: str, model: Trainable, groups: Mapping[str, np.ndarray] | None = None
+) -> tuple[battery.Search, ...]:
+    """The fixed-point searches the compare stage makes of one trained model, made now.
+
+    The same probes (:func:`cortexsim.battery.probe_model` on the run's evaluation set), starts
+    (``[compare] fixed_point_starts``) and stream as :func:`compare_stage`, so the points are the ones
+    it would find: an ANN stage makes its own in the process that trained it, while the circuit's
+    stages run, and the pipeline hands them to :func:`compare_stage`.  Empty when the run searches
+    none (``fixed_point_starts = 0``).  ``name``: the model's activity name (``"ann:gru"``);
+    ``groups``: its populations (the circuit's: :func:`circuit_fixed_points`).
+    """
+    starts = config.compare.fixed_point_starts
+    if not starts:
+        return ()
+    with threadpool_limits(limits=1, user_api="blas"):
+        probe = battery.probe_model(name, model, make_task(config).evaluation_set(), groups)
+        return tuple(battery.start_fixed_points({name: probe}, starts, fixed_point_rngs(config, [name]), 1).searches())
+
+
+def circuit_fixed_points(config: Config, run_file: Path) -> tuple[battery.Search, ...]:
+    """The compare stage's fixed-point searches of the run's trained circuit (:func:`model_fixed_points`).
+
+    The pipeline makes them while it waits for a worker process (the circuit is trained and
+    simulated, an ANN is still training) and hands them to :func:`compare_stage`.
+    """
+    with store.open_run(run_file) as f:
+        trained = store.read_trained_rate(f)
+    return model_fixed_points(config, "rate", trained_rate_network(config, trained), _population_units(trained))
+
+
+def _population_units(trained: store.TrainedRate) -> dict[str, np.ndarray]:
+    """Population name -> the circuit's unit indices (the fixed points' mode loadings)."""
+    return {p.name: np.arange(p.start, p.stop) for p in trained.connectome.populations}
+
+
 def rotation_sources_of(run_file: Path, config: Config, n_pcs: int, log: Log | None = None) -> list[dict]:
     """An arm run's rotation-sources table (:func:`cortexsim.rotations.rotation_sources`); [] otherwise."""
     if not config.effector.has_body:
@@ -379,7 +432,7 @@ def _dynamics_inputs(
         models[identity.stage] = model
     replicates: dict[str, battery.Replicate] = {}
     probes: dict[str, battery.ModelProbe] = {}
-    groups = {p.name: np.arange(p.start, p.stop) for p in trained.connectome.populations}
+    groups = _population_units(trained)
     with threadpool_limits(limits=1, user_api="blas"):
         for name, model in models.items():
             if model.noise_std > 0:

@@ -64,9 +64,9 @@ from .assembly import (
 )
 from .circuit import Connectome
 from .closed_loop import ArmRateNetwork
+from .compare_stage import circuit_fixed_points, compare_stage, model_fixed_points
 from .compare_stage import communication_repeats as communication_repeats  # re-exported: the API and the docs
 from .compare_stage import compare_models as compare_models
-from .compare_stage import compare_stage
 from .config import RECORDED_TASK, Config
 from .errors import ConfigError
 from .evaluation import Evaluation, evaluate, evaluate_rate
@@ -150,10 +150,14 @@ class StageOutput:
         Top-level groups (or ``ann/<arch>``) the stage wrote.
     metrics : tuple of str
         ``/metrics`` attributes the stage wrote.
+    fixed_points : dict of str to tuple of (Row, FixedPoints)
+        Fixed-point searches the stage made of its models (by model name), handed to the compare
+        stage of the same run in memory (:func:`cortexsim.compare_stage.model_fixed_points`); not written.
     """
 
     groups: tuple[str, ...]
     metrics: tuple[str, ...]
+    fixed_points: dict[str, tuple] = field(default_factory=dict)
 
 
 _TRAINING = (
@@ -318,6 +322,7 @@ def run_experiment(
                 )
             recomputed.add(stage.name)
             timings.append((stage.name, seconds, how))
+            ctx.fixed_points.update(output.fixed_points)
 
         def collect(stage: Stage) -> None:
             """Write a worker's finished stage (waiting for it), as its stage runner would."""
@@ -343,6 +348,8 @@ def run_experiment(
                     timings.append((stage.name, done[stage.name]["seconds"], "reused"))
                     continue
                 if stage in background:
+                    if stage.name not in pool.done():  # this process would wait: work ahead for the comparison
+                        _search_circuit_fixed_points(ctx, plan, recomputed)
                     collect(stage)
                     continue
                 ctx.log(f"[{stage.name}]")
@@ -374,6 +381,28 @@ def run_experiment(
         return ctx.run_file
 
 
+def _search_circuit_fixed_points(ctx: _Context, plan: list[Stage], recomputed: set[str]) -> None:
+    """Make the compare stage's fixed-point searches of the trained circuit now, if it will want them.
+
+    Called while this process would only wait for a worker (an ANN still training): the core is
+    otherwise idle, and the compare stage takes the searches as handed (the same points).  Nothing
+    when the run searches no fixed points, the circuit is not trained here yet, or they are made.
+    """
+    if not ctx.config.compare.fixed_point_starts or "rate" in ctx.fixed_points:
+        return
+    if not {"train", "compare"} <= {s.name for s in plan} or "train" not in recomputed | _recorded(ctx.run_file):
+        return
+    t0 = time.perf_counter()
+    ctx.fixed_points["rate"] = circuit_fixed_points(ctx.config, ctx.run_file)
+    ctx.log(f"[compare] the circuit's fixed points searched while a worker finishes ({time.perf_counter() - t0:.1f} s)")
+
+
+def _recorded(run_file: Path) -> set[str]:
+    """The stages ``run_file`` records as finished."""
+    with store.open_run(run_file) as f:
+        return set(store.read_stages(f))
+
+
 @dataclass(frozen=True)
 class _Context:
     config: Config
@@ -382,6 +411,7 @@ class _Context:
     log: Log
     user_log: Log | None = None
     force: bool = False
+    fixed_points: dict[str, tuple] = field(default_factory=dict)  # handed from the model stages to compare
 
 
 def train_rate(
@@ -640,9 +670,8 @@ def _stage_spiking(ctx: _Context, name: str) -> StageOutput:
 
 
 def _stage_ann(ctx: _Context, name: str) -> StageOutput:
-    model = ModelId.parse(name)
-    written = run_ann(ctx.config, model.arch, ctx.run_file, ctx.figures, ctx.log)
-    return StageOutput((model.group,), tuple(written))
+    run = ann_run(ctx.config, ModelId.parse(name).arch, ctx.log)
+    return _write_ann_job(ctx.config, run, ctx.run_file, ctx.figures, ctx.log)
 
 
 def _stage_compare(ctx: _Context, name: str) -> StageOutput:
@@ -654,6 +683,7 @@ def _stage_compare(ctx: _Context, name: str) -> StageOutput:
         log=ctx.log,
         config=ctx.config,
         force=ctx.force,
+        handed=ctx.fixed_points,
     )
     return StageOutput(("analysis",), tuple(written))
 
@@ -706,7 +736,9 @@ def _stage_control(ctx: _Context, name: str) -> StageOutput:
 
 
 def _write_ann_job(config: Config, run, run_file: Path, figures: Path, log: Log) -> StageOutput:
-    return StageOutput((ModelId.ann(run.arch).group,), tuple(write_ann_run(config, run, run_file, figures, log)))
+    model = ModelId.ann(run.arch)
+    written = tuple(write_ann_run(config, run, run_file, figures, log))
+    return StageOutput((model.group,), written, {model.stage: run.fixed_points} if run.fixed_points else {})
 
 
 def _stage_stimulate(ctx: _Context, name: str) -> StageOutput:
@@ -755,6 +787,9 @@ class AnnRun:
     perturbation : dict
         On an arm run with ``[perturb]`` protocols, their parts
         (:attr:`~cortexsim.perturb_stage.PerturbationRun.parts`); their metrics are in :attr:`metrics` too.
+    fixed_points : tuple of (Row, FixedPoints)
+        The compare stage's fixed-point searches of this model
+        (:func:`~cortexsim.compare_stage.model_fixed_points`), made where it was trained; not written.
     """
 
     arch: str
@@ -764,13 +799,16 @@ class AnnRun:
     attrs: dict
     arm: dict[str, np.ndarray] | None
     perturbation: Parts = field(default_factory=dict)
+    fixed_points: tuple = ()
 
 
 def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
     """Train ANN baseline ``arch`` on the run's task and evaluate it; nothing is written.
 
     A pure function of ``config`` and ``arch`` (its generators are seeded from the config), so
-    it gives the same numbers in the pipeline's own process or in a worker process.
+    it gives the same numbers in the pipeline's own process or in a worker process.  It also makes
+    the compare stage's fixed-point searches of the model (:attr:`AnnRun.fixed_points`): in a
+    worker they run while this process trains and simulates the circuit.
     """
     log = log or LOG.info
     prefix = ModelId.ann(arch).prefix
@@ -795,7 +833,8 @@ def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
         "train_seconds": state.elapsed,
         "effector": config.effector.kind,
     }
-    return AnnRun(arch, results, dict(model.params), written, attrs, arm, parts)
+    fixed = model_fixed_points(config, ModelId.ann(arch).stage, model)
+    return AnnRun(arch, results, dict(model.params), written, attrs, arm, parts, fixed)
 
 
 def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from cortexsim.battery import (
     probe_model,
     run_battery,
     run_dynamics,
+    start_fixed_points,
 )
 from cortexsim.quality import QualityConfig, check_quality
 from cortexsim.store import Activity
@@ -141,6 +142,37 @@ def test_fixed_points_do_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(fp.points, found_two[key].points)
     expected = np.linalg.solve(np.eye(2) - A, np.array([3.0, -3.0]))  # x = A x + b under u3
     np.testing.assert_allclose(found_two[("lin", "u3")].points[0], expected, atol=1e-8)
+
+
+def _linear_probe(name: str) -> ModelProbe:
+    A = np.array([[0.9, 0.2], [-0.2, 0.9]])
+    inputs = tuple((f"u{i}", np.array([float(i)])) for i in range(3))
+
+    def linear(u):
+        b = np.array([u[0], -u[0]])
+        return (lambda X: X @ A.T + b), (lambda x: A)
+
+    states = np.random.default_rng(4).standard_normal((3, 20, 2))
+    return ModelProbe(name, inputs, tuple(linear(u) for _, u in inputs), states, 0.01, {})
+
+
+def test_a_model_searched_elsewhere_with_its_own_stream_gives_the_same_rows():
+    """Per-model generators: one model's searches made alone equal those made with the others, and are
+    taken as they are (not searched again) when handed in as ``done``."""
+    probes = {n: _linear_probe(n) for n in ("a", "b")}
+    rngs = {n: np.random.default_rng(ord(n)) for n in probes}
+    together = start_fixed_points(probes, 15, rngs, threads=2).searches()
+    alone = start_fixed_points({"b": probes["b"]}, 15, {"b": np.random.default_rng(ord("b"))}, 1).searches()
+    assert [row for row, _ in together[3:]] == [row for row, _ in alone]
+    marked = tuple(({**row, "n_starts": -1.0}, fp) for row, fp in alone)  # recognisable if taken
+    rngs = {n: np.random.default_rng(ord(n)) for n in probes}
+    rows, found = start_fixed_points(probes, 15, rngs, done={"b": marked}).result()
+    assert [r["n_starts"] for r in rows] == [15.0] * 3 + [-1.0] * 3
+    assert found[("b", "u2")] is marked[2][1]
+    with pytest.raises(ValueError, match="2 searches were made elsewhere for 3 probe inputs"):
+        start_fixed_points(probes, 15, rngs, done={"b": marked[:2]})
+    with pytest.raises(ValueError, match="without a probe: c"):
+        start_fixed_points(probes, 15, rngs, done={"c": marked})
 
 
 def test_probe_model_builds_maps_for_an_ann_under_each_task_input():

@@ -114,6 +114,27 @@ def test_reduced_rank_regression_rank_one_and_full_maps():
     np.testing.assert_allclose(maps[3], B, atol=1e-8)  # full rank, no noise, no ridge: the true map
 
 
+@pytest.mark.parametrize("shape", [(300, 12, 9), (120, 8, 20), (60, 25, 25)])
+def test_fold_scores_equal_a_prediction_with_each_rank_map(shape):
+    """The cumulative-sum scores of a fold equal scoring each reduced-rank map's own prediction."""
+    from cortexsim.analysis.subspaces import _fold_scores, ridge_map
+
+    n, p, q = shape
+    rng = np.random.default_rng(n + p)
+    X = rng.normal(size=(n, p)) @ rng.normal(size=(p, p))
+    Y = X @ rng.normal(size=(p, q)) * 0.3 + rng.normal(size=(n, q))
+    xtr, ytr, xte, yte = X[: n // 2], Y[: n // 2], X[n // 2 :], Y[n // 2 :]
+    mx, my = xtr.mean(0), ytr.mean(0)
+    max_rank = min(p, q)
+    scores, full = _fold_scores(xtr - mx, ytr - my, xte - mx, yte - my, max_rank, 1e-3)
+    maps = reduced_rank_maps(xtr - mx, ytr - my, max_rank, 1e-3)
+    total = np.sum((yte - my) ** 2)
+    expected = [1 - np.sum((yte - my - (xte - mx) @ m) ** 2) / total for m in maps]
+    np.testing.assert_allclose(scores, expected, rtol=1e-9, atol=1e-10)
+    B = ridge_map(xtr - mx, ytr - my, 1e-3)
+    assert full == pytest.approx(1 - np.sum((yte - my - (xte - mx) @ B) ** 2) / total, rel=1e-12)
+
+
 def test_independent_populations_use_no_dimensions():
     rng = np.random.default_rng(2)
     res = communication_subspace(rng.normal(size=(8, 30, 10)), rng.normal(size=(8, 30, 6)))

@@ -96,3 +96,33 @@ def test_validation_trials_follow_the_experiment_seed():
     a, b = (assembly.validation_set(tiny_config(experiment={"seed": s})) for s in (1, 2))
     again = assembly.validation_set(tiny_config(experiment={"seed": 1}))
     assert np.array_equal(a.inputs, again.inputs) and not np.array_equal(a.inputs, b.inputs)
+
+
+def test_fixed_points_the_ann_stages_hand_over_are_those_compare_finds_alone(tmp_path):
+    """An ANN stage searches its model's fixed points where it trained it; the compare stage takes them
+    (says so) and they are the points it finds itself from the run file (``--force``)."""
+    from cortexsim import pipeline, store
+    from cortexsim.compare_stage import circuit_fixed_points, compare_stage
+
+    config = tiny_config(ann={"archs": ["rnn"], "max_iterations": 5}, compare={"fixed_point_starts": 6})
+    lines: list[str] = []
+    run_file = pipeline.run_experiment(config, tmp_path / "run", log=lines.append, jobs=1)
+    assert any("fixed points of ann:rnn: searched when trained" in line for line in lines)
+    with store.open_run(run_file) as f:
+        handed = store.read_analysis(f).tables["fixed_points"]
+    compare_stage(run_file, tmp_path / "figures", config.compare, config=config, force=True, log=lines.append)
+    with store.open_run(run_file) as f:
+        alone = store.read_analysis(f).tables["fixed_points"]
+    assert [r["model"] for r in alone] == ["rate"] * 3 + ["ann:rnn"] * 3
+    _same_rows(handed, alone)
+    # the circuit's, as the pipeline searches them while it waits for a worker
+    circuit = [row for row, _ in circuit_fixed_points(config, run_file)]
+    _same_rows(circuit, alone[:3])
+
+
+def _same_rows(a_rows: list[dict], b_rows: list[dict]) -> None:
+    assert len(a_rows) == len(b_rows)
+    for a, b in zip(a_rows, b_rows, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key  # NaN == NaN

@@ -126,6 +126,49 @@ def reduced_rank_maps(X: np.ndarray, Y: np.ndarray, max_rank: int, ridge: float 
     return out
 
 
+def _fold_scores(
+    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, max_rank: int, ridge: float
+) -> tuple[np.ndarray, float]:
+    """Held-out ``1 - NSE`` of ranks 1 .. max_rank and of the full ridge map, for one fold (steps 3-4).
+
+    What :func:`reduced_rank_maps` and a prediction per rank give, computed without forming the
+    fitted values or a map per rank: the fitted values' right singular vectors ``V`` are the
+    eigenvectors of ``B^T (X^T X) B`` (q x q, from the Gram matrix the ridge map needs anyway), and
+    with ``P = X_test B`` and orthonormal ``V`` the rank-r error is
+    ``||Y||^2 - sum_{k<=r} (2 (Y v_k).(P v_k) - ||P v_k||^2)`` -- every rank in one cumulative sum.
+
+    Parameters
+    ----------
+    xtr, ytr : ndarray, shape (samples, p), (samples, q)
+        The fold's training source and target, centred on their means.
+    xte, yte : ndarray, shape (test samples, p), (test samples, q)
+        The held-out samples, centred on the training means.
+    max_rank : int
+    ridge : float
+
+    Returns
+    -------
+    scores : ndarray, shape (max_rank,)
+    full : float
+    """
+    gram = xtr.T @ xtr
+    alpha = ridge * float(np.trace(gram)) / max(1, gram.shape[0])
+    a, b = gram + alpha * np.eye(gram.shape[0]), xtr.T @ ytr
+    try:
+        B = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:  # as ridge_map: the minimum-norm map of a source without variance
+        B = np.linalg.lstsq(a, b, rcond=None)[0]
+    fitted = B.T @ gram @ B  # (q, q): the fitted values' second moment
+    w, V = np.linalg.eigh(0.5 * (fitted + fitted.T))
+    V = V[:, np.argsort(-w, kind="stable")[:max_rank]]
+    P = xte @ B
+    total = float(np.sum(yte**2))
+    full = 1.0 - float(np.sum((yte - P) ** 2)) / total
+    PV, YV = P @ V, yte @ V
+    explained = np.cumsum(2.0 * np.sum(YV * PV, axis=0) - np.sum(PV**2, axis=0))
+    return explained / total, full
+
+
 def _folds(n_conditions: int, n_folds: int, rng: np.random.Generator | None) -> list[np.ndarray]:
     order = np.arange(n_conditions) if rng is None else rng.permutation(n_conditions)
     return [np.sort(f) for f in np.array_split(order, n_folds)]
@@ -210,10 +253,7 @@ def communication_subspace(
         total = float(np.sum(yte**2))
         if not total > 0:
             return undefined("the target does not vary on a held-out fold; nothing to predict")
-        maps = reduced_rank_maps(xtr - mx, ytr - my, max_rank, ridge)
-        for r in range(max_rank):
-            scores[i, r] = 1.0 - float(np.sum((yte - xte @ maps[r]) ** 2)) / total
-        full[i] = 1.0 - float(np.sum((yte - xte @ ridge_map(xtr - mx, ytr - my, ridge)) ** 2)) / total
+        scores[i], full[i] = _fold_scores(xtr - mx, ytr - my, xte, yte, max_rank, ridge)
     perf = scores.mean(axis=0)
     sem = scores.std(axis=0, ddof=1) / np.sqrt(n_folds)
     best = int(np.argmax(perf))

@@ -251,19 +251,26 @@ def _search(task: tuple[ModelProbe, int, int], n_starts: int) -> tuple[Row, anal
     return row, fp
 
 
+Search = tuple[Row, analysis.FixedPoints]
+"""One search's table row and its points (:func:`_search`)."""
+
+
 class FixedPointJob:
     """Fixed-point searches running on daemon threads (see :func:`start_fixed_points`).
 
     Daemon threads rather than ``concurrent.futures``, whose workers the interpreter waits for at
     exit, so a Ctrl-C that ends the program is not held up by searches still running.  The searches
     spend most of their time in BLAS and in the plant's compiled kernels, which release the GIL.
+    ``done`` holds, per task, a search made elsewhere (None: search it here).
     """
 
-    def __init__(self, tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int) -> None:
+    def __init__(
+        self, tasks: list[tuple[ModelProbe, int, int]], n_starts: int, threads: int, done: list[Search | None]
+    ) -> None:
         self._tasks = tasks
-        self._done: list[tuple[Row, analysis.FixedPoints] | None] = [None] * len(tasks)
+        self._done = list(done)
         self._errors: list[BaseException] = []
-        todo, lock = iter(range(len(tasks))), threading.Lock()
+        todo, lock = iter([i for i, held in enumerate(done) if held is None]), threading.Lock()
 
         def work() -> None:
             while not self._errors:
@@ -276,24 +283,33 @@ class FixedPointJob:
                 except BaseException as exc:  # noqa: BLE001 - raised again in result()
                     self._errors.append(exc)
 
-        n = max(1, min(threads, len(tasks)))
+        n = max(1, min(threads, sum(held is None for held in done)))
         self._threads = [threading.Thread(target=work, daemon=True, name=f"fixed-points-{k}") for k in range(n)]
         for t in self._threads:
             t.start()
 
-    def result(self) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
-        """Rows (in model and input order) and results of every search; waits, raises a search's exception."""
+    def searches(self) -> list[Search]:
+        """Every search (in model and input order); waits, raises a search's exception."""
         for t in self._threads:
             t.join()
         if self._errors:
             raise self._errors[0]
-        rows = [row for row, _ in self._done]
-        found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(self._tasks, self._done, strict=True)}
+        return list(self._done)
+
+    def result(self) -> tuple[list[Row], dict[tuple[str, str], analysis.FixedPoints]]:
+        """Rows (in model and input order) and results of every search; waits, raises a search's exception."""
+        done = self.searches()
+        rows = [row for row, _ in done]
+        found = {(task[0].name, row["input"]): fp for task, (row, fp) in zip(self._tasks, done, strict=True)}
         return rows, found
 
 
 def start_fixed_points(
-    probes: Mapping[str, ModelProbe], n_starts: int, rng: np.random.Generator, threads: int | None = None
+    probes: Mapping[str, ModelProbe],
+    n_starts: int,
+    rng: np.random.Generator | Mapping[str, np.random.Generator],
+    threads: int | None = None,
+    done: Mapping[str, tuple[Search, ...]] | None = None,
 ) -> FixedPointJob:
     """Start the fixed-point searches of every probe (model) and input in the background.
 
@@ -309,15 +325,32 @@ def start_fixed_points(
     probes : mapping of str to ModelProbe
     n_starts : int
         Starts per model and input.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator, or mapping of str to numpy.random.Generator
+        One generator draws every model's seeds in model order; a mapping gives each model its own
+        (by probe name), so that one model's searches give the same points wherever they are made --
+        in the worker process that trained it, say (``done``).
     threads : int, optional
         Default: the cores available, at most 4.
+    done : mapping of str to tuple of (Row, FixedPoints), optional
+        Models whose searches were made elsewhere, one per probe input in order, with the same
+        ``n_starts`` and their own ``rng``: they are taken as they are, not searched again.
     """
-    tasks = []
+    done = dict(done or {})
+    tasks: list[tuple[ModelProbe, int, int]] = []
+    held: list[Search | None] = []
     for probe in probes.values():
-        seeds = rng.integers(2**63 - 1, size=len(probe.inputs))
+        source = rng[probe.name] if isinstance(rng, Mapping) else rng
+        seeds = source.integers(2**63 - 1, size=len(probe.inputs))
         tasks += [(probe, i, int(seed)) for i, seed in enumerate(seeds)]
-    return FixedPointJob(tasks, n_starts, min(4, available_cores()) if threads is None else threads)
+        searches = done.pop(probe.name, None)
+        if searches is not None and len(searches) != len(probe.inputs):
+            raise ValueError(
+                f"{probe.name}: {len(searches)} searches were made elsewhere for {len(probe.inputs)} probe inputs"
+            )
+        held += list(searches) if searches is not None else [None] * len(probe.inputs)
+    if done:
+        raise ValueError(f"searches were made for models without a probe: {', '.join(done)}")
+    return FixedPointJob(tasks, n_starts, min(4, available_cores()) if threads is None else threads, held)
 
 
 def probe_inputs(evaluation, n_targets: int = PROBE_TARGETS) -> tuple[tuple[str, np.ndarray], ...]:
