@@ -187,9 +187,12 @@ def test_the_shipped_perturbation_experiments_are_the_arm_study_plus_their_proto
     study = assembly.load_experiment(root / "arm_center_out.toml")
     for section in ("circuit", "task", "rate", "spiking", "compare"):
         assert getattr(config, section) == getattr(study, section), section
-    # the same arm and feedback; only the initial feedback weights may be stronger (arm_bump: corrections)
-    assert replace(config.effector, feedback_std=study.effector.feedback_std) == study.effector
+    # the same arm and feedback; only the initial feedback weights may be stronger and the velocity
+    # error weighted less (arm_bump: corrections; the arm study's speed_l2 = 4 slowed them)
+    same = {"feedback_std": study.effector.feedback_std, "speed_l2": study.effector.speed_l2}
+    assert replace(config.effector, **same) == study.effector
     assert config.effector.feedback_std >= study.effector.feedback_std
+    assert 0 < config.effector.speed_l2 <= study.effector.speed_l2
     assert config.train.max_iterations >= study.train.max_iterations  # bumps take longer to learn
     assert config.ann.archs == study.ann.archs
     for key, bar in bars.items():
