@@ -302,6 +302,8 @@ def ann_train_config(config: Config, arch: str) -> TrainConfig:
     changes = {**DEFAULT_TRAIN[arch], "max_seconds": config.ann.max_seconds}
     if config.ann.max_iterations is not None:
         changes["max_iterations"] = config.ann.max_iterations
+    if config.ann.lr_final is not None:
+        changes["lr_final"] = config.ann.lr_final
     return replace(config.train, **changes)
 
 

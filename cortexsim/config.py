@@ -497,6 +497,12 @@ class QualityConfig:
     maze_curvature_gain : float, optional
         Smallest acceptable ``<model>_maze_curvature_gain`` (share of the curved maze paths' bend the
         hand reproduces) of the rate circuit and the ANNs (the maze experiment sets 0.5).
+    maze_via_error_cm : float, optional
+        Largest acceptable ``<model>_maze_via_error_cm`` (mean distance of the hand's path from the
+        via points, cm) of the rate circuit and the ANNs (the maze experiment sets 1.5).
+    spiking_maze_curvature_gain, spiking_maze_via_error_cm : float, optional
+        The same bars for the spiking twin, on its single trials (the maze experiment: 0.4 and 2.0 cm,
+        its margin as the twin's endpoint bar has one).
     """
 
     position_r2: float = 0.98
@@ -511,10 +517,17 @@ class QualityConfig:
     bump_recovery_ms: float | None = None
     spiking_bump_recovery_ms: float | None = None
     maze_curvature_gain: float | None = None
+    maze_via_error_cm: float | None = None
+    spiking_maze_curvature_gain: float | None = None
+    spiking_maze_via_error_cm: float | None = None
 
     def __post_init__(self) -> None:
-        if self.maze_curvature_gain is not None:
-            v.number(self.maze_curvature_gain, "quality.maze_curvature_gain")
+        for key in ("maze_curvature_gain", "spiking_maze_curvature_gain"):
+            if getattr(self, key) is not None:
+                v.number(getattr(self, key), f"quality.{key}")
+        for key in ("maze_via_error_cm", "spiking_maze_via_error_cm"):
+            if getattr(self, key) is not None:
+                v.number(getattr(self, key), f"quality.{key}", low=0, low_open=True)
         for key in ("curl_deviation_ratio", "bump_recovery_ms", "spiking_bump_recovery_ms"):
             if getattr(self, key) is not None:
                 v.number(getattr(self, key), f"quality.{key}", low=0, low_open=True)
@@ -539,6 +552,10 @@ class QualityConfig:
                 bars.append(("spiking_endpoint_error_cm", "max", self.spiking_endpoint_error_cm))
             if self.spiking_bump_recovery_ms is not None:
                 bars.append(("spiking_bump_recovery_ms", "max", self.spiking_bump_recovery_ms))
+            if self.spiking_maze_curvature_gain is not None:
+                bars.append(("spiking_maze_curvature_gain", "min", self.spiking_maze_curvature_gain))
+            if self.spiking_maze_via_error_cm is not None:
+                bars.append(("spiking_maze_via_error_cm", "max", self.spiking_maze_via_error_cm))
             return bars
         bars = [
             (f"{model}_position_r2", "min", self.position_r2),
@@ -553,6 +570,8 @@ class QualityConfig:
             bars.append((f"{model}_curl_deviation_ratio", "max", self.curl_deviation_ratio))
         if self.maze_curvature_gain is not None:
             bars.append((f"{model}_maze_curvature_gain", "min", self.maze_curvature_gain))
+        if self.maze_via_error_cm is not None:
+            bars.append((f"{model}_maze_via_error_cm", "max", self.maze_via_error_cm))
         if self.curl_aftereffect_cm is not None:
             bars.append((f"{model}_curl_aftereffect_cm", "min", self.curl_aftereffect_cm))
         if self.bump_recovery_ms is not None:
@@ -620,6 +639,11 @@ class AnnConfig:
         stops training, ``ann_<arch>_budget_hit = 1`` says so.
     dtype : str
         ``"float32"`` or ``"float64"``.
+    lr_final : float, optional
+        Fraction of the learning rate left at ``max_iterations``, for every architecture
+        (default: each architecture's in :data:`cortexsim.ann.DEFAULT_TRAIN`, 0.1).  A slower
+        decay keeps the ANNs learning to their cap where they are not stopped early
+        (``experiments/arm_bump.toml``: 0.5).
     """
 
     archs: tuple[str, ...] = ("rnn", "gru", "lstm")
@@ -627,6 +651,7 @@ class AnnConfig:
     max_iterations: int | None = None
     max_seconds: float | None = None
     dtype: str = "float32"
+    lr_final: float | None = None
 
     def __post_init__(self) -> None:
         for arch in self.archs:
@@ -637,6 +662,8 @@ class AnnConfig:
         if self.max_seconds is not None:
             v.number(self.max_seconds, "ann.max_seconds", low=0, low_open=True)
         v.choice(self.dtype, "ann.dtype", ("float32", "float64"))
+        if self.lr_final is not None:
+            v.number(self.lr_final, "ann.lr_final", low=0, high=1, low_open=True)
 
 
 MAX_NULL = 10_000

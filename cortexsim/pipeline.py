@@ -186,7 +186,7 @@ def stages(config: Config) -> list[Stage]:
         out.append(Stage("perturb", _TRAINING + ("lesion", "spiking", "perturb"), ("rate",)))
     ann = (
         *("experiment.seed", "task", "train", "effector", "perturb"),
-        *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype"),
+        *("ann.n_hidden", "ann.max_iterations", "ann.max_seconds", "ann.dtype", "ann.lr_final"),
     )
     out += [Stage(model.stage, ann) for model in anns(config.ann.archs)]
     if config.compare.rotation_control and config.effector.has_body:

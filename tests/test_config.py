@@ -115,8 +115,21 @@ def test_bad_config_text_raises_config_error(text, needles):
         ("[task]\nn_targets = 0", "task.n_targets"),
         ("[lif]\nreset = 30.0", "lif"),
         ("[circuit.overrides.tau]\n'PV2/3' = -0.01", "tau"),
+        ("[ann]\nlr_final = 0", "ann.lr_final"),
+        ("[ann]\nlr_final = 1.5", "ann.lr_final"),
     ],
 )
 def test_bad_config_values(text, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         experiment_from_text(text)
+
+
+def test_the_anns_learning_rate_decay_is_theirs_unless_ann_says():
+    from cortexsim.ann import DEFAULT_TRAIN
+    from cortexsim.assembly import ann_train_config
+
+    default = experiment_from_text("[train]\nlr_final = 0.3")
+    assert ann_train_config(default, "gru").lr_final == DEFAULT_TRAIN["gru"]["lr_final"]  # not the circuit's
+    slow = experiment_from_text("[train]\nlr_final = 0.3\n[ann]\nlr_final = 0.5")
+    assert {ann_train_config(slow, arch).lr_final for arch in ("rnn", "gru", "lstm")} == {0.5}
+    assert slow.train.lr_final == 0.3

@@ -136,3 +136,23 @@ def test_the_twins_endpoint_bar_applies_only_when_set():
     assert not check_quality(
         {**twin, "spiking_endpoint_error_cm": 1.2}, QualityConfig(spiking_endpoint_error_cm=1.5)
     ).failed("spiking")
+
+
+def test_the_maze_bars_apply_to_the_circuit_the_anns_and_the_twin_when_set():
+    assert not any("maze" in b[0] for m in ("rate", "spiking") for b in QualityConfig().bars(m))
+    q = QualityConfig(
+        maze_curvature_gain=0.5, maze_via_error_cm=1.5, spiking_maze_curvature_gain=0.4, spiking_maze_via_error_cm=2.0
+    )
+    assert {("ann_gru_maze_curvature_gain", "min", 0.5), ("ann_gru_maze_via_error_cm", "max", 1.5)} <= set(
+        q.bars("ann_gru")
+    )
+    assert {("spiking_maze_curvature_gain", "min", 0.4), ("spiking_maze_via_error_cm", "max", 2.0)} <= set(
+        q.bars("spiking")
+    )
+    straight = {**GOOD, "rate_maze_curvature_gain": 0.6, "rate_maze_via_error_cm": 1.9}
+    verdict = check_quality(straight, q)
+    assert verdict.failed("rate") and "rate_maze_via_error_cm" in verdict.describe("rate")
+    twin = {"spiking_position_r2": 0.97, "spiking_maze_curvature_gain": 0.3, "spiking_maze_via_error_cm": 1.0}
+    assert check_quality(twin, q).failed("spiking")
+    with pytest.raises(ConfigError, match=r"quality\.maze_via_error_cm"):
+        config_from_text("[quality]\nmaze_via_error_cm = -1")
