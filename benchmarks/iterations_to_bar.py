@@ -14,7 +14,7 @@ training and a proposed one are measured by the same code on the same seeds, int
 
     python benchmarks/iterations_to_bar.py                      # the shipped config, seeds 0-2
     python benchmarks/iterations_to_bar.py \\
-        --variant "before:train.clean_fraction=0.0;train.eval_every=50" \\
+        --variant "before:effector.speed_l2=1.0" \\
         --variant "after:"                                       # "after:" = the experiment as shipped
     python benchmarks/iterations_to_bar.py --model ann:gru --seeds 0 1 2
 
