@@ -38,7 +38,7 @@ _PUBLIC = {
     "compare_models": "compare_stage",
     "evaluate": "evaluation",
     "run_experiment": "pipeline",
-    "train_ann": "pipeline",
+    "train_ann": "ann_stage",
     "train_rate": "pipeline",
     "TwinResult": "spiking.twin",
     "run_twin": "spiking.twin",

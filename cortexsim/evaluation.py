@@ -108,3 +108,15 @@ def evaluate_rate(net, config: Config) -> Evaluation:
 
 
 __all__ = ["HELD_OUT_TRIALS", "Evaluation", "evaluate", "evaluate_rate"]
+
+
+def effector_arrays(loop) -> dict[str, np.ndarray]:
+    """The arm's record of a closed-loop simulation, as ``/<model>/effector`` stores it."""
+    return {
+        "q": loop.q,
+        "dq": loop.dq,
+        "hand": loop.hand_shoulder,
+        "activation": loop.activation,
+        "excitation": loop.excitation,
+        "feedback": loop.feedback,
+    }

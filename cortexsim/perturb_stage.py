@@ -6,7 +6,7 @@ is the circuit's spiking twin through the same protocols; :func:`write_perturbat
 ``/perturbation`` and its metrics; :func:`perturbation_figures` draws ``curl.png`` and ``bumps.png`` of
 every model the run file holds; :func:`run_perturbation` is the whole stage on the circuit, as the
 pipeline runs it.  An ANN goes through :func:`perturbation_run` in its own stage
-(:func:`cortexsim.pipeline.ann_run`).
+(:func:`cortexsim.ann_stage.ann_run`).
 """
 
 from __future__ import annotations

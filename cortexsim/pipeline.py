@@ -52,11 +52,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import analysis, metrics, plots, store
+from .ann_stage import AnnRun as AnnRun  # re-exported: the API and the docs
+from .ann_stage import ann_run, write_ann_run
+from .ann_stage import run_ann as run_ann
+from .ann_stage import train_ann as train_ann
 from .assembly import (
-    ann_train_config,
     build_circuit,
     initial_rate_network,
-    make_ann_model,
     make_rate_network,
     make_task,
     seeded_rng,
@@ -64,23 +66,23 @@ from .assembly import (
 )
 from .circuit import Connectome
 from .closed_loop import ArmRateNetwork
-from .compare_stage import circuit_fixed_points, compare_stage, model_fixed_points
+from .compare_stage import circuit_fixed_points, compare_stage
 from .compare_stage import communication_repeats as communication_repeats  # re-exported: the API and the docs
 from .compare_stage import compare_models as compare_models
 from .config import RECORDED_TASK, Config
 from .errors import ConfigError
-from .evaluation import Evaluation, evaluate, evaluate_rate
+from .evaluation import effector_arrays, evaluate, evaluate_rate
 from .fit_stage import run_fit
 from .interrupts import StickyInterrupt
 from .lesion import apply_lesion
 from .model_id import ModelId, anns, of_activity
-from .perturb_stage import Parts, perturbation_run, run_perturbation
+from .perturb_stage import run_perturbation
 from .rate import RateNetwork
 from .spiking_stage import run_spiking
 from .stage_metrics import METRICS_TEXT, gate, log_metrics
 from .stim_stage import run_stimulation
 from .tasks import TrialBatch
-from .train import Trainable, TrainState, new_state, train
+from .train import TrainState, new_state, train
 from .workers import WorkerPool
 
 LOG = logging.getLogger(__name__)
@@ -476,34 +478,6 @@ def train_rate(
     return net, state
 
 
-def train_ann(config: Config, arch: str, log: Log | None = None) -> tuple[Trainable, TrainState]:
-    """Train ANN baseline ``arch`` (``"rnn"``, ``"gru"``, ``"lstm"``) of ``config`` on the same task.
-
-    Returns the model (best validation parameters installed) and its final :class:`TrainState`.
-    """
-    log = log or LOG.info
-    model = make_ann_model(config, arch)
-    log(f"ann {arch}: {model!r}")
-    state = new_state(
-        model.params,
-        model.param_scales(),
-        seeded_rng(config, f"ann-batches-{arch}"),
-        seeded_rng(config, f"ann-noise-{arch}"),
-    )
-    # The ANNs' matrices are small: one BLAS thread is as fast and never stalls on a busy machine
-    with threadpool_limits(limits=1, user_api="blas"):
-        state = train(
-            model,
-            make_task(config),
-            ann_train_config(config, arch),
-            state,
-            validation=validation_set(config),
-            log=log,
-            quality=config.quality,
-        )
-    return model, state
-
-
 def _stage_train(ctx: _Context, name: str) -> StageOutput:
     """Build the circuit and train the rate network (resuming a checkpoint of the same config)."""
     config, run_file, log = ctx.config, ctx.run_file, ctx.log
@@ -552,7 +526,7 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
         results = evaluate_rate(net, config)
         arm = None
         if net.body is not None:
-            arm = _effector_arrays(results.body)  # the evaluation's own simulation, not a second one
+            arm = effector_arrays(results.body)  # the evaluation's own simulation, not a second one
             results.metrics.update(_potent_null_metrics(net, results.evaluation, results.activity))
             open_loop = net.without_feedback().simulate(results.test).outputs
             results.metrics["rate_endpoint_error_cm_no_feedback"] = metrics.endpoint_error_cm(open_loop, results.test)
@@ -589,18 +563,6 @@ def _stage_rate(ctx: _Context, name: str) -> StageOutput:
     )
     log_metrics(config, results.metrics, ctx.log)
     return StageOutput(("task", "rate"), tuple(results.metrics))
-
-
-def _effector_arrays(loop) -> dict[str, np.ndarray]:
-    """The arm's record of a closed-loop simulation, as ``/<model>/effector`` stores it."""
-    return {
-        "q": loop.q,
-        "dq": loop.dq,
-        "hand": loop.hand_shoulder,
-        "activation": loop.activation,
-        "excitation": loop.excitation,
-        "feedback": loop.feedback,
-    }
 
 
 def _potent_null_metrics(net: ArmRateNetwork, evaluation: TrialBatch, rates: np.ndarray) -> dict[str, float]:
@@ -764,101 +726,6 @@ _RUNNERS = {
     "control": _stage_control,
     "compare": _stage_compare,
 }
-
-
-@dataclass(frozen=True)
-class AnnRun:
-    """One trained and evaluated ANN baseline, before anything is written (see :func:`ann_run`).
-
-    Attributes
-    ----------
-    arch : str
-        ``"rnn"``, ``"gru"`` or ``"lstm"``.
-    results : Evaluation
-        Its held-out metrics and evaluation-set activity (hidden states).
-    params : dict of str to ndarray
-        The trained parameters (best validation iteration).
-    metrics : dict of str to float
-        ``ann_<arch>_*`` metrics, with the training time, iterations and budget flag.
-    attrs : dict
-        Attributes of ``/ann/<arch>`` (config, size, iterations, effector).
-    arm : dict of str to ndarray or None
-        On an arm run, the arm it moved on the evaluation set (:func:`_effector_arrays`).
-    perturbation : dict
-        On an arm run with ``[perturb]`` protocols, their parts
-        (:attr:`~cortexsim.perturb_stage.PerturbationRun.parts`); their metrics are in :attr:`metrics` too.
-    fixed_points : tuple of (Row, FixedPoints)
-        The compare stage's fixed-point searches of this model
-        (:func:`~cortexsim.compare_stage.model_fixed_points`), made where it was trained; not written.
-    """
-
-    arch: str
-    results: Evaluation
-    params: dict[str, np.ndarray]
-    metrics: dict[str, float]
-    attrs: dict
-    arm: dict[str, np.ndarray] | None
-    perturbation: Parts = field(default_factory=dict)
-    fixed_points: tuple = ()
-
-
-def ann_run(config: Config, arch: str, log: Log | None = None) -> AnnRun:
-    """Train ANN baseline ``arch`` on the run's task and evaluate it; nothing is written.
-
-    A pure function of ``config`` and ``arch`` (its generators are seeded from the config), so
-    it gives the same numbers in the pipeline's own process or in a worker process.  It also makes
-    the compare stage's fixed-point searches of the model (:attr:`AnnRun.fixed_points`): in a
-    worker they run while this process trains and simulates the circuit.
-    """
-    log = log or LOG.info
-    prefix = ModelId.ann(arch).prefix
-    model, state = train_ann(config, arch, log)
-    parts: Parts = {}
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = evaluate(model, config, prefix)
-        arm = _effector_arrays(results.body) if results.body is not None else None
-        if arm is not None and config.perturb.active:
-            parts = perturbation_run(config, model, prefix, log).parts
-    written = {
-        **results.metrics,
-        **{k: val for *_, values in parts.values() for k, val in values.items()},
-        f"{prefix}_train_seconds": state.elapsed,
-        f"{prefix}_train_iterations": float(state.iteration),
-        f"{prefix}_budget_hit": float(state.budget_hit),
-    }
-    attrs = {
-        "config": config.to_toml(),
-        "n_hidden": config.ann.n_hidden,
-        "iterations": state.iteration,
-        "train_seconds": state.elapsed,
-        "effector": config.effector.kind,
-    }
-    fixed = model_fixed_points(config, ModelId.ann(arch).stage, model)
-    return AnnRun(arch, results, dict(model.params), written, attrs, arm, parts, fixed)
-
-
-def write_ann_run(config: Config, run: AnnRun, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
-    """Write ``/ann/<arch>``, its metrics and ``trajectories_<arch>.png``; returns the metric names."""
-    log = log or LOG.info
-    results, arch = run.results, run.arch
-    with store.open_for_update(run_file) as f:
-        store.write_ann(f, arch, results.activity, results.outputs, run.params, run.attrs)
-        if run.arm is not None:
-            store.write_effector(f, ModelId.ann(arch).group, run.arm, config.task.dt, kind=config.effector.kind)
-        for (kind, model), (tables, arrays, attrs, _) in run.perturbation.items():
-            store.write_perturbation(f, kind, model, tables, arrays, attrs)
-        store.write_metrics(f, run.metrics, METRICS_TEXT)
-    plots.save(
-        plots.plot_trajectories(results.evaluation, results.outputs, results.catch_outputs),
-        figures / f"trajectories_{arch}.png",
-    )
-    log_metrics(config, run.metrics, log)
-    return list(run.metrics)
-
-
-def run_ann(config: Config, arch: str, run_file: Path, figures: Path, log: Log | None = None) -> list[str]:
-    """Train one ANN baseline on the same task, evaluate it and write ``/ann/<arch>``; returns the metric names."""
-    return write_ann_run(config, ann_run(config, arch, log), run_file, figures, log)
 
 
 _JOBS = {"ann": (ann_run, _write_ann_job), "control": (control_run, write_control_run)}

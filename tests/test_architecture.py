@@ -53,7 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "pipeline and assembly",
         ("pipeline", "assembly", "preflight", "outputs", "stage_metrics", "spiking_stage", "perturb_stage")
-        + ("stim_stage", "fit_stage", "compare_stage"),
+        + ("stim_stage", "fit_stage", "compare_stage", "ann_stage"),
     ),
     ("sweep", ("sweep",)),
     ("cli", ("cli", "__main__")),
