@@ -351,7 +351,7 @@ def run_experiment(
                     continue
                 if stage in background:
                     if stage.name not in pool.done():  # this process would wait: work ahead for the comparison
-                        _search_circuit_fixed_points(ctx, plan, recomputed)
+                        _search_circuit_fixed_points(ctx, plan, recomputed | set(done))
                     collect(stage)
                     continue
                 ctx.log(f"[{stage.name}]")
@@ -383,7 +383,7 @@ def run_experiment(
         return ctx.run_file
 
 
-def _search_circuit_fixed_points(ctx: _Context, plan: list[Stage], recomputed: set[str]) -> None:
+def _search_circuit_fixed_points(ctx: _Context, plan: list[Stage], finished: set[str]) -> None:
     """Make the compare stage's fixed-point searches of the trained circuit now, if it will want them.
 
     Called while this process would only wait for a worker (an ANN still training): the core is
@@ -392,17 +392,11 @@ def _search_circuit_fixed_points(ctx: _Context, plan: list[Stage], recomputed: s
     """
     if not ctx.config.compare.fixed_point_starts or "rate" in ctx.fixed_points:
         return
-    if not {"train", "compare"} <= {s.name for s in plan} or "train" not in recomputed | _recorded(ctx.run_file):
+    if not {"train", "compare"} <= {s.name for s in plan} or "train" not in finished:
         return
     t0 = time.perf_counter()
     ctx.fixed_points["rate"] = circuit_fixed_points(ctx.config, ctx.run_file)
     ctx.log(f"[compare] the circuit's fixed points searched while a worker finishes ({time.perf_counter() - t0:.1f} s)")
-
-
-def _recorded(run_file: Path) -> set[str]:
-    """The stages ``run_file`` records as finished."""
-    with store.open_run(run_file) as f:
-        return set(store.read_stages(f))
 
 
 @dataclass(frozen=True)
